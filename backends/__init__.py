@@ -1,0 +1,1 @@
+"""Target emitters: each backend turns a compiled IR into an artifact it can run."""

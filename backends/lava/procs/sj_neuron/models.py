@@ -1,0 +1,52 @@
+"""Float process model of SJNeuron (bit-equal to the reference simulator in float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from backends.lava.procs.sj_neuron.process import MODEL_CODES, SJNeuron
+from snncompile.sim import neuron_math
+
+_MODELS = {code: name for name, code in MODEL_CODES.items()}
+
+
+@implements(proc=SJNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySJNeuronModelFloat(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    v: np.ndarray = LavaPyType(np.ndarray, float)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    v_th: np.ndarray = LavaPyType(np.ndarray, float)
+    v_reset: np.ndarray = LavaPyType(np.ndarray, float)
+    soft_reset: np.ndarray = LavaPyType(np.ndarray, int)
+    model_code: np.ndarray = LavaPyType(np.ndarray, int)
+    leak: np.ndarray = LavaPyType(np.ndarray, float)
+    decay_input: np.ndarray = LavaPyType(np.ndarray, int)
+    reset_interval: np.ndarray = LavaPyType(np.ndarray, int)
+    depth: np.ndarray = LavaPyType(np.ndarray, int)
+
+    def _params(self) -> neuron_math.NeuronParams:
+        model = _MODELS[int(self.model_code[0])]
+        leak = float(self.leak[0])
+        return neuron_math.NeuronParams(
+            model=model, v_threshold=self.v_th,
+            v_reset=None if self.soft_reset[0] else float(self.v_reset[0]),
+            tau=leak if model == "lif" else None, decay=leak if model == "plif" else None,
+            decay_input=bool(self.decay_input[0]))
+
+    def run_spk(self) -> None:
+        a_in = self.a_in.recv()
+        interval = int(self.reset_interval[0])
+        if interval and (self.time_step - 1 - int(self.depth[0])) % interval == 0:
+            self.v[:] = self.v_reset[0]
+        s, v = neuron_math.step(self.v, a_in + self.bias, self._params())
+        self.v[:] = v
+        self.s_out.send(s)

@@ -1,0 +1,37 @@
+"""Child process that runs one Lava simulation: ``python -m backends.lava.worker JOB``.
+
+JOB is a directory holding job.pkl (written by our own parent process). Progress lines
+``progress DONE TOTAL`` go to stdout; the result is written to JOB/result.npz.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(job_dir: str) -> int:
+    job = Path(job_dir)
+    with open(job / "job.pkl", "rb") as fh:
+        spec = pickle.load(fh)  # our own file, written by the parent a moment ago
+    t0 = time.perf_counter()
+    from backends.lava.network import run_plan
+
+    def progress(done: int, total: int) -> None:
+        print(f"progress {done} {total}", flush=True)
+
+    out = run_plan(spec["plan"], spec["x"], spec["record"], progress)
+    tmp = job / "result.tmp.npz"
+    np.savez(tmp, **{k: v for k, v in out.items()}, __wall_s__=np.array(time.perf_counter() - t0))
+    os.replace(tmp, job / "result.npz")
+    print("done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,214 @@
+"""Load a checkpoint safely and return an ``nn.Module`` in eval mode plus its metadata."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pickle
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from snncompile.errors import EXIT_UNSAFE, EXIT_USAGE, SnnCompileError
+
+# Modules whose classes may be unpickled without --trust-pickle: building them runs no
+# user code. Unsupported layers still load and are rejected later with a precise message.
+_SAFE_PACKAGES = (
+    "torch.nn.modules",
+    "spikingjelly.activation_based.neuron",
+    "spikingjelly.activation_based.layer",
+    "spikingjelly.activation_based.surrogate",
+    "spikingjelly.activation_based.base",
+    "torch.nn.utils.prune",
+)
+_META_KEYS = ("input_shape", "steps", "T", "num_classes", "name", "patch_mask")
+
+
+@dataclass
+class LoadedModel:
+    module: nn.Module
+    path: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _classes_in(package: str) -> list[type]:
+    import pkgutil
+
+    try:
+        pkg = importlib.import_module(package)
+    except ImportError:
+        return []
+    mods = [pkg]
+    for info in pkgutil.walk_packages(getattr(pkg, "__path__", []), package + "."):
+        try:
+            mods.append(importlib.import_module(info.name))
+        except Exception:  # an optional backend (cupy, triton) that is not installed
+            continue
+    out = []
+    for mod in mods:
+        for _, obj in inspect.getmembers(mod, inspect.isclass):
+            if obj.__module__.startswith(package):
+                out.append(obj)
+    return out
+
+
+_allowlist_cache: list[Any] | None = None
+
+
+def safe_globals() -> list[Any]:
+    """Classes allowed in a ``weights_only`` load of a whole pickled module."""
+    global _allowlist_cache
+    if _allowlist_cache is None:
+        classes: list[Any] = [OrderedDict, set, torch.nn.parameter.Parameter,
+                              torch.nn.parameter.Buffer, torch.Size]
+        for package in _SAFE_PACKAGES:
+            classes.extend(_classes_in(package))
+        _allowlist_cache = list(dict.fromkeys(classes))
+    return _allowlist_cache
+
+
+def _qualname(obj: Any) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise SnnCompileError(f"model file not found: {path}",
+                              "check the path; a checkpoint is a file written by torch.save",
+                              EXIT_USAGE)
+    if path.is_dir():
+        raise SnnCompileError(f"{path} is a directory, not a model file",
+                              "pass the .pt file written by torch.save", EXIT_USAGE)
+    if not zipfile.is_zipfile(path):
+        # torch.save has written zip archives since 1.6; anything else is corrupt or foreign
+        raise SnnCompileError(f"cannot read {path}: not a PyTorch checkpoint (corrupt or truncated?)",
+                              "re-save the model with torch.save(model, path)", EXIT_USAGE)
+
+
+def _torch_load(path: Path, trust_pickle: bool) -> Any:
+    if not trust_pickle:
+        allowed = {_qualname(c) for c in safe_globals()}
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception as exc:
+            raise SnnCompileError(f"cannot read {path}: {exc}",
+                                  "the file is corrupt or not a PyTorch checkpoint", EXIT_USAGE) from None
+        refused = sorted(g for g in unsafe if g not in allowed)
+        if refused:
+            raise SnnCompileError(
+                f"refusing to unpickle {path}: it references code outside torch/spikingjelly: "
+                + ", ".join(refused),
+                "save a state_dict and pass --arch package.module:factory, or pass "
+                "--trust-pickle if you trust this file (unpickling can run arbitrary code)",
+                EXIT_UNSAFE)
+    try:
+        if trust_pickle:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(safe_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError,
+            AttributeError, zipfile.BadZipFile, ModuleNotFoundError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SnnCompileError(f"cannot load {path}: {first}",
+                              "the file is corrupt, or was saved by an incompatible torch; "
+                              "re-save it with torch.save", EXIT_USAGE) from None
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    prefixes = ("module.", "_orig_mod.")
+    out = {}
+    for k, v in state.items():
+        for p in prefixes:
+            while k.startswith(p):
+                k = k[len(p):]
+        out[k] = v
+    return out
+
+
+def build_arch(spec: str) -> nn.Module:
+    """Call ``package.module:factory`` and return the module it builds."""
+    if ":" not in spec:
+        raise SnnCompileError(f"--arch {spec!r} is not of the form package.module:factory",
+                              "e.g. --arch mypkg.models:make_net", EXIT_USAGE)
+    mod_name, attr = spec.split(":", 1)
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise SnnCompileError(f"--arch: cannot import {mod_name}: {exc}",
+                              "make the package importable (pip install -e . or PYTHONPATH)",
+                              EXIT_USAGE) from None
+    factory = getattr(mod, attr, None)
+    if factory is None or not callable(factory):
+        raise SnnCompileError(f"--arch: {mod_name} has no callable {attr!r}",
+                              "name a function or class that builds the model", EXIT_USAGE)
+    model = factory()
+    if not isinstance(model, nn.Module):
+        raise SnnCompileError(f"--arch {spec} returned {type(model).__name__}, not an nn.Module",
+                              "the factory must return the (untrained) model", EXIT_USAGE)
+    return model
+
+
+def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    state = _strip_prefix(state)
+    # torch.nn.utils.prune checkpoints store weight_orig + weight_mask: rebuild weight.
+    for key in [k for k in state if k.endswith("_orig")]:
+        base = key[: -len("_orig")]
+        mask = state.get(base + "_mask")
+        if mask is not None and base not in state:
+            state[base] = state.pop(key) * mask
+            state.pop(base + "_mask")
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        parts = []
+        if result.missing_keys:
+            parts.append("missing " + ", ".join(result.missing_keys[:6]))
+        if result.unexpected_keys:
+            parts.append("unexpected " + ", ".join(result.unexpected_keys[:6]))
+        raise SnnCompileError(f"state_dict in {path} does not fit the --arch model: "
+                              + "; ".join(parts),
+                              "check that --arch builds the architecture the weights came from",
+                              EXIT_USAGE)
+
+
+def load_model(path: str | Path, arch: str | None = None, trust_pickle: bool = False) -> LoadedModel:
+    """Load ``path`` (whole module, or state_dict + ``arch``) and put it in eval mode."""
+    path = Path(path)
+    _check_readable(path)
+    obj = _torch_load(path, trust_pickle)
+    meta: dict[str, Any] = {}
+    if isinstance(obj, dict) and not _is_state_dict(obj):
+        meta = {k: obj[k] for k in _META_KEYS if k in obj}
+        for key in ("model", "state_dict", "net", "module"):
+            if key in obj:
+                obj = obj[key]
+                break
+    if isinstance(obj, nn.Module):
+        model = obj
+        if arch:
+            model = build_arch(arch)
+            _apply_state(model, obj.state_dict(), path)
+    elif _is_state_dict(obj):
+        if not arch:
+            raise SnnCompileError(f"{path} holds only weights (a state_dict), not a model",
+                                  "pass --arch package.module:factory that builds the network",
+                                  EXIT_USAGE)
+        model = build_arch(arch)
+        _apply_state(model, dict(obj), path)
+    else:
+        raise SnnCompileError(f"{path} holds a {type(obj).__name__}, not a model or state_dict",
+                              "save with torch.save(model) or torch.save({'state_dict': ...})",
+                              EXIT_USAGE)
+    if "T" in meta and "steps" not in meta:
+        meta["steps"] = meta.pop("T")
+    model.eval()
+    return LoadedModel(model, path, meta)

@@ -1,0 +1,345 @@
+"""Trace an ``nn.Module`` with torch.fx (spiking neurons are leaves) into the IR."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
+from snncompile.ir import (
+    Add, BatchNorm, Conv2d, Input, IRGraph, Linear, Neuron, Output, Pool2d, Reshape,
+)
+
+try:  # spikingjelly is optional at import time: plain-torch models need none of it
+    from spikingjelly.activation_based import layer as sj_layer
+    from spikingjelly.activation_based import neuron as sj_neuron
+
+    NEURON_TYPES: tuple[type, ...] = (sj_neuron.IFNode, sj_neuron.LIFNode,
+                                      sj_neuron.ParametricLIFNode)
+    SEQ_CONTAINERS: tuple[type, ...] = (sj_layer.SeqToANNContainer,)
+    SJ_PREFIX = "spikingjelly.activation_based"
+except ImportError:  # pragma: no cover
+    NEURON_TYPES, SEQ_CONTAINERS, SJ_PREFIX = (), (), "\0"
+
+# Shape-probe sizes: primes unlikely to equal a feature dimension, so the time and batch
+# axes can be told apart from the per-sample axes in every recorded shape.
+_PROBE_T, _PROBE_B = 3, 5
+
+SUPPORTED = (
+    "spikingjelly.activation_based neuron.IFNode, neuron.LIFNode, neuron.ParametricLIFNode; "
+    "Conv2d, Linear, BatchNorm1d, BatchNorm2d, MaxPool2d, AvgPool2d, Flatten, Dropout, "
+    "Identity (torch.nn or spikingjelly layer.*), layer.SeqToANNContainer, nn.Sequential; "
+    "residual `+`, flatten/view/reshape, and mean/sum over time at the output"
+)
+
+
+def _unsupported(what: str, where: str) -> SnnCompileError:
+    return SnnCompileError(f"unsupported {what} at `{where}`",
+                           f"supported: {SUPPORTED}", EXIT_UNSUPPORTED)
+
+
+class _Tracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if isinstance(m, NEURON_TYPES + SEQ_CONTAINERS):
+            return True
+        if type(m).__module__.startswith(SJ_PREFIX):
+            return True
+        if isinstance(m, nn.Sequential):
+            return False
+        return super().is_leaf_module(m, qualname)
+
+
+@dataclass
+class TraceResult:
+    graph: IRGraph
+    step_mode: str                 # "s": model called once per step; "m": takes [T, B, ...]
+    neuron_sources: dict[str, str]  # IR neuron node → module path in the source model
+
+
+def step_mode_of(model: nn.Module) -> str:
+    modes = {getattr(m, "step_mode", None) for m in model.modules()
+             if isinstance(m, NEURON_TYPES) or type(m).__module__.startswith(SJ_PREFIX)}
+    modes.discard(None)
+    if not any(isinstance(m, NEURON_TYPES) for m in model.modules()):
+        raise SnnCompileError("the model has no spiking neurons (IFNode, LIFNode, ParametricLIFNode)",
+                              f"snncompile compiles spiking networks; supported: {SUPPORTED}",
+                              EXIT_UNSUPPORTED)
+    if len(modes) > 1:
+        raise SnnCompileError("the model mixes single-step ('s') and multi-step ('m') modules",
+                              "call functional.set_step_mode(model, 'm') (or 's') before saving",
+                              EXIT_UNSUPPORTED)
+    return modes.pop() if modes else "s"
+
+
+class _ShapeRecorder(fx.Interpreter):
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.values: dict[str, Any] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        if isinstance(out, torch.Tensor):
+            self.shapes[n.name] = tuple(out.shape)
+        else:
+            self.values[n.name] = out
+        return out
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _np(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().to(torch.float64).cpu().numpy().copy()
+
+
+class _Converter:
+    def __init__(self, gm: fx.GraphModule, rec: _ShapeRecorder, mode: str, name: str) -> None:
+        self.gm, self.rec, self.mode = gm, rec, mode
+        self.modules = dict(gm.named_modules())
+        self.g = IRGraph(name)
+        self.env: dict[str, str] = {}           # fx node name → IR node name
+        self.time_reduced: set[str] = set()
+        self.neuron_sources: dict[str, str] = {}
+        self.neuron_calls: dict[str, int] = {}
+
+    # per-sample shape of a recorded fx value
+    def sample_shape(self, n: fx.Node) -> tuple[int, ...]:
+        sh = self.rec.shapes[n.name]
+        if self.mode == "s":
+            return sh[1:]
+        if sh[:2] == (_PROBE_T, _PROBE_B):
+            return sh[2:]
+        if sh and sh[0] in (_PROBE_T * _PROBE_B, _PROBE_B):
+            if sh[0] == _PROBE_B:
+                self.time_reduced.add(n.name)
+            return sh[1:]
+        raise SnnCompileError(f"cannot tell the time and batch axes of `{n.format_node()}` "
+                              f"(shape {sh} for T={_PROBE_T}, B={_PROBE_B})",
+                              "keep tensors as [T, B, ...] or [T*B, ...] between layers",
+                              EXIT_UNSUPPORTED)
+
+    def add(self, base: str, node: Any, inputs: list[str]) -> str:
+        base = base.replace(".", "_")
+        if base[:1].isdigit():  # Sequential indices: "0" → "conv2d_0"
+            base = f"{node.op}_{base}"
+        return self.g.add(self.g.unique_name(base), node, inputs)
+
+    def ir_input(self, arg: Any, where: str) -> str:
+        if not isinstance(arg, fx.Node) or arg.name not in self.env:
+            raise _unsupported(f"non-tensor operand {arg!r}", where)
+        return self.env[arg.name]
+
+    # -- modules -----------------------------------------------------------------------
+    def module(self, m: nn.Module, path: str, src: str, out_shape: tuple[int, ...]) -> str:
+        if isinstance(m, SEQ_CONTAINERS) or isinstance(m, nn.Sequential):
+            children = list(m.named_children())
+            if not children:
+                return src
+            for i, (cname, child) in enumerate(children):
+                last = i == len(children) - 1
+                shape = out_shape if last else self._child_shape(child, src)
+                src = self.module(child, f"{path}.{cname}", src, shape)
+            return src
+        in_node = self.g.node(src)
+        if isinstance(m, NEURON_TYPES):
+            return self.neuron(m, path, src, in_node.shape)
+        if isinstance(m, nn.Conv2d):
+            if m.padding_mode != "zeros" or isinstance(m.padding, str):
+                if not (isinstance(m.padding, str) and m.padding == "valid"):
+                    raise _unsupported(f"Conv2d padding {m.padding!r}/{m.padding_mode}", path)
+            pad = (0, 0) if isinstance(m.padding, str) else _pair(m.padding)
+            node = Conv2d(out_shape, path, weight=_np(m.weight), bias=_np(m.bias),
+                          stride=_pair(m.stride), padding=pad, dilation=_pair(m.dilation),
+                          groups=m.groups)
+            return self.add(path, node, [src])
+        if isinstance(m, nn.Linear):
+            node = Linear(out_shape, path, weight=_np(m.weight), bias=_np(m.bias))
+            return self.add(path, node, [src])
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if not m.track_running_stats or m.running_mean is None:
+                raise _unsupported("BatchNorm without running statistics", path)
+            c = m.num_features
+            w = _np(m.weight) if m.affine else np.ones(c)
+            b = _np(m.bias) if m.affine else np.zeros(c)
+            if not in_node.shape or in_node.shape[0] != c:
+                raise _unsupported(f"BatchNorm over axis of size {in_node.shape[:1]} "
+                                   f"(expects channels first, {c})", path)
+            node = BatchNorm(out_shape, path, mean=_np(m.running_mean), var=_np(m.running_var),
+                             weight=w, bias=b, eps=float(m.eps))
+            return self.add(path, node, [src])
+        if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            if m.ceil_mode:
+                raise _unsupported("pooling with ceil_mode=True", path)
+            if isinstance(m, nn.MaxPool2d):
+                if _pair(m.dilation) != (1, 1) or m.return_indices:
+                    raise _unsupported("MaxPool2d with dilation or return_indices", path)
+                node = Pool2d(out_shape, path, mode="max", kernel=_pair(m.kernel_size),
+                              stride=_pair(m.stride or m.kernel_size), padding=_pair(m.padding))
+            else:
+                if m.divisor_override:
+                    raise _unsupported("AvgPool2d with divisor_override", path)
+                node = Pool2d(out_shape, path, mode="avg", kernel=_pair(m.kernel_size),
+                              stride=_pair(m.stride or m.kernel_size), padding=_pair(m.padding),
+                              count_include_pad=bool(m.count_include_pad))
+            return self.add(path, node, [src])
+        if isinstance(m, nn.Flatten):
+            return self.reshape(src, out_shape, path)
+        if isinstance(m, (nn.Dropout, nn.Identity)):
+            return src
+        raise SnnCompileError(
+            f"unsupported layer `{path}` of type {type(m).__module__}.{type(m).__name__}",
+            f"supported: {SUPPORTED}", EXIT_UNSUPPORTED)
+
+    def _child_shape(self, child: nn.Module, src: str) -> tuple[int, ...]:
+        """Per-sample output shape of ``child`` applied to ``src`` (probe in float64)."""
+        shape = self.g.node(src).shape
+        probe = torch.zeros((2, *shape), dtype=torch.float64)
+        if isinstance(child, NEURON_TYPES) or isinstance(child, (nn.Dropout, nn.Identity)):
+            return shape
+        with torch.no_grad():
+            fn = child
+            if type(child).__module__.startswith(SJ_PREFIX) and hasattr(child, "step_mode"):
+                saved = child.step_mode
+                child.step_mode = "s"
+                try:
+                    return tuple(fn(probe).shape[1:])
+                finally:
+                    child.step_mode = saved
+            return tuple(fn(probe).shape[1:])
+
+    def neuron(self, m: nn.Module, path: str, src: str, shape: tuple[int, ...]) -> str:
+        self.neuron_calls[path] = self.neuron_calls.get(path, 0) + 1
+        if self.neuron_calls[path] > 1:
+            raise _unsupported("neuron module called more than once (it would share state)", path)
+        v_reset = None if m.v_reset is None else float(m.v_reset)
+        common = dict(v_threshold=float(m.v_threshold), v_reset=v_reset)
+        if isinstance(m, sj_neuron.ParametricLIFNode):
+            q = float(m.w.detach().to(torch.float64).sigmoid())
+            node = Neuron(shape, path, model="plif", decay=q, decay_input=bool(m.decay_input), **common)
+        elif isinstance(m, sj_neuron.LIFNode):
+            node = Neuron(shape, path, model="lif", tau=float(m.tau),
+                          decay_input=bool(m.decay_input), **common)
+        else:
+            node = Neuron(shape, path, model="if", **common)
+        name = self.add(path, node, [src])
+        self.neuron_sources[name] = path
+        return name
+
+    def reshape(self, src: str, shape: tuple[int, ...], where: str) -> str:
+        if tuple(shape) == tuple(self.g.node(src).shape):
+            return src
+        if int(np.prod(shape)) != self.g.node(src).size:
+            raise _unsupported(f"reshape {self.g.node(src).shape} → {shape} that mixes samples", where)
+        return self.add(where.rsplit(".", 1)[-1] if "." in where else "reshape",
+                        Reshape(tuple(shape), where), [src])
+
+    # -- functions -----------------------------------------------------------------------
+    def call(self, n: fx.Node) -> str | None:
+        fn = n.target
+        where = n.format_node()
+        name = fn if isinstance(fn, str) else getattr(fn, "__name__", str(fn))
+        tensor_args = [a for a in n.args if isinstance(a, fx.Node) and a.name in self.env]
+        if name in ("size", "dim") or (fn is getattr and n.args[1] in ("shape", "dtype", "device")):
+            return None  # a Python value; only feeds shape arguments
+        if fn is operator.getitem and n.args[0].name not in self.env:
+            return None
+        if name in ("add", "__add__", "iadd") or fn in (operator.add, operator.iadd, torch.add):
+            if len(tensor_args) != 2 or n.kwargs:
+                raise _unsupported("addition with a constant or scaled operand", where)
+            a, b = (self.env[x.name] for x in tensor_args)
+            shape = self.sample_shape(n)
+            if self.g.node(a).shape != self.g.node(b).shape:
+                raise _unsupported("broadcasting addition", where)
+            return self.add("add", Add(shape, where), [a, b])
+        if name in ("flatten", "view", "reshape", "contiguous"):
+            src = self.ir_input(n.args[0], where)
+            if n.args[0].name in self.time_reduced:
+                self.time_reduced.add(n.name)
+            return self.reshape(src, self.sample_shape(n), where)
+        if name in ("mean", "sum") and self.mode == "m":
+            dims = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
+            if dims == 0 or dims == (0,) or dims == [0]:
+                self.time_reduced.add(n.name)
+                return self.ir_input(n.args[0], where)
+        raise _unsupported(f"operation `{name}`", where)
+
+    def run(self) -> IRGraph:
+        for n in self.gm.graph.nodes:
+            if n.op == "placeholder":
+                if self.g.of_type(Input):
+                    raise _unsupported("model with more than one input", n.format_node())
+                self.env[n.name] = self.add("input", Input(self.sample_shape(n), "input"), [])
+            elif n.op == "call_module":
+                m = self.modules[n.target]
+                src = self.ir_input(n.args[0], n.target) if n.args else None
+                if src is None or len(n.args) != 1 or n.kwargs:
+                    raise _unsupported("module call with several inputs", n.target)
+                self.env[n.name] = self.module(m, n.target, src, self.sample_shape(n))
+            elif n.op in ("call_function", "call_method"):
+                out = self.call(n)
+                if out is not None:
+                    self.env[n.name] = out
+            elif n.op == "get_attr":
+                raise _unsupported("tensor constant used directly in forward()", n.target)
+            elif n.op == "output":
+                arg = n.args[0]
+                if isinstance(arg, (tuple, list)):
+                    if len(arg) != 1:
+                        raise _unsupported("model with several outputs", "output")
+                    arg = arg[0]
+                src = self.ir_input(arg, "output")
+                node = self.g.node(src)
+                reduced = arg.name in self.time_reduced
+                self.g.meta["output_time_reduced"] = reduced
+                self.add("output", Output(node.shape, "output"), [src])
+        return self.g
+
+
+def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "model") -> TraceResult:
+    """Trace ``model`` for per-sample input ``input_shape`` into an IR graph."""
+    mode = step_mode_of(model)
+    try:
+        gm = fx.GraphModule(model, _Tracer().trace(model))
+    except Exception as exc:  # fx raises many types for data-dependent Python
+        raise SnnCompileError(f"cannot trace the model with torch.fx: {type(exc).__name__}: {exc}",
+                              "forward() must not branch on tensor values; "
+                              "move such logic out of the model", EXIT_UNSUPPORTED) from None
+    lead = (_PROBE_T, _PROBE_B) if mode == "m" else (_PROBE_B,)
+    probe = torch.rand((*lead, *input_shape), dtype=torch.float64)
+    model64 = _as_float64(model)
+    gm64 = fx.GraphModule(model64, gm.graph)
+    rec = _ShapeRecorder(gm64)
+    _reset(model64)
+    try:
+        with torch.no_grad():
+            rec.run(probe)
+    except Exception as exc:
+        raise SnnCompileError(f"the model fails on input of per-sample shape {tuple(input_shape)}: "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                              "pass the right --input-shape C,H,W (or an --input file)",
+                              EXIT_USAGE) from None
+    finally:
+        _reset(model64)
+    conv = _Converter(gm64, rec, mode, name)
+    graph = conv.run()
+    graph.meta.update({"step_mode": mode, "input_shape": list(input_shape)})
+    return TraceResult(graph, mode, conv.neuron_sources)
+
+
+def _as_float64(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model).to(torch.float64).eval()
+
+
+def _reset(model: nn.Module) -> None:
+    for m in model.modules():
+        if hasattr(m, "reset") and callable(m.reset) and hasattr(m, "_memories"):
+            m.reset()

@@ -1,0 +1,100 @@
+"""The IR graph: a networkx DiGraph whose nodes hold typed IR nodes, with ordered inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import networkx as nx
+
+from snncompile.ir.nodes import Input, Node, Output
+
+
+class IRGraph:
+    """A feed-forward spiking network, one time step per evaluation.
+
+    ``g.nx`` is the underlying ``networkx.DiGraph``; each node has attributes ``node``
+    (the IR node) and ``inputs`` (ordered predecessor names).
+    """
+
+    def __init__(self, name: str = "model") -> None:
+        self.name = name
+        self.nx = nx.DiGraph()
+        self.meta: dict = {}
+
+    # -- building ----------------------------------------------------------------------
+    def add(self, name: str, node: Node, inputs: list[str] | tuple[str, ...] = ()) -> str:
+        if name in self.nx:
+            raise ValueError(f"duplicate IR node name {name!r}")
+        for src in inputs:
+            if src not in self.nx:
+                raise ValueError(f"IR node {name!r} reads unknown node {src!r}")
+        self.nx.add_node(name, node=node, inputs=list(inputs))
+        for port, src in enumerate(inputs):
+            self.nx.add_edge(src, name, port=port)
+        return name
+
+    def unique_name(self, base: str) -> str:
+        base = base.replace(".", "_") or "node"
+        name, k = base, 1
+        while name in self.nx:
+            k += 1
+            name = f"{base}_{k}"
+        return name
+
+    def remove(self, name: str) -> None:
+        self.nx.remove_node(name)
+
+    def replace_input(self, name: str, old: str, new: str) -> None:
+        ins = [new if s == old else s for s in self.inputs(name)]
+        self.set_inputs(name, ins)
+
+    def set_inputs(self, name: str, inputs: list[str]) -> None:
+        for src in list(self.nx.predecessors(name)):
+            self.nx.remove_edge(src, name)
+        self.nx.nodes[name]["inputs"] = list(inputs)
+        for port, src in enumerate(inputs):
+            self.nx.add_edge(src, name, port=port)
+
+    # -- reading -----------------------------------------------------------------------
+    def node(self, name: str) -> Node:
+        return self.nx.nodes[name]["node"]
+
+    def inputs(self, name: str) -> list[str]:
+        return list(self.nx.nodes[name]["inputs"])
+
+    def users(self, name: str) -> list[str]:
+        return list(self.nx.successors(name))
+
+    def topo(self) -> list[str]:
+        """Topological order, ties broken by insertion order (stable across runs)."""
+        index = {n: i for i, n in enumerate(self.nx.nodes)}
+        return list(nx.lexicographical_topological_sort(self.nx, key=index.__getitem__))
+
+    def items(self) -> Iterator[tuple[str, Node]]:
+        for name in self.topo():
+            yield name, self.node(name)
+
+    def of_type(self, cls: type) -> list[str]:
+        return [n for n, node in self.items() if isinstance(node, cls)]
+
+    @property
+    def input_name(self) -> str:
+        names = self.of_type(Input)
+        if len(names) != 1:
+            raise ValueError(f"graph has {len(names)} inputs; exactly one is supported")
+        return names[0]
+
+    @property
+    def output_name(self) -> str:
+        names = self.of_type(Output)
+        if len(names) != 1:
+            raise ValueError(f"graph has {len(names)} outputs; exactly one is supported")
+        return names[0]
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()
+
+    def copy(self) -> IRGraph:
+        import copy
+
+        return copy.deepcopy(self)

@@ -1,0 +1,83 @@
+"""Save and load an IR graph as one ``.npz`` file (no pickle: safe to open)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.ir.graph import IRGraph
+from snncompile.ir.nodes import NODE_TYPES
+
+FORMAT = "snncompile-ir/1"
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def save_ir(graph: IRGraph, path: str | Path) -> Path:
+    """Write ``graph`` to ``path`` atomically (temp file + rename)."""
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    entries = []
+    for name, node in graph.items():
+        attrs, array_keys = {}, []
+        for f in fields(node):
+            value = getattr(node, f.name)
+            if isinstance(value, np.ndarray):
+                key = f"{len(arrays)}"
+                arrays[key] = value
+                array_keys.append([f.name, key])
+            else:
+                attrs[f.name] = _jsonable(value)
+        entries.append({"name": name, "op": node.op, "inputs": graph.inputs(name),
+                        "attrs": attrs, "arrays": array_keys})
+    header = {"format": FORMAT, "name": graph.name, "meta": graph.meta, "nodes": entries}
+    arrays["__graph__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_ir(path: str | Path) -> IRGraph:
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(bytes(data["__graph__"]).decode())
+            stored = {k: data[k] for k in data.files if k != "__graph__"}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise SnnCompileError(f"cannot read IR file {path}: {exc}",
+                              "pass a file written by `snncompile ... -o DIR` (model.ir.npz)",
+                              EXIT_USAGE) from None
+    if header.get("format") != FORMAT:
+        raise SnnCompileError(f"{path} is not an {FORMAT} file", "re-export it", EXIT_USAGE)
+    graph = IRGraph(header["name"])
+    graph.meta = header.get("meta", {})
+    for e in header["nodes"]:
+        cls = NODE_TYPES[e["op"]]
+        kwargs = dict(e["attrs"])
+        for fname, key in e["arrays"]:
+            kwargs[fname] = stored[key]
+        for k, v in list(kwargs.items()):
+            if isinstance(v, list):
+                kwargs[k] = tuple(v)
+        graph.add(e["name"], cls(**kwargs), e["inputs"])
+    return graph

@@ -1,0 +1,68 @@
+"""Run the source PyTorch model in float64 and record every neuron module's spikes."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class TorchRun:
+    spikes: dict[str, np.ndarray] = field(default_factory=dict)  # module path → [T, B, ...]
+    output: np.ndarray | None = None   # [T, B, ...], or [B, ...] if the model reduces time
+
+
+def _reset(model: nn.Module) -> None:
+    for m in model.modules():
+        if hasattr(m, "_memories") and callable(getattr(m, "reset", None)):
+            m.reset()
+
+
+def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
+              time_reduced: bool = False, batch_size: int = 256) -> TorchRun:
+    """Run ``model`` on x [T, B, ...] (float64 copy, state reset per batch).
+
+    ``time_reduced``: the model itself averages over time, so its output is [B, ...].
+    """
+    model = copy.deepcopy(model).to(torch.float64).eval()
+    modules = dict(model.named_modules())
+    T, B = x.shape[:2]
+    rec: dict[str, list[list[np.ndarray]]] = {p: [] for p in paths}
+    outs: list[np.ndarray] = []
+    current: dict[str, list[np.ndarray]] = {}
+
+    def hook(path: str):
+        def fn(_m, _inp, out):
+            current[path].append(out.detach().numpy().astype(np.uint8))
+        return fn
+
+    handles = [modules[p].register_forward_hook(hook(p)) for p in paths]
+    try:
+        with torch.no_grad():
+            for b0 in range(0, B, batch_size):
+                xb = torch.as_tensor(np.asarray(x[:, b0:b0 + batch_size], dtype=np.float64))
+                _reset(model)
+                current.clear()
+                current.update({p: [] for p in paths})
+                if step_mode == "m":
+                    outs.append(model(xb).numpy())
+                    for p in paths:
+                        rec[p].append(current[p][0])
+                else:
+                    steps = [model(xb[t]).numpy() for t in range(T)]
+                    outs.append(np.stack(steps))
+                    for p in paths:
+                        rec[p].append(np.stack(current[p]))
+    finally:
+        for h in handles:
+            h.remove()
+        _reset(model)
+    res = TorchRun()
+    for p in paths:
+        res.spikes[p] = np.concatenate(rec[p], axis=1)
+    res.output = np.concatenate(outs, axis=0 if time_reduced else 1)
+    return res

@@ -133,7 +133,12 @@ class Neuron(Node):
     def describe(self) -> str:
         th = self.v_threshold
         th_s = f"{th:g}" if np.isscalar(th) else "per-neuron"
-        leak = {"if": "", "lif": f" tau={self.tau:g}", "plif": f" q={self.decay:.4g}"}[self.model]
+        if self.model == "lif":
+            leak = f" tau={self.tau:g}"
+        elif self.model == "plif":
+            leak = f" q={self.decay:.4g}"
+        else:
+            leak = ""
         di = "" if self.model == "if" else f" decay_input={self.decay_input}"
         return f"{self.model.upper()}{leak} th={th_s} reset={self.reset_mode}{di}"
 

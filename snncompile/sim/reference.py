@@ -39,7 +39,7 @@ def _t(a: np.ndarray | None) -> torch.Tensor | None:
 
 def simulate(graph: IRGraph, x: np.ndarray, keep_values: bool = False) -> SimResult:
     """Run ``graph`` on ``x`` of shape [T, B, *input_shape]; return spikes and output."""
-    x = np.asarray(x, dtype=np.float64)
+    x = np.array(x, dtype=np.float64)  # a private, writable copy (inputs may be broadcast views)
     T, B = x.shape[:2]
     vals: dict[str, torch.Tensor] = {}   # node → [T*B, *shape]
     res = SimResult()

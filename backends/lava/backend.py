@@ -1,0 +1,108 @@
+"""Run a NetworkPlan on Lava in a child process, with progress and a hard timeout.
+
+Lava forks one OS process per Lava process; an exception in one of them often hangs the
+whole runtime instead of raising. Running it in our own child process (its own session)
+lets us kill the entire tree on timeout and always return control to the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from snncompile.errors import EXIT_BACKEND, SnnCompileError
+from snncompile.lower.populations import OUTPUT, NetworkPlan
+
+
+@dataclass
+class LavaRun:
+    spikes: dict[str, np.ndarray]   # population → [T, N, size]
+    output: np.ndarray | None       # value readout [T, N, size], if the plan has one
+    wall_s: float                   # simulation wall time inside the worker
+    steps: int                      # Lava time steps executed
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def run_lava(plan: NetworkPlan, x: np.ndarray, record: list[str] | None = None,
+             timeout_s: float = 600.0, progress: Callable[[int, int], None] | None = None) -> LavaRun:
+    """Simulate ``plan`` on x [T, N, *input_shape]; record spikes of ``record`` populations."""
+    if record is None:
+        record = [n for n, p in plan.populations.items() if p.kind != "input"]
+    T, N = x.shape[:2]
+    with tempfile.TemporaryDirectory(prefix="snncompile-lava-") as tmp:
+        job = Path(tmp)
+        with open(job / "job.pkl", "wb") as fh:
+            pickle.dump({"plan": plan, "x": np.asarray(x, np.float64), "record": record}, fh)
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        proc = subprocess.Popen([sys.executable, "-m", "backends.lava.worker", str(job)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                start_new_session=True, text=True)
+        deadline = time.monotonic() + timeout_s
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        err_chunks: list[str] = []
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    _kill(proc)
+                    raise SnnCompileError(
+                        f"Lava simulation did not finish within {timeout_s:.0f} s "
+                        f"({N} samples × {T} steps)",
+                        "simulate fewer samples (--samples) or raise --timeout; a Lava child "
+                        "process may have failed silently (rerun with --debug)", EXIT_BACKEND)
+                if not sel.select(timeout=min(left, 1.0)):
+                    if proc.poll() is not None:
+                        break
+                    continue
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                parts = line.split()
+                if parts[:1] == ["progress"] and progress:
+                    progress(int(parts[1]), int(parts[2]))
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            err_chunks.append(proc.stderr.read())
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            raise SnnCompileError(f"Lava simulation timed out after {timeout_s:.0f} s",
+                                  "raise --timeout or simulate fewer samples", EXIT_BACKEND) from None
+        except BaseException:
+            _kill(proc)
+            raise
+        finally:
+            sel.close()
+        result = job / "result.npz"
+        if proc.returncode != 0 or not result.exists():
+            err = "".join(err_chunks).strip().splitlines()
+            tail = [ln for ln in err if ln.strip() and "Triton" not in ln][-3:]
+            raise SnnCompileError("the Lava simulation failed: " + (" | ".join(tail) or
+                                                                      f"exit code {proc.returncode}"),
+                                  "rerun with --debug for the full log; check that lava-nc "
+                                  "0.10.0 is installed (make venv)", EXIT_BACKEND)
+        with np.load(result, allow_pickle=False) as data:
+            spikes = {k: data[k].astype(np.uint8) for k in data.files
+                      if k not in (OUTPUT, "__wall_s__")}
+            output = data[OUTPUT] if OUTPUT in data.files else None
+            wall = float(data["__wall_s__"])
+    return LavaRun(spikes, output, wall, N * T + plan.depth)

@@ -1,0 +1,3 @@
+from snncompile.cli import main
+
+raise SystemExit(main())

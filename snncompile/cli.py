@@ -1,0 +1,144 @@
+"""Command line: ``snncompile MODEL --target lava ...`` and ``snncompile inspect MODEL``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from snncompile.errors import EXIT_USAGE, SnnCompileError
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,8,8") from None
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,8,8")
+    return dims
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors: one line and exit 2, like every other error
+        self.print_usage(sys.stderr)
+        raise SnnCompileError(f"{self.prog}: {message}", "see --help", EXIT_USAGE)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="checkpoint: a pickled nn.Module, or a state_dict with --arch")
+    p.add_argument("--arch", metavar="PKG.MOD:FACTORY", help="builds the model for a state_dict")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="unpickle classes outside torch/spikingjelly (runs the file's code)")
+    p.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="per-sample input shape")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("-v", "--verbose", action="store_true", help="show every IR node")
+
+
+def compile_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="snncompile",
+                description="Compile a spiking PyTorch/spikingjelly model to a neuromorphic target "
+                            "(and estimate its energy). `snncompile inspect MODEL` prints the IR.")
+    _common(p)
+    p.add_argument("--target", default="lava", choices=["lava", "ir"], help="target (default lava)")
+    p.add_argument("--steps", "-T", type=int, help="time steps per sample (default: from checkpoint)")
+    p.add_argument("--input", metavar="FILE", help=".npy inputs [N,...] or [T,N,...]; .npz with x (and y)")
+    p.add_argument("--samples", type=int, help="use the first N samples of --input")
+    p.add_argument("--simulate", action="store_true", help="simulate on the target and compare with PyTorch")
+    p.add_argument("-o", "--outdir", help="write model.ir.npz and report.json here")
+    p.add_argument("--energy-model", default="45nm", help="cost model name or TOML file (default 45nm)")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds before a simulation is killed")
+    p.add_argument("--check", action="store_true",
+                   help="exit with code 6 unless spike and prediction agreement are exactly 1.0")
+    return p
+
+
+def inspect_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="snncompile inspect", description="Trace a model and print its IR as a table.")
+    _common(p)
+    return p
+
+
+def _quiet_libraries() -> None:
+    # torch prints a "Triton not available" warning per import on CPU-only machines.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    import logging
+
+    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
+    logging.getLogger("torch").setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    try:
+        _quiet_libraries()
+        if argv[:1] == ["inspect"]:
+            args = inspect_parser().parse_args(argv[1:])
+            from snncompile.api import inspect
+
+            report = inspect(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
+                             input_shape=args.input_shape)
+        else:
+            args = compile_parser().parse_args(argv)
+            report = _run_compile(args, err)
+        if args.json:
+            sys.stdout.write(report.to_json() + "\n")
+        else:
+            from snncompile.render import render
+
+            out = Console()
+            if not out.is_terminal:  # pipes and files get a wide table instead of wrapped cells
+                out = Console(width=150)
+            render(report, out, verbose=args.verbose)
+        if getattr(args, "check", False):
+            sim = report.simulation or {}
+            if sim.get("spike_agreement") != 1.0 or sim.get("prediction_agreement") != 1.0:
+                from snncompile.errors import EXIT_MISMATCH
+
+                err.print("[red]error:[/red] the target's spikes differ from PyTorch's (--check)")
+                return EXIT_MISMATCH
+        return 0
+    except SnnCompileError as exc:
+        if debug:
+            err.print_exception()
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False, markup=True)
+        if exc.hint:
+            err.print(f"  [bold]hint:[/bold] {exc.hint}", highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/red]")
+        return 130
+    except Exception as exc:  # a bug in snncompile: still one clear line without --debug
+        if debug:
+            err.print_exception()
+        else:
+            err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+            err.print("  [bold]hint:[/bold] rerun with --debug and report the traceback", highlight=False)
+        return 1
+
+
+def _run_compile(args: argparse.Namespace, err) -> object:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from snncompile.api import compile as compile_model
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        return compile_model(args.model, args.target, steps=args.steps, input=args.input,
+                             samples=args.samples, simulate_on_target=args.simulate, outdir=args.outdir,
+                             arch=args.arch, trust_pickle=args.trust_pickle,
+                             input_shape=args.input_shape, energy_model=args.energy_model,
+                             timeout=args.timeout, progress=progress)

@@ -1,0 +1,87 @@
+"""Load user inputs (.npy / .npz) and shape them as time-major [T, N, ...] sequences."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from snncompile.errors import EXIT_USAGE, SnnCompileError
+
+
+@dataclass
+class InputData:
+    x: np.ndarray             # static [N, *shape] or sequence [T, N, *shape]
+    y: np.ndarray | None      # labels [N], if the file has them
+    sequence: bool            # True when x already has a time axis
+    path: Path
+
+    @property
+    def samples(self) -> int:
+        return self.x.shape[1] if self.sequence else self.x.shape[0]
+
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[2:] if self.sequence else self.x.shape[1:])
+
+    def take(self, n: int | None) -> InputData:
+        if n is None:
+            return self
+        x = self.x[:, :n] if self.sequence else self.x[:n]
+        return InputData(x, None if self.y is None else self.y[:n], self.sequence, self.path)
+
+    def as_sequence(self, steps: int) -> np.ndarray:
+        if self.sequence:
+            return self.x
+        return np.broadcast_to(self.x[None], (steps, *self.x.shape))
+
+
+def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None) -> InputData:
+    """Read ``x`` (and ``y``) from .npy or .npz; decide static vs sequence by rank."""
+    path = Path(path)
+    if not path.exists():
+        raise SnnCompileError(f"input file not found: {path}",
+                              "pass a .npy array or an .npz with keys x (and y)", EXIT_USAGE)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if isinstance(data, np.ndarray):
+                x, y = data, None
+            else:
+                if "x" not in data.files:
+                    raise SnnCompileError(f"{path} has no array named 'x' (it has: "
+                                          f"{', '.join(data.files) or 'nothing'})",
+                                          "save inputs with np.savez(path, x=..., y=...)", EXIT_USAGE)
+                x = data["x"]
+                y = data["y"] if "y" in data.files else None
+    except SnnCompileError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise SnnCompileError(f"cannot read input file {path}: {exc}",
+                              "pass a .npy array or an .npz with keys x (and y)", EXIT_USAGE) from None
+    if not np.issubdtype(x.dtype, np.number) and x.dtype != bool:
+        raise SnnCompileError(f"inputs in {path} have dtype {x.dtype}", "store numbers", EXIT_USAGE)
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise SnnCompileError(f"inputs in {path} contain NaN or infinite values",
+                              "clean the data before compiling", EXIT_USAGE)
+    if input_shape is None:
+        sequence = False
+    elif tuple(x.shape[1:]) == tuple(input_shape):
+        sequence = False
+    elif tuple(x.shape[2:]) == tuple(input_shape):
+        sequence = True
+    else:
+        raise SnnCompileError(f"inputs in {path} have shape {x.shape}; the model takes per-sample "
+                              f"shape {tuple(input_shape)}",
+                              f"store x as [N, {', '.join(map(str, input_shape))}] (static) or "
+                              f"[T, N, {', '.join(map(str, input_shape))}] (time-major sequence)",
+                              EXIT_USAGE)
+    data = InputData(x, None, sequence, path)
+    if y is not None:
+        y = np.asarray(y).reshape(-1)
+        if len(y) != data.samples:
+            raise SnnCompileError(f"{path}: {len(y)} labels for {data.samples} samples",
+                                  "y must hold one class index per sample", EXIT_USAGE)
+        data.y = y.astype(np.int64)
+    return data

@@ -1,0 +1,73 @@
+"""Terminal rendering of a Report with rich tables."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from snncompile.report import Report
+
+
+def _n(v: float | int | None) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:,.1f}"
+    return f"{int(v):,}"
+
+
+def _pj(v: float) -> str:
+    for unit, scale in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):
+        if v >= scale:
+            return f"{v / scale:.3f} {unit}"
+    return f"{v:.1f} pJ"
+
+
+def render(report: Report, console: Console, verbose: bool = False) -> None:
+    t = Table(title=f"{report.model} → {report.target}" + (f"  (T={report.steps})" if report.steps else ""),
+              title_justify="left")
+    for col, just in (("layer", "left"), ("op", "left"), ("shape", "left"), ("neurons", "right"),
+                      ("synapses", "right"), ("dense", "right"), ("sparsity", "right"),
+                      ("detail", "left")):
+        t.add_column(col, justify=just)
+    for r in report.layers:
+        if not verbose and r.op in ("reshape", "output", "input") and not r.neurons:
+            continue
+        t.add_row(r.name, r.op, "×".join(map(str, r.shape)), _n(r.neurons) if r.neurons else "",
+                  _n(r.synapses) if r.synapses_dense else "", _n(r.synapses_dense) if r.synapses_dense else "",
+                  f"{r.sparsity:.1%}" if r.sparsity is not None else "", r.detail)
+    g = report.graph
+    t.add_section()
+    sp = 1 - g["synapses"] / g["synapses_dense"] if g["synapses_dense"] else 0.0
+    t.add_row("total", f"{g['layers']} layers", "", _n(g["neurons"]), _n(g["synapses"]),
+              _n(g["synapses_dense"]), f"{sp:.1%}", "")
+    console.print(t)
+    if report.lowering:
+        lw = report.lowering
+        console.print(f"lowered: {lw['populations']} neuron populations ({lw['or_populations']} OR-pool), "
+                      f"{lw['projections']} sparse projections, {_n(lw['synapses'])} synapses, "
+                      f"latency {lw['latency_steps']} steps, output = {lw['output']}")
+    sim = report.simulation
+    if sim:
+        acc = "" if sim.get("accuracy") is None else f", accuracy {sim['accuracy']:.4f}"
+        ref = sim.get("reference", {})
+        tacc = "" if ref.get("torch_accuracy") is None else f" (PyTorch {ref['torch_accuracy']:.4f})"
+        console.print(f"simulation ({sim['backend']}, {sim['samples']} samples, {sim['wall_s']:.1f} s): "
+                      f"spike agreement {sim['spike_agreement']:.6f}, prediction agreement "
+                      f"{sim['prediction_agreement']:.4f}{acc}{tacc}")
+    en = report.energy
+    if en:
+        ann = en["variants"]["ann"]
+        line = f"energy/sample ({en['cost_model']}): ANN {_pj(ann['energy_pj'])} ({_n(ann['macs'])} MACs)"
+        snn = en["variants"].get("snn")
+        if snn:
+            line += (f" vs SNN {_pj(snn['energy_pj'])} ({_n(snn['sops'])} SOPs + {_n(snn['macs'])} MACs on "
+                     f"real-valued input) → {en['savings']['snn_vs_ann']:.2f}× less")
+        else:
+            line += "; SNN energy needs spikes: pass --input"
+        console.print(line)
+        console.print(f"  [dim]cost model: {en['source']}[/dim]")
+    for k, v in report.outputs.items():
+        console.print(f"wrote {k}: {v}")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")

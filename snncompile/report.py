@@ -1,0 +1,97 @@
+"""The Report: one object assembled from every stage, rendered as tables or JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class LayerRow:
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    neurons: int = 0
+    synapses: int = 0
+    synapses_dense: int = 0
+    detail: str = ""
+
+    @property
+    def sparsity(self) -> float | None:
+        if not self.synapses_dense:
+            return None
+        return 1.0 - self.synapses / self.synapses_dense
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "op": self.op, "shape": list(self.shape), "neurons": self.neurons,
+                "synapses": self.synapses, "synapses_dense": self.synapses_dense,
+                "sparsity": self.sparsity, "detail": self.detail}
+
+
+@dataclass
+class Report:
+    model: str
+    target: str
+    steps: int | None
+    layers: list[LayerRow] = field(default_factory=list)
+    simulation: dict[str, Any] | None = None
+    energy: dict[str, Any] | None = None
+    lowering: dict[str, Any] | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def graph(self) -> dict[str, int]:
+        syn = [r for r in self.layers if r.synapses_dense]
+        return {"layers": len(syn),
+                "neurons": sum(r.neurons for r in self.layers if r.op == "neuron"),
+                "synapses_dense": sum(r.synapses_dense for r in syn),
+                "synapses": sum(r.synapses for r in syn)}
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"model": self.model, "target": self.target, "steps": self.steps,
+                             "graph": self.graph, "layers": [r.to_dict() for r in self.layers]}
+        for key in ("lowering", "simulation", "energy"):
+            value = getattr(self, key)
+            if value is not None:
+                d[key] = value
+        if self.outputs:
+            d["outputs"] = self.outputs
+        if self.notes:
+            d["notes"] = self.notes
+        return d
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=_json_default)
+
+    def write_json(self, path: str | Path) -> Path:
+        return write_text_atomic(Path(path), self.to_json(indent=2) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -22,9 +22,11 @@ try:  # spikingjelly is optional at import time: plain-torch models need none of
     NEURON_TYPES: tuple[type, ...] = (sj_neuron.IFNode, sj_neuron.LIFNode,
                                       sj_neuron.ParametricLIFNode)
     SEQ_CONTAINERS: tuple[type, ...] = (sj_layer.SeqToANNContainer,)
+    PASS_THROUGH: tuple[type, ...] = (nn.Dropout, nn.Identity, sj_layer.Dropout)
     SJ_PREFIX = "spikingjelly.activation_based"
 except ImportError:  # pragma: no cover
     NEURON_TYPES, SEQ_CONTAINERS, SJ_PREFIX = (), (), "\0"
+    PASS_THROUGH = (nn.Dropout, nn.Identity)
 
 # Shape-probe sizes: primes unlikely to equal a feature dimension, so the time and batch
 # axes can be told apart from the per-sample axes in every recorded shape.
@@ -191,7 +193,7 @@ class _Converter:
             return self.add(path, node, [src])
         if isinstance(m, nn.Flatten):
             return self.reshape(src, out_shape, path)
-        if isinstance(m, (nn.Dropout, nn.Identity)):
+        if isinstance(m, PASS_THROUGH):  # identity at inference
             return src
         raise SnnCompileError(
             f"unsupported layer `{path}` of type {type(m).__module__}.{type(m).__name__}",
@@ -201,7 +203,7 @@ class _Converter:
         """Per-sample output shape of ``child`` applied to ``src`` (probe in float64)."""
         shape = self.g.node(src).shape
         probe = torch.zeros((2, *shape), dtype=torch.float64)
-        if isinstance(child, NEURON_TYPES) or isinstance(child, (nn.Dropout, nn.Identity)):
+        if isinstance(child, NEURON_TYPES + PASS_THROUGH):
             return shape
         with torch.no_grad():
             fn = child

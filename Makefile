@@ -1,0 +1,44 @@
+# `make demo` and `make test` create or refresh .venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
+
+.PHONY: venv demo demo-all test test-fast lint bench models clean
+
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "setting up $(VENV) (torch CPU pin first, then pinned requirements)"
+	$(PIP) install torch==2.13.0
+	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps --ignore-requires-python -r requirements-nodeps.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# The main job: compile the shipped digits SCNN to Lava and simulate 200 test images.
+demo: venv
+	$(BIN)/snncompile models/digits_scnn.pt --target lava --input models/digits_test.npz \
+		--samples 200 --simulate --check -o out/digits_scnn
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+# Everything but the Lava simulations (seconds instead of minutes).
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not lava"
+
+lint: venv
+	$(BIN)/ruff check snncompile backends tests models benchmarks
+
+bench: venv
+	$(BIN)/python -m benchmarks.run
+
+# Rebuild the example checkpoints (seeded; committed files are what this writes).
+models: venv
+	$(BIN)/python models/build_digits_scnn.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

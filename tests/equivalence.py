@@ -1,0 +1,58 @@
+"""Equivalence helpers: run PyTorch, the reference simulator and a backend on the same
+inputs and compare spike trains layer by layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from torch import nn
+
+from snncompile.compare import predictions
+from snncompile.frontend import trace_model
+from snncompile.frontend.trace import TraceResult
+from snncompile.lower import plan_network
+from snncompile.lower.populations import OUTPUT, NetworkPlan
+from snncompile.sim import run_torch, simulate
+
+
+@dataclass
+class Runs:
+    trace: TraceResult
+    plan: NetworkPlan
+    torch_spikes: dict[str, np.ndarray]   # keyed by IR neuron node
+    torch_output: np.ndarray
+    ref_spikes: dict[str, np.ndarray]
+    ref_output: np.ndarray
+
+
+def run_all(model: nn.Module, x: np.ndarray, input_shape: tuple[int, ...]) -> Runs:
+    tr = trace_model(model, input_shape)
+    torch_run = run_torch(model, x, tr.step_mode, list(tr.neuron_sources.values()),
+                          bool(tr.graph.meta.get("output_time_reduced")))
+    ref = simulate(tr.graph, x)
+    spikes = {n: torch_run.spikes[p] for n, p in tr.neuron_sources.items()}
+    return Runs(tr, plan_network(tr.graph), spikes, torch_run.output, ref.spikes, ref.output)
+
+
+def assert_same_spikes(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray],
+                       what: str = "") -> None:
+    assert expected, "no spiking layers compared"
+    for name, e in expected.items():
+        a = np.asarray(actual[name]).reshape(e.shape)
+        bad = np.argwhere(a != e)
+        assert bad.size == 0, (f"{what} layer {name}: {len(bad)} of {e.size} spikes differ, first at "
+                               f"(t, n, ...) = {tuple(bad[0])}")
+
+
+def assert_backend_matches(runs: Runs, backend_out: dict[str, np.ndarray]) -> None:
+    """Backend spikes equal PyTorch's for every neuron layer; predictions equal too."""
+    assert_same_spikes(runs.torch_spikes, backend_out, "backend vs PyTorch:")
+    if runs.plan.output_kind == "spikes":
+        out = backend_out[runs.plan.output_pop]
+    else:
+        out = backend_out[OUTPUT]
+        np.testing.assert_allclose(out.reshape(runs.ref_output.shape), runs.ref_output,
+                                   rtol=1e-12, atol=1e-12)
+    reduced = bool(runs.trace.graph.meta.get("output_time_reduced"))
+    np.testing.assert_array_equal(predictions(out), predictions(runs.torch_output, reduced))

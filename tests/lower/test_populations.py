@@ -1,0 +1,89 @@
+"""Lowering to populations + sparse projections preserves the spikes exactly."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from equivalence import assert_backend_matches, run_all
+from nets import (
+    ReadoutNet, ResidualNet, binary_spike_inputs, conv_net, exact_threshold_net, seq_container_net,
+)
+
+from snncompile.errors import SnnCompileError
+from snncompile.frontend import trace_model
+from snncompile.ir import Conv2d, Pool2d
+from snncompile.lower import conv2d_matrix, plan_network, pool2d_matrix
+from snncompile.lower.simulate import simulate_plan
+
+
+@pytest.mark.parametrize("stride,padding,dilation,groups", [(1, 1, 1, 1), (2, 1, 1, 1), (2, 0, 2, 1),
+                                                             (1, 2, 1, 2), (3, 1, 1, 4)])
+def test_conv_matrix_equals_conv2d(stride, padding, dilation, groups):
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(8, 4 // groups, 3, 3)) * (rng.random((8, 4 // groups, 3, 3)) > 0.4)
+    x = rng.normal(size=(4, 9, 7))
+    ref = F.conv2d(torch.as_tensor(x)[None], torch.as_tensor(w), None, stride, padding, dilation, groups)[0]
+    node = Conv2d(tuple(ref.shape), weight=w, stride=(stride,) * 2, padding=(padding,) * 2,
+                  dilation=(dilation,) * 2, groups=groups)
+    m = conv2d_matrix(node, x.shape)
+    assert m.nnz <= np.count_nonzero(w) * ref.shape[1] * ref.shape[2]
+    np.testing.assert_allclose(m @ x.ravel(), ref.numpy().ravel(), atol=1e-12)
+
+
+@pytest.mark.parametrize("mode,include_pad", [("avg", True), ("avg", False), ("max", True)])
+def test_pool_matrix(mode, include_pad):
+    x = (np.random.default_rng(1).random((3, 7, 7)) > 0.6).astype(float)
+    node = Pool2d((3, 4, 4), mode=mode, kernel=(3, 3), stride=(2, 2), padding=(1, 1),
+                  count_include_pad=include_pad)
+    m = pool2d_matrix(node, x.shape)
+    t = torch.as_tensor(x)[None]
+    if mode == "max":  # window sum ≥ 1 ⇔ OR ⇔ max of spikes
+        ref = F.max_pool2d(t, 3, 2, 1)[0].numpy().ravel()
+        np.testing.assert_array_equal((m @ x.ravel()) >= 1, ref == 1)
+    else:
+        ref = F.avg_pool2d(t, 3, 2, 1, count_include_pad=include_pad)[0].numpy().ravel()
+        np.testing.assert_allclose(m @ x.ravel(), ref, atol=1e-12)
+
+
+CASES = {
+    "conv_s": (lambda: conv_net("s"), (1, 8, 8), lambda: np.random.default_rng(0).random((6, 9, 1, 8, 8))),
+    "conv_m": (lambda: conv_net("m"), (1, 8, 8), lambda: np.random.default_rng(0).random((6, 9, 1, 8, 8))),
+    "seq_container": (seq_container_net, (2, 8, 8), lambda: np.random.default_rng(1).random((5, 7, 2, 8, 8))),
+    "residual": (ResidualNet, (20,), lambda: binary_spike_inputs(6, 11, (20,), seed=2)),
+    "readout": (ReadoutNet, (1, 6, 6), lambda: np.random.default_rng(3).random((4, 5, 1, 6, 6))),
+    "exact_soft": (lambda: exact_threshold_net(None, "lif"), (8,), lambda: binary_spike_inputs(8, 16, (8,))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_plan_simulation_matches_torch(case):
+    make, shape, inputs = CASES[case]
+    runs = run_all(make(), inputs(), shape)
+    assert_backend_matches(runs, simulate_plan(runs.plan, inputs()))
+
+
+def test_residual_gets_delayed_projection():
+    plan = run_all(ResidualNet(), binary_spike_inputs(2, 1, (20,)), (20,)).plan
+    delays = sorted(p.delay for p in plan.projections)
+    assert delays == [0, 0, 0, 1]  # sn1 → sn3 skips one hop: one extra step
+    assert plan.depth == 3
+
+
+def test_conv_net_plan_structure():
+    plan = plan_network(trace_model(conv_net("s"), (1, 8, 8)).graph)
+    kinds = [p.kind for p in plan.populations.values()]
+    assert kinds == ["input", "neuron", "or", "neuron", "neuron"]
+    # avg-pool + flatten + linear collapse into one projection with 4 inputs per synapse row
+    last = plan.projections[-1]
+    assert last.layers == ["linear_10"] and last.weights.shape == (10, 8 * 4 * 4)
+    assert isinstance(last.weights, sp.csr_matrix)
+
+
+def test_maxpool_of_real_values_is_rejected():
+    from spikingjelly.activation_based import layer, neuron
+    from torch import nn
+
+    m = nn.Sequential(layer.Conv2d(1, 2, 3), layer.MaxPool2d(2), neuron.IFNode()).eval()
+    with pytest.raises(SnnCompileError, match="max pooling at `1` reads values that are not spikes"):
+        plan_network(trace_model(m, (1, 8, 8)).graph)

@@ -1,0 +1,123 @@
+"""Small spiking networks covering every supported layer and neuron option."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from spikingjelly.activation_based import functional, layer, neuron
+from torch import nn
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            with torch.no_grad():
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g) * 0.4)
+    return model.eval()
+
+
+def conv_net(mode: str = "s") -> nn.Module:
+    """Conv-BN-LIF (hard reset), MaxPool, Conv-BN-IF (soft reset), AvgPool, Linear-PLIF."""
+    torch.manual_seed(1)
+    m = nn.Sequential(
+        layer.Conv2d(1, 6, 3, padding=1), layer.BatchNorm2d(6), neuron.LIFNode(tau=2.0),
+        layer.MaxPool2d(2),
+        layer.Conv2d(6, 8, 3, padding=1, stride=1, bias=False), layer.BatchNorm2d(8),
+        neuron.IFNode(v_reset=None, v_threshold=0.8),
+        layer.AvgPool2d(2), layer.Flatten(), layer.Dropout(0.2),
+        layer.Linear(32, 10), neuron.ParametricLIFNode(init_tau=3.0, decay_input=False, v_reset=-0.2),
+    )
+    functional.set_step_mode(m, mode)
+    with torch.no_grad():
+        m[0].weight.mul_(3.0)
+        m[4].weight.mul_(3.0)
+        m[10].weight.mul_(4.0)
+    return randomize_bn(m)
+
+
+def seq_container_net() -> nn.Module:
+    """Multi-step model built from SeqToANNContainer blocks (spikingjelly's 'm' idiom)."""
+    torch.manual_seed(2)
+    m = nn.Sequential(
+        layer.SeqToANNContainer(nn.Conv2d(2, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4)),
+        neuron.LIFNode(tau=4.0 / 3.0, decay_input=False, v_reset=0.0, step_mode="m"),
+        layer.SeqToANNContainer(nn.Flatten(), nn.Linear(64, 12), nn.BatchNorm1d(12)),
+        neuron.LIFNode(tau=2.0, v_reset=None, step_mode="m"),
+        layer.SeqToANNContainer(nn.Linear(12, 5)),
+        neuron.IFNode(v_reset=0.3, step_mode="m"),
+    )
+    with torch.no_grad():
+        m[0][0].weight.mul_(4.0)
+        m[2][1].weight.mul_(3.0)
+    return randomize_bn(m)
+
+
+class ResidualNet(nn.Module):
+    """SEW-style residual: spikes of two depths added (needs a delayed synapse in Lava)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.fc1 = nn.Linear(20, 16)
+        self.sn1 = neuron.LIFNode(tau=2.0)
+        self.fc2 = nn.Linear(16, 16)
+        self.sn2 = neuron.IFNode(v_reset=None)
+        self.fc3 = nn.Linear(16, 6)
+        self.sn3 = neuron.LIFNode(tau=2.0, decay_input=False, v_reset=None)
+        with torch.no_grad():
+            self.fc1.weight.mul_(3.0)
+            self.fc2.weight.mul_(3.0)
+            self.fc3.weight.mul_(2.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.sn1(self.fc1(x))
+        b = self.sn2(self.fc2(a))
+        return self.sn3(self.fc3(a + b))
+
+
+class ReadoutNet(nn.Module):
+    """Ends in a non-spiking Linear readout (real-valued output, summed over time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(4)
+        self.conv = nn.Conv2d(1, 3, 3)
+        self.sn = neuron.LIFNode(tau=2.0)
+        self.fc = nn.Linear(3 * 4 * 4, 4)
+        with torch.no_grad():
+            self.conv.weight.mul_(3.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.sn(self.conv(x)), 1))
+
+
+def exact_threshold_net(v_reset: float | None, model: str, decay_input: bool = True) -> nn.Module:
+    """Dyadic weights and thresholds: the membrane lands exactly on v_th, often.
+
+    spikingjelly fires on v >= v_th; Lava's stock LIF on v > vth. Exact hits separate the two.
+    """
+    lin = nn.Linear(8, 6, bias=False)
+    w = torch.tensor([[0.25, 0.5, 0.25, 0.0, 0.5, 0.25, 0.0, 0.25]] * 6)
+    w = w * torch.tensor([1.0, 2.0, 1.0, 0.5, 1.0, 2.0]).unsqueeze(1)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    kw = dict(v_threshold=1.0, v_reset=v_reset)
+    if model == "if":
+        sn = neuron.IFNode(**kw)
+    elif model == "lif":
+        sn = neuron.LIFNode(tau=2.0, decay_input=decay_input, **kw)
+    else:
+        sn = neuron.ParametricLIFNode(init_tau=2.0, decay_input=decay_input, **kw)
+    lin2 = nn.Linear(6, 3, bias=False)
+    with torch.no_grad():
+        lin2.weight.copy_(torch.full((3, 6), 0.5))
+    return nn.Sequential(lin, sn, lin2, neuron.IFNode(v_threshold=1.0, v_reset=None)).eval()
+
+
+def binary_spike_inputs(T: int, N: int, shape: tuple[int, ...], p: float = 0.5, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.random((T, N, *shape)) < p).astype(np.float64)

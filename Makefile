@@ -18,10 +18,10 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 
 venv: $(STAMP)
 
-# The main job: compile the shipped digits SCNN to Lava and simulate 200 test images.
+# The main job: compile the shipped digits SCNN to Lava and simulate all 540 test images.
 demo: venv
 	$(BIN)/snncompile models/digits_scnn.pt --target lava --input models/digits_test.npz \
-		--samples 200 --simulate --check -o out/digits_scnn
+		--simulate --check -o out/digits_scnn
 
 test: venv
 	$(BIN)/python -m pytest -q

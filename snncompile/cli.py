@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     from rich.console import Console
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     try:
         _quiet_libraries()
         if argv[:1] == ["inspect"]:

@@ -44,10 +44,11 @@ def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None) -> InputD
         raise SnnCompileError(f"input file not found: {path}",
                               "pass a .npy array or an .npz with keys x (and y)", EXIT_USAGE)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if isinstance(data, np.ndarray):
-                x, y = data, None
-            else:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.ndarray):
+            x, y = data, None
+        else:
+            with data:
                 if "x" not in data.files:
                     raise SnnCompileError(f"{path} has no array named 'x' (it has: "
                                           f"{', '.join(data.files) or 'nothing'})",

@@ -167,7 +167,13 @@ def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -
         if mask is not None and base not in state:
             state[base] = state.pop(key) * mask
             state.pop(base + "_mask")
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # size mismatches
+        detail = "; ".join(ln.strip() for ln in str(exc).splitlines()[1:4])
+        raise SnnCompileError(f"state_dict in {path} does not fit the --arch model: {detail}",
+                              "check that --arch builds the architecture the weights came from",
+                              EXIT_USAGE) from None
     if result.missing_keys or result.unexpected_keys:
         parts = []
         if result.missing_keys:

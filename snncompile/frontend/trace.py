@@ -12,7 +12,16 @@ from torch import fx, nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.ir import (
-    Add, BatchNorm, Conv2d, Input, IRGraph, Linear, Neuron, Output, Pool2d, Reshape,
+    Add,
+    BatchNorm,
+    Conv2d,
+    Input,
+    IRGraph,
+    Linear,
+    Neuron,
+    Output,
+    Pool2d,
+    Reshape,
 )
 
 try:  # spikingjelly is optional at import time: plain-torch models need none of it

@@ -3,7 +3,16 @@
 from snncompile.ir.graph import IRGraph
 from snncompile.ir.io import load_ir, save_ir
 from snncompile.ir.nodes import (
-    Add, BatchNorm, Conv2d, Input, Linear, Neuron, Node, Output, Pool2d, Reshape,
+    Add,
+    BatchNorm,
+    Conv2d,
+    Input,
+    Linear,
+    Neuron,
+    Node,
+    Output,
+    Pool2d,
+    Reshape,
 )
 
 __all__ = ["IRGraph", "load_ir", "save_ir", "Node", "Input", "Conv2d", "Linear",

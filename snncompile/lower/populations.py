@@ -16,7 +16,16 @@ import scipy.sparse as sp
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import (
-    Add, BatchNorm, Conv2d, Input, IRGraph, Linear, Neuron, Output, Pool2d, Reshape,
+    Add,
+    BatchNorm,
+    Conv2d,
+    Input,
+    IRGraph,
+    Linear,
+    Neuron,
+    Output,
+    Pool2d,
+    Reshape,
 )
 from snncompile.lower.matrices import conv2d_matrix, pool2d_matrix
 from snncompile.sim.neuron_math import NeuronParams

@@ -13,7 +13,16 @@ import torch
 import torch.nn.functional as F
 
 from snncompile.ir import (
-    Add, BatchNorm, Conv2d, Input, IRGraph, Linear, Neuron, Output, Pool2d, Reshape,
+    Add,
+    BatchNorm,
+    Conv2d,
+    Input,
+    IRGraph,
+    Linear,
+    Neuron,
+    Output,
+    Pool2d,
+    Reshape,
 )
 from snncompile.sim import neuron_math
 

@@ -44,7 +44,7 @@ def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
     try:
         with torch.no_grad():
             for b0 in range(0, B, batch_size):
-                xb = torch.as_tensor(np.asarray(x[:, b0:b0 + batch_size], dtype=np.float64))
+                xb = torch.as_tensor(np.array(x[:, b0:b0 + batch_size], dtype=np.float64))
                 _reset(model)
                 current.clear()
                 current.update({p: [] for p in paths})

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from equivalence import assert_backend_matches, assert_same_spikes, run_all
 from nets import (
-    ReadoutNet, ResidualNet, binary_spike_inputs, conv_net, exact_threshold_net, seq_container_net,
+    ReadoutNet,
+    ResidualNet,
+    binary_spike_inputs,
+    conv_net,
+    exact_threshold_net,
+    seq_container_net,
 )
 
 from backends.lava import compat, run_lava

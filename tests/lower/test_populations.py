@@ -7,7 +7,12 @@ import torch
 import torch.nn.functional as F
 from equivalence import assert_backend_matches, run_all
 from nets import (
-    ReadoutNet, ResidualNet, binary_spike_inputs, conv_net, exact_threshold_net, seq_container_net,
+    ReadoutNet,
+    ResidualNet,
+    binary_spike_inputs,
+    conv_net,
+    exact_threshold_net,
+    seq_container_net,
 )
 
 from snncompile.errors import SnnCompileError

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 from equivalence import assert_same_spikes, run_all
 from nets import (
-    ReadoutNet, ResidualNet, binary_spike_inputs, conv_net, exact_threshold_net, seq_container_net,
+    ReadoutNet,
+    ResidualNet,
+    binary_spike_inputs,
+    conv_net,
+    exact_threshold_net,
+    seq_container_net,
 )
 
 from snncompile.compare import predictions

@@ -1,0 +1,123 @@
+"""Checkpoint loading: containers, safety, and one clear error per bad input."""
+
+import pickle
+
+import pytest
+import torch
+from spikingjelly.activation_based import layer, neuron
+from torch import nn
+
+from snncompile.errors import EXIT_UNSAFE, EXIT_USAGE, SnnCompileError
+from snncompile.frontend import load_model
+
+
+def make_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(layer.Linear(4, 3), neuron.LIFNode(tau=2.0)).eval()
+
+
+class Custom(nn.Module):  # a class outside torch/spikingjelly: unpickling it runs our code
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.sn = neuron.IFNode()
+
+    def forward(self, x):
+        return self.sn(self.fc(x))
+
+
+def test_whole_module_and_metadata(tmp_path):
+    p = tmp_path / "m.pt"
+    torch.save({"model": make_net(), "input_shape": [4], "T": 5, "args": None}, p)
+    loaded = load_model(p)
+    assert isinstance(loaded.module[1], neuron.LIFNode)
+    assert loaded.meta == {"input_shape": [4], "steps": 5}
+    assert not loaded.module.training
+
+
+def test_state_dict_containers_and_prefixes(tmp_path):
+    net = make_net()
+    sd = {"module." + k: v for k, v in net.state_dict().items()}
+    for i, obj in enumerate([sd, {"state_dict": sd, "epoch": 3}, {"model": sd}]):
+        p = tmp_path / f"sd{i}.pt"
+        torch.save(obj, p)
+        loaded = load_model(p, arch="tests.frontend.test_load:make_net")
+        for k, v in net.state_dict().items():
+            torch.testing.assert_close(loaded.module.state_dict()[k], v)
+
+
+def test_state_dict_without_arch_is_explained(tmp_path):
+    p = tmp_path / "sd.pt"
+    torch.save(make_net().state_dict(), p)
+    with pytest.raises(SnnCompileError, match="holds only weights") as e:
+        load_model(p)
+    assert "--arch" in e.value.hint and e.value.exit_code == EXIT_USAGE
+
+
+def test_state_dict_that_does_not_fit(tmp_path):
+    p = tmp_path / "sd.pt"
+    torch.save({"0.weight": torch.zeros(2, 2)}, p)
+    with pytest.raises(SnnCompileError, match="does not fit the --arch model"):
+        load_model(p, arch="tests.frontend.test_load:make_net")
+
+
+def test_prune_reparametrization_is_applied(tmp_path):
+    net = make_net()
+    torch.nn.utils.prune.l1_unstructured(net[0], "weight", amount=0.5)
+    p = tmp_path / "pruned.pt"
+    torch.save(net.state_dict(), p)  # weight_orig + weight_mask
+    loaded = load_model(p, arch="tests.frontend.test_load:make_net")
+    w = loaded.module[0].weight
+    assert int((w == 0).sum()) == 6
+    torch.testing.assert_close(w, net[0].weight)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SnnCompileError, match="model file not found") as e:
+        load_model(tmp_path / "nope.pt")
+    assert e.value.exit_code == EXIT_USAGE
+
+
+def test_corrupt_file(tmp_path):
+    good = tmp_path / "good.pt"
+    torch.save(make_net(), good)
+    for name, data in [("garbage.pt", b"not a checkpoint at all"),
+                       ("truncated.pt", good.read_bytes()[: len(good.read_bytes()) // 2])]:
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(SnnCompileError, match=r"cannot (read|load)") as e:
+            load_model(p)
+        assert e.value.exit_code == EXIT_USAGE
+
+
+def test_unsafe_pickle_is_refused_with_the_global_named(tmp_path):
+    p = tmp_path / "custom.pt"
+    torch.save(Custom(), p)
+    with pytest.raises(SnnCompileError, match=r"test_load\.Custom") as e:
+        load_model(p)
+    assert e.value.exit_code == EXIT_UNSAFE and "--trust-pickle" in e.value.hint
+    loaded = load_model(p, trust_pickle=True)
+    assert type(loaded.module).__name__ == "Custom"
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_malicious_reduce_is_never_executed(tmp_path, capsys):
+    p = tmp_path / "evil.pt"
+    torch.save({"model": make_net(), "x": _Evil()}, p, pickle_module=pickle)
+    with pytest.raises(SnnCompileError) as e:
+        load_model(p)
+    assert "builtins.print" in e.value.message
+    assert "pwned" not in capsys.readouterr().out
+
+
+def test_arch_errors(tmp_path):
+    p = tmp_path / "sd.pt"
+    torch.save(make_net().state_dict(), p)
+    for arch, msg in [("nocolon", "package.module:factory"), ("no_such_mod:f", "cannot import"),
+                      ("tests.frontend.test_load:missing", "no callable")]:
+        with pytest.raises(SnnCompileError, match=msg):
+            load_model(p, arch=arch)

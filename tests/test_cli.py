@@ -1,0 +1,134 @@
+"""The command line: JSON schema, the demo's equivalence, and one clear message per error."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from spikingjelly.activation_based import layer, neuron
+from torch import nn
+
+from snncompile.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.lava
+def test_demo_equivalence_json(capsys, tmp_path, digits_model, digits_test):
+    code, out, err = run_cli(capsys, digits_model, "--target", "lava", "--input", digits_test,
+                             "--samples", 100, "--simulate", "--json", "-o", tmp_path / "out")
+    assert code == 0, err
+    rep = json.loads(out)  # exactly one JSON object on stdout
+    assert rep["target"] == "lava" and rep["steps"] == 8
+    assert set(rep["graph"]) == {"layers", "neurons", "synapses_dense", "synapses"}
+    assert rep["graph"]["layers"] == 3 and rep["graph"]["neurons"] == 8 * 64 + 16 * 64 + 10
+    sim = rep["simulation"]
+    assert sim["backend"] == "lava-cpu" and sim["samples"] == 100
+    assert sim["spike_agreement"] == 1.0 and sim["prediction_agreement"] == 1.0
+    assert sim["accuracy"] >= 0.9
+    assert sim["wall_s"] > 0
+    assert rep["energy"]["variants"]["snn"]["sops"] > 0
+    written = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert written["simulation"]["spike_agreement"] == 1.0
+    assert (tmp_path / "out" / "model.ir.npz").exists()
+
+
+def test_json_without_simulation_omits_it(capsys, digits_model, digits_test):
+    code, out, _ = run_cli(capsys, digits_model, "--input", digits_test, "--samples", 20, "--json")
+    assert code == 0
+    rep = json.loads(out)
+    assert "simulation" not in rep
+    assert rep["energy"]["variants"]["ann"]["macs"] == 8 * 64 * 9 + 16 * 64 * 72 + 2560
+    assert rep["graph"]["synapses"] == rep["graph"]["synapses_dense"] == 3872 + 61952 + 2560
+
+
+def test_table_output_and_inspect(capsys, digits_model):
+    code, out, _ = run_cli(capsys, "inspect", digits_model)
+    assert code == 0
+    assert "conv2d_0" in out and "LIF tau=2" in out and "68,384" in out
+
+
+def _error(capsys, *args):
+    code, out, err = run_cli(capsys, *args)
+    assert "Traceback" not in err and "Traceback" not in out
+    return code, err
+
+
+def test_missing_and_corrupt_files(capsys, tmp_path):
+    code, err = _error(capsys, tmp_path / "missing.pt")
+    assert code == 2 and "model file not found" in err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    code, err = _error(capsys, bad)
+    assert code == 2 and "not a PyTorch checkpoint" in err and "hint:" in err
+
+
+class Untrusted(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+        self.sn = neuron.IFNode()
+
+    def forward(self, x):
+        return self.sn(self.fc(x))
+
+
+def test_unsafe_pickle_and_unsupported_layer(capsys, tmp_path):
+    p = tmp_path / "untrusted.pt"
+    torch.save(Untrusted(), p)
+    code, err = _error(capsys, p, "--steps", 2)
+    assert code == 4 and "test_cli.Untrusted" in err and "--trust-pickle" in err
+    q = tmp_path / "relu.pt"
+    torch.save(nn.Sequential(layer.Linear(3, 3), nn.ReLU(), neuron.IFNode()), q)
+    code, err = _error(capsys, q, "--steps", 2)
+    assert code == 3 and "unsupported layer `1`" in err and "ReLU" in err
+
+
+def test_bad_inputs_leave_no_output(capsys, tmp_path, digits_model):
+    out = tmp_path / "out"
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((4, 3, 8, 8)))
+    code, err = _error(capsys, digits_model, "--input", wrong, "--simulate", "-o", out)
+    assert code == 2 and "per-sample shape (1, 8, 8)" in err
+    nan = tmp_path / "nan.npy"
+    np.save(nan, np.full((4, 1, 8, 8), np.nan))
+    code, err = _error(capsys, digits_model, "--input", nan, "-o", out)
+    assert code == 2 and "NaN" in err
+    assert not out.exists()
+
+
+def test_nan_weights_are_named(capsys, tmp_path):
+    m = nn.Sequential(layer.Linear(3, 3), neuron.IFNode())
+    with torch.no_grad():
+        m[0].weight[0, 0] = float("nan")
+    p = tmp_path / "nan.pt"
+    torch.save(m, p)
+    code, err = _error(capsys, p, "--steps", 2)
+    assert code == 2 and "layer `0` has NaN" in err
+
+
+def test_usage_errors(capsys, digits_model):
+    code, err = _error(capsys, digits_model, "--target", "loihi9")
+    assert code == 2 and "invalid choice" in err
+    code, err = _error(capsys, digits_model, "--simulate")
+    assert code == 2 and "--simulate needs inputs" in err
+
+
+def test_console_script_and_module_entry_points(digits_model):
+    for cmd in ([str(Path(sys.executable).parent / "snncompile")], [sys.executable, "-m", "snncompile"]):
+        res = subprocess.run(cmd + ["inspect", str(digits_model), "--json"], capture_output=True,
+                             text=True, cwd=ROOT)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["graph"]["layers"] == 3
+    res = subprocess.run([sys.executable, "-m", "snncompile", "/nonexistent.pt"], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "not found" in res.stderr

@@ -18,6 +18,7 @@ from snncompile.ir import (
     Input,
     IRGraph,
     Linear,
+    Mask,
     Neuron,
     Output,
     Pool2d,
@@ -119,6 +120,9 @@ class _Converter:
         self.time_reduced: set[str] = set()
         self.neuron_sources: dict[str, str] = {}
         self.neuron_calls: dict[str, int] = {}
+        self.masks: dict[str, np.ndarray] = {}   # module path → explicit synapse mask
+        self.consts: dict[str, torch.Tensor] = {}  # get_attr fx node → buffer value
+        self.consts_used: set[str] = set()          # buffer names applied as keep-masks
 
     # per-sample shape of a recorded fx value
     def sample_shape(self, n: fx.Node) -> tuple[int, ...]:
@@ -161,17 +165,19 @@ class _Converter:
         in_node = self.g.node(src)
         if isinstance(m, NEURON_TYPES):
             return self.neuron(m, path, src, in_node.shape)
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            weight, mask = self.synapse_weights(m, path)
         if isinstance(m, nn.Conv2d):
             if m.padding_mode != "zeros" or isinstance(m.padding, str):
                 if not (isinstance(m.padding, str) and m.padding == "valid"):
                     raise _unsupported(f"Conv2d padding {m.padding!r}/{m.padding_mode}", path)
             pad = (0, 0) if isinstance(m.padding, str) else _pair(m.padding)
-            node = Conv2d(out_shape, path, weight=_np(m.weight), bias=_np(m.bias),
+            node = Conv2d(out_shape, path, weight=weight, bias=_np(m.bias),
                           stride=_pair(m.stride), padding=pad, dilation=_pair(m.dilation),
-                          groups=m.groups)
+                          groups=m.groups, mask=mask)
             return self.add(path, node, [src])
         if isinstance(m, nn.Linear):
-            node = Linear(out_shape, path, weight=_np(m.weight), bias=_np(m.bias))
+            node = Linear(out_shape, path, weight=weight, bias=_np(m.bias), mask=mask)
             return self.add(path, node, [src])
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             if not m.track_running_stats or m.running_mean is None:
@@ -207,6 +213,21 @@ class _Converter:
         raise SnnCompileError(
             f"unsupported layer `{path}` of type {type(m).__module__}.{type(m).__name__}",
             f"supported: {SUPPORTED}", EXIT_UNSUPPORTED)
+
+    def synapse_weights(self, m: nn.Module, path: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Weights and explicit pruning mask (torch.nn.utils.prune or --masks), if any."""
+        mask = self.masks.get(path)
+        orig = getattr(m, "weight_orig", None)
+        pmask = getattr(m, "weight_mask", None)
+        if isinstance(orig, torch.Tensor) and isinstance(pmask, torch.Tensor):
+            pm = pmask.detach().cpu().numpy() != 0
+            mask = pm if mask is None else (mask & pm)
+            weight = _np(orig) * pm
+        else:
+            weight = _np(m.weight)
+        if mask is not None:
+            weight = np.where(mask, weight, 0.0)
+        return weight, mask
 
     def _child_shape(self, child: nn.Module, src: str) -> tuple[int, ...]:
         """Per-sample output shape of ``child`` applied to ``src`` (probe in float64)."""
@@ -269,6 +290,20 @@ class _Converter:
             if self.g.node(a).shape != self.g.node(b).shape:
                 raise _unsupported("broadcasting addition", where)
             return self.add("add", Add(shape, where), [a, b])
+        if name in ("mul", "__mul__", "mul_") or fn in (operator.mul, torch.mul):
+            consts = [a for a in n.args if isinstance(a, fx.Node) and a.name in self.consts]
+            if len(tensor_args) != 1 or len(consts) != 1:
+                raise _unsupported("multiplication other than by a static 0/1 keep-mask buffer", where)
+            value = self.consts[consts[0].name].detach().to(torch.float64).cpu().numpy()
+            if not np.isin(value, (0.0, 1.0)).all():
+                raise _unsupported("multiplication by a buffer that is not a 0/1 mask", where)
+            full = self.rec.shapes[n.name]
+            lead = len(full) - len(self.sample_shape(n))
+            keep = np.broadcast_to(value, full)[(0,) * lead] != 0
+            src = self.env[tensor_args[0].name]
+            self.consts_used.add(str(consts[0].target))
+            return self.add(str(consts[0].target).replace(".", "_"),
+                            Mask(tuple(keep.shape), str(consts[0].target), keep=keep.copy()), [src])
         if name in ("flatten", "view", "reshape", "contiguous"):
             src = self.ir_input(n.args[0], where)
             if n.args[0].name in self.time_reduced:
@@ -298,7 +333,10 @@ class _Converter:
                 if out is not None:
                     self.env[n.name] = out
             elif n.op == "get_attr":
-                raise _unsupported("tensor constant used directly in forward()", n.target)
+                value = _fetch_attr(self.gm, n.target)
+                if not isinstance(value, torch.Tensor):
+                    raise _unsupported("non-tensor attribute used in forward()", n.target)
+                self.consts[n.name] = value
             elif n.op == "output":
                 arg = n.args[0]
                 if isinstance(arg, (tuple, list)):
@@ -313,8 +351,12 @@ class _Converter:
         return self.g
 
 
-def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "model") -> TraceResult:
-    """Trace ``model`` for per-sample input ``input_shape`` into an IR graph."""
+def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "model",
+                masks: dict[str, np.ndarray] | None = None) -> TraceResult:
+    """Trace ``model`` for per-sample input ``input_shape`` into an IR graph.
+
+    ``masks``: explicit synapse masks by module path (from ``--masks``), kept in the IR.
+    """
     mode = step_mode_of(model)
     try:
         gm = fx.GraphModule(model, _Tracer().trace(model))
@@ -339,9 +381,21 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
     finally:
         _reset(model64)
     conv = _Converter(gm64, rec, mode, name)
+    conv.masks = dict(masks or {})
     graph = conv.run()
+    for attr in ("patch_mask", "token_mask"):
+        buf = getattr(model, attr, None)
+        if isinstance(buf, torch.Tensor) and attr not in conv.consts_used:
+            graph.meta["patch_mask"] = buf.detach().cpu().numpy().astype(bool).tolist()
     graph.meta.update({"step_mode": mode, "input_shape": list(input_shape)})
     return TraceResult(graph, mode, conv.neuron_sources)
+
+
+def _fetch_attr(root: nn.Module, target: str):
+    obj = root
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _as_float64(model: nn.Module) -> nn.Module:

@@ -8,6 +8,7 @@ from snncompile.ir.nodes import (
     Conv2d,
     Input,
     Linear,
+    Mask,
     Neuron,
     Node,
     Output,
@@ -16,4 +17,4 @@ from snncompile.ir.nodes import (
 )
 
 __all__ = ["IRGraph", "load_ir", "save_ir", "Node", "Input", "Conv2d", "Linear",
-           "BatchNorm", "Pool2d", "Reshape", "Add", "Neuron", "Output"]
+           "BatchNorm", "Pool2d", "Reshape", "Add", "Mask", "Neuron", "Output"]

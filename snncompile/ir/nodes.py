@@ -45,12 +45,17 @@ class Conv2d(Node):
     dilation: Pair = (1, 1)
     groups: int = 1
     mask: np.ndarray | None = None
+    binary: bool = False             # nonzero weights are ±alpha per output channel
+    alpha: np.ndarray | None = None  # per output channel scale of a binary layer
+    weight_bits: int = 32            # storage width of one weight (1 for binary)
+    impl: str = ""                   # lowering choice: "conv" (shared kernel) or "sparse"
     op: ClassVar[str] = "conv2d"
     synaptic: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        if self.mask is None:
-            self.mask = self.weight != 0
+        if self.mask is None:  # as stored: every synapse exists, zero-valued or not
+            self.mask = np.ones(self.weight.shape, dtype=bool)
+        self.mask = np.asarray(self.mask, dtype=bool)
 
     @property
     def effective_weight(self) -> np.ndarray:
@@ -62,12 +67,16 @@ class Linear(Node):
     weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     bias: np.ndarray | None = None
     mask: np.ndarray | None = None
+    binary: bool = False
+    alpha: np.ndarray | None = None
+    weight_bits: int = 32
     op: ClassVar[str] = "linear"
     synaptic: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        if self.mask is None:
-            self.mask = self.weight != 0
+        if self.mask is None:  # as stored: every synapse exists, zero-valued or not
+            self.mask = np.ones(self.weight.shape, dtype=bool)
+        self.mask = np.asarray(self.mask, dtype=bool)
 
     @property
     def effective_weight(self) -> np.ndarray:
@@ -123,8 +132,14 @@ class Neuron(Node):
     tau: float | None = None
     decay: float | None = None               # plif: sigmoid(w)
     decay_input: bool = True
+    alive: np.ndarray | None = None          # bool per neuron; False = removed by a pass
+    role: str = ""                           # "or": max-pool of spikes lowered to OR neurons
     op: ClassVar[str] = "neuron"
     spiking: ClassVar[bool] = True
+
+    @property
+    def kept(self) -> int:
+        return self.size if self.alive is None else int(np.count_nonzero(self.alive))
 
     @property
     def reset_mode(self) -> str:
@@ -144,6 +159,14 @@ class Neuron(Node):
 
 
 @dataclass(eq=False)
+class Mask(Node):
+    """Static 0/1 keep-mask multiplied elementwise (masked patches or tokens)."""
+
+    keep: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=bool))
+    op: ClassVar[str] = "mask"
+
+
+@dataclass(eq=False)
 class Output(Node):
     """Graph output. ``readout``: what a prediction is made from (sum over time)."""
 
@@ -151,5 +174,6 @@ class Output(Node):
 
 
 NODE_TYPES: dict[str, type[Node]] = {
-    cls.op: cls for cls in (Input, Conv2d, Linear, BatchNorm, Pool2d, Reshape, Add, Neuron, Output)
+    cls.op: cls for cls in (Input, Conv2d, Linear, BatchNorm, Pool2d, Reshape, Add, Mask, Neuron,
+                            Output)
 }

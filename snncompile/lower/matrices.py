@@ -5,17 +5,19 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from snncompile.ir import Conv2d, Pool2d
+from snncompile.ir import Conv2d, Linear, Pool2d
 
 
 def _out_len(n: int, k: int, s: int, p: int, d: int = 1) -> int:
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-def conv2d_taps(node: Conv2d, in_shape: tuple[int, int, int], weights: np.ndarray):
+def conv2d_taps(node: Conv2d, in_shape: tuple[int, int, int], weights: np.ndarray,
+                pattern: np.ndarray | None = None):
     """Rows, cols and values of every (output, input) pair that a kernel tap joins.
 
-    Padding positions are excluded; only taps where ``weights`` is nonzero appear.
+    Padding positions are excluded; only taps where ``pattern`` (default: weights != 0)
+    is true appear, with their (possibly zero) weight.
     """
     cin, h, w = in_shape
     cout, cin_g, kh, kw = weights.shape
@@ -23,7 +25,7 @@ def conv2d_taps(node: Conv2d, in_shape: tuple[int, int, int], weights: np.ndarra
     py, px = node.padding
     dy, dx = node.dilation
     ho, wo = _out_len(h, kh, sy, py, dy), _out_len(w, kw, sx, px, dx)
-    co, ci_l, ky, kx = np.nonzero(weights)
+    co, ci_l, ky, kx = np.nonzero(weights if pattern is None else pattern)
     vals = weights[co, ci_l, ky, kx]
     cout_g = cout // node.groups
     ci = (co // cout_g) * cin_g + ci_l
@@ -39,8 +41,16 @@ def conv2d_taps(node: Conv2d, in_shape: tuple[int, int, int], weights: np.ndarra
 
 
 def conv2d_matrix(node: Conv2d, in_shape: tuple[int, int, int]) -> sp.csr_matrix:
-    rows, cols, vals, shape = conv2d_taps(node, in_shape, node.effective_weight)
+    rows, cols, vals, shape = conv2d_taps(node, in_shape, node.effective_weight, node.mask)
     return sp.csr_matrix((vals, (rows, cols)), shape=shape)
+
+
+def linear_matrix(node: Linear, in_shape: tuple[int, ...]) -> sp.csr_matrix:
+    """Linear over the last axis; leading (token) axes share the weights."""
+    r, c = np.nonzero(node.mask)
+    w = sp.csr_matrix((node.weight[r, c], (r, c)), shape=node.weight.shape)
+    lead = int(np.prod(in_shape[:-1])) if len(in_shape) > 1 else 1
+    return w if lead == 1 else sp.kron(sp.identity(lead, format="csr"), w, format="csr")
 
 
 def pool2d_matrix(node: Pool2d, in_shape: tuple[int, int, int]) -> sp.csr_matrix:

@@ -22,12 +22,13 @@ from snncompile.ir import (
     Input,
     IRGraph,
     Linear,
+    Mask,
     Neuron,
     Output,
     Pool2d,
     Reshape,
 )
-from snncompile.lower.matrices import conv2d_matrix, pool2d_matrix
+from snncompile.lower.matrices import conv2d_matrix, linear_matrix, pool2d_matrix
 from snncompile.sim.neuron_math import NeuronParams
 
 # A max-pool of spikes is OR over the window: memoryless (tau=1 LIF: H = X), fires on ≥1.
@@ -43,6 +44,19 @@ class Population:
     params: NeuronParams | None = None
     bias: np.ndarray | None = None    # constant input per step (folded biases)
     depth: int = 0                    # synapse hops from the input (Lava latency)
+    index: np.ndarray | None = None   # kept logical neurons (flat), None = all
+
+    @property
+    def logical_size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def expand(self, values: np.ndarray) -> np.ndarray:
+        """[..., size] of kept neurons → [..., logical_size] with zeros for removed ones."""
+        if self.index is None:
+            return values
+        full = np.zeros((*values.shape[:-1], self.logical_size), dtype=values.dtype)
+        full[..., self.index] = values
+        return full
 
 
 @dataclass
@@ -52,6 +66,9 @@ class Projection:
     weights: sp.csr_matrix            # (dst size, src size)
     layers: list[str] = field(default_factory=list)  # IR synaptic nodes folded in
     delay: int = 0                    # extra steps beyond the one every synapse adds
+    impl: str = "sparse"              # "sparse" (CSR), "dense" or "conv" (shared kernel)
+    conv: Conv2d | None = None        # the convolution, when this projection is exactly one
+    conv_in_shape: tuple[int, ...] = ()
 
     @property
     def nnz(self) -> int:
@@ -87,6 +104,7 @@ class _Affine:
     bias: np.ndarray
     layers: list[str]
     identity_of: str | None = None    # the value is exactly population p's output
+    conv: tuple[Conv2d, tuple[int, ...]] | None = None  # value = one conv of one population
 
     def map(self, m: sp.csr_matrix, extra_bias: np.ndarray | None, layer: str | None) -> _Affine:
         terms = {p: (m @ a).tocsr() for p, a in self.terms.items()}
@@ -103,13 +121,11 @@ def _neuron_params(node: Neuron) -> NeuronParams:
                         decay=node.decay, decay_input=node.decay_input)
 
 
-def _linear_matrix(node: Linear, in_shape: tuple[int, ...]) -> sp.csr_matrix:
-    w = sp.csr_matrix(node.effective_weight)
-    lead = int(np.prod(in_shape[:-1])) if len(in_shape) > 1 else 1
-    return w if lead == 1 else sp.kron(sp.identity(lead, format="csr"), w, format="csr")
-
-
-def plan_network(graph: IRGraph) -> NetworkPlan:
+def plan_network(graph: IRGraph, dense: bool | None = None) -> NetworkPlan:
+    """Lower ``graph``. ``dense``: emit every projection as a dense matrix (zeros kept),
+    as an exporter unaware of pruning does; default: dense unless prune_synapses ran."""
+    if dense is None:
+        dense = not graph.meta.get("pruned", False)
     pops: dict[str, Population] = {}
     projs: list[Projection] = []
     vals: dict[str, _Affine] = {}
@@ -118,10 +134,10 @@ def plan_network(graph: IRGraph) -> NetworkPlan:
         pop.bias = np.asarray(value.bias, dtype=np.float64)
         pop.depth = max(pops[s].depth for s in value.terms) + 1 if value.terms else 1
         for src, m in value.terms.items():
-            m = m.tocsr()
-            m.eliminate_zeros()
-            projs.append(Projection(src, name, m, list(value.layers),
-                                    pop.depth - pops[src].depth - 1))
+            proj = Projection(src, name, m.tocsr(), list(value.layers), pop.depth - pops[src].depth - 1)
+            if value.conv is not None and len(value.terms) == 1:
+                proj.conv, proj.conv_in_shape = value.conv
+            projs.append(proj)
         pops[name] = pop
         eye = sp.identity(pop.size, format="csr")
         return _Affine({name: eye}, np.zeros(pop.size), [], identity_of=name)
@@ -136,10 +152,12 @@ def plan_network(graph: IRGraph) -> NetworkPlan:
         elif isinstance(node, Conv2d):
             bias = None if node.bias is None else np.repeat(node.bias, node.size // node.shape[0])
             vals[name] = ins[0].map(conv2d_matrix(node, in_shape), bias, name)
+            if ins[0].identity_of is not None:
+                vals[name].conv = (node, tuple(in_shape))
         elif isinstance(node, Linear):
             lead = node.size // node.weight.shape[0]
             bias = None if node.bias is None else np.tile(node.bias, lead)
-            vals[name] = ins[0].map(_linear_matrix(node, in_shape), bias, name)
+            vals[name] = ins[0].map(linear_matrix(node, in_shape), bias, name)
         elif isinstance(node, BatchNorm):
             scale, shift = node.scale_shift()
             per = node.size // node.shape[0]
@@ -161,6 +179,8 @@ def plan_network(graph: IRGraph) -> NetworkPlan:
                                                                 params=OR_PARAMS))
         elif isinstance(node, Reshape):
             vals[name] = ins[0]
+        elif isinstance(node, Mask):
+            vals[name] = ins[0].map(sp.diags(node.keep.ravel().astype(np.float64), format="csr"), None, None)
         elif isinstance(node, Add):
             a, b = ins
             terms = dict(a.terms)
@@ -168,7 +188,8 @@ def plan_network(graph: IRGraph) -> NetworkPlan:
                 terms[p] = (terms[p] + m).tocsr() if p in terms else m
             vals[name] = _Affine(terms, a.bias + b.bias, a.layers + b.layers)
         elif isinstance(node, Neuron):
-            pop = Population(name, node.size, "neuron", node.shape, params=_neuron_params(node))
+            kind = "or" if node.role == "or" else "neuron"
+            pop = Population(name, node.size, kind, node.shape, params=_neuron_params(node))
             if ins[0].identity_of is not None:
                 raise SnnCompileError(f"neuron `{node.source}` reads another population directly",
                                       "put a synaptic layer (Linear/Conv2d) between neuron layers",
@@ -178,16 +199,49 @@ def plan_network(graph: IRGraph) -> NetworkPlan:
             value = ins[0]
             if value.identity_of is not None and pops[value.identity_of].kind != "input":
                 pop = pops[value.identity_of]
-                return NetworkPlan(pops, projs, "spikes", output_pop=pop.name,
+                plan = NetworkPlan(pops, projs, "spikes", output_pop=pop.name,
                                    output_shape=node.shape, output_depth=pop.depth)
-            depth = max(pops[s].depth for s in value.terms) + 1
-            for src, m in value.terms.items():
-                m = m.tocsr()
-                m.eliminate_zeros()
-                projs.append(Projection(src, OUTPUT, m, list(value.layers),
-                                        depth - pops[src].depth - 1))
-            return NetworkPlan(pops, projs, "values", output_bias=np.asarray(value.bias),
-                               output_shape=node.shape, output_depth=depth)
+            else:
+                depth = max(pops[s].depth for s in value.terms) + 1
+                for src, m in value.terms.items():
+                    projs.append(Projection(src, OUTPUT, m.tocsr(), list(value.layers),
+                                            depth - pops[src].depth - 1))
+                plan = NetworkPlan(pops, projs, "values", output_bias=np.asarray(value.bias),
+                                   output_shape=node.shape, output_depth=depth)
+            return _finish(plan, graph, dense)
         else:  # pragma: no cover
             raise TypeError(node.op)
     raise ValueError("graph has no output node")
+
+
+def _finish(plan: NetworkPlan, graph: IRGraph, dense: bool) -> NetworkPlan:
+    """Drop removed neurons (and every synapse touching them); choose implementations."""
+    for name, pop in plan.populations.items():
+        node = graph.node(name) if name in graph.nx else None
+        alive = getattr(node, "alive", None)
+        if alive is not None and not alive.all():
+            pop.index = np.flatnonzero(alive.ravel())
+            pop.size = len(pop.index)
+            pop.bias = pop.bias[pop.index]
+            th = pop.params.v_threshold
+            if isinstance(th, np.ndarray):
+                pop.params = NeuronParams(**{**pop.params.__dict__, "v_threshold": th[pop.index]})
+    for proj in plan.projections:
+        src = plan.populations[proj.src]
+        dst = plan.populations.get(proj.dst)
+        w = proj.weights
+        if dst is not None and dst.index is not None:
+            w = w[dst.index]
+        if src.index is not None:
+            w = w[:, src.index]
+        proj.weights = w.tocsr()
+        if not dense:
+            proj.weights.eliminate_zeros()
+        shrunk = src.index is not None or (dst is not None and dst.index is not None)
+        if proj.conv is not None and proj.conv.impl == "conv" and not shrunk and not proj.delay:
+            proj.impl = "conv"
+        elif dense:
+            proj.impl = "dense"
+        else:
+            proj.impl = "sparse"
+    return plan

@@ -19,6 +19,7 @@ from snncompile.ir import (
     Input,
     IRGraph,
     Linear,
+    Mask,
     Neuron,
     Output,
     Pool2d,
@@ -75,6 +76,8 @@ def simulate(graph: IRGraph, x: np.ndarray, keep_values: bool = False) -> SimRes
                 out = ins[0].reshape(T * B, *node.shape)
             elif isinstance(node, Add):
                 out = ins[0] + ins[1]
+            elif isinstance(node, Mask):
+                out = ins[0] * torch.as_tensor(node.keep.astype(np.float64))
             elif isinstance(node, Neuron):
                 xin = ins[0].reshape(T, B, *node.shape)
                 p = neuron_params(node, xin)
@@ -82,6 +85,8 @@ def simulate(graph: IRGraph, x: np.ndarray, keep_values: bool = False) -> SimRes
                 spikes = torch.empty_like(xin)
                 for t in range(T):
                     spikes[t], v = neuron_math.step(v, xin[t], p)
+                if node.alive is not None:  # removed neurons do not exist in the compiled net
+                    spikes *= torch.as_tensor(node.alive.astype(np.float64))
                 res.spikes[name] = spikes.to(torch.uint8).numpy()
                 out = spikes.reshape(T * B, *node.shape)
             elif isinstance(node, Output):

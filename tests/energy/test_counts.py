@@ -11,7 +11,7 @@ from snncompile.energy import dynamic_counts, static_counts
 from snncompile.frontend import trace_model
 from snncompile.ir import Conv2d, Linear
 from snncompile.lower import conv2d_matrix
-from snncompile.lower.populations import _linear_matrix
+from snncompile.lower import linear_matrix as _linear_matrix
 from snncompile.sim import simulate
 
 

@@ -15,7 +15,9 @@ from snncompile.frontend import load_model, trace_model
 from snncompile.frontend.trace import TraceResult
 from snncompile.inputs import InputData, load_inputs
 from snncompile.ir import Conv2d, IRGraph, Linear, Neuron, save_ir
+from snncompile.frontend.masks import apply_masks, read_masks
 from snncompile.lower import plan_network
+from snncompile.passes import run_passes
 from snncompile.report import LayerRow, Report
 from snncompile.sim import run_torch, simulate
 
@@ -56,8 +58,10 @@ def layer_rows(graph: IRGraph) -> list[LayerRow]:
     for name, node in graph.items():
         row = LayerRow(name, node.op, tuple(node.shape))
         if isinstance(node, Neuron):
-            row.neurons = node.size
-            row.detail = node.describe()
+            row.neurons = node.kept
+            row.detail = "OR (max-pool of spikes)" if node.role == "or" else node.describe()
+            if node.kept != node.size:
+                row.detail += f"; {node.size - node.kept} removed"
         elif isinstance(node, (Conv2d, Linear)):
             c = counts[name]
             row.synapses, row.synapses_dense = c.synapses, c.synapses_dense
@@ -68,6 +72,10 @@ def layer_rows(graph: IRGraph) -> list[LayerRow]:
             else:
                 row.detail = f"{node.weight.shape[1]}→{node.weight.shape[0]}"
             row.detail += "" if node.bias is None else " +bias"
+            if node.binary:
+                row.detail += " binary(1b)"
+            if getattr(node, "impl", ""):
+                row.detail += f" [{node.impl}]"
         elif node.op == "pool2d":
             row.detail = f"{node.mode} k{node.kernel[0]} s{node.stride[0]}"
         elif node.op == "batchnorm":
@@ -77,30 +85,35 @@ def layer_rows(graph: IRGraph) -> list[LayerRow]:
 
 
 def trace(model: str | Path, *, arch: str | None = None, trust_pickle: bool = False,
-          input_shape: tuple[int, ...] | None = None, data: InputData | None = None
-          ) -> tuple[TraceResult, dict]:
+          input_shape: tuple[int, ...] | None = None, data: InputData | None = None,
+          masks: str | Path | None = None) -> tuple[TraceResult, dict]:
     """Load and trace a checkpoint; returns the trace and the checkpoint metadata."""
     loaded = load_model(model, arch=arch, trust_pickle=trust_pickle)
     shape = _input_shape(input_shape, loaded.meta, data, loaded.module)
     name = loaded.meta.get("name") or Path(model).stem
-    result = trace_model(loaded.module, shape, name=str(name))
+    synapse_masks = apply_masks(loaded.module, read_masks(masks), masks) if masks else None
+    result = trace_model(loaded.module, shape, name=str(name), masks=synapse_masks)
     _check_finite(result.graph)
     result.graph.meta["source_model"] = str(model)
     result.module = loaded.module  # type: ignore[attr-defined]
     return result, loaded.meta
 
 
-def inspect(model: str | Path, **kw) -> Report:
-    """Trace ``model`` and return its layer table (no simulation)."""
+def inspect(model: str | Path, passes: list[str] | None = None, **kw) -> Report:
+    """Trace ``model``, run ``passes`` (default: all) and return its layer table."""
     tr, meta = trace(model, **kw)
-    return Report(model=str(model), target="ir", steps=meta.get("steps"), layers=layer_rows(tr.graph))
+    graph, stats = run_passes(tr.graph, passes)
+    return Report(model=str(model), target="ir", steps=meta.get("steps"), layers=layer_rows(graph),
+                  passes=[s.to_dict() for s in stats])
 
 
 def compile(model: str | Path, target: str = "lava", *, steps: int | None = None,
             input: str | Path | None = None, samples: int | None = None, simulate_on_target: bool = False,
             outdir: str | Path | None = None, arch: str | None = None, trust_pickle: bool = False,
             input_shape: tuple[int, ...] | None = None, energy_model: str = "45nm",
-            timeout: float = 600.0, progress: Progress | None = None) -> Report:
+            timeout: float = 600.0, progress: Progress | None = None,
+            passes: list[str] | None = None, masks: str | Path | None = None,
+            patch_mask: str | Path | None = None) -> Report:
     """Compile ``model`` for ``target``; with ``simulate_on_target`` also run it there.
 
     Mirrors ``snncompile MODEL --target lava [--steps T] [--input F] [--samples N]
@@ -113,25 +126,31 @@ def compile(model: str | Path, target: str = "lava", *, steps: int | None = None
     loaded_shape = tuple(input_shape) if input_shape else None
     data = load_inputs(input, None) if input else None
     tr, meta = trace(model, arch=arch, trust_pickle=trust_pickle,
-                     input_shape=loaded_shape, data=data)
-    graph = tr.graph
+                     input_shape=loaded_shape, data=data, masks=masks)
+    if patch_mask is not None:
+        tr.graph.meta["patch_mask"] = _read_patch_mask(patch_mask).tolist()
+    graph, pass_stats = run_passes(tr.graph, passes)
     in_shape = tuple(graph.meta["input_shape"])
     if data is not None:
         data = load_inputs(input, in_shape).take(samples)
     T = _steps(steps, meta, data)
     graph.meta["steps"] = T
-    report = Report(model=str(model), target=target, steps=T, layers=layer_rows(graph))
+    report = Report(model=str(model), target=target, steps=T, layers=layer_rows(graph),
+                    passes=[s.to_dict() for s in pass_stats])
+    if graph.meta.get("patch_mask_inserted"):
+        report.notes.append(f"the patch mask was applied after {graph.meta['patch_mask_inserted']}; "
+                            "the PyTorch model does not mask, so its outputs may differ")
 
     plan = plan_network(graph) if target == "lava" else None
     if plan is not None:
-        report.lowering = {
-            "populations": sum(1 for p in plan.populations.values() if p.kind != "input"),
-            "or_populations": sum(1 for p in plan.populations.values() if p.kind == "or"),
-            "projections": sum(1 for p in plan.projections if p.nnz),
-            "synapses": sum(p.nnz for p in plan.projections),
-            "latency_steps": plan.depth,
-            "output": plan.output_kind,
-        }
+        report.lowering = lowering_summary(plan)
+        per_layer: dict[str, int] = {}
+        for proj in plan.projections:
+            if proj.layers:
+                per_layer[proj.layers[-1]] = per_layer.get(proj.layers[-1], 0) + proj.nnz
+        for row in report.layers:
+            if row.name in per_layer:  # exact count of the compiled network (positions, removals)
+                row.synapses = per_layer[row.name]
     if simulate_on_target and data is None:
         raise SnnCompileError("--simulate needs inputs", "pass --input FILE.npy|.npz", EXIT_USAGE)
 
@@ -141,7 +160,7 @@ def compile(model: str | Path, target: str = "lava", *, steps: int | None = None
         ref = simulate(graph, x, keep_values=True)
         dynamic_counts(graph, rows, ref.values)
         if simulate_on_target and plan is not None:
-            report.simulation = _simulate_lava(tr, plan, x, data, ref, timeout, progress)
+            report.simulation = _simulate_lava(tr, graph, plan, x, data, ref, timeout, progress)
     report.energy = energy_summary(graph.name, rows, load_cost_model(energy_model), T)
 
     if outdir is not None:
@@ -167,11 +186,38 @@ def _steps(steps: int | None, meta: dict, data: InputData | None) -> int:
     return int(T)
 
 
-def _simulate_lava(tr: TraceResult, plan, x: np.ndarray, data: InputData, ref, timeout: float,
-                   progress: Progress | None) -> dict:
+def lowering_summary(plan) -> dict:
+    pops = [p for p in plan.populations.values() if p.kind != "input"]
+    return {
+        "populations": len(pops),
+        "or_populations": sum(1 for p in pops if p.kind == "or"),
+        "neurons": sum(p.size for p in pops),
+        "neurons_removed": sum(p.logical_size - p.size for p in pops),
+        "projections": sum(1 for p in plan.projections if p.nnz),
+        "synapses": sum(p.nnz for p in plan.projections),
+        "latency_steps": plan.depth,
+        "output": plan.output_kind,
+        "implementations": [{"from": p.src, "to": p.dst, "layers": p.layers, "impl": p.impl,
+                             "synapses": p.nnz, "delay": p.delay} for p in plan.projections],
+    }
+
+
+def _read_patch_mask(path: str | Path) -> np.ndarray:
+    try:
+        keep = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise SnnCompileError(f"cannot read patch mask {path}: {exc}",
+                              "pass a .npy array of 0/1 per patch (H, W) or token (N,)", EXIT_USAGE) from None
+    if not isinstance(keep, np.ndarray) or not np.isin(keep, (0, 1)).all():
+        raise SnnCompileError(f"patch mask {path} is not a 0/1 array",
+                              "store 1 for patches to keep, 0 for masked ones", EXIT_USAGE)
+    return keep.astype(bool)
+
+
+def _simulate_lava(tr: TraceResult, graph: IRGraph, plan, x: np.ndarray, data: InputData, ref,
+                   timeout: float, progress: Progress | None) -> dict:
     from backends.lava import run_lava
 
-    graph = tr.graph
     time_reduced = bool(graph.meta.get("output_time_reduced"))
     paths = list(tr.neuron_sources.values())
     torch64 = run_torch(tr.module, x, tr.step_mode, paths, time_reduced)
@@ -180,12 +226,14 @@ def _simulate_lava(tr: TraceResult, plan, x: np.ndarray, data: InputData, ref, t
     cb = (lambda done, total: progress("Lava simulation", done, total)) if progress else None
     lava = run_lava(plan, x, timeout_s=timeout, progress=cb)
     wall = time.perf_counter() - t0
-    neuron_names = list(tr.neuron_sources)
-    lava_spikes = {n: lava.spikes[n].reshape(torch_spikes[n].shape) for n in neuron_names}
-    agree, per_layer = spike_agreement(torch_spikes, lava_spikes)
-    ref_agree, _ = spike_agreement(torch_spikes, ref.spikes)
+    neuron_names = [n for n in tr.neuron_sources if n in plan.populations]
+    lava_spikes = {n: plan.populations[n].expand(lava.spikes[n]).reshape(torch_spikes[n].shape)
+                   for n in neuron_names}
+    keep = {n: graph.node(n).alive for n in neuron_names if graph.node(n).alive is not None}
+    agree, per_layer = spike_agreement(torch_spikes, lava_spikes, keep)
+    ref_agree, _ = spike_agreement(torch_spikes, ref.spikes, keep)
     if plan.output_kind == "spikes":
-        lava_out = lava.spikes[plan.output_pop]
+        lava_out = plan.populations[plan.output_pop].expand(lava.spikes[plan.output_pop])
     else:
         lava_out = lava.output
     pred_torch = predictions(torch64.output, time_reduced)
@@ -201,6 +249,7 @@ def _simulate_lava(tr: TraceResult, plan, x: np.ndarray, data: InputData, ref, t
                       "reference_simulator_spike_agreement": ref_agree,
                       "torch_accuracy": None if data.y is None else float((pred_torch == data.y).mean())},
         "per_layer_spike_agreement": per_layer,
+        "compared_neurons": "kept neurons only (removed ones do not exist in the compiled network)",
         "lava_steps": lava.steps,
         "lava_run_s": round(lava.wall_s, 3),
     }

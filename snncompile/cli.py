@@ -34,7 +34,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="per-sample input shape")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    p.add_argument("-v", "--verbose", action="store_true", help="show every IR node")
+    p.add_argument("-v", "--verbose", action="store_true", help="show every IR node and the pass table")
+    p.add_argument("--passes", metavar="A,B,...", help="passes to run (default: all, in order): "
+                   "fold_batchnorm, fuse_convpep, binarize, mask_patches, prune_synapses, dead_neurons")
+    p.add_argument("--no-passes", action="store_true", help="compile the model as stored (dense)")
+    p.add_argument("--masks", metavar="FILE.pkl", help="pruning masks: pickled list of arrays, "
+                   "one per 'weight' parameter in named_parameters() order")
 
 
 def compile_parser() -> argparse.ArgumentParser:
@@ -50,6 +55,7 @@ def compile_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", help="write model.ir.npz and report.json here")
     p.add_argument("--energy-model", default="45nm", help="cost model name or TOML file (default 45nm)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before a simulation is killed")
+    p.add_argument("--patch-mask", metavar="FILE.npy", help="0/1 keep-mask over patches (H, W) or tokens (N,)")
     p.add_argument("--check", action="store_true",
                    help="exit with code 6 unless spike and prediction agreement are exactly 1.0")
     return p
@@ -82,8 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = inspect_parser().parse_args(argv[1:])
             from snncompile.api import inspect
 
+            from snncompile.passes import parse_passes
+
             report = inspect(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
-                             input_shape=args.input_shape)
+                             input_shape=args.input_shape, masks=args.masks,
+                             passes=parse_passes(args.passes, args.no_passes))
         else:
             args = compile_parser().parse_args(argv)
             report = _run_compile(args, err)
@@ -127,6 +136,9 @@ def _run_compile(args: argparse.Namespace, err) -> object:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from snncompile.api import compile as compile_model
+    from snncompile.passes import parse_passes
+
+    passes = parse_passes(args.passes, args.no_passes)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
@@ -141,4 +153,5 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              samples=args.samples, simulate_on_target=args.simulate, outdir=args.outdir,
                              arch=args.arch, trust_pickle=args.trust_pickle,
                              input_shape=args.input_shape, energy_model=args.energy_model,
-                             timeout=args.timeout, progress=progress)
+                             timeout=args.timeout, progress=progress, passes=passes,
+                             masks=args.masks, patch_mask=args.patch_mask)

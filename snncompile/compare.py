@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def spike_agreement(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, dict[str, float]]:
+def spike_agreement(a: dict[str, np.ndarray], b: dict[str, np.ndarray],
+                    keep: dict[str, np.ndarray] | None = None) -> tuple[float, dict[str, float]]:
     """Fraction of (step, sample, neuron) entries equal over all layers, and per layer.
 
     ``a`` and ``b`` map layer names to [T, N, ...] arrays; only common layers count.
+    ``keep`` (per layer, bool over the neuron axes) restricts the comparison to neurons
+    that exist in the compiled network.
     """
+    keep = keep or {}
     equal = total = 0
     per_layer = {}
     for name in a:
@@ -17,6 +21,9 @@ def spike_agreement(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple
             continue
         x = np.asarray(a[name]).reshape(a[name].shape[0], a[name].shape[1], -1)
         y = np.asarray(b[name]).reshape(x.shape)
+        if name in keep:
+            sel = np.asarray(keep[name]).ravel()
+            x, y = x[..., sel], y[..., sel]
         eq = int((x == y).sum())
         per_layer[name] = eq / x.size if x.size else 1.0
         equal += eq

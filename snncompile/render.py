@@ -42,10 +42,28 @@ def render(report: Report, console: Console, verbose: bool = False) -> None:
     t.add_row("total", f"{g['layers']} layers", "", _n(g["neurons"]), _n(g["synapses"]),
               _n(g["synapses_dense"]), f"{sp:.1%}", "")
     console.print(t)
+    if report.passes and verbose:
+        pt = Table(title="passes", title_justify="left")
+        for col in ("pass", "fused", "nodes removed", "synapses removed", "neurons removed", "bits saved",
+                    "notes"):
+            pt.add_column(col, justify="left" if col in ("pass", "notes") else "right")
+        for st in report.passes:
+            pt.add_row(st["name"], _n(st["nodes_fused"]), _n(st["nodes_removed"]), _n(st["synapses_removed"]),
+                       _n(st["neurons_removed"]), _n(st["bits_saved"]), "\n".join(st["notes"]))
+        console.print(pt)
+    elif report.passes:
+        done = [s["name"] for s in report.passes]
+        removed = sum(s["synapses_removed"] for s in report.passes)
+        console.print(f"passes: {', '.join(done)} (removed {_n(removed)} synapses, "
+                      f"{_n(sum(s['neurons_removed'] for s in report.passes))} neurons; -v for the table)")
     if report.lowering:
         lw = report.lowering
+        impls: dict[str, int] = {}
+        for p in lw["implementations"]:
+            impls[p["impl"]] = impls.get(p["impl"], 0) + 1
+        kinds = ", ".join(f"{v} {k}" for k, v in sorted(impls.items()))
         console.print(f"lowered: {lw['populations']} neuron populations ({lw['or_populations']} OR-pool), "
-                      f"{lw['projections']} sparse projections, {_n(lw['synapses'])} synapses, "
+                      f"{lw['projections']} projections ({kinds}), {_n(lw['synapses'])} synapses, "
                       f"latency {lw['latency_steps']} steps, output = {lw['output']}")
     sim = report.simulation
     if sim:

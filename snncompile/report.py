@@ -41,6 +41,7 @@ class Report:
     simulation: dict[str, Any] | None = None
     energy: dict[str, Any] | None = None
     lowering: dict[str, Any] | None = None
+    passes: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -55,6 +56,8 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"model": self.model, "target": self.target, "steps": self.steps,
                              "graph": self.graph, "layers": [r.to_dict() for r in self.layers]}
+        if self.passes:
+            d["passes"] = self.passes
         for key in ("lowering", "simulation", "energy"):
             value = getattr(self, key)
             if value is not None:

@@ -30,7 +30,9 @@ def test_demo_equivalence_json(capsys, tmp_path, digits_model, digits_test):
     rep = json.loads(out)  # exactly one JSON object on stdout
     assert rep["target"] == "lava" and rep["steps"] == 8
     assert set(rep["graph"]) == {"layers", "neurons", "synapses_dense", "synapses"}
-    assert rep["graph"]["layers"] == 3 and rep["graph"]["neurons"] == 8 * 64 + 16 * 64 + 10
+    # after the passes the max-pool is an OR layer: depthwise 2×2 ones into 16×4×4 neurons
+    assert rep["graph"]["layers"] == 4 and rep["graph"]["neurons"] == 8 * 64 + 16 * 64 + 16 * 16 + 10
+    assert rep["lowering"]["synapses"] == 3872 + 61952 + 16 * 16 * 4 + 2560
     sim = rep["simulation"]
     assert sim["backend"] == "lava-cpu" and sim["samples"] == 100
     assert sim["spike_agreement"] == 1.0 and sim["prediction_agreement"] == 1.0
@@ -48,13 +50,13 @@ def test_json_without_simulation_omits_it(capsys, digits_model, digits_test):
     rep = json.loads(out)
     assert "simulation" not in rep
     assert rep["energy"]["variants"]["ann"]["macs"] == 8 * 64 * 9 + 16 * 64 * 72 + 2560
-    assert rep["graph"]["synapses"] == rep["graph"]["synapses_dense"] == 3872 + 61952 + 2560
+    assert rep["graph"]["synapses"] == rep["graph"]["synapses_dense"] == 3872 + 61952 + 1024 + 2560
 
 
 def test_table_output_and_inspect(capsys, digits_model):
     code, out, _ = run_cli(capsys, "inspect", digits_model)
     assert code == 0
-    assert "conv2d_0" in out and "LIF tau=2" in out and "68,384" in out
+    assert "conv2d_0" in out and "LIF tau=2" in out and "69,408" in out and "OR (max-pool" in out
 
 
 def _error(capsys, *args):
@@ -128,7 +130,7 @@ def test_console_script_and_module_entry_points(digits_model):
         res = subprocess.run(cmd + ["inspect", str(digits_model), "--json"], capture_output=True,
                              text=True, cwd=ROOT)
         assert res.returncode == 0, res.stderr
-        assert json.loads(res.stdout)["graph"]["layers"] == 3
+        assert json.loads(res.stdout)["graph"]["layers"] == 4
     res = subprocess.run([sys.executable, "-m", "snncompile", "/nonexistent.pt"], capture_output=True,
                          text=True, cwd=ROOT)
     assert res.returncode == 2 and "Traceback" not in res.stderr and "not found" in res.stderr

@@ -14,6 +14,8 @@ from lava.magma.core.run_conditions import RunSteps  # noqa: E402
 from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
 from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel  # noqa: E402
 from lava.proc.io.source import RingBuffer  # noqa: E402
+from lava.proc.conv.process import Conv  # noqa: E402
+from lava.proc.dense.process import Dense  # noqa: E402
 from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402
 
 from backends.lava.procs.sj_neuron.process import SJNeuron  # noqa: E402
@@ -29,6 +31,16 @@ def stream_input(x: np.ndarray, total_steps: int) -> np.ndarray:
     data = np.zeros((flat.shape[1], total_steps))
     data[:, : N * T] = flat.T
     return data
+
+
+def _conv_process(proj, num_message_bits: int) -> Conv:
+    """Lava Conv is a true convolution over (X=width, Y=height, C): flip and transpose."""
+    node = proj.conv
+    w = node.effective_weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1).copy()
+    c, h, wd = proj.conv_in_shape
+    return Conv(weight=w, input_shape=(wd, h, c), padding=node.padding[::-1],
+                stride=node.stride[::-1], dilation=node.dilation[::-1], groups=node.groups,
+                num_message_bits=num_message_bits)
 
 
 def run_plan(plan: NetworkPlan, x: np.ndarray, record: list[str],
@@ -61,11 +73,24 @@ def run_plan(plan: NetworkPlan, x: np.ndarray, record: list[str],
     for proj in plan.projections:
         if proj.nnz == 0:
             continue
-        graded = plan.populations[proj.src].kind == "input"
-        kwargs = dict(weights=proj.weights.tocsr(), num_message_bits=GRADED_BITS if graded else 0)
-        conn = DelaySparse(delays=proj.delay, **kwargs) if proj.delay else Sparse(**kwargs)
-        procs[proj.src].s_out.connect(conn.s_in)
         target = extractors[OUTPUT].in_port if proj.dst == OUTPUT else procs[proj.dst].a_in
+        src_out = procs[proj.src].s_out
+        graded = plan.populations[proj.src].kind == "input"
+        bits = GRADED_BITS if graded else 0
+        if proj.impl == "conv":
+            conn = _conv_process(proj, bits)
+            c, h, w = proj.conv_in_shape
+            src_out.reshape((c, h, w)).transpose((2, 1, 0)).connect(conn.s_in)
+            co, ho, wo = proj.conv.shape
+            conn.a_out.transpose((2, 1, 0)).reshape((co * ho * wo,)).connect(target)
+            continue
+        if proj.delay:
+            conn = DelaySparse(weights=proj.weights.tocsr(), delays=proj.delay, num_message_bits=bits)
+        elif proj.impl == "dense":
+            conn = Dense(weights=proj.weights.toarray(), num_message_bits=bits)
+        else:
+            conn = Sparse(weights=proj.weights.tocsr(), num_message_bits=bits)
+        src_out.connect(conn.s_in)
         conn.a_out.connect(target)
 
     cfg = Loihi2SimCfg(select_tag="floating_pt",

@@ -1,0 +1,73 @@
+"""Detect binary synapses and store them as 1-bit signs with a scale.
+
+A layer is binary when every nonzero weight of an output channel has the same magnitude
+α_c (per layer: one α for all). Its weights are then 1 bit each (+ the mask: sign(0) = 0
+stays a missing synapse, not a third value). Where the layer alone drives a spiking
+neuron, α is moved into the neuron: weights become ±1 and the threshold, bias and reset
+potential are divided by α (every charge equation is homogeneous in V, X and V_reset).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from snncompile.ir import Conv2d, IRGraph, Linear, Neuron
+from snncompile.passes.base import PassStats, sole_user
+
+
+def binary_scales(weight: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+    """Per-output-channel α if every live nonzero weight in a channel is ±α_c, else None."""
+    w = np.where(mask, weight, 0.0).reshape(weight.shape[0], -1)
+    mag = np.abs(w)
+    alpha = mag.max(axis=1)
+    live = mag > 0
+    if not live.any():
+        return None
+    if not np.all((mag == alpha[:, None]) | ~live):
+        return None
+    return alpha
+
+
+def _fold_alpha(graph: IRGraph, name: str, syn: Conv2d | Linear, alpha: np.ndarray) -> bool:
+    user = sole_user(graph, name)
+    neuron = graph.node(user) if user else None
+    if not isinstance(neuron, Neuron) or graph.inputs(user) != [name] or np.any(alpha <= 0):
+        return False
+    uniform = bool(np.all(alpha == alpha[0]))
+    if neuron.v_reset not in (None, 0.0) and not uniform:
+        return False  # a per-channel reset potential is not representable
+    per_neuron = np.broadcast_to(alpha.reshape((-1,) + (1,) * (len(neuron.shape) - 1)),
+                                 neuron.shape) if len(neuron.shape) > 1 else alpha.reshape(neuron.shape)
+    if per_neuron.shape != tuple(neuron.shape):
+        return False
+    shape = (-1,) + (1,) * (syn.weight.ndim - 1)
+    syn.weight = np.sign(syn.weight) * (np.abs(syn.weight) > 0)
+    syn.weight = syn.weight.astype(np.float64).reshape(syn.weight.shape)
+    if syn.bias is not None:
+        syn.bias = syn.bias / alpha
+    th = neuron.v_threshold
+    neuron.v_threshold = (th if np.isscalar(th) else np.asarray(th)) / (alpha[0] if uniform else per_neuron)
+    if uniform and neuron.v_reset not in (None, 0.0):
+        neuron.v_reset = neuron.v_reset / alpha[0]
+    if isinstance(neuron.v_threshold, np.ndarray) and neuron.v_threshold.ndim == 0:
+        neuron.v_threshold = float(neuron.v_threshold)
+    del shape
+    return True
+
+
+def binarize(graph: IRGraph) -> PassStats:
+    stats = PassStats("binarize")
+    for name, node in list(graph.items()):
+        if not isinstance(node, (Conv2d, Linear)) or node.binary:
+            continue
+        alpha = binary_scales(node.weight, node.mask)
+        if alpha is None:
+            continue
+        node.binary, node.alpha, node.weight_bits = True, alpha, 1
+        live = int(np.count_nonzero(node.mask & (node.weight != 0)))
+        stats.bits_saved += live * 31
+        stats.nodes_fused += 1
+        per_layer = bool(np.all(alpha == alpha[0]))
+        where = "α moved into the neuron" if _fold_alpha(graph, name, node, alpha) else "α kept on weights"
+        stats.notes.append(f"{name}: binary ({'per layer' if per_layer else 'per channel'}), {where}")
+    return stats

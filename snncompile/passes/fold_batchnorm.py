@@ -1,0 +1,38 @@
+"""Fold inference-mode BatchNorm into the synapse before it.
+
+Conv2d/Linear → BatchNorm becomes one synapse with bias: W' = W·s[c], b' = b·s[c] + t[c]
+with s = γ/√(σ²+ε), t = β − μ·s. A binary layer (±α per output channel) stays binary:
+its per-channel scale becomes α·|s|. A BatchNorm with no synapse before it is kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from snncompile.ir import BatchNorm, Conv2d, IRGraph, Linear
+from snncompile.passes.base import PassStats, bypass, sole_user
+
+
+def fold_batchnorm(graph: IRGraph) -> PassStats:
+    stats = PassStats("fold_batchnorm")
+    for name in graph.of_type(BatchNorm):
+        (src,) = graph.inputs(name)
+        syn = graph.node(src)
+        if not isinstance(syn, (Conv2d, Linear)) or sole_user(graph, src) != name:
+            stats.notes.append(f"{name}: kept (no synapse of its own before it)")
+            continue
+        bn = graph.node(name)
+        scale, shift = bn.scale_shift()
+        if isinstance(syn, Linear) and len(syn.shape) > 1:
+            stats.notes.append(f"{name}: kept (BatchNorm over a token axis)")
+            continue
+        shape = (-1,) + (1,) * (syn.weight.ndim - 1)
+        syn.weight = syn.weight * scale.reshape(shape)
+        bias = np.zeros(syn.weight.shape[0]) if syn.bias is None else syn.bias
+        syn.bias = bias * scale + shift
+        if syn.binary and syn.alpha is not None:
+            syn.alpha = syn.alpha * np.abs(scale)
+        bypass(graph, name)
+        stats.nodes_fused += 1
+        stats.nodes_removed += 1
+    return stats

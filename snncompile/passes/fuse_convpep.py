@@ -1,0 +1,82 @@
+"""Lower convolutional patch-embedding stages (ConvPEP / SPS stem) to synapse + neuron layers.
+
+A stage is Conv2d → [BatchNorm] → spiking neuron [→ MaxPool2d]. After fold_batchnorm the
+Conv and BatchNorm are one synapse; any BatchNorm still between them is folded here. Max
+pooling of spikes is not a host-side op on a neuromorphic core: it becomes OR over the
+window, i.e. a depthwise convolution with weights 1 into memoryless neurons (LIF with
+τ = 1, v_reset = 0) that fire when the window sum reaches 1. Max pooling anywhere else in
+the network (of spikes) is lowered the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from snncompile.energy.counts import spike_valued
+from snncompile.ir import BatchNorm, Conv2d, IRGraph, Neuron, Pool2d
+from snncompile.passes.base import PassStats, sole_user
+from snncompile.passes.fold_batchnorm import fold_batchnorm
+
+
+def or_layer(graph: IRGraph, name: str) -> None:
+    """Replace max-pool node ``name`` (on spikes) by an OR conv + neuron pair in place."""
+    pool = graph.node(name)
+    (src,) = graph.inputs(name)
+    channels = graph.node(src).shape[0]
+    kh, kw = pool.kernel
+    conv = Conv2d(pool.shape, pool.source, weight=np.ones((channels, 1, kh, kw)), bias=None,
+                  stride=pool.stride, padding=pool.padding, groups=channels, impl="conv")
+    conv.binary, conv.alpha, conv.weight_bits = True, np.ones(channels), 1
+    conv_name = graph.unique_name(f"{name}_or_syn")
+    graph.add(conv_name, conv, [src])
+    users = graph.users(name)
+    neuron = Neuron(pool.shape, pool.source, model="lif", v_threshold=1.0, v_reset=0.0, tau=1.0,
+                    decay_input=True, role="or")
+    # keep the pool's name on the neuron: reports and spike comparisons refer to it
+    graph.remove(name)
+    graph.add(name, neuron, [conv_name])
+    for user in users:
+        graph.nx.add_edge(name, user)
+
+
+def stages(graph: IRGraph) -> list[list[str]]:
+    """Conv → [BN] → neuron [→ maxpool] chains that start at the input (the stem)."""
+    found, cur = [], graph.input_name
+    while True:
+        conv = sole_user(graph, cur)
+        if conv is None or not isinstance(graph.node(conv), Conv2d):
+            return found
+        chain, nxt = [conv], sole_user(graph, conv)
+        if nxt and isinstance(graph.node(nxt), BatchNorm):
+            chain.append(nxt)
+            nxt = sole_user(graph, nxt)
+        if not nxt or not isinstance(graph.node(nxt), Neuron):
+            return found
+        chain.append(nxt)
+        after = sole_user(graph, nxt)
+        if after and isinstance(graph.node(after), Pool2d) and graph.node(after).mode == "max":
+            chain.append(after)
+            nxt = after
+        found.append(chain)
+        cur = nxt
+
+
+def fuse_convpep(graph: IRGraph) -> PassStats:
+    stats = PassStats("fuse_convpep")
+    stem = stages(graph)
+    if any(isinstance(graph.node(n), BatchNorm) for chain in stem for n in chain):
+        folded = fold_batchnorm(graph)
+        stats.nodes_fused += folded.nodes_fused
+        stats.nodes_removed += folded.nodes_removed
+    if stem:
+        stats.notes.append(f"patch-embedding stem: {len(stem)} stage(s) "
+                           + " | ".join("→".join(c) for c in stem))
+    for name in graph.of_type(Pool2d):
+        pool = graph.node(name)
+        if pool.mode != "max" or not spike_valued(graph, graph.inputs(name)[0]):
+            continue
+        or_layer(graph, name)
+        stats.nodes_fused += 1
+        stats.notes.append(f"{name}: max-pool of spikes → OR (depthwise k{pool.kernel[0]} ones + "
+                           f"threshold-1 neurons)")
+    return stats

@@ -1,0 +1,71 @@
+"""Remove masked patches/tokens: their neurons and every synapse touching them.
+
+The keep-mask comes from the model (``x * self.patch_mask`` in forward, traced as a Mask
+node), from a ``patch_mask``/``token_mask`` buffer the forward does not use, or from
+``--patch-mask FILE.npy``. A mask that is not yet in the graph is applied to the output
+of the last spiking layer whose grid (H, W) — or token axis — matches the mask's shape:
+the patch embedding's output. That last case changes the network on purpose; the report
+says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from snncompile.ir import IRGraph, Mask, Neuron, Reshape
+from snncompile.passes.base import PassStats
+
+
+def _patch_target(graph: IRGraph, keep: np.ndarray) -> str | None:
+    match = None
+    for name in graph.of_type(Neuron):
+        shape = graph.node(name).shape
+        if tuple(shape[1:]) == keep.shape or (len(shape) == 2 and shape[:1] == keep.shape):
+            match = name
+    return match
+
+
+def _insert_mask(graph: IRGraph, target: str, keep: np.ndarray) -> str:
+    shape = graph.node(target).shape
+    full = np.broadcast_to(keep if len(shape) == 3 else keep.reshape(-1, 1), shape).copy()
+    users = graph.users(target)
+    name = graph.add(graph.unique_name(f"{target}_patch_mask"), Mask(tuple(shape), "patch_mask",
+                                                                      keep=full), [target])
+    for user in users:
+        graph.replace_input(user, target, name)
+    return name
+
+
+def _neuron_behind(graph: IRGraph, name: str) -> str | None:
+    (src,) = graph.inputs(name)
+    while isinstance(graph.node(src), Reshape):
+        (src,) = graph.inputs(src)
+    return src if isinstance(graph.node(src), Neuron) else None
+
+
+def mask_patches(graph: IRGraph) -> PassStats:
+    stats = PassStats("mask_patches")
+    meta = graph.meta.pop("patch_mask", None)
+    if meta is not None:
+        keep = np.asarray(meta, dtype=bool)
+        target = _patch_target(graph, keep)
+        if target is None:
+            stats.notes.append(f"patch mask of shape {keep.shape} matches no spiking layer: ignored")
+        else:
+            _insert_mask(graph, target, keep)
+            graph.meta["patch_mask_inserted"] = target
+            stats.notes.append(f"patch mask {keep.shape} ({int(keep.sum())}/{keep.size} kept) applied "
+                               f"after {target} (the PyTorch model does not mask: outputs change)")
+    for name in graph.of_type(Mask):
+        mask = graph.node(name)
+        neuron_name = _neuron_behind(graph, name)
+        if neuron_name is None:
+            stats.notes.append(f"{name}: masks non-spike values; synapses from masked inputs dropped")
+            continue
+        neuron = graph.node(neuron_name)
+        keep = mask.keep.reshape(neuron.shape)
+        before = neuron.kept
+        neuron.alive = keep.copy() if neuron.alive is None else (neuron.alive & keep)
+        stats.neurons_removed += before - neuron.kept
+        stats.notes.append(f"{name}: {int((~mask.keep).sum())} masked positions of {neuron_name} removed")
+    return stats

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from snncompile.compare import predictions
+from snncompile.compare import predictions, spike_agreement
 from snncompile.frontend import trace_model
 from snncompile.frontend.trace import TraceResult
+from snncompile.ir import IRGraph
 from snncompile.lower import plan_network
 from snncompile.lower.populations import OUTPUT, NetworkPlan
+from snncompile.passes import run_passes
 from snncompile.sim import run_torch, simulate
 
 
@@ -56,3 +58,21 @@ def assert_backend_matches(runs: Runs, backend_out: dict[str, np.ndarray]) -> No
                                    rtol=1e-12, atol=1e-12)
     reduced = bool(runs.trace.graph.meta.get("output_time_reduced"))
     np.testing.assert_array_equal(predictions(out), predictions(runs.torch_output, reduced))
+
+def assert_equivalent_after_each(runs: Runs, x: np.ndarray, names: list[str] | None = None):
+    """Run the passes, simulating after each; spikes of every surviving source neuron layer
+    (kept neurons) must equal PyTorch's."""
+    seen = []
+
+    def check(name: str, g: IRGraph) -> None:
+        ref = simulate(g, x)
+        common = {k: v for k, v in runs.torch_spikes.items() if k in ref.spikes}
+        assert common, f"after {name}: no source neuron layer left to compare"
+        keep = {k: g.node(k).alive for k in common if g.node(k).alive is not None}
+        agree, per_layer = spike_agreement(common, ref.spikes, keep)
+        assert agree == 1.0, f"after {name}: spikes differ {per_layer}"
+        seen.append(name)
+
+    graph, stats = run_passes(runs.trace.graph, names, after_each=check)
+    assert seen == [s.name for s in stats]
+    return graph, {s.name: s for s in stats}

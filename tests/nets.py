@@ -121,3 +121,46 @@ def exact_threshold_net(v_reset: float | None, model: str, decay_input: bool = T
 def binary_spike_inputs(T: int, N: int, shape: tuple[int, ...], p: float = 0.5, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (rng.random((T, N, *shape)) < p).astype(np.float64)
+
+
+class TicketNet(nn.Module):
+    """A binary-weight lottery ticket with a ConvPEP stem and a static patch keep-mask.
+
+    Stage 1: Conv-BN-LIF-MaxPool, stage 2: Conv-BN-LIF on a 4×4 patch grid, masked by
+    ``patch_mask`` (applied in forward, as MultiSp does), then a binary Linear-LIF head.
+    Weights are sign·α (per output channel for convs, per layer for the head) with
+    ``sparsity`` of them zero.
+    """
+
+    def __init__(self, sparsity: float = 0.9, seed: int = 0, keep_ratio: float = 0.75) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.sn1 = neuron.LIFNode(tau=2.0)
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.sn2 = neuron.LIFNode(tau=2.0, v_reset=None)
+        self.fc = nn.Linear(16 * 4 * 4, 10, bias=False)
+        self.sn3 = neuron.IFNode()
+        keep = torch.ones(16)
+        keep[torch.randperm(16, generator=g)[: int(round(16 * (1 - keep_ratio)))]] = 0
+        self.register_buffer("patch_mask", keep.reshape(4, 4))
+        with torch.no_grad():
+            for m, per_channel, gain in ((self.conv1, True, 1.5), (self.conv2, True, 0.8),
+                                         (self.fc, False, 0.6)):
+                w = torch.randn(m.weight.shape, generator=g)
+                keep_w = torch.rand(m.weight.shape, generator=g) >= sparsity
+                if per_channel:
+                    alpha = (torch.rand(m.weight.shape[0], generator=g) + 0.5) * gain
+                    alpha = alpha.reshape(-1, *([1] * (w.dim() - 1)))
+                else:
+                    alpha = torch.tensor(gain)
+                m.weight.copy_(torch.sign(w) * alpha * keep_w)
+        randomize_bn(self, seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.sn1(self.bn1(self.conv1(x))))
+        x = self.sn2(self.bn2(self.conv2(x))) * self.patch_mask
+        return self.sn3(self.fc(torch.flatten(x, 1)))

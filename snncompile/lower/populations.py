@@ -70,9 +70,12 @@ class Projection:
     conv: Conv2d | None = None        # the convolution, when this projection is exactly one
     conv_in_shape: tuple[int, ...] = ()
 
+    structural: int | None = None     # synapses incl. zero-valued ones (dense emission)
+
     @property
     def nnz(self) -> int:
-        return int(self.weights.nnz)
+        """Synapses this projection holds (zero-valued ones too, when emitted dense)."""
+        return int(self.weights.nnz) if self.structural is None else self.structural
 
 
 OUTPUT = "__output__"
@@ -208,7 +211,11 @@ def plan_network(graph: IRGraph, dense: bool | None = None) -> NetworkPlan:
                                             depth - pops[src].depth - 1))
                 plan = NetworkPlan(pops, projs, "values", output_bias=np.asarray(value.bias),
                                    output_shape=node.shape, output_depth=depth)
-            return _finish(plan, graph, dense)
+            plan = _finish(plan, graph, dense)
+            if dense:  # count zero-valued synapses too: they are stored and computed
+                for proj, pat in zip(plan.projections, plan_network(_structure(graph), dense=False).projections):
+                    proj.structural = int(pat.weights.nnz)
+            return plan
         else:  # pragma: no cover
             raise TypeError(node.op)
     raise ValueError("graph has no output node")
@@ -245,3 +252,18 @@ def _finish(plan: NetworkPlan, graph: IRGraph, dense: bool) -> NetworkPlan:
         else:
             proj.impl = "sparse"
     return plan
+
+
+def _structure(graph: IRGraph) -> IRGraph:
+    """A copy whose matrices have a positive entry for every stored synapse (zero or not)."""
+    g = graph.copy()
+    for name, node in g.items():
+        if isinstance(node, (Conv2d, Linear)):
+            node.weight = node.mask.astype(np.float64)
+            node.bias = None
+        elif isinstance(node, BatchNorm):
+            c = node.shape[0]
+            node.mean, node.var, node.weight, node.bias, node.eps = (np.zeros(c), np.ones(c), np.ones(c),
+                                                                     np.zeros(c), 0.0)
+    g.meta["pruned"] = True
+    return g

@@ -12,11 +12,12 @@ from snncompile.compare import predictions, spike_agreement
 from snncompile.energy import dynamic_counts, energy_summary, load_cost_model, static_counts
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.frontend import load_model, trace_model
+from snncompile.frontend.masks import apply_masks, read_masks
 from snncompile.frontend.trace import TraceResult
 from snncompile.inputs import InputData, load_inputs
 from snncompile.ir import Conv2d, IRGraph, Linear, Neuron, save_ir
-from snncompile.frontend.masks import apply_masks, read_masks
 from snncompile.lower import plan_network
+from snncompile.lower.populations import synaptic_memory_bits
 from snncompile.passes import run_passes
 from snncompile.report import LayerRow, Report
 from snncompile.sim import run_torch, simulate
@@ -197,8 +198,10 @@ def lowering_summary(plan) -> dict:
         "synapses": sum(p.nnz for p in plan.projections),
         "latency_steps": plan.depth,
         "output": plan.output_kind,
+        "synaptic_memory_bytes": sum(synaptic_memory_bits(p) for p in plan.projections) // 8,
         "implementations": [{"from": p.src, "to": p.dst, "layers": p.layers, "impl": p.impl,
-                             "synapses": p.nnz, "delay": p.delay} for p in plan.projections],
+                             "synapses": p.nnz, "delay": p.delay, "weight_bits": p.weight_bits,
+                             "memory_bits": synaptic_memory_bits(p)} for p in plan.projections],
     }
 
 

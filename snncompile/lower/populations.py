@@ -9,6 +9,7 @@ Loihi-class chip runs, and what the Lava backend emits.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,6 +72,7 @@ class Projection:
     conv_in_shape: tuple[int, ...] = ()
 
     structural: int | None = None     # synapses incl. zero-valued ones (dense emission)
+    weight_bits: int = 32             # 1 when the projection is a single binary layer
 
     @property
     def nnz(self) -> int:
@@ -140,6 +142,7 @@ def plan_network(graph: IRGraph, dense: bool | None = None) -> NetworkPlan:
             proj = Projection(src, name, m.tocsr(), list(value.layers), pop.depth - pops[src].depth - 1)
             if value.conv is not None and len(value.terms) == 1:
                 proj.conv, proj.conv_in_shape = value.conv
+            proj.weight_bits = _bits(graph, value.layers)
             projs.append(proj)
         pops[name] = pop
         eye = sp.identity(pop.size, format="csr")
@@ -208,7 +211,8 @@ def plan_network(graph: IRGraph, dense: bool | None = None) -> NetworkPlan:
                 depth = max(pops[s].depth for s in value.terms) + 1
                 for src, m in value.terms.items():
                     projs.append(Projection(src, OUTPUT, m.tocsr(), list(value.layers),
-                                            depth - pops[src].depth - 1))
+                                            depth - pops[src].depth - 1,
+                                            weight_bits=_bits(graph, value.layers)))
                 plan = NetworkPlan(pops, projs, "values", output_bias=np.asarray(value.bias),
                                    output_shape=node.shape, output_depth=depth)
             plan = _finish(plan, graph, dense)
@@ -245,7 +249,9 @@ def _finish(plan: NetworkPlan, graph: IRGraph, dense: bool) -> NetworkPlan:
         if not dense:
             proj.weights.eliminate_zeros()
         shrunk = src.index is not None or (dst is not None and dst.index is not None)
-        if proj.conv is not None and proj.conv.impl == "conv" and not shrunk and not proj.delay:
+        # a dense exporter still uses shared kernels for convolutions (as spikingjelly's does)
+        wants_conv = proj.conv is not None and (proj.conv.impl == "conv" or (dense and not proj.conv.impl))
+        if wants_conv and not shrunk and not proj.delay:
             proj.impl = "conv"
         elif dense:
             proj.impl = "dense"
@@ -254,10 +260,27 @@ def _finish(plan: NetworkPlan, graph: IRGraph, dense: bool) -> NetworkPlan:
     return plan
 
 
+def _bits(graph: IRGraph, layers: list[str]) -> int:
+    if len(layers) == 1 and getattr(graph.node(layers[0]), "binary", False):
+        return 1
+    return 32
+
+
+def synaptic_memory_bits(proj: Projection) -> int:
+    """Storage of a projection as emitted: shared kernel, dense matrix, or CSR entries
+    (weight + ⌈log2(fan-in)⌉ index bits each, plus a 32-bit row pointer per row)."""
+    if proj.impl == "conv":
+        return int(proj.conv.weight.size) * proj.conv.weight_bits
+    rows, cols = proj.weights.shape
+    if proj.impl == "dense":
+        return rows * cols * proj.weight_bits
+    return proj.nnz * (proj.weight_bits + max(1, math.ceil(math.log2(max(2, cols))))) + 32 * rows
+
+
 def _structure(graph: IRGraph) -> IRGraph:
     """A copy whose matrices have a positive entry for every stored synapse (zero or not)."""
     g = graph.copy()
-    for name, node in g.items():
+    for _, node in g.items():
         if isinstance(node, (Conv2d, Linear)):
             node.weight = node.mask.astype(np.float64)
             node.bias = None

@@ -40,9 +40,7 @@ def _fold_alpha(graph: IRGraph, name: str, syn: Conv2d | Linear, alpha: np.ndarr
                                  neuron.shape) if len(neuron.shape) > 1 else alpha.reshape(neuron.shape)
     if per_neuron.shape != tuple(neuron.shape):
         return False
-    shape = (-1,) + (1,) * (syn.weight.ndim - 1)
-    syn.weight = np.sign(syn.weight) * (np.abs(syn.weight) > 0)
-    syn.weight = syn.weight.astype(np.float64).reshape(syn.weight.shape)
+    syn.weight = np.sign(syn.weight).astype(np.float64)
     if syn.bias is not None:
         syn.bias = syn.bias / alpha
     th = neuron.v_threshold
@@ -51,7 +49,6 @@ def _fold_alpha(graph: IRGraph, name: str, syn: Conv2d | Linear, alpha: np.ndarr
         neuron.v_reset = neuron.v_reset / alpha[0]
     if isinstance(neuron.v_threshold, np.ndarray) and neuron.v_threshold.ndim == 0:
         neuron.v_threshold = float(neuron.v_threshold)
-    del shape
     return True
 
 

@@ -1,0 +1,1 @@
+"""Example checkpoints and the scripts that build them."""

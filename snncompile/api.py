@@ -189,11 +189,15 @@ def _steps(steps: int | None, meta: dict, data: InputData | None) -> int:
 
 def lowering_summary(plan) -> dict:
     pops = [p for p in plan.populations.values() if p.kind != "input"]
+    neurons = [p for p in pops if p.kind in ("neuron", "or")]
     return {
-        "populations": len(pops),
+        "populations": len(neurons),
         "or_populations": sum(1 for p in pops if p.kind == "or"),
-        "neurons": sum(p.size for p in pops),
-        "neurons_removed": sum(p.logical_size - p.size for p in pops),
+        "custom_processes": [{"name": p.name, "kind": "spike matmul",
+                              "note": "no static synapses: not mappable to Loihi synapses"}
+                             for p in pops if p.kind == "matmul"],
+        "neurons": sum(p.size for p in neurons),
+        "neurons_removed": sum(p.logical_size - p.size for p in neurons),
         "projections": sum(1 for p in plan.projections if p.nnz),
         "synapses": sum(p.nnz for p in plan.projections),
         "latency_steps": plan.depth,

@@ -87,7 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv[:1] == ["inspect"]:
             args = inspect_parser().parse_args(argv[1:])
             from snncompile.api import inspect
-
             from snncompile.passes import parse_passes
 
             report = inspect(args.model, arch=args.arch, trust_pickle=args.trust_pickle,

@@ -45,7 +45,7 @@ def run_lava(plan: NetworkPlan, x: np.ndarray, record: list[str] | None = None,
              timeout_s: float = 600.0, progress: Callable[[int, int], None] | None = None) -> LavaRun:
     """Simulate ``plan`` on x [T, N, *input_shape]; record spikes of ``record`` populations."""
     if record is None:
-        record = [n for n, p in plan.populations.items() if p.kind != "input"]
+        record = [n for n, p in plan.populations.items() if p.kind in ("neuron", "or")]
     T, N = x.shape[:2]
     with tempfile.TemporaryDirectory(prefix="snncompile-lava-") as tmp:
         job = Path(tmp)

@@ -12,12 +12,13 @@ compat.install()
 
 from lava.magma.core.run_conditions import RunSteps  # noqa: E402
 from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
-from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel  # noqa: E402
-from lava.proc.io.source import RingBuffer  # noqa: E402
 from lava.proc.conv.process import Conv  # noqa: E402
 from lava.proc.dense.process import Dense  # noqa: E402
+from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel  # noqa: E402
+from lava.proc.io.source import RingBuffer  # noqa: E402
 from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402
 
+from backends.lava.procs.matmul.process import SpikeMatMul  # noqa: E402
 from backends.lava.procs.sj_neuron.process import SJNeuron  # noqa: E402
 from snncompile.lower.populations import OUTPUT, NetworkPlan  # noqa: E402
 
@@ -31,6 +32,35 @@ def stream_input(x: np.ndarray, total_steps: int) -> np.ndarray:
     data = np.zeros((flat.shape[1], total_steps))
     data[:, : N * T] = flat.T
     return data
+
+
+def _out_port(proc):
+    return proc.out if isinstance(proc, SpikeMatMul) else proc.s_out
+
+
+def _matmul_process(plan: NetworkPlan, pop) -> SpikeMatMul:
+    ops = pop.operands
+    gathers = []
+    for o in ops:
+        src = plan.populations[o.src]
+        if src.index is None:
+            gathers.append(o.idx.astype(np.int64))
+        else:  # position of each logical index among the kept neurons, -1 if removed
+            where = np.full(src.logical_size, -1, dtype=np.int64)
+            where[src.index] = np.arange(src.size)
+            gathers.append(where[o.idx])
+    proc = SpikeMatMul(a_size=plan.populations[ops[0].src].size, b_size=plan.populations[ops[1].src].size,
+                       out_size=pop.size, a_gather=gathers[0], b_gather=gathers[1], a_shape=ops[0].shape,
+                       b_shape=ops[1].shape, a_delay=ops[0].delay, b_delay=ops[1].delay, name=pop.name)
+    return proc
+
+
+def _connect_operands(plan: NetworkPlan, procs: dict) -> None:
+    for name, pop in plan.populations.items():
+        if pop.kind == "matmul":
+            a, b = pop.operands
+            _out_port(procs[a.src]).connect(procs[name].a_in)
+            _out_port(procs[b.src]).connect(procs[name].b_in)
 
 
 def _conv_process(proj, num_message_bits: int) -> Conv:
@@ -58,25 +88,29 @@ def run_plan(plan: NetworkPlan, x: np.ndarray, record: list[str],
         if pop.kind == "input":
             procs[name] = RingBuffer(data=stream_input(x, total))
             continue
+        if pop.kind == "matmul":
+            continue  # built below, once its operand populations exist
         p = pop.params
         leak = p.tau if p.model == "lif" else (p.decay if p.model == "plif" else 1.0)
         procs[name] = SJNeuron(shape=(pop.size,), model=p.model, v_threshold=p.v_threshold,
                                v_reset=p.v_reset, leak=leak, decay_input=p.decay_input,
                                bias=pop.bias, reset_interval=T, depth=pop.depth, name=name)
+    for name, pop in plan.populations.items():
+        if pop.kind == "matmul":
+            procs[name] = _matmul_process(plan, pop)
     out_size = int(np.prod(plan.output_shape))
     extractors: dict[str, Extractor] = {}
     for name in record:
         extractors[name] = Extractor(shape=(plan.populations[name].size,), buffer_size=64)
-        procs[name].s_out.connect(extractors[name].in_port)
+        _out_port(procs[name]).connect(extractors[name].in_port)
     if plan.output_kind == "values":
         extractors[OUTPUT] = Extractor(shape=(out_size,), buffer_size=64)
     for proj in plan.projections:
         if proj.nnz == 0:
             continue
         target = extractors[OUTPUT].in_port if proj.dst == OUTPUT else procs[proj.dst].a_in
-        src_out = procs[proj.src].s_out
-        graded = plan.populations[proj.src].kind == "input"
-        bits = GRADED_BITS if graded else 0
+        src_out = _out_port(procs[proj.src])
+        bits = GRADED_BITS if plan.populations[proj.src].graded else 0
         if proj.impl == "conv":
             conn = _conv_process(proj, bits)
             c, h, w = proj.conv_in_shape
@@ -93,6 +127,7 @@ def run_plan(plan: NetworkPlan, x: np.ndarray, record: list[str],
         src_out.connect(conn.s_in)
         conn.a_out.connect(target)
 
+    _connect_operands(plan, procs)
     cfg = Loihi2SimCfg(select_tag="floating_pt",
                        exception_proc_model_map={Extractor: PyLoihiExtractorModel})
     anchor = next(iter(procs.values()))

@@ -19,10 +19,14 @@ from snncompile.ir import (
     IRGraph,
     Linear,
     Mask,
+    MatMul,
     Neuron,
     Output,
     Pool2d,
+    Reduce,
     Reshape,
+    Scale,
+    Transpose,
 )
 
 try:  # spikingjelly is optional at import time: plain-torch models need none of it
@@ -292,8 +296,11 @@ class _Converter:
             return self.add("add", Add(shape, where), [a, b])
         if name in ("mul", "__mul__", "mul_") or fn in (operator.mul, torch.mul):
             consts = [a for a in n.args if isinstance(a, fx.Node) and a.name in self.consts]
+            if len(consts) == 0 and len(tensor_args) == 1:
+                return self._scale(n, tensor_args[0], where)
             if len(tensor_args) != 1 or len(consts) != 1:
-                raise _unsupported("multiplication other than by a static 0/1 keep-mask buffer", where)
+                raise _unsupported("multiplication other than by a static 0/1 keep-mask buffer "
+                                   "or a constant scalar", where)
             value = self.consts[consts[0].name].detach().to(torch.float64).cpu().numpy()
             if not np.isin(value, (0.0, 1.0)).all():
                 raise _unsupported("multiplication by a buffer that is not a 0/1 mask", where)
@@ -309,12 +316,73 @@ class _Converter:
             if n.args[0].name in self.time_reduced:
                 self.time_reduced.add(n.name)
             return self.reshape(src, self.sample_shape(n), where)
-        if name in ("mean", "sum") and self.mode == "m":
+        if name in ("mean", "sum"):
             dims = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
-            if dims == 0 or dims == (0,) or dims == [0]:
+            if self.mode == "m" and dims in (0, (0,), [0]):
                 self.time_reduced.add(n.name)
                 return self.ir_input(n.args[0], where)
+            src = self.ir_input(n.args[0], where)
+            if isinstance(dims, (tuple, list)) and len(dims) == 1:
+                dims = dims[0]
+            if not isinstance(dims, int) or n.kwargs.get("keepdim"):
+                raise _unsupported(f"{name} over {dims!r}", where)
+            axis = self.sample_axis(n.args[0], dims, where)
+            if n.args[0].name in self.time_reduced:
+                self.time_reduced.add(n.name)
+            return self.add(name, Reduce(self.sample_shape(n), where, mode=name, axis=axis), [src])
+        if name in ("transpose", "permute", "swapaxes", "t"):
+            src = self.ir_input(n.args[0], where)
+            rank = len(self.g.node(src).shape)
+            if name == "permute":
+                dims = n.args[1:] if len(n.args) > 2 else n.args[1]
+                full = [self.sample_axis(n.args[0], d, where) for d in dims[-rank:]]
+                lead = len(dims) - rank
+                if list(dims[:lead]) != list(range(lead)):
+                    raise _unsupported("permute that moves the time or batch axis", where)
+                perm = tuple(full)
+            else:
+                a = self.sample_axis(n.args[0], n.args[1], where)
+                b = self.sample_axis(n.args[0], n.args[2], where)
+                perm_l = list(range(rank))
+                perm_l[a], perm_l[b] = perm_l[b], perm_l[a]
+                perm = tuple(perm_l)
+            if perm == tuple(range(rank)):
+                return src
+            return self.add("transpose", Transpose(self.sample_shape(n), where, perm=perm), [src])
+        if name in ("matmul", "__matmul__") or fn in (operator.matmul, torch.matmul):
+            if len(tensor_args) != 2:
+                raise _unsupported("matmul with a constant operand (use nn.Linear)", where)
+            a, b = (self.env[x.name] for x in tensor_args)
+            return self.add("matmul", MatMul(self.sample_shape(n), where), [a, b])
+        if name in ("mul", "__mul__", "truediv", "div", "__truediv__") or fn in (
+                operator.mul, operator.truediv, torch.mul, torch.div):
+            scalars = [a for a in n.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+            if len(tensor_args) == 1 and len(scalars) == 1:
+                f = float(scalars[0])
+                if name in ("truediv", "div", "__truediv__") or fn in (operator.truediv, torch.div):
+                    if n.args[0] is not tensor_args[0]:
+                        raise _unsupported("division of a constant by a tensor", where)
+                    f = 1.0 / f
+                src = self.env[tensor_args[0].name]
+                return self.add("scale", Scale(self.sample_shape(n), where, factor=f), [src])
         raise _unsupported(f"operation `{name}`", where)
+
+    def _scale(self, n: fx.Node, arg: fx.Node, where: str) -> str:
+        scalars = [a for a in n.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+        if len(scalars) != 1:
+            raise _unsupported("multiplication of two tensors (only spike matmul is supported)", where)
+        return self.add("scale", Scale(self.sample_shape(n), where, factor=float(scalars[0])),
+                        [self.env[arg.name]])
+
+    def sample_axis(self, arg: fx.Node, dim: int, where: str) -> int:
+        """Map a full-tensor axis to the per-sample axis (errors for time/batch axes)."""
+        full = len(self.rec.shapes[arg.name])
+        rank = len(self.sample_shape(arg))
+        d = dim + full if dim < 0 else dim
+        axis = d - (full - rank)
+        if not 0 <= axis < rank:
+            raise _unsupported(f"operation over the time/batch axis {dim}", where)
+        return axis
 
     def run(self) -> IRGraph:
         for n in self.gm.graph.nodes:

@@ -9,12 +9,17 @@ from snncompile.ir.nodes import (
     Input,
     Linear,
     Mask,
+    MatMul,
     Neuron,
     Node,
     Output,
     Pool2d,
+    Reduce,
     Reshape,
+    Scale,
+    Transpose,
 )
 
 __all__ = ["IRGraph", "load_ir", "save_ir", "Node", "Input", "Conv2d", "Linear",
-           "BatchNorm", "Pool2d", "Reshape", "Add", "Mask", "Neuron", "Output"]
+           "BatchNorm", "Pool2d", "Reshape", "Add", "Mask", "Neuron", "Output",
+           "Transpose", "Scale", "Reduce", "MatMul"]

@@ -167,6 +167,40 @@ class Mask(Node):
 
 
 @dataclass(eq=False)
+class Transpose(Node):
+    """Permutation of the per-sample axes (``perm`` as in numpy.transpose)."""
+
+    perm: tuple[int, ...] = ()
+    op: ClassVar[str] = "transpose"
+
+
+@dataclass(eq=False)
+class Scale(Node):
+    """Multiplication by a constant scalar (attention scale, 1/x)."""
+
+    factor: float = 1.0
+    op: ClassVar[str] = "scale"
+
+
+@dataclass(eq=False)
+class Reduce(Node):
+    """Mean or sum over one per-sample axis (e.g. mean over tokens before a head)."""
+
+    mode: str = "mean"
+    axis: int = 0
+    op: ClassVar[str] = "reduce"
+
+
+@dataclass(eq=False)
+class MatMul(Node):
+    """Product of two dynamic operands (a @ b over the last two axes), e.g. spike Q·Kᵀ and
+    (Q·Kᵀ)·V of spiking self-attention. No static weights: on a Loihi-class chip this is
+    not a synapse; the Lava backend runs it as a custom process."""
+
+    op: ClassVar[str] = "matmul"
+
+
+@dataclass(eq=False)
 class Output(Node):
     """Graph output. ``readout``: what a prediction is made from (sum over time)."""
 
@@ -175,5 +209,5 @@ class Output(Node):
 
 NODE_TYPES: dict[str, type[Node]] = {
     cls.op: cls for cls in (Input, Conv2d, Linear, BatchNorm, Pool2d, Reshape, Add, Mask, Neuron,
-                            Output)
+                            Transpose, Scale, Reduce, MatMul, Output)
 }

@@ -24,10 +24,14 @@ from snncompile.ir import (
     IRGraph,
     Linear,
     Mask,
+    MatMul,
     Neuron,
     Output,
     Pool2d,
+    Reduce,
     Reshape,
+    Scale,
+    Transpose,
 )
 from snncompile.lower.matrices import conv2d_matrix, linear_matrix, pool2d_matrix
 from snncompile.sim.neuron_math import NeuronParams
@@ -37,15 +41,31 @@ OR_PARAMS = NeuronParams(model="lif", v_threshold=1.0, v_reset=0.0, tau=1.0, dec
 
 
 @dataclass
+class Operand:
+    """One factor of a dynamic product: population ``src`` gathered by ``idx`` into ``shape``."""
+
+    src: str
+    idx: np.ndarray                   # logical indices into src, one per operand element
+    shape: tuple[int, ...]
+    delay: int = 0                    # steps to hold src's values so both factors align
+
+
+@dataclass
 class Population:
     name: str
     size: int
-    kind: str                         # "input" | "neuron" | "or"
+    kind: str                         # "input" | "neuron" | "or" | "matmul" (spike·spike product)
     shape: tuple[int, ...]
     params: NeuronParams | None = None
     bias: np.ndarray | None = None    # constant input per step (folded biases)
     depth: int = 0                    # synapse hops from the input (Lava latency)
     index: np.ndarray | None = None   # kept logical neurons (flat), None = all
+    operands: list[Operand] = field(default_factory=list)  # matmul: the two factors
+
+    @property
+    def graded(self) -> bool:
+        """Sends real values (input, products) rather than spikes."""
+        return self.kind in ("input", "matmul")
 
     @property
     def logical_size(self) -> int:
@@ -185,6 +205,32 @@ def plan_network(graph: IRGraph, dense: bool | None = None) -> NetworkPlan:
                                                                 params=OR_PARAMS))
         elif isinstance(node, Reshape):
             vals[name] = ins[0]
+        elif isinstance(node, Transpose):
+            idx = np.arange(int(np.prod(in_shape))).reshape(in_shape).transpose(node.perm).ravel()
+            perm = sp.csr_matrix((np.ones(len(idx)), (np.arange(len(idx)), idx)), shape=(len(idx),) * 2)
+            vals[name] = ins[0].map(perm, None, None)
+        elif isinstance(node, Scale):
+            vals[name] = ins[0].map(sp.identity(node.size, format="csr") * node.factor, None, None)
+        elif isinstance(node, Reduce):
+            idx = np.arange(int(np.prod(in_shape))).reshape(in_shape)
+            out_idx = np.broadcast_to(np.expand_dims(np.arange(node.size).reshape(node.shape), node.axis),
+                                      in_shape)
+            w = 1.0 / in_shape[node.axis] if node.mode == "mean" else 1.0
+            m = sp.csr_matrix((np.full(idx.size, w), (out_idx.ravel(), idx.ravel())),
+                              shape=(node.size, idx.size))
+            vals[name] = ins[0].map(m, None, None)
+        elif isinstance(node, MatMul):
+            operands = []
+            for src_name, value in zip(graph.inputs(name), ins):
+                operands.append(_operand(value, graph.node(src_name).shape, pops, node.source))
+            pop = Population(name, node.size, "matmul", node.shape, operands=operands,
+                             bias=np.zeros(node.size), params=None)
+            pop.depth = max(pops[o.src].depth for o in operands) + 1
+            for o in operands:
+                o.delay = pop.depth - pops[o.src].depth - 1
+            pops[name] = pop
+            vals[name] = _Affine({name: sp.identity(node.size, format="csr")}, np.zeros(node.size), [],
+                                 identity_of=name)
         elif isinstance(node, Mask):
             vals[name] = ins[0].map(sp.diags(node.keep.ravel().astype(np.float64), format="csr"), None, None)
         elif isinstance(node, Add):
@@ -258,6 +304,20 @@ def _finish(plan: NetworkPlan, graph: IRGraph, dense: bool) -> NetworkPlan:
         else:
             proj.impl = "sparse"
     return plan
+
+
+def _operand(value: _Affine, shape: tuple[int, ...], pops: dict[str, Population], where: str) -> Operand:
+    """A matmul factor must be a population's output, possibly transposed or reshaped."""
+    if len(value.terms) == 1 and not value.bias.any():
+        (src, m), = value.terms.items()
+        m = m.tocsr()
+        rows_ok = np.all(np.diff(m.indptr) == 1) and np.all(m.data == 1.0)
+        if rows_ok and (pops[src].kind != "input"):
+            return Operand(src, m.indices.copy(), tuple(shape))
+    raise SnnCompileError(f"matrix product at `{where}` has a factor that is not a population's "
+                          "spikes (or another product)",
+                          "feed matmul directly from spiking neurons (optionally transposed)",
+                          EXIT_UNSUPPORTED)
 
 
 def _bits(graph: IRGraph, layers: list[str]) -> int:

@@ -17,7 +17,7 @@ def simulate_plan(plan: NetworkPlan, x: np.ndarray) -> dict[str, np.ndarray]:
     T, N = x.shape[:2]
     order = sorted(plan.populations.values(), key=lambda p: p.depth)
     cur: dict[str, np.ndarray] = {}
-    v = {p.name: np.full((N, p.size), p.params.v_init) for p in order if p.kind != "input"}
+    v = {p.name: np.full((N, p.size), p.params.v_init) for p in order if p.params is not None}
     out = {p.name: np.zeros((T, N, p.size)) for p in order if p.kind != "input"}
     if plan.output_kind == "values":
         out[OUTPUT] = np.zeros((T, N, int(np.prod(plan.output_shape))))
@@ -26,6 +26,11 @@ def simulate_plan(plan: NetworkPlan, x: np.ndarray) -> dict[str, np.ndarray]:
         for p in order:
             if p.kind == "input":
                 cur[p.name] = flat[t]
+                continue
+            if p.kind == "matmul":
+                a, b = (gather(plan, o, cur).reshape(N, *o.shape) for o in p.operands)
+                cur[p.name] = np.matmul(a, b).reshape(N, -1)
+                out[p.name][t] = cur[p.name]
                 continue
             a = np.zeros((N, p.size))
             for proj in plan.into(p.name):
@@ -39,3 +44,10 @@ def simulate_plan(plan: NetworkPlan, x: np.ndarray) -> dict[str, np.ndarray]:
                 acc = acc + (proj.weights @ cur[proj.src].T).T
             out[OUTPUT][t] = acc + plan.output_bias
     return out
+
+
+def gather(plan: NetworkPlan, operand, cur: dict[str, np.ndarray]) -> np.ndarray:
+    """Operand values [N, elements] from the source's kept neurons (removed ones are 0)."""
+    src = plan.populations[operand.src]
+    full = src.expand(cur[operand.src])
+    return full[:, operand.idx]

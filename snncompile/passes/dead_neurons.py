@@ -61,6 +61,9 @@ def dead_neurons(graph: IRGraph) -> PassStats:
         coo = w.tocoo()
         shape = (w.shape[0] if dst is None else dst.logical_size, src.logical_size)
         mats.append((proj.src, proj.dst, rows[coo.row], cols[coo.col], shape))
+    for name, pop in plan.populations.items():  # factors of a product read their sources too
+        for o in pop.operands:
+            mats.append((o.src, name, np.arange(len(o.idx)) % pop.logical_size, o.idx, ()))
     changed = True
     while changed:
         changed = False

@@ -9,13 +9,44 @@ from __future__ import annotations
 
 import numpy as np
 
-from snncompile.ir import BatchNorm, Conv2d, IRGraph, Linear
+from snncompile.ir import BatchNorm, Conv2d, IRGraph, Linear, Transpose
 from snncompile.passes.base import PassStats, bypass, sole_user
+
+
+def _swap_last(node) -> bool:
+    p = getattr(node, "perm", ())
+    return isinstance(node, Transpose) and len(p) >= 2 and p[-2:] == (len(p) - 1, len(p) - 2) \
+        and tuple(p[:-2]) == tuple(range(len(p) - 2))
+
+
+def _fold_transposed(graph: IRGraph, name: str, stats: PassStats) -> bool:
+    """Linear → transpose → BatchNorm1d → transpose back (Spikformer's token form)."""
+    (t1,) = graph.inputs(name)
+    t2 = sole_user(graph, name)
+    if not (_swap_last(graph.node(t1)) and t2 and _swap_last(graph.node(t2))):
+        return False
+    (src,) = graph.inputs(t1)
+    syn = graph.node(src)
+    if not isinstance(syn, Linear) or sole_user(graph, src) != t1 or sole_user(graph, t1) != name:
+        return False
+    scale, shift = graph.node(name).scale_shift()
+    syn.weight = syn.weight * scale[:, None]
+    bias = np.zeros(syn.weight.shape[0]) if syn.bias is None else syn.bias
+    syn.bias = bias * scale + shift
+    if syn.binary and syn.alpha is not None:
+        syn.alpha = syn.alpha * np.abs(scale)
+    for n in (t1, name, t2):
+        bypass(graph, n)
+    stats.nodes_fused += 1
+    stats.nodes_removed += 3
+    return True
 
 
 def fold_batchnorm(graph: IRGraph) -> PassStats:
     stats = PassStats("fold_batchnorm")
     for name in graph.of_type(BatchNorm):
+        if _fold_transposed(graph, name, stats):
+            continue
         (src,) = graph.inputs(name)
         syn = graph.node(src)
         if not isinstance(syn, (Conv2d, Linear)) or sole_user(graph, src) != name:

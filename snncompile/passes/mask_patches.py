@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from snncompile.ir import IRGraph, Mask, Neuron, Reshape
+from snncompile.ir import IRGraph, Mask, Neuron, Reshape, Transpose
 from snncompile.passes.base import PassStats
 
 
@@ -36,11 +36,19 @@ def _insert_mask(graph: IRGraph, target: str, keep: np.ndarray) -> str:
     return name
 
 
-def _neuron_behind(graph: IRGraph, name: str) -> str | None:
+def _neuron_behind(graph: IRGraph, name: str, keep: np.ndarray) -> tuple[str | None, np.ndarray]:
+    """The neuron layer whose outputs the mask gates, through reshapes and transposes, and
+    the keep-mask in that layer's own layout."""
     (src,) = graph.inputs(name)
-    while isinstance(graph.node(src), Reshape):
-        (src,) = graph.inputs(src)
-    return src if isinstance(graph.node(src), Neuron) else None
+    while isinstance(graph.node(src), (Reshape, Transpose)):
+        node = graph.node(src)
+        (prev,) = graph.inputs(src)
+        if isinstance(node, Transpose):
+            keep = keep.transpose(np.argsort(node.perm))
+        else:
+            keep = keep.reshape(graph.node(prev).shape)
+        src = prev
+    return (src, keep) if isinstance(graph.node(src), Neuron) else (None, keep)
 
 
 def mask_patches(graph: IRGraph) -> PassStats:
@@ -58,12 +66,12 @@ def mask_patches(graph: IRGraph) -> PassStats:
                                f"after {target} (the PyTorch model does not mask: outputs change)")
     for name in graph.of_type(Mask):
         mask = graph.node(name)
-        neuron_name = _neuron_behind(graph, name)
+        neuron_name, keep = _neuron_behind(graph, name, mask.keep)
         if neuron_name is None:
             stats.notes.append(f"{name}: masks non-spike values; synapses from masked inputs dropped")
             continue
         neuron = graph.node(neuron_name)
-        keep = mask.keep.reshape(neuron.shape)
+        keep = keep.reshape(neuron.shape)
         before = neuron.kept
         neuron.alive = keep.copy() if neuron.alive is None else (neuron.alive & keep)
         stats.neurons_removed += before - neuron.kept

@@ -20,10 +20,14 @@ from snncompile.ir import (
     IRGraph,
     Linear,
     Mask,
+    MatMul,
     Neuron,
     Output,
     Pool2d,
+    Reduce,
     Reshape,
+    Scale,
+    Transpose,
 )
 from snncompile.sim import neuron_math
 
@@ -76,6 +80,14 @@ def simulate(graph: IRGraph, x: np.ndarray, keep_values: bool = False) -> SimRes
                 out = ins[0].reshape(T * B, *node.shape)
             elif isinstance(node, Add):
                 out = ins[0] + ins[1]
+            elif isinstance(node, Transpose):
+                out = ins[0].permute(0, *(a + 1 for a in node.perm))
+            elif isinstance(node, Scale):
+                out = ins[0] * node.factor
+            elif isinstance(node, Reduce):
+                out = ins[0].mean(node.axis + 1) if node.mode == "mean" else ins[0].sum(node.axis + 1)
+            elif isinstance(node, MatMul):
+                out = torch.matmul(ins[0], ins[1])
             elif isinstance(node, Mask):
                 out = ins[0] * torch.as_tensor(node.keep.astype(np.float64))
             elif isinstance(node, Neuron):

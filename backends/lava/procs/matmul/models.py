@@ -1,0 +1,52 @@
+"""Float model of SpikeMatMul (float64, exact for spike counts)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from backends.lava.procs.matmul.process import SpikeMatMul
+
+
+def _gather(values: np.ndarray, gather: np.ndarray) -> np.ndarray:
+    padded = np.append(values, 0.0)        # index -1 → the appended zero
+    return padded[gather]
+
+
+@implements(proc=SpikeMatMul, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySpikeMatMulModelFloat(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_gather: np.ndarray = LavaPyType(np.ndarray, int)
+    b_gather: np.ndarray = LavaPyType(np.ndarray, int)
+    a_shape: np.ndarray = LavaPyType(np.ndarray, int)
+    b_shape: np.ndarray = LavaPyType(np.ndarray, int)
+    delays: np.ndarray = LavaPyType(np.ndarray, int)
+    buf: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self._hist: list[deque] | None = None
+
+    def run_spk(self) -> None:
+        self.out.send(self.buf)
+        a, b = self.a_in.recv(), self.b_in.recv()
+        if self._hist is None:
+            self._hist = [deque([np.zeros_like(a)] * int(self.delays[0]), maxlen=int(self.delays[0]) + 1),
+                          deque([np.zeros_like(b)] * int(self.delays[1]), maxlen=int(self.delays[1]) + 1)]
+        self._hist[0].append(a)
+        self._hist[1].append(b)
+        a_now, b_now = self._hist[0][0], self._hist[1][0]
+        ma = _gather(a_now, self.a_gather).reshape(tuple(self.a_shape))
+        mb = _gather(b_now, self.b_gather).reshape(tuple(self.b_shape))
+        self.buf = np.matmul(ma, mb).reshape(-1)

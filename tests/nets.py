@@ -164,3 +164,40 @@ class TicketNet(nn.Module):
         x = self.pool(self.sn1(self.bn1(self.conv1(x))))
         x = self.sn2(self.bn2(self.conv2(x))) * self.patch_mask
         return self.sn3(self.fc(torch.flatten(x, 1)))
+
+
+def spikformer_net(seed: int = 0) -> nn.Module:
+    """The example digits Spikformer (ConvPEP + SSA + MLP) with random, lively weights."""
+    from models.digits_arch import digits_spikformer
+
+    torch.manual_seed(seed)
+    m = digits_spikformer()
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                mod.weight.mul_(4.0)
+        m.patch_mask[[0, 5, 10, 15]] = 0
+    m.blocks[0].attn.attn_lif.v_threshold = 0.05  # make the attention path fire in tests
+    return randomize_bn(m, seed)
+
+
+class SDSANet(nn.Module):
+    """Spike-driven self-attention (Hadamard form): q ⊙ LIF(Σ_tokens k ⊙ v). Input [T, B, N, C]."""
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.fq, self.fk, self.fv = (nn.Linear(dim, dim) for _ in range(3))
+        self.q, self.k, self.v = (neuron.LIFNode(tau=2.0, step_mode="m") for _ in range(3))
+        self.kv_lif = neuron.IFNode(v_threshold=0.5, step_mode="m")
+        self.proj = nn.Linear(dim, 4)
+        self.out = neuron.LIFNode(tau=2.0, v_reset=None, step_mode="m")
+        with torch.no_grad():
+            for fc in (self.fq, self.fk, self.fv, self.proj):
+                fc.weight.mul_(3.0)
+                fc.bias.add_(0.6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.q(self.fq(x)), self.k(self.fk(x)), self.v(self.fv(x))
+        kv = self.kv_lif((k * v).sum(dim=-2, keepdim=True))
+        return self.out(self.proj(q * kv))

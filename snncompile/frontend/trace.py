@@ -298,6 +298,9 @@ class _Converter:
             consts = [a for a in n.args if isinstance(a, fx.Node) and a.name in self.consts]
             if len(consts) == 0 and len(tensor_args) == 1:
                 return self._scale(n, tensor_args[0], where)
+            if len(consts) == 0 and len(tensor_args) == 2:  # spike ⊙ spike (SDSA)
+                a, b = (self.env[x.name] for x in tensor_args)
+                return self.add("hadamard", MatMul(self.sample_shape(n), where, mode="hadamard"), [a, b])
             if len(tensor_args) != 1 or len(consts) != 1:
                 raise _unsupported("multiplication other than by a static 0/1 keep-mask buffer "
                                    "or a constant scalar", where)
@@ -324,12 +327,14 @@ class _Converter:
             src = self.ir_input(n.args[0], where)
             if isinstance(dims, (tuple, list)) and len(dims) == 1:
                 dims = dims[0]
-            if not isinstance(dims, int) or n.kwargs.get("keepdim"):
+            if not isinstance(dims, int):
                 raise _unsupported(f"{name} over {dims!r}", where)
             axis = self.sample_axis(n.args[0], dims, where)
             if n.args[0].name in self.time_reduced:
                 self.time_reduced.add(n.name)
-            return self.add(name, Reduce(self.sample_shape(n), where, mode=name, axis=axis), [src])
+            keepdim = bool(n.kwargs.get("keepdim", n.args[2] if len(n.args) > 2 else False))
+            return self.add(name, Reduce(self.sample_shape(n), where, mode=name, axis=axis,
+                                         keepdim=keepdim), [src])
         if name in ("transpose", "permute", "swapaxes", "t"):
             src = self.ir_input(n.args[0], where)
             rank = len(self.g.node(src).shape)

@@ -188,15 +188,18 @@ class Reduce(Node):
 
     mode: str = "mean"
     axis: int = 0
+    keepdim: bool = False
     op: ClassVar[str] = "reduce"
 
 
 @dataclass(eq=False)
 class MatMul(Node):
-    """Product of two dynamic operands (a @ b over the last two axes), e.g. spike Q·Kᵀ and
-    (Q·Kᵀ)·V of spiking self-attention. No static weights: on a Loihi-class chip this is
-    not a synapse; the Lava backend runs it as a custom process."""
+    """Product of two dynamic operands: ``mode="matmul"`` (a @ b over the last two axes,
+    spike Q·Kᵀ and (Q·Kᵀ)·V of Spikformer's SSA) or ``"hadamard"`` (a ⊙ b with
+    broadcasting, the Spike-driven Transformer's SDSA). No static weights: on a Loihi-class
+    chip this is not a synapse; the Lava backend runs it as a custom process."""
 
+    mode: str = "matmul"
     op: ClassVar[str] = "matmul"
 
 

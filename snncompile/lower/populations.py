@@ -61,6 +61,7 @@ class Population:
     depth: int = 0                    # synapse hops from the input (Lava latency)
     index: np.ndarray | None = None   # kept logical neurons (flat), None = all
     operands: list[Operand] = field(default_factory=list)  # matmul: the two factors
+    product: str = "matmul"           # "matmul" | "hadamard" for kind "matmul"
 
     @property
     def graded(self) -> bool:
@@ -213,8 +214,8 @@ def plan_network(graph: IRGraph, dense: bool | None = None) -> NetworkPlan:
             vals[name] = ins[0].map(sp.identity(node.size, format="csr") * node.factor, None, None)
         elif isinstance(node, Reduce):
             idx = np.arange(int(np.prod(in_shape))).reshape(in_shape)
-            out_idx = np.broadcast_to(np.expand_dims(np.arange(node.size).reshape(node.shape), node.axis),
-                                      in_shape)
+            kept = node.shape if node.keepdim else tuple(np.expand_dims(np.zeros(node.shape), node.axis).shape)
+            out_idx = np.broadcast_to(np.arange(node.size).reshape(kept), in_shape)
             w = 1.0 / in_shape[node.axis] if node.mode == "mean" else 1.0
             m = sp.csr_matrix((np.full(idx.size, w), (out_idx.ravel(), idx.ravel())),
                               shape=(node.size, idx.size))
@@ -222,9 +223,13 @@ def plan_network(graph: IRGraph, dense: bool | None = None) -> NetworkPlan:
         elif isinstance(node, MatMul):
             operands = []
             for src_name, value in zip(graph.inputs(name), ins):
-                operands.append(_operand(value, graph.node(src_name).shape, pops, node.source))
+                operand = _operand(value, graph.node(src_name).shape, pops, node.source)
+                if node.mode == "hadamard":  # broadcast each factor to the output shape
+                    pos = np.broadcast_to(np.arange(len(operand.idx)).reshape(operand.shape), node.shape)
+                    operand = Operand(operand.src, operand.idx[pos.ravel()], tuple(node.shape))
+                operands.append(operand)
             pop = Population(name, node.size, "matmul", node.shape, operands=operands,
-                             bias=np.zeros(node.size), params=None)
+                             bias=np.zeros(node.size), params=None, product=node.mode)
             pop.depth = max(pops[o.src].depth for o in operands) + 1
             for o in operands:
                 o.delay = pop.depth - pops[o.src].depth - 1

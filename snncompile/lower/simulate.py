@@ -29,7 +29,7 @@ def simulate_plan(plan: NetworkPlan, x: np.ndarray) -> dict[str, np.ndarray]:
                 continue
             if p.kind == "matmul":
                 a, b = (gather(plan, o, cur).reshape(N, *o.shape) for o in p.operands)
-                cur[p.name] = np.matmul(a, b).reshape(N, -1)
+                cur[p.name] = (np.matmul(a, b) if p.product == "matmul" else a * b).reshape(N, -1)
                 out[p.name][t] = cur[p.name]
                 continue
             a = np.zeros((N, p.size))

@@ -85,9 +85,10 @@ def simulate(graph: IRGraph, x: np.ndarray, keep_values: bool = False) -> SimRes
             elif isinstance(node, Scale):
                 out = ins[0] * node.factor
             elif isinstance(node, Reduce):
-                out = ins[0].mean(node.axis + 1) if node.mode == "mean" else ins[0].sum(node.axis + 1)
+                fn = torch.mean if node.mode == "mean" else torch.sum
+                out = fn(ins[0], node.axis + 1, keepdim=node.keepdim)
             elif isinstance(node, MatMul):
-                out = torch.matmul(ins[0], ins[1])
+                out = torch.matmul(ins[0], ins[1]) if node.mode == "matmul" else ins[0] * ins[1]
             elif isinstance(node, Mask):
                 out = ins[0] * torch.as_tensor(node.keep.astype(np.float64))
             elif isinstance(node, Neuron):

@@ -103,3 +103,32 @@ def test_lava_imports_only_with_hook(hook):
     else:  # on Python 3.11 the unpatched module fails exactly as the hook's docstring says
         assert res.returncode != 0
         assert "mutable default" in res.stderr and "ByteEncoder" in res.stderr
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("which", ["spikformer", "sdsa"])
+def test_lava_attention_matches_torch(which):
+    """SSA / SDSA products run in the SpikeMatMul process, spike for spike (all passes on)."""
+    from equivalence import assert_equivalent_after_each
+    from nets import SDSANet, spikformer_net
+
+    from snncompile.compare import spike_agreement
+    from snncompile.lower import plan_network
+
+    if which == "spikformer":
+        model, shape = spikformer_net(), (1, 8, 8)
+        x = np.random.default_rng(7).random((4, 6, 1, 8, 8))
+    else:
+        model, shape = SDSANet(), (5, 8)
+        x = binary_spike_inputs(6, 7, (5, 8), p=0.4, seed=3)
+    runs = run_all(model, x, shape)
+    g, _ = assert_equivalent_after_each(runs, x)
+    plan = plan_network(g)
+    assert any(p.kind == "matmul" for p in plan.populations.values())
+    lava = run_lava(plan, x, timeout_s=300)
+    full = {n: plan.populations[n].expand(lava.spikes[n]) for n in runs.torch_spikes}
+    keep = {n: g.node(n).alive for n in full if g.node(n).alive is not None}
+    agree, per_layer = spike_agreement(runs.torch_spikes, full, keep)
+    assert agree == 1.0, per_layer
+    if lava.output is not None:
+        np.testing.assert_allclose(lava.output.mean(0), runs.torch_output, atol=1e-9)

@@ -33,6 +33,7 @@ class PySpikeMatMulModelFloat(PyLoihiProcessModel):
     b_shape: np.ndarray = LavaPyType(np.ndarray, int)
     delays: np.ndarray = LavaPyType(np.ndarray, int)
     buf: np.ndarray = LavaPyType(np.ndarray, float)
+    hadamard: np.ndarray = LavaPyType(np.ndarray, int)
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -49,4 +50,4 @@ class PySpikeMatMulModelFloat(PyLoihiProcessModel):
         a_now, b_now = self._hist[0][0], self._hist[1][0]
         ma = _gather(a_now, self.a_gather).reshape(tuple(self.a_shape))
         mb = _gather(b_now, self.b_gather).reshape(tuple(self.b_shape))
-        self.buf = np.matmul(ma, mb).reshape(-1)
+        self.buf = (ma * mb if self.hadamard[0] else np.matmul(ma, mb)).reshape(-1)

@@ -18,7 +18,8 @@ from lava.magma.core.process.variable import Var
 class SpikeMatMul(AbstractProcess):
     def __init__(self, *, a_size: int, b_size: int, out_size: int, a_gather: np.ndarray,
                  b_gather: np.ndarray, a_shape: tuple[int, ...], b_shape: tuple[int, ...],
-                 a_delay: int = 0, b_delay: int = 0, name: str | None = None) -> None:
+                 a_delay: int = 0, b_delay: int = 0, hadamard: bool = False,
+                 name: str | None = None) -> None:
         super().__init__(name=name)
         self.a_in = InPort(shape=(a_size,))
         self.b_in = InPort(shape=(b_size,))
@@ -29,4 +30,5 @@ class SpikeMatMul(AbstractProcess):
         self.a_shape = Var(shape=(len(a_shape),), init=np.array(a_shape))
         self.b_shape = Var(shape=(len(b_shape),), init=np.array(b_shape))
         self.delays = Var(shape=(2,), init=np.array([a_delay, b_delay]))
+        self.hadamard = Var(shape=(1,), init=np.array([int(hadamard)]))
         self.buf = Var(shape=(out_size,), init=np.zeros(out_size))

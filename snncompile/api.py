@@ -17,10 +17,13 @@ from snncompile.frontend.trace import TraceResult
 from snncompile.inputs import InputData, load_inputs
 from snncompile.ir import Conv2d, IRGraph, Linear, Neuron, save_ir
 from snncompile.lower import plan_network
-from snncompile.lower.populations import synaptic_memory_bits
+from snncompile.lower.populations import OUTPUT, synaptic_memory_bits
+from snncompile.lower.quantize import quantize_plan
+from snncompile.mapping import load_chip, map_to_cores
 from snncompile.passes import run_passes
 from snncompile.report import LayerRow, Report
 from snncompile.sim import run_torch, simulate
+from snncompile.sim.integer import simulate_int
 
 TARGETS = ("lava", "ir")
 Progress = Callable[[str, int, int], None]
@@ -114,7 +117,8 @@ def compile(model: str | Path, target: str = "lava", *, steps: int | None = None
             input_shape: tuple[int, ...] | None = None, energy_model: str = "45nm",
             timeout: float = 600.0, progress: Progress | None = None,
             passes: list[str] | None = None, masks: str | Path | None = None,
-            patch_mask: str | Path | None = None) -> Report:
+            patch_mask: str | Path | None = None, fixed_point: bool = False,
+            chip: str | None = None) -> Report:
     """Compile ``model`` for ``target``; with ``simulate_on_target`` also run it there.
 
     Mirrors ``snncompile MODEL --target lava [--steps T] [--input F] [--samples N]
@@ -154,14 +158,36 @@ def compile(model: str | Path, target: str = "lava", *, steps: int | None = None
                 row.synapses = per_layer[row.name]
     if simulate_on_target and data is None:
         raise SnnCompileError("--simulate needs inputs", "pass --input FILE.npy|.npz", EXIT_USAGE)
+    if (fixed_point or chip) and plan is None:
+        raise SnnCompileError("--fixed-point and --chip need the lava target", "use --target lava", EXIT_USAGE)
+    x = data.as_sequence(T) if data is not None else None
+    qplan = None
+    if fixed_point:
+        calib = x if x is not None else np.ones((1, 1, *in_shape))
+        if x is None:
+            report.notes.append("no --input: inputs assumed to lie in [0, 1] for the 8-bit input scale")
+        qplan, qinfo = quantize_plan(plan, calib)
+        report.fixed_point = {"quantization": qinfo.to_dict()}
+        report.notes.extend(qinfo.to_dict()["warnings"])
+    if chip or fixed_point:
+        report.mapping = map_to_cores(qplan or plan, load_chip(chip or "loihi2")).to_dict()
 
     rows = static_counts(graph)
-    if data is not None:
-        x = data.as_sequence(T)
+    if x is not None:
         ref = simulate(graph, x, keep_values=True)
         dynamic_counts(graph, rows, ref.values)
+        torch64 = run_torch(tr.module, x, tr.step_mode, list(tr.neuron_sources.values()),
+                            bool(graph.meta.get("output_time_reduced"))) if (simulate_on_target or qplan) else None
+        if qplan is not None:
+            report.fixed_point["integer_reference"] = _fidelity(tr, graph, qplan, simulate_int(qplan, x),
+                                                                torch64, data)
         if simulate_on_target and plan is not None:
-            report.simulation = _simulate_lava(tr, graph, plan, x, data, ref, timeout, progress)
+            report.simulation = _simulate_lava(tr, graph, qplan or plan, x, data, ref, torch64, timeout,
+                                               progress)
+            if qplan is not None:
+                report.fixed_point["lava"] = {k: report.simulation[k] for k in (
+                    "spike_agreement", "prediction_agreement", "accuracy", "per_layer_spike_agreement")}
+                report.fixed_point["integer_reference_bit_exact"] = report.simulation.pop("_bit_exact")
     report.energy = energy_summary(graph.name, rows, load_cost_model(energy_model), T)
 
     if outdir is not None:
@@ -221,18 +247,41 @@ def _read_patch_mask(path: str | Path) -> np.ndarray:
     return keep.astype(bool)
 
 
-def _simulate_lava(tr: TraceResult, graph: IRGraph, plan, x: np.ndarray, data: InputData, ref,
+def _fidelity(tr: TraceResult, graph: IRGraph, plan, out: dict[str, np.ndarray], torch64,
+              data: InputData) -> dict:
+    """Agreement of a run of ``plan`` (spikes per population) with the float PyTorch model."""
+    torch_spikes = {n: torch64.spikes[p] for n, p in tr.neuron_sources.items()}
+    names = [n for n in torch_spikes if n in plan.populations]
+    got = {n: plan.populations[n].expand(out[n]).reshape(torch_spikes[n].shape) for n in names}
+    keep = {n: graph.node(n).alive for n in names if graph.node(n).alive is not None}
+    agree, per_layer = spike_agreement(torch_spikes, got, keep)
+    if plan.output_kind == "spikes":
+        pred = predictions(plan.populations[plan.output_pop].expand(out[plan.output_pop]))
+    else:
+        pred = predictions(out[OUTPUT])
+    reduced = bool(graph.meta.get("output_time_reduced"))
+    pred_torch = predictions(torch64.output, reduced)
+    return {"spike_agreement": agree, "per_layer_spike_agreement": per_layer,
+            "prediction_agreement": float((pred == pred_torch).mean()),
+            "accuracy": None if data.y is None else float((pred == data.y).mean())}
+
+
+def _simulate_lava(tr: TraceResult, graph: IRGraph, plan, x: np.ndarray, data: InputData, ref, torch64,
                    timeout: float, progress: Progress | None) -> dict:
     from backends.lava import run_lava
 
     time_reduced = bool(graph.meta.get("output_time_reduced"))
-    paths = list(tr.neuron_sources.values())
-    torch64 = run_torch(tr.module, x, tr.step_mode, paths, time_reduced)
     torch_spikes = {n: torch64.spikes[p] for n, p in tr.neuron_sources.items()}
     t0 = time.perf_counter()
     cb = (lambda done, total: progress("Lava simulation", done, total)) if progress else None
     lava = run_lava(plan, x, timeout_s=timeout, progress=cb)
     wall = time.perf_counter() - t0
+    bit_exact = None
+    if plan.fixed_point:  # the integer reference must predict the chip run exactly
+        ints = simulate_int(plan, x)
+        bit_exact = all(np.array_equal(lava.spikes[n], ints[n]) for n in lava.spikes)
+        if plan.output_kind == "values":
+            bit_exact = bit_exact and np.array_equal(lava.output, ints[OUTPUT])
     neuron_names = [n for n in tr.neuron_sources if n in plan.populations]
     lava_spikes = {n: plan.populations[n].expand(lava.spikes[n]).reshape(torch_spikes[n].shape)
                    for n in neuron_names}
@@ -246,7 +295,7 @@ def _simulate_lava(tr: TraceResult, graph: IRGraph, plan, x: np.ndarray, data: I
     pred_torch = predictions(torch64.output, time_reduced)
     pred_lava = predictions(lava_out)
     result = {
-        "backend": "lava-cpu",
+        "backend": "lava-cpu-fixed_pt" if plan.fixed_point else "lava-cpu",
         "samples": int(x.shape[1]),
         "spike_agreement": agree,
         "prediction_agreement": float((pred_torch == pred_lava).mean()),
@@ -260,4 +309,6 @@ def _simulate_lava(tr: TraceResult, graph: IRGraph, plan, x: np.ndarray, data: I
         "lava_steps": lava.steps,
         "lava_run_s": round(lava.wall_s, 3),
     }
+    if plan.fixed_point:
+        result["_bit_exact"] = bit_exact
     return result

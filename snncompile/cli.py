@@ -56,6 +56,10 @@ def compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--energy-model", default="45nm", help="cost model name or TOML file (default 45nm)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before a simulation is killed")
     p.add_argument("--patch-mask", metavar="FILE.npy", help="0/1 keep-mask over patches (H, W) or tokens (N,)")
+    p.add_argument("--fixed-point", action="store_true",
+                   help="quantize for Loihi-class integer hardware; simulate on Lava's fixed_pt models")
+    p.add_argument("--chip", metavar="NAME|FILE.toml", help="map onto cores of loihi1, loihi2 or a chip profile "
+                   "(default loihi2 with --fixed-point)")
     p.add_argument("--check", action="store_true",
                    help="exit with code 6 unless spike and prediction agreement are exactly 1.0")
     return p
@@ -153,4 +157,5 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              arch=args.arch, trust_pickle=args.trust_pickle,
                              input_shape=args.input_shape, energy_model=args.energy_model,
                              timeout=args.timeout, progress=progress, passes=passes,
-                             masks=args.masks, patch_mask=args.patch_mask)
+                             masks=args.masks, patch_mask=args.patch_mask, fixed_point=args.fixed_point,
+                             chip=args.chip)

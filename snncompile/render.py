@@ -73,6 +73,48 @@ def render(report: Report, console: Console, verbose: bool = False) -> None:
         console.print(f"simulation ({sim['backend']}, {sim['samples']} samples, {sim['wall_s']:.1f} s): "
                       f"spike agreement {sim['spike_agreement']:.6f}, prediction agreement "
                       f"{sim['prediction_agreement']:.4f}{acc}{tacc}")
+    fx = report.fixed_point
+    if fx:
+        q = fx["quantization"]
+        ft = Table(title=f"fixed point (8-bit weights; input scale {q['input_scale']:g})", title_justify="left")
+        for col in ("projection", "weight exp", "weight error", "max err (LSB)", "saturated", "spike agreement"):
+            ft.add_column(col, justify="left" if col == "projection" else "right")
+        fid = fx.get("lava") or fx.get("integer_reference") or {}
+        per_layer = fid.get("per_layer_spike_agreement", {})
+        for e in q["layers"]:
+            dst = e["projection"].split("→")[-1]
+            agree = per_layer.get(dst)
+            style = "yellow" if e["warning"] else ""
+            ft.add_row(e["projection"], str(e["weight_exp"]), f"{e['rel_weight_error']:.2%}",
+                       f"{e['max_abs_error_lsb']:.2f}", str(e["saturated"]),
+                       "" if agree is None else f"{agree:.4f}", style=style)
+        console.print(ft)
+        for label, key in (("integer reference", "integer_reference"), ("Lava fixed_pt", "lava")):
+            f = fx.get(key)
+            if f:
+                acc = "" if f.get("accuracy") is None else f", accuracy {f['accuracy']:.4f}"
+                console.print(f"{label} vs float PyTorch: spike agreement {f['spike_agreement']:.4f}, "
+                              f"prediction agreement {f['prediction_agreement']:.4f}{acc}")
+        if "integer_reference_bit_exact" in fx:
+            ok = fx["integer_reference_bit_exact"]
+            console.print(f"integer reference vs Lava fixed_pt: {'bit-exact' if ok else '[red]DIFFERS[/red]'}")
+    mp = report.mapping
+    if mp:
+        mt = Table(title=f"core mapping on {mp['chip']}: {mp['cores']} cores, {mp['chips']} chip(s)",
+                   title_justify="left")
+        for col in ("layer", "cores", "neurons", "synapse bits", "neurons/core", "axons in", "syn mem",
+                    "axons out", "binding limit"):
+            mt.add_column(col, justify="left" if col in ("layer", "binding limit") else "right")
+        for row in mp["layers"]:
+            u = row["utilisation"]
+            mt.add_row(row["layer"], str(row["cores"]), _n(row["neurons"]), _n(row["synapse_bits"]),
+                       f"{u['neurons']:.0%}", f"{u['input_axons']:.0%}", f"{u['synapse_bits']:.0%}",
+                       f"{u['output_axons']:.0%}", row["binding_limit"])
+        console.print(mt)
+        if mp["unmapped"]:
+            console.print(f"  not mappable to cores (custom processes): {', '.join(mp['unmapped'])}")
+        if mp["unverified"]:
+            console.print(f"  [yellow]UNVERIFIED profile figures:[/yellow] {', '.join(mp['unverified'])}")
     en = report.energy
     if en:
         ann = en["variants"]["ann"]

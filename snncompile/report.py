@@ -42,6 +42,8 @@ class Report:
     energy: dict[str, Any] | None = None
     lowering: dict[str, Any] | None = None
     passes: list[dict[str, Any]] = field(default_factory=list)
+    fixed_point: dict[str, Any] | None = None
+    mapping: dict[str, Any] | None = None
     outputs: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -58,7 +60,7 @@ class Report:
                              "graph": self.graph, "layers": [r.to_dict() for r in self.layers]}
         if self.passes:
             d["passes"] = self.passes
-        for key in ("lowering", "simulation", "energy"):
+        for key in ("lowering", "simulation", "fixed_point", "mapping", "energy"):
             value = getattr(self, key)
             if value is not None:
                 d[key] = value

@@ -134,3 +134,26 @@ def test_console_script_and_module_entry_points(digits_model):
     res = subprocess.run([sys.executable, "-m", "snncompile", "/nonexistent.pt"], capture_output=True,
                          text=True, cwd=ROOT)
     assert res.returncode == 2 and "Traceback" not in res.stderr and "not found" in res.stderr
+
+
+@pytest.mark.lava
+def test_fixed_point_digits_fidelity_and_mapping(capsys, digits_model, digits_test):
+    code, out, err = run_cli(capsys, digits_model, "--input", digits_test, "--fixed-point", "--simulate",
+                             "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    fx = rep["fixed_point"]
+    assert fx["integer_reference_bit_exact"] is True
+    assert fx["lava"]["prediction_agreement"] >= 0.99          # on all 540 test images
+    assert fx["lava"]["spike_agreement"] == fx["integer_reference"]["spike_agreement"]
+    assert rep["simulation"]["backend"] == "lava-cpu-fixed_pt" and rep["simulation"]["samples"] == 540
+    assert rep["mapping"]["chip"] == "loihi2" and rep["mapping"]["cores"] >= 4
+    assert {e["projection"] for e in fx["quantization"]["layers"]} >= {"input→neuron_2"}
+
+
+def test_over_capacity_network_fails_clearly(capsys, tmp_path):
+    m = nn.Sequential(layer.Linear(5000, 4), neuron.IFNode())
+    p = tmp_path / "wide.pt"
+    torch.save(m, p)
+    code, err = _error(capsys, p, "--steps", 2, "--chip", "loihi1")
+    assert code == 3 and "5,000 inputs" in err and "4,096 input axons" in err and "hint:" in err

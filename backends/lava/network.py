@@ -84,14 +84,23 @@ def run_plan(plan: NetworkPlan, x: np.ndarray, record: list[str],
     """
     T, N = x.shape[:2]
     total = N * T + plan.depth
+    fixed = plan.fixed_point
     procs: dict[str, object] = {}
     for name, pop in plan.populations.items():
         if pop.kind == "input":
-            procs[name] = RingBuffer(data=stream_input(x, total))
+            data = stream_input(x, total)
+            procs[name] = RingBuffer(data=np.round(data * plan.input_scale).astype(np.int32) if fixed else data)
             continue
         if pop.kind == "matmul":
             continue  # built below, once its operand populations exist
         p = pop.params
+        if fixed:
+            qp = pop.qparams
+            procs[name] = SJNeuron(shape=(pop.size,), model=p.model, v_threshold=qp.threshold,
+                                   v_reset=None if qp.soft else qp.v_reset, leak=qp.dv,
+                                   decay_input=p.decay_input, bias=pop.qbias, reset_interval=T,
+                                   depth=pop.depth, name=name)
+            continue
         leak = p.tau if p.model == "lif" else (p.decay if p.model == "plif" else 1.0)
         procs[name] = SJNeuron(shape=(pop.size,), model=p.model, v_threshold=p.v_threshold,
                                v_reset=p.v_reset, leak=leak, decay_input=p.decay_input,
@@ -112,24 +121,29 @@ def run_plan(plan: NetworkPlan, x: np.ndarray, record: list[str],
         target = extractors[OUTPUT].in_port if proj.dst == OUTPUT else procs[proj.dst].a_in
         src_out = _out_port(procs[proj.src])
         bits = GRADED_BITS if plan.populations[proj.src].graded else 0
-        if proj.impl == "conv":
+        if proj.impl == "conv" and not fixed:  # Lava's fixed_pt Conv ignores weight_exp
             conn = _conv_process(proj, bits)
             c, h, w = proj.conv_in_shape
             src_out.reshape((c, h, w)).transpose((2, 1, 0)).connect(conn.s_in)
             co, ho, wo = proj.conv.shape
             conn.a_out.transpose((2, 1, 0)).reshape((co * ho * wo,)).connect(target)
             continue
+        kw = dict(num_message_bits=bits)
+        w = proj.weights.tocsr()
+        if fixed:
+            w = w.astype(np.int32)
+            kw.update(weight_exp=proj.weight_exp, num_weight_bits=8)
         if proj.delay:
-            conn = DelaySparse(weights=proj.weights.tocsr(), delays=proj.delay, num_message_bits=bits)
+            conn = DelaySparse(weights=w, delays=proj.delay, **kw)
         elif proj.impl == "dense":
-            conn = Dense(weights=proj.weights.toarray(), num_message_bits=bits)
+            conn = Dense(weights=w.toarray(), **kw)
         else:
-            conn = Sparse(weights=proj.weights.tocsr(), num_message_bits=bits)
+            conn = Sparse(weights=w, **kw)
         src_out.connect(conn.s_in)
         conn.a_out.connect(target)
 
     _connect_operands(plan, procs)
-    cfg = Loihi2SimCfg(select_tag="floating_pt",
+    cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt",
                        exception_proc_model_map={Extractor: PyLoihiExtractorModel})
     anchor = next(iter(procs.values()))
     raw = {k: np.zeros((total, e._shape[0])) for k, e in extractors.items()}
@@ -147,7 +161,9 @@ def run_plan(plan: NetworkPlan, x: np.ndarray, record: list[str],
     for k, series in raw.items():
         d = plan.output_depth if k == OUTPUT else plan.populations[k].depth
         seq = series[d: d + N * T].reshape(N, T, -1).transpose(1, 0, 2)
-        if k == OUTPUT:
+        if k == OUTPUT and fixed:
+            seq = (seq + plan.output_qbias.reshape(1, 1, -1)) / plan.output_scale
+        elif k == OUTPUT:
             seq = seq + plan.output_bias.reshape(1, 1, -1)
         out[k] = seq
     return out

@@ -62,6 +62,9 @@ class Population:
     index: np.ndarray | None = None   # kept logical neurons (flat), None = all
     operands: list[Operand] = field(default_factory=list)  # matmul: the two factors
     product: str = "matmul"           # "matmul" | "hadamard" for kind "matmul"
+    scale: float = 1.0                # fixed point: membrane units per float unit
+    qparams: object | None = None     # fixed point: IntNeuronParams
+    qbias: np.ndarray | None = None   # fixed point: integer bias per neuron
 
     @property
     def graded(self) -> bool:
@@ -94,6 +97,7 @@ class Projection:
 
     structural: int | None = None     # synapses incl. zero-valued ones (dense emission)
     weight_bits: int = 32             # 1 when the projection is a single binary layer
+    weight_exp: int = 0               # fixed point: weights are integer mantissas × 2^exp
 
     @property
     def nnz(self) -> int:
@@ -113,6 +117,10 @@ class NetworkPlan:
     output_bias: np.ndarray | None = None
     output_shape: tuple[int, ...] = ()
     output_depth: int = 0             # step offset at which output step 0 is read
+    fixed_point: bool = False
+    input_scale: float = 1.0
+    output_scale: float = 1.0
+    output_qbias: np.ndarray | None = None
 
     @property
     def depth(self) -> int:

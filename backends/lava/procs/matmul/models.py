@@ -16,23 +16,16 @@ from backends.lava.procs.matmul.process import SpikeMatMul
 
 
 def _gather(values: np.ndarray, gather: np.ndarray) -> np.ndarray:
-    padded = np.append(values, 0.0)        # index -1 → the appended zero
+    padded = np.append(values, np.zeros(1, values.dtype))  # index -1 → the appended zero
     return padded[gather]
 
 
-@implements(proc=SpikeMatMul, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PySpikeMatMulModelFloat(PyLoihiProcessModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+class _AbstractSpikeMatMul(PyLoihiProcessModel):
     a_gather: np.ndarray = LavaPyType(np.ndarray, int)
     b_gather: np.ndarray = LavaPyType(np.ndarray, int)
     a_shape: np.ndarray = LavaPyType(np.ndarray, int)
     b_shape: np.ndarray = LavaPyType(np.ndarray, int)
     delays: np.ndarray = LavaPyType(np.ndarray, int)
-    buf: np.ndarray = LavaPyType(np.ndarray, float)
     hadamard: np.ndarray = LavaPyType(np.ndarray, int)
 
     def __init__(self, proc_params) -> None:
@@ -51,3 +44,25 @@ class PySpikeMatMulModelFloat(PyLoihiProcessModel):
         ma = _gather(a_now, self.a_gather).reshape(tuple(self.a_shape))
         mb = _gather(b_now, self.b_gather).reshape(tuple(self.b_shape))
         self.buf = (ma * mb if self.hadamard[0] else np.matmul(ma, mb)).reshape(-1)
+
+
+@implements(proc=SpikeMatMul, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySpikeMatMulModelFloat(_AbstractSpikeMatMul):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    buf: np.ndarray = LavaPyType(np.ndarray, float)
+
+
+@implements(proc=SpikeMatMul, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikeMatMulModelFixed(_AbstractSpikeMatMul):
+    """Products of integer spike counts: exact in integers."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    buf: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)

@@ -11,7 +11,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from backends.lava.procs.sj_neuron.process import MODEL_CODES, SJNeuron
-from snncompile.sim import neuron_math
+from snncompile.sim import neuron_int, neuron_math
 
 _MODELS = {code: name for name, code in MODEL_CODES.items()}
 
@@ -48,5 +48,37 @@ class PySJNeuronModelFloat(PyLoihiProcessModel):
         if interval and (self.time_step - 1 - int(self.depth[0])) % interval == 0:
             self.v[:] = self.v_reset[0]
         s, v = neuron_math.step(self.v, a_in + self.bias, self._params())
+        self.v[:] = v
+        self.s_out.send(s)
+
+
+@implements(proc=SJNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySJNeuronModelFixed(PyLoihiProcessModel):
+    """Integer datapath (see ``snncompile.sim.neuron_int``): ``leak`` holds the 12-bit decay
+    dv, ``v_th``/``bias``/``v_reset`` integer values from the quantizer."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    v_th: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    v_reset: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    soft_reset: np.ndarray = LavaPyType(np.ndarray, int)
+    model_code: np.ndarray = LavaPyType(np.ndarray, int)
+    leak: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=13)
+    decay_input: np.ndarray = LavaPyType(np.ndarray, int)
+    reset_interval: np.ndarray = LavaPyType(np.ndarray, int)
+    depth: np.ndarray = LavaPyType(np.ndarray, int)
+
+    def run_spk(self) -> None:
+        a_in = self.a_in.recv().astype(np.int64)
+        interval = int(self.reset_interval[0])
+        if interval and (self.time_step - 1 - int(self.depth[0])) % interval == 0:
+            self.v[:] = self.v_reset[0]
+        p = neuron_int.IntNeuronParams(dv=int(self.leak[0]), threshold=self.v_th.astype(np.int64),
+                                       v_reset=int(self.v_reset[0]), soft=bool(self.soft_reset[0]))
+        s, v = neuron_int.step(self.v.astype(np.int64), a_in + self.bias.astype(np.int64), p)
         self.v[:] = v
         self.s_out.send(s)

@@ -1,0 +1,164 @@
+"""Fixed-point quantization of a lowered network for Loihi-class integer hardware.
+
+Works on the NetworkPlan, where each synapse is an entry of a projection matrix: that is
+what the chip stores. Per target population p a scale s_p maps its membrane potential to
+integers. Each projection's weights become 8-bit mantissas (even integers in [-254, 254],
+as Lava's mixed-sign synapses store them) with a shared exponent: W·s_p/s_src ≈ w·2^e.
+The largest weight of the first projection into p maps exactly to 254·2^e, so ±α binary
+layers quantize without error. Thresholds and reset potentials become integers (θ·s_p,
+around 2^14), biases 13-bit mantissas with an exponent, decays 12-bit (4096/τ). Inputs
+become 8-bit integers (a power-of-two scale). The 1/τ input factor of decay_input=True is
+folded into the weights first.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from snncompile.lower.populations import OUTPUT, NetworkPlan, Population
+from snncompile.sim.neuron_int import IntNeuronParams
+
+MANTISSA = 254            # largest even 8-bit mixed-sign weight mantissa
+THRESHOLD_TARGET = 1 << 14
+EXP_RANGE = (-8, 7)       # Loihi weight exponent range
+BIAS_MANT_BITS = 13
+WARN_REL_ERROR = 0.01
+
+
+@dataclass
+class LayerError:
+    projection: str
+    weight_exp: int
+    rel_weight_error: float
+    max_abs_error_lsb: float
+    saturated: int
+    warning: str = ""
+
+
+@dataclass
+class QuantInfo:
+    input_scale: float
+    input_rel_error: float
+    scales: dict[str, float] = field(default_factory=dict)
+    errors: list[LayerError] = field(default_factory=list)
+    output_scale: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"input_scale": self.input_scale, "input_rel_error": self.input_rel_error,
+                "population_scales": self.scales, "output_scale": self.output_scale,
+                "layers": [e.__dict__ for e in self.errors],
+                "warnings": [e.warning for e in self.errors if e.warning]}
+
+
+def input_scale(x: np.ndarray) -> float:
+    """Power-of-two scale that maps the inputs into 8 bits (7 + sign if negative)."""
+    peak = float(np.max(np.abs(x))) if np.size(x) else 1.0
+    limit = 127 if np.min(x) < 0 else 255
+    return 2.0 ** math.floor(math.log2(limit / peak)) if peak > 0 else 1.0
+
+
+def _input_factor(pop: Population) -> float:
+    p = pop.params
+    if p is None or not p.decay_input or p.model == "if":
+        return 1.0
+    return 1.0 / p.tau if p.model == "lif" else float(p.decay)
+
+
+def _dv(pop: Population) -> int:
+    p = pop.params
+    if p.model == "if":
+        return 0
+    return int(round(4096 / p.tau)) if p.model == "lif" else int(round(4096 * p.decay))
+
+
+def _exp_for(peak: float) -> int:
+    if peak <= 0:
+        return 0
+    return int(min(max(math.ceil(math.log2(peak / MANTISSA)), EXP_RANGE[0]), EXP_RANGE[1]))
+
+
+def _quantize_matrix(w: sp.csr_matrix, exp: int) -> tuple[sp.csr_matrix, int]:
+    data = np.round(w.data / 2.0 ** exp / 2.0) * 2.0          # even mantissas
+    clipped = np.clip(data, -MANTISSA - 2, MANTISSA)           # [-256, 254]
+    q = sp.csr_matrix((clipped, w.indices.copy(), w.indptr.copy()), shape=w.shape)
+    return q, int(np.count_nonzero(clipped != data))
+
+
+def _bias_int(b: np.ndarray) -> np.ndarray:
+    """13-bit mantissa << exponent, as Loihi stores biases."""
+    limit = (1 << (BIAS_MANT_BITS - 1)) - 1
+    peak = float(np.max(np.abs(b))) if b.size else 0.0
+    exp = max(0, math.ceil(math.log2(peak / limit))) if peak > limit else 0
+    return (np.round(b / 2 ** exp).astype(np.int64) << exp).astype(np.int64)
+
+
+def quantize_plan(plan: NetworkPlan, x_sample: np.ndarray) -> tuple[NetworkPlan, QuantInfo]:
+    """Return an integer copy of ``plan`` (weights in ``proj.weights`` as integer mantissas,
+    ``proj.weight_exp`` set; ``pop.qparams``, ``pop.qbias``, ``pop.scale`` set)."""
+    q = copy.deepcopy(plan)
+    s_in = input_scale(x_sample)
+    xr = np.asarray(x_sample, dtype=np.float64)
+    in_err = float(np.linalg.norm(np.round(xr * s_in) / s_in - xr) / max(np.linalg.norm(xr), 1e-300))
+    info = QuantInfo(input_scale=s_in, input_rel_error=in_err)
+    src_scale: dict[str, float] = {n: 1.0 for n in q.populations}  # spikes are 0/1 integers
+    for name, pop in sorted(q.populations.items(), key=lambda kv: kv[1].depth):
+        if pop.kind == "input":
+            src_scale[name] = s_in
+        elif pop.kind == "matmul":  # products of spike counts: integers already
+            src_scale[name] = math.prod(src_scale[o.src] for o in pop.operands)
+    for name, pop in sorted(q.populations.items(), key=lambda kv: kv[1].depth):
+        if pop.kind in ("input", "matmul"):
+            continue
+        incoming = q.into(name)
+        f = _input_factor(pop)
+        th = np.broadcast_to(np.asarray(pop.params.v_threshold, dtype=np.float64), (pop.size,))
+        first = next((p for p in incoming if p.weights.nnz), None)
+        if first is not None:
+            peak = float(np.max(np.abs(first.weights.data))) * f / src_scale[first.src]
+            e = round(math.log2(THRESHOLD_TARGET * peak / (MANTISSA * float(th.max()))))
+            s_p = MANTISSA * 2.0 ** e / peak
+        else:
+            s_p = THRESHOLD_TARGET / float(th.max())
+        pop.scale = s_p
+        info.scales[name] = s_p
+        for proj in incoming:
+            _quantize_projection(proj, f * s_p / src_scale[proj.src], info)
+        pop.qbias = _bias_int(np.asarray(pop.bias, dtype=np.float64) * f * s_p)
+        vr = pop.params.v_reset
+        pop.qparams = IntNeuronParams(dv=_dv(pop), threshold=np.round(th * s_p).astype(np.int64),
+                                      v_reset=0 if vr is None else int(round(vr * s_p)), soft=vr is None)
+    outs = q.into(OUTPUT)
+    if outs:
+        peak = max(float(np.max(np.abs(p.weights.data))) / src_scale[p.src] for p in outs if p.weights.nnz)
+        s_out = MANTISSA * 2.0 ** 6 / peak
+        for proj in outs:
+            _quantize_projection(proj, s_out / src_scale[proj.src], info)
+        q.output_qbias = _bias_int(np.asarray(q.output_bias) * s_out)
+        info.output_scale = s_out
+        q.output_scale = s_out
+    q.fixed_point = True
+    q.input_scale = s_in
+    return q, info
+
+
+def _quantize_projection(proj, factor: float, info: QuantInfo) -> None:
+    w = proj.weights.tocsr().astype(np.float64) * factor
+    exp = _exp_for(float(np.max(np.abs(w.data))) if w.nnz else 0.0)
+    qw, saturated = _quantize_matrix(w, exp)
+    approx = qw.data * 2.0 ** exp
+    denom = float(np.linalg.norm(w.data)) or 1.0
+    rel = float(np.linalg.norm(approx - w.data) / denom)
+    lsb = float(np.max(np.abs(approx - w.data)) / 2.0 ** exp) if w.nnz else 0.0
+    label = f"{proj.src}→{proj.dst}"
+    warn = ""
+    if rel > WARN_REL_ERROR or saturated:
+        warn = (f"{label}: weights lose precision in 8 bits (relative error {rel:.2%}"
+                + (f", {saturated} saturated" if saturated else "") + ")")
+    info.errors.append(LayerError(label, exp, rel, lsb, saturated, warn))
+    proj.weights = qw
+    proj.weight_exp = exp

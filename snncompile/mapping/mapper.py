@@ -1,0 +1,206 @@
+"""Greedy partition of each population onto cores of a chip profile.
+
+Neurons of one population fill a core in order until the next neuron would exceed a
+per-core limit: compartments, distinct input axons (presynaptic neurons feeding the core),
+or synaptic memory (each synapse entry = weight bits + target index bits; convolutions
+unrolled, binary synapses 1 bit). Output axons are checked afterwards: a neuron needs one
+per distinct destination core. A neuron that alone exceeds a limit cannot be placed: that
+is an error naming the layer, the limit and what would make it fit.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
+from snncompile.lower.populations import NetworkPlan
+
+CHIPS_DIR = Path(__file__).parent / "chips"
+LIMITS = ("neurons", "input_axons", "synapse_bits", "output_axons")
+
+
+@dataclass(frozen=True)
+class ChipProfile:
+    name: str
+    source: str
+    cores_per_chip: int
+    neurons_per_core: int
+    input_axons_per_core: int
+    output_axons_per_core: int
+    synapse_bits_per_core: int
+    synapse_index_bits: int
+    max_weight_bits: int = 8
+    weight_sharing: bool = False
+    unverified: tuple[str, ...] = ()
+
+
+def load_chip(name_or_path: str) -> ChipProfile:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CHIPS_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in CHIPS_DIR.glob("*.toml")))
+        raise SnnCompileError(f"unknown chip profile {name_or_path!r}", f"use {known} or a TOML file",
+                              EXIT_USAGE)
+    try:
+        data = tomllib.loads(path.read_text())
+        data["unverified"] = tuple(data.get("unverified", ()))
+        return ChipProfile(**data)
+    except (tomllib.TOMLDecodeError, TypeError) as exc:
+        raise SnnCompileError(f"bad chip profile {path}: {exc}",
+                              "see snncompile/mapping/chips/loihi1.toml for the fields", EXIT_USAGE) from None
+
+
+@dataclass
+class CoreUse:
+    layer: str
+    neurons: int
+    input_axons: int
+    synapse_bits: int
+    output_axons: int = 0
+    bound: str = ""
+
+    def utilisation(self, chip: ChipProfile) -> dict[str, float]:
+        return {"neurons": self.neurons / chip.neurons_per_core,
+                "input_axons": self.input_axons / chip.input_axons_per_core,
+                "synapse_bits": self.synapse_bits / chip.synapse_bits_per_core,
+                "output_axons": self.output_axons / chip.output_axons_per_core}
+
+
+@dataclass
+class CoreMap:
+    chip: ChipProfile
+    cores: list[CoreUse] = field(default_factory=list)
+    unmapped: list[str] = field(default_factory=list)   # custom processes (not synapses)
+
+    @property
+    def chips(self) -> int:
+        return -(-len(self.cores) // self.chip.cores_per_chip)
+
+    def layers(self) -> list[dict]:
+        out: dict[str, dict] = {}
+        for c in self.cores:
+            row = out.setdefault(c.layer, {"layer": c.layer, "cores": 0, "neurons": 0, "synapse_bits": 0,
+                                           "bound": {}})
+            row["cores"] += 1
+            row["neurons"] += c.neurons
+            row["synapse_bits"] += c.synapse_bits
+            row["bound"][c.bound] = row["bound"].get(c.bound, 0) + 1
+        for row in out.values():
+            row["binding_limit"] = max(row["bound"], key=row["bound"].get)
+            util = [c.utilisation(self.chip) for c in self.cores if c.layer == row["layer"]]
+            row["utilisation"] = {k: round(float(np.mean([u[k] for u in util])), 4) for k in LIMITS}
+            del row["bound"]
+        return list(out.values())
+
+    def to_dict(self) -> dict:
+        return {"chip": self.chip.name, "source": self.chip.source, "unverified": list(self.chip.unverified),
+                "cores": len(self.cores), "chips": self.chips, "layers": self.layers(),
+                "unmapped": self.unmapped,
+                "per_core": [{"layer": c.layer, "neurons": c.neurons, "input_axons": c.input_axons,
+                              "synapse_bits": c.synapse_bits, "output_axons": c.output_axons,
+                              "bound": c.bound} for c in self.cores]}
+
+
+def _incoming(plan: NetworkPlan, name: str, offsets: dict[str, int], total: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Rows = neurons of ``name``; columns = global presynaptic ids; and bits per entry."""
+    blocks, bits = [], []
+    size = plan.populations[name].size
+    for proj in plan.into(name):
+        w = proj.weights.tocsr().copy()
+        w.eliminate_zeros()
+        coo = w.tocoo()
+        blocks.append(sp.csr_matrix((np.ones(coo.nnz), (coo.row, coo.col + offsets[proj.src])),
+                                    shape=(size, total)))
+        bits.append(proj.weight_bits)
+    if not blocks:
+        return sp.csr_matrix((size, total)), np.zeros(size)
+    m = blocks[0]
+    per_row_bits = np.zeros(size)
+    for blk, b in zip(blocks, bits):
+        per_row_bits += np.diff(blk.indptr) * b
+    for blk in blocks[1:]:
+        m = m + blk
+    return m.tocsr(), per_row_bits
+
+
+def map_to_cores(plan: NetworkPlan, chip: ChipProfile) -> CoreMap:
+    offsets, total = {}, 0
+    for name, pop in plan.populations.items():
+        offsets[name] = total
+        total += pop.size
+    cmap = CoreMap(chip)
+    core_of = np.full(total, -1)
+    for name, pop in plan.populations.items():
+        if pop.kind == "input":
+            continue
+        if pop.kind == "matmul":
+            cmap.unmapped.append(name)
+            continue
+        m, w_bits = _incoming(plan, name, offsets, total)
+        w_bits = np.minimum(w_bits, np.diff(m.indptr) * chip.max_weight_bits)
+        entry_bits = w_bits + np.diff(m.indptr) * chip.synapse_index_bits
+        fan_in = np.diff(m.indptr)
+        worst = int(np.argmax(fan_in)) if pop.size else 0
+        if pop.size and fan_in[worst] > chip.input_axons_per_core:
+            raise SnnCompileError(
+                f"layer {name} does not fit {chip.name}: a neuron has {fan_in[worst]:,} inputs, above the "
+                f"{chip.input_axons_per_core:,} input axons of one core",
+                f"prune {name}'s incoming weights to at most {chip.input_axons_per_core:,} per neuron "
+                "(prune_synapses drops zeros), or split its input layer", EXIT_UNSUPPORTED)
+        if pop.size and entry_bits.max() > chip.synapse_bits_per_core:
+            raise SnnCompileError(
+                f"layer {name} does not fit {chip.name}: one neuron needs {int(entry_bits.max()):,} bits of "
+                f"synapses, above {chip.synapse_bits_per_core:,} per core",
+                "prune or binarize the layer's weights", EXIT_UNSUPPORTED)
+        used = np.zeros(total, dtype=bool)
+        core = CoreUse(name, 0, 0, 0)
+        for i in range(pop.size):
+            cols = m.indices[m.indptr[i]:m.indptr[i + 1]]
+            new_axons = int(np.count_nonzero(~used[cols]))
+            bound = ""
+            if core.neurons + 1 > chip.neurons_per_core:
+                bound = "neurons"
+            elif core.input_axons + new_axons > chip.input_axons_per_core:
+                bound = "input_axons"
+            elif core.synapse_bits + entry_bits[i] > chip.synapse_bits_per_core:
+                bound = "synapse_bits"
+            if bound:
+                core.bound = bound
+                cmap.cores.append(core)
+                core, used[:] = CoreUse(name, 0, 0, 0), False
+                new_axons = len(np.unique(cols))
+            used[cols] = True
+            core.neurons += 1
+            core.input_axons += new_axons
+            core.synapse_bits += int(entry_bits[i])
+            core_of[offsets[name] + i] = len(cmap.cores)
+        if core.neurons:  # the layer ended: name the fullest resource instead
+            util = core.utilisation(chip)
+            util.pop("output_axons")
+            core.bound = max(util, key=util.get)
+            cmap.cores.append(core)
+    # output axons: one per (neuron, destination core) pair
+    for name, pop in plan.populations.items():
+        if pop.kind == "input":
+            continue
+        for proj in [p for p in plan.projections if p.src == name and p.dst in offsets]:
+            coo = proj.weights.tocoo()
+            dst_core = core_of[offsets[proj.dst] + coo.row]
+            pairs = np.unique(np.stack([coo.col + offsets[name], dst_core]), axis=1)
+            for gid in np.unique(pairs[0]):
+                c = core_of[gid]
+                if c >= 0:
+                    cmap.cores[c].output_axons += int(np.count_nonzero(pairs[0] == gid))
+    for c in cmap.cores:
+        if c.output_axons > chip.output_axons_per_core:
+            raise SnnCompileError(
+                f"layer {c.layer} does not fit {chip.name}: a core needs {c.output_axons:,} output axons, "
+                f"above {chip.output_axons_per_core:,}",
+                "reduce the layer's fan-out (prune its outgoing weights)", EXIT_UNSUPPORTED)
+    return cmap

@@ -1,0 +1,47 @@
+"""One time step of a neuron population in Loihi-style integer arithmetic.
+
+The datapath of Lava's fixed_pt LIF (12-bit decay with truncation toward zero, 24-bit
+saturating membrane) with spikingjelly's semantics on top: fire on ``v >= θ``, hard reset
+to ``v_r`` or soft (subtractive) reset, per-neuron thresholds. Shared by the integer
+reference simulator and the SJNeuron fixed_pt process model, so the two agree bit for bit.
+
+    h = v - ((v - v_r)·dv ÷ 4096, truncated toward 0) + x      (dv = 0 for IF)
+    h = clip(h, -2^23, 2^23 - 1);  s = h >= θ;  v' = s ? (soft ? h - θ : v_r) : h
+
+The input factor 1/τ of ``decay_input=True`` is folded into the quantized weights and bias.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DECAY_BITS = 12
+STATE_MAX = (1 << 23) - 1
+STATE_MIN = -(1 << 23)
+
+
+@dataclass(frozen=True)
+class IntNeuronParams:
+    dv: int                 # 12-bit membrane decay: round(4096/τ), round(4096·q), 0 for IF
+    threshold: np.ndarray   # int per neuron (or scalar array)
+    v_reset: int            # integer reset potential (0 for soft reset)
+    soft: bool
+
+
+def leak(v: np.ndarray, v_reset: int, dv: int) -> np.ndarray:
+    prod = (v - v_reset) * dv
+    return np.sign(prod) * (np.abs(prod) >> DECAY_BITS)
+
+
+def step(v: np.ndarray, x: np.ndarray, p: IntNeuronParams) -> tuple[np.ndarray, np.ndarray]:
+    """``(spikes, v_next)`` for int64 arrays ``v`` (membrane) and ``x`` (input incl. bias)."""
+    h = v - leak(v, p.v_reset, p.dv) + x if p.dv else v + x
+    h = np.clip(h, STATE_MIN, STATE_MAX)
+    s = h >= p.threshold
+    if p.soft:
+        v_next = np.where(s, h - p.threshold, h)
+    else:
+        v_next = np.where(s, p.v_reset, h)
+    return s.astype(np.int64), v_next.astype(np.int64)

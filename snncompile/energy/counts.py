@@ -1,28 +1,41 @@
-"""Exact operation counts per synaptic layer, from the IR (and spikes, for SOPs).
+"""Exact operation counts per synaptic and neuron layer, from the IR (and spikes, for SOPs).
 
 Conventions (see docs/energy.md):
-- ``synapses``: (pre, post) pairs joined by a nonzero weight; convolutions count over
-  output positions with padding excluded. ``synapses_dense``: the same with every weight
-  nonzero.
+- ``synapses``: (pre, post) pairs joined by a stored synapse (the IR ``mask``; the
+  ``prune_synapses`` pass drops zero-valued ones); convolutions count over output
+  positions with padding excluded, and synapses into removed neurons (``Neuron.alive``)
+  do not count. ``synapses_dense``: the same with every weight present.
 - ``macs``: multiply-accumulates of the ANN with the same topology for one forward pass
   (conv: Cout·Hout·Wout·Cin/groups·k², padding included, as published MAC tables count).
-- ``sops``: Σ over time steps and input spikes of that input's nonzero fan-out, per sample.
-  An input that is a sum of spikes (residual add) of value n counts n times.
+  ``macs_sparse``: the same counting only nonzero weights.
+- ``sops``: Σ over time steps and input spikes of that input's fan-out, per sample.
+  An input that is a sum of spikes (residual add) of value n counts n times. Since the
+  fan-outs of all inputs sum to ``synapses``, the analytic form is rate·T·synapses.
+- Which layer inputs are spikes is read from the graph (:func:`spike_valued`), never from
+  the values.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from snncompile.ir import Add, Conv2d, IRGraph, Linear, Neuron, Pool2d, Reshape
+from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.ir import Add, Conv2d, IRGraph, Linear, Mask, Neuron, Pool2d, Reshape
+
+DEFAULT_BITS = 32   # width of weights, biases, activations and membranes unless a node says otherwise
+ANY = "*"           # firing-rate key that applies to every layer not named otherwise
 
 
 @dataclass
 class LayerCount:
+    """One synaptic layer (Conv2d or Linear). Counts are per sample."""
+
     name: str
     op: str
     in_shape: tuple[int, ...]
@@ -31,9 +44,48 @@ class LayerCount:
     synapses_dense: int
     macs: int
     input_spiking: bool
-    firing_rate_in: float | None = None   # mean input spikes per input neuron per step
+    firing_rate_in: float | None = None   # mean input value per input element per step
     sops: float | None = None             # per sample, over all steps (spiking input)
     snn_macs: float | None = None         # per sample, over all steps (real-valued input)
+    # static facts
+    source: str = ""
+    macs_sparse: int = 0                  # MACs with nonzero weights only (padding included)
+    weights: int = 0                      # stored weights, dense
+    weights_nnz: int = 0                  # stored nonzero weights
+    rows: int = 0                         # output channels / features (CSR rows)
+    fan_in: int = 0                       # weights per row: Cin/groups·kh·kw or in_features
+    bias: int = 0                         # number of bias values
+    weight_bits: int = DEFAULT_BITS
+    kernel_taps: int = 0                  # kh·kw (conv), 0 (linear)
+    binary_weights: bool = False          # the nonzero weights are ±α (or weight_bits == 1)
+    alphas: int = 0                       # scales α a binarized layer keeps (one per row)
+    role: str = ""                        # "or": the synapses of a max-pool lowered to OR neurons
+    input_spikes: float | None = None     # θ: Σ input values over steps, per sample
+
+    @property
+    def in_size(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def out_size(self) -> int:
+        return int(np.prod(self.out_shape))
+
+
+@dataclass
+class NeuronCount:
+    """One neuron population. Spikes are per sample over all steps (None if unknown)."""
+
+    name: str
+    source: str
+    model: str
+    shape: tuple[int, ...]
+    neurons: int
+    reset: str                            # "hard" | "soft"
+    state_bits: int = DEFAULT_BITS
+    role: str = ""                        # "or": memoryless OR neurons of a lowered max-pool
+    size: int = 0                         # neurons before removal of dead ones
+    firing_rate: float | None = None      # spikes per neuron per step
+    spikes: float | None = None
 
 
 def _valid_counts(n_in: int, n_out: int, k: int, s: int, p: int, d: int) -> np.ndarray:
@@ -64,11 +116,15 @@ def linear_counts(node: Linear) -> tuple[int, int, int]:
     return lead * nnz, lead * dense, lead * dense
 
 
-def fan_out(node: Conv2d | Linear, in_shape: tuple[int, ...]) -> np.ndarray:
-    """Nonzero fan-out of every input element, shape ``in_shape``."""
+def fan_out(node: Conv2d | Linear, in_shape: tuple[int, ...],
+            alive: np.ndarray | None = None) -> np.ndarray:
+    """Fan-out (stored synapses) of every input element, shape ``in_shape``; with ``alive``
+    (bool, the node's output shape) only synapses into live outputs count."""
     if isinstance(node, Linear):
-        per = node.mask.sum(axis=0).astype(np.float64)
-        return np.broadcast_to(per, in_shape).copy()
+        m = node.mask.astype(np.float64)
+        if alive is None:
+            return np.broadcast_to(m.sum(axis=0), in_shape).copy()
+        return (alive.reshape(-1, m.shape[0]).astype(np.float64) @ m).reshape(in_shape)
     cin, h, w = in_shape
     _, ho, wo = node.shape
     k = node.mask.astype(np.float64)
@@ -76,7 +132,8 @@ def fan_out(node: Conv2d | Linear, in_shape: tuple[int, ...]) -> np.ndarray:
     for n, no, kk, s, p, d in ((h, ho, k.shape[2], node.stride[0], node.padding[0], node.dilation[0]),
                                (w, wo, k.shape[3], node.stride[1], node.padding[1], node.dilation[1])):
         out_pad.append(n - ((no - 1) * s - 2 * p + d * (kk - 1) + 1))
-    ones = torch.ones((1, node.shape[0], ho, wo), dtype=torch.float64)
+    ones = (torch.ones((1, node.shape[0], ho, wo), dtype=torch.float64) if alive is None
+            else torch.as_tensor(alive.reshape(1, node.shape[0], ho, wo), dtype=torch.float64))
     res = F.conv_transpose2d(ones, torch.as_tensor(k), None, node.stride, node.padding,
                              tuple(out_pad), node.groups, node.dilation)
     return res[0].numpy()
@@ -87,35 +144,295 @@ def spike_valued(graph: IRGraph, name: str) -> bool:
     node = graph.node(name)
     if isinstance(node, Neuron):
         return True
-    if isinstance(node, Reshape) or (isinstance(node, Pool2d) and node.mode == "max"):
+    if isinstance(node, (Reshape, Mask)) or (isinstance(node, Pool2d) and node.mode == "max"):
         return spike_valued(graph, graph.inputs(name)[0])
     if isinstance(node, Add):
         return all(spike_valued(graph, s) for s in graph.inputs(name))
     return False
 
 
+def _binary_weights(node: Conv2d | Linear, bits: int) -> bool:
+    """True if the node is binary, or every stored nonzero weight of an output row is ±α_row."""
+    if bits == 1 or getattr(node, "binary", False):
+        return True
+    rows = node.weight.shape[0]
+    first = np.abs(node.weight[0][node.mask[0]])
+    first = first[first > 0]  # cheap early exit on real-valued layers, before touching all weights
+    if first.size and first.max() - first.min() > 1e-12 * first.max():
+        return False
+    a = np.abs(np.where(node.mask, node.weight, 0.0)).reshape(rows, -1)
+    live = a > 0
+    if not live.any():
+        return False
+    hi = a.max(axis=1)
+    lo = np.where(live, a, np.inf).min(axis=1)
+    ok = ~live.any(axis=1) | (hi - lo <= 1e-12 * hi)
+    return bool(ok.all())
+
+
+def target_alive(graph: IRGraph, name: str) -> np.ndarray | None:
+    """Live-neuron mask of the population a synaptic layer feeds directly (None: all live)."""
+    users = graph.users(name)
+    if len(users) == 1:
+        node = graph.node(users[0])
+        if isinstance(node, Neuron) and node.alive is not None and \
+                tuple(node.shape) == tuple(graph.node(name).shape):
+            return np.asarray(node.alive, dtype=bool)
+    return None
+
+
+def _role(graph: IRGraph, name: str) -> str:
+    users = graph.users(name)
+    if len(users) == 1 and isinstance(graph.node(users[0]), Neuron):
+        return getattr(graph.node(users[0]), "role", "")
+    return ""
+
+
 def static_counts(graph: IRGraph) -> list[LayerCount]:
+    """Per synaptic layer: synapses, MACs, weight storage facts (no spikes needed)."""
     rows = []
     for name, node in graph.items():
         if not isinstance(node, (Conv2d, Linear)):
             continue
         src = graph.inputs(name)[0]
-        in_shape = graph.node(src).shape
-        syn, dense, macs = conv_counts(node, in_shape) if isinstance(node, Conv2d) else linear_counts(node)
-        rows.append(LayerCount(name, node.op, in_shape, node.shape, syn, dense, macs,
-                               spike_valued(graph, src)))
+        in_shape = tuple(graph.node(src).shape)
+        nnz = int(node.mask.sum())
+        bits = int(getattr(node, "weight_bits", DEFAULT_BITS))
+        if isinstance(node, Conv2d):
+            syn, dense, macs = conv_counts(node, in_shape)
+            positions = int(np.prod(node.shape[1:]))
+            macs_sparse, taps = nnz * positions, int(node.weight.shape[2] * node.weight.shape[3])
+        else:
+            syn, dense, macs = linear_counts(node)
+            macs_sparse, taps = (node.size // node.weight.shape[0]) * nnz, 0
+        alive = target_alive(graph, name)
+        if alive is not None:  # synapses into removed neurons are not part of the network
+            syn = int(round(float(fan_out(node, in_shape, alive).sum())))
+        rows.append(LayerCount(
+            name, node.op, in_shape, tuple(node.shape), syn, dense, macs, spike_valued(graph, src),
+            source=node.source, macs_sparse=int(macs_sparse), weights=int(node.weight.size),
+            weights_nnz=nnz, rows=int(node.weight.shape[0]), fan_in=int(node.weight[0].size),
+            bias=0 if node.bias is None else int(node.bias.size), weight_bits=bits,
+            kernel_taps=taps, binary_weights=_binary_weights(node, bits),
+            alphas=int(node.weight.shape[0]), role=_role(graph, name)))
     return rows
 
 
-def dynamic_counts(graph: IRGraph, rows: list[LayerCount], values: dict[str, np.ndarray]) -> None:
-    """Fill SOPs / SNN MACs from simulated values ({node: [T, B, *shape]}), per sample."""
+def neuron_counts(graph: IRGraph) -> list[NeuronCount]:
+    out = []
+    for name, node in graph.items():
+        if isinstance(node, Neuron):
+            kept = node.size if node.alive is None else int(np.count_nonzero(node.alive))
+            out.append(NeuronCount(name, node.source, node.model, tuple(node.shape), kept,
+                                   "soft" if node.v_reset is None else "hard",
+                                   int(getattr(node, "state_bits", DEFAULT_BITS)),
+                                   getattr(node, "role", ""), node.size))
+    return out
+
+
+def _check_values(graph: IRGraph, values: Mapping[str, np.ndarray], names: list[str]) -> None:
+    for n in names:
+        if n not in values:
+            raise SnnCompileError(f"no simulated values for IR node {n!r}",
+                                  "simulate with keep_values=True and pass result.values", EXIT_USAGE)
+        v = values[n]
+        want = tuple(graph.node(n).shape)
+        if v.ndim != 2 + len(want) or tuple(v.shape[2:]) != want:
+            raise SnnCompileError(f"values of {n!r} have shape {tuple(v.shape)}, expected [T, B, "
+                                  f"{', '.join(map(str, want))}]", "pass simulate(...).values", EXIT_USAGE)
+
+
+def dynamic_counts(graph: IRGraph, rows: list[LayerCount], values: Mapping[str, np.ndarray],
+                   neurons: list[NeuronCount] | None = None) -> None:
+    """Fill exact SOPs / SNN MACs (and neuron spikes) from simulated values
+    ({node: [T, B, *shape]}), per sample."""
+    _check_values(graph, values, [graph.inputs(r.name)[0] for r in rows])
     for row in rows:
         src = graph.inputs(row.name)[0]
-        v = values[src]
+        v = np.asarray(values[src])
         T, B = v.shape[:2]
         if row.input_spiking:
-            fo = fan_out(graph.node(row.name), row.in_shape)
-            row.sops = float(np.tensordot(v.reshape(T, B, -1), fo.reshape(-1), axes=([2], [0])).sum() / B)
+            fo = fan_out(graph.node(row.name), row.in_shape, target_alive(graph, row.name))
+            flat = v.reshape(T, B, -1)
+            row.sops = float(np.tensordot(flat, fo.reshape(-1), axes=([2], [0])).sum() / B)
+            row.input_spikes = float(flat.sum() / B)
             row.firing_rate_in = float(v.mean())
         else:
-            row.snn_macs = float(row.macs * T)
+            row.snn_macs = float(row.macs_sparse * T)
+    for nc in neurons or []:
+        _check_values(graph, values, [nc.name])
+        s = np.asarray(values[nc.name])
+        T, B = s.shape[:2]
+        nc.spikes = float(s.sum() / B)
+        nc.firing_rate = nc.spikes / (T * nc.neurons) if nc.neurons else 0.0
+
+
+def measured_firing_rates(graph: IRGraph, values: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Input firing rate of every spike-input synaptic layer and output rate of every neuron
+    population, measured from simulated values; feed it back as ``firing_rates``."""
+    rates: dict[str, float] = {}
+    for row in static_counts(graph):
+        if row.input_spiking:
+            rates[row.name] = float(np.asarray(values[graph.inputs(row.name)[0]]).mean())
+    for nc in neuron_counts(graph):  # per live neuron: removed ones never fire
+        s = np.asarray(values[nc.name])
+        rates[nc.name] = float(s.sum() / (s.shape[0] * s.shape[1] * nc.neurons)) if nc.neurons else 0.0
+    return rates
+
+
+class _Rates:
+    """Looks up firing rates given per synaptic layer or per neuron (IR name or module path)."""
+
+    def __init__(self, graph: IRGraph, rates: Mapping[str, float]) -> None:
+        self.graph = graph
+        self.rates: dict[str, float] = {}
+        alias: dict[str, str] = {}
+        for name, node in graph.items():
+            if isinstance(node, (Conv2d, Linear, Neuron)):
+                alias[name] = name
+                if node.source:
+                    alias.setdefault(node.source, name)
+        unknown = []
+        for key, value in rates.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value < 0:
+                raise SnnCompileError(f"firing rate {key!r} = {value!r} is not a finite, non-negative number",
+                                      "rates are mean spikes per neuron per step, e.g. 0.12", EXIT_USAGE)
+            if key == ANY:
+                self.rates[ANY] = float(value)
+            elif key in alias:
+                self.rates[alias[key]] = float(value)
+            else:
+                unknown.append(key)
+        if unknown:
+            names = [n for n in alias if n == alias[n]]
+            raise SnnCompileError(f"firing rates given for unknown layer(s) {', '.join(map(repr, unknown))}",
+                                  f"use IR names or module paths of synaptic or neuron layers "
+                                  f"({', '.join(names[:12])}{', ...' if len(names) > 12 else ''}) or "
+                                  f"'{ANY}' for all", EXIT_USAGE)
+        for name, value in self.rates.items():
+            if name != ANY and isinstance(graph.node(name), Neuron) and value > 1:
+                raise SnnCompileError(f"firing rate of neuron layer {name!r} is {value} > 1",
+                                      "a neuron fires at most once per step", EXIT_USAGE)
+
+    def value(self, name: str) -> float | None:
+        """Mean value per element per step of node ``name``'s output, if it can be told."""
+        if name in self.rates:
+            return self.rates[name]
+        node = self.graph.node(name)
+        if isinstance(node, Neuron):
+            return self.rates.get(ANY)
+        if isinstance(node, Reshape):
+            return self.value(self.graph.inputs(name)[0])
+        if isinstance(node, Mask):  # a static keep-mask passes the kept fraction on average
+            v = self.value(self.graph.inputs(name)[0])
+            return None if v is None else v * float(np.mean(node.keep))
+        if isinstance(node, Add):
+            parts = [self.value(s) for s in self.graph.inputs(name)]
+            return None if any(p is None for p in parts) else float(sum(parts))
+        return None
+
+    def layer_input(self, row: LayerCount) -> float | None:
+        if row.name in self.rates:
+            return self.rates[row.name]
+        v = self.value(self.graph.inputs(row.name)[0])
+        return self.rates.get(ANY) if v is None else v
+
+    def neuron(self, name: str) -> float | None:
+        if name in self.rates:
+            return self.rates[name]
+        # A synaptic layer reading this neuron directly (through reshapes) tells its rate.
+        frontier = list(self.graph.users(name))
+        while frontier:
+            user = frontier.pop()
+            node = self.graph.node(user)
+            if isinstance(node, Reshape):
+                frontier.extend(self.graph.users(user))
+            elif isinstance(node, (Conv2d, Linear)) and user in self.rates:
+                return self.rates[user]
+        return self.rates.get(ANY)
+
+
+def analytic_counts(graph: IRGraph, rows: list[LayerCount], rates: Mapping[str, float], steps: int,
+                    neurons: list[NeuronCount] | None = None) -> None:
+    """Fill SOPs from firing rates without a forward pass: SOP = rate·T·synapses.
+
+    ``rates`` maps synaptic layers (their input rate), neuron layers (their output rate,
+    traced through reshapes and residual adds) or ``"*"`` (every other layer) to a rate.
+    """
+    table = _Rates(graph, rates)
+    missing = []
+    for row in rows:
+        if row.input_spiking:
+            r = table.layer_input(row)
+            if r is None:
+                missing.append(row.name)
+                continue
+            row.firing_rate_in = r
+            row.input_spikes = r * steps * row.in_size
+            row.sops = r * steps * row.synapses
+        else:
+            row.snn_macs = float(row.macs_sparse * steps)
+    if missing:
+        raise SnnCompileError(f"no firing rate for the spiking input of {', '.join(missing)}",
+                              f"give a rate for these layers (IR name or module path), for the neurons "
+                              f"feeding them (a max-pool in between changes the rate: name the layer), "
+                              f"or '{ANY}'",
+                              EXIT_USAGE)
+    for nc in neurons or []:
+        r = table.neuron(nc.name)
+        nc.firing_rate = r
+        nc.spikes = None if r is None else r * steps * nc.neurons
+
+
+def parse_firing_rates(text: str) -> dict[str, float]:
+    """Rates from the command line: ``0.1`` (every layer), ``name=0.1,name2=0.05`` (IR names
+    or module paths, ``*`` for the rest), or a JSON file: ``{"name": rate}`` or a previous
+    report (``report.json`` or its ``energy`` object; its measured rates are reused)."""
+    import json
+    from pathlib import Path
+
+    text = text.strip()
+    if text.endswith(".json"):
+        path = Path(text)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SnnCompileError(f"cannot read firing rates {path}: {exc.strerror}",
+                                  "pass an existing .json file", EXIT_USAGE) from None
+        except ValueError as exc:
+            raise SnnCompileError(f"firing rates {path} is not JSON: {exc}", "fix the file", EXIT_USAGE) from None
+        if isinstance(data, dict) and isinstance(data.get("energy"), dict):
+            data = data["energy"]
+        if isinstance(data, dict) and isinstance(data.get("layers"), list):
+            rates = {}
+            for row in data["layers"]:
+                r = row.get("firing_rate_out") if row.get("op") == "neuron" else row.get("firing_rate_in")
+                if r is not None:
+                    rates[row["name"]] = r
+            if not rates:
+                raise SnnCompileError(f"{path} holds no measured firing rates",
+                                      "use a report of a run with --input", EXIT_USAGE)
+            return rates
+        if not isinstance(data, dict):
+            raise SnnCompileError(f"firing rates {path} is not an object of name → rate",
+                                  'e.g. {"sn1": 0.12, "*": 0.1}', EXIT_USAGE)
+        return dict(data)
+    try:
+        return {ANY: float(text)}
+    except ValueError:
+        pass
+    rates: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        try:
+            if not sep or not key.strip():
+                raise ValueError
+            rates[key.strip()] = float(value)
+        except ValueError:
+            raise SnnCompileError(f"cannot read firing rate {part!r}",
+                                  "use 0.1, name=0.1,name2=0.05 ('*' for the rest) or a .json file",
+                                  EXIT_USAGE) from None
+    if not rates:
+        raise SnnCompileError("no firing rates given", "e.g. --firing-rates 0.1", EXIT_USAGE)
+    return rates

@@ -6,8 +6,10 @@ import torch
 from nets import conv_net
 from spikingjelly.activation_based import layer, neuron
 from torch import nn
+from torch.nn.utils import prune
 
-from snncompile.energy import dynamic_counts, static_counts
+from snncompile.energy import dynamic_counts, measured_firing_rates, static_counts
+from snncompile.energy.counts import analytic_counts
 from snncompile.frontend import trace_model
 from snncompile.ir import Conv2d, Linear
 from snncompile.lower import conv2d_matrix
@@ -21,10 +23,13 @@ def pruned_net() -> nn.Module:
                       layer.Conv2d(6, 4, 3, padding=2, dilation=2), neuron.LIFNode(tau=2.0),
                       layer.Flatten(), layer.Linear(4 * 4 * 4, 5), neuron.IFNode()).eval()
     g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                mod.weight.mul_((torch.rand(mod.weight.shape, generator=g) > 0.7).float() * 8)
+    for mod in m.modules():
+        if isinstance(mod, (nn.Conv2d, nn.Linear)):
+            # torch.nn.utils.prune's weight_orig + weight_mask: the tracer keeps the mask.
+            # (no_grad: a pruned weight computed with grad is not deep-copyable for tracing)
+            with torch.no_grad():
+                mod.weight.mul_(8)
+                prune.custom_from_mask(mod, "weight", torch.rand(mod.weight.shape, generator=g) > 0.7)
     return m
 
 
@@ -57,7 +62,11 @@ def test_sops_equal_spikes_times_nonzero_fanout():
     rows = static_counts(g)
     dynamic_counts(g, rows, res.values)
     first, *spiking = rows
-    assert not first.input_spiking and first.snn_macs == first.macs * 5 and first.sops is None
+    # real-valued input: MACs with the kept (nonzero) weights every step, padding included
+    nnz = int(g.node(first.name).mask.sum())
+    assert nnz == int(pruned_net()[0].weight_mask.sum()) < g.node(first.name).mask.size
+    assert first.macs_sparse == nnz * 4 * 4 < first.macs
+    assert not first.input_spiking and first.snn_macs == first.macs_sparse * 5 and first.sops is None
     for r in spiking:
         assert r.input_spiking
         m = _matrix(g, r.name)
@@ -76,3 +85,44 @@ def test_macs_include_padding_like_published_tables():
     assert c0.synapses_dense < c0.macs              # padding taps are not synapses
     fc = rows[g.of_type(Linear)[0]]
     assert fc.macs == fc.synapses_dense == 64 * 5
+
+
+def test_analytic_sops_are_rate_times_steps_times_matrix_nonzeros():
+    g = trace_model(pruned_net(), (2, 8, 8)).graph
+    rows = static_counts(g)
+    rates = {r.name: 0.1 * (i + 1) for i, r in enumerate(rows) if r.input_spiking}
+    analytic_counts(g, rows, rates, 7)
+    for r in rows:
+        if r.input_spiking:
+            assert r.sops == pytest.approx(rates[r.name] * 7 * _matrix(g, r.name).nnz, rel=1e-12)
+            assert r.input_spikes == pytest.approx(rates[r.name] * 7 * r.in_size)
+        else:
+            assert r.sops is None and r.snn_macs == r.macs_sparse * 7
+
+
+def test_analytic_with_measured_rates_equals_exact_when_fan_out_is_uniform():
+    # Linear layers: every input has the same nonzero fan-out only if the mask is dense;
+    # conv layers differ at the borders (padding), so only the Linear layer must match.
+    g = trace_model(pruned_net(), (2, 8, 8)).graph
+    x = np.random.default_rng(3).random((4, 3, 2, 8, 8))
+    res = simulate(g, x, keep_values=True)
+    exact = static_counts(g)
+    dynamic_counts(g, exact, res.values)
+    analytic = static_counts(g)
+    analytic_counts(g, analytic, measured_firing_rates(g, res.values), 4)
+    for e, a in zip(exact, analytic):
+        assert e.firing_rate_in == a.firing_rate_in
+        assert e.input_spikes == pytest.approx(a.input_spikes, rel=1e-12) if e.input_spiking else True
+        if e.input_spiking and e.op == "linear":
+            fo = g.node(e.name).mask.sum(axis=0)
+            if (fo == fo[0]).all():
+                assert e.sops == pytest.approx(a.sops, rel=1e-12)
+
+
+def test_static_facts_of_a_pruned_conv():
+    g = trace_model(pruned_net(), (2, 8, 8)).graph
+    row = static_counts(g)[1]
+    node = g.node(row.name)
+    assert (row.weights, row.rows, row.fan_in) == (4 * 6 * 9, 4, 6 * 9)
+    assert row.weights_nnz == int(node.mask.sum()) and row.kernel_taps == 9
+    assert row.bias == 4 and row.weight_bits == 32 and not row.binary_weights

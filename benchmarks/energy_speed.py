@@ -1,0 +1,117 @@
+"""Time snncompile's analytic energy estimate against spikingjelly's estimate_simple_energy.
+
+    python -m benchmarks.energy_speed [--model resnet18-224|vgg16-224] [--steps 4] [--batch 1]
+
+Both run in this process on the same spiking model (the IFNode twin of torchvision's
+ResNet-18 or VGG-16 at 224 px) and the same random input. spikingjelly needs a forward pass
+(counting at the aten-op level); our analytic mode needs the traced IR graph once (timed
+separately: the tracer runs a shape probe) and then only the per-layer firing rates. For
+a like-for-like SOP figure the rates are the ones measured during spikingjelly's run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+
+os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
+
+import torch  # noqa: E402
+from spikingjelly.activation_based import functional, neuron  # noqa: E402
+from torch import nn  # noqa: E402
+
+from snncompile.energy import estimate_energy  # noqa: E402
+from snncompile.frontend import trace_model  # noqa: E402
+from tests.energy.zoo import SpikingResNet18, spiking_vgg16_imagenet  # noqa: E402
+
+MODELS = {"resnet18-224": lambda: SpikingResNet18(imagenet=True), "vgg16-224": spiking_vgg16_imagenet}
+
+
+class Steps(nn.Module):
+    """Runs a single-step spiking model over the time axis of x [T, B, ...]."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.model(x[t]) for t in range(x.shape[0])])
+
+
+def spikingjelly_run(model: nn.Module, x: torch.Tensor) -> tuple[float, object, dict[str, float]]:
+    """(seconds, spikingjelly report, mean input per synaptic layer and output per neuron,
+    by module path: the firing rates of the run)."""
+    from spikingjelly.activation_based.op_counter import estimate_simple_energy
+
+    logging.getLogger("spikingjelly").setLevel(logging.WARNING)
+    counts: dict[str, list[float]] = {}
+    hooks = []
+
+    def record(path: str, t: torch.Tensor) -> None:
+        c = counts.setdefault(path, [0.0, 0.0])
+        c[0] += float(t.detach().sum())
+        c[1] += t.numel()
+
+    for path, m in model.named_modules():
+        if isinstance(m, neuron.BaseNode):
+            hooks.append(m.register_forward_hook(lambda _m, _i, out, path=path: record(path, out)))
+        elif isinstance(m, (nn.Conv2d, nn.Linear)):
+            hooks.append(m.register_forward_pre_hook(lambda _m, inp, path=path: record(path, inp[0])))
+    functional.reset_net(model)
+    t0 = time.perf_counter()
+    report = estimate_simple_energy(Steps(model), x)
+    seconds = time.perf_counter() - t0
+    for h in hooks:
+        h.remove()
+    functional.reset_net(model)
+    return seconds, report, {p: s / n for p, (s, n) in counts.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=list(MODELS), default="resnet18-224")
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=5, help="analytic runs to time (best is reported)")
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    model = MODELS[args.model]().eval()
+    x = torch.rand(args.steps, args.batch, 3, 224, 224)
+    print(f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters, T={args.steps}, "
+          f"batch {args.batch}, {torch.get_num_threads()} threads")
+
+    sj_s, sj, rates = spikingjelly_run(model, x)
+
+    t0 = time.perf_counter()
+    graph = trace_model(model, (3, 224, 224), name=args.model).graph
+    trace_s = time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        energy = estimate_energy(graph, steps=args.steps, firing_rates=rates, cost_model="45nm")
+        best = min(best, time.perf_counter() - t0)
+
+    snn = energy["variants"]["snn"]
+    synapses = sum(r["synapses"] for r in energy["layers"] if r["op"] != "neuron")
+    print(f"graph: {len(graph)} IR nodes, {synapses:,} synapses, "
+          f"{energy['variants']['ann']['macs']:,} ANN MACs")
+    print(f"spikingjelly estimate_simple_energy (forward pass): {sj_s:8.3f} s   "
+          f"SynOps/sample {sj.counts['synop'] / args.batch:,.0f}, MAC/sample {sj.counts['mac'] / args.batch:,.0f}, "
+          f"{sj.energy_total_pj / args.batch / 1e9:.3f} mJ/sample incl. memory")
+    print(f"snncompile trace_model (once per model):           {trace_s:8.3f} s")
+    print(f"snncompile estimate_energy, analytic (best of {args.repeat}): {best:8.3f} s   "
+          f"SOPs/sample {snn['sops']:,.0f} (measured rates), MACs/sample {snn['macs']:,.0f}, "
+          f"SNN {snn['energy_pj'] / 1e9:.3f} mJ vs ANN {energy['variants']['ann']['energy_pj'] / 1e9:.3f} mJ")
+    print(f"ratio spikingjelly / analytic:           {sj_s / best:10.1f}x")
+    print(f"ratio spikingjelly / (trace + analytic): {sj_s / (trace_s + best):10.1f}x")
+    print("(SOPs differ from SynOps by border effects: the analytic mode gives every input of a layer "
+          "the layer's mean rate. MACs differ because spikingjelly also counts batch norm as MACs "
+          "(folded here) and no MACs for the classifier on averaged spikes; both count the first conv "
+          "every step)")
+
+
+if __name__ == "__main__":
+    main()

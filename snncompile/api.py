@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from snncompile.compare import predictions, spike_agreement
-from snncompile.energy import dynamic_counts, energy_summary, load_cost_model, static_counts
+from snncompile.energy import estimate_energy, parse_firing_rates, plot_energy, static_counts
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.frontend import load_model, trace_model
 from snncompile.frontend.masks import apply_masks, read_masks
@@ -25,7 +25,7 @@ from snncompile.report import LayerRow, Report
 from snncompile.sim import run_torch, simulate
 from snncompile.sim.integer import simulate_int
 
-TARGETS = ("lava", "ir")
+TARGETS = ("lava", "ir", "energy")
 Progress = Callable[[str, int, int], None]
 
 
@@ -118,7 +118,8 @@ def compile(model: str | Path, target: str = "lava", *, steps: int | None = None
             timeout: float = 600.0, progress: Progress | None = None,
             passes: list[str] | None = None, masks: str | Path | None = None,
             patch_mask: str | Path | None = None, fixed_point: bool = False,
-            chip: str | None = None) -> Report:
+            chip: str | None = None, ann_sparse: bool = False, firing_rates: str | None = None,
+            plot: str | Path | None = None) -> Report:
     """Compile ``model`` for ``target``; with ``simulate_on_target`` also run it there.
 
     Mirrors ``snncompile MODEL --target lava [--steps T] [--input F] [--samples N]
@@ -172,10 +173,10 @@ def compile(model: str | Path, target: str = "lava", *, steps: int | None = None
     if chip or fixed_point:
         report.mapping = map_to_cores(qplan or plan, load_chip(chip or "loihi2")).to_dict()
 
-    rows = static_counts(graph)
+    values = None
     if x is not None:
         ref = simulate(graph, x, keep_values=True)
-        dynamic_counts(graph, rows, ref.values)
+        values = ref.values
         torch64 = run_torch(tr.module, x, tr.step_mode, list(tr.neuron_sources.values()),
                             bool(graph.meta.get("output_time_reduced"))) if (simulate_on_target or qplan) else None
         if qplan is not None:
@@ -188,7 +189,11 @@ def compile(model: str | Path, target: str = "lava", *, steps: int | None = None
                 report.fixed_point["lava"] = {k: report.simulation[k] for k in (
                     "spike_agreement", "prediction_agreement", "accuracy", "per_layer_spike_agreement")}
                 report.fixed_point["integer_reference_bit_exact"] = report.simulation.pop("_bit_exact")
-    report.energy = energy_summary(graph.name, rows, load_cost_model(energy_model), T)
+    rates = parse_firing_rates(firing_rates) if firing_rates else None
+    report.energy = estimate_energy(graph, steps=T, values=None if rates else values, firing_rates=rates,
+                                    cost_model=energy_model, ann_sparse=ann_sparse, model_name=graph.name)
+    if plot is not None:
+        report.outputs["plot"] = str(plot_energy(report.energy, plot))
 
     if outdir is not None:
         out = Path(outdir)

@@ -47,13 +47,19 @@ def compile_parser() -> argparse.ArgumentParser:
                 description="Compile a spiking PyTorch/spikingjelly model to a neuromorphic target "
                             "(and estimate its energy). `snncompile inspect MODEL` prints the IR.")
     _common(p)
-    p.add_argument("--target", default="lava", choices=["lava", "ir"], help="target (default lava)")
+    p.add_argument("--target", default="lava", choices=["lava", "ir", "energy"],
+                   help="lava (default): compile to Lava; ir: stop at the IR; energy: only the energy report")
     p.add_argument("--steps", "-T", type=int, help="time steps per sample (default: from checkpoint)")
     p.add_argument("--input", metavar="FILE", help=".npy inputs [N,...] or [T,N,...]; .npz with x (and y)")
     p.add_argument("--samples", type=int, help="use the first N samples of --input")
     p.add_argument("--simulate", action="store_true", help="simulate on the target and compare with PyTorch")
     p.add_argument("-o", "--outdir", help="write model.ir.npz and report.json here")
-    p.add_argument("--energy-model", default="45nm", help="cost model name or TOML file (default 45nm)")
+    p.add_argument("--energy-model", default="45nm",
+                   help="45nm (default), 45nm-int8, lemaire, loihi, or a TOML file")
+    p.add_argument("--ann-sparse", action="store_true", help="ANN variant counts only nonzero weights")
+    p.add_argument("--firing-rates", metavar="R|NAME=R,...|FILE.json",
+                   help="analytic SOPs from firing rates (no forward pass)")
+    p.add_argument("--plot", metavar="FILE.png", help="per-layer stacked energy bar chart")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before a simulation is killed")
     p.add_argument("--patch-mask", metavar="FILE.npy", help="0/1 keep-mask over patches (H, W) or tokens (N,)")
     p.add_argument("--fixed-point", action="store_true",
@@ -158,4 +164,5 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              input_shape=args.input_shape, energy_model=args.energy_model,
                              timeout=args.timeout, progress=progress, passes=passes,
                              masks=args.masks, patch_mask=args.patch_mask, fixed_point=args.fixed_point,
-                             chip=args.chip)
+                             chip=args.chip, ann_sparse=args.ann_sparse, firing_rates=args.firing_rates,
+                             plot=args.plot)

@@ -436,3 +436,40 @@ def parse_firing_rates(text: str) -> dict[str, float]:
     if not rates:
         raise SnnCompileError("no firing rates given", "e.g. --firing-rates 0.1", EXIT_USAGE)
     return rates
+
+
+@dataclass
+class ProductCount:
+    """A spike·spike product (attention): no weights; ACs on coincident nonzero factors."""
+
+    name: str
+    mode: str                         # "matmul" | "hadamard"
+    shape: tuple[int, ...]
+    macs: int                         # ANN: every product, one pass
+    acs: float | None = None          # SNN: nonzero products, per sample over all steps
+
+
+def product_counts(graph: IRGraph, values: Mapping[str, np.ndarray] | None = None) -> list[ProductCount]:
+    from snncompile.ir import MatMul
+
+    out = []
+    for name in graph.of_type(MatMul):
+        node = graph.node(name)
+        a_name, b_name = graph.inputs(name)
+        a_shape, b_shape = graph.node(a_name).shape, graph.node(b_name).shape
+        if node.mode == "matmul":
+            macs = int(np.prod(node.shape)) * int(a_shape[-1])
+        else:
+            macs = int(np.prod(node.shape))
+        row = ProductCount(name, node.mode, tuple(node.shape), macs)
+        if values is not None:
+            a = np.asarray(values[a_name]) != 0
+            b = np.asarray(values[b_name]) != 0
+            batch = a.shape[1]
+            if node.mode == "matmul":  # out_ij += a_ik for every nonzero b_kj: one AC per pair
+                row.acs = float(np.einsum("tb...ik,tb...kj->", a.astype(np.float64), b.astype(np.float64))
+                                / batch)
+            else:
+                row.acs = float(np.count_nonzero(a & b) / batch)
+        out.append(row)
+    return out

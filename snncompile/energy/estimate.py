@@ -31,6 +31,7 @@ from snncompile.energy.counts import (
     analytic_counts,
     dynamic_counts,
     neuron_counts,
+    product_counts,
     static_counts,
 )
 from snncompile.errors import EXIT_USAGE, SnnCompileError
@@ -308,7 +309,38 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
         else:
             layers.append(_neuron_row(item, steps, have_snn, energies, breakdown))
 
+    products = product_counts(graph, values if mode == "exact" else None)
+    for pc in products:
+        energies, breakdown = {}, {}
+        for v in VARIANTS:
+            tally: Tally | None
+            if v == "ann":
+                tally = {"mac": pc.macs, "mem": []}
+            elif v == "bnn":
+                tally = {"bop": pc.macs, "mem": []}
+            else:
+                tally = None if pc.acs is None else {"ac": pc.acs, "mem": []}
+            b = price(tally, cost)
+            breakdown[v] = b
+            energies[v] = None if b is None else float(sum(b.values()))
+            if b is not None:
+                for k in CATEGORIES:
+                    totals[v][k] += b[k]
+        layers.append({"name": pc.name, "op": pc.mode, "role": "", "input": "spikes", "neurons": 0,
+                       "kind": "spike product (custom process, no synapses)", "binary_weights": False,
+                       "out_shape": list(pc.shape), "macs": pc.macs, "sops": _num(pc.acs), "acs": _num(pc.acs),
+                       "firing_rate_in": None, "synapses": 0, "synapses_dense": 0,
+                       "energy_pj": energies, "breakdown_pj": breakdown})
+    if products:
+        notes.append("attention products (spike × spike) count as ACs on nonzero factor pairs in the SNN "
+                     "variants, MACs in the ANN and bit-ops in the BNN; they run as custom processes")
     variants = _variants(rows, neurons, steps, ann_sparse, have_snn, totals)
+    if products:
+        variants["ann"]["macs"] += sum(pc.macs for pc in products)
+        variants["bnn"]["bops"] += sum(pc.macs for pc in products)
+        for v in SPIKING:
+            if variants[v] is not None:
+                variants[v]["attention_acs"] = _num(sum(pc.acs or 0.0 for pc in products))
     e = {v: (variants[v] or {}).get("energy_pj") for v in VARIANTS}
     mac_layers = [r.name for r in rows if not r.input_spiking]
     if mac_layers:

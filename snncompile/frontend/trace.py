@@ -471,9 +471,19 @@ def _fetch_attr(root: nn.Module, target: str):
     return obj
 
 
+def detach_pruned(model: nn.Module) -> None:
+    """torch.nn.utils.prune recomputes ``weight`` (= weight_orig·mask) with a grad_fn, which
+    deepcopy refuses; a detached copy of the same values is all inference needs."""
+    for m in model.modules():
+        w = m.__dict__.get("weight")
+        if isinstance(w, torch.Tensor) and w.grad_fn is not None and hasattr(m, "weight_orig"):
+            m.weight = w.detach()
+
+
 def _as_float64(model: nn.Module) -> nn.Module:
     import copy
 
+    detach_pruned(model)
     return copy.deepcopy(model).to(torch.float64).eval()
 
 

@@ -28,6 +28,9 @@ def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
 
     ``time_reduced``: the model itself averages over time, so its output is [B, ...].
     """
+    from snncompile.frontend.trace import detach_pruned
+
+    detach_pruned(model)
     model = copy.deepcopy(model).to(torch.float64).eval()
     modules = dict(model.named_modules())
     T, B = x.shape[:2]

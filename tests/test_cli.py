@@ -157,3 +157,35 @@ def test_over_capacity_network_fails_clearly(capsys, tmp_path):
     torch.save(m, p)
     code, err = _error(capsys, p, "--steps", 2, "--chip", "loihi1")
     assert code == 3 and "5,000 inputs" in err and "4,096 input axons" in err and "hint:" in err
+
+
+def test_energy_target_schema_and_plot(capsys, tmp_path, digits_model, digits_test):
+    png = tmp_path / "energy.png"
+    code, out, err = run_cli(capsys, digits_model, "--target", "energy", "--input", digits_test,
+                             "--samples", 50, "--json", "--plot", png)
+    assert code == 0, err
+    e = json.loads(out)["energy"]
+    assert e["first_layer"] == "mac" and e["cost_model"] == "45nm" and e["source"]
+    assert set(e["variants"]) == {"ann", "snn", "snn_binary", "bnn"}
+    assert {"macs", "energy_pj"} <= set(e["variants"]["ann"])
+    assert {"sops", "macs", "neuron_updates", "energy_pj"} <= set(e["variants"]["snn"])
+    assert {"snn_vs_ann", "snn_binary_vs_snn", "snn_binary_vs_ann"} <= set(e["savings"])
+    assert all({"name", "macs", "sops", "firing_rate_in"} <= set(row) for row in e["layers"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, _ = run_cli(capsys, digits_model, "--target", "energy", "--firing-rates", "0.1", "--json")
+    assert code == 0 and json.loads(out)["energy"]["mode"] == "analytic"
+
+
+def test_attention_products_are_counted(tmp_path):
+    from nets import spikformer_net
+
+    import snncompile
+
+    torch.save({"state_dict": spikformer_net().state_dict(), "input_shape": [1, 8, 8], "steps": 4}, tmp_path / "sf.pt")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((6, 1, 8, 8)))
+    rep = snncompile.compile(tmp_path / "sf.pt", "energy", arch="models.digits_arch:digits_spikformer",
+                             input=tmp_path / "x.npy")
+    rows = [r for r in rep.energy["layers"] if r["op"] == "matmul"]
+    assert len(rows) == 2 and rows[0]["macs"] == 16 * 16 * 32 and rows[1]["macs"] == 16 * 32 * 16
+    assert all(r["acs"] is not None and r["acs"] <= 4 * r["macs"] for r in rows)
+    assert rep.energy["variants"]["snn"]["attention_acs"] == pytest.approx(sum(r["acs"] for r in rows))

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
 
-.PHONY: venv demo demo-all test test-fast lint bench models clean
+.PHONY: venv demo demo-tickets test test-fast lint bench models docs clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ demo: venv
 	$(BIN)/snncompile models/digits_scnn.pt --target lava --input models/digits_test.npz \
 		--simulate --check -o out/digits_scnn
 
+# The second demo: the three shipped tickets (pruned CNN, binary-weight CNN, spiking
+# transformer with a binarized ConvPEP and masked patches), each checked spike for spike.
+demo-tickets: venv
+	$(BIN)/snncompile models/digits_scnn_ticket.pt --input models/digits_test.npz --simulate --check -v
+	$(BIN)/snncompile models/digits_scnn_binw_ticket.pt --input models/digits_test.npz --simulate --check
+	$(BIN)/snncompile models/digits_spikformer_convpep.pt --arch models.digits_arch:digits_spikformer \
+		--input models/digits_test.npz --simulate --check
+
 test: venv
 	$(BIN)/python -m pytest -q
 
@@ -39,6 +47,11 @@ bench: venv
 # Rebuild the example checkpoints (seeded; committed files are what this writes).
 models: venv
 	$(BIN)/python models/build_digits_scnn.py
+	$(BIN)/python models/build_tickets.py
+
+# Regenerate docs/tutorial.md and its plots from real runs.
+docs: venv
+	$(BIN)/python docs/build_tutorial.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -282,6 +282,8 @@ class _Converter:
         where = n.format_node()
         name = fn if isinstance(fn, str) else getattr(fn, "__name__", str(fn))
         tensor_args = [a for a in n.args if isinstance(a, fx.Node) and a.name in self.env]
+        if n.name not in self.rec.shapes:
+            return None  # a Python value (sizes, their arithmetic): it only feeds shape arguments
         if name in ("size", "dim") or (fn is getattr and n.args[1] in ("shape", "dtype", "device")):
             return None  # a Python value; only feeds shape arguments
         if fn is operator.getitem and n.args[0].name not in self.env:

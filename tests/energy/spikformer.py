@@ -8,8 +8,8 @@ without bias + BN + LIF added to the features. Blocks: spiking self-attention wi
 and proj Linear + BN1d + LIF each (attention LIF threshold 0.5, scale 0.125), MLP of ratio
 4 with biased Linear + BN1d + LIF; residual adds. Head: mean over tokens and time, Linear.
 
-snncompile cannot trace the spike-spike matrix products of SSA yet, so these modules are
-used for parameter and first-layer MAC counts only.
+snncompile traces them (SSA's spike products become MatMul nodes), so the energy estimator
+counts their layers; the parameter counts are checked against the paper.
 """
 
 from __future__ import annotations
@@ -102,12 +102,13 @@ class SPS(nn.Module):
         x = x.flatten(0, 1)
         for stage, pool in zip(self.stages, self.pools):
             y = stage["conv_bn"](x)
-            y = stage["lif"](y.reshape(T, B, *y.shape[1:])).flatten(0, 1)
+            # explicit sizes: torch.fx cannot trace star-unpacking of a shape (*y.shape[1:])
+            y = stage["lif"](y.reshape(T, B, y.shape[1], y.shape[2], y.shape[3])).flatten(0, 1)
             x = self.pool(y) if pool else y
         feat = x
         r = self.rpe(x)
-        x = self.rpe_lif(r.reshape(T, B, *r.shape[1:])).flatten(0, 1) + feat
-        x = x.reshape(T, B, *x.shape[1:])
+        x = self.rpe_lif(r.reshape(T, B, r.shape[1], r.shape[2], r.shape[3])).flatten(0, 1) + feat
+        x = x.reshape(T, B, x.shape[1], x.shape[2], x.shape[3])
         return x.flatten(-2).transpose(-1, -2)                     # [T, B, N, D]
 
     @property

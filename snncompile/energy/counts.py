@@ -456,7 +456,7 @@ def product_counts(graph: IRGraph, values: Mapping[str, np.ndarray] | None = Non
     for name in graph.of_type(MatMul):
         node = graph.node(name)
         a_name, b_name = graph.inputs(name)
-        a_shape, b_shape = graph.node(a_name).shape, graph.node(b_name).shape
+        a_shape = graph.node(a_name).shape
         if node.mode == "matmul":
             macs = int(np.prod(node.shape)) * int(a_shape[-1])
         else:

@@ -26,10 +26,11 @@ SECTIONS = [
      "`-v` prints the pass table: what each pass removed. The compiled network holds only the "
      "nonzero synapses between live neurons.",
      f"models/digits_scnn_ticket.pt --input {DATA} --samples 200 --simulate --check -v"),
-    ("3. The same ticket from its published-format mask file",
+    ("3. The ticket's published-format mask file",
      "Published SNN lottery-ticket code pickles one mask per weight parameter (`mask_{k}.pkl`); "
-     "`--masks` applies it (read without executing any pickled code).",
-     f"models/digits_scnn.pt --masks models/digits_scnn_ticket_masks.pkl --target ir"),
+     "`--masks` applies it (read without executing any pickled code). The masks are explicit in the "
+     "IR, so even with `--no-passes` only the kept synapses are counted and emitted.",
+     "models/digits_scnn_ticket.pt --masks models/digits_scnn_ticket_masks.pkl --no-passes --target ir"),
     ("4. A binary-weight ticket",
      "Weights are sign·α per output channel: `binarize` stores them as 1-bit signs and moves α "
      "into the neurons' thresholds.",

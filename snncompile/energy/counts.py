@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from snncompile.errors import EXIT_USAGE, SnnCompileError
-from snncompile.ir import Add, Conv2d, IRGraph, Linear, Mask, Neuron, Pool2d, Reshape
+from snncompile.ir import Add, Conv2d, IRGraph, Linear, Mask, Neuron, Pool2d, Reshape, Transpose
 
 DEFAULT_BITS = 32   # width of weights, biases, activations and membranes unless a node says otherwise
 ANY = "*"           # firing-rate key that applies to every layer not named otherwise
@@ -144,7 +144,7 @@ def spike_valued(graph: IRGraph, name: str) -> bool:
     node = graph.node(name)
     if isinstance(node, Neuron):
         return True
-    if isinstance(node, (Reshape, Mask)) or (isinstance(node, Pool2d) and node.mode == "max"):
+    if isinstance(node, (Reshape, Mask, Transpose)) or (isinstance(node, Pool2d) and node.mode == "max"):
         return spike_valued(graph, graph.inputs(name)[0])
     if isinstance(node, Add):
         return all(spike_valued(graph, s) for s in graph.inputs(name))

@@ -141,6 +141,11 @@ def build_arch(spec: str) -> nn.Module:
         raise SnnCompileError(f"--arch {spec!r} is not of the form package.module:factory",
                               "e.g. --arch mypkg.models:make_net", EXIT_USAGE)
     mod_name, attr = spec.split(":", 1)
+    import os
+    import sys
+
+    if os.getcwd() not in sys.path:  # like `python -m`: the user's project modules are importable
+        sys.path.insert(0, os.getcwd())
     try:
         mod = importlib.import_module(mod_name)
     except ImportError as exc:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.fsutil import write_atomic
 
 VARIANTS = ("ann", "snn", "snn_binary", "bnn")
 LABELS = {"ann": "ANN", "snn": "SNN", "snn_binary": "SNN bin-w", "bnn": "BNN"}
@@ -111,15 +110,7 @@ def plot_energy(energy: dict[str, Any], path: str | Path) -> Path:
     fig.text(0.01, 0.005, foot, fontsize=6.5, va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=130)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return write_atomic(path, lambda fh: fig.savefig(fh, dpi=130, format="png"))
     finally:
         plt.close(fig)
-    return path

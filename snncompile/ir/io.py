@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import fields
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.fsutil import write_atomic
 from snncompile.ir.graph import IRGraph
 from snncompile.ir.nodes import NODE_TYPES
 
@@ -45,16 +44,7 @@ def save_ir(graph: IRGraph, path: str | Path) -> Path:
                         "attrs": attrs, "arrays": array_keys})
     header = {"format": FORMAT, "name": graph.name, "meta": graph.meta, "nodes": entries}
     arrays["__graph__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda fh: np.savez_compressed(fh, **arrays))
 
 
 def load_ir(path: str | Path) -> IRGraph:

@@ -334,8 +334,11 @@ def test_render_and_plot(tmp_path, monkeypatch):
         plot_energy(e, tmp_path / "energy.jpg")
 
     def failing_savefig(self, fname, **kw):   # a write that fails halfway
-        with open(fname, "wb") as fh:
-            fh.write(b"partial")
+        if hasattr(fname, "write"):
+            fname.write(b"partial")
+        else:
+            with open(fname, "wb") as fh:
+                fh.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(Figure, "savefig", failing_savefig)

@@ -5,22 +5,11 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from snncompile.energy.render import fmt_n, fmt_pj
 from snncompile.report import Report
 
-
-def _n(v: float | int | None) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float) and not v.is_integer():
-        return f"{v:,.1f}"
-    return f"{int(v):,}"
-
-
-def _pj(v: float) -> str:
-    for unit, scale in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):
-        if v >= scale:
-            return f"{v / scale:.3f} {unit}"
-    return f"{v:.1f} pJ"
+_n = fmt_n
+_pj = fmt_pj
 
 
 def render(report: Report, console: Console, verbose: bool = False) -> None:

@@ -204,6 +204,17 @@ def price(t: Tally | None, cost: CostModel) -> dict[str, float] | None:
     return out
 
 
+def _account(tally: Tally | None, cost: CostModel, total: dict[str, float]
+             ) -> tuple[float | None, dict[str, float] | None]:
+    """Price ``tally``, add it to the variant's ``total`` by category; (energy, breakdown)."""
+    b = price(tally, cost)
+    if b is None:
+        return None, None
+    for k in CATEGORIES:
+        total[k] += b[k]
+    return float(sum(b.values())), b
+
+
 def _state_bits(graph: IRGraph, name: str) -> int:
     """Membrane width of the neurons a synaptic layer's output accumulates into."""
     frontier, seen = list(graph.users(name)), set()
@@ -298,12 +309,7 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
                 tally = _synaptic_tally(item, v, steps, ann_sparse, word, state_bits)
             else:
                 tally = _neuron_tally(item, v, steps, word)
-            b = price(tally, cost)
-            breakdown[v] = b
-            energies[v] = None if b is None else float(sum(b.values()))
-            if b is not None:
-                for k in CATEGORIES:
-                    totals[v][k] += b[k]
+            energies[v], breakdown[v] = _account(tally, cost, totals[v])
         if isinstance(item, LayerCount):
             layers.append(_synaptic_row(item, ann_sparse, energies, breakdown))
         else:
@@ -320,12 +326,7 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
                 tally = {"bop": pc.macs, "mem": []}
             else:
                 tally = None if pc.acs is None else {"ac": pc.acs, "mem": []}
-            b = price(tally, cost)
-            breakdown[v] = b
-            energies[v] = None if b is None else float(sum(b.values()))
-            if b is not None:
-                for k in CATEGORIES:
-                    totals[v][k] += b[k]
+            energies[v], breakdown[v] = _account(tally, cost, totals[v])
         layers.append({"name": pc.name, "op": pc.mode, "role": "", "input": "spikes", "neurons": 0,
                        "kind": "spike product (custom process, no synapses)", "binary_weights": False,
                        "out_shape": list(pc.shape), "macs": pc.macs, "sops": _num(pc.acs), "acs": _num(pc.acs),

@@ -36,8 +36,24 @@ class Input(Node):
     op: ClassVar[str] = "input"
 
 
+class _Synaptic:
+    """Shared by Conv2d and Linear: the explicit mask and the weights it keeps."""
+
+    weight: np.ndarray
+    mask: np.ndarray | None
+
+    def __post_init__(self) -> None:
+        if self.mask is None:  # as stored: every synapse exists, zero-valued or not
+            self.mask = np.ones(self.weight.shape, dtype=bool)
+        self.mask = np.asarray(self.mask, dtype=bool)
+
+    @property
+    def effective_weight(self) -> np.ndarray:
+        return np.where(self.mask, self.weight, 0.0)
+
+
 @dataclass(eq=False)
-class Conv2d(Node):
+class Conv2d(_Synaptic, Node):
     weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 1, 1)))
     bias: np.ndarray | None = None
     stride: Pair = (1, 1)
@@ -52,18 +68,9 @@ class Conv2d(Node):
     op: ClassVar[str] = "conv2d"
     synaptic: ClassVar[bool] = True
 
-    def __post_init__(self) -> None:
-        if self.mask is None:  # as stored: every synapse exists, zero-valued or not
-            self.mask = np.ones(self.weight.shape, dtype=bool)
-        self.mask = np.asarray(self.mask, dtype=bool)
-
-    @property
-    def effective_weight(self) -> np.ndarray:
-        return np.where(self.mask, self.weight, 0.0)
-
 
 @dataclass(eq=False)
-class Linear(Node):
+class Linear(_Synaptic, Node):
     weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     bias: np.ndarray | None = None
     mask: np.ndarray | None = None
@@ -72,15 +79,6 @@ class Linear(Node):
     weight_bits: int = 32
     op: ClassVar[str] = "linear"
     synaptic: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        if self.mask is None:  # as stored: every synapse exists, zero-valued or not
-            self.mask = np.ones(self.weight.shape, dtype=bool)
-        self.mask = np.asarray(self.mask, dtype=bool)
-
-    @property
-    def effective_weight(self) -> np.ndarray:
-        return np.where(self.mask, self.weight, 0.0)
 
 
 @dataclass(eq=False)

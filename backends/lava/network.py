@@ -52,7 +52,8 @@ def _matmul_process(plan: NetworkPlan, pop) -> SpikeMatMul:
     proc = SpikeMatMul(a_size=plan.populations[ops[0].src].size, b_size=plan.populations[ops[1].src].size,
                        out_size=pop.size, a_gather=gathers[0], b_gather=gathers[1], a_shape=ops[0].shape,
                        b_shape=ops[1].shape, a_delay=ops[0].delay, b_delay=ops[1].delay,
-                       hadamard=pop.product == "hadamard", name=pop.name)
+                       hadamard=pop.product == "hadamard", scales=(ops[0].scale, ops[1].scale),
+                       name=pop.name)
     return proc
 
 

@@ -48,6 +48,7 @@ class Operand:
     idx: np.ndarray                   # logical indices into src, one per operand element
     shape: tuple[int, ...]
     delay: int = 0                    # steps to hold src's values so both factors align
+    scale: float = 1.0                # constant factor (e.g. attention scale applied before ·V)
 
 
 @dataclass
@@ -234,7 +235,8 @@ def plan_network(graph: IRGraph, dense: bool | None = None) -> NetworkPlan:
                 operand = _operand(value, graph.node(src_name).shape, pops, node.source)
                 if node.mode == "hadamard":  # broadcast each factor to the output shape
                     pos = np.broadcast_to(np.arange(len(operand.idx)).reshape(operand.shape), node.shape)
-                    operand = Operand(operand.src, operand.idx[pos.ravel()], tuple(node.shape))
+                    operand = Operand(operand.src, operand.idx[pos.ravel()], tuple(node.shape),
+                                      scale=operand.scale)
                 operands.append(operand)
             pop = Population(name, node.size, "matmul", node.shape, operands=operands,
                              bias=np.zeros(node.size), params=None, product=node.mode)
@@ -324,11 +326,11 @@ def _operand(value: _Affine, shape: tuple[int, ...], pops: dict[str, Population]
     if len(value.terms) == 1 and not value.bias.any():
         (src, m), = value.terms.items()
         m = m.tocsr()
-        rows_ok = np.all(np.diff(m.indptr) == 1) and np.all(m.data == 1.0)
+        rows_ok = np.all(np.diff(m.indptr) == 1) and m.nnz and np.all(m.data == m.data[0])
         if rows_ok and (pops[src].kind != "input"):
-            return Operand(src, m.indices.copy(), tuple(shape))
+            return Operand(src, m.indices.copy(), tuple(shape), scale=float(m.data[0]))
     raise SnnCompileError(f"matrix product at `{where}` has a factor that is not a population's "
-                          "spikes (or another product)",
+                          "spikes (or another product), possibly scaled by a constant",
                           "feed matmul directly from spiking neurons (optionally transposed)",
                           EXIT_UNSUPPORTED)
 

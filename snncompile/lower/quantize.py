@@ -110,7 +110,7 @@ def quantize_plan(plan: NetworkPlan, x_sample: np.ndarray) -> tuple[NetworkPlan,
         if pop.kind == "input":
             src_scale[name] = s_in
         elif pop.kind == "matmul":  # products of spike counts: integers already
-            src_scale[name] = math.prod(src_scale[o.src] for o in pop.operands)
+            src_scale[name] = math.prod(src_scale[o.src] / o.scale for o in pop.operands)
     for name, pop in sorted(q.populations.items(), key=lambda kv: kv[1].depth):
         if pop.kind in ("input", "matmul"):
             continue

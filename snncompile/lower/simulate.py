@@ -50,4 +50,4 @@ def gather(plan: NetworkPlan, operand, cur: dict[str, np.ndarray]) -> np.ndarray
     """Operand values [N, elements] from the source's kept neurons (removed ones are 0)."""
     src = plan.populations[operand.src]
     full = src.expand(cur[operand.src])
-    return full[:, operand.idx]
+    return full[:, operand.idx] * operand.scale if operand.scale != 1.0 else full[:, operand.idx]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from snncompile.lower.populations import OUTPUT, NetworkPlan
-from snncompile.lower.simulate import gather
 from snncompile.sim import neuron_int
 
 
@@ -51,7 +50,9 @@ def simulate_int(plan: NetworkPlan, x: np.ndarray) -> dict[str, np.ndarray]:
                 cur[p.name] = flat[t]
                 continue
             if p.kind == "matmul":
-                a, b = (gather(plan, o, cur).reshape(N, *o.shape) for o in p.operands)
+                # integer factors: constant scales live in the quantized weights downstream
+                a, b = (plan.populations[o.src].expand(cur[o.src])[:, o.idx].reshape(N, *o.shape)
+                        for o in p.operands)
                 cur[p.name] = (np.matmul(a, b) if p.product == "matmul" else a * b).reshape(N, -1)
             else:
                 drive = _synaptic_input(plan, p.name, cur, N, p.size) + p.qbias

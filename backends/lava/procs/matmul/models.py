@@ -27,6 +27,8 @@ class _AbstractSpikeMatMul(PyLoihiProcessModel):
     b_shape: np.ndarray = LavaPyType(np.ndarray, int)
     delays: np.ndarray = LavaPyType(np.ndarray, int)
     hadamard: np.ndarray = LavaPyType(np.ndarray, int)
+    scales: np.ndarray = LavaPyType(np.ndarray, float)
+    use_scales = True
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -43,6 +45,8 @@ class _AbstractSpikeMatMul(PyLoihiProcessModel):
         a_now, b_now = self._hist[0][0], self._hist[1][0]
         ma = _gather(a_now, self.a_gather).reshape(tuple(self.a_shape))
         mb = _gather(b_now, self.b_gather).reshape(tuple(self.b_shape))
+        if self.use_scales:
+            ma, mb = ma * self.scales[0], mb * self.scales[1]
         self.buf = (ma * mb if self.hadamard[0] else np.matmul(ma, mb)).reshape(-1)
 
 
@@ -60,7 +64,9 @@ class PySpikeMatMulModelFloat(_AbstractSpikeMatMul):
 @requires(CPU)
 @tag("fixed_pt")
 class PySpikeMatMulModelFixed(_AbstractSpikeMatMul):
-    """Products of integer spike counts: exact in integers."""
+    """Products of integer spike counts: exact in integers (scales are in the next weights)."""
+
+    use_scales = False
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)

@@ -19,7 +19,7 @@ class SpikeMatMul(AbstractProcess):
     def __init__(self, *, a_size: int, b_size: int, out_size: int, a_gather: np.ndarray,
                  b_gather: np.ndarray, a_shape: tuple[int, ...], b_shape: tuple[int, ...],
                  a_delay: int = 0, b_delay: int = 0, hadamard: bool = False,
-                 name: str | None = None) -> None:
+                 scales: tuple[float, float] = (1.0, 1.0), name: str | None = None) -> None:
         super().__init__(name=name)
         self.a_in = InPort(shape=(a_size,))
         self.b_in = InPort(shape=(b_size,))
@@ -31,4 +31,6 @@ class SpikeMatMul(AbstractProcess):
         self.b_shape = Var(shape=(len(b_shape),), init=np.array(b_shape))
         self.delays = Var(shape=(2,), init=np.array([a_delay, b_delay]))
         self.hadamard = Var(shape=(1,), init=np.array([int(hadamard)]))
+        # constant factors of the operands; the fixed_pt model leaves them to the next weights
+        self.scales = Var(shape=(2,), init=np.array(scales, dtype=float))
         self.buf = Var(shape=(out_size,), init=np.zeros(out_size))

@@ -201,3 +201,13 @@ class SDSANet(nn.Module):
         q, k, v = self.q(self.fq(x)), self.k(self.fk(x)), self.v(self.fv(x))
         kv = self.kv_lif((k * v).sum(dim=-2, keepdim=True))
         return self.out(self.proj(q * kv))
+
+
+# Networks every backend is checked on: name → (model factory, per-sample input shape, inputs).
+CASES = {
+    "conv_s": (lambda: conv_net("s"), (1, 8, 8), lambda: np.random.default_rng(0).random((6, 9, 1, 8, 8))),
+    "conv_m": (lambda: conv_net("m"), (1, 8, 8), lambda: np.random.default_rng(5).random((6, 9, 1, 8, 8))),
+    "seq_container": (seq_container_net, (2, 8, 8), lambda: np.random.default_rng(1).random((5, 7, 2, 8, 8))),
+    "residual": (ResidualNet, (20,), lambda: binary_spike_inputs(6, 11, (20,), seed=2)),
+    "readout": (ReadoutNet, (1, 6, 6), lambda: np.random.default_rng(3).random((4, 5, 1, 6, 6))),
+}

@@ -7,26 +7,17 @@ import textwrap
 import numpy as np
 import pytest
 from equivalence import assert_backend_matches, assert_same_spikes, run_all
+from nets import CASES as NETWORK_CASES
 from nets import (
-    ReadoutNet,
-    ResidualNet,
     binary_spike_inputs,
-    conv_net,
     exact_threshold_net,
-    seq_container_net,
 )
 
 from backends.lava import compat, run_lava
 from snncompile.errors import SnnCompileError
 from snncompile.sim import simulate
 
-CASES = {
-    "conv_s": (lambda: conv_net("s"), (1, 8, 8), lambda: np.random.default_rng(0).random((6, 9, 1, 8, 8))),
-    "conv_m": (lambda: conv_net("m"), (1, 8, 8), lambda: np.random.default_rng(5).random((6, 9, 1, 8, 8))),
-    "seq_container": (seq_container_net, (2, 8, 8), lambda: np.random.default_rng(1).random((5, 7, 2, 8, 8))),
-    "residual": (ResidualNet, (20,), lambda: binary_spike_inputs(6, 11, (20,), seed=2)),
-    "readout": (ReadoutNet, (1, 6, 6), lambda: np.random.default_rng(3).random((4, 5, 1, 6, 6))),
-}
+CASES = dict(NETWORK_CASES)
 for _reset in (0.0, -0.5, None):
     for _model, _di in (("if", True), ("lif", True), ("lif", False), ("plif", False)):
         CASES[f"exact_{_model}_{_di}_{_reset}"] = (

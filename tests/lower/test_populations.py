@@ -6,13 +6,12 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from equivalence import assert_backend_matches, run_all
+from nets import CASES as NETWORK_CASES
 from nets import (
-    ReadoutNet,
     ResidualNet,
     binary_spike_inputs,
     conv_net,
     exact_threshold_net,
-    seq_container_net,
 )
 
 from snncompile.errors import SnnCompileError
@@ -52,11 +51,7 @@ def test_pool_matrix(mode, include_pad):
 
 
 CASES = {
-    "conv_s": (lambda: conv_net("s"), (1, 8, 8), lambda: np.random.default_rng(0).random((6, 9, 1, 8, 8))),
-    "conv_m": (lambda: conv_net("m"), (1, 8, 8), lambda: np.random.default_rng(0).random((6, 9, 1, 8, 8))),
-    "seq_container": (seq_container_net, (2, 8, 8), lambda: np.random.default_rng(1).random((5, 7, 2, 8, 8))),
-    "residual": (ResidualNet, (20,), lambda: binary_spike_inputs(6, 11, (20,), seed=2)),
-    "readout": (ReadoutNet, (1, 6, 6), lambda: np.random.default_rng(3).random((4, 5, 1, 6, 6))),
+    **NETWORK_CASES,
     "exact_soft": (lambda: exact_threshold_net(None, "lif"), (8,), lambda: binary_spike_inputs(8, 16, (8,))),
 }
 

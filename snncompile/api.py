@@ -183,12 +183,12 @@ def compile(model: str | Path, target: str = "lava", *, steps: int | None = None
             report.fixed_point["integer_reference"] = _fidelity(tr, graph, qplan, simulate_int(qplan, x),
                                                                 torch64, data)
         if simulate_on_target and plan is not None:
-            report.simulation = _simulate_lava(tr, graph, qplan or plan, x, data, ref, torch64, timeout,
-                                               progress)
+            report.simulation, bit_exact = _simulate_lava(tr, graph, qplan or plan, x, data, ref, torch64,
+                                                          timeout, progress)
             if qplan is not None:
                 report.fixed_point["lava"] = {k: report.simulation[k] for k in (
                     "spike_agreement", "prediction_agreement", "accuracy", "per_layer_spike_agreement")}
-                report.fixed_point["integer_reference_bit_exact"] = report.simulation.pop("_bit_exact")
+                report.fixed_point["integer_reference_bit_exact"] = bit_exact
     rates = parse_firing_rates(firing_rates) if firing_rates else None
     report.energy = estimate_energy(graph, steps=T, values=None if rates else values, firing_rates=rates,
                                     cost_model=energy_model, ann_sparse=ann_sparse, model_name=graph.name)
@@ -272,48 +272,40 @@ def _fidelity(tr: TraceResult, graph: IRGraph, plan, out: dict[str, np.ndarray],
 
 
 def _simulate_lava(tr: TraceResult, graph: IRGraph, plan, x: np.ndarray, data: InputData, ref, torch64,
-                   timeout: float, progress: Progress | None) -> dict:
+                   timeout: float, progress: Progress | None) -> tuple[dict, bool | None]:
+    """Run ``plan`` on Lava; the simulation report, and for a fixed-point plan whether the
+    integer reference predicted the run bit for bit."""
     from backends.lava import run_lava
 
-    time_reduced = bool(graph.meta.get("output_time_reduced"))
-    torch_spikes = {n: torch64.spikes[p] for n, p in tr.neuron_sources.items()}
     t0 = time.perf_counter()
     cb = (lambda done, total: progress("Lava simulation", done, total)) if progress else None
     lava = run_lava(plan, x, timeout_s=timeout, progress=cb)
     wall = time.perf_counter() - t0
+    out = dict(lava.spikes)
+    if lava.output is not None:
+        out[OUTPUT] = lava.output
     bit_exact = None
     if plan.fixed_point:  # the integer reference must predict the chip run exactly
         ints = simulate_int(plan, x)
-        bit_exact = all(np.array_equal(lava.spikes[n], ints[n]) for n in lava.spikes)
-        if plan.output_kind == "values":
-            bit_exact = bit_exact and np.array_equal(lava.output, ints[OUTPUT])
-    neuron_names = [n for n in tr.neuron_sources if n in plan.populations]
-    lava_spikes = {n: plan.populations[n].expand(lava.spikes[n]).reshape(torch_spikes[n].shape)
-                   for n in neuron_names}
-    keep = {n: graph.node(n).alive for n in neuron_names if graph.node(n).alive is not None}
-    agree, per_layer = spike_agreement(torch_spikes, lava_spikes, keep)
+        bit_exact = all(np.array_equal(out[n], ints[n]) for n in out)
+    fid = _fidelity(tr, graph, plan, out, torch64, data)
+    torch_spikes = {n: torch64.spikes[p] for n, p in tr.neuron_sources.items()}
+    keep = {n: graph.node(n).alive for n in torch_spikes if graph.node(n).alive is not None}
     ref_agree, _ = spike_agreement(torch_spikes, ref.spikes, keep)
-    if plan.output_kind == "spikes":
-        lava_out = plan.populations[plan.output_pop].expand(lava.spikes[plan.output_pop])
-    else:
-        lava_out = lava.output
-    pred_torch = predictions(torch64.output, time_reduced)
-    pred_lava = predictions(lava_out)
+    pred_torch = predictions(torch64.output, bool(graph.meta.get("output_time_reduced")))
     result = {
         "backend": "lava-cpu-fixed_pt" if plan.fixed_point else "lava-cpu",
         "samples": int(x.shape[1]),
-        "spike_agreement": agree,
-        "prediction_agreement": float((pred_torch == pred_lava).mean()),
-        "accuracy": None if data.y is None else float((pred_lava == data.y).mean()),
+        "spike_agreement": fid["spike_agreement"],
+        "prediction_agreement": fid["prediction_agreement"],
+        "accuracy": fid["accuracy"],
         "wall_s": round(wall, 3),
         "reference": {"torch_dtype": "float64",
                       "reference_simulator_spike_agreement": ref_agree,
                       "torch_accuracy": None if data.y is None else float((pred_torch == data.y).mean())},
-        "per_layer_spike_agreement": per_layer,
+        "per_layer_spike_agreement": fid["per_layer_spike_agreement"],
         "compared_neurons": "kept neurons only (removed ones do not exist in the compiled network)",
         "lava_steps": lava.steps,
         "lava_run_s": round(lava.wall_s, 3),
     }
-    if plan.fixed_point:
-        result["_bit_exact"] = bit_exact
-    return result
+    return result, bit_exact

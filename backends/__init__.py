@@ -1,1 +1,12 @@
-"""Target emitters: each backend turns a compiled IR into an artifact it can run."""
+"""Target emitters: each backend takes a netlist and runs it or writes an artifact."""
+
+from snncompile.netlist.target import register
+
+
+def _lava():
+    from backends.lava.target import LavaTarget
+
+    return LavaTarget()
+
+
+register("lava", _lava)

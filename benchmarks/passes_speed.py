@@ -20,8 +20,7 @@ from torch import nn
 
 from backends.lava import run_lava
 from snncompile.frontend import trace_model
-from snncompile.lower import plan_network
-from snncompile.lower.populations import synaptic_memory_bits
+from snncompile.lower import lower
 from snncompile.passes import run_passes
 
 
@@ -49,7 +48,7 @@ class BenchTicket(nn.Module):
 
 
 def memory_bytes(plan) -> int:
-    return sum(synaptic_memory_bits(p) for p in plan.projections) // 8
+    return sum(p.memory_bits for p in plan.projections) // 8
 
 
 def main() -> None:
@@ -62,9 +61,9 @@ def main() -> None:
           f" {'lava dense s':>13} {'lava passes s':>14} {'speed-up':>9}")
     for sparsity in (0.5, 0.9, 0.99):
         graph = trace_model(BenchTicket(sparsity), (1, 16, 16)).graph
-        dense_plan = plan_network(graph, dense=True)
+        dense_plan = lower(graph, dense=True)
         compiled, _ = run_passes(graph)
-        plan = plan_network(compiled)
+        plan = lower(compiled)
         t_dense = run_lava(dense_plan, x).wall_s
         t_pass = run_lava(plan, x).wall_s
         print(f"{sparsity:>8.0%} {sum(p.nnz for p in dense_plan.projections):>15,} "

@@ -1,4 +1,4 @@
-"""Command line: ``snncompile MODEL --target lava ...`` and ``snncompile inspect MODEL``."""
+"""Command line: `snncompile [compile|simulate|energy|export|inspect] MODEL ...` (compile is the default verb)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def compile_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="snncompile",
                 description="Compile a spiking PyTorch/spikingjelly model to a neuromorphic target "
-                            "(and estimate its energy). `snncompile inspect MODEL` prints the IR.")
+                            "(and estimate its energy). Verbs: compile (default), simulate, energy, "
+                            "export, inspect: `snncompile VERB MODEL ...`.")
     _common(p)
     p.add_argument("--target", default="lava", choices=["lava", "ir", "energy"],
                    help="lava (default): compile to Lava; ir: stop at the IR; energy: only the energy report")
@@ -77,6 +78,16 @@ def inspect_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Verbs in the spirit of tvmc; `snncompile MODEL ...` (no verb) is `compile`.
+VERBS: dict[str, list[str]] = {
+    "compile": [],                      # lower for --target (default lava) and report
+    "simulate": ["--simulate"],         # compile, run on the target and compare with PyTorch
+    "energy": ["--target", "energy"],   # the energy report only
+    "export": ["--target", "ir"],       # write the optimized IR (model.ir.npz) and report.json to -o
+    "inspect": [],                      # trace and print the IR as a table
+}
+
+
 def _quiet_libraries() -> None:
     # torch prints a "Triton not available" warning per import on CPU-only machines.
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
@@ -94,7 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True, soft_wrap=True)
     try:
         _quiet_libraries()
-        if argv[:1] == ["inspect"]:
+        verb = argv[0] if argv and argv[0] in VERBS else None
+        if verb in ("compile", "simulate", "energy", "export"):
+            argv = argv[1:] + VERBS[verb]
+            if verb == "export" and not any(a in ("-o", "--outdir") or a.startswith("--outdir=") for a in argv):
+                raise SnnCompileError("export needs an output folder", "pass -o DIR", EXIT_USAGE)
+        if verb == "inspect":
             args = inspect_parser().parse_args(argv[1:])
             from snncompile.api import inspect
             from snncompile.passes import parse_passes

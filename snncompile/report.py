@@ -8,6 +8,24 @@ from pathlib import Path
 from typing import Any
 
 from snncompile.fsutil import write_atomic
+from snncompile.ir import (
+    Add,
+    BatchNorm,
+    Conv2d,
+    Input,
+    Linear,
+    Mask,
+    MatMul,
+    Neuron,
+    Node,
+    Output,
+    Pool2d,
+    Reduce,
+    Reshape,
+    Scale,
+    Transpose,
+)
+from snncompile.ir.registry import Registry
 
 
 @dataclass
@@ -91,3 +109,48 @@ def _json_default(obj: Any) -> Any:
 
 def write_text_atomic(path: Path, text: str) -> Path:
     return write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+REPORT_ROW = Registry("report row")
+
+
+def row_detail(node: Node) -> str:
+    """The ``detail`` column of a node's row in the layer table."""
+    return REPORT_ROW(node)(node)
+
+
+@REPORT_ROW.register(Neuron)
+def _neuron_detail(node: Neuron) -> str:
+    detail = "OR (max-pool of spikes)" if node.role == "or" else node.describe()
+    return detail + (f"; {node.size - node.kept} removed" if node.kept != node.size else "")
+
+
+@REPORT_ROW.register(Conv2d, Linear)
+def _synapse_detail(node: Conv2d | Linear) -> str:
+    if isinstance(node, Conv2d):
+        k = node.weight.shape[2:]
+        detail = (f"{node.weight.shape[1] * node.groups}→{node.weight.shape[0]} "
+                  f"k{k[0]}x{k[1]} s{node.stride[0]} p{node.padding[0]}")
+    else:
+        detail = f"{node.weight.shape[1]}→{node.weight.shape[0]}"
+    detail += "" if node.bias is None else " +bias"
+    if node.binary:
+        detail += " binary(1b)"
+    if getattr(node, "impl", ""):
+        detail += f" [{node.impl}]"
+    return detail
+
+
+@REPORT_ROW.register(Pool2d)
+def _pool_detail(node: Pool2d) -> str:
+    return f"{node.mode} k{node.kernel[0]} s{node.stride[0]}"
+
+
+@REPORT_ROW.register(BatchNorm)
+def _bn_detail(node: BatchNorm) -> str:
+    return f"{node.shape[0]} channels"
+
+
+@REPORT_ROW.register(Input, Output, Reshape, Add, Mask, Transpose, Scale, Reduce, MatMul)
+def _no_detail(node: Node) -> str:
+    return ""

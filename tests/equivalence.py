@@ -12,8 +12,8 @@ from snncompile.compare import predictions, spike_agreement
 from snncompile.frontend import trace_model
 from snncompile.frontend.trace import TraceResult
 from snncompile.ir import IRGraph
-from snncompile.lower import plan_network
-from snncompile.lower.populations import OUTPUT, NetworkPlan
+from snncompile.lower import lower
+from snncompile.netlist import OUTPUT, Netlist
 from snncompile.passes import run_passes
 from snncompile.sim import run_torch, simulate
 
@@ -21,7 +21,7 @@ from snncompile.sim import run_torch, simulate
 @dataclass
 class Runs:
     trace: TraceResult
-    plan: NetworkPlan
+    plan: Netlist
     torch_spikes: dict[str, np.ndarray]   # keyed by IR neuron node
     torch_output: np.ndarray
     ref_spikes: dict[str, np.ndarray]
@@ -31,10 +31,10 @@ class Runs:
 def run_all(model: nn.Module, x: np.ndarray, input_shape: tuple[int, ...]) -> Runs:
     tr = trace_model(model, input_shape)
     torch_run = run_torch(model, x, tr.step_mode, list(tr.neuron_sources.values()),
-                          bool(tr.graph.meta.get("output_time_reduced")))
+                          tr.graph.output_time_reduced)
     ref = simulate(tr.graph, x)
     spikes = {n: torch_run.spikes[p] for n, p in tr.neuron_sources.items()}
-    return Runs(tr, plan_network(tr.graph), spikes, torch_run.output, ref.spikes, ref.output)
+    return Runs(tr, lower(tr.graph), spikes, torch_run.output, ref.spikes, ref.output)
 
 
 def assert_same_spikes(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray],
@@ -56,7 +56,7 @@ def assert_backend_matches(runs: Runs, backend_out: dict[str, np.ndarray]) -> No
         out = backend_out[OUTPUT]
         np.testing.assert_allclose(out.reshape(runs.ref_output.shape), runs.ref_output,
                                    rtol=1e-12, atol=1e-12)
-    reduced = bool(runs.trace.graph.meta.get("output_time_reduced"))
+    reduced = runs.trace.graph.output_time_reduced
     np.testing.assert_array_equal(predictions(out), predictions(runs.torch_output, reduced))
 
 def assert_equivalent_after_each(runs: Runs, x: np.ndarray, names: list[str] | None = None):

@@ -1,4 +1,4 @@
-"""Run a NetworkPlan on Lava in a child process, with progress and a hard timeout.
+"""Run a Netlist on Lava in a child process, with progress and a hard timeout.
 
 Lava forks one OS process per Lava process; an exception in one of them often hangs the
 whole runtime instead of raising. Running it in our own child process (its own session)
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from snncompile.errors import EXIT_BACKEND, SnnCompileError
-from snncompile.lower.populations import OUTPUT, NetworkPlan
+from snncompile.netlist import OUTPUT, Netlist
 
 
 @dataclass
@@ -41,7 +41,7 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def run_lava(plan: NetworkPlan, x: np.ndarray, record: list[str] | None = None,
+def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
              timeout_s: float = 600.0, progress: Callable[[int, int], None] | None = None) -> LavaRun:
     """Simulate ``plan`` on x [T, N, *input_shape]; record spikes of ``record`` populations."""
     if record is None:

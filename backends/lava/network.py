@@ -1,4 +1,4 @@
-"""Build Lava processes from a NetworkPlan and run them (call inside the worker process)."""
+"""Build Lava processes from a Netlist and run them (call inside the worker process)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402
 
 from backends.lava.procs.matmul.process import SpikeMatMul  # noqa: E402
 from backends.lava.procs.sj_neuron.process import SJNeuron  # noqa: E402
-from snncompile.lower.populations import OUTPUT, NetworkPlan  # noqa: E402
+from snncompile.netlist import OUTPUT, Netlist  # noqa: E402
 
 GRADED_BITS = 24  # real-valued (graded) messages from the input population
 
@@ -38,7 +38,7 @@ def _out_port(proc):
     return proc.out if isinstance(proc, SpikeMatMul) else proc.s_out
 
 
-def _matmul_process(plan: NetworkPlan, pop) -> SpikeMatMul:
+def _matmul_process(plan: Netlist, pop) -> SpikeMatMul:
     ops = pop.operands
     gathers = []
     for o in ops:
@@ -57,7 +57,7 @@ def _matmul_process(plan: NetworkPlan, pop) -> SpikeMatMul:
     return proc
 
 
-def _connect_operands(plan: NetworkPlan, procs: dict) -> None:
+def _connect_operands(plan: Netlist, procs: dict) -> None:
     for name, pop in plan.populations.items():
         if pop.kind == "matmul":
             a, b = pop.operands
@@ -67,15 +67,15 @@ def _connect_operands(plan: NetworkPlan, procs: dict) -> None:
 
 def _conv_process(proj, num_message_bits: int) -> Conv:
     """Lava Conv is a true convolution over (X=width, Y=height, C): flip and transpose."""
-    node = proj.conv
-    w = node.effective_weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1).copy()
-    c, h, wd = proj.conv_in_shape
+    node = proj.kernel
+    w = np.asarray(node.effective_weight, dtype=np.float64)[:, :, ::-1, ::-1].transpose(0, 3, 2, 1).copy()
+    c, h, wd = proj.in_shape
     return Conv(weight=w, input_shape=(wd, h, c), padding=node.padding[::-1],
                 stride=node.stride[::-1], dilation=node.dilation[::-1], groups=node.groups,
                 num_message_bits=num_message_bits)
 
 
-def run_plan(plan: NetworkPlan, x: np.ndarray, record: list[str],
+def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
              progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
     """Simulate ``plan`` on x [T, N, *input_shape] with Lava's floating_pt CPU models.
 
@@ -124,9 +124,9 @@ def run_plan(plan: NetworkPlan, x: np.ndarray, record: list[str],
         bits = GRADED_BITS if plan.populations[proj.src].graded else 0
         if proj.impl == "conv" and not fixed:  # Lava's fixed_pt Conv ignores weight_exp
             conn = _conv_process(proj, bits)
-            c, h, w = proj.conv_in_shape
+            c, h, w = proj.in_shape
             src_out.reshape((c, h, w)).transpose((2, 1, 0)).connect(conn.s_in)
-            co, ho, wo = proj.conv.shape
+            co, ho, wo = proj.kernel.shape
             conn.a_out.transpose((2, 1, 0)).reshape((co * ho * wo,)).connect(target)
             continue
         kw = dict(num_message_bits=bits)

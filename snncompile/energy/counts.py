@@ -23,10 +23,31 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from snncompile.errors import EXIT_USAGE, SnnCompileError
-from snncompile.ir import Add, Conv2d, IRGraph, Linear, Mask, Neuron, Pool2d, Reshape, Transpose
+from snncompile.ir import (
+    Add,
+    BatchNorm,
+    Conv2d,
+    Input,
+    IRGraph,
+    Linear,
+    Mask,
+    MatMul,
+    Neuron,
+    Output,
+    Pool2d,
+    Reduce,
+    Reshape,
+    Scale,
+    Transpose,
+)
+from snncompile.ir.counting import SYNAPSES, binary_scales
+from snncompile.ir.registry import Registry
+from snncompile.ir.semantics import STEP
+from snncompile.ir.structure import Liveness, liveness, spike_valued
+
+_NO_LIVENESS = Liveness({}, {}, {})  # for rows that need no structural sweep
 
 DEFAULT_BITS = 32   # width of weights, biases, activations and membranes unless a node says otherwise
 ANY = "*"           # firing-rate key that applies to every layer not named otherwise
@@ -88,97 +109,30 @@ class NeuronCount:
     spikes: float | None = None
 
 
-def _valid_counts(n_in: int, n_out: int, k: int, s: int, p: int, d: int) -> np.ndarray:
-    """For each kernel tap, the number of output positions where it lands inside the input."""
-    o = np.arange(n_out)[None, :] * s - p + np.arange(k)[:, None] * d
-    return ((o >= 0) & (o < n_in)).sum(axis=1)
+@dataclass
+class ProductCount:
+    """A spike·spike product (attention): no weights; ACs on coincident nonzero factors."""
+
+    name: str
+    mode: str                         # "matmul" | "hadamard"
+    shape: tuple[int, ...]
+    macs: int                         # ANN: every product, one pass
+    acs: float | None = None          # SNN: nonzero products, per sample over all steps
 
 
-def conv_counts(node: Conv2d, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """(synapses, synapses_dense, macs) of a Conv2d node."""
-    _, h, w = in_shape
-    cout, cin_g, kh, kw = node.weight.shape
-    _, ho, wo = node.shape
-    vy = _valid_counts(h, ho, kh, node.stride[0], node.padding[0], node.dilation[0])
-    vx = _valid_counts(w, wo, kw, node.stride[1], node.padding[1], node.dilation[1])
-    per_tap = np.outer(vy, vx)
-    taps = node.mask.sum(axis=(0, 1))
-    synapses = int((taps * per_tap).sum())
-    dense = int(cout * cin_g * per_tap.sum())
-    macs = int(cout * ho * wo * cin_g * kh * kw)
-    return synapses, dense, macs
+ENERGY = Registry("energy count")
 
 
-def linear_counts(node: Linear) -> tuple[int, int, int]:
-    lead = node.size // node.weight.shape[0]
-    nnz = int(node.mask.sum())
-    dense = int(node.weight.size)
-    return lead * nnz, lead * dense, lead * dense
-
-
-def fan_out(node: Conv2d | Linear, in_shape: tuple[int, ...],
-            alive: np.ndarray | None = None) -> np.ndarray:
-    """Fan-out (stored synapses) of every input element, shape ``in_shape``; with ``alive``
-    (bool, the node's output shape) only synapses into live outputs count."""
-    if isinstance(node, Linear):
-        m = node.mask.astype(np.float64)
-        if alive is None:
-            return np.broadcast_to(m.sum(axis=0), in_shape).copy()
-        return (alive.reshape(-1, m.shape[0]).astype(np.float64) @ m).reshape(in_shape)
-    cin, h, w = in_shape
-    _, ho, wo = node.shape
-    k = node.mask.astype(np.float64)
-    out_pad = []
-    for n, no, kk, s, p, d in ((h, ho, k.shape[2], node.stride[0], node.padding[0], node.dilation[0]),
-                               (w, wo, k.shape[3], node.stride[1], node.padding[1], node.dilation[1])):
-        out_pad.append(n - ((no - 1) * s - 2 * p + d * (kk - 1) + 1))
-    ones = (torch.ones((1, node.shape[0], ho, wo), dtype=torch.float64) if alive is None
-            else torch.as_tensor(alive.reshape(1, node.shape[0], ho, wo), dtype=torch.float64))
-    res = F.conv_transpose2d(ones, torch.as_tensor(k), None, node.stride, node.padding,
-                             tuple(out_pad), node.groups, node.dilation)
-    return res[0].numpy()
-
-
-def spike_valued(graph: IRGraph, name: str) -> bool:
-    """True if ``name``'s values are spikes or sums of spikes (known from the graph)."""
+def fan_out(graph: IRGraph, name: str, live: Liveness) -> np.ndarray:
+    """Stored synapses leaving every input element of synaptic node ``name`` towards
+    elements that reach a live neuron (the adjoint of its 0/1 pattern), shape ``in_shape``."""
     node = graph.node(name)
-    if isinstance(node, Neuron):
-        return True
-    if isinstance(node, (Reshape, Mask, Transpose)) or (isinstance(node, Pool2d) and node.mode == "max"):
-        return spike_valued(graph, graph.inputs(name)[0])
-    if isinstance(node, Add):
-        return all(spike_valued(graph, s) for s in graph.inputs(name))
-    return False
-
-
-def _binary_weights(node: Conv2d | Linear, bits: int) -> bool:
-    """True if the node is binary, or every stored nonzero weight of an output row is ±α_row."""
-    if bits == 1 or getattr(node, "binary", False):
-        return True
-    rows = node.weight.shape[0]
-    first = np.abs(node.weight[0][node.mask[0]])
-    first = first[first > 0]  # cheap early exit on real-valued layers, before touching all weights
-    if first.size and first.max() - first.min() > 1e-12 * first.max():
-        return False
-    a = np.abs(np.where(node.mask, node.weight, 0.0)).reshape(rows, -1)
-    live = a > 0
-    if not live.any():
-        return False
-    hi = a.max(axis=1)
-    lo = np.where(live, a, np.inf).min(axis=1)
-    ok = ~live.any(axis=1) | (hi - lo <= 1e-12 * hi)
-    return bool(ok.all())
-
-
-def target_alive(graph: IRGraph, name: str) -> np.ndarray | None:
-    """Live-neuron mask of the population a synaptic layer feeds directly (None: all live)."""
-    users = graph.users(name)
-    if len(users) == 1:
-        node = graph.node(users[0])
-        if isinstance(node, Neuron) and node.alive is not None and \
-                tuple(node.shape) == tuple(graph.node(name).shape):
-            return np.asarray(node.alive, dtype=bool)
-    return None
+    src = graph.inputs(name)[0]
+    x = torch.zeros((1, *graph.node(src).shape), dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        y = STEP(node)(node, [x], 1, "pattern")
+        (g,) = torch.autograd.grad(y, x, torch.as_tensor(live.reaching[name][None].astype(np.float64)))
+    return g[0].numpy()
 
 
 def _role(graph: IRGraph, name: str) -> str:
@@ -188,46 +142,69 @@ def _role(graph: IRGraph, name: str) -> str:
     return ""
 
 
-def static_counts(graph: IRGraph) -> list[LayerCount]:
-    """Per synaptic layer: synapses, MACs, weight storage facts (no spikes needed)."""
-    rows = []
+@ENERGY.register(Conv2d, Linear)
+def _layer(graph: IRGraph, name: str, node: Conv2d | Linear, live: Liveness) -> LayerCount:
+    src = graph.inputs(name)[0]
+    in_shape = tuple(graph.node(src).shape)
+    nnz = int(node.mask.sum())
+    bits = int(getattr(node, "weight_bits", DEFAULT_BITS))
+    count = SYNAPSES(node)(graph, name, node, live)
+    if isinstance(node, Conv2d):
+        positions = int(np.prod(node.shape[1:]))
+        macs_sparse, taps = nnz * positions, int(node.weight.shape[2] * node.weight.shape[3])
+    else:
+        macs_sparse, taps = (node.size // node.weight.shape[0]) * nnz, 0
+    binary = bits == 1 or node.binary or binary_scales(node.weight, node.mask) is not None
+    return LayerCount(
+        name, node.op, in_shape, tuple(node.shape), count.synapses, count.synapses_dense, count.macs,
+        spike_valued(graph, src), source=node.source, macs_sparse=int(macs_sparse),
+        weights=int(node.weight.size), weights_nnz=nnz, rows=int(node.weight.shape[0]),
+        fan_in=int(node.weight[0].size), bias=0 if node.bias is None else int(node.bias.size),
+        weight_bits=bits, kernel_taps=taps, binary_weights=binary, alphas=int(node.weight.shape[0]),
+        role=_role(graph, name))
+
+
+@ENERGY.register(Neuron)
+def _neurons(graph: IRGraph, name: str, node: Neuron, live: Liveness) -> NeuronCount:
+    return NeuronCount(name, node.source, node.model, tuple(node.shape), node.kept,
+                       "soft" if node.v_reset is None else "hard",
+                       int(getattr(node, "state_bits", DEFAULT_BITS)), getattr(node, "role", ""), node.size)
+
+
+@ENERGY.register(MatMul)
+def _product(graph: IRGraph, name: str, node: MatMul, live: Liveness) -> ProductCount:
+    a_shape = graph.node(graph.inputs(name)[0]).shape
+    macs = int(np.prod(node.shape)) * (int(a_shape[-1]) if node.mode == "matmul" else 1)
+    return ProductCount(name, node.mode, tuple(node.shape), macs)
+
+
+@ENERGY.register(Input, Output, BatchNorm, Pool2d, Reshape, Add, Mask, Transpose, Scale, Reduce)
+def _free(graph: IRGraph, name: str, node, live: Liveness) -> None:
+    """Costs nothing of its own: folded into the synapses around it, or a host-side view
+    (an unfused max-pool or an average pool is priced with the layer it feeds)."""
+    return None
+
+
+def _counts(graph: IRGraph, kind: type, of: tuple[type, ...], live: Liveness | None = None) -> list:
+    """The ENERGY rows of type ``kind`` (computed for nodes of types ``of`` only)."""
+    live = liveness(graph) if live is None else live
+    out = []
     for name, node in graph.items():
-        if not isinstance(node, (Conv2d, Linear)):
+        if not isinstance(node, of):
             continue
-        src = graph.inputs(name)[0]
-        in_shape = tuple(graph.node(src).shape)
-        nnz = int(node.mask.sum())
-        bits = int(getattr(node, "weight_bits", DEFAULT_BITS))
-        if isinstance(node, Conv2d):
-            syn, dense, macs = conv_counts(node, in_shape)
-            positions = int(np.prod(node.shape[1:]))
-            macs_sparse, taps = nnz * positions, int(node.weight.shape[2] * node.weight.shape[3])
-        else:
-            syn, dense, macs = linear_counts(node)
-            macs_sparse, taps = (node.size // node.weight.shape[0]) * nnz, 0
-        alive = target_alive(graph, name)
-        if alive is not None:  # synapses into removed neurons are not part of the network
-            syn = int(round(float(fan_out(node, in_shape, alive).sum())))
-        rows.append(LayerCount(
-            name, node.op, in_shape, tuple(node.shape), syn, dense, macs, spike_valued(graph, src),
-            source=node.source, macs_sparse=int(macs_sparse), weights=int(node.weight.size),
-            weights_nnz=nnz, rows=int(node.weight.shape[0]), fan_in=int(node.weight[0].size),
-            bias=0 if node.bias is None else int(node.bias.size), weight_bits=bits,
-            kernel_taps=taps, binary_weights=_binary_weights(node, bits),
-            alphas=int(node.weight.shape[0]), role=_role(graph, name)))
-    return rows
+        row = ENERGY(node)(graph, name, node, live)
+        if isinstance(row, kind):
+            out.append(row)
+    return out
+
+
+def static_counts(graph: IRGraph, live: Liveness | None = None) -> list[LayerCount]:
+    """Per synaptic layer: synapses, MACs, weight storage facts (no spikes needed)."""
+    return _counts(graph, LayerCount, (Conv2d, Linear), live)
 
 
 def neuron_counts(graph: IRGraph) -> list[NeuronCount]:
-    out = []
-    for name, node in graph.items():
-        if isinstance(node, Neuron):
-            kept = node.size if node.alive is None else int(np.count_nonzero(node.alive))
-            out.append(NeuronCount(name, node.source, node.model, tuple(node.shape), kept,
-                                   "soft" if node.v_reset is None else "hard",
-                                   int(getattr(node, "state_bits", DEFAULT_BITS)),
-                                   getattr(node, "role", ""), node.size))
-    return out
+    return _counts(graph, NeuronCount, (Neuron,), live=_NO_LIVENESS)
 
 
 def _check_values(graph: IRGraph, values: Mapping[str, np.ndarray], names: list[str]) -> None:
@@ -247,12 +224,13 @@ def dynamic_counts(graph: IRGraph, rows: list[LayerCount], values: Mapping[str, 
     """Fill exact SOPs / SNN MACs (and neuron spikes) from simulated values
     ({node: [T, B, *shape]}), per sample."""
     _check_values(graph, values, [graph.inputs(r.name)[0] for r in rows])
+    live = liveness(graph) if rows else None
     for row in rows:
         src = graph.inputs(row.name)[0]
         v = np.asarray(values[src])
         T, B = v.shape[:2]
         if row.input_spiking:
-            fo = fan_out(graph.node(row.name), row.in_shape, target_alive(graph, row.name))
+            fo = fan_out(graph, row.name, live)
             flat = v.reshape(T, B, -1)
             row.sops = float(np.tensordot(flat, fo.reshape(-1), axes=([2], [0])).sum() / B)
             row.input_spikes = float(flat.sum() / B)
@@ -438,38 +416,18 @@ def parse_firing_rates(text: str) -> dict[str, float]:
     return rates
 
 
-@dataclass
-class ProductCount:
-    """A spike·spike product (attention): no weights; ACs on coincident nonzero factors."""
-
-    name: str
-    mode: str                         # "matmul" | "hadamard"
-    shape: tuple[int, ...]
-    macs: int                         # ANN: every product, one pass
-    acs: float | None = None          # SNN: nonzero products, per sample over all steps
-
-
 def product_counts(graph: IRGraph, values: Mapping[str, np.ndarray] | None = None) -> list[ProductCount]:
-    from snncompile.ir import MatMul
-
-    out = []
-    for name in graph.of_type(MatMul):
-        node = graph.node(name)
-        a_name, b_name = graph.inputs(name)
-        a_shape = graph.node(a_name).shape
-        if node.mode == "matmul":
-            macs = int(np.prod(node.shape)) * int(a_shape[-1])
+    out = _counts(graph, ProductCount, (MatMul,), live=_NO_LIVENESS)
+    for row in out:
+        if values is None:
+            continue
+        a_name, b_name = graph.inputs(row.name)
+        a = np.asarray(values[a_name]) != 0
+        b = np.asarray(values[b_name]) != 0
+        batch = a.shape[1]
+        if row.mode == "matmul":  # out_ij += a_ik for every nonzero b_kj: one AC per pair
+            # (heads and other leading axes are batch axes of the product)
+            row.acs = float(np.matmul(a.astype(np.float64), b.astype(np.float64)).sum() / batch)
         else:
-            macs = int(np.prod(node.shape))
-        row = ProductCount(name, node.mode, tuple(node.shape), macs)
-        if values is not None:
-            a = np.asarray(values[a_name]) != 0
-            b = np.asarray(values[b_name]) != 0
-            batch = a.shape[1]
-            if node.mode == "matmul":  # out_ij += a_ik for every nonzero b_kj: one AC per pair
-                row.acs = float(np.einsum("tb...ik,tb...kj->", a.astype(np.float64), b.astype(np.float64))
-                                / batch)
-            else:
-                row.acs = float(np.count_nonzero(a & b) / batch)
-        out.append(row)
+            row.acs = float(np.count_nonzero(a & b) / batch)
     return out

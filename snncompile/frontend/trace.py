@@ -211,7 +211,7 @@ class _Converter:
                               count_include_pad=bool(m.count_include_pad))
             return self.add(path, node, [src])
         if isinstance(m, nn.Flatten):
-            return self.reshape(src, out_shape, path)
+            return self.reshape(src, out_shape, path, path)
         if isinstance(m, PASS_THROUGH):  # identity at inference
             return src
         raise SnnCompileError(
@@ -268,13 +268,12 @@ class _Converter:
         self.neuron_sources[name] = path
         return name
 
-    def reshape(self, src: str, shape: tuple[int, ...], where: str) -> str:
+    def reshape(self, src: str, shape: tuple[int, ...], where: str, base: str) -> str:
         if tuple(shape) == tuple(self.g.node(src).shape):
             return src
         if int(np.prod(shape)) != self.g.node(src).size:
             raise _unsupported(f"reshape {self.g.node(src).shape} → {shape} that mixes samples", where)
-        return self.add(where.rsplit(".", 1)[-1] if "." in where else "reshape",
-                        Reshape(tuple(shape), where), [src])
+        return self.add(base, Reshape(tuple(shape), where), [src])
 
     # -- functions -----------------------------------------------------------------------
     def call(self, n: fx.Node) -> str | None:
@@ -320,7 +319,7 @@ class _Converter:
             src = self.ir_input(n.args[0], where)
             if n.args[0].name in self.time_reduced:
                 self.time_reduced.add(n.name)
-            return self.reshape(src, self.sample_shape(n), where)
+            return self.reshape(src, self.sample_shape(n), where, n.name)
         if name in ("mean", "sum"):
             dims = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
             if self.mode == "m" and dims in (0, (0,), [0]):
@@ -421,7 +420,7 @@ class _Converter:
                 src = self.ir_input(arg, "output")
                 node = self.g.node(src)
                 reduced = arg.name in self.time_reduced
-                self.g.meta["output_time_reduced"] = reduced
+                self.g.output_time_reduced = bool(reduced)
                 self.add("output", Output(node.shape, "output"), [src])
         return self.g
 
@@ -461,8 +460,8 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
     for attr in ("patch_mask", "token_mask"):
         buf = getattr(model, attr, None)
         if isinstance(buf, torch.Tensor) and attr not in conv.consts_used:
-            graph.meta["patch_mask"] = buf.detach().cpu().numpy().astype(bool).tolist()
-    graph.meta.update({"step_mode": mode, "input_shape": list(input_shape)})
+            graph.patch_mask = buf.detach().cpu().numpy().astype(bool)
+    graph.step_mode, graph.input_shape = mode, tuple(int(d) for d in input_shape)
     return TraceResult(graph, mode, conv.neuron_sources)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import networkx as nx
+import numpy as np
 
 from snncompile.ir.nodes import Input, Node, Output
 
@@ -13,12 +14,20 @@ class IRGraph:
     """A feed-forward spiking network, one time step per evaluation.
 
     ``g.nx`` is the underlying ``networkx.DiGraph``; each node has attributes ``node``
-    (the IR node) and ``inputs`` (ordered predecessor names).
+    (the IR node) and ``inputs`` (ordered predecessor names). Graph-level facts are typed
+    attributes, written by the frontend and the pass manager; ``meta`` holds provenance
+    only (e.g. ``source_model``) and no stage reads it to decide anything.
     """
 
     def __init__(self, name: str = "model") -> None:
         self.name = name
         self.nx = nx.DiGraph()
+        self.input_shape: tuple[int, ...] = ()     # per-sample input shape
+        self.step_mode: str = "s"                  # source model: "s" per step, "m" [T, B, ...]
+        self.output_time_reduced: bool = False     # the source model's output is reduced over T
+        self.patch_mask: np.ndarray | None = None  # static keep-mask still to apply (mask_patches)
+        self.facts: set[str] = set()               # properties passes established (see passes.base)
+        self.passes: list[str] = []                # passes run, in order
         self.meta: dict = {}
 
     # -- building ----------------------------------------------------------------------

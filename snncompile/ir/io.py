@@ -42,7 +42,11 @@ def save_ir(graph: IRGraph, path: str | Path) -> Path:
                 attrs[f.name] = _jsonable(value)
         entries.append({"name": name, "op": node.op, "inputs": graph.inputs(name),
                         "attrs": attrs, "arrays": array_keys})
-    header = {"format": FORMAT, "name": graph.name, "meta": graph.meta, "nodes": entries}
+    header = {"format": FORMAT, "name": graph.name, "meta": graph.meta, "nodes": entries,
+              "graph": {"input_shape": list(graph.input_shape), "step_mode": graph.step_mode,
+                        "output_time_reduced": graph.output_time_reduced, "facts": sorted(graph.facts),
+                        "passes": list(graph.passes),
+                        "patch_mask": None if graph.patch_mask is None else graph.patch_mask.tolist()}}
     arrays["__graph__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     return write_atomic(path, lambda fh: np.savez_compressed(fh, **arrays))
 
@@ -61,6 +65,14 @@ def load_ir(path: str | Path) -> IRGraph:
         raise SnnCompileError(f"{path} is not an {FORMAT} file", "re-export it", EXIT_USAGE)
     graph = IRGraph(header["name"])
     graph.meta = header.get("meta", {})
+    attrs = header.get("graph", {})
+    graph.input_shape = tuple(attrs.get("input_shape", graph.meta.get("input_shape", ())))
+    graph.step_mode = attrs.get("step_mode", graph.meta.get("step_mode", "s"))
+    graph.output_time_reduced = bool(attrs.get("output_time_reduced", graph.meta.get("output_time_reduced")))
+    graph.facts = set(attrs.get("facts", ["synapses_pruned"] if graph.meta.get("pruned") else []))
+    graph.passes = list(attrs.get("passes", graph.meta.get("passes", [])))
+    if attrs.get("patch_mask") is not None:
+        graph.patch_mask = np.asarray(attrs["patch_mask"], dtype=bool)
     for e in header["nodes"]:
         cls = NODE_TYPES[e["op"]]
         kwargs = dict(e["attrs"])

@@ -3,6 +3,13 @@
 Every node describes one time step for one sample: ``shape`` is the per-sample output
 shape without the time and batch dimensions (C, H, W for images). Parameters are numpy
 arrays; synapse weights carry an explicit boolean ``mask`` (True = synapse exists).
+
+Each class docstring states the node's semantics as equations. Notation: t = 1..T is the
+time step; x[t] is the input and y[t] the output of one sample (a, b: the two inputs, in
+graph input order); indices are per sample (c, i, j for C, H, W); flattening is C order.
+Θ(z) = 1 if z ≥ 0 else 0, so Θ(0) = 1. Every node but Neuron is stateless: y[t] = f(x[t]),
+the same map at every step. Flags: ``synaptic`` = holds static weights, ``spiking`` =
+produces 0/1 spikes. ``snncompile.sim.reference`` is the executable definition.
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ Pair = tuple[int, int]
 
 @dataclass(eq=False)
 class Node:
+    """Base of all IR nodes: ``shape`` = per-sample output shape, ``source`` = module path.
+
+    Stateful: no. Synaptic: no. Spiking: no (subclasses override the flags).
+    """
+
     shape: tuple[int, ...]
     source: str = ""                 # module path in the source model, for messages
     op: ClassVar[str] = "node"
@@ -33,6 +45,14 @@ class Node:
 
 @dataclass(eq=False)
 class Input(Node):
+    """Graph input: the encoded sample, passed on unchanged.
+
+        y[t] = x[t]        (x is given as [T, B, *shape])
+
+    The caller chooses the values: 0/1 spikes or real values (direct encoding).
+    Stateful: no. Synaptic: no. Spiking: no.
+    """
+
     op: ClassVar[str] = "input"
 
 
@@ -54,6 +74,22 @@ class _Synaptic:
 
 @dataclass(eq=False)
 class Conv2d(_Synaptic, Node):
+    """2-d convolution (cross-correlation, as in torch) with an explicit synapse mask M.
+
+        y[o, i, j] = b[o] + Σ_{c,u,v} (W ⊙ M)[o, c, u, v]
+                            · x[g·C_in/G + c, s_h·i − p_h + d_h·u, s_w·j − p_w + d_w·v]
+        H_out = ⌊(H + 2·p_h − d_h·(k_h − 1) − 1) / s_h⌋ + 1        (W_out likewise)
+
+    W: (C_out, C_in/G, k_h, k_w); b: (C_out,), 0 if None; s, p, d = stride, padding,
+    dilation; G = groups, g = ⌊o·G/C_out⌋ is the group of o, c < C_in/G; x = 0 outside the
+    input (zero padding). A synapse exists iff M[o, c, u, v] is True (even with weight 0).
+    ``binary``: each nonzero weight of output channel o is ±α[o] (``alpha``), or ±1 once α
+    was moved into the next neuron; W holds those values, so the equation is unchanged.
+    ``weight_bits``: storage width of one weight (1 if binary). ``impl``: lowering only
+    ("conv" shared kernel, "sparse" unrolled; "" = chosen when lowering).
+    Stateful: no. Synaptic: yes. Spiking: no.
+    """
+
     weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 1, 1)))
     bias: np.ndarray | None = None
     stride: Pair = (1, 1)
@@ -71,6 +107,17 @@ class Conv2d(_Synaptic, Node):
 
 @dataclass(eq=False)
 class Linear(_Synaptic, Node):
+    """Fully connected layer over the last axis, with an explicit synapse mask M.
+
+        y[..., o] = b[o] + Σ_k (W ⊙ M)[o, k] · x[..., k]
+
+    W: (N_out, N_in); b: (N_out,), 0 if None. Leading (token) axes "..." share the weights
+    (lowered as I ⊗ W). A synapse exists iff M[o, k] is True (even with weight 0).
+    ``binary``: each nonzero weight of output row o is ±α[o] (``alpha``), or ±1 once α was
+    moved into the next neuron; W holds those values. ``weight_bits``: storage width.
+    Stateful: no. Synaptic: yes. Spiking: no.
+    """
+
     weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     bias: np.ndarray | None = None
     mask: np.ndarray | None = None
@@ -83,7 +130,14 @@ class Linear(_Synaptic, Node):
 
 @dataclass(eq=False)
 class BatchNorm(Node):
-    """Inference-mode batch norm over axis 0 of the per-sample shape (channels)."""
+    """Inference-mode batch norm over axis 0 of the per-sample shape (channels).
+
+        y[c, ...] = (x[c, ...] − μ[c]) / √(σ²[c] + ε) · γ[c] + β[c]
+
+    μ = ``mean``, σ² = ``var``, γ = ``weight``, β = ``bias``, ε = ``eps``; the same as
+    y = x·scale + shift (``scale_shift``). Usually folded into the synapse before it.
+    Stateful: no. Synaptic: no. Spiking: no.
+    """
 
     mean: np.ndarray = field(default_factory=lambda: np.zeros(0))
     var: np.ndarray = field(default_factory=lambda: np.ones(0))
@@ -100,6 +154,18 @@ class BatchNorm(Node):
 
 @dataclass(eq=False)
 class Pool2d(Node):
+    """2-d max or average pooling per channel (torch semantics, floor output size).
+
+        max: y[c, i, j] = max_{(u,v) ∈ P} x[c, s_h·i − p_h + u, s_w·j − p_w + v]
+        avg: y[c, i, j] = (1/n) · Σ_{(u,v) ∈ P} x[c, s_h·i − p_h + u, s_w·j − p_w + v]
+        H_out = ⌊(H + 2·p_h − k_h) / s_h⌋ + 1        (W_out likewise)
+
+    P = P(i, j): the offsets u < k_h, v < k_w whose position lies inside the input (padding
+    is never a max candidate and adds 0 to a sum); n = k_h·k_w if ``count_include_pad``,
+    else |P(i, j)|. A max-pool of spikes is an OR and may become a Neuron with role "or".
+    Stateful: no. Synaptic: no. Spiking: no.
+    """
+
     mode: str = "max"  # "max" | "avg"
     kernel: Pair = (2, 2)
     stride: Pair = (2, 2)
@@ -110,19 +176,50 @@ class Pool2d(Node):
 
 @dataclass(eq=False)
 class Reshape(Node):
-    """Flatten / view / reshape of the per-sample tensor (C order)."""
+    """Flatten / view / reshape of the per-sample tensor (C order).
+
+        flat(y) = flat(x),   y.shape = ``shape``        (y = x.reshape(shape), row-major)
+
+    Stateful: no. Synaptic: no. Spiking: no (spikes pass through unchanged).
+    """
 
     op: ClassVar[str] = "reshape"
 
 
 @dataclass(eq=False)
 class Add(Node):
+    """Elementwise sum of two inputs of the same shape (no broadcasting), e.g. a residual.
+
+        y = a + b
+
+    Stateful: no. Synaptic: no. Spiking: no (a sum of spikes may be 2).
+    """
+
     op: ClassVar[str] = "add"
 
 
 @dataclass(eq=False)
 class Neuron(Node):
-    """A population of spiking neurons (IF, LIF or parametric LIF)."""
+    """A population of spiking neurons (IF, LIF or parametric LIF), one per element.
+
+    Per neuron, input X[t], membrane V with V[0] = V_r (``neuron_math.charge`` / ``step``):
+
+        if:                    H[t] = V[t−1] + X[t]
+        lif, decay_input:      H[t] = V[t−1] + (X[t] − (V[t−1] − V_r)) / τ
+        lif, not decay_input:  H[t] = V[t−1] − (V[t−1] − V_r) / τ + X[t]
+        plif:                  as lif with 1/τ replaced by q = ``decay`` = sigmoid(w)
+        fire:                  S[t] = Θ(H[t] − V_th)          (fires on H ≥ V_th)
+        hard reset:            V[t] = S[t]·V_reset + (1 − S[t])·H[t]
+        soft reset:            V[t] = H[t] − S[t]·V_th         (``v_reset`` None)
+        output:                y[t] = S[t] ⊙ alive
+
+    V_r = ``v_reset``, 0 for soft reset. V_th = ``v_threshold``: scalar or per neuron (shape
+    == ``shape``). Firing on equality is spikingjelly's convention; Lava's built-in LIF
+    fires on v > vth. ``alive`` (None = all): a removed neuron outputs 0 and does not
+    exist in the compiled network. Role "or" (a max-pool of spikes): lif with τ = 1,
+    V_r = 0, V_th = 1, so H[t] = X[t] = spikes in the window and S[t] = 1 iff one spiked.
+    Stateful: yes (V). Synaptic: no. Spiking: yes.
+    """
 
     model: str = "lif"                       # "if" | "lif" | "plif"
     v_threshold: float | np.ndarray = 1.0    # scalar or per-neuron (shape == self.shape)
@@ -158,7 +255,12 @@ class Neuron(Node):
 
 @dataclass(eq=False)
 class Mask(Node):
-    """Static 0/1 keep-mask multiplied elementwise (masked patches or tokens)."""
+    """Static 0/1 keep-mask multiplied elementwise (masked patches or tokens).
+
+        y = x ⊙ keep            (``keep``: bool, of the per-sample shape)
+
+    Stateful: no. Synaptic: no. Spiking: no.
+    """
 
     keep: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=bool))
     op: ClassVar[str] = "mask"
@@ -166,7 +268,12 @@ class Mask(Node):
 
 @dataclass(eq=False)
 class Transpose(Node):
-    """Permutation of the per-sample axes (``perm`` as in numpy.transpose)."""
+    """Permutation of the per-sample axes (``perm`` as in numpy.transpose).
+
+        y[i_0, ..., i_(n−1)] = x[j]  with  j[perm[k]] = i_k;   y.shape[k] = x.shape[perm[k]]
+
+    Stateful: no. Synaptic: no. Spiking: no (spikes pass through unchanged).
+    """
 
     perm: tuple[int, ...] = ()
     op: ClassVar[str] = "transpose"
@@ -174,7 +281,12 @@ class Transpose(Node):
 
 @dataclass(eq=False)
 class Scale(Node):
-    """Multiplication by a constant scalar (attention scale, 1/x)."""
+    """Multiplication by a constant scalar (attention scale, 1/x).
+
+        y = c · x,   c = ``factor``         (x / d is stored as c = 1/d)
+
+    Stateful: no. Synaptic: no. Spiking: no.
+    """
 
     factor: float = 1.0
     op: ClassVar[str] = "scale"
@@ -182,7 +294,15 @@ class Scale(Node):
 
 @dataclass(eq=False)
 class Reduce(Node):
-    """Mean or sum over one per-sample axis (e.g. mean over tokens before a head)."""
+    """Mean or sum over one per-sample axis (e.g. mean over tokens before a head).
+
+        sum:  y[...] = Σ_{k<n} x[..., k, ...]
+        mean: y[...] = (1/n) · Σ_{k<n} x[..., k, ...]
+
+    k indexes per-sample axis ``axis`` (0 = first axis after the batch), n = x.shape[axis];
+    ``keepdim``: that axis stays with size 1, else it is dropped.
+    Stateful: no. Synaptic: no. Spiking: no.
+    """
 
     mode: str = "mean"
     axis: int = 0
@@ -195,7 +315,14 @@ class MatMul(Node):
     """Product of two dynamic operands: ``mode="matmul"`` (a @ b over the last two axes,
     spike Q·Kᵀ and (Q·Kᵀ)·V of Spikformer's SSA) or ``"hadamard"`` (a ⊙ b with
     broadcasting, the Spike-driven Transformer's SDSA). No static weights: on a Loihi-class
-    chip this is not a synapse; the Lava backend runs it as a custom process."""
+    chip this is not a synapse; the Lava backend runs it as a custom process.
+
+        matmul:    y[..., i, j] = Σ_k a[..., i, k] · b[..., k, j]   (leading axes broadcast)
+        hadamard:  y = a ⊙ b                                       (broadcasting)
+
+    With spike operands every product is spike·spike (an AND) and a sum counts coincidences.
+    Stateful: no. Synaptic: no. Spiking: no.
+    """
 
     mode: str = "matmul"
     op: ClassVar[str] = "matmul"
@@ -203,7 +330,13 @@ class MatMul(Node):
 
 @dataclass(eq=False)
 class Output(Node):
-    """Graph output. ``readout``: what a prediction is made from (sum over time)."""
+    """Graph output: the value predictions are read from.
+
+        y[t] = x[t]
+        prediction = argmax_k Σ_{t=1..T} y[t][k]     (flattened; first index on ties)
+
+    Stateful: no. Synaptic: no. Spiking: no (passes its input's spikes or values on).
+    """
 
     op: ClassVar[str] = "output"
 

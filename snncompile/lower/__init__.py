@@ -1,6 +1,5 @@
-"""Lowering of the IR to neuron populations joined by sparse affine projections."""
+"""The one lowering: final IR → netlist (:mod:`snncompile.netlist`)."""
 
-from snncompile.lower.matrices import conv2d_matrix, linear_matrix, pool2d_matrix
-from snncompile.lower.populations import NetworkPlan, Population, Projection, plan_network
+from snncompile.lower.lower import LOWER, OR_PARAMS, count_synapses, lower
 
-__all__ = ["conv2d_matrix", "linear_matrix", "pool2d_matrix", "NetworkPlan", "Population", "Projection", "plan_network"]
+__all__ = ["LOWER", "OR_PARAMS", "count_synapses", "lower"]

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
-from snncompile.lower.populations import NetworkPlan
+from snncompile.netlist import Netlist
 
 CHIPS_DIR = Path(__file__).parent / "chips"
 LIMITS = ("neurons", "input_axons", "synapse_bits", "output_axons")
@@ -107,7 +107,7 @@ class CoreMap:
                               "bound": c.bound} for c in self.cores]}
 
 
-def _incoming(plan: NetworkPlan, name: str, offsets: dict[str, int], total: int) -> tuple[sp.csr_matrix, np.ndarray]:
+def _incoming(plan: Netlist, name: str, offsets: dict[str, int], total: int) -> tuple[sp.csr_matrix, np.ndarray]:
     """Rows = neurons of ``name``; columns = global presynaptic ids; and bits per entry."""
     blocks, bits = [], []
     size = plan.populations[name].size
@@ -129,7 +129,7 @@ def _incoming(plan: NetworkPlan, name: str, offsets: dict[str, int], total: int)
     return m.tocsr(), per_row_bits
 
 
-def map_to_cores(plan: NetworkPlan, chip: ChipProfile) -> CoreMap:
+def map_to_cores(plan: Netlist, chip: ChipProfile) -> CoreMap:
     offsets, total = {}, 0
     for name, pop in plan.populations.items():
         offsets[name] = total

@@ -12,20 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from snncompile.ir import Conv2d, IRGraph, Linear, Neuron
+from snncompile.ir.counting import binary_scales
 from snncompile.passes.base import PassStats, sole_user
-
-
-def binary_scales(weight: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
-    """Per-output-channel α if every live nonzero weight in a channel is ±α_c, else None."""
-    w = np.where(mask, weight, 0.0).reshape(weight.shape[0], -1)
-    mag = np.abs(w)
-    alpha = mag.max(axis=1)
-    live = mag > 0
-    if not live.any():
-        return None
-    if not np.all((mag == alpha[:, None]) | ~live):
-        return None
-    return alpha
 
 
 def _fold_alpha(graph: IRGraph, name: str, syn: Conv2d | Linear, alpha: np.ndarray) -> bool:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from snncompile.energy.counts import spike_valued
 from snncompile.ir import BatchNorm, Conv2d, IRGraph, Neuron, Pool2d
+from snncompile.ir.structure import spike_valued
 from snncompile.passes.base import PassStats, sole_user
 from snncompile.passes.fold_batchnorm import fold_batchnorm
 

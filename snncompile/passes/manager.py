@@ -1,12 +1,20 @@
-"""The pass manager: named passes in a fixed order, each graph → stats (in place on a copy)."""
+"""The pass manager: passes ordered by the facts they require and ensure, IR → IR.
+
+Passes never lower the network. The pass table's synapse and neuron deltas come from the
+closed-form per-layer counts of :mod:`snncompile.ir.counting` (live neurons on both
+sides, conv positions and padding exact), computed before and after each pass.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import networkx as nx
+
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.ir import IRGraph
-from snncompile.passes.base import PassStats, neuron_total
+from snncompile.ir.counting import neuron_total, synapse_total
+from snncompile.passes.base import FACTS, Pass, PassResult, PassStats
 from snncompile.passes.binarize import binarize
 from snncompile.passes.dead_neurons import dead_neurons
 from snncompile.passes.fold_batchnorm import fold_batchnorm
@@ -14,36 +22,44 @@ from snncompile.passes.fuse_convpep import fuse_convpep
 from snncompile.passes.mask_patches import mask_patches
 from snncompile.passes.prune_synapses import prune_synapses
 
-Pass = Callable[[IRGraph], PassStats]
+_ALL = (
+    Pass("fold_batchnorm", fold_batchnorm, ensures=("batchnorm_folded",)),
+    Pass("fuse_convpep", fuse_convpep, ensures=("stem_fused",)),
+    # α is read from the weights: BatchNorm scales must be in them already
+    Pass("binarize", binarize, requires=("batchnorm_folded", "stem_fused"), ensures=("binary_marked",)),
+    Pass("mask_patches", mask_patches, ensures=("patches_masked",)),
+    Pass("prune_synapses", prune_synapses, requires=("batchnorm_folded",), ensures=("synapses_pruned",)),
+    # the cascade must start from every removal the other passes make
+    Pass("dead_neurons", dead_neurons, requires=("patches_masked", "synapses_pruned"),
+         ensures=("dead_neurons_removed",)),
+)
+PASSES: dict[str, Pass] = {p.name: p for p in _ALL}
 
-# Order matters: BN must be folded before binary scales are read; patches are masked and
-# zeros pruned before the dead-neuron analysis looks at what is left.
-PASSES: dict[str, Pass] = {
-    "fold_batchnorm": fold_batchnorm,
-    "fuse_convpep": fuse_convpep,
-    "binarize": binarize,
-    "mask_patches": mask_patches,
-    "prune_synapses": prune_synapses,
-    "dead_neurons": dead_neurons,
-}
-DEFAULT = tuple(PASSES)
 
-
-def live_synapses(graph: IRGraph) -> int:
-    """Synapses of the lowered network (exact: positions, padding, removed neurons)."""
-    from snncompile.lower.populations import plan_network
-
+def order_passes(names: list[str]) -> list[str]:
+    """``names`` in an order where every pass runs after the selected passes that ensure
+    what it requires; ties keep the registration order. A cycle is a bug."""
+    dep = nx.DiGraph()
+    dep.add_nodes_from(names)
+    for a in names:
+        for b in names:
+            if a != b and set(PASSES[a].ensures) & set(PASSES[b].requires):
+                dep.add_edge(a, b)
+    rank = {n: i for i, n in enumerate(PASSES)}
     try:
-        plan = plan_network(graph, dense=not graph.meta.get("pruned", False))
-    except SnnCompileError:
-        from snncompile.passes.base import synapse_total
+        return list(nx.lexicographical_topological_sort(dep, key=rank.__getitem__))
+    except nx.NetworkXUnfeasible:  # pragma: no cover - declarations are checked by a test
+        raise RuntimeError(f"pass requirements form a cycle among {names}") from None
 
-        return synapse_total(graph)
-    return sum(p.nnz for p in plan.projections)
+
+DEFAULT = tuple(order_passes(list(PASSES)))
 
 
 def parse_passes(spec: str | None, disabled: bool = False) -> list[str]:
     if disabled:
+        if spec is not None:
+            raise SnnCompileError("--passes and --no-passes contradict each other",
+                                  "give one of them", EXIT_USAGE)
         return []
     if spec is None:
         return list(DEFAULT)
@@ -52,25 +68,29 @@ def parse_passes(spec: str | None, disabled: bool = False) -> list[str]:
     if unknown:
         raise SnnCompileError(f"unknown pass(es): {', '.join(unknown)}",
                               f"choose from {', '.join(PASSES)}", EXIT_USAGE)
-    return sorted(names, key=list(PASSES).index)  # the dependency order, whatever was typed
+    return order_passes(list(dict.fromkeys(names)))  # the dependency order, whatever was typed
 
 
 def run_passes(graph: IRGraph, names: list[str] | None = None,
-               after_each: Callable[[str, IRGraph], None] | None = None) -> tuple[IRGraph, list[PassStats]]:
-    """Run ``names`` (default: all, in order) on a copy of ``graph``.
-
-    Each pass's stats gain the exact change in lowered synapses and kept neurons.
+               after_each: Callable[[str, IRGraph], None] | None = None,
+               copy: bool = True) -> tuple[IRGraph, list[PassStats]]:
+    """Run ``names`` (default: all) in dependency order on ``graph`` (on a copy unless
+    ``copy=False``). Each pass's stats gain the change in live synapses and kept neurons.
     ``after_each(name, graph)`` is called after every pass (tests check equivalence there).
     """
-    g = graph.copy()
+    g = graph.copy() if copy else graph
     results = []
-    for name in names if names is not None else DEFAULT:
-        syn0, neu0 = live_synapses(g), neuron_total(g)
-        stats = PASSES[name](g)
-        stats.synapses_removed = syn0 - live_synapses(g)
-        stats.neurons_removed = max(stats.neurons_removed, neu0 - neuron_total(g))
-        results.append(stats)
+    syn, neu = synapse_total(g), neuron_total(g)
+    for name in order_passes(list(names) if names is not None else list(DEFAULT)):
+        result: PassResult = PASSES[name](g)
+        for fact in PASSES[name].ensures:
+            if not FACTS[fact](g):  # pragma: no cover - a pass that breaks its promise is a bug
+                raise RuntimeError(f"pass {name} did not establish {fact!r}")
+        syn1, neu1 = synapse_total(g), neuron_total(g)
+        result.stats.synapses_removed = syn - syn1
+        result.stats.neurons_removed = max(result.stats.neurons_removed, neu - neu1)
+        syn, neu = syn1, neu1
+        results.append(result.stats)
         if after_each is not None:
             after_each(name, g)
-    g.meta["passes"] = [s.name for s in results]
     return g, results

@@ -53,15 +53,16 @@ def _neuron_behind(graph: IRGraph, name: str, keep: np.ndarray) -> tuple[str | N
 
 def mask_patches(graph: IRGraph) -> PassStats:
     stats = PassStats("mask_patches")
-    meta = graph.meta.pop("patch_mask", None)
-    if meta is not None:
-        keep = np.asarray(meta, dtype=bool)
+    keep, graph.patch_mask = graph.patch_mask, None
+    if keep is not None:
+        keep = np.asarray(keep, dtype=bool)
         target = _patch_target(graph, keep)
         if target is None:
             stats.notes.append(f"patch mask of shape {keep.shape} matches no spiking layer: ignored")
         else:
             _insert_mask(graph, target, keep)
-            graph.meta["patch_mask_inserted"] = target
+            stats.warnings.append(f"the patch mask was applied after {target}; the PyTorch model does not "
+                                  "mask, so its outputs may differ")
             stats.notes.append(f"patch mask {keep.shape} ({int(keep.sum())}/{keep.size} kept) applied "
                                f"after {target} (the PyTorch model does not mask: outputs change)")
     for name in graph.of_type(Mask):

@@ -13,22 +13,19 @@ The cheaper one is chosen; ties go to the unrolled form (no dense zeros are comp
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from snncompile.energy.counts import conv_counts
 from snncompile.ir import Conv2d, IRGraph, Linear
+from snncompile.ir.counting import conv_counts, synaptic_memory_bits
 from snncompile.passes.base import PassStats
 
 
 def conv_memory_bits(node: Conv2d, in_shape: tuple[int, ...]) -> tuple[int, int]:
     """(shared-kernel bits, unrolled-sparse bits) of a convolution."""
-    bits = node.weight_bits
-    kernel = int(node.weight.size) * bits
     synapses, _, _ = conv_counts(node, in_shape)
-    fan_in = max(2, int(np.prod(in_shape)))
-    unrolled = synapses * (bits + math.ceil(math.log2(fan_in))) + node.size * 32
+    kernel = synaptic_memory_bits("conv", weight_bits=node.weight_bits, kernel_weights=int(node.weight.size))
+    unrolled = synaptic_memory_bits("sparse", weight_bits=node.weight_bits, entries=synapses, rows=node.size,
+                                    cols=int(np.prod(in_shape)))
     return kernel, unrolled
 
 
@@ -42,7 +39,8 @@ def prune_synapses(graph: IRGraph) -> PassStats:
         lead = node.size // node.weight.shape[0] if isinstance(node, Linear) else 1
         n_before = int(node.mask.sum())
         node.mask = node.mask & (node.weight != 0)
-        node.weight = np.where(node.mask, node.weight, 0.0)
+        if np.any((node.weight != 0) & ~node.mask):  # masked synapses had nonzero weights
+            node.weight = np.where(node.mask, node.weight, 0).astype(node.weight.dtype)
         if isinstance(node, Conv2d):
             removed = before - conv_counts(node, in_shape)[0]
             kernel, unrolled = conv_memory_bits(node, in_shape)
@@ -52,5 +50,4 @@ def prune_synapses(graph: IRGraph) -> PassStats:
         else:
             removed = (n_before - int(node.mask.sum())) * lead
         stats.synapses_removed += removed
-    graph.meta["pruned"] = True
     return stats

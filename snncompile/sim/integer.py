@@ -1,6 +1,6 @@
 """Integer reference simulator: predicts Lava's fixed_pt run bit for bit, without Lava.
 
-Steps a quantized NetworkPlan (see ``snncompile.lower.quantize``) in the same integer
+Steps a quantized Netlist (see ``snncompile.fixedpoint.quantize``) in the same integer
 arithmetic as Lava's bit-accurate Sparse/Dense models (integer weight mantissas, sum,
 then ``<< weight_exp`` or an arithmetic ``>> -weight_exp``) and the SJNeuron fixed_pt model
 (``neuron_int.step``). Populations update in depth order on logically aligned steps.
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from snncompile.lower.populations import OUTPUT, NetworkPlan
-from snncompile.sim import neuron_int
+from snncompile.fixedpoint import neuron_int
+from snncompile.netlist import OUTPUT, Netlist
 
 
-def quantize_input(plan: NetworkPlan, x: np.ndarray) -> np.ndarray:
+def quantize_input(plan: Netlist, x: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(x, dtype=np.float64) * plan.input_scale).astype(np.int64)
 
 
@@ -22,7 +22,7 @@ def _shift(acc: np.ndarray, exp: int) -> np.ndarray:
     return np.left_shift(acc, exp) if exp > 0 else np.right_shift(acc, -exp)
 
 
-def _synaptic_input(plan: NetworkPlan, dst: str, cur: dict[str, np.ndarray], n: int, size: int) -> np.ndarray:
+def _synaptic_input(plan: Netlist, dst: str, cur: dict[str, np.ndarray], n: int, size: int) -> np.ndarray:
     acc = np.zeros((n, size), dtype=np.int64)
     for proj in plan.into(dst):
         w = proj.weights.astype(np.int64)
@@ -30,7 +30,7 @@ def _synaptic_input(plan: NetworkPlan, dst: str, cur: dict[str, np.ndarray], n: 
     return acc
 
 
-def simulate_int(plan: NetworkPlan, x: np.ndarray) -> dict[str, np.ndarray]:
+def simulate_int(plan: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
     """x [T, N, ...] floats → {population: [T, N, size] int spikes or products}, and for a
     value readout ``OUTPUT``: [T, N, size] dequantized floats."""
     if not plan.fixed_point:

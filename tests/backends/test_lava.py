@@ -34,7 +34,7 @@ def test_lava_matches_torch(case):
     lava = run_lava(runs.plan, x, timeout_s=300)
     out = dict(lava.spikes)
     if lava.output is not None:
-        from snncompile.lower.populations import OUTPUT
+        from snncompile.netlist import OUTPUT
 
         out[OUTPUT] = lava.output
     assert_backend_matches(runs, out)
@@ -104,7 +104,7 @@ def test_lava_attention_matches_torch(which):
     from nets import SDSANet, spikformer_net
 
     from snncompile.compare import spike_agreement
-    from snncompile.lower import plan_network
+    from snncompile.lower import lower
 
     if which == "spikformer":
         model, shape = spikformer_net(), (1, 8, 8)
@@ -114,7 +114,7 @@ def test_lava_attention_matches_torch(which):
         x = binary_spike_inputs(6, 7, (5, 8), p=0.4, seed=3)
     runs = run_all(model, x, shape)
     g, _ = assert_equivalent_after_each(runs, x)
-    plan = plan_network(g)
+    plan = lower(g)
     assert any(p.kind == "matmul" for p in plan.populations.values())
     lava = run_lava(plan, x, timeout_s=300)
     full = {n: plan.populations[n].expand(lava.spikes[n]) for n in runs.torch_spikes}
@@ -141,8 +141,8 @@ def test_reference_style_spikformer_on_lava_float_and_fixed():
     from spikformer import Spikformer
 
     from snncompile.compare import spike_agreement
-    from snncompile.lower import plan_network
-    from snncompile.lower.quantize import quantize_plan
+    from snncompile.fixedpoint.quantize import quantize_plan
+    from snncompile.lower import lower
     from snncompile.sim.integer import simulate_int
 
     torch.manual_seed(0)
@@ -157,7 +157,7 @@ def test_reference_style_spikformer_on_lava_float_and_fixed():
     runs = run_all(m, x, (1, 16, 16))
     assert all(s.any() for s in runs.torch_spikes.values())
     g, _ = assert_equivalent_after_each(runs, x)
-    plan = plan_network(g)
+    plan = lower(g)
     assert sorted(o.scale for p in plan.populations.values() for o in p.operands) == [0.125, 1, 1, 1]
     lava = run_lava(plan, x, timeout_s=300)
     full = {n: plan.populations[n].expand(lava.spikes[n]) for n in runs.torch_spikes}

@@ -6,9 +6,9 @@ from equivalence import run_all
 from nets import ReadoutNet, ResidualNet, SDSANet, TicketNet, binary_spike_inputs, exact_threshold_net
 
 from backends.lava import run_lava
-from snncompile.lower import plan_network
-from snncompile.lower.populations import OUTPUT
-from snncompile.lower.quantize import quantize_plan
+from snncompile.fixedpoint.quantize import quantize_plan
+from snncompile.lower import lower
+from snncompile.netlist import OUTPUT
 from snncompile.passes import run_passes
 from snncompile.sim.integer import simulate_int
 
@@ -29,7 +29,7 @@ def test_lava_fixed_pt_equals_integer_reference(case):
     x = inputs()
     runs = run_all(make(), x, shape)
     g, _ = run_passes(runs.trace.graph)
-    q, _ = quantize_plan(plan_network(g), x)
+    q, _ = quantize_plan(lower(g), x)
     ints = simulate_int(q, x)
     lava = run_lava(q, x, timeout_s=300)
     assert lava.spikes, "nothing recorded"

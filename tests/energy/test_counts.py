@@ -12,8 +12,8 @@ from snncompile.energy import dynamic_counts, measured_firing_rates, static_coun
 from snncompile.energy.counts import analytic_counts
 from snncompile.frontend import trace_model
 from snncompile.ir import Conv2d, Linear
-from snncompile.lower import conv2d_matrix
-from snncompile.lower import linear_matrix as _linear_matrix
+from snncompile.netlist.ops import conv2d_matrix
+from snncompile.netlist.ops import linear_matrix as _linear_matrix
 from snncompile.sim import simulate
 
 

@@ -6,8 +6,8 @@ from equivalence import assert_backend_matches, assert_equivalent_after_each, ru
 from nets import SDSANet, binary_spike_inputs, spikformer_net
 
 from snncompile.ir import BatchNorm, MatMul, Reduce, Transpose
-from snncompile.lower import plan_network
-from snncompile.lower.simulate import simulate_plan
+from snncompile.lower import lower
+from snncompile.sim.netlist import simulate_netlist
 
 
 def test_spikformer_traces_ssa_and_matches_torch():
@@ -16,7 +16,7 @@ def test_spikformer_traces_ssa_and_matches_torch():
     g = runs.trace.graph
     mm = [g.node(n) for n in g.of_type(MatMul)]
     assert [(m.mode, m.shape) for m in mm] == [("matmul", (16, 16)), ("matmul", (16, 32))]
-    assert g.of_type(Reduce) and g.meta["output_time_reduced"]
+    assert g.of_type(Reduce) and g.output_time_reduced
     assert all(s.any() for s in runs.ref_spikes.values()), "a layer never fired: vacuous test"
     for name, s in runs.torch_spikes.items():
         np.testing.assert_array_equal(runs.ref_spikes[name], s, err_msg=name)
@@ -31,9 +31,9 @@ def test_spikformer_passes_fold_transposed_bn_and_stay_equivalent():
     # the Kᵀ of the attention remain
     assert len(g.of_type(Transpose)) == 2
     assert stats["mask_patches"].neurons_removed == 4 * 32  # 4 masked tokens × 32 OR channels
-    plan = plan_network(g)
+    plan = lower(g)
     assert [p.kind for p in plan.populations.values()].count("matmul") == 2
-    out = simulate_plan(plan, x)
+    out = simulate_netlist(plan, x)
     full = {n: plan.populations[n].expand(out[n]) for n in runs.torch_spikes}
     for n, s in runs.torch_spikes.items():
         keep = g.node(n).alive
@@ -50,4 +50,4 @@ def test_hadamard_attention_matches_torch():
     assert all(s.any() for s in runs.ref_spikes.values())
     for name, s in runs.torch_spikes.items():
         np.testing.assert_array_equal(runs.ref_spikes[name], s, err_msg=name)
-    assert_backend_matches(runs, simulate_plan(runs.plan, x))
+    assert_backend_matches(runs, simulate_netlist(runs.plan, x))

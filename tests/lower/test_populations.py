@@ -17,8 +17,9 @@ from nets import (
 from snncompile.errors import SnnCompileError
 from snncompile.frontend import trace_model
 from snncompile.ir import Conv2d, Pool2d
-from snncompile.lower import conv2d_matrix, plan_network, pool2d_matrix
-from snncompile.lower.simulate import simulate_plan
+from snncompile.lower import lower
+from snncompile.netlist.ops import conv2d_matrix, pool2d_matrix
+from snncompile.sim.netlist import simulate_netlist
 
 
 @pytest.mark.parametrize("stride,padding,dilation,groups", [(1, 1, 1, 1), (2, 1, 1, 1), (2, 0, 2, 1),
@@ -60,7 +61,7 @@ CASES = {
 def test_plan_simulation_matches_torch(case):
     make, shape, inputs = CASES[case]
     runs = run_all(make(), inputs(), shape)
-    assert_backend_matches(runs, simulate_plan(runs.plan, inputs()))
+    assert_backend_matches(runs, simulate_netlist(runs.plan, inputs()))
 
 
 def test_residual_gets_delayed_projection():
@@ -71,7 +72,7 @@ def test_residual_gets_delayed_projection():
 
 
 def test_conv_net_plan_structure():
-    plan = plan_network(trace_model(conv_net("s"), (1, 8, 8)).graph)
+    plan = lower(trace_model(conv_net("s"), (1, 8, 8)).graph)
     kinds = [p.kind for p in plan.populations.values()]
     assert kinds == ["input", "neuron", "or", "neuron", "neuron"]
     # avg-pool + flatten + linear collapse into one projection with 4 inputs per synapse row
@@ -86,4 +87,4 @@ def test_maxpool_of_real_values_is_rejected():
 
     m = nn.Sequential(layer.Conv2d(1, 2, 3), layer.MaxPool2d(2), neuron.IFNode()).eval()
     with pytest.raises(SnnCompileError, match="max pooling at `1` reads values that are not spikes"):
-        plan_network(trace_model(m, (1, 8, 8)).graph)
+        lower(trace_model(m, (1, 8, 8)).graph)

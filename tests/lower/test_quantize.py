@@ -5,17 +5,17 @@ import pytest
 from equivalence import run_all
 from nets import TicketNet, conv_net
 
-from snncompile.lower import plan_network
-from snncompile.lower.quantize import input_scale, quantize_plan
+from snncompile.fixedpoint import neuron_int
+from snncompile.fixedpoint.quantize import input_scale, quantize_plan
+from snncompile.lower import lower
 from snncompile.passes import run_passes
-from snncompile.sim import neuron_int
 from snncompile.sim.integer import simulate_int
 
 
 def _plan(model, x, shape):
     runs = run_all(model, x, shape)
     g, _ = run_passes(runs.trace.graph)
-    return runs, g, plan_network(g)
+    return runs, g, lower(g)
 
 
 def test_input_scale_is_a_power_of_two_in_8_bits():

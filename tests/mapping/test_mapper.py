@@ -11,7 +11,7 @@ from torch import nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend import trace_model
-from snncompile.lower import plan_network
+from snncompile.lower import lower
 from snncompile.mapping import load_chip, map_to_cores
 from snncompile.passes import run_passes
 
@@ -26,7 +26,7 @@ def mlp(n_in: int, hidden: int, density: float = 1.0) -> nn.Module:
 
 def plan_of(model: nn.Module, shape) -> object:
     g, _ = run_passes(trace_model(model, shape).graph)
-    return plan_network(g)
+    return lower(g)
 
 
 def test_neuron_limit_splits_layers():

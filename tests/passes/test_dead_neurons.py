@@ -4,8 +4,8 @@ from equivalence import assert_equivalent_after_each, run_all
 from spikingjelly.activation_based import neuron
 from torch import nn
 
+from snncompile.ir.neuron_math import NeuronParams
 from snncompile.passes.dead_neurons import never_fires
-from snncompile.sim.neuron_math import NeuronParams
 
 
 def test_never_fires_bounds():

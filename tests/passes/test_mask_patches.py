@@ -29,7 +29,8 @@ def test_patch_mask_file_is_inserted_after_the_stem(tmp_path):
     g = runs.trace.graph.copy()
     keep = np.ones((4, 4), bool)
     keep[0, 0] = keep[3, 3] = False
-    g.meta["patch_mask"] = keep.tolist()
+    g.patch_mask = keep
     g2, stats = run_passes(g, ["mask_patches"])
-    assert g2.meta["patch_mask_inserted"] == "neuron_6"
+    assert any("after neuron_6" in w for w in stats[0].warnings)
+    assert g2.patch_mask is None and "patches_masked" in g2.facts
     assert stats[0].neurons_removed == 2 * 8

@@ -3,20 +3,20 @@ from equivalence import assert_equivalent_after_each, run_all
 from nets import TicketNet
 
 from snncompile.ir import Conv2d, Linear, Mask
-from snncompile.lower import plan_network
+from snncompile.lower import lower
 from snncompile.passes.prune_synapses import conv_memory_bits
 
 
 def test_prune_drops_exact_zeros_and_lowering_goes_sparse():
     x = np.random.default_rng(4).random((5, 6, 1, 8, 8))
     runs = run_all(TicketNet(sparsity=0.9), x, (1, 8, 8))
-    dense_plan = plan_network(runs.trace.graph)
+    dense_plan = lower(runs.trace.graph)
     assert {p.impl for p in dense_plan.projections} == {"dense"}
     g, stats = assert_equivalent_after_each(runs, x, ["prune_synapses"])
     for n in g.of_type(Conv2d) + g.of_type(Linear):
         node = g.node(n)
         np.testing.assert_array_equal(node.mask, node.weight != 0)
-    plan = plan_network(g)
+    plan = lower(g)
     dense_nnz = sum(p.nnz for p in dense_plan.projections)
     assert stats["prune_synapses"].synapses_removed == dense_nnz - sum(p.nnz for p in plan.projections)
     assert stats["prune_synapses"].synapses_removed > 0.8 * dense_nnz

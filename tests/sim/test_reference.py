@@ -13,9 +13,9 @@ from nets import (
 )
 
 from snncompile.compare import predictions
-from snncompile.ir import Neuron
-from snncompile.sim import neuron_math, simulate
-from snncompile.sim.reference import neuron_params
+from snncompile.ir import Neuron, neuron_math
+from snncompile.ir.semantics import neuron_params
+from snncompile.sim import simulate
 
 
 @pytest.mark.parametrize("mode", ["s", "m"])

@@ -11,7 +11,8 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from backends.lava.procs.sj_neuron.process import MODEL_CODES, SJNeuron
-from snncompile.sim import neuron_int, neuron_math
+from snncompile.fixedpoint import neuron_int
+from snncompile.ir import neuron_math
 
 _MODELS = {code: name for name, code in MODEL_CODES.items()}
 
@@ -56,7 +57,7 @@ class PySJNeuronModelFloat(PyLoihiProcessModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PySJNeuronModelFixed(PyLoihiProcessModel):
-    """Integer datapath (see ``snncompile.sim.neuron_int``): ``leak`` holds the 12-bit decay
+    """Integer datapath (see ``snncompile.fixedpoint.neuron_int``): ``leak`` holds the 12-bit decay
     dv, ``v_th``/``bias``/``v_reset`` integer values from the quantizer."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)

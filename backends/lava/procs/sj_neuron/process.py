@@ -4,7 +4,7 @@ Stock Lava LIF fires on ``v > vth``, resets hard to 0, has a scalar threshold an
 subtractive reset. spikingjelly fires on ``v >= v_th``, resets to any ``v_reset`` or by
 subtraction, and charges as IF, LIF (``decay_input`` either way) or parametric LIF.
 This process carries those parameters; the float model computes the same update as the
-reference simulator (``snncompile.sim.neuron_math``).
+reference simulator (``snncompile.ir.neuron_math``).
 
 Between samples the membrane is reset to its initial value at every step ``g`` with
 ``(g - depth) % interval == 0``: ``depth`` is the population's latency in steps, so a

@@ -1,6 +1,6 @@
 """Fixed-point quantization of a lowered network for Loihi-class integer hardware.
 
-Works on the NetworkPlan, where each synapse is an entry of a projection matrix: that is
+Works on the Netlist, where each synapse is an entry of a projection matrix: that is
 what the chip stores. Per target population p a scale s_p maps its membrane potential to
 integers. Each projection's weights become 8-bit mantissas (even integers in [-254, 254],
 as Lava's mixed-sign synapses store them) with a shared exponent: W·s_p/s_src ≈ w·2^e.
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from snncompile.lower.populations import OUTPUT, NetworkPlan, Population
-from snncompile.sim.neuron_int import IntNeuronParams
+from snncompile.fixedpoint.neuron_int import IntNeuronParams
+from snncompile.netlist import OUTPUT, FixedPoint, Netlist, Population
 
 MANTISSA = 254            # largest even 8-bit mixed-sign weight mantissa
 THRESHOLD_TARGET = 1 << 14
@@ -97,10 +97,15 @@ def _bias_int(b: np.ndarray) -> np.ndarray:
     return (np.round(b / 2 ** exp).astype(np.int64) << exp).astype(np.int64)
 
 
-def quantize_plan(plan: NetworkPlan, x_sample: np.ndarray) -> tuple[NetworkPlan, QuantInfo]:
-    """Return an integer copy of ``plan`` (weights in ``proj.weights`` as integer mantissas,
-    ``proj.weight_exp`` set; ``pop.qparams``, ``pop.qbias``, ``pop.scale`` set)."""
-    q = copy.deepcopy(plan)
+def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantInfo]:
+    """Return an integer copy of ``plan``: every projection unrolled (one at a time) to
+    explicit integer mantissas (``proj.explicit``) with ``proj.weight_exp``; every neuron
+    population's ``fixed`` parameters set."""
+    q = copy.copy(plan)  # shares the chains' IR nodes: only explicit matrices are new
+    q.populations = {n: copy.copy(p) for n, p in plan.populations.items()}
+    q.projections = [copy.copy(p) for p in plan.projections]
+    for proj in q.projections:  # the chip stores explicit synapses: unroll one projection at a time
+        proj.explicit = proj.matrix()
     s_in = input_scale(x_sample)
     xr = np.asarray(x_sample, dtype=np.float64)
     in_err = float(np.linalg.norm(np.round(xr * s_in) / s_in - xr) / max(np.linalg.norm(xr), 1e-300))
@@ -124,14 +129,14 @@ def quantize_plan(plan: NetworkPlan, x_sample: np.ndarray) -> tuple[NetworkPlan,
             s_p = MANTISSA * 2.0 ** e / peak
         else:
             s_p = THRESHOLD_TARGET / float(th.max())
-        pop.scale = s_p
         info.scales[name] = s_p
         for proj in incoming:
             _quantize_projection(proj, f * s_p / src_scale[proj.src], info)
-        pop.qbias = _bias_int(np.asarray(pop.bias, dtype=np.float64) * f * s_p)
         vr = pop.params.v_reset
-        pop.qparams = IntNeuronParams(dv=_dv(pop), threshold=np.round(th * s_p).astype(np.int64),
-                                      v_reset=0 if vr is None else int(round(vr * s_p)), soft=vr is None)
+        pop.fixed = FixedPoint(scale=s_p, bias=_bias_int(np.asarray(pop.bias, dtype=np.float64) * f * s_p),
+                               params=IntNeuronParams(dv=_dv(pop), threshold=np.round(th * s_p).astype(np.int64),
+                                                      v_reset=0 if vr is None else int(round(vr * s_p)),
+                                                      soft=vr is None))
     outs = q.into(OUTPUT)
     if outs:
         peak = max(float(np.max(np.abs(p.weights.data))) / src_scale[p.src] for p in outs if p.weights.nnz)

@@ -1,0 +1,26 @@
+"""The Lava target: runs a netlist on Lava's CPU backend (float or fixed_pt models)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from snncompile.netlist import Netlist
+from snncompile.netlist.target import TargetRun
+
+
+class LavaTarget:
+    name = "lava"
+
+    def run(self, net: Netlist, x: np.ndarray, *, timeout_s: float,
+            progress: Callable[[int, int], None] | None = None) -> TargetRun:
+        from backends.lava.backend import run_lava
+
+        run = run_lava(net, x, timeout_s=timeout_s, progress=progress)
+        return TargetRun(run.spikes, run.output, run.wall_s, run.steps,
+                         "lava-cpu-fixed_pt" if net.fixed_point else "lava-cpu")
+
+    def emit(self, net: Netlist, path: Path) -> Path | None:
+        return None  # Lava processes are built in the simulating process; nothing to write

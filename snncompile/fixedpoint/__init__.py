@@ -1,0 +1,1 @@
+"""Loihi-style fixed point: quantization of a netlist and the integer neuron datapath."""

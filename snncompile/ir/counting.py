@@ -1,0 +1,172 @@
+"""Closed-form synapse and MAC counts per IR node (no unrolled matrices).
+
+Conventions (shared with the energy report and the netlist):
+- ``synapses``: (pre-neuron, post-neuron) pairs joined by a stored synapse (the node's
+  ``mask``); convolutions count over output positions with padding excluded; pairs whose
+  source is not driven by a live neuron, or whose target reaches no live neuron (removed
+  neurons, masked patches), do not count. Computed as ⟨reaching, P(reached)⟩ with P the
+  node's 0/1 pattern map (:mod:`snncompile.ir.structure`).
+- ``synapses_dense``: the same count with every weight present and every neuron live.
+- ``macs``: multiply-accumulates of the ANN with the same topology for one forward pass
+  (conv: Cout·Hout·Wout·Cin/groups·k², padding included, as published MAC tables count).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from snncompile.ir.graph import IRGraph
+from snncompile.ir.nodes import (
+    Add,
+    BatchNorm,
+    Conv2d,
+    Input,
+    Linear,
+    Mask,
+    MatMul,
+    Neuron,
+    Output,
+    Pool2d,
+    Reduce,
+    Reshape,
+    Scale,
+    Transpose,
+)
+from snncompile.ir.registry import Registry
+from snncompile.ir.semantics import STEP
+from snncompile.ir.structure import Liveness, liveness, spike_valued
+
+SYNAPSES = Registry("synapse count")
+
+
+@dataclass(frozen=True)
+class SynapseCount:
+    synapses: int
+    synapses_dense: int
+    macs: int
+
+
+def binary_scales(weight: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+    """Per-output-row α if every stored nonzero weight of each row is exactly ±α_row, else
+    None. The one definition of "binary" (the binarize pass and the energy report use it)."""
+    rows = weight.shape[0]
+    first = np.abs(weight[0][mask[0]])
+    first = first[first > 0]  # cheap early exit on real-valued layers, before touching all weights
+    if first.size and first.max() != first.min():
+        return None
+    mag = np.abs(np.where(mask, weight, 0)).reshape(rows, -1)
+    alpha = mag.max(axis=1)
+    live = mag > 0
+    if not live.any() or not np.all((mag == alpha[:, None]) | ~live):
+        return None
+    return alpha.astype(np.float64)
+
+
+def _valid_counts(n_in: int, n_out: int, k: int, s: int, p: int, d: int) -> np.ndarray:
+    """For each kernel tap, the number of output positions where it lands inside the input."""
+    o = np.arange(n_out)[None, :] * s - p + np.arange(k)[:, None] * d
+    return ((o >= 0) & (o < n_in)).sum(axis=1)
+
+
+def conv_counts(node: Conv2d, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(stored synapses with every neuron live, synapses_dense, macs) of a Conv2d node."""
+    _, h, w = in_shape
+    cout, cin_g, kh, kw = node.weight.shape
+    _, ho, wo = node.shape
+    vy = _valid_counts(h, ho, kh, node.stride[0], node.padding[0], node.dilation[0])
+    vx = _valid_counts(w, wo, kw, node.stride[1], node.padding[1], node.dilation[1])
+    per_tap = np.outer(vy, vx)
+    taps = node.mask.sum(axis=(0, 1))
+    return int((taps * per_tap).sum()), int(cout * cin_g * per_tap.sum()), int(cout * ho * wo * cin_g * kh * kw)
+
+
+def linear_counts(node: Linear) -> tuple[int, int, int]:
+    """(stored synapses with every neuron live, synapses_dense, macs); token axes share weights."""
+    lead = node.size // node.weight.shape[0]
+    return lead * int(node.mask.sum()), lead * int(node.weight.size), lead * int(node.weight.size)
+
+
+def live_synapses(graph: IRGraph, name: str, live: Liveness) -> int:
+    """Stored synapses of synaptic node ``name`` between live neurons (see module doc)."""
+    node = graph.node(name)
+    src = graph.inputs(name)[0]
+    x = torch.as_tensor(live.reached[src][None].astype(np.float64))
+    with torch.no_grad():
+        fan_in = STEP(node)(node, [x], 1, "pattern")[0].numpy()
+    return int(round(float((fan_in * live.reaching[name]).sum())))
+
+
+@SYNAPSES.register(Conv2d)
+def _conv(graph: IRGraph, name: str, node: Conv2d, live: Liveness | None) -> SynapseCount:
+    stored, dense, macs = conv_counts(node, tuple(graph.node(graph.inputs(name)[0]).shape))
+    return SynapseCount(stored if live is None else live_synapses(graph, name, live), dense, macs)
+
+
+@SYNAPSES.register(Linear)
+def _linear(graph: IRGraph, name: str, node: Linear, live: Liveness | None) -> SynapseCount:
+    stored, dense, macs = linear_counts(node)
+    return SynapseCount(stored if live is None else live_synapses(graph, name, live), dense, macs)
+
+
+@SYNAPSES.register(Pool2d)
+def _pool(graph: IRGraph, name: str, node: Pool2d, live: Liveness | None) -> SynapseCount | None:
+    """A max-pool of spikes lowers to OR neurons fed by its window: those are synapses."""
+    if node.mode != "max" or not spike_valued(graph, graph.inputs(name)[0]):
+        return None
+    c, h, w = graph.node(graph.inputs(name)[0]).shape
+    _, ho, wo = node.shape
+    vy = _valid_counts(h, ho, node.kernel[0], node.stride[0], node.padding[0], 1)
+    vx = _valid_counts(w, wo, node.kernel[1], node.stride[1], node.padding[1], 1)
+    dense = int(c * np.outer(vy, vx).sum())
+    return SynapseCount(dense if live is None else live_synapses(graph, name, live), dense, 0)
+
+
+@SYNAPSES.register(Input, Output, BatchNorm, Reshape, Add, Mask, Neuron, Transpose, Scale, Reduce, MatMul)
+def _none(graph: IRGraph, name: str, node, live: Liveness | None) -> None:
+    """Not a synaptic layer."""
+    return None
+
+
+def layer_synapses(graph: IRGraph, live: Liveness | None = None) -> dict[str, SynapseCount]:
+    """Counts of every synaptic node, between live neurons (one structural sweep)."""
+    live = liveness(graph) if live is None else live
+    out = {}
+    for name, node in graph.items():
+        count = SYNAPSES(node)(graph, name, node, live)
+        if count is not None:
+            out[name] = count
+    return out
+
+
+def synapse_total(graph: IRGraph) -> int:
+    return sum(c.synapses for c in layer_synapses(graph).values())
+
+
+def neuron_total(graph: IRGraph) -> int:
+    return sum(graph.node(n).kept for n in graph.of_type(Neuron))
+
+
+# -- synaptic memory: the one formula, used by the prune pass's cost model and the netlist --
+
+ROW_POINTER_BITS = 32
+
+
+def index_bits(cols: int) -> int:
+    """Bits of one column index among ``cols`` source neurons."""
+    return max(1, math.ceil(math.log2(max(2, cols))))
+
+
+def synaptic_memory_bits(impl: str, *, weight_bits: int, entries: int = 0, rows: int = 0, cols: int = 0,
+                         kernel_weights: int = 0) -> int:
+    """Storage of one projection as emitted: ``"conv"`` a shared kernel (every kernel weight),
+    ``"dense"`` a rows × cols matrix, ``"sparse"`` CSR (per entry the weight and a column
+    index of ⌈log2 cols⌉ bits, per row a 32-bit pointer)."""
+    if impl == "conv":
+        return kernel_weights * weight_bits
+    if impl == "dense":
+        return rows * cols * weight_bits
+    return entries * (weight_bits + index_bits(cols)) + ROW_POINTER_BITS * rows

@@ -1,0 +1,152 @@
+"""What each IR node computes, as torch functions on float64 tensors ``[N, *shape]``.
+
+One entry per node type in :data:`STEP`. Every consumer that evaluates nodes uses these:
+the reference simulator (``mode="affine"``), the netlist's projections (``"linear"``: the
+bias-free part of an affine node, biases are folded into the target population) and the
+structural analysis of :mod:`snncompile.ir.structure` (``"pattern"``: 1 per stored
+synapse, ``"connect"``: 1 per stored nonzero synapse; non-negative, no biases), which
+counts synapses and finds dead neurons without unrolling any layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from snncompile.ir import neuron_math
+from snncompile.ir.nodes import (
+    Add,
+    BatchNorm,
+    Conv2d,
+    Input,
+    Linear,
+    Mask,
+    MatMul,
+    Neuron,
+    Output,
+    Pool2d,
+    Reduce,
+    Reshape,
+    Scale,
+    Transpose,
+)
+from snncompile.ir.registry import Registry
+
+MODES = ("affine", "linear", "pattern", "connect")
+STEP = Registry("reference step")
+
+
+def tensor(a: np.ndarray | None) -> torch.Tensor | None:
+    return None if a is None else torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+
+def neuron_params(node: Neuron, like: torch.Tensor | None = None) -> neuron_math.NeuronParams:
+    """The update parameters of a Neuron node (per-neuron thresholds flattened for numpy,
+    or shaped like ``like`` for torch)."""
+    th = node.v_threshold
+    if isinstance(th, np.ndarray):
+        th = torch.as_tensor(th, dtype=like.dtype) if like is not None else np.asarray(th, np.float64).ravel()
+    else:
+        th = float(th)
+    return neuron_math.NeuronParams(model=node.model, v_threshold=th, v_reset=node.v_reset,
+                                    tau=node.tau, decay=node.decay, decay_input=node.decay_input)
+
+
+def _weights(node: Conv2d | Linear, mode: str) -> torch.Tensor:
+    if mode == "pattern":
+        return tensor(node.mask)
+    if mode == "connect":
+        return tensor(node.mask & (node.weight != 0))
+    return tensor(node.effective_weight)
+
+
+def _bias(node, mode: str) -> torch.Tensor | None:
+    return tensor(node.bias) if mode == "affine" else None
+
+
+@STEP.register(Input, Output, Reshape)
+def _identity(node, ins, steps, mode="affine"):
+    return ins[0].reshape(ins[0].shape[0], *node.shape)
+
+
+@STEP.register(Conv2d)
+def _conv(node: Conv2d, ins, steps, mode="affine"):
+    return F.conv2d(ins[0], _weights(node, mode), _bias(node, mode), node.stride, node.padding,
+                    node.dilation, node.groups)
+
+
+@STEP.register(Linear)
+def _linear(node: Linear, ins, steps, mode="affine"):
+    return F.linear(ins[0], _weights(node, mode), _bias(node, mode))
+
+
+@STEP.register(BatchNorm)
+def _batchnorm(node: BatchNorm, ins, steps, mode="affine"):
+    scale, shift = node.scale_shift()
+    if mode in ("pattern", "connect"):
+        scale, shift = (scale != 0).astype(np.float64), None
+    elif mode == "linear":
+        shift = None
+    shape = (1, -1) + (1,) * (ins[0].dim() - 2)
+    out = ins[0] * tensor(scale).reshape(shape)
+    return out if shift is None else out + tensor(shift).reshape(shape)
+
+
+@STEP.register(Pool2d)
+def _pool(node: Pool2d, ins, steps, mode="affine"):
+    if node.mode == "avg" and mode in ("affine", "linear"):
+        return F.avg_pool2d(ins[0], node.kernel, node.stride, node.padding,
+                            count_include_pad=node.count_include_pad)
+    if node.mode == "max" and mode == "affine":
+        return F.max_pool2d(ins[0], node.kernel, node.stride, node.padding)
+    # window sum: the structure of either pooling, and the drive of a max-pool's OR neurons
+    # (zero padding adds nothing to a sum)
+    return F.avg_pool2d(ins[0], node.kernel, node.stride, node.padding, count_include_pad=True,
+                        divisor_override=1)
+
+
+@STEP.register(Add)
+def _add(node, ins, steps, mode="affine"):
+    return ins[0] + ins[1]
+
+
+@STEP.register(Transpose)
+def _transpose(node: Transpose, ins, steps, mode="affine"):
+    return ins[0].permute(0, *(a + 1 for a in node.perm))
+
+
+@STEP.register(Scale)
+def _scale(node: Scale, ins, steps, mode="affine"):
+    return ins[0] if mode in ("pattern", "connect") else ins[0] * node.factor
+
+
+@STEP.register(Reduce)
+def _reduce(node: Reduce, ins, steps, mode="affine"):
+    fn = torch.mean if node.mode == "mean" and mode in ("affine", "linear") else torch.sum
+    return fn(ins[0], node.axis + 1, keepdim=node.keepdim)
+
+
+@STEP.register(MatMul)
+def _matmul(node: MatMul, ins, steps, mode="affine"):
+    a, b = ins
+    return torch.matmul(a, b) if node.mode == "matmul" else a * b
+
+
+@STEP.register(Mask)
+def _mask(node: Mask, ins, steps, mode="affine"):
+    return ins[0] * tensor(node.keep.astype(np.float64))
+
+
+@STEP.register(Neuron)
+def _neuron(node: Neuron, ins, steps, mode="affine"):
+    """Steps the population through time; ``ins[0]`` is [steps·B, *shape], time-major."""
+    x = ins[0].reshape(steps, -1, *node.shape)
+    p = neuron_params(node, x)
+    v = torch.full_like(x[0], p.v_init)
+    spikes = torch.empty_like(x)
+    for t in range(steps):
+        spikes[t], v = neuron_math.step(v, x[t], p)
+    if node.alive is not None:  # removed neurons do not exist in the compiled network
+        spikes *= torch.as_tensor(node.alive.astype(np.float64))
+    return spikes.reshape(-1, *node.shape)

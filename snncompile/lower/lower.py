@@ -1,0 +1,264 @@
+"""The one lowering: final IR → netlist.
+
+Every chain of linear nodes between populations (conv, linear, batch norm, average
+pooling, reshape, transpose, scale, mask, residual add) becomes projections that keep the
+IR nodes themselves (:class:`snncompile.netlist.Chain`), plus a constant bias on the target.
+Max pooling of spikes becomes an OR population; spike products a matmul population.
+Synapse counts are exact and closed form where a chain has one mixing node; a projection
+with several is unrolled alone to count it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+from snncompile.ir import (
+    Add,
+    BatchNorm,
+    Conv2d,
+    Input,
+    IRGraph,
+    Linear,
+    Mask,
+    MatMul,
+    Neuron,
+    Output,
+    Pool2d,
+    Reduce,
+    Reshape,
+    Scale,
+    Transpose,
+)
+from snncompile.ir.neuron_math import NeuronParams
+from snncompile.ir.registry import Registry
+from snncompile.ir.semantics import STEP, neuron_params
+from snncompile.netlist import OUTPUT, Chain, Netlist, Operand, Population, Projection
+
+# A max-pool of spikes is OR over the window: memoryless (tau=1 LIF: H = X), fires on ≥1.
+OR_PARAMS = NeuronParams(model="lif", v_threshold=1.0, v_reset=0.0, tau=1.0, decay_input=True)
+LOWER = Registry("lowering")
+
+
+@dataclass
+class _Value:
+    """A node's value as Σ_terms chain(population output) + bias."""
+
+    terms: list[tuple[str, list]]     # (source population, chain nodes)
+    bias: torch.Tensor                # [1, *shape]
+    layers: list[str]
+
+    def identity_of(self) -> str | None:
+        """The population whose output this value is exactly (through reshapes)."""
+        if len(self.terms) == 1 and all(isinstance(n, Reshape) for n in self.terms[0][1]) \
+                and not torch.any(self.bias != 0):
+            return self.terms[0][0]
+        return None
+
+
+class _Lowering:
+    def __init__(self, graph: IRGraph, dense: bool) -> None:
+        self.graph, self.dense = graph, dense
+        self.pops: dict[str, Population] = {}
+        self.projs: list[Projection] = []
+        self.vals: dict[str, _Value] = {}
+        self.netlist: Netlist | None = None
+
+    def source(self, name: str, shape) -> _Value:
+        return _Value([(name, [])], torch.zeros((1, *shape), dtype=torch.float64), [])
+
+    def linear(self, name: str, node, value: _Value, layer: bool = False) -> _Value:
+        with torch.no_grad():
+            bias = STEP(node)(node, [value.bias], 1, "affine")
+        return _Value([(s, chain + [node]) for s, chain in value.terms], bias,
+                      value.layers + ([name] if layer else []))
+
+    def connect(self, dst: str, value: _Value) -> int:
+        """Projections from every source of ``value`` into ``dst``; returns dst's depth."""
+        by_src: dict[str, list] = {}
+        for src, chain in value.terms:
+            by_src.setdefault(src, []).append(chain)
+        depth = max(self.pops[s].depth for s in by_src) + 1 if by_src else 1
+        for src, chains in by_src.items():
+            in_shape = tuple(self.pops[src].shape)
+            proj = Projection(src, dst, [Chain(c, in_shape) for c in chains], list(value.layers),
+                              depth - self.pops[src].depth - 1)
+            proj.weight_bits = _bits(self.graph, value.layers)
+            self.projs.append(proj)
+        return depth
+
+    def population(self, name: str, value: _Value, pop: Population) -> _Value:
+        pop.bias = value.bias.reshape(-1).numpy().copy()
+        pop.depth = self.connect(name, value)
+        self.pops[name] = pop
+        return self.source(name, pop.shape)
+
+
+@LOWER.register(Input)
+def _input(lw: _Lowering, name: str, node: Input, ins: list[_Value]) -> _Value:
+    lw.pops[name] = Population(name, node.size, "input", tuple(node.shape), depth=0)
+    return lw.source(name, node.shape)
+
+
+@LOWER.register(Conv2d, Linear)
+def _synaptic(lw, name, node, ins):
+    return lw.linear(name, node, ins[0], layer=True)
+
+
+@LOWER.register(BatchNorm, Reshape, Transpose, Scale, Reduce, Mask)
+def _linear(lw, name, node, ins):
+    return lw.linear(name, node, ins[0])
+
+
+@LOWER.register(Pool2d)
+def _pool(lw, name, node: Pool2d, ins):
+    if node.mode == "avg":
+        return lw.linear(name, node, ins[0])
+    src = ins[0].identity_of()
+    if src is None or lw.pops[src].kind == "input":
+        raise SnnCompileError(f"max pooling at `{node.source or name}` reads values that are not spikes",
+                              "a neuromorphic core can max-pool only spikes (as OR); move the pooling "
+                              "after the spiking neuron, or use AvgPool2d", EXIT_UNSUPPORTED)
+    value = _Value([(src, [node])], torch.zeros((1, *node.shape), dtype=torch.float64), [])
+    return lw.population(name, value, Population(name, node.size, "or", tuple(node.shape), params=OR_PARAMS))
+
+
+@LOWER.register(Add)
+def _add(lw, name, node, ins):
+    a, b = ins
+    return _Value(a.terms + b.terms, a.bias + b.bias, a.layers + b.layers)
+
+
+@LOWER.register(Neuron)
+def _neuron(lw, name, node: Neuron, ins):
+    if ins[0].identity_of() is not None:
+        raise SnnCompileError(f"neuron `{node.source or name}` reads another population directly",
+                              "put a synaptic layer (Linear/Conv2d) between neuron layers", EXIT_UNSUPPORTED)
+    kind = "or" if node.role == "or" else "neuron"
+    return lw.population(name, ins[0], Population(name, node.size, kind, tuple(node.shape),
+                                                  params=neuron_params(node)))
+
+
+@LOWER.register(MatMul)
+def _matmul(lw, name, node: MatMul, ins):
+    operands = []
+    for src_name, value in zip(lw.graph.inputs(name), ins):
+        operand = _operand(lw, value, tuple(lw.graph.node(src_name).shape), node.source or name)
+        if node.mode == "hadamard":  # broadcast each factor to the output shape
+            pos = np.broadcast_to(np.arange(len(operand.idx)).reshape(operand.shape), node.shape)
+            operand = Operand(operand.src, operand.idx[pos.ravel()], tuple(node.shape), scale=operand.scale)
+        operands.append(operand)
+    pop = Population(name, node.size, "matmul", tuple(node.shape), operands=operands,
+                     bias=np.zeros(node.size), product=node.mode)
+    pop.depth = max(lw.pops[o.src].depth for o in operands) + 1
+    for o in operands:
+        o.delay = pop.depth - lw.pops[o.src].depth - 1
+    lw.pops[name] = pop
+    return lw.source(name, node.shape)
+
+
+@LOWER.register(Output)
+def _output(lw, name, node: Output, ins):
+    value = ins[0]
+    src = value.identity_of()
+    if src is not None and lw.pops[src].kind != "input":
+        pop = lw.pops[src]
+        lw.netlist = Netlist(lw.pops, lw.projs, "spikes", output_pop=pop.name, output_shape=tuple(node.shape),
+                             output_depth=pop.depth)
+    else:
+        depth = lw.connect(OUTPUT, value)
+        lw.netlist = Netlist(lw.pops, lw.projs, "values", output_bias=value.bias.reshape(-1).numpy().copy(),
+                             output_shape=tuple(node.shape), output_depth=depth)
+    return value
+
+
+def _operand(lw: _Lowering, value: _Value, shape: tuple[int, ...], where: str) -> Operand:
+    """A product's factor must be a population's output, possibly transposed, reshaped or scaled."""
+    if len(value.terms) == 1 and not torch.any(value.bias != 0):
+        src, chain = value.terms[0]
+        if all(isinstance(n, (Reshape, Transpose, Scale)) for n in chain) and lw.pops[src].kind != "input":
+            c = Chain(chain, tuple(lw.pops[src].shape))
+            with torch.no_grad():  # the gather: where each operand element comes from
+                idx = c.apply(torch.arange(lw.pops[src].logical_size, dtype=torch.float64)[None], "pattern")
+            scale = float(np.prod([n.factor for n in chain if isinstance(n, Scale)]))
+            return Operand(src, idx.reshape(-1).numpy().astype(np.int64), tuple(shape), scale=scale)
+    raise SnnCompileError(f"matrix product at `{where}` has a factor that is not a population's "
+                          "spikes (or another product), possibly scaled by a constant",
+                          "feed matmul directly from spiking neurons (optionally transposed)", EXIT_UNSUPPORTED)
+
+
+def _bits(graph: IRGraph, layers: list[str]) -> int:
+    if len(layers) == 1 and getattr(graph.node(layers[0]), "binary", False):
+        return 1
+    return 32
+
+
+def lower(graph: IRGraph, dense: bool | None = None) -> Netlist:
+    """Lower ``graph``. ``dense``: emit every projection with its zero-valued synapses, as
+    an exporter unaware of pruning does; default: dense unless the graph's synapses are
+    pruned (the ``synapses_pruned`` fact of the prune_synapses pass)."""
+    if dense is None:
+        dense = "synapses_pruned" not in graph.facts
+    lw = _Lowering(graph, dense)
+    for name, node in graph.items():
+        lw.vals[name] = LOWER(node)(lw, name, node, [lw.vals[s] for s in graph.inputs(name)])
+    if lw.netlist is None:
+        raise ValueError("graph has no output node")
+    _finish(lw.netlist, graph, dense)
+    return lw.netlist
+
+
+def _finish(net: Netlist, graph: IRGraph, dense: bool) -> None:
+    """Drop removed neurons (and every synapse touching them); choose implementations; count."""
+    for name, pop in net.populations.items():
+        alive = getattr(graph.node(name), "alive", None)
+        if alive is not None and not alive.all():
+            pop.index = np.flatnonzero(alive.ravel())
+            pop.size = len(pop.index)
+            pop.bias = pop.bias[pop.index]
+            th = pop.params.v_threshold
+            if isinstance(th, np.ndarray):
+                pop.params = NeuronParams(**{**pop.params.__dict__, "v_threshold": th[pop.index]})
+    for proj in net.projections:
+        src, dst = net.populations[proj.src], net.populations.get(proj.dst)
+        proj.cols = src.index
+        proj.rows = None if dst is None else dst.index
+        proj.keep_zeros = dense
+        shrunk = proj.cols is not None or proj.rows is not None
+        kernel = proj.kernel
+        # a dense exporter still uses shared kernels for convolutions (as spikingjelly's does)
+        wants_conv = kernel is not None and (kernel.impl == "conv" or (dense and not kernel.impl))
+        if wants_conv and not shrunk and not proj.delay:
+            proj.impl = "conv"
+        else:
+            proj.impl = "dense" if dense else "sparse"
+        proj.synapses = count_synapses(proj, src, dst, dense)
+
+
+def count_synapses(proj: Projection, src: Population, dst: Population | None, dense: bool) -> int:
+    """Exact synapses of one projection between kept neurons: ⟨dst kept, P(src kept)⟩ with P
+    the 0/1 pattern of the chain when it has at most one mixing node (each pair joined by at
+    most one path), else the nonzero entries of this projection's unrolled matrix."""
+    mode = "pattern" if dense else "connect"
+    if len(proj.chains) == 1 and proj.chains[0].mixing <= 1:
+        chain = proj.chains[0]
+        alive_in = np.zeros(src.logical_size)
+        alive_in[src.index if src.index is not None else slice(None)] = 1.0
+        with torch.no_grad():
+            reach = chain.apply(torch.as_tensor(alive_in)[None], mode).reshape(-1).numpy()
+        if dst is not None and dst.index is not None:
+            reach = reach[dst.index]
+        return int(round(float(reach.sum())))
+    if dense:
+        m = proj.chains[0].matrix("pattern")
+        for c in proj.chains[1:]:
+            m = (m + c.matrix("pattern")).tocsr()
+        m = m[proj.rows] if proj.rows is not None else m
+        m = m[:, proj.cols] if proj.cols is not None else m
+        m = m.tocsr()
+        m.eliminate_zeros()
+        return int(m.nnz)
+    return int(proj.matrix().nnz)

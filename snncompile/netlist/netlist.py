@@ -1,0 +1,225 @@
+"""The netlist: neuron populations joined by projections, as one lowering produces it.
+
+A projection keeps its synapses as the IR layers they come from (kernels + masks, a
+"chain" of linear nodes applied to the source population's output), so nothing is
+unrolled unless a backend asks for explicit synapses, one projection at a time
+(:meth:`Projection.matrix`). Fixed-point quantization, core mapping, the simulators and
+the backends all work on this form, downstream of the IR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from snncompile.ir import Conv2d, Node, Reshape
+from snncompile.ir.counting import synaptic_memory_bits
+from snncompile.ir.neuron_math import NeuronParams
+from snncompile.ir.semantics import STEP
+from snncompile.netlist.ops import UNROLL
+
+OUTPUT = "__output__"
+
+
+@dataclass
+class Chain:
+    """A bias-free linear map: IR nodes applied in order to a [N, *in_shape] input."""
+
+    nodes: list[Node]
+    in_shape: tuple[int, ...]
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return tuple(self.nodes[-1].shape) if self.nodes else self.in_shape
+
+    def apply(self, x: torch.Tensor, mode: str = "linear") -> torch.Tensor:
+        x = x.reshape(x.shape[0], *self.in_shape)
+        for node in self.nodes:
+            x = STEP(node)(node, [x], 1, mode)
+        return x.reshape(x.shape[0], *self.out_shape)
+
+    def matrix(self, mode: str = "linear") -> sp.csr_matrix:
+        """The explicit (out size × in size) matrix of this chain."""
+        m = sp.identity(int(np.prod(self.in_shape)), format="csr")
+        shape = self.in_shape
+        for node in self.nodes:
+            if not isinstance(node, Reshape):
+                m = (UNROLL(node)(node, shape, mode) @ m).tocsr()
+            shape = tuple(node.shape)
+        return m
+
+    @property
+    def mixing(self) -> int:
+        """Nodes that join many inputs to one output (else: permutations and diagonals)."""
+        return sum(1 for n in self.nodes if n.op in ("conv2d", "linear", "pool2d", "reduce"))
+
+
+@dataclass
+class Operand:
+    """One factor of a dynamic product: population ``src`` gathered by ``idx`` into ``shape``."""
+
+    src: str
+    idx: np.ndarray                   # logical indices into src, one per operand element
+    shape: tuple[int, ...]
+    delay: int = 0                    # steps to hold src's values so both factors align
+    scale: float = 1.0                # constant factor (e.g. attention scale applied before ·V)
+
+
+@dataclass
+class FixedPoint:
+    """Integer parameters of a quantized population (see snncompile.fixedpoint)."""
+
+    scale: float                      # membrane units per float unit
+    params: object                    # IntNeuronParams
+    bias: np.ndarray                  # integer bias per kept neuron
+
+
+@dataclass
+class Population:
+    name: str
+    size: int                         # kept neurons
+    kind: str                         # "input" | "neuron" | "or" | "matmul" (spike·spike product)
+    shape: tuple[int, ...]            # logical shape (removed neurons included)
+    params: NeuronParams | None = None
+    bias: np.ndarray | None = None    # constant input per step (folded biases), per kept neuron
+    depth: int = 0                    # synapse hops from the input (Lava latency)
+    index: np.ndarray | None = None   # kept logical neurons (flat), None = all
+    operands: list[Operand] = field(default_factory=list)  # matmul: the two factors
+    product: str = "matmul"           # "matmul" | "hadamard" for kind "matmul"
+    fixed: FixedPoint | None = None   # set by quantization only
+
+    @property
+    def graded(self) -> bool:
+        """Sends real values (input, products) rather than spikes."""
+        return self.kind in ("input", "matmul")
+
+    @property
+    def logical_size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def expand(self, values: np.ndarray) -> np.ndarray:
+        """[..., size] of kept neurons → [..., logical_size] with zeros for removed ones."""
+        if self.index is None:
+            return values
+        full = np.zeros((*values.shape[:-1], self.logical_size), dtype=values.dtype)
+        full[..., self.index] = values
+        return full
+
+    # fixed-point views (quantized netlists only)
+    @property
+    def qparams(self):
+        return None if self.fixed is None else self.fixed.params
+
+    @property
+    def qbias(self):
+        return None if self.fixed is None else self.fixed.bias
+
+
+@dataclass
+class Projection:
+    """Synapses from population ``src`` into ``dst`` (or OUTPUT): Σ over ``chains``."""
+
+    src: str
+    dst: str
+    chains: list[Chain]
+    layers: list[str] = field(default_factory=list)  # IR synaptic nodes folded in
+    delay: int = 0                    # extra steps beyond the one every synapse adds
+    impl: str = "sparse"              # "sparse" (CSR), "dense" or "conv" (shared kernel)
+    weight_bits: int = 32             # 1 when the projection is a single binary layer
+    weight_exp: int = 0               # fixed point: weights are integer mantissas × 2^exp
+    synapses: int = 0                 # exact count (set by the lowering)
+    rows: np.ndarray | None = None    # kept logical targets, None = all
+    cols: np.ndarray | None = None    # kept logical sources, None = all
+    keep_zeros: bool = False          # dense emission: zero-valued synapses are stored too
+    explicit: sp.csr_matrix | None = None  # set where a stage needs its own matrix (fixed point)
+
+    @property
+    def nnz(self) -> int:
+        return self.synapses
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return self.chains[0].in_shape
+
+    @property
+    def kernel(self) -> Conv2d | None:
+        """The convolution, when this projection is exactly one (a shared-kernel candidate)."""
+        if len(self.chains) != 1:
+            return None
+        nodes = [n for n in self.chains[0].nodes if not isinstance(n, Reshape)]
+        return nodes[0] if len(nodes) == 1 and isinstance(nodes[0], Conv2d) else None
+
+    def matrix(self) -> sp.csr_matrix:
+        """Explicit synapses (kept targets × kept sources). Unrolls this projection only."""
+        if self.explicit is not None:
+            return self.explicit
+        m = self.chains[0].matrix()
+        for c in self.chains[1:]:
+            m = (m + c.matrix()).tocsr()
+        if self.rows is not None:
+            m = m[self.rows]
+        if self.cols is not None:
+            m = m[:, self.cols]
+        m = m.tocsr()
+        if not self.keep_zeros:
+            m.eliminate_zeros()
+        return m
+
+    @property
+    def weights(self) -> sp.csr_matrix:
+        return self.matrix()
+
+    @weights.setter
+    def weights(self, value: sp.csr_matrix) -> None:
+        self.explicit = value
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """Drive of the logical targets from logical source values x [N, src logical size]."""
+        out = None
+        for c in self.chains:
+            y = c.apply(x.reshape(x.shape[0], *c.in_shape)).reshape(x.shape[0], -1)
+            out = y if out is None else out + y
+        return out
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        rows = len(self.rows) if self.rows is not None else int(np.prod(self.chains[0].out_shape))
+        cols = len(self.cols) if self.cols is not None else int(np.prod(self.in_shape))
+        return rows, cols
+
+    @property
+    def memory_bits(self) -> int:
+        rows, cols = self.shape
+        kernel = self.kernel
+        return synaptic_memory_bits(self.impl, weight_bits=self.weight_bits, entries=self.synapses, rows=rows,
+                                    cols=cols, kernel_weights=0 if kernel is None else int(kernel.weight.size))
+
+
+@dataclass
+class Netlist:
+    populations: dict[str, Population]
+    projections: list[Projection]
+    output_kind: str                  # "spikes" (a population) or "values" (affine readout)
+    output_pop: str | None = None
+    output_bias: np.ndarray | None = None
+    output_shape: tuple[int, ...] = ()
+    output_depth: int = 0             # step offset at which output step 0 is read
+    fixed_point: bool = False
+    input_scale: float = 1.0
+    output_scale: float = 1.0
+    output_qbias: np.ndarray | None = None
+
+    @property
+    def depth(self) -> int:
+        return max([p.depth for p in self.populations.values()] + [self.output_depth])
+
+    def into(self, dst: str) -> list[Projection]:
+        return [p for p in self.projections if p.dst == dst]
+
+
+def synaptic_memory(proj: Projection) -> int:
+    """Bits to store ``proj`` as emitted (the one formula, :func:`ir.counting.synaptic_memory_bits`)."""
+    return proj.memory_bits

@@ -1,0 +1,48 @@
+"""The one interface every target implements: a netlist in, an artifact or spikes out.
+
+A target registers itself with :func:`register`; the API and CLI find it by name, so a
+new backend (NIR, ONNX, …) joins without touching the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from snncompile.netlist.netlist import Netlist
+
+
+@dataclass
+class TargetRun:
+    spikes: dict[str, np.ndarray]   # population → [T, N, kept size]
+    output: np.ndarray | None       # value readout [T, N, size], if the netlist has one
+    wall_s: float                   # time spent inside the target
+    steps: int                      # target time steps executed
+    backend: str                    # e.g. "lava-cpu", "lava-cpu-fixed_pt"
+
+
+class Target(Protocol):
+    name: str
+
+    def run(self, net: Netlist, x: np.ndarray, *, timeout_s: float,
+            progress: Callable[[int, int], None] | None = None) -> TargetRun:
+        """Simulate ``net`` on x [T, N, *input_shape]."""
+
+    def emit(self, net: Netlist, path: Path) -> Path | None:
+        """Write the target's artifact for ``net`` (None: the target has no file form)."""
+
+
+TARGETS: dict[str, Callable[[], Target]] = {}
+
+
+def register(name: str, factory: Callable[[], Target]) -> None:
+    """Register a target; ``factory`` is called (and its heavy imports made) on first use."""
+    TARGETS[name] = factory
+
+
+def get(name: str) -> Target:
+    return TARGETS[name]()

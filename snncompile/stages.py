@@ -1,0 +1,188 @@
+"""The pipeline as small stages with typed results; ``api.compile`` composes them.
+
+load → trace → optimize → lower → (quantize, map) → simulate → verify → estimate.
+Each stage takes what the previous ones returned and nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from snncompile.compare import predictions, spike_agreement
+from snncompile.energy import estimate_energy, parse_firing_rates
+from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.fixedpoint.quantize import QuantInfo, quantize_plan
+from snncompile.frontend import load_model, trace_model
+from snncompile.frontend.load import LoadedModel
+from snncompile.frontend.masks import apply_masks, read_masks
+from snncompile.inputs import InputData
+from snncompile.ir import IRGraph
+from snncompile.lower import lower as lower_graph
+from snncompile.netlist import OUTPUT, Netlist
+from snncompile.netlist.target import TargetRun
+from snncompile.netlist.target import get as get_target
+from snncompile.passes import PassStats, run_passes
+from snncompile.sim import SimResult, TorchRun, run_torch, simulate
+from snncompile.sim.integer import simulate_int
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Traced:
+    graph: IRGraph
+    step_mode: str
+    neuron_sources: dict[str, str]    # IR neuron → module path in the source model
+    module: object | None             # the source nn.Module (kept only when a run needs it)
+    meta: dict
+
+
+@dataclass
+class Optimized:
+    graph: IRGraph
+    stats: list[PassStats]
+
+
+@dataclass
+class Verification:
+    spike_agreement: float
+    per_layer_spike_agreement: dict[str, float]
+    prediction_agreement: float
+    accuracy: float | None
+
+    def to_dict(self) -> dict:
+        return {"spike_agreement": self.spike_agreement, "per_layer_spike_agreement": self.per_layer_spike_agreement,
+                "prediction_agreement": self.prediction_agreement, "accuracy": self.accuracy}
+
+
+def load(model: str | Path, *, arch: str | None = None, trust_pickle: bool = False) -> LoadedModel:
+    return load_model(model, arch=arch, trust_pickle=trust_pickle)
+
+
+def input_shape_of(explicit, meta: dict, data: InputData | None, module) -> tuple[int, ...]:
+    if explicit:
+        return tuple(int(v) for v in explicit)
+    if meta.get("input_shape"):
+        return tuple(int(v) for v in meta["input_shape"])
+    if data is not None:
+        return data.sample_shape()
+    from torch import nn
+
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            return (m.in_features,)
+        if isinstance(m, nn.Conv2d):
+            break
+    raise SnnCompileError("the input shape of the model is unknown",
+                          "pass --input-shape C,H,W or an --input file", EXIT_USAGE)
+
+
+def _check_finite(graph: IRGraph) -> None:
+    for name, node in graph.items():
+        for key, value in node.params().items():
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise SnnCompileError(f"layer `{node.source or name}` has NaN or infinite {key}",
+                                      "the checkpoint is broken (diverged training?); re-export it", EXIT_USAGE)
+
+
+def trace(loaded: LoadedModel, shape: tuple[int, ...], *, masks: str | Path | None = None,
+          keep_module: bool = True) -> Traced:
+    name = loaded.meta.get("name") or Path(loaded.path).stem
+    synapse_masks = apply_masks(loaded.module, read_masks(masks), masks) if masks else None
+    result = trace_model(loaded.module, shape, name=str(name), masks=synapse_masks)
+    _check_finite(result.graph)
+    result.graph.meta["source_model"] = str(loaded.path)
+    return Traced(result.graph, result.step_mode, result.neuron_sources,
+                  loaded.module if keep_module else None, loaded.meta)
+
+
+def optimize(graph: IRGraph, passes: list[str] | None = None, *, copy: bool = True) -> Optimized:
+    g, stats = run_passes(graph, passes, copy=copy)
+    return Optimized(g, stats)
+
+
+def lower(graph: IRGraph) -> Netlist:
+    return lower_graph(graph)
+
+
+def quantize(net: Netlist, x: np.ndarray | None, shape: tuple[int, ...]) -> tuple[Netlist, QuantInfo]:
+    calib = x if x is not None else np.ones((1, 1, *shape))
+    return quantize_plan(net, calib)
+
+
+def reference(graph: IRGraph, x: np.ndarray) -> SimResult:
+    return simulate(graph, x, keep_values=True)
+
+
+def run_source(traced: Traced, graph: IRGraph, x: np.ndarray) -> TorchRun:
+    """The source PyTorch model in float64: the oracle every run is compared with."""
+    return run_torch(traced.module, x, traced.step_mode, list(traced.neuron_sources.values()),
+                     graph.output_time_reduced)
+
+
+def simulate_on(target: str, net: Netlist, x: np.ndarray, *, timeout: float,
+                progress: Progress | None = None) -> TargetRun:
+    cb = (lambda done, total: progress(f"{target} simulation", done, total)) if progress else None
+    return get_target(target).run(net, x, timeout_s=timeout, progress=cb)
+
+
+def verify(traced: Traced, graph: IRGraph, net: Netlist | None, out: dict[str, np.ndarray],
+           torch_run: TorchRun, y: np.ndarray | None) -> Verification:
+    """Agreement of a run (spikes per population, or per IR neuron when ``net`` is None)
+    with the float64 PyTorch model, over the neurons that exist in the compiled network."""
+    torch_spikes = {n: torch_run.spikes[p] for n, p in traced.neuron_sources.items()}
+    if net is None:
+        got = {n: out[n] for n in torch_spikes if n in out}
+    else:
+        got = {n: net.populations[n].expand(out[n]).reshape(torch_spikes[n].shape)
+               for n in torch_spikes if n in net.populations}
+    keep = {n: graph.node(n).alive for n in got if graph.node(n).alive is not None}
+    agree, per_layer = spike_agreement(torch_spikes, got, keep)
+    if net is None:
+        pred = predictions(out[OUTPUT]) if OUTPUT in out else None
+    elif net.output_kind == "spikes":
+        pred = predictions(net.populations[net.output_pop].expand(out[net.output_pop]))
+    else:
+        pred = predictions(out[OUTPUT])
+    pred_torch = predictions(torch_run.output, graph.output_time_reduced)
+    return Verification(agree, per_layer, float((pred == pred_torch).mean()),
+                        None if y is None else float((pred == y).mean()))
+
+
+def estimate(graph: IRGraph, *, steps: int, values: dict[str, np.ndarray] | None, firing_rates: str | None,
+             cost_model: str, ann_sparse: bool) -> dict:
+    rates = parse_firing_rates(firing_rates) if firing_rates else None
+    return estimate_energy(graph, steps=steps, values=None if rates else values, firing_rates=rates,
+                           cost_model=cost_model, ann_sparse=ann_sparse, model_name=graph.name)
+
+
+@dataclass
+class TargetResult:
+    """A target run with its timing, for the report."""
+
+    run: TargetRun
+    wall_s: float
+    extra: dict = field(default_factory=dict)
+
+
+def timed_run(target: str, net: Netlist, x: np.ndarray, *, timeout: float,
+              progress: Progress | None) -> TargetResult:
+    t0 = time.perf_counter()
+    run = simulate_on(target, net, x, timeout=timeout, progress=progress)
+    return TargetResult(run, time.perf_counter() - t0)
+
+
+def target_outputs(run: TargetRun) -> dict[str, np.ndarray]:
+    out = dict(run.spikes)
+    if run.output is not None:
+        out[OUTPUT] = run.output
+    return out
+
+
+def integer_reference(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
+    return simulate_int(net, x)

@@ -6,6 +6,7 @@ lower, simulate, verify, estimate) and assembles the report from their results.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.inputs import InputData, load_inputs
 from snncompile.ir import IRGraph, Neuron, save_ir
 from snncompile.mapping import load_chip, map_to_cores
+from snncompile.memory import return_large_frees
 from snncompile.netlist import Netlist
 from snncompile.report import LayerRow, Report, row_detail
 
@@ -88,6 +90,8 @@ def trace(model: str | Path, *, arch: str | None = None, trust_pickle: bool = Fa
     shape = stages.input_shape_of(input_shape, loaded.meta, data, loaded.module)
     traced = stages.trace(loaded, shape, masks=masks, keep_module=keep_module)
     del loaded
+    if not keep_module:  # torch.fx leaves reference cycles that would hold the weights twice
+        gc.collect()
     return traced
 
 
@@ -107,6 +111,7 @@ def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
     """
     opt = Options(target=target, **kwargs)
     opt.check()
+    return_large_frees()
     data = load_inputs(opt.input, None) if opt.input else None
     needs_source = opt.simulate_on_target or (opt.fixed_point and data is not None)
     tr = trace(model, arch=opt.arch, trust_pickle=opt.trust_pickle,
@@ -140,7 +145,9 @@ def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
         report.mapping = map_to_cores(qnet or net, load_chip(opt.chip or "loihi2")).to_dict()
 
     values = None
-    if x is not None:
+    if x is None:  # nothing runs: the estimate needs only the IR, so the netlist can go
+        net = qnet = None
+    else:
         ref = stages.reference(graph, x)
         values = ref.values
         torch64 = stages.run_source(tr, graph, x) if needs_source else None

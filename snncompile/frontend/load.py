@@ -135,8 +135,8 @@ def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def build_arch(spec: str) -> nn.Module:
-    """Call ``package.module:factory`` and return the module it builds."""
+def _arch_factory(spec: str) -> Any:
+    """Import ``package.module`` and return its callable ``factory``."""
     if ":" not in spec:
         raise SnnCompileError(f"--arch {spec!r} is not of the form package.module:factory",
                               "e.g. --arch mypkg.models:make_net", EXIT_USAGE)
@@ -156,14 +156,47 @@ def build_arch(spec: str) -> nn.Module:
     if factory is None or not callable(factory):
         raise SnnCompileError(f"--arch: {mod_name} has no callable {attr!r}",
                               "name a function or class that builds the model", EXIT_USAGE)
-    model = factory()
+    return factory
+
+
+def _checked(model: Any, spec: str) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise SnnCompileError(f"--arch {spec} returned {type(model).__name__}, not an nn.Module",
                               "the factory must return the (untrained) model", EXIT_USAGE)
     return model
 
 
-def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+def _on_meta(model: nn.Module) -> bool:
+    """True if any tensor of the model (parameter, buffer or plain attribute) is on meta."""
+    for m in model.modules():
+        for t in [*m._parameters.values(), *m._buffers.values(), *m.__dict__.values()]:
+            if isinstance(t, torch.Tensor) and t.is_meta:
+                return True
+    return False
+
+
+def _build_with_state(spec: str, state: dict[str, torch.Tensor], path: Path) -> nn.Module:
+    """Build the ``--arch`` model and give it the checkpoint's weights, holding them once:
+    the model is built on the meta device (no random initial weights) and takes the loaded
+    tensors themselves. A model that cannot be built that way (its constructor computes
+    with tensor values, or keeps tensors the checkpoint does not hold) is built normally."""
+    factory = _arch_factory(spec)
+    state = _prepare_state(state)
+    try:
+        with torch.device("meta"):
+            model = factory()
+    except Exception:  # noqa: BLE001 - any failure here means: build it the ordinary way
+        model = None
+    if isinstance(model, nn.Module):
+        _apply_state(model, state, path, assign=True)
+        if not _on_meta(model):
+            return model
+    model = _checked(factory(), spec)
+    _apply_state(model, state, path)
+    return model
+
+
+def _prepare_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     state = _strip_prefix(state)
     # torch.nn.utils.prune checkpoints store weight_orig + weight_mask: rebuild weight.
     for key in [k for k in state if k.endswith("_orig")]:
@@ -172,8 +205,15 @@ def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -
         if mask is not None and base not in state:
             state[base] = state.pop(key) * mask
             state.pop(base + "_mask")
+    return state
+
+
+def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path, assign: bool = False) -> None:
+    if assign:  # the model's own dtypes, as a copy into its tensors would give
+        own = model.state_dict()
+        state = {k: v.to(own[k].dtype) if k in own and v.dtype != own[k].dtype else v for k, v in state.items()}
     try:
-        result = model.load_state_dict(state, strict=False)
+        result = model.load_state_dict(state, strict=False, assign=assign)
     except RuntimeError as exc:  # size mismatches
         detail = "; ".join(ln.strip() for ln in str(exc).splitlines()[1:4])
         raise SnnCompileError(f"state_dict in {path} does not fit the --arch model: {detail}",
@@ -206,15 +246,13 @@ def load_model(path: str | Path, arch: str | None = None, trust_pickle: bool = F
     if isinstance(obj, nn.Module):
         model = obj
         if arch:
-            model = build_arch(arch)
-            _apply_state(model, obj.state_dict(), path)
+            model = _build_with_state(arch, obj.state_dict(), path)
     elif _is_state_dict(obj):
         if not arch:
             raise SnnCompileError(f"{path} holds only weights (a state_dict), not a model",
                                   "pass --arch package.module:factory that builds the network",
                                   EXIT_USAGE)
-        model = build_arch(arch)
-        _apply_state(model, dict(obj), path)
+        model = _build_with_state(arch, dict(obj), path)
     else:
         raise SnnCompileError(f"{path} holds a {type(obj).__name__}, not a model or state_dict",
                               "save with torch.save(model) or torch.save({'state_dict': ...})",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import operator
 from dataclasses import dataclass
 from typing import Any
@@ -112,13 +113,25 @@ def _pair(v: Any) -> tuple[int, int]:
 
 
 def _np(t: torch.Tensor | None) -> np.ndarray | None:
-    return None if t is None else t.detach().to(torch.float64).cpu().numpy().copy()
+    """The tensor's values as numpy without a copy where the dtype allows (float32/64):
+    a paper-size model must not be held twice. Read-only, because it shares memory with the
+    model: passes replace arrays, they never write into them."""
+    if t is None:
+        return None
+    t = t.detach().cpu()
+    if t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float64)
+    a = t.numpy()
+    a.flags.writeable = False
+    return a
 
 
 class _Converter:
-    def __init__(self, gm: fx.GraphModule, rec: _ShapeRecorder, mode: str, name: str) -> None:
+    def __init__(self, gm: fx.GraphModule, rec: _ShapeRecorder, mode: str, name: str,
+                 probe_modules: dict[str, nn.Module]) -> None:
         self.gm, self.rec, self.mode = gm, rec, mode
-        self.modules = dict(gm.named_modules())
+        self.modules = dict(gm.named_modules())   # the model's own modules: weights are read here
+        self.probe_modules = probe_modules         # the same modules on the probe's device
         self.g = IRGraph(name)
         self.env: dict[str, str] = {}           # fx node name → IR node name
         self.time_reduced: set[str] = set()
@@ -163,7 +176,7 @@ class _Converter:
                 return src
             for i, (cname, child) in enumerate(children):
                 last = i == len(children) - 1
-                shape = out_shape if last else self._child_shape(child, src)
+                shape = out_shape if last else self._child_shape(child, f"{path}.{cname}", src)
                 src = self.module(child, f"{path}.{cname}", src, shape)
             return src
         in_node = self.g.node(src)
@@ -233,21 +246,23 @@ class _Converter:
             weight = np.where(mask, weight, 0.0)
         return weight, mask
 
-    def _child_shape(self, child: nn.Module, src: str) -> tuple[int, ...]:
-        """Per-sample output shape of ``child`` applied to ``src`` (probe in float64)."""
+    def _child_shape(self, child: nn.Module, path: str, src: str) -> tuple[int, ...]:
+        """Per-sample output shape of ``child`` applied to ``src`` (probed like the model)."""
         shape = self.g.node(src).shape
-        probe = torch.zeros((2, *shape), dtype=torch.float64)
         if isinstance(child, NEURON_TYPES + PASS_THROUGH):
             return shape
+        fn = self.probe_modules.get(path, child)
+        ref = next((t for t in fn.parameters() if t.is_floating_point()), None)
+        probe = (torch.zeros((2, *shape)) if ref is None else
+                 torch.zeros((2, *shape), dtype=ref.dtype, device=ref.device))
         with torch.no_grad():
-            fn = child
-            if type(child).__module__.startswith(SJ_PREFIX) and hasattr(child, "step_mode"):
-                saved = child.step_mode
-                child.step_mode = "s"
+            if type(fn).__module__.startswith(SJ_PREFIX) and hasattr(fn, "step_mode"):
+                saved = fn.step_mode
+                fn.step_mode = "s"
                 try:
                     return tuple(fn(probe).shape[1:])
                 finally:
-                    child.step_mode = saved
+                    fn.step_mode = saved
             return tuple(fn(probe).shape[1:])
 
     def neuron(self, m: nn.Module, path: str, src: str, shape: tuple[int, ...]) -> str:
@@ -439,22 +454,8 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
                               "forward() must not branch on tensor values; "
                               "move such logic out of the model", EXIT_UNSUPPORTED) from None
     lead = (_PROBE_T, _PROBE_B) if mode == "m" else (_PROBE_B,)
-    probe = torch.rand((*lead, *input_shape), dtype=torch.float64)
-    model64 = _as_float64(model)
-    gm64 = fx.GraphModule(model64, gm.graph)
-    rec = _ShapeRecorder(gm64)
-    _reset(model64)
-    try:
-        with torch.no_grad():
-            rec.run(probe)
-    except Exception as exc:
-        raise SnnCompileError(f"the model fails on input of per-sample shape {tuple(input_shape)}: "
-                              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                              "pass the right --input-shape C,H,W (or an --input file)",
-                              EXIT_USAGE) from None
-    finally:
-        _reset(model64)
-    conv = _Converter(gm64, rec, mode, name)
+    rec, probe_model = _record_shapes(model, gm.graph, lead, tuple(input_shape))
+    conv = _Converter(gm, rec, mode, name, dict(probe_model.named_modules()))
     conv.masks = dict(masks or {})
     graph = conv.run()
     for attr in ("patch_mask", "token_mask"):
@@ -481,11 +482,52 @@ def detach_pruned(model: nn.Module) -> None:
             m.weight = w.detach()
 
 
-def _as_float64(model: nn.Module) -> nn.Module:
-    import copy
+def _dtype_of(model: nn.Module) -> torch.dtype:
+    return next((t.dtype for t in model.parameters() if t.is_floating_point()), torch.float32)
 
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """The model with every tensor on the meta device: shapes without storage, so probing a
+    paper-size model costs neither a copy of its weights nor its activations."""
     detach_pruned(model)
-    return copy.deepcopy(model).to(torch.float64).eval()
+    memo: dict[int, Any] = {}
+    for m in model.modules():
+        for t in m._parameters.values():
+            if t is not None:
+                memo[id(t)] = nn.Parameter(t.detach().to("meta"), requires_grad=t.requires_grad)
+        for t in [*m._buffers.values(), *m.__dict__.values()]:
+            if isinstance(t, torch.Tensor) and id(t) not in memo:
+                memo[id(t)] = t.detach().to("meta")
+    return copy.deepcopy(model, memo).eval()
+
+
+def _record_shapes(model: nn.Module, graph: fx.Graph, lead: tuple[int, ...],
+                   input_shape: tuple[int, ...]) -> tuple[_ShapeRecorder, nn.Module]:
+    """Run the traced graph once on a probe ``[*lead, *input_shape]``: on meta tensors when
+    the model allows it, else on the model itself (its state is reset before and after)."""
+    dtype, shape = _dtype_of(model), (*lead, *input_shape)
+    meta = _meta_copy(model)
+    rec = _ShapeRecorder(fx.GraphModule(meta, graph))
+    try:
+        _reset(meta)
+        with torch.no_grad():
+            rec.run(torch.empty(shape, dtype=dtype, device="meta"))
+        return rec, meta
+    except Exception:  # .item(), data-dependent Python, ops without meta kernels: probe for real
+        pass
+    rec = _ShapeRecorder(fx.GraphModule(model, graph))
+    _reset(model)
+    try:
+        with torch.no_grad():
+            rec.run(torch.rand(shape, dtype=dtype))
+    except Exception as exc:
+        raise SnnCompileError(f"the model fails on input of per-sample shape {input_shape}: "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                              "pass the right --input-shape C,H,W (or an --input file)",
+                              EXIT_USAGE) from None
+    finally:
+        _reset(model)
+    return rec, model
 
 
 def _reset(model: nn.Module) -> None:

@@ -64,25 +64,35 @@ class _Synaptic:
 
     def __post_init__(self) -> None:
         if self.mask is None:  # as stored: every synapse exists, zero-valued or not
-            self.mask = np.ones(self.weight.shape, dtype=bool)
+            # a read-only all-true view: a dense layer's mask costs no memory
+            self.mask = np.broadcast_to(np.True_, self.weight.shape)
         self.mask = np.asarray(self.mask, dtype=bool)
+
+    gain: np.ndarray | None
 
     @property
     def effective_weight(self) -> np.ndarray:
-        return np.where(self.mask, self.weight, 0.0)
+        """(W ⊙ M)·g per output row: the values the equations use (a new array when M or g
+        changes anything, else ``weight`` itself, which callers must not write to)."""
+        w = self.weight if self.mask.all() else np.where(self.mask, self.weight, 0.0)
+        if self.gain is not None:
+            w = w * self.gain.reshape((-1,) + (1,) * (w.ndim - 1))
+        return w
 
 
 @dataclass(eq=False)
 class Conv2d(_Synaptic, Node):
     """2-d convolution (cross-correlation, as in torch) with an explicit synapse mask M.
 
-        y[o, i, j] = b[o] + Σ_{c,u,v} (W ⊙ M)[o, c, u, v]
-                            · x[g·C_in/G + c, s_h·i − p_h + d_h·u, s_w·j − p_w + d_w·v]
+        y[o, i, j] = b[o] + γ[o] · Σ_{c,u,v} (W ⊙ M)[o, c, u, v]
+                                   · x[g·C_in/G + c, s_h·i − p_h + d_h·u, s_w·j − p_w + d_w·v]
         H_out = ⌊(H + 2·p_h − d_h·(k_h − 1) − 1) / s_h⌋ + 1        (W_out likewise)
 
     W: (C_out, C_in/G, k_h, k_w); b: (C_out,), 0 if None; s, p, d = stride, padding,
     dilation; G = groups, g = ⌊o·G/C_out⌋ is the group of o, c < C_in/G; x = 0 outside the
     input (zero padding). A synapse exists iff M[o, c, u, v] is True (even with weight 0).
+    γ = ``gain`` (1 if None, never 0): a per-channel factor, how BatchNorm is folded without
+    copying W; the synapse's weight is W[o, …]·γ[o].
     ``binary``: each nonzero weight of output channel o is ±α[o] (``alpha``), or ±1 once α
     was moved into the next neuron; W holds those values, so the equation is unchanged.
     ``weight_bits``: storage width of one weight (1 if binary). ``impl``: lowering only
@@ -97,6 +107,7 @@ class Conv2d(_Synaptic, Node):
     dilation: Pair = (1, 1)
     groups: int = 1
     mask: np.ndarray | None = None
+    gain: np.ndarray | None = None   # per output channel factor (folded BatchNorm), never 0
     binary: bool = False             # nonzero weights are ±alpha per output channel
     alpha: np.ndarray | None = None  # per output channel scale of a binary layer
     weight_bits: int = 32            # storage width of one weight (1 for binary)
@@ -109,10 +120,11 @@ class Conv2d(_Synaptic, Node):
 class Linear(_Synaptic, Node):
     """Fully connected layer over the last axis, with an explicit synapse mask M.
 
-        y[..., o] = b[o] + Σ_k (W ⊙ M)[o, k] · x[..., k]
+        y[..., o] = b[o] + γ[o] · Σ_k (W ⊙ M)[o, k] · x[..., k]
 
     W: (N_out, N_in); b: (N_out,), 0 if None. Leading (token) axes "..." share the weights
     (lowered as I ⊗ W). A synapse exists iff M[o, k] is True (even with weight 0).
+    γ = ``gain`` (1 if None, never 0): per-row factor of folded BatchNorm (weight W[o, k]·γ[o]).
     ``binary``: each nonzero weight of output row o is ±α[o] (``alpha``), or ±1 once α was
     moved into the next neuron; W holds those values. ``weight_bits``: storage width.
     Stateful: no. Synaptic: yes. Spiking: no.
@@ -121,6 +133,7 @@ class Linear(_Synaptic, Node):
     weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     bias: np.ndarray | None = None
     mask: np.ndarray | None = None
+    gain: np.ndarray | None = None
     binary: bool = False
     alpha: np.ndarray | None = None
     weight_bits: int = 32
@@ -147,9 +160,11 @@ class BatchNorm(Node):
     op: ClassVar[str] = "batchnorm"
 
     def scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-channel (scale, shift) with y = x*scale + shift."""
-        scale = self.weight / np.sqrt(self.var + self.eps)
-        return scale, self.bias - self.mean * scale
+        """Per-channel (scale, shift) with y = x*scale + shift, in float64 whatever the
+        stored dtype (the source model is verified in float64)."""
+        f64 = {k: np.asarray(getattr(self, k), dtype=np.float64) for k in ("weight", "var", "bias", "mean")}
+        scale = f64["weight"] / np.sqrt(f64["var"] + self.eps)
+        return scale, f64["bias"] - f64["mean"] * scale
 
 
 @dataclass(eq=False)

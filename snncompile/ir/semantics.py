@@ -38,7 +38,11 @@ STEP = Registry("reference step")
 
 
 def tensor(a: np.ndarray | None) -> torch.Tensor | None:
-    return None if a is None else torch.as_tensor(np.asarray(a, dtype=np.float64))
+    if a is None:
+        return None
+    a = np.asarray(a, dtype=np.float64)
+    # read-only arrays share memory with the source model: torch must not get write access
+    return torch.as_tensor(a if a.flags.writeable else a.copy())
 
 
 def neuron_params(node: Neuron, like: torch.Tensor | None = None) -> neuron_math.NeuronParams:
@@ -53,11 +57,18 @@ def neuron_params(node: Neuron, like: torch.Tensor | None = None) -> neuron_math
                                     tau=node.tau, decay=node.decay, decay_input=node.decay_input)
 
 
-def _weights(node: Conv2d | Linear, mode: str) -> torch.Tensor:
+def _indicator(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """A 0/1 array in the dtype of ``like`` (structural sweeps may run in float32: their
+    values are non-negative path counts, exact far beyond any fan-in)."""
+    a = np.asarray(a, dtype=bool)
+    return torch.from_numpy(a if a.flags.writeable else np.array(a)).to(like.dtype)
+
+
+def _weights(node: Conv2d | Linear, mode: str, like: torch.Tensor) -> torch.Tensor:
     if mode == "pattern":
-        return tensor(node.mask)
+        return _indicator(node.mask, like)
     if mode == "connect":
-        return tensor(node.mask & (node.weight != 0))
+        return _indicator(node.mask & (node.weight != 0), like)
     return tensor(node.effective_weight)
 
 
@@ -72,23 +83,23 @@ def _identity(node, ins, steps, mode="affine"):
 
 @STEP.register(Conv2d)
 def _conv(node: Conv2d, ins, steps, mode="affine"):
-    return F.conv2d(ins[0], _weights(node, mode), _bias(node, mode), node.stride, node.padding,
+    return F.conv2d(ins[0], _weights(node, mode, ins[0]), _bias(node, mode), node.stride, node.padding,
                     node.dilation, node.groups)
 
 
 @STEP.register(Linear)
 def _linear(node: Linear, ins, steps, mode="affine"):
-    return F.linear(ins[0], _weights(node, mode), _bias(node, mode))
+    return F.linear(ins[0], _weights(node, mode, ins[0]), _bias(node, mode))
 
 
 @STEP.register(BatchNorm)
 def _batchnorm(node: BatchNorm, ins, steps, mode="affine"):
     scale, shift = node.scale_shift()
-    if mode in ("pattern", "connect"):
-        scale, shift = (scale != 0).astype(np.float64), None
-    elif mode == "linear":
-        shift = None
     shape = (1, -1) + (1,) * (ins[0].dim() - 2)
+    if mode in ("pattern", "connect"):
+        return ins[0] * _indicator(scale != 0, ins[0]).reshape(shape)
+    if mode == "linear":
+        shift = None
     out = ins[0] * tensor(scale).reshape(shape)
     return out if shift is None else out + tensor(shift).reshape(shape)
 
@@ -135,7 +146,7 @@ def _matmul(node: MatMul, ins, steps, mode="affine"):
 
 @STEP.register(Mask)
 def _mask(node: Mask, ins, steps, mode="affine"):
-    return ins[0] * tensor(node.keep.astype(np.float64))
+    return ins[0] * _indicator(node.keep, ins[0])
 
 
 @STEP.register(Neuron)

@@ -16,8 +16,53 @@ import numpy as np
 import torch
 
 from snncompile.ir.graph import IRGraph
-from snncompile.ir.nodes import Add, Input, Mask, MatMul, Neuron, Output, Pool2d, Reshape, Transpose
+from snncompile.ir.nodes import (
+    Add,
+    BatchNorm,
+    Conv2d,
+    Input,
+    Linear,
+    Mask,
+    MatMul,
+    Neuron,
+    Node,
+    Output,
+    Pool2d,
+    Reduce,
+    Reshape,
+    Scale,
+    Transpose,
+)
+from snncompile.ir.registry import Registry, not_applicable
 from snncompile.ir.semantics import STEP
+
+# How one node joins input elements to output elements, for nodes inside a linear chain:
+# "one-to-one" (each output reads at most one input and each input feeds at most one
+# output), "many-to-one" (each input feeds at most one output) or "general".
+PATHS = Registry("path structure")
+PATHS.register(Input, Output, Reshape, Transpose, Mask, Scale, BatchNorm)(lambda node: "one-to-one")
+PATHS.register(Reduce)(lambda node: "many-to-one")
+PATHS.register(Conv2d, Linear)(lambda node: "general")
+PATHS.register(Add, MatMul, Neuron)(not_applicable("path structure (never inside a chain)"))
+
+
+@PATHS.register(Pool2d)
+def _pool_paths(node: Pool2d) -> str:
+    disjoint = all(s >= k for s, k in zip(node.stride, node.kernel))
+    return "many-to-one" if disjoint else "general"
+
+
+def unique_paths(nodes: list[Node]) -> bool:
+    """True if the chain ``nodes`` joins each (input, output) pair by at most one path, so
+    that applying its 0/1 pattern to an indicator counts synapses exactly: any number of
+    many-to-one nodes, then at most one general node, then only one-to-one nodes."""
+    general = False
+    for node in nodes:
+        kind = PATHS(node)(node)
+        if general and kind != "one-to-one":
+            return False
+        general = general or kind == "general"
+    return True
 
 
 def is_population(graph: IRGraph, name: str) -> bool:
@@ -55,10 +100,10 @@ def output_population(graph: IRGraph) -> str | None:
 
 @dataclass
 class Liveness:
-    """Per node: ``reached`` — output elements driven by at least one live source neuron
-    through a synapse; ``reaching`` — output elements that reach at least one live neuron
-    (or the output) through a synapse. For a population, ``drive`` is the number-like
-    structural drive at its input (> 0: some live synapse reaches the neuron)."""
+    """Per node (bool, the node's shape): ``reached`` — output elements driven by at least
+    one live source neuron through a synapse; ``reaching`` — output elements that reach at
+    least one live neuron (or the output) through a synapse. For a population, ``drive``:
+    True where some live synapse reaches the neuron's input."""
 
     reached: dict[str, np.ndarray]
     reaching: dict[str, np.ndarray]
@@ -70,27 +115,33 @@ def _pattern(graph: IRGraph, name: str, ins: list[torch.Tensor], mode: str) -> t
     return STEP(node)(node, ins, 1, mode)
 
 
+def _f32(indicator: np.ndarray) -> torch.Tensor:
+    """Sweeps run in float32: non-negative path counts, only ever tested for > 0."""
+    return torch.from_numpy(indicator[None].astype(np.float32))
+
+
 def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
     """One forward and one adjoint sweep of 0/1 indicators. ``mode``: "pattern" follows
-    every stored synapse, "connect" only stored nonzero ones."""
-    fwd: dict[str, torch.Tensor] = {}
+    every stored synapse, "connect" only stored nonzero ones. Indicators are kept as bool
+    (one byte per element of every node); float copies exist for one node at a time."""
+    fwd: dict[str, np.ndarray] = {}
     drive: dict[str, np.ndarray] = {}
     order = graph.topo()
     with torch.no_grad():
         for name in order:
             node = graph.node(name)
-            ins = [fwd[s] for s in graph.inputs(name)]
+            ins = [_f32(fwd[s]) for s in graph.inputs(name)]
             if is_population(graph, name):
                 if ins:
-                    drive[name] = (_pattern(graph, name, ins, mode) if isinstance(node, Pool2d)
-                                   else ins[0])[0].numpy().copy()
-                fwd[name] = torch.as_tensor(alive_of(graph, name)[None].astype(np.float64))
+                    d = _pattern(graph, name, ins, mode) if isinstance(node, Pool2d) else ins[0]
+                    drive[name] = d[0].numpy() > 0
+                fwd[name] = alive_of(graph, name)
             else:
-                fwd[name] = (_pattern(graph, name, ins, mode) > 0).to(torch.float64)
-    back: dict[str, torch.Tensor] = {}
+                fwd[name] = _pattern(graph, name, ins, mode)[0].numpy() > 0
+    back: dict[str, np.ndarray] = {}
 
-    def add(src: str, g: torch.Tensor) -> None:
-        back[src] = back[src] + g if src in back else g
+    def add(src: str, reach: np.ndarray) -> None:
+        back[src] = back[src] | reach if src in back else reach
 
     for name in reversed(order):
         node = graph.node(name)
@@ -98,27 +149,25 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
         if not srcs:
             continue
         if isinstance(node, Output):
-            add(srcs[0], torch.ones((1, *graph.node(srcs[0]).shape), dtype=torch.float64))
+            add(srcs[0], np.ones(graph.node(srcs[0]).shape, dtype=bool))
             continue
         if isinstance(node, MatMul):  # a product reads every element of both factors
             for s in srcs:
-                add(s, torch.ones((1, *graph.node(s).shape), dtype=torch.float64))
+                add(s, np.ones(graph.node(s).shape, dtype=bool))
             continue
         if isinstance(node, Neuron):  # a live neuron consumes its input element
-            add(srcs[0], torch.as_tensor(alive_of(graph, name)[None].astype(np.float64)))
+            add(srcs[0], alive_of(graph, name))
             continue
-        g = (torch.ones((1, *node.shape), dtype=torch.float64) if isinstance(node, Pool2d) and
-             node.mode == "max" else back.get(name))  # OR neurons are never removed
-        if g is None or not torch.any(g > 0):
+        g = (np.ones(node.shape, dtype=bool) if isinstance(node, Pool2d) and node.mode == "max"
+             else back.get(name))  # OR neurons are never removed
+        if g is None or not g.any():
             continue
-        xs = [torch.zeros((1, *graph.node(s).shape), dtype=torch.float64, requires_grad=True) for s in srcs]
+        xs = [torch.zeros((1, *graph.node(s).shape), dtype=torch.float32, requires_grad=True) for s in srcs]
         with torch.enable_grad():
             y = _pattern(graph, name, xs, mode)
-            grads = torch.autograd.grad(y, xs, grad_outputs=(g > 0).to(torch.float64), allow_unused=True)
+            grads = torch.autograd.grad(y, xs, grad_outputs=_f32(g), allow_unused=True)
         for s, gr in zip(srcs, grads):
             if gr is not None:
-                add(s, gr.detach())
-    reached = {n: fwd[n][0].numpy() > 0 for n in order}
-    reaching = {n: (back[n][0].numpy() > 0) if n in back else np.zeros(graph.node(n).shape, dtype=bool)
-                for n in order}
-    return Liveness(reached, reaching, drive)
+                add(s, gr[0].numpy() > 0)
+    reaching = {n: back[n] if n in back else np.zeros(graph.node(n).shape, dtype=bool) for n in order}
+    return Liveness(fwd, reaching, drive)

@@ -4,8 +4,8 @@ Every chain of linear nodes between populations (conv, linear, batch norm, avera
 pooling, reshape, transpose, scale, mask, residual add) becomes projections that keep the
 IR nodes themselves (:class:`snncompile.netlist.Chain`), plus a constant bias on the target.
 Max pooling of spikes becomes an OR population; spike products a matmul population.
-Synapse counts are exact and closed form where a chain has one mixing node; a projection
-with several is unrolled alone to count it.
+Synapse counts are exact and closed form where a chain joins each pair of neurons by one
+path at most; any other projection is unrolled alone to count it.
 """
 
 from __future__ import annotations
@@ -203,8 +203,17 @@ def lower(graph: IRGraph, dense: bool | None = None) -> Netlist:
     if dense is None:
         dense = "synapses_pruned" not in graph.facts
     lw = _Lowering(graph, dense)
+    pending: dict[str, int] = {}
+    for name in graph.topo():
+        for s in graph.inputs(name):
+            pending[s] = pending.get(s, 0) + 1
     for name, node in graph.items():
-        lw.vals[name] = LOWER(node)(lw, name, node, [lw.vals[s] for s in graph.inputs(name)])
+        srcs = graph.inputs(name)
+        lw.vals[name] = LOWER(node)(lw, name, node, [lw.vals[s] for s in srcs])
+        for s in srcs:  # a value's bias map is as large as the layer: keep it only while read
+            pending[s] -= 1
+            if pending[s] == 0:
+                del lw.vals[s]
     if lw.netlist is None:
         raise ValueError("graph has no output node")
     _finish(lw.netlist, graph, dense)
@@ -240,18 +249,18 @@ def _finish(net: Netlist, graph: IRGraph, dense: bool) -> None:
 
 def count_synapses(proj: Projection, src: Population, dst: Population | None, dense: bool) -> int:
     """Exact synapses of one projection between kept neurons: ⟨dst kept, P(src kept)⟩ with P
-    the 0/1 pattern of the chain when it has at most one mixing node (each pair joined by at
-    most one path), else the nonzero entries of this projection's unrolled matrix."""
+    the 0/1 pattern of the chain when each pair is joined by at most one path, else the
+    nonzero entries of this projection's unrolled matrix (several chains from one source)."""
     mode = "pattern" if dense else "connect"
-    if len(proj.chains) == 1 and proj.chains[0].mixing <= 1:
+    if len(proj.chains) == 1 and proj.chains[0].unique_paths:
         chain = proj.chains[0]
-        alive_in = np.zeros(src.logical_size)
+        alive_in = np.zeros(src.logical_size, dtype=np.float32)  # path counts: exact in float32
         alive_in[src.index if src.index is not None else slice(None)] = 1.0
         with torch.no_grad():
-            reach = chain.apply(torch.as_tensor(alive_in)[None], mode).reshape(-1).numpy()
+            reach = chain.apply(torch.from_numpy(alive_in)[None], mode).reshape(-1).numpy()
         if dst is not None and dst.index is not None:
             reach = reach[dst.index]
-        return int(round(float(reach.sum())))
+        return int(round(float(reach.sum(dtype=np.float64))))
     if dense:
         m = proj.chains[0].matrix("pattern")
         for c in proj.chains[1:]:

@@ -19,6 +19,7 @@ from snncompile.ir import Conv2d, Node, Reshape
 from snncompile.ir.counting import synaptic_memory_bits
 from snncompile.ir.neuron_math import NeuronParams
 from snncompile.ir.semantics import STEP
+from snncompile.ir.structure import unique_paths
 from snncompile.netlist.ops import UNROLL
 
 OUTPUT = "__output__"
@@ -52,9 +53,9 @@ class Chain:
         return m
 
     @property
-    def mixing(self) -> int:
-        """Nodes that join many inputs to one output (else: permutations and diagonals)."""
-        return sum(1 for n in self.nodes if n.op in ("conv2d", "linear", "pool2d", "reduce"))
+    def unique_paths(self) -> bool:
+        """Each (input, output) pair joined by at most one path (see ir.structure)."""
+        return unique_paths(self.nodes)
 
 
 @dataclass

@@ -48,6 +48,9 @@ def binarize(graph: IRGraph) -> PassStats:
         alpha = binary_scales(node.weight, node.mask)
         if alpha is None:
             continue
+        if node.gain is not None:  # still binary per row after the gain: work on the values
+            node.weight, node.gain = node.effective_weight, None
+            alpha = binary_scales(node.weight, node.mask)
         node.binary, node.alpha, node.weight_bits = True, alpha, 1
         live = int(np.count_nonzero(node.mask & (node.weight != 0)))
         stats.bits_saved += live * 31

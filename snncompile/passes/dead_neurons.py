@@ -38,24 +38,35 @@ def never_fires(bias: np.ndarray, p: NeuronParams) -> np.ndarray:
     return (peak < th) & (v0 < th)
 
 
-def constant_drive(graph: IRGraph) -> dict[str, np.ndarray]:
-    """The input every neuron receives when every population outputs 0 (folded biases)."""
+def never_fire_alone(graph: IRGraph) -> dict[str, np.ndarray]:
+    """Per neuron layer (bool, its shape): the neurons that never fire on the input they
+    receive when every population outputs 0 (folded biases), see :func:`never_fires`."""
     vals: dict[str, torch.Tensor] = {}
     out: dict[str, np.ndarray] = {}
+    pending: dict[str, int] = {}
+    for name in graph.topo():
+        for s in graph.inputs(name):
+            pending[s] = pending.get(s, 0) + 1
     with torch.no_grad():
         for name, node in graph.items():
+            srcs = graph.inputs(name)
             if is_population(graph, name):
-                if isinstance(node, Neuron):
-                    out[name] = vals[graph.inputs(name)[0]][0].numpy().reshape(node.shape)
+                if isinstance(node, Neuron):  # kept as bool: one byte per neuron, not eight
+                    drive = vals[srcs[0]][0].numpy().ravel()
+                    out[name] = never_fires(drive, neuron_params(node)).reshape(node.shape)
                 vals[name] = torch.zeros((1, *node.shape), dtype=torch.float64)
             else:
-                vals[name] = STEP(node)(node, [vals[s] for s in graph.inputs(name)], 1, "affine")
+                vals[name] = STEP(node)(node, [vals[s] for s in srcs], 1, "affine")
+            for s in srcs:  # free what no later node reads: one sample's values, not the graph's
+                pending[s] -= 1
+                if pending[s] == 0:
+                    del vals[s]
     return out
 
 
-def find_dead(graph: IRGraph, bias: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def find_dead(graph: IRGraph, quiet: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """One round: for every neuron population, the neurons that are live now but dead."""
-    bias = constant_drive(graph) if bias is None else bias
+    quiet = never_fire_alone(graph) if quiet is None else quiet
     live = liveness(graph, "connect")
     keep_all = output_population(graph)
     dead = {}
@@ -64,8 +75,7 @@ def find_dead(graph: IRGraph, bias: dict[str, np.ndarray] | None = None) -> dict
         if name == keep_all:  # output neurons stay: the prediction reads all of them
             continue
         alive = np.ones(node.shape, dtype=bool) if node.alive is None else node.alive
-        params = neuron_params(node)
-        silent = (live.drive[name] <= 0) & never_fires(bias[name].ravel(), params).reshape(node.shape)
+        silent = ~live.drive[name] & quiet[name]
         d = alive & (silent | ~live.reaching[name])
         if d.any():
             dead[name] = d
@@ -74,9 +84,9 @@ def find_dead(graph: IRGraph, bias: dict[str, np.ndarray] | None = None) -> dict
 
 def dead_neurons(graph: IRGraph) -> PassStats:
     stats = PassStats("dead_neurons")
-    bias = constant_drive(graph)  # removals change no neuron's constant input
+    quiet = never_fire_alone(graph)  # removals change no neuron's constant input
     before = {n: graph.node(n).kept for n in graph.of_type(Neuron)}
-    while dead := find_dead(graph, bias):
+    while dead := find_dead(graph, quiet):
         for name, d in dead.items():
             node = graph.node(name)
             alive = np.ones(node.shape, dtype=bool) if node.alive is None else node.alive

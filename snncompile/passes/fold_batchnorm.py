@@ -1,7 +1,8 @@
 """Fold inference-mode BatchNorm into the synapse before it.
 
 Conv2d/Linear → BatchNorm becomes one synapse with bias: W' = W·s[c], b' = b·s[c] + t[c]
-with s = γ/√(σ²+ε), t = β − μ·s. A binary layer (±α per output channel) stays binary:
+with s = γ/√(σ²+ε), t = β − μ·s. W' is kept as W with the node's ``gain`` s (W is not
+copied); a zero s[c] is written into W, because it removes that channel's synapses. A binary layer (±α per output channel) stays binary:
 its per-channel scale becomes α·|s|. A BatchNorm with no synapse before it is kept.
 """
 
@@ -11,6 +12,18 @@ import numpy as np
 
 from snncompile.ir import BatchNorm, Conv2d, IRGraph, Linear, Transpose
 from snncompile.passes.base import PassStats, bypass, sole_user
+
+
+def _scale_rows(syn: Conv2d | Linear, scale: np.ndarray) -> None:
+    """Multiply output row o of ``syn`` by scale[o]: kept as the node's gain, so the weights
+    are not copied (a paper-size model is not held twice), unless a row becomes zero, which
+    changes which synapses carry weight: then the product is written into the weights."""
+    gain = np.asarray(scale, dtype=np.float64) if syn.gain is None else syn.gain * scale
+    if np.all(gain != 0):
+        syn.gain = gain
+    else:
+        syn.weight = np.where(syn.mask, syn.weight, 0.0) * gain.reshape((-1,) + (1,) * (syn.weight.ndim - 1))
+        syn.gain = None
 
 
 def _swap_last(node) -> bool:
@@ -30,7 +43,7 @@ def _fold_transposed(graph: IRGraph, name: str, stats: PassStats) -> bool:
     if not isinstance(syn, Linear) or sole_user(graph, src) != t1 or sole_user(graph, t1) != name:
         return False
     scale, shift = graph.node(name).scale_shift()
-    syn.weight = syn.weight * scale[:, None]
+    _scale_rows(syn, scale)
     bias = np.zeros(syn.weight.shape[0]) if syn.bias is None else syn.bias
     syn.bias = bias * scale + shift
     if syn.binary and syn.alpha is not None:
@@ -57,8 +70,7 @@ def fold_batchnorm(graph: IRGraph) -> PassStats:
         if isinstance(syn, Linear) and len(syn.shape) > 1:
             stats.notes.append(f"{name}: kept (BatchNorm over a token axis)")
             continue
-        shape = (-1,) + (1,) * (syn.weight.ndim - 1)
-        syn.weight = syn.weight * scale.reshape(shape)
+        _scale_rows(syn, scale)
         bias = np.zeros(syn.weight.shape[0]) if syn.bias is None else syn.bias
         syn.bias = bias * scale + shift
         if syn.binary and syn.alpha is not None:

@@ -38,8 +38,10 @@ def prune_synapses(graph: IRGraph) -> PassStats:
         before = conv_counts(node, in_shape)[0] if isinstance(node, Conv2d) else None
         lead = node.size // node.weight.shape[0] if isinstance(node, Linear) else 1
         n_before = int(node.mask.sum())
-        node.mask = node.mask & (node.weight != 0)
-        if np.any((node.weight != 0) & ~node.mask):  # masked synapses had nonzero weights
+        nonzero = node.weight != 0
+        if not nonzero.all():  # a dense layer keeps its (storage-free) all-true mask
+            node.mask = node.mask & nonzero
+        if np.any(nonzero & ~node.mask):  # masked synapses had nonzero weights
             node.weight = np.where(node.mask, node.weight, 0).astype(node.weight.dtype)
         if isinstance(node, Conv2d):
             removed = before - conv_counts(node, in_shape)[0]

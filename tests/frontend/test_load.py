@@ -121,3 +121,46 @@ def test_arch_errors(tmp_path):
                       ("tests.frontend.test_load:missing", "no callable")]:
         with pytest.raises(SnnCompileError, match=msg):
             load_model(p, arch=arch)
+
+
+class ComputesInInit(nn.Module):
+    """A constructor that computes with tensor values and keeps a non-persistent buffer:
+    it cannot be built on the meta device, so the loader builds it the ordinary way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.gain = float(torch.tensor([2.0]).sum())           # .item()-like on a meta tensor fails
+        self.register_buffer("offset", torch.ones(3), persistent=False)
+        self.sn = neuron.IFNode()
+
+    def forward(self, x):
+        return self.sn(self.fc(x) * self.gain + self.offset)
+
+
+def computes_in_init() -> nn.Module:
+    return ComputesInInit()
+
+
+def test_arch_model_takes_the_checkpoint_tensors_without_a_second_copy(tmp_path):
+    """The --arch model is built on meta and takes the loaded tensors: nothing left on meta,
+    values equal, and the dtype is the model's own (a float64 checkpoint is cast)."""
+    net = make_net()
+    p = tmp_path / "sd.pt"
+    torch.save({k: v.double() for k, v in net.state_dict().items()}, p)
+    model = load_model(p, arch="tests.frontend.test_load:make_net").module
+    tensors = [*model.parameters(), *model.buffers()]
+    assert tensors and not any(t.is_meta for t in tensors)
+    assert all(t.dtype == torch.float32 for t in model.parameters())
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v)
+
+
+def test_arch_model_that_cannot_be_built_on_meta_is_built_normally(tmp_path):
+    torch.manual_seed(1)
+    src = ComputesInInit()
+    p = tmp_path / "sd.pt"
+    torch.save(src.state_dict(), p)
+    model = load_model(p, arch="tests.frontend.test_load:computes_in_init").module
+    assert model.gain == 2.0 and torch.equal(model.offset, torch.ones(3)) and not model.offset.is_meta
+    torch.testing.assert_close(model.fc.weight, src.fc.weight)

@@ -39,11 +39,16 @@ def test_residual_add_traced():
     assert len(add) == 1 and len(g.inputs(add[0])) == 2
 
 
-def test_weights_and_pool_parameters_copied():
+def test_weights_are_read_only_views_of_the_model_and_pool_parameters_copied():
+    """The IR does not hold a paper-size model twice: its weights share the model's memory,
+    read-only so that no pass can change the model behind the user's back."""
     m = conv_net("s")
     g = trace_model(m, (1, 8, 8)).graph
     conv = g.node(g.of_type(Conv2d)[0])
     np.testing.assert_array_equal(conv.weight, m[0].weight.detach().double().numpy())
+    assert np.shares_memory(conv.weight, m[0].weight.detach().numpy())
+    with pytest.raises(ValueError, match="read-only"):
+        conv.weight[0, 0, 0, 0] = 1.0
     pool = g.node(g.of_type(Pool2d)[1])
     assert (pool.mode, pool.kernel, pool.stride) == ("avg", (2, 2), (2, 2))
 
@@ -85,3 +90,24 @@ def test_wrong_input_shape_is_a_usage_error():
     with pytest.raises(SnnCompileError, match="fails on input of per-sample shape") as e:
         trace_model(conv_net("s"), (3, 8, 8))
     assert "--input-shape" in e.value.hint
+
+
+class CountingIF(neuron.IFNode):
+    """An IF neuron that keeps a Python-side statistic: ``.item()`` has no value on the meta
+    device, so the shape probe must fall back to running the model itself."""
+
+    def single_step_forward(self, x):
+        self.seen = getattr(self, "seen", 0) + int(x.abs().sum().item() >= 0)
+        return super().single_step_forward(x)
+
+
+def test_models_that_cannot_run_on_meta_are_probed_for_real(monkeypatch):
+    import snncompile.frontend.trace as tracing
+
+    real_probes = []
+    monkeypatch.setattr(tracing, "_reset", lambda model: real_probes.append(model) or None)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4), CountingIF())
+    g = trace_model(model, (2, 3)).graph
+    assert g.node(g.of_type(Linear)[0]).shape == (4,)
+    assert model in real_probes, "the fallback probe ran on the model itself"
+    assert model[2].seen == 1

@@ -49,7 +49,7 @@ def test_cifar_ticket_lowers_without_unrolling_and_counts_exactly():
         assert proj.synapses == proj.matrix().nnz, proj.layers
     ir_counts = layer_synapses(g)
     for proj in net.projections:
-        if len(proj.layers) == 1 and proj.chains[0].mixing == 1:
+        if len(proj.layers) == 1 and len(proj.chains) == 1:
             assert proj.synapses == ir_counts[proj.layers[0]].synapses
 
 
@@ -65,3 +65,19 @@ def test_cifar_ticket_netlist_matches_reference_spike_for_spike():
             got = pop.expand(out[name]).reshape(ref.spikes[name].shape)
             assert np.array_equal(got, ref.spikes[name]), name
             assert ref.spikes[name].any(), f"{name} never fires: the test would prove nothing"
+
+
+def test_spikformer_head_and_residual_stream_count_in_closed_form():
+    """Spikformer-2-128 at 32 px: the head's token mean → Linear and the Linear layers fed
+    by the residual stream are counted without unrolling, equal to the unrolled nnz."""
+    from tests.energy.spikformer import Spikformer
+
+    torch.manual_seed(0)
+    g = trace_model(Spikformer(2, 128, 10, imagenet=False, heads=4).eval(), (3, 32, 32)).graph
+    g, _ = run_passes(g, copy=False)
+    net = lower(g)
+    assert all(p.explicit is None for p in net.projections)
+    head = [p for p in net.projections if any(n.op == "reduce" for c in p.chains for n in c.nodes)]
+    assert head and all(p.chains[0].unique_paths for p in head)
+    for proj in net.projections:
+        assert proj.synapses == proj.matrix().nnz, (proj.src, proj.dst)

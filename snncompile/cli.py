@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
 
-from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.errors import EXIT_MISMATCH, EXIT_USAGE, SnnCompileError
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -99,7 +100,7 @@ def _quiet_libraries() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    debug, as_json = "--debug" in argv, "--json" in argv
     from rich.console import Console
 
     err = Console(stderr=True, soft_wrap=True)
@@ -121,8 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             args = compile_parser().parse_args(argv)
             report = _run_compile(args, err)
+        mismatch = getattr(args, "check", False) and not _all_agree(report)
         if args.json:
-            sys.stdout.write(report.to_json() + "\n")
+            text = report.to_json()
+            if mismatch:  # still one object: the report, with the error beside it
+                text = json.dumps({**json.loads(text), **_error_doc(_MISMATCH, _MISMATCH_HINT, EXIT_MISMATCH)})
+            sys.stdout.write(text + "\n")
         else:
             from snncompile.render import render
 
@@ -130,13 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not out.is_terminal:  # pipes and files get a wide table instead of wrapped cells
                 out = Console(width=150)
             render(report, out, verbose=args.verbose)
-        if getattr(args, "check", False):
-            sim = report.simulation or {}
-            if sim.get("spike_agreement") != 1.0 or sim.get("prediction_agreement") != 1.0:
-                from snncompile.errors import EXIT_MISMATCH
-
-                err.print("[red]error:[/red] the target's spikes differ from PyTorch's (--check)")
-                return EXIT_MISMATCH
+        if mismatch:
+            err.print(f"[red]error:[/red] {_MISMATCH}")
+            err.print(f"  [bold]hint:[/bold] {_MISMATCH_HINT}", highlight=False)
+            return EXIT_MISMATCH
         return 0
     except SnnCompileError as exc:
         if debug:
@@ -144,17 +146,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"[red]error:[/red] {exc.message}", highlight=False, markup=True)
         if exc.hint:
             err.print(f"  [bold]hint:[/bold] {exc.hint}", highlight=False)
-        return exc.exit_code
+        return _fail(as_json, exc.message, exc.hint, exc.exit_code)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/red]")
-        return 130
+        return _fail(as_json, "interrupted", "", 130)
     except Exception as exc:  # a bug in snncompile: still one clear line without --debug
+        hint = "rerun with --debug and report the traceback"
         if debug:
             err.print_exception()
         else:
             err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}", highlight=False)
-            err.print("  [bold]hint:[/bold] rerun with --debug and report the traceback", highlight=False)
-        return 1
+            err.print(f"  [bold]hint:[/bold] {hint}", highlight=False)
+        return _fail(as_json, f"internal error: {type(exc).__name__}: {exc}", hint, 1)
+
+
+_MISMATCH = "the target's spikes differ from PyTorch's (--check)"
+_MISMATCH_HINT = "see per_layer_spike_agreement for the first layer that differs"
+
+
+def _all_agree(report) -> bool:
+    sim = report.simulation or {}
+    return sim.get("spike_agreement") == 1.0 and sim.get("prediction_agreement") == 1.0
+
+
+def _error_doc(message: str, hint: str, code: int) -> dict:
+    return {"error": message, "hint": hint, "exit_code": code}
+
+
+def _fail(as_json: bool, message: str, hint: str, code: int) -> int:
+    """With --json a failure is one JSON object on stdout too (scripts read stdout)."""
+    if as_json:
+        sys.stdout.write(json.dumps(_error_doc(message, hint, code)) + "\n")
+    return code
 
 
 def _run_compile(args: argparse.Namespace, err) -> object:

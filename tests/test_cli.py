@@ -189,3 +189,20 @@ def test_attention_products_are_counted(tmp_path):
     assert len(rows) == 2 and rows[0]["macs"] == 16 * 16 * 32 and rows[1]["macs"] == 16 * 32 * 16
     assert all(r["acs"] is not None and r["acs"] <= 4 * r["macs"] for r in rows)
     assert rep.energy["variants"]["snn"]["attention_acs"] == pytest.approx(sum(r["acs"] for r in rows))
+
+
+@pytest.mark.parametrize("args,code,phrase", [
+    (["{tmp}/missing.pt"], 2, "model file not found"),
+    (["{model}", "--steps", "0"], 2, "steps"),
+    (["{model}", "--passes", "quantum"], 2, "unknown pass"),
+    (["export", "{model}"], 2, "output folder"),
+])
+def test_json_failures_print_one_error_object(capsys, tmp_path, digits_model, args, code, phrase):
+    """Scripts read stdout: with --json a failure is one object with the message, the hint
+    and the exit code, and the human message still goes to stderr."""
+    argv = [a.format(tmp=tmp_path, model=digits_model) for a in args] + ["--json"]
+    got, out, err = run_cli(capsys, *argv)
+    doc = json.loads(out)
+    assert got == code == doc["exit_code"]
+    assert set(doc) == {"error", "hint", "exit_code"} and phrase in doc["error"] and doc["hint"]
+    assert "error:" in err

@@ -108,15 +108,37 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
                 EXIT_UNSAFE)
     try:
         if trust_pickle:
+            _project_importable()  # the pickled classes live in the user's project, as for --arch
             return torch.load(path, map_location="cpu", weights_only=False)
         with torch.serialization.safe_globals(safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
+    except (ImportError, AttributeError) as exc:
+        if not trust_pickle:
+            raise _unreadable(path, exc) from None
+        raise SnnCompileError(f"cannot load {path}: the model's code cannot be imported: "
+                              f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}",
+                              "make the module that defines the model importable (run from its project "
+                              "folder, pip install -e . or PYTHONPATH), or save a state_dict and pass "
+                              "--arch package.module:factory", EXIT_USAGE) from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError,
-            AttributeError, zipfile.BadZipFile, ModuleNotFoundError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SnnCompileError(f"cannot load {path}: {first}",
-                              "the file is corrupt, or was saved by an incompatible torch; "
-                              "re-save it with torch.save", EXIT_USAGE) from None
+            zipfile.BadZipFile) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> SnnCompileError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return SnnCompileError(f"cannot load {path}: {first}",
+                           "the file is corrupt, or was saved by an incompatible torch; "
+                           "re-save it with torch.save", EXIT_USAGE)
+
+
+def _project_importable() -> None:
+    """Like ``python -m``: modules of the working directory's project are importable."""
+    import os
+    import sys
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -141,11 +163,7 @@ def _arch_factory(spec: str) -> Any:
         raise SnnCompileError(f"--arch {spec!r} is not of the form package.module:factory",
                               "e.g. --arch mypkg.models:make_net", EXIT_USAGE)
     mod_name, attr = spec.split(":", 1)
-    import os
-    import sys
-
-    if os.getcwd() not in sys.path:  # like `python -m`: the user's project modules are importable
-        sys.path.insert(0, os.getcwd())
+    _project_importable()
     try:
         mod = importlib.import_module(mod_name)
     except ImportError as exc:

@@ -164,3 +164,34 @@ def test_arch_model_that_cannot_be_built_on_meta_is_built_normally(tmp_path):
     model = load_model(p, arch="tests.frontend.test_load:computes_in_init").module
     assert model.gain == 2.0 and torch.equal(model.offset, torch.ones(3)) and not model.offset.is_meta
     torch.testing.assert_close(model.fc.weight, src.fc.weight)
+
+
+def test_trust_pickle_imports_the_project_of_the_working_directory(tmp_path, monkeypatch):
+    """A whole pickled model needs its class: found from the working directory (like --arch),
+    and when it cannot be imported the message says so instead of "corrupt"."""
+    import sys
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "userlib_net.py").write_text(
+        "from torch import nn\nfrom spikingjelly.activation_based import neuron\n"
+        "class UserNet(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(4, 3)\n        self.sn = neuron.IFNode()\n"
+        "    def forward(self, x):\n        return self.sn(self.fc(x))\n")
+    monkeypatch.syspath_prepend(str(proj))
+    import userlib_net
+
+    p = tmp_path / "whole.pt"
+    torch.save(userlib_net.UserNet(), p)
+    monkeypatch.delitem(sys.modules, "userlib_net")
+    monkeypatch.setattr(sys, "path", [s for s in sys.path if s != str(proj)])
+
+    monkeypatch.chdir(tmp_path)                      # not the project: the class is missing
+    with pytest.raises(SnnCompileError, match="cannot be imported") as e:
+        load_model(p, trust_pickle=True)
+    assert "userlib_net" in e.value.message and "importable" in e.value.hint
+    assert e.value.exit_code == EXIT_USAGE and "corrupt" not in e.value.hint
+
+    monkeypatch.chdir(proj)                          # the project folder: it loads
+    assert type(load_model(p, trust_pickle=True).module).__name__ == "UserNet"

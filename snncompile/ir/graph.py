@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -82,6 +84,18 @@ class IRGraph:
     def items(self) -> Iterator[tuple[str, Node]]:
         for name in self.topo():
             yield name, self.node(name)
+
+    def items_releasing(self, values: dict[str, Any]) -> Iterator[tuple[str, Node]]:
+        """Like :meth:`items`, for a caller that stores each node's value in ``values``:
+        once a node is handled, the inputs no later node reads are dropped from ``values``,
+        so an evaluation holds the values of one frontier, not of the whole graph."""
+        left = Counter(s for n in self.nx for s in self.inputs(n))
+        for name in self.topo():
+            yield name, self.node(name)
+            for s in self.inputs(name):
+                left[s] -= 1
+                if left[s] == 0:
+                    values.pop(s, None)
 
     def of_type(self, cls: type) -> list[str]:
         return [n for n, node in self.items() if isinstance(node, cls)]

@@ -203,17 +203,8 @@ def lower(graph: IRGraph, dense: bool | None = None) -> Netlist:
     if dense is None:
         dense = "synapses_pruned" not in graph.facts
     lw = _Lowering(graph, dense)
-    pending: dict[str, int] = {}
-    for name in graph.topo():
-        for s in graph.inputs(name):
-            pending[s] = pending.get(s, 0) + 1
-    for name, node in graph.items():
-        srcs = graph.inputs(name)
-        lw.vals[name] = LOWER(node)(lw, name, node, [lw.vals[s] for s in srcs])
-        for s in srcs:  # a value's bias map is as large as the layer: keep it only while read
-            pending[s] -= 1
-            if pending[s] == 0:
-                del lw.vals[s]
+    for name, node in graph.items_releasing(lw.vals):  # a bias map is as large as its layer
+        lw.vals[name] = LOWER(node)(lw, name, node, [lw.vals[s] for s in graph.inputs(name)])
     if lw.netlist is None:
         raise ValueError("graph has no output node")
     _finish(lw.netlist, graph, dense)

@@ -43,12 +43,8 @@ def never_fire_alone(graph: IRGraph) -> dict[str, np.ndarray]:
     receive when every population outputs 0 (folded biases), see :func:`never_fires`."""
     vals: dict[str, torch.Tensor] = {}
     out: dict[str, np.ndarray] = {}
-    pending: dict[str, int] = {}
-    for name in graph.topo():
-        for s in graph.inputs(name):
-            pending[s] = pending.get(s, 0) + 1
-    with torch.no_grad():
-        for name, node in graph.items():
+    with torch.no_grad():  # one sample's values of one frontier, not the graph's
+        for name, node in graph.items_releasing(vals):
             srcs = graph.inputs(name)
             if is_population(graph, name):
                 if isinstance(node, Neuron):  # kept as bool: one byte per neuron, not eight
@@ -57,10 +53,6 @@ def never_fire_alone(graph: IRGraph) -> dict[str, np.ndarray]:
                 vals[name] = torch.zeros((1, *node.shape), dtype=torch.float64)
             else:
                 vals[name] = STEP(node)(node, [vals[s] for s in srcs], 1, "affine")
-            for s in srcs:  # free what no later node reads: one sample's values, not the graph's
-                pending[s] -= 1
-                if pending[s] == 0:
-                    del vals[s]
     return out
 
 

@@ -7,7 +7,6 @@ neuron populations stepping through time.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,9 +29,8 @@ def simulate(graph: IRGraph, x: np.ndarray, keep_values: bool = False) -> SimRes
     T, B = x.shape[:2]
     vals: dict[str, torch.Tensor] = {}   # node → [T*B, *shape]
     res = SimResult()
-    users_left = Counter(s for n in graph.nx for s in graph.inputs(n))
     with torch.no_grad():
-        for name, node in graph.items():
+        for name, node in graph.items_releasing(vals):  # big activations at 224 px
             srcs = graph.inputs(name)
             ins = [torch.as_tensor(x).reshape(T * B, *node.shape)] if isinstance(node, Input) \
                 else [vals[s] for s in srcs]
@@ -46,8 +44,4 @@ def simulate(graph: IRGraph, x: np.ndarray, keep_values: bool = False) -> SimRes
             vals[name] = out
             if keep_values:
                 res.values[name] = out.reshape(T, B, *node.shape).numpy()
-            for s in srcs:  # free what no later node reads (big activations at 224 px)
-                users_left[s] -= 1
-                if users_left[s] == 0 and not keep_values:
-                    vals.pop(s, None)
     return res

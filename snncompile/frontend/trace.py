@@ -509,14 +509,14 @@ def _record_shapes(model: nn.Module, graph: fx.Graph, lead: tuple[int, ...],
     meta = _meta_copy(model)
     rec = _ShapeRecorder(fx.GraphModule(meta, graph))
     try:
-        _reset(meta)
+        reset_states(meta)
         with torch.no_grad():
             rec.run(torch.empty(shape, dtype=dtype, device="meta"))
         return rec, meta
     except Exception:  # .item(), data-dependent Python, ops without meta kernels: probe for real
         pass
     rec = _ShapeRecorder(fx.GraphModule(model, graph))
-    _reset(model)
+    reset_states(model)
     try:
         with torch.no_grad():
             rec.run(torch.rand(shape, dtype=dtype))
@@ -526,11 +526,12 @@ def _record_shapes(model: nn.Module, graph: fx.Graph, lead: tuple[int, ...],
                               "pass the right --input-shape C,H,W (or an --input file)",
                               EXIT_USAGE) from None
     finally:
-        _reset(model)
+        reset_states(model)
     return rec, model
 
 
-def _reset(model: nn.Module) -> None:
+def reset_states(model: nn.Module) -> None:
+    """Reset every stateful spiking module (membranes back to their initial value)."""
     for m in model.modules():
         if hasattr(m, "reset") and callable(m.reset) and hasattr(m, "_memories"):
             m.reset()

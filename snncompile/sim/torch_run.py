@@ -16,19 +16,13 @@ class TorchRun:
     output: np.ndarray | None = None   # [T, B, ...], or [B, ...] if the model reduces time
 
 
-def _reset(model: nn.Module) -> None:
-    for m in model.modules():
-        if hasattr(m, "_memories") and callable(getattr(m, "reset", None)):
-            m.reset()
-
-
 def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
               time_reduced: bool = False, batch_size: int = 256) -> TorchRun:
     """Run ``model`` on x [T, B, ...] (float64 copy, state reset per batch).
 
     ``time_reduced``: the model itself averages over time, so its output is [B, ...].
     """
-    from snncompile.frontend.trace import detach_pruned
+    from snncompile.frontend.trace import detach_pruned, reset_states
 
     detach_pruned(model)
     model = copy.deepcopy(model).to(torch.float64).eval()
@@ -48,7 +42,7 @@ def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
         with torch.no_grad():
             for b0 in range(0, B, batch_size):
                 xb = torch.as_tensor(np.array(x[:, b0:b0 + batch_size], dtype=np.float64))
-                _reset(model)
+                reset_states(model)
                 current.clear()
                 current.update({p: [] for p in paths})
                 if step_mode == "m":
@@ -63,7 +57,7 @@ def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
     finally:
         for h in handles:
             h.remove()
-        _reset(model)
+        reset_states(model)
     res = TorchRun()
     for p in paths:
         res.spikes[p] = np.concatenate(rec[p], axis=1)

@@ -105,7 +105,7 @@ def test_models_that_cannot_run_on_meta_are_probed_for_real(monkeypatch):
     import snncompile.frontend.trace as tracing
 
     real_probes = []
-    monkeypatch.setattr(tracing, "_reset", lambda model: real_probes.append(model) or None)
+    monkeypatch.setattr(tracing, "reset_states", lambda model: real_probes.append(model) or None)
     model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4), CountingIF())
     g = trace_model(model, (2, 3)).graph
     assert g.node(g.of_type(Linear)[0]).shape == (4,)

@@ -220,11 +220,12 @@ def _check_values(graph: IRGraph, values: Mapping[str, np.ndarray], names: list[
 
 
 def dynamic_counts(graph: IRGraph, rows: list[LayerCount], values: Mapping[str, np.ndarray],
-                   neurons: list[NeuronCount] | None = None) -> None:
+                   neurons: list[NeuronCount] | None = None, live: Liveness | None = None) -> None:
     """Fill exact SOPs / SNN MACs (and neuron spikes) from simulated values
-    ({node: [T, B, *shape]}), per sample."""
+    ({node: [T, B, *shape]}), per sample. ``live``: the sweep ``rows`` were counted with."""
     _check_values(graph, values, [graph.inputs(r.name)[0] for r in rows])
-    live = liveness(graph) if rows else None
+    if live is None and rows:
+        live = liveness(graph)
     for row in rows:
         src = graph.inputs(row.name)[0]
         v = np.asarray(values[src])

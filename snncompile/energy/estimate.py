@@ -36,6 +36,7 @@ from snncompile.energy.counts import (
 )
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.ir import Conv2d, IRGraph, Linear, Neuron
+from snncompile.ir.structure import liveness
 
 VARIANTS = ("ann", "snn", "snn_binary", "bnn")
 SPIKING = ("snn", "snn_binary")
@@ -264,7 +265,8 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
                               "drop --firing-rates (exact SOPs from the simulation) or --input "
                               "(analytic SOPs from the rates)", EXIT_USAGE)
     cost = cost_model if isinstance(cost_model, CostModel) else load_cost_model(cost_model)
-    rows = static_counts(graph)
+    live = liveness(graph)  # one structural sweep serves the static and the exact counts
+    rows = static_counts(graph, live)
     neurons = neuron_counts(graph)
     notes: list[str] = []
     if values is not None:
@@ -273,7 +275,7 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
         if first is not None and np.asarray(first).shape[0] != steps:
             raise SnnCompileError(f"the simulated values cover {np.asarray(first).shape[0]} steps, not {steps}",
                                   "pass steps equal to the simulated number of steps", EXIT_USAGE)
-        dynamic_counts(graph, rows, values, neurons)
+        dynamic_counts(graph, rows, values, neurons, live)
         notes.append("SOPs exact: Σ over steps and input spikes of each input's fan-out "
                      "(stored synapses into live neurons)")
     elif firing_rates is not None:

@@ -41,16 +41,28 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+EMISSIONS = ("fused", "stock")
+
+
 def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
-             timeout_s: float = 600.0, progress: Callable[[int, int], None] | None = None) -> LavaRun:
-    """Simulate ``plan`` on x [T, N, *input_shape]; record spikes of ``record`` populations."""
+             timeout_s: float = 600.0, progress: Callable[[int, int], None] | None = None,
+             emit: str = "fused", batch: int | None = None) -> LavaRun:
+    """Simulate ``plan`` on x [T, N, *input_shape]; record spikes of ``record`` populations.
+
+    ``emit="fused"``: one process per population, batches of samples at once
+    (``backends.lava.fused``); ``"stock"``: Lava's own Dense/Sparse/Conv processes, one
+    sample after another (``backends.lava.network``), the reference to compare against.
+    """
+    if emit not in EMISSIONS:
+        raise ValueError(f"unknown Lava emission {emit!r}")
     if record is None:
         record = [n for n, p in plan.populations.items() if p.kind in ("neuron", "or")]
     T, N = x.shape[:2]
     with tempfile.TemporaryDirectory(prefix="snncompile-lava-") as tmp:
         job = Path(tmp)
         with open(job / "job.pkl", "wb") as fh:
-            pickle.dump({"plan": plan, "x": np.asarray(x, np.float64), "record": record}, fh)
+            pickle.dump({"plan": plan, "x": np.asarray(x, np.float64), "record": record, "emit": emit,
+                         "batch": batch}, fh)
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -71,6 +83,13 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
                         f"({N} samples × {T} steps)",
                         "simulate fewer samples (--samples) or raise --timeout; a Lava child "
                         "process may have failed silently (rerun with --debug)", EXIT_BACKEND)
+                if (job / "errors.txt").exists():  # a process model failed; Lava would hang
+                    _kill(proc)
+                    lines = [ln for ln in (job / "errors.txt").read_text().splitlines() if ln.strip()]
+                    raise SnnCompileError(f"a Lava process failed: {lines[-1] if lines else 'unknown error'}",
+                                          "rerun with --debug for the full log; this is a bug in the "
+                                          "fused emission: --emit stock runs Lava's own processes",
+                                          EXIT_BACKEND)
                 if not sel.select(timeout=min(left, 1.0)):
                     if proc.poll() is not None:
                         break
@@ -102,7 +121,8 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
                                   "0.10.0 is installed (make venv)", EXIT_BACKEND)
         with np.load(result, allow_pickle=False) as data:
             spikes = {k: data[k].astype(np.uint8) for k in data.files
-                      if k not in (OUTPUT, "__wall_s__")}
+                      if k not in (OUTPUT, "__wall_s__", "__steps__")}
             output = data[OUTPUT] if OUTPUT in data.files else None
             wall = float(data["__wall_s__"])
-    return LavaRun(spikes, output, wall, N * T + plan.depth)
+            steps = int(data["__steps__"])
+    return LavaRun(spikes, output, wall, steps)

@@ -65,6 +65,17 @@ def _connect_operands(plan: Netlist, procs: dict) -> None:
             _out_port(procs[b.src]).connect(procs[name].b_in)
 
 
+INT8_MAX = 127  # Lava's Conv models hold kernel size, stride, padding, dilation and groups as int8
+
+
+def lava_conv_fits(node) -> bool:
+    """Whether Lava's ``Conv`` can hold this convolution's geometry: its process models
+    store it in int8 Vars, so ``groups=128`` (a max-pool over 128 channels) wraps to -128
+    and the convolution silently outputs zeros."""
+    geometry = [node.groups, *node.weight.shape[2:], *node.stride, *node.padding, *node.dilation]
+    return max(int(v) for v in geometry) <= INT8_MAX
+
+
 def _conv_process(proj, num_message_bits: int) -> Conv:
     """Lava Conv is a true convolution over (X=width, Y=height, C): flip and transpose."""
     node = proj.kernel
@@ -122,7 +133,8 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
         target = extractors[OUTPUT].in_port if proj.dst == OUTPUT else procs[proj.dst].a_in
         src_out = _out_port(procs[proj.src])
         bits = GRADED_BITS if plan.populations[proj.src].graded else 0
-        if proj.impl == "conv" and not fixed:  # Lava's fixed_pt Conv ignores weight_exp
+        # Lava's fixed_pt Conv ignores weight_exp; geometry past int8 runs as Sparse
+        if proj.impl == "conv" and not fixed and lava_conv_fits(proj.kernel):
             conn = _conv_process(proj, bits)
             c, h, w = proj.in_shape
             src_out.reshape((c, h, w)).transpose((2, 1, 0)).connect(conn.s_in)

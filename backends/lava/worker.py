@@ -20,14 +20,24 @@ def main(job_dir: str) -> int:
     with open(job / "job.pkl", "rb") as fh:
         spec = pickle.load(fh)  # our own file, written by the parent a moment ago
     t0 = time.perf_counter()
-    from backends.lava.network import run_plan
 
     def progress(done: int, total: int) -> None:
         print(f"progress {done} {total}", flush=True)
 
-    out = run_plan(spec["plan"], spec["x"], spec["record"], progress)
+    if spec.get("emit", "fused") == "fused":
+        from backends.lava.fused import batch_size, run_fused
+
+        T, N = spec["x"].shape[:2]
+        steps = T * -(-N // (spec.get("batch") or batch_size(spec["plan"], N)))
+        out = run_fused(spec["plan"], spec["x"], spec["record"], job, progress, spec.get("batch"))
+    else:
+        from backends.lava.network import run_plan
+
+        out = run_plan(spec["plan"], spec["x"], spec["record"], progress)
+        steps = spec["x"].shape[0] * spec["x"].shape[1] + spec["plan"].depth
     tmp = job / "result.tmp.npz"
-    np.savez(tmp, **{k: v for k, v in out.items()}, __wall_s__=np.array(time.perf_counter() - t0))
+    np.savez(tmp, **{k: v for k, v in out.items()}, __wall_s__=np.array(time.perf_counter() - t0),
+             __steps__=np.array(steps))
     os.replace(tmp, job / "result.npz")
     print("done", flush=True)
     return 0

@@ -43,6 +43,7 @@ class Options:
     input_shape: tuple[int, ...] | None = None
     energy_model: str = "45nm"
     timeout: float = 600.0
+    emit: str | None = None          # target emission variant (lava: "fused" default, "stock")
     progress: Progress | None = None
     passes: list[str] | None = None
     masks: str | Path | None = None
@@ -61,6 +62,11 @@ class Options:
             raise SnnCompileError("--samples must be at least 1", "e.g. --samples 100", EXIT_USAGE)
         if self.simulate_on_target and self.input is None:
             raise SnnCompileError("--simulate needs inputs", "pass --input FILE.npy|.npz", EXIT_USAGE)
+        if self.emit is not None and self.target != "lava":
+            raise SnnCompileError("--emit chooses how the lava target builds its network",
+                                  "use it with --target lava, or drop it", EXIT_USAGE)
+        if self.emit not in (None, "fused", "stock"):
+            raise SnnCompileError(f"unknown Lava emission {self.emit!r}", "choose fused or stock", EXIT_USAGE)
         if (self.fixed_point or self.chip) and self.target != "lava":
             raise SnnCompileError("--fixed-point and --chip need the lava target", "use --target lava",
                                   EXIT_USAGE)
@@ -187,7 +193,7 @@ def _simulation(tr: stages.Traced, graph: IRGraph, net: Netlist, x: np.ndarray, 
                 ref, torch64, opt: Options) -> dict:
     """Run ``net`` on the target and compare it with PyTorch; for a fixed-point netlist
     also whether the integer reference predicted the run bit for bit (``_bit_exact``)."""
-    res = stages.timed_run(opt.target, net, x, timeout=opt.timeout, progress=opt.progress)
+    res = stages.timed_run(opt.target, net, x, timeout=opt.timeout, progress=opt.progress, emit=opt.emit)
     out = stages.target_outputs(res.run)
     bit_exact = None
     if net.fixed_point:  # the integer reference must predict the chip run exactly
@@ -200,6 +206,7 @@ def _simulation(tr: stages.Traced, graph: IRGraph, net: Netlist, x: np.ndarray, 
     pred_torch = predictions(torch64.output, graph.output_time_reduced)
     return {
         "backend": res.run.backend,
+        "emission": res.run.emission,
         "samples": int(x.shape[1]),
         "spike_agreement": fid.spike_agreement,
         "prediction_agreement": fid.prediction_agreement,

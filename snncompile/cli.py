@@ -63,6 +63,9 @@ def compile_parser() -> argparse.ArgumentParser:
                    help="analytic SOPs from firing rates (no forward pass)")
     p.add_argument("--plot", metavar="FILE.png", help="per-layer stacked energy bar chart")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before a simulation is killed")
+    p.add_argument("--emit", choices=("fused", "stock"), default=None,
+                   help="lava: fused = one process per population, batches of samples (default); "
+                        "stock = Lava's own Dense/Sparse/Conv processes, one sample at a time")
     p.add_argument("--patch-mask", metavar="FILE.npy", help="0/1 keep-mask over patches (H, W) or tokens (N,)")
     p.add_argument("--fixed-point", action="store_true",
                    help="quantize for Loihi-class integer hardware; simulate on Lava's fixed_pt models")
@@ -204,4 +207,4 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              timeout=args.timeout, progress=progress, passes=passes,
                              masks=args.masks, patch_mask=args.patch_mask, fixed_point=args.fixed_point,
                              chip=args.chip, ann_sparse=args.ann_sparse, firing_rates=args.firing_rates,
-                             plot=args.plot)
+                             plot=args.plot, emit=args.emit)

@@ -59,7 +59,9 @@ def render(report: Report, console: Console, verbose: bool = False) -> None:
         acc = "" if sim.get("accuracy") is None else f", accuracy {sim['accuracy']:.4f}"
         ref = sim.get("reference", {})
         tacc = "" if ref.get("torch_accuracy") is None else f" (PyTorch {ref['torch_accuracy']:.4f})"
-        console.print(f"simulation ({sim['backend']}, {sim['samples']} samples, {sim['wall_s']:.1f} s): "
+        emission = f" {sim['emission']}" if sim.get("emission") else ""
+        console.print(f"simulation ({sim['backend']}{emission}, {sim['samples']} samples, {sim['wall_s']:.1f} s, "
+                      f"{sim['lava_steps']} steps): "
                       f"spike agreement {sim['spike_agreement']:.6f}, prediction agreement "
                       f"{sim['prediction_agreement']:.4f}{acc}{tacc}")
     fx = report.fixed_point

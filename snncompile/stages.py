@@ -126,9 +126,9 @@ def run_source(traced: Traced, graph: IRGraph, x: np.ndarray) -> TorchRun:
 
 
 def simulate_on(target: str, net: Netlist, x: np.ndarray, *, timeout: float,
-                progress: Progress | None = None) -> TargetRun:
+                progress: Progress | None = None, emit: str | None = None) -> TargetRun:
     cb = (lambda done, total: progress(f"{target} simulation", done, total)) if progress else None
-    return get_target(target).run(net, x, timeout_s=timeout, progress=cb)
+    return get_target(target).run(net, x, timeout_s=timeout, progress=cb, emit=emit)
 
 
 def verify(traced: Traced, graph: IRGraph, net: Netlist | None, out: dict[str, np.ndarray],
@@ -171,9 +171,9 @@ class TargetResult:
 
 
 def timed_run(target: str, net: Netlist, x: np.ndarray, *, timeout: float,
-              progress: Progress | None) -> TargetResult:
+              progress: Progress | None, emit: str | None = None) -> TargetResult:
     t0 = time.perf_counter()
-    run = simulate_on(target, net, x, timeout=timeout, progress=progress)
+    run = simulate_on(target, net, x, timeout=timeout, progress=progress, emit=emit)
     return TargetResult(run, time.perf_counter() - t0)
 
 

@@ -59,6 +59,29 @@ def assert_backend_matches(runs: Runs, backend_out: dict[str, np.ndarray]) -> No
     reduced = runs.trace.graph.output_time_reduced
     np.testing.assert_array_equal(predictions(out), predictions(runs.torch_output, reduced))
 
+def assert_compiled_matches(runs: Runs, graph: IRGraph, plan: Netlist, x: np.ndarray,
+                            out: dict[str, np.ndarray]) -> None:
+    """A backend run of the optimized, lowered ``graph`` equals PyTorch on every neuron that
+    exists in the compiled network (passes remove neurons that cannot affect the output),
+    and its output and predictions equal the reference simulator's."""
+    for name, e in runs.torch_spikes.items():
+        if name not in plan.populations:
+            continue
+        got = plan.populations[name].expand(np.asarray(out[name])).reshape(e.shape)
+        alive = graph.node(name).alive
+        alive = np.ones(e.shape[2:], bool) if alive is None else np.asarray(alive).reshape(e.shape[2:])
+        bad = np.argwhere((got != e) & alive)
+        assert bad.size == 0, f"layer {name}: {len(bad)} kept spikes differ, first at {tuple(bad[0])}"
+    if plan.output_kind == "values":
+        final = out[OUTPUT]
+        expected = simulate(graph, x).output
+        np.testing.assert_allclose(final.reshape(expected.shape), expected, rtol=1e-12, atol=1e-12)
+    else:
+        final = plan.populations[plan.output_pop].expand(out[plan.output_pop])
+    reduced = runs.trace.graph.output_time_reduced
+    np.testing.assert_array_equal(predictions(final), predictions(runs.torch_output, reduced))
+
+
 def assert_equivalent_after_each(runs: Runs, x: np.ndarray, names: list[str] | None = None):
     """Run the passes, simulating after each; spikes of every surviving source neuron layer
     (kept neurons) must equal PyTorch's."""

@@ -211,3 +211,30 @@ CASES = {
     "residual": (ResidualNet, (20,), lambda: binary_spike_inputs(6, 11, (20,), seed=2)),
     "readout": (ReadoutNet, (1, 6, 6), lambda: np.random.default_rng(3).random((4, 5, 1, 6, 6))),
 }
+
+
+def cifar_ticket(sparsity: float = 0.9, seed: int = 0) -> nn.Module:
+    """CIFAR-size (3×32×32) pruned VGG-style ticket: 128 and 256 channels, BN, strides,
+    padding, a non-square kernel/stride/padding, max-pool chains over ≥128 channels (past
+    int8 group counts), IF/LIF/soft-reset IF, and a value readout."""
+    torch.manual_seed(seed)
+    m = nn.Sequential(
+        nn.Conv2d(3, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), neuron.IFNode(),
+        nn.MaxPool2d(2),                                                        # 16×16
+        nn.Conv2d(128, 128, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(128),
+        neuron.LIFNode(tau=2.0),                                                # 8×8
+        nn.Conv2d(128, 256, 3, padding=1, bias=False), nn.BatchNorm2d(256),
+        neuron.IFNode(v_reset=None),                                            # 8×8, soft reset
+        nn.MaxPool2d(2),                                                        # 4×4 over 256 channels
+        nn.Conv2d(256, 128, (3, 1), stride=(2, 1), padding=(1, 0), bias=False), nn.BatchNorm2d(128),
+        neuron.IFNode(),                                                        # 2×4
+        nn.MaxPool2d((2, 1)), nn.MaxPool2d((1, 2)),                             # 1×4, then 1×2
+        nn.Flatten(), nn.Linear(256, 10),
+    )
+    g = torch.Generator().manual_seed(seed + 7919)  # not the init's stream: masks independent of weights
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                keep = torch.rand(mod.weight.shape, generator=g) >= sparsity
+                mod.weight.mul_(keep).mul_(6.0)
+    return randomize_bn(m, seed)

@@ -13,14 +13,18 @@ from snncompile.netlist.target import TargetRun
 
 class LavaTarget:
     name = "lava"
+    # fused: one process per population, batches of samples (backends.lava.fused);
+    # stock: Lava's own Dense/Sparse/Conv, one sample at a time (backends.lava.network)
+    emissions = ("fused", "stock")
 
     def run(self, net: Netlist, x: np.ndarray, *, timeout_s: float,
-            progress: Callable[[int, int], None] | None = None) -> TargetRun:
+            progress: Callable[[int, int], None] | None = None, emit: str | None = None) -> TargetRun:
         from backends.lava.backend import run_lava
 
-        run = run_lava(net, x, timeout_s=timeout_s, progress=progress)
+        emit = emit or self.emissions[0]
+        run = run_lava(net, x, timeout_s=timeout_s, progress=progress, emit=emit)
         return TargetRun(run.spikes, run.output, run.wall_s, run.steps,
-                         "lava-cpu-fixed_pt" if net.fixed_point else "lava-cpu")
+                         "lava-cpu-fixed_pt" if net.fixed_point else "lava-cpu", emit)
 
     def emit(self, net: Netlist, path: Path) -> Path | None:
         return None  # Lava processes are built in the simulating process; nothing to write

@@ -23,14 +23,17 @@ class TargetRun:
     wall_s: float                   # time spent inside the target
     steps: int                      # target time steps executed
     backend: str                    # e.g. "lava-cpu", "lava-cpu-fixed_pt"
+    emission: str = ""              # the target's emission variant, e.g. "fused" or "stock"
 
 
 class Target(Protocol):
     name: str
 
+    emissions: tuple[str, ...]      # ways the target can build the network; the first is the default
+
     def run(self, net: Netlist, x: np.ndarray, *, timeout_s: float,
-            progress: Callable[[int, int], None] | None = None) -> TargetRun:
-        """Simulate ``net`` on x [T, N, *input_shape]."""
+            progress: Callable[[int, int], None] | None = None, emit: str | None = None) -> TargetRun:
+        """Simulate ``net`` on x [T, N, *input_shape] (``emit``: one of ``emissions``)."""
 
     def emit(self, net: Netlist, path: Path) -> Path | None:
         """Write the target's artifact for ``net`` (None: the target has no file form)."""

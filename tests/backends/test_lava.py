@@ -26,12 +26,13 @@ for _reset in (0.0, -0.5, None):
 
 
 @pytest.mark.lava
+@pytest.mark.parametrize("emit", ["fused", "stock"])
 @pytest.mark.parametrize("case", ["conv_s", "conv_m", "seq_container", "residual", "readout"])
-def test_lava_matches_torch(case):
+def test_lava_matches_torch(case, emit):
     make, shape, inputs = CASES[case]
     x = inputs()
     runs = run_all(make(), x, shape)
-    lava = run_lava(runs.plan, x, timeout_s=300)
+    lava = run_lava(runs.plan, x, timeout_s=300, emit=emit)
     out = dict(lava.spikes)
     if lava.output is not None:
         from snncompile.netlist import OUTPUT
@@ -46,7 +47,8 @@ def test_lava_matches_torch(case):
 
 
 @pytest.mark.lava
-def test_lava_exact_thresholds_all_neuron_options():
+@pytest.mark.parametrize("emit", ["fused", "stock"])
+def test_lava_exact_thresholds_all_neuron_options(emit):
     """All reset modes × neuron models × decay_input, thresholds hit exactly, in one Lava run
     per network (12 networks)."""
     names = [k for k in CASES if k.startswith("exact_")]
@@ -55,7 +57,7 @@ def test_lava_exact_thresholds_all_neuron_options():
         make, shape, inputs = CASES[name]
         x = inputs()
         runs = run_all(make(), x, shape)
-        lava = run_lava(runs.plan, x, timeout_s=300)
+        lava = run_lava(runs.plan, x, timeout_s=300, emit=emit)
         assert_same_spikes(runs.torch_spikes, lava.spikes, f"{name}:")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 
+
 class _Fused(AbstractProcess):
     def __init__(self, *, batch: int, size: int, steps: int, samples: int, in_sizes: tuple[int, ...] = (),
                  has_out: bool = True, record: str | None = None, errors: str = "errors.txt",

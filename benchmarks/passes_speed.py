@@ -5,7 +5,8 @@
 "Dense" is what an exporter unaware of pruning emits: every stored weight (zeros too) in
 Lava Dense processes. "Passes" is snncompile's default pipeline (BN folded, binary scales
 moved into neurons, zeros dropped, CSR Sparse / shared-kernel Conv, dead neurons removed).
-Both run in this process, on the same inputs; the ratio is dense / passes.
+Both run in the stock Lava emission (`--emit stock`, where the process kinds differ), on the
+same inputs; the ratio is dense / passes.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def main() -> None:
         dense_plan = lower(graph, dense=True)
         compiled, _ = run_passes(graph)
         plan = lower(compiled)
-        t_dense = run_lava(dense_plan, x).wall_s
-        t_pass = run_lava(plan, x).wall_s
+        t_dense = run_lava(dense_plan, x, emit="stock").wall_s
+        t_pass = run_lava(plan, x, emit="stock").wall_s
         print(f"{sparsity:>8.0%} {sum(p.nnz for p in dense_plan.projections):>15,} "
               f"{sum(p.nnz for p in plan.projections):>10,} {memory_bytes(dense_plan):>12,} "
               f"{memory_bytes(plan):>15,} {t_dense:>13.2f} {t_pass:>14.2f} {t_dense / t_pass:>8.2f}×")

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 import backends  # noqa: F401  (registers the targets)
-from snncompile import stages
+from snncompile import schema, stages
 from snncompile.energy import plot_energy
-from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.errors import EXIT_UNSAFE, EXIT_USAGE, SnnCompileError
+from snncompile.fsutil import check_destination, check_folder, staged_outputs
 from snncompile.inputs import InputData, load_inputs
 from snncompile.ir import IRGraph, Neuron, save_ir
 from snncompile.mapping import load_chip, map_to_cores
@@ -55,11 +56,22 @@ class Options:
     plot: str | Path | None = None
 
     def check(self) -> None:
+        """Every value and destination, before any work (the CLI schema, ``schema.CLI``)."""
         if self.target not in TARGETS:
             raise SnnCompileError(f"unknown target {self.target!r}", f"choose one of {', '.join(TARGETS)}",
                                   EXIT_USAGE)
-        if self.samples is not None and self.samples < 1:
-            raise SnnCompileError("--samples must be at least 1", "e.g. --samples 100", EXIT_USAGE)
+        values = {"--steps": self.steps, "--samples": self.samples, "--timeout": self.timeout}
+        checked = schema.validate("command line", values, schema.CLI)
+        self.steps, self.samples, self.timeout = checked["--steps"], checked["--samples"], checked["--timeout"]
+        if self.outdir is not None:
+            out = check_folder(self.outdir)
+            for name in ("model.ir.npz", "report.json"):
+                check_destination(out / name)
+        if self.plot is not None:
+            if Path(self.plot).suffix.lower() != ".png":
+                raise SnnCompileError(f"--plot {self.plot}: the chart is a PNG image",
+                                      "give the file a .png name", EXIT_USAGE)
+            check_destination(self.plot, "--plot")
         if self.simulate_on_target and self.input is None:
             raise SnnCompileError("--simulate needs inputs", "pass --input FILE.npy|.npz", EXIT_USAGE)
         if self.emit is not None and self.target != "lava":
@@ -168,13 +180,14 @@ def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
                 report.fixed_point["integer_reference_bit_exact"] = report.simulation.pop("_bit_exact")
     report.energy = stages.estimate(graph, steps=T, values=values, firing_rates=opt.firing_rates,
                                     cost_model=opt.energy_model, ann_sparse=opt.ann_sparse)
-    if opt.plot is not None:
-        report.outputs["plot"] = str(plot_energy(report.energy, opt.plot))
-    if opt.outdir is not None:
-        out = Path(opt.outdir)
-        report.outputs["ir"] = str(save_ir(graph, out / "model.ir.npz"))
-        report.outputs["report"] = str(out / "report.json")
-        report.write_json(out / "report.json")
+    with staged_outputs() as outputs:  # all of them appear, or none
+        if opt.plot is not None:
+            report.outputs["plot"] = str(plot_energy(report.energy, opt.plot, outputs.write))
+        if opt.outdir is not None:
+            out = Path(opt.outdir)
+            report.outputs["ir"] = str(save_ir(graph, out / "model.ir.npz", outputs.write))
+            report.outputs["report"] = str(out / "report.json")
+            report.write_json(out / "report.json", outputs.write)
     return report
 
 
@@ -263,8 +276,14 @@ def lowering_summary(net: Netlist) -> dict:
 def _read_patch_mask(path: str | Path) -> np.ndarray:
     try:
         keep = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise SnnCompileError(f"patch mask {path} holds Python objects, which would have to be unpickled",
+                                  "refused as unsafe; save a numeric 0/1 array with np.save", EXIT_UNSAFE) from None
         raise SnnCompileError(f"cannot read patch mask {path}: {exc}",
+                              "pass a .npy array of 0/1 per patch (H, W) or token (N,)", EXIT_USAGE) from None
+    except OSError as exc:
+        raise SnnCompileError(f"cannot read patch mask {path}: {exc.strerror or exc}",
                               "pass a .npy array of 0/1 per patch (H, W) or token (N,)", EXIT_USAGE) from None
     if not isinstance(keep, np.ndarray) or not np.isin(keep, (0, 1)).all():
         raise SnnCompileError(f"patch mask {path} is not a 0/1 array",

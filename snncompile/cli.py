@@ -12,8 +12,11 @@ from snncompile.errors import EXIT_MISMATCH, EXIT_USAGE, SnnCompileError
 
 
 def _shape(text: str) -> tuple[int, ...]:
+    parts = text.replace("x", ",").split(",")
     try:
-        dims = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+        if any(not v.strip() for v in parts):
+            raise ValueError
+        dims = tuple(int(v) for v in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,8,8") from None
     if not dims or any(d < 1 for d in dims):
@@ -190,6 +193,9 @@ def _run_compile(args: argparse.Namespace, err) -> object:
     from snncompile.passes import parse_passes
 
     passes = parse_passes(args.passes, args.no_passes)
+    if args.check and not args.simulate:
+        raise SnnCompileError("--check compares a simulation with PyTorch, but nothing is simulated",
+                              "add --simulate (and --input FILE), or drop --check", EXIT_USAGE)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.errors import EXIT_UNSAFE, EXIT_USAGE, SnnCompileError
+from snncompile.schema import numeric_array
 
 
 @dataclass
@@ -28,6 +29,9 @@ class InputData:
     def take(self, n: int | None) -> InputData:
         if n is None:
             return self
+        if n > self.samples:
+            raise SnnCompileError(f"--samples {n} but {self.path} has {self.samples} samples",
+                                  f"use --samples {self.samples} or fewer (or drop --samples)", EXIT_USAGE)
         x = self.x[:, :n] if self.sequence else self.x[:n]
         return InputData(x, None if self.y is None else self.y[:n], self.sequence, self.path)
 
@@ -43,6 +47,10 @@ def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None) -> InputD
     if not path.exists():
         raise SnnCompileError(f"input file not found: {path}",
                               "pass a .npy array or an .npz with keys x (and y)", EXIT_USAGE)
+    if path.suffix.lower() not in (".npy", ".npz"):
+        raise SnnCompileError(f"input file {path} is not a .npy or .npz file",
+                              "save the inputs with np.save(path.npy, x) or np.savez(path.npz, x=x, y=y)",
+                              EXIT_USAGE)
     try:
         data = np.load(path, allow_pickle=False)
         if isinstance(data, np.ndarray):
@@ -57,15 +65,22 @@ def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None) -> InputD
                 y = data["y"] if "y" in data.files else None
     except SnnCompileError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except ValueError as exc:
+        with open(path, "rb") as fh:
+            pickled = fh.read(1) == b"\x80"
+        if "Object arrays" in str(exc) or pickled:  # numpy refuses object arrays and pickles
+            raise SnnCompileError(f"{path} holds Python objects (object arrays), which would have to be "
+                                  "unpickled", "refused as unsafe; store numeric arrays "
+                                  "(np.save(path, x.astype(np.float32)))", EXIT_UNSAFE) from None
         raise SnnCompileError(f"cannot read input file {path}: {exc}",
                               "pass a .npy array or an .npz with keys x (and y)", EXIT_USAGE) from None
-    if not np.issubdtype(x.dtype, np.number) and x.dtype != bool:
-        raise SnnCompileError(f"inputs in {path} have dtype {x.dtype}", "store numbers", EXIT_USAGE)
-    x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        raise SnnCompileError(f"inputs in {path} contain NaN or infinite values",
-                              "clean the data before compiling", EXIT_USAGE)
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise SnnCompileError(f"cannot read input file {path}: {exc}",
+                              "pass a .npy array or an .npz with keys x (and y)", EXIT_USAGE) from None
+    x = numeric_array(str(path), x, "x", fix="store the inputs as numbers").astype(np.float64)
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise SnnCompileError(f"{path} has no samples (x has shape {x.shape})",
+                              "store x as [N, ...] with N >= 1 (or [T, N, ...])", EXIT_USAGE)
     if input_shape is None:
         sequence = False
     elif tuple(x.shape[1:]) == tuple(input_shape):
@@ -79,8 +94,17 @@ def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None) -> InputD
                               f"[T, N, {', '.join(map(str, input_shape))}] (time-major sequence)",
                               EXIT_USAGE)
     data = InputData(x, None, sequence, path)
+    if data.samples == 0:
+        raise SnnCompileError(f"{path} has no samples (x has shape {x.shape})",
+                              "store at least one sample", EXIT_USAGE)
     if y is not None:
         y = np.asarray(y).reshape(-1)
+        integral = np.issubdtype(y.dtype, np.integer) or (
+            np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all())
+        if not integral or (y.size and y.min() < 0):
+            raise SnnCompileError(f"{path}: labels y must be class indices (integers >= 0), got dtype "
+                                  f"{y.dtype} {y[:3].tolist()}", "store y as integer class indices, "
+                                  "e.g. y = np.array([3, 1, 4])", EXIT_USAGE)
         if len(y) != data.samples:
             raise SnnCompileError(f"{path}: {len(y)} labels for {data.samples} samples",
                                   "y must hold one class index per sample", EXIT_USAGE)

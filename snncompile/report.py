@@ -91,8 +91,10 @@ class Report:
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=_json_default)
 
-    def write_json(self, path: str | Path) -> Path:
-        return write_text_atomic(Path(path), self.to_json(indent=2) + "\n")
+    def write_json(self, path: str | Path, write=write_atomic) -> Path:
+        """``write(path, fn)``: atomic by default; a run's staged outputs otherwise."""
+        text = self.to_json(indent=2) + "\n"
+        return write(Path(path), lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _json_default(obj: Any) -> Any:
@@ -105,10 +107,6 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return list(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    return write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 REPORT_ROW = Registry("report row")

@@ -31,6 +31,7 @@ class LavaRun:
     output: np.ndarray | None       # value readout [T, N, size], if the plan has one
     wall_s: float                   # simulation wall time inside the worker
     steps: int                      # Lava time steps executed
+    peak_mb: float = 0.0            # worker's peak RSS above its RSS after imports (the network's memory)
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -121,8 +122,9 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
                                   "0.10.0 is installed (make venv)", EXIT_BACKEND)
         with np.load(result, allow_pickle=False) as data:
             spikes = {k: data[k].astype(np.uint8) for k in data.files
-                      if k not in (OUTPUT, "__wall_s__", "__steps__")}
+                      if not (k == OUTPUT or k.startswith("__"))}
             output = data[OUTPUT] if OUTPUT in data.files else None
             wall = float(data["__wall_s__"])
             steps = int(data["__steps__"])
-    return LavaRun(spikes, output, wall, steps)
+            peak = float(data["__peak_mb__"])
+    return LavaRun(spikes, output, wall, steps, peak)

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import os
 import pickle
+import resource
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def main(job_dir: str) -> int:
@@ -27,17 +33,20 @@ def main(job_dir: str) -> int:
     if spec.get("emit", "fused") == "fused":
         from backends.lava.fused import batch_size, run_fused
 
+        base = _rss_mb()
         T, N = spec["x"].shape[:2]
         steps = T * -(-N // (spec.get("batch") or batch_size(spec["plan"], N)))
         out = run_fused(spec["plan"], spec["x"], spec["record"], job, progress, spec.get("batch"))
     else:
         from backends.lava.network import run_plan
 
+        base = _rss_mb()
         out = run_plan(spec["plan"], spec["x"], spec["record"], progress)
         steps = spec["x"].shape[0] * spec["x"].shape[1] + spec["plan"].depth
     tmp = job / "result.tmp.npz"
     np.savez(tmp, **{k: v for k, v in out.items()}, __wall_s__=np.array(time.perf_counter() - t0),
-             __steps__=np.array(steps))
+             __steps__=np.array(steps),
+             __peak_mb__=np.array(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base))
     os.replace(tmp, job / "result.npz")
     print("done", flush=True)
     return 0

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from snncompile import schema
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.ir import (
     Add,
@@ -396,9 +397,9 @@ def parse_firing_rates(text: str) -> dict[str, float]:
         if not isinstance(data, dict):
             raise SnnCompileError(f"firing rates {path} is not an object of name → rate",
                                   'e.g. {"sn1": 0.12, "*": 0.1}', EXIT_USAGE)
-        return dict(data)
+        return _checked_rates(str(path), dict(data))
     try:
-        return {ANY: float(text)}
+        return _checked_rates("--firing-rates", {ANY: float(text)})
     except ValueError:
         pass
     rates: dict[str, float] = {}
@@ -414,7 +415,14 @@ def parse_firing_rates(text: str) -> dict[str, float]:
                                   EXIT_USAGE) from None
     if not rates:
         raise SnnCompileError("no firing rates given", "e.g. --firing-rates 0.1", EXIT_USAGE)
-    return rates
+    return _checked_rates("--firing-rates", rates)
+
+
+def _checked_rates(where: str, rates: dict) -> dict[str, float]:
+    """Each rate is a spike probability per neuron and step (``schema.FIRING_RATE``)."""
+    return {str(k): schema.check_value(where, f"firing rate of {k}", v, schema.FIRING_RATE,
+                                       "a firing rate is spikes per neuron per step, in [0, 1]")
+            for k, v in rates.items()}
 
 
 def product_counts(graph: IRGraph, values: Mapping[str, np.ndarray] | None = None) -> list[ProductCount]:

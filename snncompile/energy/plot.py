@@ -24,7 +24,7 @@ def _unit(max_pj: float) -> tuple[str, float]:
     return "pJ", 1.0
 
 
-def plot_energy(energy: dict[str, Any], path: str | Path) -> Path:
+def plot_energy(energy: dict[str, Any], path: str | Path, write=write_atomic) -> Path:
     """Write a PNG: per layer, one bar per variant stacked by energy category; totals below.
 
     Neuron layers are merged into the synaptic layer that feeds them, so each group is
@@ -111,6 +111,6 @@ def plot_energy(energy: dict[str, Any], path: str | Path) -> Path:
     fig.tight_layout(rect=(0, 0.05, 1, 1))
 
     try:
-        return write_atomic(path, lambda fh: fig.savefig(fh, dpi=130, format="png"))
+        return write(path, lambda fh: fig.savefig(fh, dpi=130, format="png"))
     finally:
         plt.close(fig)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from snncompile import schema
 from snncompile.errors import EXIT_UNSAFE, EXIT_USAGE, SnnCompileError
 
 # Modules whose classes may be unpickled without --trust-pickle: building them runs no
@@ -76,7 +77,10 @@ def _qualname(obj: Any) -> str:
     return f"{obj.__module__}.{obj.__qualname__}"
 
 
-def _check_readable(path: Path) -> None:
+_LEGACY_MAGIC = bytes.fromhex("6cfc9c46f9206aa85019")  # torch.save's pre-1.6 magic number, pickled
+
+
+def _check_readable(path: Path, trust_pickle: bool = False) -> None:
     if not path.exists():
         raise SnnCompileError(f"model file not found: {path}",
                               "check the path; a checkpoint is a file written by torch.save",
@@ -85,7 +89,20 @@ def _check_readable(path: Path) -> None:
         raise SnnCompileError(f"{path} is a directory, not a model file",
                               "pass the .pt file written by torch.save", EXIT_USAGE)
     if not zipfile.is_zipfile(path):
-        # torch.save has written zip archives since 1.6; anything else is corrupt or foreign
+        # torch.save has written zip archives since 1.6; anything else is a pickle or corrupt
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+        if head[:1] == b"\x80" and _LEGACY_MAGIC in head:
+            if trust_pickle:
+                return
+            raise SnnCompileError(f"{path} is in the legacy (pre-1.6, non-zip) torch.save format, which is "
+                                  "read by unpickling without snncompile's allowlist",
+                                  "re-save it with torch.save in a current PyTorch (where you trust the file), "
+                                  "or pass --trust-pickle if you trust it", EXIT_UNSAFE)
+        if head[:1] == b"\x80":
+            raise SnnCompileError(f"{path} is a plain pickle file, not a torch.save checkpoint: unpickling it "
+                                  "could run any code", "load it where you trust it and re-save the model with "
+                                  "torch.save(model, path)", EXIT_UNSAFE)
         raise SnnCompileError(f"cannot read {path}: not a PyTorch checkpoint (corrupt or truncated?)",
                               "re-save the model with torch.save(model, path)", EXIT_USAGE)
 
@@ -177,6 +194,27 @@ def _arch_factory(spec: str) -> Any:
     return factory
 
 
+def _call(factory: Any, spec: str) -> Any:
+    """Run the user's ``--arch`` factory; its failure is the user's to fix, not a crash."""
+    try:
+        return factory()
+    except TypeError as exc:
+        if "argument" in str(exc):
+            raise SnnCompileError(f"--arch {spec} cannot be called without arguments: {exc}",
+                                  "--arch takes a factory with no arguments; wrap yours, e.g. "
+                                  "def make(): return Net(width=64)", EXIT_USAGE) from None
+        raise _factory_failed(spec, exc) from None
+    except Exception as exc:  # noqa: BLE001 - whatever the user's code raises
+        raise _factory_failed(spec, exc) from None
+
+
+def _factory_failed(spec: str, exc: Exception) -> SnnCompileError:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return SnnCompileError(f"--arch {spec} raised {type(exc).__name__}: {first}",
+                           "fix the factory so it builds the model (rerun with --debug for its traceback)",
+                           EXIT_USAGE)
+
+
 def _checked(model: Any, spec: str) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise SnnCompileError(f"--arch {spec} returned {type(model).__name__}, not an nn.Module",
@@ -209,7 +247,7 @@ def _build_with_state(spec: str, state: dict[str, torch.Tensor], path: Path) -> 
         _apply_state(model, state, path, assign=True)
         if not _on_meta(model):
             return model
-    model = _checked(factory(), spec)
+    model = _checked(_call(factory, spec), spec)
     _apply_state(model, state, path)
     return model
 
@@ -252,7 +290,7 @@ def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path, a
 def load_model(path: str | Path, arch: str | None = None, trust_pickle: bool = False) -> LoadedModel:
     """Load ``path`` (whole module, or state_dict + ``arch``) and put it in eval mode."""
     path = Path(path)
-    _check_readable(path)
+    _check_readable(path, trust_pickle)
     obj = _torch_load(path, trust_pickle)
     meta: dict[str, Any] = {}
     if isinstance(obj, dict) and not _is_state_dict(obj):
@@ -277,5 +315,8 @@ def load_model(path: str | Path, arch: str | None = None, trust_pickle: bool = F
                               EXIT_USAGE)
     if "T" in meta and "steps" not in meta:
         meta["steps"] = meta.pop("T")
+    meta = schema.validate(f"checkpoint {path}", meta, schema.META,
+                           hint="fix the metadata saved beside the model (e.g. steps=8, input_shape=(1, 8, 8)), "
+                                "or re-save without it and pass --steps / --input-shape")
     model.eval()
     return LoadedModel(model, path, meta)

@@ -39,8 +39,8 @@ def read_masks(path: str | Path) -> list[np.ndarray]:
         raise SnnCompileError(f"mask file not found: {path}", "pass the mask_{k}.pkl file", EXIT_USAGE)
     try:
         obj = _ArrayUnpickler(io.BytesIO(path.read_bytes())).load()
-    except SnnCompileError:
-        raise
+    except SnnCompileError as exc:
+        raise SnnCompileError(f"{path}: {exc.message}; refused as unsafe", exc.hint, exc.exit_code) from None
     except Exception as exc:
         raise SnnCompileError(f"cannot read mask file {path}: {type(exc).__name__}: {exc}",
                               "a mask file must be a pickled list of numpy arrays", EXIT_USAGE) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import operator
 from dataclasses import dataclass
 from typing import Any
@@ -78,13 +79,74 @@ class TraceResult:
     neuron_sources: dict[str, str]  # IR neuron node → module path in the source model
 
 
+def _custom_modules(model: nn.Module) -> list[tuple[str, str]]:
+    """Modules defined outside torch and spikingjelly (path, qualified class), root excluded."""
+    out = []
+    for path, m in model.named_modules():
+        mod = type(m).__module__
+        if path and not (mod.startswith("torch.") or mod.startswith(SJ_PREFIX)):
+            out.append((path, f"{mod}.{type(m).__qualname__}"))
+    return out
+
+
+_EQUATIONS = ("neuronal_charge", "neuronal_fire", "neuronal_reset")   # replaced: other dynamics
+_STEPS = ("single_step_forward", "multi_step_forward", "forward")       # replaced without super(): too
+
+
+def _redefined(cls: type) -> list[str]:
+    own = vars(cls)
+    out = [f for f in _EQUATIONS if f in own]
+    out += [f for f in _STEPS if f in own and "super" not in getattr(own[f], "__code__", compile("", "", "exec")).co_names]
+    return out
+
+
+def check_neurons(model: nn.Module) -> None:
+    """Neurons are compiled by their class's known equations: a subclass that redefines
+    them, or parameters that are not finite, would compile to the wrong network."""
+    for path, m in model.named_modules():
+        if not isinstance(m, NEURON_TYPES):
+            continue
+        known = next(c for c in type(m).__mro__ if c in NEURON_TYPES)
+        for cls in type(m).__mro__:
+            if cls is known:
+                break
+            changed = _redefined(cls)
+            if changed:
+                raise SnnCompileError(
+                    f"neuron `{path}` is a {type(m).__module__}.{type(m).__qualname__}, a subclass of "
+                    f"{known.__name__} that redefines {', '.join(changed)}: its equations are not "
+                    f"{known.__name__}'s", f"use spikingjelly's {known.__name__} itself (or a subclass that "
+                    "only adds attributes); snncompile compiles the equations it knows", EXIT_UNSUPPORTED)
+        for attr in ("v_threshold", "v_reset", "tau"):
+            value = getattr(m, attr, None)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise SnnCompileError(f"neuron `{path}` has {attr} = {value}",
+                                      f"give `{path}` a finite {attr}", EXIT_USAGE)
+        w = getattr(m, "w", None)
+        if isinstance(w, torch.Tensor) and not torch.isfinite(w).all():
+            raise SnnCompileError(f"neuron `{path}` has a non-finite decay parameter w",
+                                  "check the checkpoint's weights", EXIT_USAGE)
+
+
 def step_mode_of(model: nn.Module) -> str:
     modes = {getattr(m, "step_mode", None) for m in model.modules()
              if isinstance(m, NEURON_TYPES) or type(m).__module__.startswith(SJ_PREFIX)}
     modes.discard(None)
     if not any(isinstance(m, NEURON_TYPES) for m in model.modules()):
-        raise SnnCompileError("the model has no spiking neurons (IFNode, LIFNode, ParametricLIFNode)",
-                              f"snncompile compiles spiking networks; supported: {SUPPORTED}",
+        custom = _custom_modules(model)
+        if custom:
+            path, cls = custom[0]
+            raise SnnCompileError(f"`{path}` is a {cls}, a module snncompile does not know (and the model has "
+                                  "no spikingjelly neuron): its equations cannot be compiled",
+                                  f"if {cls.rsplit('.', 1)[-1]} is a spiking neuron, build it from "
+                                  "spikingjelly's IFNode, LIFNode or ParametricLIFNode (their equations are "
+                                  "in docs/design.md); supported layers: " + SUPPORTED, EXIT_UNSUPPORTED)
+        acts = [f"`{p}` ({type(m).__name__})" for p, m in model.named_modules()
+                if type(m).__module__ == "torch.nn.modules.activation"]
+        found = f"; it has non-spiking activations {', '.join(acts[:4])}" if acts else ""
+        raise SnnCompileError("the model has no spiking neurons (IFNode, LIFNode, ParametricLIFNode)" + found,
+                              "snncompile compiles spiking networks: replace the activations by spiking "
+                              f"neurons (e.g. ANN-to-SNN conversion); supported: {SUPPORTED}",
                               EXIT_UNSUPPORTED)
     if len(modes) > 1:
         raise SnnCompileError("the model mixes single-step ('s') and multi-step ('m') modules",
@@ -405,6 +467,24 @@ class _Converter:
             raise _unsupported(f"operation over the time/batch axis {dim}", where)
         return axis
 
+    def _call_in_context(self, n: fx.Node) -> str | None:
+        """``call`` with the module a failing operation sits in named (a hand-written neuron
+        is traced into; its comparison is not what the user should read first)."""
+        try:
+            return self.call(n)
+        except SnnCompileError as exc:
+            stack = list((n.meta.get("nn_module_stack") or {}).values())
+            custom = [(path, cls) for path, cls in stack
+                      if isinstance(cls, type) and not (cls.__module__.startswith("torch.")
+                                                        or cls.__module__.startswith(SJ_PREFIX))]
+            if not custom:
+                raise
+            path, cls = custom[-1]
+            raise SnnCompileError(
+                f"`{path}` is a {cls.__module__}.{cls.__qualname__}, a module snncompile does not know: "
+                f"{exc.message}", f"if {cls.__name__} is a spiking neuron, build it from spikingjelly's "
+                "IFNode, LIFNode or ParametricLIFNode; otherwise " + exc.hint, exc.exit_code) from None
+
     def run(self) -> IRGraph:
         for n in self.gm.graph.nodes:
             if n.op == "placeholder":
@@ -413,12 +493,16 @@ class _Converter:
                 self.env[n.name] = self.add("input", Input(self.sample_shape(n), "input"), [])
             elif n.op == "call_module":
                 m = self.modules[n.target]
+                if n.name not in self.rec.shapes:  # every layer we compile returns one tensor
+                    raise SnnCompileError(
+                        f"unsupported layer `{n.target}` of type {type(m).__module__}.{type(m).__name__}",
+                        f"supported: {SUPPORTED}", EXIT_UNSUPPORTED)
                 src = self.ir_input(n.args[0], n.target) if n.args else None
                 if src is None or len(n.args) != 1 or n.kwargs:
                     raise _unsupported("module call with several inputs", n.target)
                 self.env[n.name] = self.module(m, n.target, src, self.sample_shape(n))
             elif n.op in ("call_function", "call_method"):
-                out = self.call(n)
+                out = self._call_in_context(n)
                 if out is not None:
                     self.env[n.name] = out
             elif n.op == "get_attr":
@@ -447,6 +531,7 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
     ``masks``: explicit synapse masks by module path (from ``--masks``), kept in the IR.
     """
     mode = step_mode_of(model)
+    check_neurons(model)
     try:
         gm = fx.GraphModule(model, _Tracer().trace(model))
     except Exception as exc:  # fx raises many types for data-dependent Python

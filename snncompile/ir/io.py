@@ -25,8 +25,8 @@ def _jsonable(value):
     return value
 
 
-def save_ir(graph: IRGraph, path: str | Path) -> Path:
-    """Write ``graph`` to ``path`` atomically (temp file + rename)."""
+def save_ir(graph: IRGraph, path: str | Path, write=write_atomic) -> Path:
+    """Write ``graph`` to ``path`` atomically (temp file + rename), or with ``write(path, fn)``."""
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     entries = []
@@ -48,7 +48,7 @@ def save_ir(graph: IRGraph, path: str | Path) -> Path:
                         "passes": list(graph.passes),
                         "patch_mask": None if graph.patch_mask is None else graph.patch_mask.tolist()}}
     arrays["__graph__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    return write_atomic(path, lambda fh: np.savez_compressed(fh, **arrays))
+    return write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
 
 def load_ir(path: str | Path) -> IRGraph:

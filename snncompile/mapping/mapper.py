@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from snncompile import schema
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.netlist import Netlist
 
@@ -48,12 +49,17 @@ def load_chip(name_or_path: str) -> ChipProfile:
         raise SnnCompileError(f"unknown chip profile {name_or_path!r}", f"use {known} or a TOML file",
                               EXIT_USAGE)
     try:
-        data = tomllib.loads(path.read_text())
-        data["unverified"] = tuple(data.get("unverified", ()))
-        return ChipProfile(**data)
-    except (tomllib.TOMLDecodeError, TypeError) as exc:
-        raise SnnCompileError(f"bad chip profile {path}: {exc}",
-                              "see snncompile/mapping/chips/loihi1.toml for the fields", EXIT_USAGE) from None
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SnnCompileError(f"cannot parse chip profile {path}: {exc}", "fix the TOML syntax "
+                              "(see snncompile/mapping/chips/loihi1.toml)", EXIT_USAGE) from None
+    except OSError as exc:
+        raise SnnCompileError(f"cannot read chip profile {path}: {exc.strerror}",
+                              "check the path and its permissions", EXIT_USAGE) from None
+    data = schema.validate(f"chip profile {path}", data, schema.CHIP, closed=True)
+    data.setdefault("source", "")
+    data["unverified"] = tuple(data.get("unverified", ()))
+    return ChipProfile(**data)
 
 
 @dataclass

@@ -12,8 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.ir import IRGraph, Mask, Neuron, Reshape, Transpose
 from snncompile.passes.base import PassStats
+
+
+def _patch_shapes(graph: IRGraph) -> list[tuple[int, ...]]:
+    """Mask shapes a spiking layer accepts: its spatial (H, W) or its tokens (N,)."""
+    out = []
+    for name in graph.of_type(Neuron):
+        shape = tuple(graph.node(name).shape)
+        out.append(shape[1:] if len(shape) == 3 else shape[:1])
+    return out
 
 
 def _patch_target(graph: IRGraph, keep: np.ndarray) -> str | None:
@@ -58,7 +68,11 @@ def mask_patches(graph: IRGraph) -> PassStats:
         keep = np.asarray(keep, dtype=bool)
         target = _patch_target(graph, keep)
         if target is None:
-            stats.notes.append(f"patch mask of shape {keep.shape} matches no spiking layer: ignored")
+            shapes = sorted({str(s) for s in _patch_shapes(graph)})
+            raise SnnCompileError(f"the patch mask has shape {keep.shape}, which matches no spiking layer's "
+                                  "patches (H, W) or tokens (N,)",
+                                  f"give a 0/1 mask of one of the shapes {', '.join(shapes) or '(none)'}",
+                                  EXIT_USAGE)
         else:
             _insert_mask(graph, target, keep)
             stats.warnings.append(f"the patch mask was applied after {target}; the PyTorch model does not "

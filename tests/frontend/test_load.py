@@ -31,7 +31,7 @@ def test_whole_module_and_metadata(tmp_path):
     torch.save({"model": make_net(), "input_shape": [4], "T": 5, "args": None}, p)
     loaded = load_model(p)
     assert isinstance(loaded.module[1], neuron.LIFNode)
-    assert loaded.meta == {"input_shape": [4], "steps": 5}
+    assert loaded.meta == {"input_shape": (4,), "steps": 5}  # checked and normalised (schema.META)
     assert not loaded.module.training
 
 

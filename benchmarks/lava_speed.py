@@ -93,24 +93,29 @@ def _bn(m):
 
 
 def _netlist(name: str, n: int):
-    """(netlist, x [T, N, ...])."""
+    """(netlist, x [T, N, ...], PyTorch spikes {population: [T, N, logical size]}, alive masks)."""
     from snncompile import stages
     from snncompile.frontend import trace_model
     from snncompile.inputs import load_inputs
+    from snncompile.sim import run_torch
 
     if name == "digits":
         loaded = stages.load(REPO / "models" / "digits_scnn.pt")
         data = load_inputs(REPO / "models" / "digits_test.npz", None).take(n)
         shape = stages.input_shape_of(None, loaded.meta, data, loaded.module)
-        traced = stages.trace(loaded, shape)
+        model = loaded.module
         x = np.ascontiguousarray(data.as_sequence(int(loaded.meta.get("steps", 8))))
-        graph = traced.graph
     else:
         model = _vgg11() if name == "vgg11" else _resnet18()
-        graph = trace_model(model, (3, 32, 32)).graph
+        shape = (3, 32, 32)
         x = np.random.default_rng(0).random((4, n, 3, 32, 32))
-    graph = stages.optimize(graph).graph
-    return stages.lower(graph), x
+    tr = trace_model(model, shape)
+    torch_run = run_torch(model, x, tr.step_mode, list(tr.neuron_sources.values()), tr.graph.output_time_reduced)
+    graph = stages.optimize(tr.graph).graph
+    expected = {k: torch_run.spikes[p] for k, p in tr.neuron_sources.items()}
+    names = set(graph.topo())
+    alive = {k: graph.node(k).alive for k in expected if k in names and graph.node(k).alive is not None}
+    return stages.lower(graph), x, expected, alive
 
 
 def _synapse_mb(net) -> float:
@@ -118,15 +123,21 @@ def _synapse_mb(net) -> float:
     return sum(p.nnz for p in net.projections) * 12 / 1e6
 
 
-def measure(name: str, n_fused: int, n_stock: int, timeout: float) -> dict:
+def measure(name: str, n_fused: int, n_stock: int, timeout: float, stock_timeout: float) -> dict:
     from backends.lava import run_lava
     from backends.lava.fused import batch_size
+    from snncompile.compare import spike_agreement
+    from snncompile.errors import SnnCompileError
     from snncompile.sim.kernels import run_kernels
 
-    net, x = _netlist(name, n_fused)
+    net, x, expected, alive = _netlist(name, n_fused)
     row = {"model": name, "steps": int(x.shape[0]), "synapses": int(sum(p.nnz for p in net.projections)),
            "synapse_mb": round(_synapse_mb(net), 1), "batch": batch_size(net, n_fused)}
     fused = run_lava(net, x, timeout_s=timeout, emit="fused")
+    row["firing_rate"] = round(float(np.mean([s.mean() for s in fused.spikes.values()])), 3)
+    got = {k: net.populations[k].expand(fused.spikes[k]).reshape(e.shape) for k, e in expected.items()
+           if k in fused.spikes}
+    row["spike_agreement_vs_torch"] = spike_agreement({k: expected[k] for k in got}, got, alive)[0]
     row["fused"] = {"samples": n_fused, "lava_s": round(fused.wall_s, 2),
                     "samples_per_s": round(n_fused / fused.wall_s, 3), "peak_mb": fused.peak_mb}
     t0 = time.perf_counter()
@@ -135,12 +146,21 @@ def measure(name: str, n_fused: int, n_stock: int, timeout: float) -> dict:
     row["floor"] = {"samples": n_fused, "s": round(dt, 2), "samples_per_s": round(n_fused / dt, 3)}
     assert all(np.array_equal(fused.spikes[k], floor[k]) for k in fused.spikes), "fused ≠ floor"
     xs = np.ascontiguousarray(x[:, :n_stock])
-    stock = run_lava(net, xs, timeout_s=timeout, emit="stock")
-    row["stock"] = {"samples": n_stock, "lava_s": round(stock.wall_s, 2),
-                    "samples_per_s": round(n_stock / stock.wall_s, 4), "peak_mb": stock.peak_mb}
-    row["fused_equals_stock"] = all(np.array_equal(fused.spikes[k][:, :n_stock], stock.spikes[k])
-                                    for k in stock.spikes)
-    row["speedup_vs_stock"] = round(row["fused"]["samples_per_s"] / row["stock"]["samples_per_s"], 1)
+    t0 = time.perf_counter()
+    try:
+        stock = run_lava(net, xs, timeout_s=stock_timeout, emit="stock")
+    except SnnCompileError as exc:  # the stock emission can take hours at this size
+        waited = time.perf_counter() - t0
+        row["stock"] = {"samples": n_stock, "lava_s": None, "did_not_finish_s": round(waited),
+                        "samples_per_s": round(n_stock / waited, 5), "error": exc.message}
+        row["fused_equals_stock"] = None
+        row["speedup_vs_stock"] = f">= {row['fused']['samples_per_s'] / row['stock']['samples_per_s']:.0f}"
+    else:
+        row["stock"] = {"samples": n_stock, "lava_s": round(stock.wall_s, 2),
+                        "samples_per_s": round(n_stock / stock.wall_s, 4), "peak_mb": stock.peak_mb}
+        row["fused_equals_stock"] = all(np.array_equal(fused.spikes[k][:, :n_stock], stock.spikes[k])
+                                        for k in stock.spikes)
+        row["speedup_vs_stock"] = round(row["fused"]["samples_per_s"] / row["stock"]["samples_per_s"], 1)
     row["slowdown_vs_floor"] = round(row["floor"]["samples_per_s"] / row["fused"]["samples_per_s"], 2)
     row["fused_peak_over_synapses"] = round(fused.peak_mb / max(row["synapse_mb"], 1e-9), 2)
     return row
@@ -155,13 +175,15 @@ def main() -> int:
     ap.add_argument("--models", default="digits,vgg11,resnet18")
     ap.add_argument("--quick", action="store_true", help="fewer samples (ratios stay comparable)")
     ap.add_argument("--timeout", type=float, default=3600.0)
+    ap.add_argument("--stock-timeout", type=float, default=900.0,
+                    help="give up on the stock run after this long (reported as a lower bound)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     sizes = QUICK if args.quick else SIZES
     rows = []
     for name in args.models.split(","):
         print(f"[{name}] building and running …", file=sys.stderr, flush=True)
-        rows.append(measure(name, *sizes[name], args.timeout))
+        rows.append(measure(name, *sizes[name], args.timeout, args.stock_timeout))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -170,11 +192,14 @@ def main() -> int:
     for r in rows:
         print(f"{r['model']:9} {r['synapses']:>11,} {r['fused']['samples_per_s']:>12.3f} "
               f"{r['stock']['samples_per_s']:>12.4f} {r['floor']['samples_per_s']:>12.3f} "
-              f"{r['speedup_vs_stock']:>8.1f} {r['slowdown_vs_floor']:>8.2f} "
+              f"{r['speedup_vs_stock']!s:>8} {r['slowdown_vs_floor']:>8.2f} "
               f"{r['fused_peak_over_synapses']:>9.2f} {str(r['fused_equals_stock']):>11}")
         print(f"{'':9} fused: {r['fused']['samples']} samples in {r['fused']['lava_s']} s of Lava "
-              f"(batch {r['batch']}, T={r['steps']}); stock: {r['stock']['samples']} in {r['stock']['lava_s']} s; "
-              f"worker peak {r['fused']['peak_mb']:.0f} MB vs {r['synapse_mb']} MB of synapses")
+              f"(batch {r['batch']}, T={r['steps']}); stock: {r['stock']['samples']} in "
+              f"{r['stock']['lava_s'] or '> ' + str(r['stock'].get('did_not_finish_s'))} s; "
+              f"worker peak {r['fused']['peak_mb']:.0f} MB vs {r['synapse_mb']} MB of synapses; "
+              f"mean firing rate {r['firing_rate']}; spike agreement with PyTorch (float64) "
+              f"{r['spike_agreement_vs_torch']:.6f}")
     return 0
 
 

@@ -75,11 +75,13 @@ def test_cifar_ticket_stock_float_matches_torch():
 
 
 @pytest.mark.lava
-def test_cifar_ticket_fixed_point_bit_exact():
-    _, _, plan, x = _compiled(3, seed=2)
+@pytest.mark.parametrize("emit,samples", [("fused", 3), ("stock", 1)])
+def test_cifar_ticket_fixed_point_bit_exact(emit, samples):
+    """stock: Lava's own bit-accurate Sparse models against the integer reference."""
+    _, _, plan, x = _compiled(samples, seed=2)
     q, _ = quantize_plan(plan, x)
     ints = simulate_int(q, x)
-    lava = run_lava(q, x, timeout_s=600, emit="fused")
+    lava = run_lava(q, x, timeout_s=900, emit=emit)
     for name, s in lava.spikes.items():
         np.testing.assert_array_equal(s, ints[name], err_msg=name)
     np.testing.assert_array_equal(lava.output, ints[OUTPUT])

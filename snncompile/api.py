@@ -45,6 +45,8 @@ class Options:
     energy_model: str = "45nm"
     timeout: float = 600.0
     emit: str | None = None          # target emission variant (lava: "fused" default, "stock")
+    workers: int | None = None       # simulate in this many shards on Ray (None: one process)
+    ray_address: str | None = None   # join this Ray cluster instead of starting one locally
     progress: Progress | None = None
     passes: list[str] | None = None
     masks: str | Path | None = None
@@ -60,9 +62,17 @@ class Options:
         if self.target not in TARGETS:
             raise SnnCompileError(f"unknown target {self.target!r}", f"choose one of {', '.join(TARGETS)}",
                                   EXIT_USAGE)
-        values = {"--steps": self.steps, "--samples": self.samples, "--timeout": self.timeout}
+        values = {"--steps": self.steps, "--samples": self.samples, "--timeout": self.timeout,
+                  "--workers": self.workers}
         checked = schema.validate("command line", values, schema.CLI)
         self.steps, self.samples, self.timeout = checked["--steps"], checked["--samples"], checked["--timeout"]
+        self.workers = checked["--workers"]
+        if (self.workers or self.ray_address) and not self.simulate_on_target:
+            raise SnnCompileError("--workers and --ray-address shard a simulation, but nothing is simulated",
+                                  "add --simulate --input FILE, or drop them", EXIT_USAGE)
+        if self.ray_address and not self.workers:
+            raise SnnCompileError("--ray-address needs --workers N (how many shards)",
+                                  "e.g. --workers 8 --ray-address head:6379", EXIT_USAGE)
         if self.outdir is not None:
             out = check_folder(self.outdir)
             for name in ("model.ir.npz", "report.json"):
@@ -206,7 +216,8 @@ def _simulation(tr: stages.Traced, graph: IRGraph, net: Netlist, x: np.ndarray, 
                 ref, torch64, opt: Options) -> dict:
     """Run ``net`` on the target and compare it with PyTorch; for a fixed-point netlist
     also whether the integer reference predicted the run bit for bit (``_bit_exact``)."""
-    res = stages.timed_run(opt.target, net, x, timeout=opt.timeout, progress=opt.progress, emit=opt.emit)
+    res = stages.timed_run(opt.target, net, x, timeout=opt.timeout, progress=opt.progress, emit=opt.emit,
+                           workers=opt.workers, ray_address=opt.ray_address)
     out = stages.target_outputs(res.run)
     bit_exact = None
     if net.fixed_point:  # the integer reference must predict the chip run exactly
@@ -220,6 +231,7 @@ def _simulation(tr: stages.Traced, graph: IRGraph, net: Netlist, x: np.ndarray, 
     return {
         "backend": res.run.backend,
         "emission": res.run.emission,
+        "workers": opt.workers or 1,
         "samples": int(x.shape[1]),
         "spike_agreement": fid.spike_agreement,
         "prediction_agreement": fid.prediction_agreement,

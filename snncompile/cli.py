@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from snncompile.errors import EXIT_MISMATCH, EXIT_USAGE, SnnCompileError
+from snncompile.errors import EXIT_BACKEND, EXIT_MISMATCH, EXIT_USAGE, SnnCompileError
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -66,6 +66,9 @@ def compile_parser() -> argparse.ArgumentParser:
                    help="analytic SOPs from firing rates (no forward pass)")
     p.add_argument("--plot", metavar="FILE.png", help="per-layer stacked energy bar chart")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before a simulation is killed")
+    p.add_argument("--workers", type=int, nargs="?", const=os.cpu_count() or 1, metavar="N",
+                   help="simulate in N shards on Ray (N defaults to the core count); needs ray installed")
+    p.add_argument("--ray-address", metavar="ADDR", help="run the shards on an existing Ray cluster")
     p.add_argument("--emit", choices=("fused", "stock"), default=None,
                    help="lava: fused = one process per population, batches of samples (default); "
                         "stock = Lava's own Dense/Sparse/Conv processes, one sample at a time")
@@ -92,7 +95,62 @@ VERBS: dict[str, list[str]] = {
     "energy": ["--target", "energy"],   # the energy report only
     "export": ["--target", "ir"],       # write the optimized IR (model.ir.npz) and report.json to -o
     "inspect": [],                      # trace and print the IR as a table
+    "sweep": [],                        # a grid of models × passes × precisions × cost models on Ray
 }
+
+
+def sweep_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="snncompile sweep",
+                description="Compile, simulate and estimate a grid of tickets on Ray (see docs/sweep.md).")
+    p.add_argument("spec", help="the sweep's TOML file")
+    p.add_argument("-o", "--outdir", help="write sweep.json, sweep.csv and sweep.png here")
+    p.add_argument("--workers", type=int, nargs="?", const=os.cpu_count() or 1, default=os.cpu_count() or 1,
+                   metavar="N", help="Ray workers on this machine (default: the core count)")
+    p.add_argument("--ray-address", metavar="ADDR", help="run on an existing Ray cluster")
+    p.add_argument("--json", action="store_true", help="print the result table as one JSON object")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+_INCOMPLETE_HINT = "see the error column of the failed rows; fix those cells and rerun"
+
+
+def _run_sweep(argv: list[str], err) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from snncompile import schema
+    from snncompile.sweep import load_spec, run_sweep, write_outputs
+
+    args = sweep_parser().parse_args(argv)
+    workers = schema.validate("command line", {"--workers": args.workers}, schema.CLI)["--workers"]
+    spec = load_spec(args.spec)
+    with Progress(TextColumn("sweep cells"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("cells", total=len(spec.cells))
+        result = run_sweep(spec, workers=workers, address=args.ray_address,
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if args.outdir:
+        result["outputs"] = write_outputs(result, args.outdir)
+    incomplete = not result["complete"]
+    message = f"{result['failed_rows']} of {len(result['rows'])} sweep rows failed: the sweep is incomplete"
+    if args.json:
+        doc = dict(result)
+        if incomplete:
+            doc.update(_error_doc(message, _INCOMPLETE_HINT, EXIT_BACKEND))
+        sys.stdout.write(json.dumps(doc, default=str) + "\n")
+    else:
+        from snncompile.render import render_sweep
+
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=150)
+        render_sweep(result, out)
+    if incomplete:
+        err.print(f"[red]error:[/red] {message}", highlight=False)
+        err.print(f"  [bold]hint:[/bold] {_INCOMPLETE_HINT}", highlight=False)
+        return EXIT_BACKEND
+    return 0
 
 
 def _quiet_libraries() -> None:
@@ -117,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             argv = argv[1:] + VERBS[verb]
             if verb == "export" and not any(a in ("-o", "--outdir") or a.startswith("--outdir=") for a in argv):
                 raise SnnCompileError("export needs an output folder", "pass -o DIR", EXIT_USAGE)
+        if verb == "sweep":
+            return _run_sweep(argv[1:], err)
         if verb == "inspect":
             args = inspect_parser().parse_args(argv[1:])
             from snncompile.api import inspect
@@ -213,4 +273,5 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              timeout=args.timeout, progress=progress, passes=passes,
                              masks=args.masks, patch_mask=args.patch_mask, fixed_point=args.fixed_point,
                              chip=args.chip, ann_sparse=args.ann_sparse, firing_rates=args.firing_rates,
-                             plot=args.plot, emit=args.emit)
+                             plot=args.plot, emit=args.emit, workers=args.workers,
+                             ray_address=args.ray_address)

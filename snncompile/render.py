@@ -129,3 +129,27 @@ def render(report: Report, console: Console, verbose: bool = False) -> None:
         console.print(f"wrote {k}: {v}")
     for note in report.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def render_sweep(result: dict, console: Console) -> None:
+    """The sweep's table (one row per cell × cost model), Pareto rows starred, failures last."""
+    t = Table(title=f"sweep: {result['cells']} cells, {len(result['rows'])} rows, {result['wall_s']:.1f} s"
+              + ("" if result["complete"] else "  (INCOMPLETE: failed rows below)"), title_justify="left")
+    for col in ("", "model", "passes", "precision", "cost model", "accuracy", "spike agr.", "SNN nJ",
+                "ANN nJ", "ANN/SNN", "synapses", "error"):
+        t.add_column(col, justify="left" if col in ("model", "passes", "precision", "cost model", "error")
+                     else "right")
+    front = set(result["pareto"])
+
+    def num(v, fmt):
+        return "" if v is None else format(v, fmt)
+
+    for i, r in enumerate(result["rows"]):
+        t.add_row("*" if i in front else "", r["model"], r["passes"] or "", r["precision"] or "",
+                  r["cost_model"] or "", num(r["accuracy"], ".4f"), num(r["spike_agreement"], ".6f"),
+                  num(r["snn_energy_nj"], ".2f"), num(r["ann_energy_nj"], ".2f"), num(r["energy_ratio"], ".2f"),
+                  "" if r["synapses"] is None else fmt_n(r["synapses"]), r["error"] or "")
+    console.print(t)
+    console.print("* on the accuracy–energy Pareto front")
+    for name, path in (result.get("outputs") or {}).items():
+        console.print(f"wrote {name}: {path}")

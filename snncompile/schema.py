@@ -114,6 +114,7 @@ CLI = {
     "--steps": Field("int", 1, MAX_STEPS, example="--steps 8"),
     "--samples": Field("int", 1, example="--samples 100"),
     "--timeout": Field("float", 0, 7 * 24 * 3600.0, lo_open=True, example="--timeout 900"),
+    "--workers": Field("int", 1, 4096, example="--workers 4"),
 }
 
 META = {

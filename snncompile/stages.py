@@ -171,9 +171,18 @@ class TargetResult:
 
 
 def timed_run(target: str, net: Netlist, x: np.ndarray, *, timeout: float,
-              progress: Progress | None, emit: str | None = None) -> TargetResult:
+              progress: Progress | None, emit: str | None = None, workers: int | None = None,
+              ray_address: str | None = None) -> TargetResult:
+    """Run on the target, in one process or (``workers``) in shards on Ray."""
     t0 = time.perf_counter()
-    run = simulate_on(target, net, x, timeout=timeout, progress=progress, emit=emit)
+    if workers:
+        from snncompile.parallel import run_sharded
+
+        cb = (lambda done, total: progress(f"{target} shards on ray", done, total)) if progress else None
+        run = run_sharded(target, net, x, workers=workers, address=ray_address, timeout_s=timeout, emit=emit,
+                          progress=cb)
+    else:
+        run = simulate_on(target, net, x, timeout=timeout, progress=progress, emit=emit)
     return TargetResult(run, time.perf_counter() - t0)
 
 

@@ -174,6 +174,13 @@ def inf_weights() -> nn.Module:
     return m
 
 
+def _bn_nan() -> nn.Module:
+    torch.manual_seed(0)
+    m = nn.Sequential(layer.Linear(4, 3), nn.BatchNorm1d(3), neuron.IFNode()).eval()
+    m[1].running_var[0] = float("nan")
+    return m
+
+
 def relu_only() -> nn.Module:
     return nn.Sequential(nn.Linear(4, 3), nn.ReLU())
 
@@ -380,6 +387,31 @@ CASES = [
     Case("plot-not-png", [M, "--target", "energy", "--plot", "e.jpg"], 2, ".png"),
     Case("report-json-is-folder", [M, "-o", "out"], 2, "report.json", dir_named("out/report.json")),
     Case("ir-file-is-folder", [M, "-o", "out"], 2, "model.ir.npz", dir_named("out/model.ir.npz")),
+    Case("plot-is-folder", [M, "--target", "energy", "--plot", "e.png"], 2, "folder", dir_named("e.png")),
+    # more of each kind
+    Case("input-is-folder", [M, "--input", "x.npy"], 2, "x.npy", dir_named("x.npy")),
+    Case("samples-not-int", [M, "--input", X, "--samples", "many"], 2, "--samples"),
+    Case("timeout-word", [M, "--timeout", "soon"], 2, "--timeout"),
+    Case("firing-rate-nan", [M, "--target", "energy", "--firing-rates", "nan"], 2, "firing rate"),
+    Case("energy-model-folder", [M, "--target", "energy", "--energy-model", "e.toml"], 2, "e.toml",
+         dir_named("e.toml")),
+    Case("chip-folder", [M, "--fixed-point", "--chip", "chip.toml"], 2, "chip.toml", dir_named("chip.toml")),
+    Case("chip-unknown-key", [M, "--fixed-point", "--chip", "chip.toml"], 2, "neurons_per_cor",
+         text("chip.toml", CHIP.format(neurons=1024, axons=4096) + "neurons_per_cor = 5\n")),
+    Case("masks-folder", ["m.pt", "--steps", "2", "--input-shape", "4", "--masks", "masks.pkl"], 2, "masks.pkl",
+         both(module_with(_mlp()), dir_named("masks.pkl"))),
+    Case("arch-import-fails", ["m.pt", "--arch", "brokenmod:f", "--steps", "2"], 2, "brokenmod",
+         both(arch, text("brokenmod.py", "import not_a_real_package_xyz\n"))),
+    Case("input-shape-negative", ["m.pt", "--steps", "2", "--input-shape", "-4"], 2, "--input-shape",
+         module_with(_mlp())),
+    Case("nan-batchnorm-stats", ["m.pt", "--steps", "2", "--input-shape", "4"], 2, "NaN", module_with(
+         _bn_nan())),
+    Case("workers-zero", [M, "--input", X, "--simulate", "--workers", "0"], 2, "--workers"),
+    Case("workers-without-simulate", [M, "--workers", "2"], 2, "nothing is simulated"),
+    Case("sweep-missing-spec", ["sweep", "nope.toml"], 2, "nope.toml"),
+    Case("sweep-bad-spec", ["sweep", "s.toml"], 2, "precision", text("s.toml", 'models = ["a.pt"]\n'
+         'precision = ["double"]\nsimulate = false\n')),
+    Case("sweep-unknown-key", ["sweep", "s.toml"], 2, "modells", text("s.toml", 'modells = ["a.pt"]\n')),
     # verbs
     Case("export-without-outdir", ["export", M], 2, "output folder"),
     Case("inspect-missing", ["inspect", "nope.pt"], 2, "model file not found"),

@@ -64,31 +64,25 @@ def _resnet18():
     import torch
     from torch import nn
 
+    from benchmarks.compile_scale import _prune
     from tests.energy.zoo import SpikingResNet18
 
     torch.manual_seed(0)
     m = SpikingResNet18(imagenet=False)
     with torch.no_grad():
+        _prune(m, SPARSITY)  # 90 % of each layer's weights, smallest magnitudes
         for mod in m.modules():
             if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                w = mod.weight
-                w[w.abs() <= w.abs().flatten().kthvalue(int(SPARSITY * w.numel())).values] = 0.0
-                w.mul_(2.5)  # untrained weights: scaled so every stage fires
+                mod.weight.mul_(2.5)  # untrained weights: scaled so every stage fires
     return _bn(m)
 
 
 def _bn(m):
     import torch
-    from torch import nn
 
-    g = torch.Generator().manual_seed(2)
-    for mod in m.modules():
-        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-            n = mod.num_features
-            mod.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            mod.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            mod.weight.data.copy_(torch.rand(n, generator=g) * 0.4 + 0.8)
-            mod.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    from benchmarks.compile_scale import _randomize_bn
+
+    _randomize_bn(m, torch.Generator().manual_seed(2))
     return m.eval()
 
 

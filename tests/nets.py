@@ -132,7 +132,8 @@ class TicketNet(nn.Module):
     ``sparsity`` of them zero.
     """
 
-    def __init__(self, sparsity: float = 0.9, seed: int = 0, keep_ratio: float = 0.75) -> None:
+    def __init__(self, sparsity: float = 0.9, seed: int = 0, keep_ratio: float = 0.75,
+                 head_alpha: float = 0.6) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.conv1 = nn.Conv2d(1, 8, 3, padding=1, bias=False)
@@ -149,7 +150,7 @@ class TicketNet(nn.Module):
         self.register_buffer("patch_mask", keep.reshape(4, 4))
         with torch.no_grad():
             for m, per_channel, gain in ((self.conv1, True, 1.5), (self.conv2, True, 0.8),
-                                         (self.fc, False, 0.6)):
+                                         (self.fc, False, head_alpha)):
                 w = torch.randn(m.weight.shape, generator=g)
                 keep_w = torch.rand(m.weight.shape, generator=g) >= sparsity
                 if per_channel:

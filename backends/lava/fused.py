@@ -59,6 +59,8 @@ def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
     models = {}
     for i, name in enumerate(step_order(plan)):
         k = build_kernel(plan, name)
+        if not k.sources:  # driven by its bias alone: still joined to the network Lava runs
+            k.sources.append(source.name)
         rec = None
         if name in record or name == OUTPUT:
             rec = workdir / f"record_{i}.npy"

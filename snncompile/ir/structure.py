@@ -83,6 +83,16 @@ def spike_valued(graph: IRGraph, name: str) -> bool:
     return False
 
 
+def binary_spikes(graph: IRGraph, name: str) -> bool:
+    """True if ``name``'s values are 0/1 spikes (not sums of them): what OR can max-pool."""
+    node = graph.node(name)
+    if isinstance(node, Neuron):
+        return True
+    if isinstance(node, (Reshape, Mask, Transpose)) or (isinstance(node, Pool2d) and node.mode == "max"):
+        return binary_spikes(graph, graph.inputs(name)[0])
+    return False
+
+
 def alive_of(graph: IRGraph, name: str) -> np.ndarray:
     """Live neurons of a population (bool, its shape); non-neuron populations are all live."""
     node = graph.node(name)

@@ -222,6 +222,14 @@ def _finish(net: Netlist, graph: IRGraph, dense: bool) -> None:
             th = pop.params.v_threshold
             if isinstance(th, np.ndarray):
                 pop.params = NeuronParams(**{**pop.params.__dict__, "v_threshold": th[pop.index]})
+    # A population whose every neuron was removed does not exist on the chip (nor in Lava,
+    # which refuses a process of shape (0,)); its synapses go with it.
+    operands = {o.src for p in net.populations.values() for o in p.operands}
+    empty = {n for n, p in net.populations.items()
+             if p.size == 0 and p.kind in ("neuron", "or") and n not in operands and n != net.output_pop}
+    for name in empty:
+        del net.populations[name]
+    net.projections = [p for p in net.projections if p.src not in empty and p.dst not in empty]
     for proj in net.projections:
         src, dst = net.populations[proj.src], net.populations.get(proj.dst)
         proj.cols = src.index

@@ -23,6 +23,7 @@ from snncompile.ir.structure import unique_paths
 from snncompile.netlist.ops import UNROLL
 
 OUTPUT = "__output__"
+CANCELLED = 1e-12   # |weight| / Σ|path weights| below which a composed synapse is cancellation residue
 
 
 @dataclass
@@ -43,13 +44,31 @@ class Chain:
         return x.reshape(x.shape[0], *self.out_shape)
 
     def matrix(self, mode: str = "linear") -> sp.csr_matrix:
-        """The explicit (out size × in size) matrix of this chain."""
-        m = sp.identity(int(np.prod(self.in_shape)), format="csr")
+        """The explicit (out size × in size) matrix of this chain.
+
+        Where several paths join a pair (overlapping pools, then a layer) their weights can
+        cancel: an entry whose value is float residue of such a cancellation (at most
+        ``CANCELLED`` of the summed magnitudes of its paths) is no synapse and is dropped.
+        """
+        n = int(np.prod(self.in_shape))
+        m = sp.identity(n, format="csr")
+        mass = sp.identity(n, format="csr")
         shape = self.in_shape
+        layers = 0
         for node in self.nodes:
             if not isinstance(node, Reshape):
-                m = (UNROLL(node)(node, shape, mode) @ m).tocsr()
+                u = UNROLL(node)(node, shape, mode)
+                m = (u @ m).tocsr()
+                if mode == "linear":
+                    mass = (abs(u) @ mass).tocsr()
+                layers += 1
             shape = tuple(node.shape)
+        if mode == "linear" and layers > 1 and m.nnz:
+            rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+            paths = np.asarray(mass[rows, m.indices]).ravel()
+            residue = (np.abs(m.data) <= CANCELLED * paths) & (m.data != 0)
+            if residue.any():  # stored as explicit zeros: dropped where zeros are, kept where kept
+                m.data[residue] = 0.0
         return m
 
     @property

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from snncompile.ir import BatchNorm, Conv2d, IRGraph, Linear, Pool2d
-from snncompile.ir.structure import spike_valued
+from snncompile.ir.structure import binary_spikes
 
 
 @dataclass
@@ -72,7 +72,7 @@ def _masks_absorbed(graph: IRGraph) -> bool:
 
 
 def _no_spike_max_pool(graph: IRGraph) -> bool:
-    return not any(graph.node(n).mode == "max" and spike_valued(graph, graph.inputs(n)[0])
+    return not any(graph.node(n).mode == "max" and binary_spikes(graph, graph.inputs(n)[0])
                    for n in graph.of_type(Pool2d))
 
 

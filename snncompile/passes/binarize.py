@@ -21,6 +21,10 @@ def _fold_alpha(graph: IRGraph, name: str, syn: Conv2d | Linear, alpha: np.ndarr
     neuron = graph.node(user) if user else None
     if not isinstance(neuron, Neuron) or graph.inputs(user) != [name] or np.any(alpha <= 0):
         return False
+    if not np.all(np.frexp(alpha)[0] == 0.5):
+        # dividing thresholds, bias and reset by α is exact in floating point only for a power
+        # of two; otherwise a membrane that hits the threshold exactly would stop firing
+        return False
     uniform = bool(np.all(alpha == alpha[0]))
     if neuron.v_reset not in (None, 0.0) and not uniform:
         return False  # a per-channel reset potential is not representable

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from snncompile.ir import BatchNorm, Conv2d, IRGraph, Neuron, Pool2d
-from snncompile.ir.structure import spike_valued
+from snncompile.ir.structure import binary_spikes
 from snncompile.passes.base import PassStats, sole_user
 from snncompile.passes.fold_batchnorm import fold_batchnorm
 
@@ -73,7 +73,8 @@ def fuse_convpep(graph: IRGraph) -> PassStats:
                            + " | ".join("→".join(c) for c in stem))
     for name in graph.of_type(Pool2d):
         pool = graph.node(name)
-        if pool.mode != "max" or not spike_valued(graph, graph.inputs(name)[0]):
+        # OR equals max only on 0/1 spikes: a max-pool of a sum of spikes (0, 1, 2) stays a max
+        if pool.mode != "max" or not binary_spikes(graph, graph.inputs(name)[0]):
             continue
         or_layer(graph, name)
         stats.nodes_fused += 1

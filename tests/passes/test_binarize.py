@@ -16,16 +16,22 @@ def test_binary_scales_detection():
     np.testing.assert_array_equal(binary_scales(w2, np.array([[True, True, False]])), [0.5])
 
 
-def test_ticket_binarized_equivalent_and_alpha_folded():
+@pytest.mark.parametrize("alpha,folded", [(0.5, True), (0.6, False)])
+def test_ticket_binarized_equivalent_and_alpha_folded_when_exact(alpha, folded):
+    """α moves into the neuron (weights ±1, threshold / α) only where that is exact in
+    floating point: α a power of two. Otherwise it stays on the ±α weights."""
     x = np.random.default_rng(1).random((6, 10, 1, 8, 8))
-    runs = run_all(TicketNet(), x, (1, 8, 8))
+    runs = run_all(TicketNet(head_alpha=alpha), x, (1, 8, 8))
     g, stats = assert_equivalent_after_each(runs, x, ["fold_batchnorm", "fuse_convpep", "binarize"])
     syn = [g.node(n) for n in g.of_type(Conv2d) + g.of_type(Linear)]
     assert all(s.binary and s.weight_bits == 1 for s in syn)
     fc = g.node(g.of_type(Linear)[0])
-    # per-layer α moved into the IF neuron: weights are exactly ±1 / 0, threshold divided by α
-    assert set(np.unique(fc.weight)) <= {-1.0, 0.0, 1.0}
     out = g.node(g.of_type(Neuron)[-1])
-    assert out.v_threshold == pytest.approx(1.0 / 0.6)
+    if folded:  # per-layer α moved into the IF neuron: weights ±1 / 0, threshold divided by α
+        assert set(np.unique(fc.weight)) <= {-1.0, 0.0, 1.0}
+        assert out.v_threshold == 1.0 / alpha
+    else:
+        assert np.all(np.abs(fc.weight[fc.weight != 0]) == np.float32(alpha))  # the model's float32 α
+        assert out.v_threshold == 1.0
     learned = [s for n, s in zip(g.of_type(Conv2d) + g.of_type(Linear), syn) if not n.endswith("_or_syn")]
     assert stats["binarize"].bits_saved == 31 * sum(int((s.weight != 0).sum()) for s in learned)

@@ -161,13 +161,15 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     # by its bias alone gets a synapse-free connection from the input.
     fed = {p.dst for p in plan.projections if p.nnz} | {n for n, p in plan.populations.items() if p.kind == "matmul"}
     source = next(n for n, p in plan.populations.items() if p.kind == "input")
-    for name, pop in plan.populations.items():
-        if pop.kind in ("neuron", "or") and name not in fed:
-            n_in = plan.populations[source].size
-            empty = Sparse(weights=sp.csr_matrix((pop.size, n_in)), num_message_bits=GRADED_BITS,
-                           **({"weight_exp": 0, "num_weight_bits": 8} if fixed else {}))
-            _out_port(procs[source]).connect(empty.s_in)
-            empty.a_out.connect(procs[name].a_in)
+    unfed = [(procs[n].a_in, p.size) for n, p in plan.populations.items()
+             if p.kind in ("neuron", "or") and n not in fed]
+    if OUTPUT in extractors and OUTPUT not in fed:  # a readout of its bias alone
+        unfed.append((extractors[OUTPUT].in_port, out_size))
+    for port, size in unfed:
+        empty = Sparse(weights=sp.csr_matrix((size, plan.populations[source].size)), num_message_bits=GRADED_BITS,
+                       **({"weight_exp": 0, "num_weight_bits": 8} if fixed else {}))
+        _out_port(procs[source]).connect(empty.s_in)
+        empty.a_out.connect(port)
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt",
                        exception_proc_model_map={Extractor: PyLoihiExtractorModel})
     anchor = next(iter(procs.values()))

@@ -138,9 +138,11 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
                                                       v_reset=0 if vr is None else int(round(vr * s_p)),
                                                       soft=vr is None))
     outs = q.into(OUTPUT)
-    if outs:
-        peak = max(float(np.max(np.abs(p.weights.data))) / src_scale[p.src] for p in outs if p.weights.nnz)
-        s_out = MANTISSA * 2.0 ** 6 / peak
+    if outs or q.output_kind == "values":
+        peaks = [float(np.max(np.abs(p.weights.data))) / src_scale[p.src] for p in outs if p.weights.nnz]
+        # with no synapse into the readout (all pruned) the bias alone sets the scale
+        bias_peak = float(np.max(np.abs(q.output_bias), initial=0.0)) if q.output_bias is not None else 0.0
+        s_out = MANTISSA * 2.0 ** 6 / (max(peaks) if peaks else (bias_peak or 1.0))
         for proj in outs:
             _quantize_projection(proj, s_out / src_scale[proj.src], info)
         q.output_qbias = _bias_int(np.asarray(q.output_bias) * s_out)

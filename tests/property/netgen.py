@@ -5,10 +5,12 @@ A network is a list of stages after the input (stage 0). A ``neuron`` stage read
 earlier stage or the sum of two equal-shape spiking stages (a SEW residual), optionally
 average-pools and flattens it, applies Linear or Conv2d (optionally BatchNorm), then a
 spiking neuron layer, optionally gated by a static 0/1 keep-mask buffer. A ``maxpool``
-stage max-pools the spikes of one unmasked spiking stage. An optional Linear readout
-(real-valued output) reads the last stage or a residual sum; otherwise the last stage's
-spikes are the output. Weights, biases, BatchNorm statistics, masks and inputs come from
-numpy with the description's seed, so the description alone reproduces the network.
+stage max-pools the spikes of one spiking stage (masked or not) or a residual sum of two.
+An optional Linear readout (real-valued output) reads the last stage or a residual sum;
+otherwise the last stage's spikes are the output. Half the networks are ``exact``: dyadic
+weights, inputs, thresholds, resets, BatchNorm statistics and decays, so that membranes
+land exactly on thresholds. Weights, biases, BatchNorm statistics, masks and inputs come
+from numpy with the description's seed: the description alone reproduces the network.
 """
 
 from __future__ import annotations
@@ -27,8 +29,13 @@ THRESHOLDS = (0.5, 0.75, 1.0, 1.25, 2.0, 0.3)   # 0.3: not dyadic
 RESETS = (None, 0.0, -0.5, 0.25)                 # None: soft (subtractive) reset
 TAUS = (2.0, 4.0, 1.5, 3.0)
 ALPHAS = (0.25, 0.5, 0.75, 1.0, 1.5, 0.3)        # binary weight magnitudes (0.3: not dyadic)
+DYADIC = {  # the choices of an exact network: every value and every operation exact in float64
+    "thresholds": (0.5, 0.75, 1.0, 1.25, 2.0), "taus": (2.0, 4.0), "alphas": (0.25, 0.5, 0.75, 1.0, 1.5),
+    "inputs": ("binary", "dyadic", "signed"), "weights": ("dyadic", "binary"),
+}
 SPARSITIES = (0.0, 0.0, 0.25, 0.5, 0.75, 0.9, 0.95)
 INPUT_STYLES = ("binary", "dyadic", "float", "signed")
+WEIGHT_STYLES = ("dyadic", "binary", "float")
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class WeightSpec:
     explicit_mask: bool = False
     alpha: str = "layer"              # binary: "layer" | "channel"
     bias: bool = False
+    dyadic_alpha: bool = False        # binary: α from the dyadic magnitudes only
 
     def text(self) -> str:
         parts = [self.style, f"x{self.scale:g}"]
@@ -117,6 +125,7 @@ class NetSpec:
     mean_output: bool = False         # multi-step only: the model returns out.mean(0)
     seed: int = 0
     input_p: float = 0.5              # binary inputs: spike probability
+    exact: bool = False               # drawn from the dyadic choices only (see DYADIC)
 
     def shape_of(self, i: int) -> tuple[int, ...]:
         return self.input_shape if i == 0 else self.stages[i - 1].shape
@@ -125,7 +134,8 @@ class NetSpec:
         """A readable listing of the network (printed with every failing example)."""
         lines = [f"input x0: shape {self.input_shape}, {self.input_style} values"
                  + (f" (p={self.input_p})" if self.input_style == "binary" else "")
-                 + f", T={self.steps}, N={self.batch}, step_mode={self.step_mode!r}, seed={self.seed}"]
+                 + f", T={self.steps}, N={self.batch}, step_mode={self.step_mode!r}, seed={self.seed}"
+                 + (", exact (dyadic values only)" if self.exact else "")]
         for i, s in enumerate(self.stages, 1):
             src = " + ".join(f"x{j}" for j in s.src)
             if s.kind == "maxpool":
@@ -160,7 +170,8 @@ class NetSpec:
         return "\n".join(lines)
 
     def repro(self) -> str:
-        return ("from tests.property.netgen import *\n"
+        """Python that rebuilds the network and its inputs from this description."""
+        return ("from tests.property.netgen import *  # from the repository root\n"
                 f"spec = {self!r}\n"
                 "model, x = build_model(spec), make_inputs(spec)")
 
@@ -168,29 +179,35 @@ class NetSpec:
 # -- strategies ---------------------------------------------------------------------------
 
 @st.composite
-def neuron_specs(draw: st.DrawFn) -> NeuronSpec:
+def neuron_specs(draw: st.DrawFn, exact: bool = False) -> NeuronSpec:
+    """A neuron; ``exact``: dyadic threshold and reset, decays 1/2 or 1/4 (PLIF: 1/2)."""
     model = draw(st.sampled_from(("if", "lif", "plif")))
-    th = draw(st.sampled_from(THRESHOLDS))
+    th = draw(st.sampled_from(DYADIC["thresholds"] if exact else THRESHOLDS))
     reset = draw(st.sampled_from([r for r in RESETS if r is None or r < th]))
     if model == "if":
         return NeuronSpec("if", th, reset)
-    return NeuronSpec(model, th, reset, draw(st.sampled_from(TAUS)), draw(st.booleans()))
+    taus = (2.0,) if exact and model == "plif" else DYADIC["taus"] if exact else TAUS
+    return NeuronSpec(model, th, reset, draw(st.sampled_from(taus)), draw(st.booleans()))
 
 
 @st.composite
-def weight_specs(draw: st.DrawFn) -> WeightSpec:
-    style = draw(st.sampled_from(("dyadic", "binary", "float")))
-    return WeightSpec(style=style, scale=2.0 ** draw(st.integers(-2, 1)),
+def weight_specs(draw: st.DrawFn, exact: bool = False) -> WeightSpec:
+    """A synaptic layer's weights; ``exact``: dyadic values only."""
+    style = draw(st.sampled_from(DYADIC["weights"] if exact else WEIGHT_STYLES))
+    return WeightSpec(style=style, scale=2.0 ** draw(st.integers(-1, 1)),
                       sparsity=draw(st.sampled_from(SPARSITIES)), explicit_mask=draw(st.booleans()),
-                      alpha=draw(st.sampled_from(("layer", "channel"))), bias=draw(st.booleans()))
+                      alpha=draw(st.sampled_from(("layer", "channel"))), bias=draw(st.booleans()),
+                      dyadic_alpha=exact)
 
 
 def _pool_out(n: int, k: int, s: int, p: int) -> int:
+    """Output size of a window k, stride s, padding p over n (floor mode)."""
     return (n + 2 * p - k) // s + 1
 
 
 @st.composite
 def _avgpool(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, int, int, bool] | None:
+    """An optional AvgPool2d (kernel, stride, padding, count_include_pad) before a synapse."""
     _, h, w = shape
     if min(h, w) < 2 or not draw(st.integers(0, 3)) == 0:
         return None
@@ -202,7 +219,7 @@ def _avgpool(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[int, int, int, bo
 
 @st.composite
 def _neuron_stage(draw: st.DrawFn, src: tuple[int, ...], in_shape: tuple[int, ...],
-                  same_shape: bool, conv_ok: bool) -> Stage:
+                  same_shape: bool, conv_ok: bool, exact: bool) -> Stage:
     """A neuron stage on a value of shape ``in_shape``; ``same_shape``: output == input shape
     (so that a later stage can add the two, a residual)."""
     avg = None
@@ -213,9 +230,9 @@ def _neuron_stage(draw: st.DrawFn, src: tuple[int, ...], in_shape: tuple[int, ..
             k, s, p, _ = avg
             shape = (shape[0], _pool_out(shape[1], k, s, p), _pool_out(shape[2], k, s, p))
     use_conv = len(shape) == 3 and conv_ok and (same_shape or draw(st.integers(0, 3)) > 0)
-    ws = draw(weight_specs())
-    bn = draw(st.sampled_from((None, None, "dyadic", "float")))
-    nspec = draw(neuron_specs())
+    ws = draw(weight_specs(exact))
+    bn = draw(st.sampled_from((None, None, "dyadic") if exact else (None, None, "dyadic", "float")))
+    nspec = draw(neuron_specs(exact))
     mask = draw(st.integers(0, 4)) == 0
     if use_conv:
         c, h, w = shape
@@ -246,12 +263,12 @@ def net_specs(draw: st.DrawFn, max_stages: int = 4, max_batch: int = 4, max_step
         in_shape = (draw(st.integers(4, 24)),)
     steps, batch = draw(st.integers(2, max_steps)), draw(st.integers(1, max_batch))
     mode = draw(st.sampled_from(("s", "m")))
-    style = draw(st.sampled_from(INPUT_STYLES))
+    exact = draw(st.booleans())
+    style = draw(st.sampled_from(DYADIC["inputs"] if exact else INPUT_STYLES))
     n = draw(st.integers(1, max_stages))
     stages: list[Stage] = []
     shapes = [in_shape]
     kinds = ["input"]
-    masked = [False]
     conv_ok = True  # once flattened, Linear only
 
     def residual_pairs() -> list[tuple[int, int]]:
@@ -268,59 +285,66 @@ def net_specs(draw: st.DrawFn, max_stages: int = 4, max_batch: int = 4, max_step
         else:
             src = (i - 1,)
         shape = shapes[src[0]]
-        can_pool = (len(src) == 1 and kinds[src[0]] in ("neuron", "maxpool") and not masked[src[0]]
+        # max-pool of spikes: of one stage (masked or not) or of a residual sum of spikes
+        can_pool = (all(kinds[j] in ("neuron", "maxpool") for j in src)
                     and len(shape) == 3 and min(shape[1:]) >= 2)
-        if can_pool and not same_next and draw(st.integers(0, 3)) == 0:
+        if can_pool and not same_next and draw(st.booleans()):
             k = draw(st.integers(2, min(3, *shape[1:])))
             s = draw(st.integers(1, k))
             p = draw(st.integers(0, k // 2))
             oshape = (shape[0], _pool_out(shape[1], k, s, p), _pool_out(shape[2], k, s, p))
             stage = Stage("maxpool", src, oshape, kernel=k, stride=s, padding=p)
         else:
-            stage = draw(_neuron_stage(src, shape, same_next, conv_ok))
+            stage = draw(_neuron_stage(src, shape, same_next, conv_ok, exact))
             if stage.layer == "linear":
                 conv_ok = False
         stages.append(stage)
         shapes.append(stage.shape)
         kinds.append(stage.kind)
-        masked.append(stage.mask)
         # next stage keeps this shape, so that a later one can add the two (a residual)
         same_next = stage.kind == "neuron" and i < n and draw(st.integers(0, 3)) == 0
     readout = None
     if draw(st.booleans()):
         pairs = residual_pairs()
         src = draw(st.sampled_from(pairs)) if pairs and draw(st.integers(0, 2)) == 0 else (n,)
-        readout = Readout(src, len(shapes[src[0]]) > 1, draw(st.integers(2, 6)), draw(weight_specs()))
+        readout = Readout(src, len(shapes[src[0]]) > 1, draw(st.integers(2, 6)), draw(weight_specs(exact)))
     mean_output = mode == "m" and draw(st.booleans())
     return NetSpec(in_shape, steps, batch, mode, style, tuple(stages), readout, mean_output,
-                   seed=draw(st.integers(0, 2**31 - 1)), input_p=draw(st.sampled_from((0.3, 0.5, 0.7))))
+                   seed=draw(st.integers(0, 2**31 - 1)), input_p=draw(st.sampled_from((0.3, 0.5, 0.7))),
+                   exact=exact)
 
 
 # -- building -------------------------------------------------------------------------------
 
 def _weights(ws: WeightSpec, shape: tuple[int, ...], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(weight values, keep mask) of the given shape."""
+    """(weight values, keep mask) of the given shape. Weights are scaled by the power of two
+    nearest 16 / (fan-in · kept fraction) (dyadic ones stay dyadic), so that small, large
+    and sparse layers all receive a drive of the order of the thresholds."""
     rows, fan_in = shape[0], int(np.prod(shape[1:]))
+    base = 2.0 ** round(math.log2(16.0 / (fan_in * (1.0 - ws.sparsity))))
     if ws.style == "dyadic":
-        w = rng.integers(-3, 6, size=shape) / 8.0 * ws.scale
+        w = rng.integers(-3, 6, size=shape) / 8.0 * ws.scale * base
     elif ws.style == "float":
-        w = (rng.standard_normal(shape) + 0.4) * (2.0 * ws.scale / math.sqrt(fan_in))
+        w = (rng.standard_normal(shape) + 0.4) * (2.0 * ws.scale / math.sqrt(fan_in * (1.0 - ws.sparsity)))
     else:
         sign = np.where(rng.random(shape) < 0.7, 1.0, -1.0)
         n_alpha = rows if ws.alpha == "channel" else 1
-        alpha = rng.choice(ALPHAS, size=n_alpha).reshape((-1,) + (1,) * (len(shape) - 1))
-        w = sign * alpha * ws.scale
+        alphas = DYADIC["alphas"] if ws.dyadic_alpha else ALPHAS
+        alpha = rng.choice(alphas, size=n_alpha).reshape((-1,) + (1,) * (len(shape) - 1))
+        w = sign * alpha * ws.scale * base / 4.0
     keep = rng.random(shape) >= ws.sparsity
     return w, keep
 
 
 def _bias(ws: WeightSpec, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Biases: Gaussian for float layers, multiples of scale/8 otherwise."""
     if ws.style == "float":
         return rng.standard_normal(rows) * 0.2 * ws.scale
     return rng.integers(-2, 3, size=rows) / 8.0 * ws.scale
 
 
 def _init_synapse(m: nn.Module, ws: WeightSpec, rng: np.random.Generator) -> None:
+    """Set a Linear/Conv2d's weights, bias and (explicit_mask) torch.nn.utils.prune mask."""
     w, keep = _weights(ws, tuple(m.weight.shape), rng)
     with torch.no_grad():
         m.weight.copy_(torch.as_tensor(w if ws.explicit_mask else w * keep))
@@ -331,6 +355,7 @@ def _init_synapse(m: nn.Module, ws: WeightSpec, rng: np.random.Generator) -> Non
 
 
 def _init_bn(m: nn.Module, style: str, rng: np.random.Generator) -> None:
+    """Set a BatchNorm's running statistics and affine parameters (``dyadic``: γ may be 0)."""
     c = m.num_features
     with torch.no_grad():
         if style == "dyadic":  # exact in floating point: eps 0, √var a power of two
@@ -347,6 +372,7 @@ def _init_bn(m: nn.Module, style: str, rng: np.random.Generator) -> None:
 
 
 def _neuron(ns: NeuronSpec) -> nn.Module:
+    """The spikingjelly neuron module ``ns`` describes."""
     kw = dict(v_threshold=ns.v_threshold, v_reset=ns.v_reset)
     if ns.model == "if":
         return neuron.IFNode(**kw)
@@ -430,6 +456,7 @@ class SpecNet(nn.Module):
 
 
 def build_model(spec: NetSpec) -> SpecNet:
+    """The model ``spec`` describes (eval mode, weights from the seed)."""
     return SpecNet(spec)
 
 

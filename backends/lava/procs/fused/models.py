@@ -16,24 +16,31 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from backends.lava.procs.fused.process import FusedGraded, FusedSource, FusedSpiking
 
 
-class _Stepper(PyLoihiProcessModel):
+class _Batched(PyLoihiProcessModel):
     """Batch geometry shared by every fused model: Lava step g (from 1) is step t of batch b."""
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
+        self.batch, self.steps, self.samples = proc_params["batch"], proc_params["steps"], proc_params["samples"]
+
+    def where(self) -> tuple[int, int, int]:
+        """(t, first sample, end sample) of the current Lava step."""
+        b, t = divmod(self.time_step - 1, self.steps)
+        lo = b * self.batch
+        return t, lo, min(self.samples, lo + self.batch)
+
+
+class _Stepper(_Batched):
+    """A population's kernel stepped on the batch, its outputs recorded and sent."""
+
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
         p = proc_params
-        self.batch, self.steps, self.samples = p["batch"], p["steps"], p["samples"]
         self.kernel = p["kernel"]
         self.has_out = p["has_out"]
         self.rec = None if p["record"] is None else np.load(p["record"], mmap_mode="r+")
         self.n_in = len(p["in_sizes"])
         self.errors = p["errors"]
-
-    def where(self) -> tuple[int, int, int]:
-        g = self.time_step - 1
-        b, t = divmod(g, self.steps)
-        lo = b * self.batch
-        return t, lo, min(self.samples, lo + self.batch)
 
     def record(self, t: int, lo: int, hi: int, values: np.ndarray) -> None:
         if self.rec is not None and hi > lo:
@@ -63,17 +70,14 @@ class _Stepper(PyLoihiProcessModel):
             self.out.send(out)
 
 
-class _Source(PyLoihiProcessModel):
+class _Source(_Batched):
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
-        p = proc_params
-        self.batch, self.steps, self.samples = p["batch"], p["steps"], p["samples"]
-        self.data = np.load(p["data"], mmap_mode="r")
+        self.data = np.load(proc_params["data"], mmap_mode="r")
 
     def run_spk(self) -> None:
-        b, t = divmod(self.time_step - 1, self.steps)
-        lo = b * self.batch
-        rows = self.data[t, lo: min(self.samples, lo + self.batch)]
+        t, lo, hi = self.where()
+        rows = self.data[t, lo:hi]
         buf = np.zeros((self.batch, self.data.shape[2]), dtype=self.data.dtype)
         buf[: len(rows)] = rows
         self.out.send(buf)

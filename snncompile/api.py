@@ -16,7 +16,7 @@ import numpy as np
 import backends  # noqa: F401  (registers the targets)
 from snncompile import schema, stages
 from snncompile.energy import plot_energy
-from snncompile.errors import EXIT_UNSAFE, EXIT_USAGE, SnnCompileError
+from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.fsutil import check_destination, check_folder, staged_outputs
 from snncompile.inputs import InputData, load_inputs
 from snncompile.ir import IRGraph, Neuron, save_ir
@@ -286,17 +286,9 @@ def lowering_summary(net: Netlist) -> dict:
 
 
 def _read_patch_mask(path: str | Path) -> np.ndarray:
-    try:
+    with schema.reading_arrays(path, "patch mask", fix="save a numeric .npy array of 0/1 per patch (H, W) or "
+                               "token (N,) with np.save"):
         keep = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise SnnCompileError(f"patch mask {path} holds Python objects, which would have to be unpickled",
-                                  "refused as unsafe; save a numeric 0/1 array with np.save", EXIT_UNSAFE) from None
-        raise SnnCompileError(f"cannot read patch mask {path}: {exc}",
-                              "pass a .npy array of 0/1 per patch (H, W) or token (N,)", EXIT_USAGE) from None
-    except OSError as exc:
-        raise SnnCompileError(f"cannot read patch mask {path}: {exc.strerror or exc}",
-                              "pass a .npy array of 0/1 per patch (H, W) or token (N,)", EXIT_USAGE) from None
     if not isinstance(keep, np.ndarray) or not np.isin(keep, (0, 1)).all():
         raise SnnCompileError(f"patch mask {path} is not a 0/1 array",
                               "store 1 for patches to keep, 0 for masked ones", EXIT_USAGE)

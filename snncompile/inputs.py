@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from snncompile.errors import EXIT_UNSAFE, EXIT_USAGE, SnnCompileError
-from snncompile.schema import numeric_array
+from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.schema import numeric_array, reading_arrays
 
 
 @dataclass
@@ -51,7 +50,8 @@ def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None) -> InputD
         raise SnnCompileError(f"input file {path} is not a .npy or .npz file",
                               "save the inputs with np.save(path.npy, x) or np.savez(path.npz, x=x, y=y)",
                               EXIT_USAGE)
-    try:
+    with reading_arrays(path, "input file", fix="store numeric arrays: a .npy array or an .npz with keys "
+                        "x (and y), e.g. np.savez(path, x=x.astype(np.float32), y=y)"):
         data = np.load(path, allow_pickle=False)
         if isinstance(data, np.ndarray):
             x, y = data, None
@@ -63,20 +63,6 @@ def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None) -> InputD
                                           "save inputs with np.savez(path, x=..., y=...)", EXIT_USAGE)
                 x = data["x"]
                 y = data["y"] if "y" in data.files else None
-    except SnnCompileError:
-        raise
-    except ValueError as exc:
-        with open(path, "rb") as fh:
-            pickled = fh.read(1) == b"\x80"
-        if "Object arrays" in str(exc) or pickled:  # numpy refuses object arrays and pickles
-            raise SnnCompileError(f"{path} holds Python objects (object arrays), which would have to be "
-                                  "unpickled", "refused as unsafe; store numeric arrays "
-                                  "(np.save(path, x.astype(np.float32)))", EXIT_UNSAFE) from None
-        raise SnnCompileError(f"cannot read input file {path}: {exc}",
-                              "pass a .npy array or an .npz with keys x (and y)", EXIT_USAGE) from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise SnnCompileError(f"cannot read input file {path}: {exc}",
-                              "pass a .npy array or an .npz with keys x (and y)", EXIT_USAGE) from None
     x = numeric_array(str(path), x, "x", fix="store the inputs as numbers").astype(np.float64)
     if x.ndim < 2 or x.shape[0] == 0:
         raise SnnCompileError(f"{path} has no samples (x has shape {x.shape})",

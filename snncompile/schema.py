@@ -11,6 +11,9 @@ input arrays and masks are checked by :func:`numeric_array`.
 from __future__ import annotations
 
 import math
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +142,26 @@ CHIP = {
 }
 
 FIRING_RATE = Field("float", 0, 1, example="0.1")
+
+
+@contextmanager
+def reading_arrays(path: Any, what: str, *, fix: str) -> Iterator[None]:
+    """Around ``np.load(path, allow_pickle=False)`` and its members' reads: object arrays and
+    pickles are refused as unsafe (exit 4), anything unreadable as bad input (exit 2)."""
+    try:
+        yield
+    except SnnCompileError:
+        raise
+    except ValueError as exc:
+        with open(path, "rb") as fh:
+            pickled = fh.read(1) == b"\x80"
+        if "Object arrays" in str(exc) or pickled:
+            raise SnnCompileError(f"{what} {path} holds Python objects (object arrays or a pickle), which "
+                                  "would have to be unpickled", f"refused as unsafe; {fix}", EXIT_UNSAFE) from None
+        raise SnnCompileError(f"cannot read {what} {path}: {exc}", fix, EXIT_USAGE) from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise SnnCompileError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}", fix,
+                              EXIT_USAGE) from None
 
 
 def numeric_array(where: str, array: Any, what: str, *, fix: str) -> np.ndarray:

@@ -17,16 +17,20 @@ import backends  # noqa: F401  (registers the targets)
 from snncompile import schema, stages
 from snncompile.energy import plot_energy
 from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.frontend.nir_import import is_nir
 from snncompile.fsutil import check_destination, check_folder, staged_outputs
 from snncompile.inputs import InputData, load_inputs
 from snncompile.ir import IRGraph, Neuron, save_ir
 from snncompile.mapping import load_chip, map_to_cores
 from snncompile.memory import return_large_frees
 from snncompile.netlist import Netlist
+from snncompile.netlist.target import get as get_target
 from snncompile.report import LayerRow, Report, row_detail
 
-TARGETS = ("lava", "ir", "energy")
+TARGETS = ("lava", "ir", "energy", "onnx", "nir")
+NETLIST_TARGETS = ("lava", "onnx", "nir")  # targets that lower the IR to a netlist
 Progress = Callable[[str, int, int], None]
+ARTIFACTS = {"onnx": ("model.onnx", "model_ann.onnx"), "nir": ("model.nir",)}  # files a target writes to -o
 
 
 @dataclass
@@ -56,6 +60,7 @@ class Options:
     ann_sparse: bool = False
     firing_rates: str | None = None
     plot: str | Path | None = None
+    nir_dt: float | None = None      # time step of a NIR graph's leaky neurons (see docs/nir.md)
 
     def check(self) -> None:
         """Every value and destination, before any work (the CLI schema, ``schema.CLI``)."""
@@ -75,7 +80,7 @@ class Options:
                                   "e.g. --workers 8 --ray-address head:6379", EXIT_USAGE)
         if self.outdir is not None:
             out = check_folder(self.outdir)
-            for name in ("model.ir.npz", "report.json"):
+            for name in ("model.ir.npz", "report.json") + ARTIFACTS.get(self.target, ()):
                 check_destination(out / name)
         if self.plot is not None:
             if Path(self.plot).suffix.lower() != ".png":
@@ -112,8 +117,10 @@ def layer_rows(graph: IRGraph) -> list[LayerRow]:
 
 def trace(model: str | Path, *, arch: str | None = None, trust_pickle: bool = False,
           input_shape: tuple[int, ...] | None = None, data: InputData | None = None,
-          masks: str | Path | None = None, keep_module: bool = True) -> stages.Traced:
-    """Load and trace a checkpoint."""
+          masks: str | Path | None = None, keep_module: bool = True, nir_dt: float | None = None) -> stages.Traced:
+    """Load and trace a checkpoint, or import a NIR graph (``.nir``)."""
+    if is_nir(model):
+        return stages.import_nir(model, dt=nir_dt, input_shape=input_shape, masks=masks)
     loaded = stages.load(model, arch=arch, trust_pickle=trust_pickle)
     shape = stages.input_shape_of(input_shape, loaded.meta, data, loaded.module)
     traced = stages.trace(loaded, shape, masks=masks, keep_module=keep_module)
@@ -144,7 +151,7 @@ def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
     needs_source = opt.simulate_on_target or (opt.fixed_point and data is not None)
     tr = trace(model, arch=opt.arch, trust_pickle=opt.trust_pickle,
                input_shape=tuple(opt.input_shape) if opt.input_shape else None, data=data, masks=opt.masks,
-               keep_module=needs_source)
+               keep_module=needs_source, nir_dt=opt.nir_dt)
     if opt.patch_mask is not None:
         tr.graph.patch_mask = _read_patch_mask(opt.patch_mask)
     optimized = stages.optimize(tr.graph, opt.passes, copy=needs_source)
@@ -152,12 +159,12 @@ def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
     in_shape = tuple(graph.input_shape)
     if data is not None:
         data = load_inputs(opt.input, in_shape).take(opt.samples)
-    T = _steps(opt.steps, tr.meta, data)
+    T = _steps(opt.steps, tr.meta, data, graph.model_steps)
     report = Report(model=str(model), target=opt.target, steps=T, layers=layer_rows(graph),
                     passes=[s.to_dict() for s in optimized.stats])
     report.notes.extend(w for s in optimized.stats for w in s.warnings)
 
-    net = stages.lower(graph) if opt.target == "lava" else None
+    net = stages.lower(graph) if opt.target in NETLIST_TARGETS else None
     if net is not None:
         report.lowering = lowering_summary(net)
         _exact_rows(report, net)
@@ -172,6 +179,7 @@ def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
     if opt.chip or opt.fixed_point:
         report.mapping = map_to_cores(qnet or net, load_chip(opt.chip or "loihi2")).to_dict()
 
+    artifacts = get_target(opt.target).emit(net) if net is not None and opt.outdir is not None else {}
     values = None
     if x is None:  # nothing runs: the estimate needs only the IR, so the netlist can go
         net = qnet = None
@@ -197,6 +205,8 @@ def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
             out = Path(opt.outdir)
             report.outputs["ir"] = str(save_ir(graph, out / "model.ir.npz", outputs.write))
             report.outputs["report"] = str(out / "report.json")
+            for name, data in artifacts.items():
+                report.outputs[name] = str(outputs.write(out / name, lambda fh, data=data: fh.write(data)))
             report.write_json(out / "report.json", outputs.write)
     return report
 
@@ -248,7 +258,17 @@ def _simulation(tr: stages.Traced, graph: IRGraph, net: Netlist, x: np.ndarray, 
     }
 
 
-def _steps(steps: int | None, meta: dict, data: InputData | None) -> int:
+def _steps(steps: int | None, meta: dict, data: InputData | None, model_steps: int | None = None) -> int:
+    if model_steps is not None:   # forward() repeats a static input over its own T
+        if data is not None and data.sequence:
+            raise SnnCompileError(f"the model runs its own {model_steps} time steps on a static input, but the "
+                                  "input file holds sequences [T, N, ...]",
+                                  "pass static samples [N, ...] (the model repeats them over time)", EXIT_USAGE)
+        if steps is not None and steps != model_steps:
+            raise SnnCompileError(f"--steps {steps} but the model runs {model_steps} time steps inside forward()",
+                                  f"drop --steps (or pass --steps {model_steps}); to change T, build the model "
+                                  "with another T", EXIT_USAGE)
+        return int(model_steps)
     if data is not None and data.sequence:
         T = data.x.shape[0]
         if steps is not None and steps != T:

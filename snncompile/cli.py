@@ -31,11 +31,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="checkpoint: a pickled nn.Module, or a state_dict with --arch")
+    p.add_argument("model", help="checkpoint: a pickled nn.Module, or a state_dict with --arch; or a .nir graph")
     p.add_argument("--arch", metavar="PKG.MOD:FACTORY", help="builds the model for a state_dict")
     p.add_argument("--trust-pickle", action="store_true",
                    help="unpickle classes outside torch/spikingjelly (runs the file's code)")
     p.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="per-sample input shape")
+    p.add_argument("--nir-dt", type=float, metavar="DT", help="time step of a .nir graph's leaky neurons "
+                   "(Norse exports with 0.001; snnTorch's τ/r is used when not given; see docs/nir.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("-v", "--verbose", action="store_true", help="show every IR node and the pass table")
@@ -52,13 +54,15 @@ def compile_parser() -> argparse.ArgumentParser:
                             "(and estimate its energy). Verbs: compile (default), simulate, energy, "
                             "export, inspect: `snncompile VERB MODEL ...`.")
     _common(p)
-    p.add_argument("--target", default="lava", choices=["lava", "ir", "energy"],
-                   help="lava (default): compile to Lava; ir: stop at the IR; energy: only the energy report")
+    p.add_argument("--target", default="lava", choices=["lava", "ir", "energy", "onnx", "nir"],
+                   help="lava (default): compile to Lava; ir: stop at the IR; energy: only the energy report; "
+                        "onnx: one time step (and the ANN variant) as ONNX files in -o")
     p.add_argument("--steps", "-T", type=int, help="time steps per sample (default: from checkpoint)")
     p.add_argument("--input", metavar="FILE", help=".npy inputs [N,...] or [T,N,...]; .npz with x (and y)")
     p.add_argument("--samples", type=int, help="use the first N samples of --input")
     p.add_argument("--simulate", action="store_true", help="simulate on the target and compare with PyTorch")
-    p.add_argument("-o", "--outdir", help="write model.ir.npz and report.json here")
+    p.add_argument("-o", "--outdir", help="write model.ir.npz and report.json here (and the target's files: "
+                   "model.onnx, model_ann.onnx for onnx)")
     p.add_argument("--energy-model", default="45nm",
                    help="45nm (default), 45nm-int8, lemaire, loihi, or a TOML file")
     p.add_argument("--ann-sparse", action="store_true", help="ANN variant counts only nonzero weights")
@@ -183,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from snncompile.passes import parse_passes
 
             report = inspect(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
-                             input_shape=args.input_shape, masks=args.masks,
+                             input_shape=args.input_shape, masks=args.masks, nir_dt=args.nir_dt,
                              passes=parse_passes(args.passes, args.no_passes))
         else:
             args = compile_parser().parse_args(argv)
@@ -274,4 +278,4 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              masks=args.masks, patch_mask=args.patch_mask, fixed_point=args.fixed_point,
                              chip=args.chip, ann_sparse=args.ann_sparse, firing_rates=args.firing_rates,
                              plot=args.plot, emit=args.emit, workers=args.workers,
-                             ray_address=args.ray_address)
+                             ray_address=args.ray_address, nir_dt=args.nir_dt)

@@ -9,8 +9,10 @@ from typing import Any
 
 from snncompile.fsutil import write_atomic
 from snncompile.ir import (
+    AdaptiveAvgPool2d,
     Add,
     BatchNorm,
+    Concat,
     Conv2d,
     Input,
     Linear,
@@ -23,6 +25,7 @@ from snncompile.ir import (
     Reduce,
     Reshape,
     Scale,
+    Slice,
     Transpose,
 )
 from snncompile.ir.registry import Registry
@@ -144,11 +147,31 @@ def _pool_detail(node: Pool2d) -> str:
     return f"{node.mode} k{node.kernel[0]} s{node.stride[0]}"
 
 
+@REPORT_ROW.register(Scale)
+def _scale_detail(node: Scale) -> str:
+    return f"{node.factor:g}·x" + (f" {node.offset:+g}" if node.offset else "")
+
+
+@REPORT_ROW.register(Concat)
+def _concat_detail(node: Concat) -> str:
+    return f"axis {node.axis}"
+
+
+@REPORT_ROW.register(AdaptiveAvgPool2d)
+def _adaptive_detail(node: AdaptiveAvgPool2d) -> str:
+    return f"adaptive avg → {node.shape[-2]}×{node.shape[-1]}"
+
+
+@REPORT_ROW.register(Slice)
+def _slice_detail(node: Slice) -> str:
+    return f"axis {node.axis} [{node.start}:{node.stop}]"
+
+
 @REPORT_ROW.register(BatchNorm)
 def _bn_detail(node: BatchNorm) -> str:
     return f"{node.shape[0]} channels"
 
 
-@REPORT_ROW.register(Input, Output, Reshape, Add, Mask, Transpose, Scale, Reduce, MatMul)
+@REPORT_ROW.register(Input, Output, Reshape, Add, Mask, Transpose, Reduce, MatMul)
 def _no_detail(node: Node) -> str:
     return ""

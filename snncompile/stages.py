@@ -101,6 +101,19 @@ def trace(loaded: LoadedModel, shape: tuple[int, ...], *, masks: str | Path | No
                   loaded.module if keep_module else None, loaded.meta)
 
 
+def import_nir(model: str | Path, *, dt: float | None, input_shape: tuple[int, ...] | None,
+               masks: str | Path | None = None) -> Traced:
+    """Read a NIR graph; the imported (pre-pass) IR is kept as the oracle of a run."""
+    from snncompile.frontend.nir_import import import_nir as read_nir
+
+    if masks:
+        raise SnnCompileError("--masks applies to PyTorch checkpoints", "a NIR graph's zero weights are its "
+                              "pruned synapses already; drop --masks", EXIT_USAGE)
+    imp = read_nir(model, dt=dt, input_shape=input_shape)
+    _check_finite(imp.graph)
+    return Traced(imp.graph, "s", imp.neuron_sources, imp.graph.copy(), imp.meta)
+
+
 def optimize(graph: IRGraph, passes: list[str] | None = None, *, copy: bool = True) -> Optimized:
     g, stats = run_passes(graph, passes, copy=copy)
     return Optimized(g, stats)
@@ -120,9 +133,13 @@ def reference(graph: IRGraph, x: np.ndarray) -> SimResult:
 
 
 def run_source(traced: Traced, graph: IRGraph, x: np.ndarray) -> TorchRun:
-    """The source PyTorch model in float64: the oracle every run is compared with."""
+    """The source PyTorch model in float64: the oracle every run is compared with (for a NIR
+    graph, the reference simulator on the graph as imported)."""
+    if isinstance(traced.module, IRGraph):
+        sim = simulate(traced.module, x)
+        return TorchRun({n: sim.spikes[n] for n in traced.neuron_sources}, sim.output)
     return run_torch(traced.module, x, traced.step_mode, list(traced.neuron_sources.values()),
-                     graph.output_time_reduced)
+                     graph.output_time_reduced, output_steps=graph.output_steps)
 
 
 def simulate_on(target: str, net: Netlist, x: np.ndarray, *, timeout: float,
@@ -145,7 +162,7 @@ def verify(traced: Traced, graph: IRGraph, net: Netlist | None, out: dict[str, n
     agree, per_layer = spike_agreement(torch_spikes, got, keep)
     if net is None:
         pred = predictions(out[OUTPUT]) if OUTPUT in out else None
-    elif net.output_kind == "spikes":
+    elif net.output_kind in ("spikes", "membrane"):
         pred = predictions(net.populations[net.output_pop].expand(out[net.output_pop]))
     else:
         pred = predictions(out[OUTPUT])

@@ -31,7 +31,7 @@ class Runs:
 def run_all(model: nn.Module, x: np.ndarray, input_shape: tuple[int, ...]) -> Runs:
     tr = trace_model(model, input_shape)
     torch_run = run_torch(model, x, tr.step_mode, list(tr.neuron_sources.values()),
-                          tr.graph.output_time_reduced)
+                          tr.graph.output_time_reduced, output_steps=tr.graph.output_steps)
     ref = simulate(tr.graph, x)
     spikes = {n: torch_run.spikes[p] for n, p in tr.neuron_sources.items()}
     return Runs(tr, lower(tr.graph), spikes, torch_run.output, ref.spikes, ref.output)

@@ -23,6 +23,7 @@ import numpy as np
 
 from snncompile.errors import EXIT_BACKEND, SnnCompileError
 from snncompile.netlist import OUTPUT, Netlist
+from snncompile.netlist.netlist import refuse_dynamics
 
 
 @dataclass
@@ -58,6 +59,8 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
         raise ValueError(f"unknown Lava emission {emit!r}")
     if record is None:
         record = [n for n, p in plan.populations.items() if p.kind in ("neuron", "or")]
+    if emit == "stock":
+        refuse_dynamics(plan, "the stock Lava emission (Lava's LIF-style SJNeuron)", "use --emit fused")
     T, N = x.shape[:2]
     with tempfile.TemporaryDirectory(prefix="snncompile-lava-") as tmp:
         job = Path(tmp)
@@ -121,8 +124,8 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
                                   "rerun with --debug for the full log; check that lava-nc "
                                   "0.10.0 is installed (make venv)", EXIT_BACKEND)
         with np.load(result, allow_pickle=False) as data:
-            spikes = {k: data[k].astype(np.uint8) for k in data.files
-                      if not (k == OUTPUT or k.startswith("__"))}
+            spikes = {k: data[k] if plan.populations[k].graded else data[k].astype(np.uint8)
+                      for k in data.files if not (k == OUTPUT or k.startswith("__"))}
             output = data[OUTPUT] if OUTPUT in data.files else None
             wall = float(data["__wall_s__"])
             steps = int(data["__steps__"])

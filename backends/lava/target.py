@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
@@ -26,5 +25,5 @@ class LavaTarget:
         return TargetRun(run.spikes, run.output, run.wall_s, run.steps,
                          "lava-cpu-fixed_pt" if net.fixed_point else "lava-cpu", emit)
 
-    def emit(self, net: Netlist, path: Path) -> Path | None:
-        return None  # Lava processes are built in the simulating process; nothing to write
+    def emit(self, net: Netlist) -> dict[str, bytes]:
+        return {}  # Lava processes are built in the simulating process; nothing to write

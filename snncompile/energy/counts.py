@@ -27,8 +27,10 @@ import torch
 from snncompile import schema
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.ir import (
+    AdaptiveAvgPool2d,
     Add,
     BatchNorm,
+    Concat,
     Conv2d,
     Input,
     IRGraph,
@@ -41,9 +43,10 @@ from snncompile.ir import (
     Reduce,
     Reshape,
     Scale,
+    Slice,
     Transpose,
 )
-from snncompile.ir.counting import SYNAPSES, binary_scales
+from snncompile.ir.counting import SYNAPSES, binary_scales, live_synapses
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import Liveness, liveness, spike_valued
@@ -83,6 +86,8 @@ class LayerCount:
     alphas: int = 0                       # scales α a binarized layer keeps (one per row)
     role: str = ""                        # "or": the synapses of a max-pool lowered to OR neurons
     input_spikes: float | None = None     # θ: Σ input values over steps, per sample
+    fan_synapses: int | None = None       # synapses once per input element (differs from ``synapses``
+                                          # when the input sums several populations)
 
     @property
     def in_size(self) -> int:
@@ -156,13 +161,14 @@ def _layer(graph: IRGraph, name: str, node: Conv2d | Linear, live: Liveness) -> 
     else:
         macs_sparse, taps = (node.size // node.weight.shape[0]) * nnz, 0
     binary = bits == 1 or node.binary or binary_scales(node.weight, node.mask) is not None
+    fan = live_synapses(graph, name, live, per_population=False) if src in live.multiplicity else None
     return LayerCount(
         name, node.op, in_shape, tuple(node.shape), count.synapses, count.synapses_dense, count.macs,
         spike_valued(graph, src), source=node.source, macs_sparse=int(macs_sparse),
         weights=int(node.weight.size), weights_nnz=nnz, rows=int(node.weight.shape[0]),
         fan_in=int(node.weight[0].size), bias=0 if node.bias is None else int(node.bias.size),
         weight_bits=bits, kernel_taps=taps, binary_weights=binary, alphas=int(node.weight.shape[0]),
-        role=_role(graph, name))
+        role=_role(graph, name), fan_synapses=fan)
 
 
 @ENERGY.register(Neuron)
@@ -179,7 +185,8 @@ def _product(graph: IRGraph, name: str, node: MatMul, live: Liveness) -> Product
     return ProductCount(name, node.mode, tuple(node.shape), macs)
 
 
-@ENERGY.register(Input, Output, BatchNorm, Pool2d, Reshape, Add, Mask, Transpose, Scale, Reduce)
+@ENERGY.register(Input, Output, BatchNorm, Pool2d, Reshape, Add, Mask, Transpose, Scale, Reduce, Concat, Slice,
+                 AdaptiveAvgPool2d)
 def _free(graph: IRGraph, name: str, node, live: Liveness) -> None:
     """Costs nothing of its own: folded into the synapses around it, or a host-side view
     (an unfused max-pool or an average pool is priced with the layer it feeds)."""
@@ -350,7 +357,8 @@ def analytic_counts(graph: IRGraph, rows: list[LayerCount], rates: Mapping[str, 
                 continue
             row.firing_rate_in = r
             row.input_spikes = r * steps * row.in_size
-            row.sops = r * steps * row.synapses
+            # r sums the rates of the populations an input element adds up: per element
+            row.sops = r * steps * (row.synapses if row.fan_synapses is None else row.fan_synapses)
         else:
             row.snn_macs = float(row.macs_sparse * steps)
     if missing:

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from snncompile.fixedpoint.neuron_int import IntNeuronParams
 from snncompile.netlist import OUTPUT, FixedPoint, Netlist, Population
+from snncompile.netlist.netlist import refuse_dynamics
 
 MANTISSA = 254            # largest even 8-bit mixed-sign weight mantissa
 THRESHOLD_TARGET = 1 << 14
@@ -73,6 +74,8 @@ def _dv(pop: Population) -> int:
     p = pop.params
     if p.model == "if":
         return 0
+    if p.model == "threshold":  # full decay: h = v_r + x, i.e. x (threshold neurons reset to 0)
+        return 1 << 12
     return int(round(4096 / p.tau)) if p.model == "lif" else int(round(4096 * p.decay))
 
 
@@ -101,6 +104,8 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
     """Return an integer copy of ``plan``: every projection unrolled (one at a time) to
     explicit integer mantissas (``proj.explicit``) with ``proj.weight_exp``; every neuron
     population's ``fixed`` parameters set."""
+    refuse_dynamics(plan, "the fixed-point datapath (one 24-bit membrane, spikes only)",
+                    "drop --fixed-point: current-based and non-spiking NIR neurons run in float")
     q = copy.copy(plan)  # shares the chains' IR nodes: only explicit matrices are new
     q.populations = {n: copy.copy(p) for n, p in plan.populations.items()}
     q.projections = [copy.copy(p) for p in plan.projections]
@@ -134,7 +139,8 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
             _quantize_projection(proj, f * s_p / src_scale[proj.src], info)
         vr = pop.params.v_reset
         pop.fixed = FixedPoint(scale=s_p, bias=_bias_int(np.asarray(pop.bias, dtype=np.float64) * f * s_p),
-                               params=IntNeuronParams(dv=_dv(pop), threshold=np.round(th * s_p).astype(np.int64),
+                               params=IntNeuronParams(dv=_dv(pop), threshold=np.round(th * s_p).astype(np.int64)
+                                                      + int(pop.params.strict),  # h > θ ⟺ h ≥ θ + 1
                                                       v_reset=0 if vr is None else int(round(vr * s_p)),
                                                       soft=vr is None))
     outs = q.into(OUTPUT)

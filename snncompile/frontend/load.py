@@ -150,10 +150,14 @@ def _unreadable(path: Path, exc: Exception) -> SnnCompileError:
 
 
 def _project_importable() -> None:
-    """Like ``python -m``: modules of the working directory's project are importable."""
+    """Like ``python -m``: modules of the working directory's project are importable (and
+    code written for spikingjelly's legacy ``clock_driven`` package finds it)."""
     import os
     import sys
 
+    from snncompile.frontend import legacy
+
+    legacy.install()
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import operator
 from dataclasses import dataclass
@@ -13,9 +14,13 @@ import torch
 from torch import fx, nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
+from snncompile.frontend import timefold
+from snncompile.frontend.tracer import MISSING, DataDependent, ShapeTracer, values_of
 from snncompile.ir import (
+    AdaptiveAvgPool2d,
     Add,
     BatchNorm,
+    Concat,
     Conv2d,
     Input,
     IRGraph,
@@ -28,8 +33,10 @@ from snncompile.ir import (
     Reduce,
     Reshape,
     Scale,
+    Slice,
     Transpose,
 )
+from snncompile.ir.structure import binary_spikes, is_population
 
 try:  # spikingjelly is optional at import time: plain-torch models need none of it
     from spikingjelly.activation_based import layer as sj_layer
@@ -61,15 +68,82 @@ def _unsupported(what: str, where: str) -> SnnCompileError:
                            f"supported: {SUPPORTED}", EXIT_UNSUPPORTED)
 
 
-class _Tracer(fx.Tracer):
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if isinstance(m, NEURON_TYPES + SEQ_CONTAINERS):
-            return True
-        if type(m).__module__.startswith(SJ_PREFIX):
-            return True
-        if isinstance(m, nn.Sequential):
-            return False
-        return super().is_leaf_module(m, qualname)
+SJ_LAYER_PREFIX = "spikingjelly.activation_based.layer"
+_TORCH_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d,
+                 nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
+
+
+try:  # snnTorch is optional: its neurons are recognised when it is installed
+    import snntorch as _snntorch
+
+    SNNTORCH_NEURON: tuple[type, ...] = (_snntorch.SpikingNeuron,)
+    SNNTORCH_LEAKY: tuple[type, ...] = (_snntorch.Leaky,)
+except ImportError:  # pragma: no cover
+    SNNTORCH_NEURON = SNNTORCH_LEAKY = ()
+
+
+def is_neuron(m: nn.Module) -> bool:
+    """A spiking neuron module (spikingjelly's, or any snnTorch neuron): a leaf of the trace,
+    compiled from its class's equations (or refused by name)."""
+    return isinstance(m, NEURON_TYPES + SNNTORCH_NEURON)
+
+
+def snntorch_leaky(m: nn.Module, path: str, shape: tuple[int, ...]) -> Neuron:
+    """snnTorch ``Leaky`` with ``reset_mechanism="zero"`` as a Neuron (exact):
+
+        snnTorch:  M[t] = β·(1 − R[t])·M[t−1] + X[t],   R[t] = S[t−1],   S[t] = 1 if M[t] > θ
+        here:      lif, decay_input=False, τ = 1/(1 − β), V_r = 0, hard reset, strict firing
+
+    (H[t] = β·V[t−1] + X[t] and V[t] = (1 − S[t])·H[t] give the same M = H.) β = 1 is IF.
+    With ``reset_delay=False`` the post-reset membrane is 0, never above θ, so R stays 0 and
+    the update is the same. "subtract" resets by θ undamped at the next step (θ/β in our
+    form) and "none" never resets: neither has an exact form here.
+    """
+    cls = f"{type(m).__module__}.{type(m).__qualname__}"
+    if not isinstance(m, SNNTORCH_LEAKY):
+        raise SnnCompileError(
+            f"neuron `{path}` is a {cls}: snncompile compiles snnTorch's Leaky only",
+            "use snn.Leaky(beta, reset_mechanism='zero'); Synaptic/Alpha/Lapicque and recurrent neurons have "
+            "dynamics the compiled neuron cannot reproduce exactly", EXIT_UNSUPPORTED)
+    problems = []
+    if m.reset_mechanism != "zero":
+        problems.append(f"reset_mechanism={m.reset_mechanism!r} (only 'zero' has an exact compiled form: "
+                        "'subtract' subtracts θ at the step after the spike, undamped)")
+    if getattr(m, "inhibition", False):
+        problems.append("inhibition=True")
+    if getattr(m, "state_quant", False):
+        problems.append("state_quant")
+    if not torch.all(torch.as_tensor(m.graded_spikes_factor) == 1):
+        problems.append("graded_spikes_factor ≠ 1 (graded spikes)")
+    beta = torch.as_tensor(m.beta).detach().to(torch.float64).clamp(0, 1)
+    if beta.numel() > 1 and not torch.all(beta == beta.flatten()[0]):
+        problems.append("a per-neuron beta")
+    if problems:
+        raise SnnCompileError(f"snnTorch neuron `{path}` ({cls}) uses {'; '.join(problems)}",
+                              "retrain or re-export with snn.Leaky(beta, threshold, reset_mechanism='zero') "
+                              "and a scalar beta", EXIT_UNSUPPORTED)
+    b = float(beta.flatten()[0])
+    th = torch.as_tensor(m.threshold).detach().to(torch.float64)
+    v_th: float | np.ndarray = float(th.flatten()[0]) if th.numel() == 1 else \
+        np.broadcast_to(th.numpy(), shape).copy()
+    if b >= 1.0:
+        return Neuron(shape, path, model="if", v_threshold=v_th, v_reset=0.0, strict=True)
+    return Neuron(shape, path, model="lif", tau=1.0 / (1.0 - b), decay_input=False, v_threshold=v_th,
+                  v_reset=0.0, strict=True)
+
+
+def is_leaf(m: nn.Module) -> bool:
+    """Modules kept as units while tracing: neurons, spikingjelly's stateless layer wrappers
+    and torch's own layers. Every other module (blocks, user classes, spikingjelly's model
+    zoo) is traced through, wherever it is defined."""
+    if is_neuron(m) or isinstance(m, SEQ_CONTAINERS):
+        return True
+    mod = type(m).__module__
+    if mod.startswith(SJ_LAYER_PREFIX):   # its wrappers of torch layers; composites (attention) are traced
+        return isinstance(m, _TORCH_LAYERS) or type(m).__name__ == "VotingLayer"
+    if isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+        return False
+    return mod.startswith("torch.nn.") or mod.startswith("torch.ao.nn.")
 
 
 @dataclass
@@ -132,7 +206,7 @@ def step_mode_of(model: nn.Module) -> str:
     modes = {getattr(m, "step_mode", None) for m in model.modules()
              if isinstance(m, NEURON_TYPES) or type(m).__module__.startswith(SJ_PREFIX)}
     modes.discard(None)
-    if not any(isinstance(m, NEURON_TYPES) for m in model.modules()):
+    if not any(is_neuron(m) for m in model.modules()):
         custom = _custom_modules(model)
         if custom:
             path, cls = custom[0]
@@ -188,10 +262,56 @@ def _np(t: torch.Tensor | None) -> np.ndarray | None:
     return a
 
 
+_SELECTION = ("topk", "sort", "argsort", "argmax", "argmin", "gather", "index_select", "masked_select",
+              "nonzero", "take_along_dim", "multinomial", "masked_fill", "scatter", "index_put")
+_RANDOM = ("rand", "rand_like", "randn", "randn_like", "bernoulli", "poisson", "randint", "normal")
+
+
+def _contextual(message: str, hint: str) -> SnnCompileError:
+    exc = SnnCompileError(message, hint, EXIT_UNSUPPORTED)
+    exc.contextual = True   # names its module already: not re-wrapped as "a module snncompile does not know"
+    return exc
+
+
+def _selection(what: str, module: str) -> SnnCompileError:
+    return _contextual(
+        f"data-dependent selection at `{module}`: {what} picks tokens/elements by values computed from the "
+        "input (SparseSpikformer-style top-k token selection), so the network would change with every sample",
+        "compile a static keep-mask instead: multiply by a 0/1 buffer (e.g. `self.register_buffer('token_mask', "
+        "...)`) or pass --patch-mask FILE.npy with the tokens to keep (e.g. the most often kept tokens at your "
+        "keep ratio on the training set)")
+
+
+def _flat_args(args: Any) -> list[Any]:
+    out: list[Any] = []
+    fx.node.map_aggregate(args, lambda v: out.append(v) or v)
+    return out
+
+
+def _adaptive_pool(out: tuple[int, ...], in_shape: tuple[int, ...], mode: str,
+                   where: str) -> Pool2d | AdaptiveAvgPool2d:
+    """AdaptiveAvg/MaxPool2d with a static output size as a plain pooling: exact when the
+    input size is a multiple of the output size (equal, disjoint windows)."""
+    (h, w), (oh, ow) = in_shape[-2:], out[-2:]
+    if h % oh or w % ow:
+        if mode == "avg":   # windows of unequal size (or overlapping): exact as its own node
+            return AdaptiveAvgPool2d(out, where)
+        raise _unsupported(f"adaptive max pooling from {h}×{w} to {oh}×{ow} (windows of unequal size)", where)
+    k = (h // oh, w // ow)
+    return Pool2d(out, where, mode=mode, kernel=k, stride=k, padding=(0, 0))
+
+
 class _Converter:
     def __init__(self, gm: fx.GraphModule, rec: _ShapeRecorder, mode: str, name: str,
-                 probe_modules: dict[str, nn.Module]) -> None:
-        self.gm, self.rec, self.mode = gm, rec, mode
+                 probe_modules: dict[str, nn.Module], layout: timefold.TimeLayout | None = None,
+                 batch: int = _PROBE_B) -> None:
+        self.gm, self.rec = gm, rec
+        self.layout = layout or timefold.TimeLayout(mode, steps=_PROBE_T if mode == "m" else None)
+        # per-sample layout: "s"/"loop" tensors are [B, ...]; "m"/"static-m" [T, B, ...] or [T·B, ...]
+        self.mode = "m" if mode in ("m", "static-m") else "s"
+        self.T, self.B = (self.layout.steps or _PROBE_T), batch
+        self.lifted: set[str] = set()     # static [1, B, ...] values about to be repeated over T
+        self.pieces: dict[str, tuple[str, int, list[tuple[int, int]], bool]] = {}   # chunk/split results
         self.modules = dict(gm.named_modules())   # the model's own modules: weights are read here
         self.probe_modules = probe_modules         # the same modules on the probe's device
         self.g = IRGraph(name)
@@ -208,14 +328,15 @@ class _Converter:
         sh = self.rec.shapes[n.name]
         if self.mode == "s":
             return sh[1:]
-        if sh[:2] == (_PROBE_T, _PROBE_B):
+        T, B = self.T, self.B
+        if sh[:2] == (T, B) or (sh[:2] == (1, B) and n.name in self.lifted):
             return sh[2:]
-        if sh and sh[0] in (_PROBE_T * _PROBE_B, _PROBE_B):
-            if sh[0] == _PROBE_B:
+        if sh and sh[0] in (T * B, B):
+            if sh[0] == B:
                 self.time_reduced.add(n.name)
             return sh[1:]
         raise SnnCompileError(f"cannot tell the time and batch axes of `{n.format_node()}` "
-                              f"(shape {sh} for T={_PROBE_T}, B={_PROBE_B})",
+                              f"(shape {sh} for T={T}, B={B})",
                               "keep tensors as [T, B, ...] or [T*B, ...] between layers",
                               EXIT_UNSUPPORTED)
 
@@ -242,8 +363,18 @@ class _Converter:
                 src = self.module(child, f"{path}.{cname}", src, shape)
             return src
         in_node = self.g.node(src)
-        if isinstance(m, NEURON_TYPES):
+        if is_neuron(m):
             return self.neuron(m, path, src, in_node.shape)
+        if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+            mode = "max" if isinstance(m, nn.AdaptiveMaxPool2d) else "avg"
+            return self.add(path, _adaptive_pool(out_shape, in_node.shape, mode, path), [src])
+        if type(m).__name__ == "VotingLayer" and type(m).__module__.startswith(SJ_LAYER_PREFIX):
+            # average over groups of voting_size along the last axis: reshape + mean
+            v = int(m.voting_size)
+            grouped = self.reshape(src, (*in_node.shape[:-1], in_node.shape[-1] // v, v), path, path)
+            return self.add(path, Reduce(out_shape, path, mode="mean", axis=len(in_node.shape)), [grouped])
+        if isinstance(m, nn.Conv1d):
+            return self.conv1d(m, path, src, out_shape)
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             weight, mask = self.synapse_weights(m, path)
         if isinstance(m, nn.Conv2d):
@@ -293,6 +424,21 @@ class _Converter:
             f"unsupported layer `{path}` of type {type(m).__module__}.{type(m).__name__}",
             f"supported: {SUPPORTED}", EXIT_UNSUPPORTED)
 
+    def conv1d(self, m: nn.Conv1d, path: str, src: str, out_shape: tuple[int, ...]) -> str:
+        """Conv1d over (C, L) as a Conv2d over (C, 1, L) with a 1 × k kernel."""
+        if m.padding_mode != "zeros" or isinstance(m.padding, str) and m.padding != "valid":
+            raise _unsupported(f"Conv1d padding {m.padding!r}/{m.padding_mode}", path)
+        c, length = self.g.node(src).shape
+        weight, mask = self.synapse_weights(m, path)
+        pad = 0 if isinstance(m.padding, str) else int(m.padding[0])
+        flat = self.reshape(src, (c, 1, length), path, f"{path}_as2d")
+        node = Conv2d((out_shape[0], 1, out_shape[1]), path, weight=weight[:, :, None, :],
+                      bias=_np(m.bias), stride=(1, int(m.stride[0])), padding=(0, pad),
+                      dilation=(1, int(m.dilation[0])), groups=m.groups,
+                      mask=None if mask is None else mask[:, :, None, :])
+        conv = self.add(path, node, [flat])
+        return self.reshape(conv, out_shape, path, f"{path}_as1d")
+
     def synapse_weights(self, m: nn.Module, path: str) -> tuple[np.ndarray, np.ndarray | None]:
         """Weights and explicit pruning mask (torch.nn.utils.prune or --masks), if any."""
         mask = self.masks.get(path)
@@ -311,7 +457,7 @@ class _Converter:
     def _child_shape(self, child: nn.Module, path: str, src: str) -> tuple[int, ...]:
         """Per-sample output shape of ``child`` applied to ``src`` (probed like the model)."""
         shape = self.g.node(src).shape
-        if isinstance(child, NEURON_TYPES + PASS_THROUGH):
+        if is_neuron(child) or isinstance(child, PASS_THROUGH):
             return shape
         fn = self.probe_modules.get(path, child)
         ref = next((t for t in fn.parameters() if t.is_floating_point()), None)
@@ -331,6 +477,10 @@ class _Converter:
         self.neuron_calls[path] = self.neuron_calls.get(path, 0) + 1
         if self.neuron_calls[path] > 1:
             raise _unsupported("neuron module called more than once (it would share state)", path)
+        if isinstance(m, SNNTORCH_NEURON):
+            name = self.add(path, snntorch_leaky(m, path, shape), [src])
+            self.neuron_sources[name] = path
+            return name
         v_reset = None if m.v_reset is None else float(m.v_reset)
         common = dict(v_threshold=float(m.v_threshold), v_reset=v_reset)
         if isinstance(m, sj_neuron.ParametricLIFNode):
@@ -358,16 +508,33 @@ class _Converter:
         where = n.format_node()
         name = fn if isinstance(fn, str) else getattr(fn, "__name__", str(fn))
         tensor_args = [a for a in n.args if isinstance(a, fx.Node) and a.name in self.env]
+        if name in ("chunk", "split", "unbind", "tensor_split", "split_with_sizes") and tensor_args:
+            return self._pieces(n, name, where)
+        if fn is operator.getitem and isinstance(n.args[0], fx.Node) and n.args[0].name in self.pieces:
+            return self._piece(n, where)
         if n.name not in self.rec.shapes:
             return None  # a Python value (sizes, their arithmetic): it only feeds shape arguments
         if name in ("size", "dim") or (fn is getattr and n.args[1] in ("shape", "dtype", "device")):
             return None  # a Python value; only feeds shape arguments
         if fn is operator.getitem and n.args[0].name not in self.env:
             return None
-        if name in ("add", "__add__", "iadd") or fn in (operator.add, operator.iadd, torch.add):
+        if fn is operator.getitem and not any(isinstance(a, fx.Node) for a in _flat_args(n.args[1:])) \
+                and n.args[0].name not in self.rec.values:
+            sliced = self._basic_index(n, where)
+            if sliced is not None:
+                return sliced
+        special = self._special(n, name, where, tensor_args)
+        if special is not None:
+            return special
+        if name in ("add", "__add__", "iadd", "sub", "__sub__", "isub", "rsub") or fn in (
+                operator.add, operator.iadd, torch.add, operator.sub, operator.isub, torch.sub):
+            if len(tensor_args) == 1 and n.args[0] is tensor_args[0] or len(tensor_args) == 1 and len(n.args) == 2:
+                return self._affine_scalar(n, name, tensor_args[0], where)
             if len(tensor_args) != 2 or n.kwargs:
-                raise _unsupported("addition with a constant or scaled operand", where)
+                raise _unsupported("addition with a constant tensor or scaled operand", where)
             a, b = (self.env[x.name] for x in tensor_args)
+            if name in ("sub", "__sub__", "isub") or fn in (operator.sub, operator.isub, torch.sub):
+                b = self.add("neg", Scale(self.g.node(b).shape, where, factor=-1.0), [b])
             shape = self.sample_shape(n)
             if self.g.node(a).shape != self.g.node(b).shape:
                 raise _unsupported("broadcasting addition", where)
@@ -377,7 +544,7 @@ class _Converter:
             if len(consts) == 0 and len(tensor_args) == 1:
                 return self._scale(n, tensor_args[0], where)
             if len(consts) == 0 and len(tensor_args) == 2:  # spike ⊙ spike (SDSA)
-                a, b = (self.env[x.name] for x in tensor_args)
+                a, b = (self._operand(self.env[x.name], where, self._module_of(n)) for x in tensor_args)
                 return self.add("hadamard", MatMul(self.sample_shape(n), where, mode="hadamard"), [a, b])
             if len(tensor_args) != 1 or len(consts) != 1:
                 raise _unsupported("multiplication other than by a static 0/1 keep-mask buffer "
@@ -450,6 +617,167 @@ class _Converter:
                 return self.add("scale", Scale(self.sample_shape(n), where, factor=f), [src])
         raise _unsupported(f"operation `{name}`", where)
 
+    def _operand(self, src: str, where: str, module: str) -> str:
+        """A product's factor as a population's spikes: a binary value that is not one
+        (``1 − s``, an AND result summed or concatenated) is relayed through OR neurons
+        (τ = 1, V_th = 1: they fire exactly when the value is 1)."""
+        name = src
+        while isinstance(self.g.node(name), (Reshape, Transpose)) or (
+                isinstance(self.g.node(name), Scale) and not self.g.node(name).offset):
+            name = self.g.inputs(name)[0]
+        if is_population(self.g, name) and not isinstance(self.g.node(name), Input):
+            return src
+        if not binary_spikes(self.g, src):
+            raise _unsupported("elementwise product whose factor is neither spikes nor a 0/1 function of "
+                               "spikes (e.g. 1 − spike)", where)
+        node = self.g.node(src)
+        return self.add("relay", Neuron(node.shape, f"{module} (relay)", model="lif", tau=1.0, v_threshold=1.0,
+                                        v_reset=0.0, role="or"), [src])
+
+    def _pieces(self, n: fx.Node, name: str, where: str) -> None:
+        """chunk/split/unbind: remember where each piece lies; getitem makes it a Slice."""
+        src = n.args[0]
+        dim = n.kwargs.get("dim", n.args[2] if len(n.args) > 2 else 0)
+        if name == "unbind":
+            dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else 0)
+        axis = self.sample_axis(src, dim, where)
+        pieces = self.rec.values.get(n.name)
+        if not isinstance(pieces, (tuple, list)):
+            raise _unsupported(f"`{name}` whose pieces could not be evaluated", where)
+        start, spans = 0, []
+        for p in pieces:
+            size = 1 if name == "unbind" else int(p.shape[dim])
+            spans.append((start, start + size))
+            start += size
+        self.pieces[n.name] = (self.ir_input(src, where), axis, spans, name == "unbind")
+        return None
+
+    def _piece(self, n: fx.Node, where: str) -> str:
+        src, axis, spans, squeeze = self.pieces[n.args[0].name]
+        start, stop = spans[n.args[1]]
+        shape = list(self.g.node(src).shape)
+        shape[axis] = stop - start
+        out = self.add("slice", Slice(tuple(shape), where, axis=axis, start=start, stop=stop), [src])
+        return self.reshape(out, self.sample_shape(n), where, n.name) if squeeze else out
+
+    def _basic_index(self, n: fx.Node, where: str) -> str | None:
+        """x[..., a:b] / x[:, :, i] on per-sample axes (unit step) as Slice (+ Reshape)."""
+        index = n.args[1] if isinstance(n.args[1], tuple) else (n.args[1],)
+        if any(i is None for i in index) or not all(isinstance(i, (slice, int, type(Ellipsis))) for i in index):
+            return None
+        full = self.rec.shapes[n.args[0].name]
+        if index.count(Ellipsis) > 1:
+            return None
+        if Ellipsis in index:
+            k = index.index(Ellipsis)
+            index = index[:k] + (slice(None),) * (len(full) - len(index) + 1) + index[k + 1:]
+        index = index + (slice(None),) * (len(full) - len(index))
+        src = self.ir_input(n.args[0], where)
+        lead = len(full) - len(self.g.node(src).shape)
+        if any(i != slice(None) for i in index[:lead]):
+            if self.mode == "m" and lead and isinstance(index[0], int):
+                raise _unsupported("indexing one time step inside forward() of a multi-step model", where)
+            raise _unsupported("indexing over the time or batch axis", where)
+        out = src
+        for axis, i in enumerate(index[lead:]):
+            if i == slice(None):
+                continue
+            size = self.g.node(out).shape[axis]
+            if isinstance(i, int):
+                start, stop = (i % size), (i % size) + 1
+            else:
+                start, stop, step = i.indices(size)
+                if step != 1:
+                    raise _unsupported("slicing with a step", where)
+            shape = list(self.g.node(out).shape)
+            shape[axis] = stop - start
+            out = self.add("slice", Slice(tuple(shape), where, axis=axis, start=start, stop=stop), [out])
+        return self.reshape(out, self.sample_shape(n), where, n.name)
+
+    def _module_of(self, n: fx.Node) -> str:
+        stack = list((n.meta.get("nn_module_stack") or {}).values())
+        return stack[-1][0] if stack else "forward"
+
+    def _special(self, n: fx.Node, name: str, where: str, tensor_args: list[fx.Node]) -> str | None:
+        """Operations beyond plain layers: neuron tuples, inputs repeated over T, pooling and
+        concatenation as functions, and the constructs that cannot compile (named)."""
+        fn, args = n.target, n.args
+        src0 = args[0] if args and isinstance(args[0], fx.Node) else None
+        if fn is operator.getitem and src0 is not None and src0.name in self.rec.values \
+                and src0.name in self.env:   # (spikes, state) returned by a neuron module
+            if args[1] == 0:
+                return self.env[src0.name]
+            raise _contextual(f"`{where}` uses element {args[1]!r} of what neuron `{src0.target}` returns "
+                              "(its membrane state) in the computation",
+                              "only spikes can pass between layers on a neuromorphic chip; return or record "
+                              "the state, but compute the next layer from the spikes (element 0)")
+        if fn is operator.getitem and any(isinstance(a, fx.Node) for a in _flat_args(args[1:])):
+            raise _selection(f"indexing by a tensor (`{where}`)", self._module_of(n))
+        if name in _SELECTION or (name == "where" and len(args) == 3):
+            raise _selection(f"`{name}`", self._module_of(n))
+        if name in _RANDOM:
+            raise _contextual(f"`{name}` at `{self._module_of(n)}` draws random numbers inside forward() "
+                              "(e.g. Poisson encoding)", "encode the inputs outside the model and pass the "
+                              "spike trains as --input [T, N, ...]; a compiled network is deterministic")
+        if self.layout.convention == "static-m" and src0 is not None and src0.name in self.env:
+            full, sh0 = self.rec.shapes.get(n.name), self.rec.shapes.get(src0.name)
+            lifts = (name == "unsqueeze" and args[1:2] == (0,)) or (
+                fn is operator.getitem and isinstance(args[1], tuple) and args[1][:1] == (None,))
+            if lifts and sh0 and sh0[0] == self.B and full[:2] == (1, self.B):
+                self.lifted.add(n.name)
+                return self.env[src0.name]
+            if name in ("repeat", "expand") and (src0.name in self.lifted) and full[:2] == (self.T, self.B):
+                return self.env[src0.name]
+        if fn is torch.stack and self.layout.convention == "static-m":
+            items = args[0]
+            if items and all(i is items[0] for i in items) and items[0].name in self.env \
+                    and self.rec.shapes[n.name][:2] == (self.T, self.B):
+                return self.env[items[0].name]
+        if name in ("unsqueeze", "squeeze") and src0 is not None and src0.name in self.env:
+            return self.reshape(self.env[src0.name], self.sample_shape(n), where, n.name)
+        if name in ("adaptive_avg_pool2d", "avg_pool2d", "max_pool2d", "adaptive_max_pool2d"):
+            src = self.ir_input(args[0], where)
+            return self.add(name, self._pool_node(name, n, self.g.node(src).shape, where), [src])
+        if fn in (torch.cat, torch.concat) or name in ("cat", "concat"):
+            return self._concat(n, where)
+        return None
+
+    def _pool_node(self, name: str, n: fx.Node, in_shape: tuple[int, ...], where: str) -> Pool2d:
+        p = dict(zip(("input", "kernel_size", "stride", "padding"), n.args)) | dict(n.kwargs)
+        out = self.sample_shape(n)
+        if name.startswith("adaptive"):
+            return _adaptive_pool(out, in_shape, "max" if "max" in name else "avg", where)
+        k = _pair(p["kernel_size"])
+        stride = _pair(p.get("stride") or k)
+        if p.get("ceil_mode") or p.get("dilation", 1) not in (1, (1, 1)) or p.get("divisor_override"):
+            raise _unsupported(f"{name} with ceil_mode, dilation or divisor_override", where)
+        return Pool2d(out, where, mode="max" if "max" in name else "avg", kernel=k, stride=stride,
+                      padding=_pair(p.get("padding", 0)),
+                      count_include_pad=bool(p.get("count_include_pad", True)))
+
+    def _concat(self, n: fx.Node, where: str) -> str:
+        items = n.args[0]
+        dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim", 0)
+        srcs = [self.ir_input(i, where) for i in items]
+        axis = self.sample_axis(items[0], dim, where)
+        if len(srcs) == 1:
+            return srcs[0]
+        return self.add("concat", Concat(self.sample_shape(n), where, axis=axis), srcs)
+
+    def _affine_scalar(self, n: fx.Node, name: str, arg: fx.Node, where: str) -> str:
+        """x + c, x − c, c − x (``1 - spike``: SEW-ResNet's IAND) as y = a·x + b."""
+        scalars = [a for a in n.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+        if len(scalars) != 1 or n.kwargs:
+            raise _unsupported("addition of a constant tensor", where)
+        c = float(scalars[0])
+        sub = name in ("sub", "__sub__", "isub") or n.target in (operator.sub, operator.isub, torch.sub)
+        if name == "rsub" or (sub and n.args[0] is not arg):
+            factor, offset = -1.0, c         # c − x
+        else:
+            factor, offset = 1.0, -c if sub else c
+        src = self.env[arg.name]
+        return self.add("affine", Scale(self.sample_shape(n), where, factor=factor, offset=offset), [src])
+
     def _scale(self, n: fx.Node, arg: fx.Node, where: str) -> str:
         scalars = [a for a in n.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
         if len(scalars) != 1:
@@ -477,7 +805,7 @@ class _Converter:
             custom = [(path, cls) for path, cls in stack
                       if isinstance(cls, type) and not (cls.__module__.startswith("torch.")
                                                         or cls.__module__.startswith(SJ_PREFIX))]
-            if not custom:
+            if not custom or getattr(exc, "contextual", False):
                 raise
             path, cls = custom[-1]
             raise SnnCompileError(
@@ -486,7 +814,10 @@ class _Converter:
                 "IFNode, LIFNode or ParametricLIFNode; otherwise " + exc.hint, exc.exit_code) from None
 
     def run(self) -> IRGraph:
+        keep = self.layout.keep
         for n in self.gm.graph.nodes:
+            if keep and n.name not in keep and n.op != "output":
+                continue   # not needed by the output of one step (records, later loop steps)
             if n.op == "placeholder":
                 if self.g.of_type(Input):
                     raise _unsupported("model with more than one input", n.format_node())
@@ -494,13 +825,15 @@ class _Converter:
             elif n.op == "call_module":
                 m = self.modules[n.target]
                 if n.name not in self.rec.shapes:  # every layer we compile returns one tensor
-                    raise SnnCompileError(
-                        f"unsupported layer `{n.target}` of type {type(m).__module__}.{type(m).__name__}",
-                        f"supported: {SUPPORTED}", EXIT_UNSUPPORTED)
+                    if not (is_neuron(m) and n.name in self.rec.values):
+                        raise SnnCompileError(
+                            f"unsupported layer `{n.target}` of type {type(m).__module__}.{type(m).__name__}",
+                            f"supported: {SUPPORTED}", EXIT_UNSUPPORTED)
                 src = self.ir_input(n.args[0], n.target) if n.args else None
-                if src is None or len(n.args) != 1 or n.kwargs:
+                if src is None or (len(n.args) != 1 and not is_neuron(m)) or n.kwargs:
                     raise _unsupported("module call with several inputs", n.target)
-                self.env[n.name] = self.module(m, n.target, src, self.sample_shape(n))
+                shape = self.g.node(src).shape if is_neuron(m) else self.sample_shape(n)
+                self.env[n.name] = self.module(m, n.target, src, shape)
             elif n.op in ("call_function", "call_method"):
                 out = self._call_in_context(n)
                 if out is not None:
@@ -511,14 +844,10 @@ class _Converter:
                     raise _unsupported("non-tensor attribute used in forward()", n.target)
                 self.consts[n.name] = value
             elif n.op == "output":
-                arg = n.args[0]
-                if isinstance(arg, (tuple, list)):
-                    if len(arg) != 1:
-                        raise _unsupported("model with several outputs", "output")
-                    arg = arg[0]
+                arg = self.layout.output if self.layout.output is not None else timefold.output_value(self.gm.graph)
                 src = self.ir_input(arg, "output")
                 node = self.g.node(src)
-                reduced = arg.name in self.time_reduced
+                reduced = self.layout.reduced or arg.name in self.time_reduced
                 self.g.output_time_reduced = bool(reduced)
                 self.add("output", Output(node.shape, "output"), [src])
         return self.g
@@ -529,26 +858,126 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
     """Trace ``model`` for per-sample input ``input_shape`` into an IR graph.
 
     ``masks``: explicit synapse masks by module path (from ``--masks``), kept in the IR.
+    Multi-step models are tried on ``[T, B, ...]`` first, then on a static ``[B, ...]``
+    that forward() repeats over time itself; the error of the attempt that got furthest
+    is reported.
     """
     mode = step_mode_of(model)
     check_neurons(model)
+    detach_pruned(model)
+    meta = _meta_copy(model)
+    conventions = ("m", "static-m") if mode == "m" else ("s",)
+    failures: list[SnnCompileError] = []
+    for convention in conventions:
+        try:
+            return _trace_as(model, meta, convention, tuple(input_shape), name, masks)
+        except SnnCompileError as exc:
+            failures.append(exc)
+    raise max(failures, key=lambda e: getattr(e, "stage", 0))
+
+
+def _staged(exc: SnnCompileError, stage: int) -> SnnCompileError:
+    exc.stage = stage   # 1: the model does not run on this input layout; 2: it runs, cannot compile
+    return exc
+
+
+def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
+              input_shape: tuple[int, ...]) -> fx.GraphModule:
+    reset_states(meta)
+    params = list(inspect.signature(model.forward).parameters.values())[1:]
+    extra = [p.name for p in params if p.default is inspect.Parameter.empty
+             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if extra:
+        raise _staged(_unsupported(f"model with more than one input (forward() also takes {', '.join(extra)})",
+                                   "forward"), 1)
+    concrete = {p.name: p.default for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    tracer = ShapeTracer(meta, is_leaf, [torch.empty(shape, dtype=_dtype_of(model), device="meta")])
+    tracer.elementwise = is_neuron
     try:
-        gm = fx.GraphModule(model, _Tracer().trace(model))
-    except Exception as exc:  # fx raises many types for data-dependent Python
-        raise SnnCompileError(f"cannot trace the model with torch.fx: {type(exc).__name__}: {exc}",
-                              "forward() must not branch on tensor values; "
-                              "move such logic out of the model", EXIT_UNSUPPORTED) from None
-    lead = (_PROBE_T, _PROBE_B) if mode == "m" else (_PROBE_B,)
-    rec, probe_model = _record_shapes(model, gm.graph, lead, tuple(input_shape))
-    conv = _Converter(gm, rec, mode, name, dict(probe_model.named_modules()))
-    conv.masks = dict(masks or {})
-    graph = conv.run()
+        graph = tracer.trace(model, concrete_args=concrete or None)
+    except DataDependent as exc:
+        raise _staged(SnnCompileError(f"cannot trace the model: {exc}",
+                                      "forward() must not branch on tensor values; move such logic out "
+                                      "of the model", EXIT_UNSUPPORTED), 1) from None
+    except SnnCompileError as exc:
+        raise _staged(exc, 1) from None
+    except Exception:  # the model does not run on this input layout, or fx refuses it
+        if tracer.first_error is not None:   # an operation failed on this input shape
+            exc = tracer.first_error
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise _staged(SnnCompileError(f"the model fails on input of per-sample shape {tuple(input_shape)}"
+                                          f": {type(exc).__name__}: {first}",
+                                          "pass the right --input-shape C,H,W (or an --input file)",
+                                          EXIT_USAGE), 1) from None
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise _staged(SnnCompileError(f"cannot trace the model on input of shape {tuple(shape)}: "
+                                      f"{type(exc).__name__}: {first}",
+                                      "check --input-shape; forward() must not branch on tensor values",
+                                      EXIT_UNSUPPORTED), 1) from None
+    finally:
+        reset_states(meta)
+    return fx.GraphModule(tracer.root, graph)
+
+
+def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: tuple[int, ...],
+              name: str, masks: dict[str, np.ndarray] | None, batch: int = _PROBE_B) -> TraceResult:
+    lead = (_PROBE_T, batch) if convention == "m" else (batch,)
+    gm = _fx_trace(model, meta, (*lead, *input_shape), input_shape)
+    values = values_of(gm.graph)
+    layout = timefold.TimeLayout(convention, steps=_PROBE_T if convention == "m" else None)
+    try:
+        if convention == "static-m":
+            steps = timefold.lift_steps(gm.graph, values, batch)
+            if steps is None:
+                raise _unsupported("multi-step model that neither takes [T, B, ...] input nor repeats "
+                                   "its input over time", "forward")
+            if steps == batch and batch == _PROBE_B:   # T and B would be indistinguishable
+                return _trace_as(model, meta, convention, input_shape, name, masks, batch=7)
+            layout.steps = steps
+        elif convention == "s":
+            modules = dict(gm.named_modules())
+            calls = timefold.neuron_calls(gm.graph, lambda t: is_neuron(modules[t]))
+            if calls and max(len(c) for c in calls.values()) > 1:
+                layout = timefold.fold_loop(gm.graph, calls)
+        if layout.output is None:
+            out = timefold.output_value(gm.graph)
+            if isinstance(out, fx.Node):
+                layout.keep = timefold.ancestors(out)
+        rec = _recorded(values, layout.keep)
+        if rec is None:
+            rec, _ = _record_shapes(model, gm.graph, lead, input_shape)
+        conv = _Converter(gm, rec, convention, name, dict(meta.named_modules()), layout, batch)
+        conv.masks = dict(masks or {})
+        graph = conv.run()
+    except SnnCompileError as exc:
+        raise _staged(exc, 2) from None
     for attr in ("patch_mask", "token_mask"):
         buf = getattr(model, attr, None)
         if isinstance(buf, torch.Tensor) and attr not in conv.consts_used:
             graph.patch_mask = buf.detach().cpu().numpy().astype(bool)
-    graph.step_mode, graph.input_shape = mode, tuple(int(d) for d in input_shape)
-    return TraceResult(graph, mode, conv.neuron_sources)
+    convention = layout.convention
+    graph.step_mode = convention
+    graph.model_steps = layout.steps if convention in ("static-m", "loop") else None
+    graph.output_steps = layout.output_steps
+    graph.input_shape = tuple(int(d) for d in input_shape)
+    return TraceResult(graph, convention, conv.neuron_sources)
+
+
+def _recorded(values: dict[str, Any], keep: set[str]) -> _ShapeRecorder | None:
+    """Shapes recorded while tracing, as the shape probe would give them (None: an operation
+    the compiled step needs could not be evaluated on the meta device)."""
+    rec = _ShapeRecorder.__new__(_ShapeRecorder)
+    rec.shapes, rec.values = {}, {}
+    for n, v in values.items():
+        if v is MISSING:
+            if n in keep:
+                return None
+            continue
+        if isinstance(v, torch.Tensor):
+            rec.shapes[n] = tuple(v.shape)
+        else:
+            rec.values[n] = v
+    return rec
 
 
 def _fetch_attr(root: nn.Module, target: str):

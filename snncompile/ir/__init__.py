@@ -3,8 +3,10 @@
 from snncompile.ir.graph import IRGraph
 from snncompile.ir.io import load_ir, save_ir
 from snncompile.ir.nodes import (
+    AdaptiveAvgPool2d,
     Add,
     BatchNorm,
+    Concat,
     Conv2d,
     Input,
     Linear,
@@ -17,9 +19,10 @@ from snncompile.ir.nodes import (
     Reduce,
     Reshape,
     Scale,
+    Slice,
     Transpose,
 )
 
 __all__ = ["IRGraph", "load_ir", "save_ir", "Node", "Input", "Conv2d", "Linear",
            "BatchNorm", "Pool2d", "Reshape", "Add", "Mask", "Neuron", "Output",
-           "Transpose", "Scale", "Reduce", "MatMul"]
+           "Transpose", "Scale", "Reduce", "MatMul", "Concat", "Slice", "AdaptiveAvgPool2d"]

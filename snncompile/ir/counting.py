@@ -21,8 +21,10 @@ import torch
 
 from snncompile.ir.graph import IRGraph
 from snncompile.ir.nodes import (
+    AdaptiveAvgPool2d,
     Add,
     BatchNorm,
+    Concat,
     Conv2d,
     Input,
     Linear,
@@ -34,6 +36,7 @@ from snncompile.ir.nodes import (
     Reduce,
     Reshape,
     Scale,
+    Slice,
     Transpose,
 )
 from snncompile.ir.registry import Registry
@@ -90,11 +93,14 @@ def linear_counts(node: Linear) -> tuple[int, int, int]:
     return lead * int(node.mask.sum()), lead * int(node.weight.size), lead * int(node.weight.size)
 
 
-def live_synapses(graph: IRGraph, name: str, live: Liveness) -> int:
-    """Stored synapses of synaptic node ``name`` between live neurons (see module doc)."""
+def live_synapses(graph: IRGraph, name: str, live: Liveness, per_population: bool = True) -> int:
+    """Stored synapses of synaptic node ``name`` between live neurons (see module doc).
+    An input element that sums several populations (a residual stream) has its synapses
+    once per population, as in the lowered network; ``per_population=False`` counts them
+    once per element (what one unit of input value meets)."""
     node = graph.node(name)
     src = graph.inputs(name)[0]
-    x = torch.as_tensor(live.reached[src][None].astype(np.float64))
+    x = torch.as_tensor((live.sources(src) if per_population else live.reached[src])[None].astype(np.float64))
     with torch.no_grad():
         fan_in = STEP(node)(node, [x], 1, "pattern")[0].numpy()
     return int(round(float((fan_in * live.reaching[name]).sum())))
@@ -125,7 +131,8 @@ def _pool(graph: IRGraph, name: str, node: Pool2d, live: Liveness | None) -> Syn
     return SynapseCount(dense if live is None else live_synapses(graph, name, live), dense, 0)
 
 
-@SYNAPSES.register(Input, Output, BatchNorm, Reshape, Add, Mask, Neuron, Transpose, Scale, Reduce, MatMul)
+@SYNAPSES.register(Input, Output, BatchNorm, Reshape, Add, Mask, Neuron, Transpose, Scale, Reduce, MatMul,
+                   Concat, Slice, AdaptiveAvgPool2d)
 def _none(graph: IRGraph, name: str, node, live: Liveness | None) -> None:
     """Not a synaptic layer."""
     return None

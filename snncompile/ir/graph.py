@@ -25,7 +25,11 @@ class IRGraph:
         self.name = name
         self.nx = nx.DiGraph()
         self.input_shape: tuple[int, ...] = ()     # per-sample input shape
-        self.step_mode: str = "s"                  # source model: "s" per step, "m" [T, B, ...]
+        # source model's calling convention (frontend.timefold): "s" per step, "m" [T, B, ...],
+        # "static-m"/"loop": one call on a static sample, the model runs ``model_steps`` itself
+        self.step_mode: str = "s"
+        self.model_steps: int | None = None
+        self.output_steps: bool = False            # "loop": forward() returns a list of per-step outputs
         self.output_time_reduced: bool = False     # the source model's output is reduced over T
         self.patch_mask: np.ndarray | None = None  # static keep-mask still to apply (mask_patches)
         self.facts: set[str] = set()               # properties passes established (see passes.base)

@@ -44,6 +44,7 @@ def save_ir(graph: IRGraph, path: str | Path, write=write_atomic) -> Path:
                         "attrs": attrs, "arrays": array_keys})
     header = {"format": FORMAT, "name": graph.name, "meta": graph.meta, "nodes": entries,
               "graph": {"input_shape": list(graph.input_shape), "step_mode": graph.step_mode,
+                        "model_steps": graph.model_steps, "output_steps": graph.output_steps,
                         "output_time_reduced": graph.output_time_reduced, "facts": sorted(graph.facts),
                         "passes": list(graph.passes),
                         "patch_mask": None if graph.patch_mask is None else graph.patch_mask.tolist()}}
@@ -68,6 +69,8 @@ def load_ir(path: str | Path) -> IRGraph:
     attrs = header.get("graph", {})
     graph.input_shape = tuple(attrs.get("input_shape", graph.meta.get("input_shape", ())))
     graph.step_mode = attrs.get("step_mode", graph.meta.get("step_mode", "s"))
+    graph.model_steps = attrs.get("model_steps")
+    graph.output_steps = bool(attrs.get("output_steps", False))
     graph.output_time_reduced = bool(attrs.get("output_time_reduced", graph.meta.get("output_time_reduced")))
     graph.facts = set(attrs.get("facts", ["synapses_pruned"] if graph.meta.get("pruned") else []))
     graph.passes = list(attrs.get("passes", graph.meta.get("passes", [])))

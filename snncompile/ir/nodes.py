@@ -169,10 +169,11 @@ class BatchNorm(Node):
 
 @dataclass(eq=False)
 class Pool2d(Node):
-    """2-d max or average pooling per channel (torch semantics, floor output size).
+    """2-d max, average or sum pooling per channel (torch semantics, floor output size).
 
         max: y[c, i, j] = max_{(u,v) ∈ P} x[c, s_h·i − p_h + u, s_w·j − p_w + v]
         avg: y[c, i, j] = (1/n) · Σ_{(u,v) ∈ P} x[c, s_h·i − p_h + u, s_w·j − p_w + v]
+        sum: y[c, i, j] = Σ_{(u,v) ∈ P} x[c, s_h·i − p_h + u, s_w·j − p_w + v]   (NIR SumPool2d)
         H_out = ⌊(H + 2·p_h − k_h) / s_h⌋ + 1        (W_out likewise)
 
     P = P(i, j): the offsets u < k_h, v < k_w whose position lies inside the input (padding
@@ -181,7 +182,7 @@ class Pool2d(Node):
     Stateful: no. Synaptic: no. Spiking: no.
     """
 
-    mode: str = "max"  # "max" | "avg"
+    mode: str = "max"  # "max" | "avg" | "sum"
     kernel: Pair = (2, 2)
     stride: Pair = (2, 2)
     padding: Pair = (0, 0)
@@ -215,7 +216,8 @@ class Add(Node):
 
 @dataclass(eq=False)
 class Neuron(Node):
-    """A population of spiking neurons (IF, LIF or parametric LIF), one per element.
+    """A population of neurons (IF, LIF, parametric LIF, threshold; non-spiking and
+    current-based integrators from NIR), one per element.
 
     Per neuron, input X[t], membrane V with V[0] = V_r (``neuron_math.charge`` / ``step``):
 
@@ -223,20 +225,37 @@ class Neuron(Node):
         lif, decay_input:      H[t] = V[t−1] + (X[t] − (V[t−1] − V_r)) / τ
         lif, not decay_input:  H[t] = V[t−1] − (V[t−1] − V_r) / τ + X[t]
         plif:                  as lif with 1/τ replaced by q = ``decay`` = sigmoid(w)
+        threshold:             H[t] = X[t]          (stateless; NIR Threshold, ``decay_input`` False)
         fire:                  S[t] = Θ(H[t] − V_th)          (fires on H ≥ V_th)
+        fire, strict:          S[t] = 1 if H[t] > V_th else 0  (``strict``: NIR, Lava, snnTorch, Norse)
         hard reset:            V[t] = S[t]·V_reset + (1 − S[t])·H[t]
         soft reset:            V[t] = H[t] − S[t]·V_th         (``v_reset`` None)
         output:                y[t] = S[t] ⊙ alive
+
+    Current-based (``cubalif``, ``cubali``; NIR CubaLIF / CubaLI), synaptic current I, I[0] = 0,
+    q_s = ``syn_decay``; the membrane reads the new current:
+
+        I[t] = I[t−1] − I[t−1]·q_s + X[t]
+        H[t] = plif's H with X[t] replaced by I[t]     (q = ``decay``, ``decay_input``)
+        cubalif fires and resets V as above; I is never reset.
+
+    Non-spiking (``li``: plif's H; ``integrator``: H[t] = V[t−1] + X[t]; ``cubali``; NIR LI,
+    I/Integrator, CubaLI): no threshold, no reset, V[t] = H[t] and the output is the
+    membrane, y[t] = V[t] ⊙ alive (a real value, e.g. a readout layer).
 
     V_r = ``v_reset``, 0 for soft reset. V_th = ``v_threshold``: scalar or per neuron (shape
     == ``shape``). Firing on equality is spikingjelly's convention; Lava's built-in LIF
     fires on v > vth. ``alive`` (None = all): a removed neuron outputs 0 and does not
     exist in the compiled network. Role "or" (a max-pool of spikes): lif with τ = 1,
     V_r = 0, V_th = 1, so H[t] = X[t] = spikes in the window and S[t] = 1 iff one spiked.
-    Stateful: yes (V). Synaptic: no. Spiking: yes.
+    NIR's continuous-time parameters become q = dt/τ (forward Euler), see
+    ``snncompile.frontend.nir_import`` and docs/nir.md.
+    Stateful: yes (V; V and I when current-based). Synaptic: no. Spiking: yes, except
+    the non-spiking models (``emits_spikes``).
     """
 
-    model: str = "lif"                       # "if" | "lif" | "plif"
+    model: str = "lif"                       # "if" | "lif" | "plif" | "threshold" | "li" | "integrator"
+    #                                          | "cubalif" | "cubali"
     v_threshold: float | np.ndarray = 1.0    # scalar or per-neuron (shape == self.shape)
     v_reset: float | None = 0.0              # None → soft reset (V -= V_th on a spike)
     tau: float | None = None
@@ -244,8 +263,15 @@ class Neuron(Node):
     decay_input: bool = True
     alive: np.ndarray | None = None          # bool per neuron; False = removed by a pass
     role: str = ""                           # "or": max-pool of spikes lowered to OR neurons
+    strict: bool = False                     # fire on H > V_th (NIR's convention) instead of H ≥ V_th
+    syn_decay: float | None = None           # cubalif, cubali: q_s of the synaptic current
     op: ClassVar[str] = "neuron"
     spiking: ClassVar[bool] = True
+
+    @property
+    def emits_spikes(self) -> bool:
+        """False for the non-spiking models, whose output is the membrane value."""
+        return self.model not in ("li", "integrator", "cubali")
 
     @property
     def kept(self) -> int:
@@ -260,12 +286,17 @@ class Neuron(Node):
         th_s = f"{th:g}" if np.isscalar(th) else "per-neuron"
         if self.model == "lif":
             leak = f" tau={self.tau:g}"
-        elif self.model == "plif":
+        elif self.model in ("plif", "li", "cubalif", "cubali"):
             leak = f" q={self.decay:.4g}"
         else:
             leak = ""
-        di = "" if self.model == "if" else f" decay_input={self.decay_input}"
-        return f"{self.model.upper()}{leak} th={th_s} reset={self.reset_mode}{di}"
+        if self.model in ("cubalif", "cubali"):
+            leak += f" q_syn={self.syn_decay:.4g}"
+        di = "" if self.model in ("if", "integrator") else f" decay_input={self.decay_input}"
+        if not self.emits_spikes:
+            return f"{self.model.upper()}{leak}{di} non-spiking (outputs V)"
+        fire = " fires>th" if self.strict else ""
+        return f"{self.model.upper()}{leak} th={th_s} reset={self.reset_mode}{di}{fire}"
 
 
 @dataclass(eq=False)
@@ -296,15 +327,35 @@ class Transpose(Node):
 
 @dataclass(eq=False)
 class Scale(Node):
-    """Multiplication by a constant scalar (attention scale, 1/x).
+    """Scalar affine map: multiplication by a constant and an optional constant offset
+    (attention scale, 1/x, ``1 − spike`` of SEW-ResNet's IAND).
 
-        y = c · x,   c = ``factor``         (x / d is stored as c = 1/d)
+        y = c · x + d,   c = ``factor``, d = ``offset``     (x / d is stored as c = 1/d)
 
     Stateful: no. Synaptic: no. Spiking: no.
     """
 
     factor: float = 1.0
+    offset: float = 0.0
     op: ClassVar[str] = "scale"
+
+
+@dataclass(eq=False)
+class Concat(Node):
+    """Concatenation of the inputs along one per-sample axis (``torch.cat``).
+
+        y[..., o_k + i, ...] = x_k[..., i, ...],   o_k = Σ_{j<k} x_j.shape[axis]
+
+    k indexes the inputs in graph input order; ``axis``: 0 = first axis after the batch.
+    Inside a lowered chain a Concat has one input, ``slot`` = k, and places it at its
+    offset (``sizes``: every input's size along ``axis``), zeros elsewhere.
+    Stateful: no. Synaptic: no. Spiking: no (spikes pass through unchanged).
+    """
+
+    axis: int = 0
+    slot: int = -1                   # ≥ 0: the one-input form used inside a lowered chain
+    sizes: tuple[int, ...] = ()
+    op: ClassVar[str] = "concat"
 
 
 @dataclass(eq=False)
@@ -356,7 +407,56 @@ class Output(Node):
     op: ClassVar[str] = "output"
 
 
+@dataclass(eq=False)
+class AdaptiveAvgPool2d(Node):
+    """Average pooling to a fixed output size with torch's adaptive windows (they may
+    differ in size and overlap, e.g. 4×4 → 7×7 in VGG's classifier at CIFAR size).
+
+        y[c, i, j] = mean_{u ∈ R_i, v ∈ C_j} x[c, u, v]
+        R_i = [⌊i·H/H_out⌋, ⌈(i+1)·H/H_out⌉),   C_j likewise with W, W_out
+
+    Stateful: no. Synaptic: no. Spiking: no.
+    """
+
+    op: ClassVar[str] = "adaptive_avg_pool2d"
+
+    def windows(self, in_shape: tuple[int, ...]) -> tuple[list[range], list[range]]:
+        """The row ranges R_i and column ranges C_j."""
+        (h, w), (oh, ow) = in_shape[-2:], self.shape[-2:]
+        rows = [range(i * h // oh, -(-(i + 1) * h // oh)) for i in range(oh)]
+        cols = [range(j * w // ow, -(-(j + 1) * w // ow)) for j in range(ow)]
+        return rows, cols
+
+    def matrices(self, in_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """A_h (H_out × H), A_w (W_out × W) with y = A_h · x · A_wᵀ per channel."""
+        rows, cols = self.windows(in_shape)
+        a_h = np.zeros((len(rows), in_shape[-2]))
+        a_w = np.zeros((len(cols), in_shape[-1]))
+        for i, r in enumerate(rows):
+            a_h[i, list(r)] = 1.0 / len(r)
+        for j, c in enumerate(cols):
+            a_w[j, list(c)] = 1.0 / len(c)
+        return a_h, a_w
+
+
+@dataclass(eq=False)
+class Slice(Node):
+    """A contiguous range along one per-sample axis (``x[..., a:b]``, ``chunk``, ``split``).
+
+        y[..., i, ...] = x[..., start + i, ...],   0 ≤ i < stop − start      (along ``axis``)
+
+    ``axis``: 0 = first axis after the batch.
+    Stateful: no. Synaptic: no. Spiking: no (spikes pass through unchanged).
+    """
+
+    axis: int = 0
+    start: int = 0
+    stop: int = 0
+    op: ClassVar[str] = "slice"
+
+
 NODE_TYPES: dict[str, type[Node]] = {
     cls.op: cls for cls in (Input, Conv2d, Linear, BatchNorm, Pool2d, Reshape, Add, Mask, Neuron,
-                            Transpose, Scale, Reduce, MatMul, Output)
+                            Transpose, Scale, Reduce, MatMul, Output, Concat, Slice,
+                            AdaptiveAvgPool2d)
 }

@@ -16,8 +16,10 @@ import torch.nn.functional as F
 
 from snncompile.ir import neuron_math
 from snncompile.ir.nodes import (
+    AdaptiveAvgPool2d,
     Add,
     BatchNorm,
+    Concat,
     Conv2d,
     Input,
     Linear,
@@ -29,6 +31,7 @@ from snncompile.ir.nodes import (
     Reduce,
     Reshape,
     Scale,
+    Slice,
     Transpose,
 )
 from snncompile.ir.registry import Registry
@@ -54,7 +57,8 @@ def neuron_params(node: Neuron, like: torch.Tensor | None = None) -> neuron_math
     else:
         th = float(th)
     return neuron_math.NeuronParams(model=node.model, v_threshold=th, v_reset=node.v_reset,
-                                    tau=node.tau, decay=node.decay, decay_input=node.decay_input)
+                                    tau=node.tau, decay=node.decay, decay_input=node.decay_input,
+                                    strict=node.strict, syn_decay=node.syn_decay)
 
 
 def _indicator(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -129,7 +133,37 @@ def _transpose(node: Transpose, ins, steps, mode="affine"):
 
 @STEP.register(Scale)
 def _scale(node: Scale, ins, steps, mode="affine"):
-    return ins[0] if mode in ("pattern", "connect") else ins[0] * node.factor
+    if mode in ("pattern", "connect"):
+        return ins[0]
+    y = ins[0] * node.factor
+    return y + node.offset if mode == "affine" and node.offset else y
+
+
+@STEP.register(AdaptiveAvgPool2d)
+def _adaptive(node: AdaptiveAvgPool2d, ins, steps, mode="affine"):
+    a_h, a_w = node.matrices(tuple(ins[0].shape[1:]))
+    if mode in ("pattern", "connect"):   # window membership
+        a_h, a_w = (a_h > 0).astype(np.float64), (a_w > 0).astype(np.float64)
+    a_h, a_w = (torch.as_tensor(a, dtype=ins[0].dtype) for a in (a_h, a_w))
+    return a_h @ ins[0] @ a_w.T
+
+
+@STEP.register(Slice)
+def _slice(node: Slice, ins, steps, mode="affine"):
+    return ins[0].narrow(node.axis + 1, node.start, node.stop - node.start)
+
+
+@STEP.register(Concat)
+def _concat(node: Concat, ins, steps, mode="affine"):
+    if node.slot < 0:
+        return torch.cat(ins, dim=node.axis + 1)
+    x = ins[0]
+    out = x.new_zeros((x.shape[0], *node.shape))
+    start = sum(node.sizes[:node.slot])
+    index = [slice(None)] * out.dim()
+    index[node.axis + 1] = slice(start, start + node.sizes[node.slot])
+    out[tuple(index)] = x
+    return out
 
 
 @STEP.register(Reduce)
@@ -151,10 +185,11 @@ def _mask(node: Mask, ins, steps, mode="affine"):
 
 @STEP.register(Neuron)
 def _neuron(node: Neuron, ins, steps, mode="affine"):
-    """Steps the population through time; ``ins[0]`` is [steps·B, *shape], time-major."""
+    """Steps the population through time; ``ins[0]`` is [steps·B, *shape], time-major.
+    Returns spikes, or the membrane values of a non-spiking model."""
     x = ins[0].reshape(steps, -1, *node.shape)
     p = neuron_params(node, x)
-    v = torch.full_like(x[0], p.v_init)
+    v = neuron_math.initial_state(p, torch.full_like(x[0], p.v_init))
     spikes = torch.empty_like(x)
     for t in range(steps):
         spikes[t], v = neuron_math.step(v, x[t], p)

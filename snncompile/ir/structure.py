@@ -10,15 +10,17 @@ the input, neurons, max-pools of spikes (OR neurons) and spike products (MatMul)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from snncompile.ir.graph import IRGraph
 from snncompile.ir.nodes import (
+    AdaptiveAvgPool2d,
     Add,
     BatchNorm,
+    Concat,
     Conv2d,
     Input,
     Linear,
@@ -31,6 +33,7 @@ from snncompile.ir.nodes import (
     Reduce,
     Reshape,
     Scale,
+    Slice,
     Transpose,
 )
 from snncompile.ir.registry import Registry, not_applicable
@@ -40,9 +43,9 @@ from snncompile.ir.semantics import STEP
 # "one-to-one" (each output reads at most one input and each input feeds at most one
 # output), "many-to-one" (each input feeds at most one output) or "general".
 PATHS = Registry("path structure")
-PATHS.register(Input, Output, Reshape, Transpose, Mask, Scale, BatchNorm)(lambda node: "one-to-one")
-PATHS.register(Reduce)(lambda node: "many-to-one")
-PATHS.register(Conv2d, Linear)(lambda node: "general")
+PATHS.register(Input, Output, Reshape, Transpose, Mask, Scale, BatchNorm, Concat)(lambda node: "one-to-one")
+PATHS.register(Reduce, Slice)(lambda node: "many-to-one")
+PATHS.register(Conv2d, Linear, AdaptiveAvgPool2d)(lambda node: "general")
 PATHS.register(Add, MatMul, Neuron)(not_applicable("path structure (never inside a chain)"))
 
 
@@ -76,11 +79,18 @@ def spike_valued(graph: IRGraph, name: str) -> bool:
     node = graph.node(name)
     if isinstance(node, Neuron):
         return True
-    if isinstance(node, (Reshape, Mask, Transpose)) or (isinstance(node, Pool2d) and node.mode == "max"):
+    if isinstance(node, (Reshape, Mask, Transpose, Slice)) or (isinstance(node, Pool2d) and passes_values(node)):
         return spike_valued(graph, graph.inputs(name)[0])
-    if isinstance(node, Add):
+    if isinstance(node, (Add, Concat)):
         return all(spike_valued(graph, s) for s in graph.inputs(name))
+    if isinstance(node, MatMul) and node.mode == "hadamard":   # AND of spikes
+        return all(binary_spikes(graph, s) for s in graph.inputs(name))
     return False
+
+
+def passes_values(node: Pool2d) -> bool:
+    """A max-pool, or an average over single elements (1×1 windows: the identity)."""
+    return node.mode == "max" or (node.kernel == (1, 1) and node.padding == (0, 0))
 
 
 def binary_spikes(graph: IRGraph, name: str) -> bool:
@@ -88,8 +98,12 @@ def binary_spikes(graph: IRGraph, name: str) -> bool:
     node = graph.node(name)
     if isinstance(node, Neuron):
         return True
-    if isinstance(node, (Reshape, Mask, Transpose)) or (isinstance(node, Pool2d) and node.mode == "max"):
+    if isinstance(node, (Reshape, Mask, Transpose, Slice)) or (isinstance(node, Pool2d) and passes_values(node)):
         return binary_spikes(graph, graph.inputs(name)[0])
+    if isinstance(node, Concat) or (isinstance(node, MatMul) and node.mode == "hadamard"):
+        return all(binary_spikes(graph, s) for s in graph.inputs(name))   # concat / AND of spikes
+    if isinstance(node, Scale) and (node.factor, node.offset) in ((1.0, 0.0), (-1.0, 1.0)):
+        return binary_spikes(graph, graph.inputs(name)[0])                 # s or NOT s = 1 − s
     return False
 
 
@@ -118,6 +132,15 @@ class Liveness:
     reached: dict[str, np.ndarray]
     reaching: dict[str, np.ndarray]
     drive: dict[str, np.ndarray]
+    # elements reached by several populations through sums (residual streams): how many
+    # (uint16; only nodes where some element has more than one). A synapse reading such an
+    # element exists once per population, as in the lowered network.
+    multiplicity: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def sources(self, name: str) -> np.ndarray:
+        """Per element of ``name``: the number of populations it is reached from (0/1 or more)."""
+        m = self.multiplicity.get(name)
+        return self.reached[name] if m is None else m
 
 
 def _pattern(graph: IRGraph, name: str, ins: list[torch.Tensor], mode: str) -> torch.Tensor:
@@ -136,6 +159,7 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
     (one byte per element of every node); float copies exist for one node at a time."""
     fwd: dict[str, np.ndarray] = {}
     drive: dict[str, np.ndarray] = {}
+    mult: dict[str, np.ndarray] = {}
     order = graph.topo()
     with torch.no_grad():
         for name in order:
@@ -148,6 +172,7 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
                 fwd[name] = alive_of(graph, name)
             else:
                 fwd[name] = _pattern(graph, name, ins, mode)[0].numpy() > 0
+                _multiplicity(graph, name, node, fwd, mult, mode)
     back: dict[str, np.ndarray] = {}
 
     def add(src: str, reach: np.ndarray) -> None:
@@ -180,4 +205,21 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
             if gr is not None:
                 add(s, gr[0].numpy() > 0)
     reaching = {n: back[n] if n in back else np.zeros(graph.node(n).shape, dtype=bool) for n in order}
-    return Liveness(fwd, reaching, drive)
+    return Liveness(fwd, reaching, drive, mult)
+
+
+def _multiplicity(graph: IRGraph, name: str, node: Node, fwd: dict[str, np.ndarray],
+                  mult: dict[str, np.ndarray], mode: str) -> None:
+    """Sums of populations (Add) count each source; one-to-one nodes carry the count on."""
+    srcs = graph.inputs(name)
+    if not any(s in mult for s in srcs) and not isinstance(node, Add):
+        return
+    if isinstance(node, Add):
+        m = sum(mult.get(s, fwd[s]).astype(np.uint16) for s in srcs)
+    elif PATHS(node)(node) == "one-to-one" or isinstance(node, Slice):
+        ins = [torch.from_numpy(mult.get(s, fwd[s]).astype(np.float32)[None]) for s in srcs]
+        m = np.rint(_pattern(graph, name, ins, mode)[0].numpy()).astype(np.uint16)
+    else:
+        return
+    if m.max(initial=0) > 1:
+        mult[name] = m

@@ -17,8 +17,10 @@ import torch
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import (
+    AdaptiveAvgPool2d,
     Add,
     BatchNorm,
+    Concat,
     Conv2d,
     Input,
     IRGraph,
@@ -31,6 +33,7 @@ from snncompile.ir import (
     Reduce,
     Reshape,
     Scale,
+    Slice,
     Transpose,
 )
 from snncompile.ir.neuron_math import NeuronParams
@@ -84,9 +87,12 @@ class _Lowering:
         depth = max(self.pops[s].depth for s in by_src) + 1 if by_src else 1
         for src, chains in by_src.items():
             in_shape = tuple(self.pops[src].shape)
-            proj = Projection(src, dst, [Chain(c, in_shape) for c in chains], list(value.layers),
+            # the layers on this source's paths only (a residual identity has none)
+            on_path = {id(n) for c in chains for n in c}
+            layers = [name for name in value.layers if id(self.graph.node(name)) in on_path]
+            proj = Projection(src, dst, [Chain(c, in_shape) for c in chains], layers,
                               depth - self.pops[src].depth - 1)
-            proj.weight_bits = _bits(self.graph, value.layers)
+            proj.weight_bits = _bits(self.graph, layers)
             self.projs.append(proj)
         return depth
 
@@ -108,20 +114,24 @@ def _synaptic(lw, name, node, ins):
     return lw.linear(name, node, ins[0], layer=True)
 
 
-@LOWER.register(BatchNorm, Reshape, Transpose, Scale, Reduce, Mask)
+@LOWER.register(BatchNorm, Reshape, Transpose, Scale, Reduce, Mask, Slice, AdaptiveAvgPool2d)
 def _linear(lw, name, node, ins):
     return lw.linear(name, node, ins[0])
 
 
 @LOWER.register(Pool2d)
 def _pool(lw, name, node: Pool2d, ins):
-    if node.mode == "avg":
+    if node.mode in ("avg", "sum"):
         return lw.linear(name, node, ins[0])
     src = ins[0].identity_of()
     if src is None or lw.pops[src].kind == "input":
-        raise SnnCompileError(f"max pooling at `{node.source or name}` reads values that are not spikes",
-                              "a neuromorphic core can max-pool only spikes (as OR); move the pooling "
-                              "after the spiking neuron, or use AvgPool2d", EXIT_UNSUPPORTED)
+        feed = lw.graph.node(lw.graph.inputs(name)[0])
+        what = "the input" if src is not None else \
+            f"real values (the output of {feed.op} `{feed.source or lw.graph.inputs(name)[0]}`)"
+        raise SnnCompileError(f"max pooling at `{node.source or name}` (MaxPool2d) reads {what}, not spikes: a "
+                              "neuromorphic core can max-pool only spikes (as OR neurons)",
+                              "move the MaxPool2d after the spiking neuron (pool the spikes) or use AvgPool2d; "
+                              "`--target energy` estimates the model as written", EXIT_UNSUPPORTED)
     value = _Value([(src, [node])], torch.zeros((1, *node.shape), dtype=torch.float64), [])
     return lw.population(name, value, Population(name, node.size, "or", tuple(node.shape), params=OR_PARAMS))
 
@@ -130,6 +140,18 @@ def _pool(lw, name, node: Pool2d, ins):
 def _add(lw, name, node, ins):
     a, b = ins
     return _Value(a.terms + b.terms, a.bias + b.bias, a.layers + b.layers)
+
+
+@LOWER.register(Concat)
+def _concat(lw, name, node: Concat, ins):
+    """Each input lands in its slot: a one-input Concat per term, summed like an Add."""
+    sizes = tuple(lw.graph.node(s).shape[node.axis] for s in lw.graph.inputs(name))
+    terms, bias, layers = [], torch.zeros((1, *node.shape), dtype=torch.float64), []
+    for k, value in enumerate(ins):
+        slot = Concat(node.shape, node.source, axis=node.axis, slot=k, sizes=sizes)
+        v = lw.linear(name, slot, value)
+        terms, bias, layers = terms + v.terms, bias + v.bias, layers + v.layers
+    return _Value(terms, bias, layers)
 
 
 @LOWER.register(Neuron)
@@ -166,7 +188,8 @@ def _output(lw, name, node: Output, ins):
     src = value.identity_of()
     if src is not None and lw.pops[src].kind != "input":
         pop = lw.pops[src]
-        lw.netlist = Netlist(lw.pops, lw.projs, "spikes", output_pop=pop.name, output_shape=tuple(node.shape),
+        kind = "membrane" if pop.graded else "spikes"   # a non-spiking population: its values
+        lw.netlist = Netlist(lw.pops, lw.projs, kind, output_pop=pop.name, output_shape=tuple(node.shape),
                              output_depth=pop.depth)
     else:
         depth = lw.connect(OUTPUT, value)
@@ -179,7 +202,7 @@ def _operand(lw: _Lowering, value: _Value, shape: tuple[int, ...], where: str) -
     """A product's factor must be a population's output, possibly transposed, reshaped or scaled."""
     if len(value.terms) == 1 and not torch.any(value.bias != 0):
         src, chain = value.terms[0]
-        if all(isinstance(n, (Reshape, Transpose, Scale)) for n in chain) and lw.pops[src].kind != "input":
+        if all(isinstance(n, (Reshape, Transpose, Scale, Slice)) for n in chain) and lw.pops[src].kind != "input":
             c = Chain(chain, tuple(lw.pops[src].shape))
             with torch.no_grad():  # the gather: where each operand element comes from
                 idx = c.apply(torch.arange(lw.pops[src].logical_size, dtype=torch.float64)[None], "pattern")

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import Conv2d, Node, Reshape
 from snncompile.ir.counting import synaptic_memory_bits
 from snncompile.ir.neuron_math import NeuronParams
@@ -113,8 +114,8 @@ class Population:
 
     @property
     def graded(self) -> bool:
-        """Sends real values (input, products) rather than spikes."""
-        return self.kind in ("input", "matmul")
+        """Sends real values (input, products, a non-spiking neuron's membrane) rather than spikes."""
+        return self.kind in ("input", "matmul") or (self.params is not None and not self.params.spiking)
 
     @property
     def logical_size(self) -> int:
@@ -222,7 +223,8 @@ class Projection:
 class Netlist:
     populations: dict[str, Population]
     projections: list[Projection]
-    output_kind: str                  # "spikes" (a population) or "values" (affine readout)
+    output_kind: str                  # "spikes" (a population), "membrane" (a non-spiking population's
+    #                                   values, e.g. a NIR LI readout) or "values" (affine readout)
     output_pop: str | None = None
     output_bias: np.ndarray | None = None
     output_shape: tuple[int, ...] = ()
@@ -238,6 +240,19 @@ class Netlist:
 
     def into(self, dst: str) -> list[Projection]:
         return [p for p in self.projections if p.dst == dst]
+
+
+NIR_MODELS = {"cubalif": "CubaLIF", "cubali": "CubaLI", "li": "LI", "integrator": "I"}
+
+
+def refuse_dynamics(net: Netlist, where: str, hint: str) -> None:
+    """A clear error when ``net`` has a current-based or non-spiking population (NIR CubaLIF,
+    CubaLI, LI, I), which ``where`` cannot run."""
+    for name, pop in net.populations.items():
+        p = pop.params
+        if p is not None and p.model in NIR_MODELS:
+            raise SnnCompileError(f"population `{name}` is a {p.model} neuron (NIR {NIR_MODELS[p.model]}), "
+                                  f"which {where} cannot run", hint, EXIT_UNSUPPORTED)
 
 
 def synaptic_memory(proj: Projection) -> int:

@@ -10,8 +10,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from snncompile.ir import (
+    AdaptiveAvgPool2d,
     Add,
     BatchNorm,
+    Concat,
     Conv2d,
     Input,
     Linear,
@@ -23,6 +25,7 @@ from snncompile.ir import (
     Reduce,
     Reshape,
     Scale,
+    Slice,
     Transpose,
 )
 from snncompile.ir.registry import Registry, not_applicable
@@ -98,7 +101,7 @@ def pool2d_matrix(node: Pool2d, in_shape: tuple[int, ...], mode: str = "linear")
     valid = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
     rows = ((ch * ho + oy) * wo + ox)
     cols = ((ch * h + iy) * w + ix)
-    if node.mode == "max" or mode == "pattern":
+    if node.mode in ("max", "sum") or mode == "pattern":
         vals = np.ones(valid.shape)
     elif node.count_include_pad:
         vals = np.full(valid.shape, 1.0 / (kh * kw))
@@ -130,6 +133,33 @@ def _transpose(node: Transpose, in_shape, mode="linear"):
 @UNROLL.register(Scale)
 def _scale(node: Scale, in_shape, mode="linear"):
     return sp.identity(node.size, format="csr") * (1.0 if mode == "pattern" else node.factor)
+
+
+@UNROLL.register(AdaptiveAvgPool2d)
+def _adaptive(node: AdaptiveAvgPool2d, in_shape, mode="linear"):
+    a_h, a_w = node.matrices(in_shape)
+    if mode == "pattern":
+        a_h, a_w = (a_h > 0).astype(np.float64), (a_w > 0).astype(np.float64)
+    per_channel = sp.kron(sp.csr_matrix(a_h), sp.csr_matrix(a_w), format="csr")
+    return sp.kron(sp.identity(in_shape[0], format="csr"), per_channel, format="csr")
+
+
+@UNROLL.register(Slice)
+def _slice(node: Slice, in_shape, mode="linear"):
+    index = [slice(None)] * len(in_shape)
+    index[node.axis] = slice(node.start, node.stop)
+    cols = np.arange(int(np.prod(in_shape))).reshape(in_shape)[tuple(index)].ravel()
+    return sp.csr_matrix((np.ones(len(cols)), (np.arange(len(cols)), cols)), shape=(len(cols), int(np.prod(in_shape))))
+
+
+@UNROLL.register(Concat)
+def _concat(node: Concat, in_shape, mode="linear"):
+    """The one-input (slot) form: input element i goes to its place in the output."""
+    start = sum(node.sizes[:node.slot])
+    index = [slice(None)] * len(node.shape)
+    index[node.axis] = slice(start, start + node.sizes[node.slot])
+    rows = np.arange(node.size).reshape(node.shape)[tuple(index)].ravel()
+    return sp.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))), shape=(node.size, len(rows)))
 
 
 @UNROLL.register(Reduce)

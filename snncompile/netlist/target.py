@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -35,8 +34,9 @@ class Target(Protocol):
             progress: Callable[[int, int], None] | None = None, emit: str | None = None) -> TargetRun:
         """Simulate ``net`` on x [T, N, *input_shape] (``emit``: one of ``emissions``)."""
 
-    def emit(self, net: Netlist, path: Path) -> Path | None:
-        """Write the target's artifact for ``net`` (None: the target has no file form)."""
+    def emit(self, net: Netlist) -> dict[str, bytes]:
+        """The target's files for ``net``: name → content ({} when it has no file form).
+        The API writes them into the output folder with the run's other outputs."""
 
 
 TARGETS: dict[str, Callable[[], Target]] = {}

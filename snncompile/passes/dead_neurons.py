@@ -25,14 +25,21 @@ def never_fires(bias: np.ndarray, p: NeuronParams) -> np.ndarray:
 
     The membrane starts at V_r (0 for soft reset) and moves monotonically toward its fixed
     point: V_r + b (LIF, decay_input), V_r + τ·b (LIF without decay_input), unbounded for
-    IF with b > 0.
+    IF with b > 0; current-based: the current's fixed point b/q_s in place of b. A
+    non-spiking neuron (its output is V) is never "silent" unless V stays 0: b = 0, V_r = 0.
     """
     th = np.asarray(p.v_threshold, dtype=np.float64)
     v0 = p.v_init
+    if not p.spiking:
+        return np.broadcast_to((np.asarray(bias) == 0) & (v0 == 0), np.shape(bias)).copy()
+    if p.current_based:
+        bias = bias / p.syn_decay
     if p.model == "if":
         peak = np.where(bias > 0, np.inf, v0)
+    elif p.model == "threshold":
+        peak = bias
     else:
-        tau = p.tau if p.model == "lif" else 1.0 / p.decay
+        tau = p.tau if p.model == "lif" else 1.0 / p.decay   # plif, cubalif
         fixed = v0 + bias if p.decay_input else v0 + tau * bias
         peak = np.maximum(v0, fixed)
     return (peak < th) & (v0 < th)

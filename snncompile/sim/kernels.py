@@ -97,7 +97,9 @@ class Kernel:
 
     @property
     def graded(self) -> bool:
-        return self.kind in ("matmul", READOUT)
+        """Outputs real values: products, the readout, a non-spiking population's membrane."""
+        return self.kind in ("matmul", READOUT) or (not self.fixed and self.params is not None
+                                                    and not self.params.spiking)
 
     @property
     def nbytes(self) -> int:
@@ -106,7 +108,8 @@ class Kernel:
     def reset(self, batch: int) -> None:
         if self.kind in ("neuron", "or"):
             v0 = self.params.v_reset if self.fixed else self.params.v_init
-            self.v = np.full((batch, self.size), v0, dtype=np.int64 if self.fixed else np.float64)
+            v = np.full((batch, self.size), v0, dtype=np.int64 if self.fixed else np.float64)
+            self.v = v if self.fixed else neuron_math.initial_state(self.params, v)
 
     def drive(self, inputs: list[np.ndarray]) -> np.ndarray:
         acc = np.zeros((inputs[0].shape[0] if inputs else 1, self.size),

@@ -37,9 +37,9 @@ def simulate_netlist(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
                 s = (torch.matmul(a, b) if p.product == "matmul" else a * b).reshape(T * N, -1)
             else:
                 drive = (_drive(net, p.name, full, T * N, p.size) + torch.as_tensor(p.bias)).reshape(T, N, -1)
-                v = torch.full((N, p.size), p.params.v_init, dtype=torch.float64)
-                s = torch.empty_like(drive)
                 params = _params(p)
+                v = neuron_math.initial_state(params, torch.full((N, p.size), p.params.v_init, dtype=torch.float64))
+                s = torch.empty_like(drive)
                 for t in range(T):
                     s[t], v = neuron_math.step(v, drive[t], params)
                 s = s.reshape(T * N, -1)

@@ -18,7 +18,8 @@ from snncompile.ir.semantics import STEP
 
 @dataclass
 class SimResult:
-    spikes: dict[str, np.ndarray] = field(default_factory=dict)  # neuron → [T, B, *shape] uint8
+    spikes: dict[str, np.ndarray] = field(default_factory=dict)  # neuron → [T, B, *shape] uint8 (float64
+    #                                                               membrane of a non-spiking neuron)
     output: np.ndarray | None = None                               # [T, B, *out] float64
     values: dict[str, np.ndarray] = field(default_factory=dict)   # every node, if asked
 
@@ -38,7 +39,8 @@ def simulate(graph: IRGraph, x: np.ndarray, keep_values: bool = False) -> SimRes
             if tuple(out.shape[1:]) != tuple(node.shape):
                 raise ValueError(f"{name}: produced shape {tuple(out.shape[1:])}, IR says {node.shape}")
             if isinstance(node, Neuron):
-                res.spikes[name] = out.reshape(T, B, *node.shape).to(torch.uint8).numpy()
+                out_t = out.reshape(T, B, *node.shape)
+                res.spikes[name] = (out_t.to(torch.uint8) if node.emits_spikes else out_t).numpy()
             elif isinstance(node, Output):
                 res.output = out.reshape(T, B, *node.shape).numpy().copy()
             vals[name] = out

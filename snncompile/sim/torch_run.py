@@ -17,10 +17,13 @@ class TorchRun:
 
 
 def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
-              time_reduced: bool = False, batch_size: int = 256) -> TorchRun:
+              time_reduced: bool = False, batch_size: int = 256, output_steps: bool = False) -> TorchRun:
     """Run ``model`` on x [T, B, ...] (float64 copy, state reset per batch).
 
-    ``time_reduced``: the model itself averages over time, so its output is [B, ...].
+    ``step_mode`` is the calling convention (``snncompile.frontend.timefold``): "s" one call
+    per step, "m" one call on [T, B, ...], "static-m"/"loop" one call on the static x[0]
+    (the model runs its own T steps). ``time_reduced``: the model's output is [B, ...];
+    ``output_steps``: it returns a list of per-step outputs (stacked here to [T, B, ...]).
     """
     from snncompile.frontend.trace import detach_pruned, reset_states
 
@@ -34,10 +37,15 @@ def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
 
     def hook(path: str):
         def fn(_m, _inp, out):
+            if isinstance(out, (tuple, list)):   # (spikes, state), e.g. snnTorch
+                out = out[0]
             current[path].append(out.detach().numpy().astype(np.uint8))
         return fn
 
     handles = [modules[p].register_forward_hook(hook(p)) for p in paths]
+    # snnTorch's spikes are float32 whatever the model's dtype: promote them (0/1, lossless)
+    handles += [m.register_forward_pre_hook(_to_float64) for m in modules.values()
+                if any(True for _ in m.parameters(recurse=False))]
     try:
         with torch.no_grad():
             for b0 in range(0, B, batch_size):
@@ -45,12 +53,18 @@ def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
                 reset_states(model)
                 current.clear()
                 current.update({p: [] for p in paths})
-                if step_mode == "m":
-                    outs.append(model(xb).numpy())
+                if step_mode in ("m", "static-m"):
+                    out = model(xb if step_mode == "m" else xb[0])
+                    outs.append(_first(out).numpy())
                     for p in paths:
                         rec[p].append(current[p][0])
+                elif step_mode == "loop":
+                    out = model(xb[0])
+                    outs.append((torch.stack(list(out)) if output_steps else _first(out)).numpy())
+                    for p in paths:
+                        rec[p].append(np.stack(current[p]))
                 else:
-                    steps = [model(xb[t]).numpy() for t in range(T)]
+                    steps = [_first(model(xb[t])).numpy() for t in range(T)]
                     outs.append(np.stack(steps))
                     for p in paths:
                         rec[p].append(np.stack(current[p]))
@@ -63,3 +77,15 @@ def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
         res.spikes[p] = np.concatenate(rec[p], axis=1)
     res.output = np.concatenate(outs, axis=0 if time_reduced else 1)
     return res
+
+
+def _first(out):
+    """The prediction value of what the model returns (the first of several outputs)."""
+    while isinstance(out, (tuple, list)):
+        out = out[0]
+    return out
+
+
+def _to_float64(_m, args):
+    return tuple(a.to(torch.float64) if isinstance(a, torch.Tensor) and a.dtype == torch.float32 else a
+                 for a in args)

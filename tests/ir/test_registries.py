@@ -7,12 +7,13 @@ from typing import ClassVar
 
 import pytest
 
+import backends.onnx.ops  # noqa: F401  (the ONNX target's emitters load with the target)
 import snncompile.api  # noqa: F401  (imports every stage, so every registry is filled)
 from snncompile.ir.nodes import NODE_TYPES, Node
 from snncompile.ir.registry import REGISTRIES, MissingBehaviour
 
 CONCERNS = {"reference step", "path structure", "synapse count", "lowering", "unrolled matrix",
-            "energy count", "report row"}
+            "energy count", "report row", "onnx emission"}
 
 
 def test_every_concern_has_a_registry():

@@ -86,5 +86,7 @@ def test_maxpool_of_real_values_is_rejected():
     from torch import nn
 
     m = nn.Sequential(layer.Conv2d(1, 2, 3), layer.MaxPool2d(2), neuron.IFNode()).eval()
-    with pytest.raises(SnnCompileError, match="max pooling at `1` reads values that are not spikes"):
+    with pytest.raises(SnnCompileError, match=r"max pooling at `1` \(MaxPool2d\) reads real values \(the output "
+                                              r"of conv2d `0`\), not spikes") as e:
         lower(trace_model(m, (1, 8, 8)).graph)
+    assert "after the spiking neuron" in e.value.hint

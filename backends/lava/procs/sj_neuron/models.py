@@ -33,6 +33,7 @@ class PySJNeuronModelFloat(PyLoihiProcessModel):
     decay_input: np.ndarray = LavaPyType(np.ndarray, int)
     reset_interval: np.ndarray = LavaPyType(np.ndarray, int)
     depth: np.ndarray = LavaPyType(np.ndarray, int)
+    strict: np.ndarray = LavaPyType(np.ndarray, int)
 
     def _params(self) -> neuron_math.NeuronParams:
         model = _MODELS[int(self.model_code[0])]
@@ -41,7 +42,7 @@ class PySJNeuronModelFloat(PyLoihiProcessModel):
             model=model, v_threshold=self.v_th,
             v_reset=None if self.soft_reset[0] else float(self.v_reset[0]),
             tau=leak if model == "lif" else None, decay=leak if model == "plif" else None,
-            decay_input=bool(self.decay_input[0]))
+            decay_input=bool(self.decay_input[0]), strict=bool(self.strict[0]))
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv()
@@ -72,6 +73,7 @@ class PySJNeuronModelFixed(PyLoihiProcessModel):
     decay_input: np.ndarray = LavaPyType(np.ndarray, int)
     reset_interval: np.ndarray = LavaPyType(np.ndarray, int)
     depth: np.ndarray = LavaPyType(np.ndarray, int)
+    strict: np.ndarray = LavaPyType(np.ndarray, int)  # already in v_th: the quantizer adds 1
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv().astype(np.int64)

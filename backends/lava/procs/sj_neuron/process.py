@@ -18,13 +18,14 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
-MODEL_CODES = {"if": 0, "lif": 1, "plif": 2}
+MODEL_CODES = {"if": 0, "lif": 1, "plif": 2, "threshold": 3}
 
 
 class SJNeuron(AbstractProcess):
     def __init__(self, *, shape: tuple[int, ...], model: str, v_threshold, v_reset: float | None,
                  leak: float = 1.0, decay_input: bool = True, bias=0.0,
-                 reset_interval: int = 0, depth: int = 0, name: str | None = None) -> None:
+                 reset_interval: int = 0, depth: int = 0, strict: bool = False,
+                 name: str | None = None) -> None:
         super().__init__(shape=shape, name=name)
         n = int(np.prod(shape))
         v0 = 0.0 if v_reset is None else float(v_reset)
@@ -42,3 +43,4 @@ class SJNeuron(AbstractProcess):
         self.decay_input = Var(shape=(1,), init=np.array([int(decay_input)]))
         self.reset_interval = Var(shape=(1,), init=np.array([int(reset_interval)]))
         self.depth = Var(shape=(1,), init=np.array([int(depth)]))
+        self.strict = Var(shape=(1,), init=np.array([int(strict)]))  # fire on v > v_th (float model)

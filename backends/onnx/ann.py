@@ -1,0 +1,45 @@
+"""The ANN variant the energy report compares against, as an ONNX model.
+
+The same compiled topology and weights, one pass on a static input: every neuron
+population becomes ReLU(drive) (drive = its synapses' sum + bias), an OR population (a
+max-pool of spikes) a MaxPool of its source's activations, a spike product the product of
+activations, and the readout the same affine map (or the output population's
+activations). Removed neurons stay removed (output 0).
+"""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+
+from backends.onnx.builder import Builder
+from backends.onnx.network import INPUT, READOUT, NetworkEmitter, order
+from backends.onnx.ops import LINEAR, MAX
+from snncompile.netlist import Netlist
+
+FORMAT = "snncompile ANN variant"
+
+
+def build_ann(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
+    """Input ``x`` [N, *input shape]; outputs ``readout`` and ``<population>.act`` per population."""
+    b = Builder(dtype)
+    em = NetworkEmitter(b, net)
+    outputs = []
+    for pop in order(net):
+        if pop.kind == "matmul":
+            em.kept[pop.name] = em.product(pop)
+        elif pop.kind == "or":
+            em.kept[pop.name] = em.drive(pop.name, pop.bias, MAX)
+        else:
+            em.kept[pop.name] = b.op("Relu", [em.drive(pop.name, pop.bias, LINEAR)], f"{pop.name}_relu")
+        outputs.append((em.kept[pop.name], f"{pop.name}.act", pop.size))
+    readout = em.readout()
+    for value, name, size in outputs:
+        b.add_output(value, name, (size,))
+    b.add_output(readout, READOUT, tuple(net.output_shape))
+    meta = {"format": FORMAT, "dtype": dtype, "input": INPUT, "input_shape": list(em.input_shape),
+            "readout": READOUT, "activations": [name for _, name, _ in outputs]}
+    doc = ("ANN variant of a spiking network compiled by snncompile: neurons as ReLU, OR "
+           "populations as max-pools, one pass on a static input.")
+    return b.model("ann", doc, {"snncompile": json.dumps(meta)})

@@ -1,0 +1,95 @@
+"""The single time step of a compiled netlist as an ONNX model.
+
+Inputs: ``x`` (the input at step t, [N, *input shape]) and ``<population>.v`` (membrane of
+every neuron or OR population, [N, kept neurons]). Outputs: ``<population>.spikes``
+(0/1, kept neurons), ``<population>.v_next``, ``<product>.values`` for spike products, and
+``readout`` (the output value at step t, [N, *output shape]). Populations step in depth
+order with no latency between them, as in the reference simulator. The neuron update is
+:func:`snncompile.ir.neuron_math.step`, operation for operation.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+
+from backends.onnx.builder import Builder
+from backends.onnx.network import INPUT, READOUT, NetworkEmitter, order
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+from snncompile.ir.neuron_math import NeuronParams
+from snncompile.netlist import Netlist, Population
+
+FORMAT = "snncompile single time step"
+
+
+def neuron_step(b: Builder, v: str, x: str, p: NeuronParams, hint: str, threshold: str) -> tuple[str, str]:
+    """(spikes, v_next) of ``neuron_math.step`` for state ``v`` and input ``x``."""
+    vr = b.scalar(p.v_init)
+    if p.model == "if":
+        h = b.op("Add", [v, x], f"{hint}_h")
+    elif p.model == "threshold":  # stateless: x + 0.0 * v
+        h = b.op("Add", [x, b.op("Mul", [b.scalar(0.0), v], f"{hint}_zv")], f"{hint}_h")
+    elif p.model in ("lif", "plif"):
+        # lif: … / tau; plif: … * decay (as neuron_math.charge writes them)
+        k, op = (p.tau, "Div") if p.model == "lif" else (p.decay, "Mul")
+        leak = b.op("Sub", [v, vr], f"{hint}_dv")
+        if p.decay_input:   # v + (x - (v - vr)) ∘ k
+            h = b.op("Add", [v, b.op(op, [b.op("Sub", [x, leak], f"{hint}_in"), b.scalar(k)], f"{hint}_dh")],
+                     f"{hint}_h")
+        else:               # v - (v - vr) ∘ k + x
+            h = b.op("Add", [b.op("Sub", [v, b.op(op, [leak, b.scalar(k)], f"{hint}_leak")], f"{hint}_vl"), x],
+                     f"{hint}_h")
+    else:
+        raise SnnCompileError(f"population `{hint}` has neuron model {p.model!r}, which the ONNX export "
+                              "cannot write", "use IF, LIF, parametric LIF or threshold neurons", EXIT_UNSUPPORTED)
+    strict = getattr(p, "strict", False)   # h > v_th (NIR), else h >= v_th (spikingjelly)
+    fired = b.op("Greater" if strict else "GreaterOrEqual", [h, threshold], f"{hint}_fired")
+    s = b.op("Cast", [fired], f"{hint}_s", to=b.onnx_dtype)
+    if p.v_reset is None:   # soft: h - s * th
+        v_next = b.op("Sub", [h, b.op("Mul", [s, threshold], f"{hint}_sth")], f"{hint}_vn")
+    else:                   # hard: s * vr + (1 - s) * h
+        keep = b.op("Mul", [b.op("Sub", [b.scalar(1.0), s], f"{hint}_ns"), h], f"{hint}_kh")
+        v_next = b.op("Add", [b.op("Mul", [s, b.scalar(p.v_reset)], f"{hint}_svr"), keep], f"{hint}_vn")
+    return s, v_next
+
+
+def _threshold(b: Builder, pop: Population) -> str:
+    th = pop.params.v_threshold
+    if np.ndim(th) == 0:
+        return b.scalar(float(th))
+    return b.const(np.broadcast_to(np.asarray(th, dtype=np.float64).reshape(-1), (pop.size,)), f"{pop.name}_th")
+
+
+def build_step(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
+    """The ONNX model of one time step of ``net`` (see the module docstring)."""
+    b = Builder(dtype)
+    em = NetworkEmitter(b, net)
+    pops, outputs = [], []
+    for pop in order(net):
+        if pop.kind == "matmul":
+            em.kept[pop.name] = em.product(pop)
+            outputs.append((em.kept[pop.name], f"{pop.name}.values", pop.size))
+            pops.append({"name": pop.name, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
+                         "values": f"{pop.name}.values"})
+            continue
+        v = b.add_input(f"{pop.name}.v", (pop.size,))
+        s, v_next = neuron_step(b, v, em.drive(pop.name, pop.bias), pop.params, pop.name, _threshold(b, pop))
+        em.kept[pop.name] = s
+        outputs += [(s, f"{pop.name}.spikes", pop.size), (v_next, f"{pop.name}.v_next", pop.size)]
+        pops.append({"name": pop.name, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
+                     "state": f"{pop.name}.v", "v_init": pop.params.v_init, "spikes": f"{pop.name}.spikes",
+                     "next_state": f"{pop.name}.v_next",
+                     "kept": None if pop.index is None else [int(i) for i in pop.index]})
+    readout = em.readout()
+    for value, name, size in outputs:
+        b.add_output(value, name, (size,))
+    b.add_output(readout, READOUT, tuple(net.output_shape))
+    meta = {"format": FORMAT, "dtype": dtype, "input": INPUT, "input_shape": list(em.input_shape),
+            "readout": READOUT, "readout_kind": net.output_kind, "output_population": net.output_pop,
+            "populations": pops}
+    doc = ("One time step of a spiking network compiled by snncompile. Feed x[t] and every "
+           "population's state (start: v_init in the metadata), read spikes and the new state; "
+           "loop over t for a whole inference.")
+    return b.model("snn_step", doc, {"snncompile": json.dumps(meta)})

@@ -1,0 +1,214 @@
+"""Where time lives in a traced model, and the one-step program of a model that loops over T.
+
+Calling conventions, found from the traced graph (probe sizes T, B):
+
+- ``s``: one call per time step on ``[B, ...]``; no neuron module is called twice.
+- ``m``: one call on ``[T, B, ...]`` (spikingjelly multi-step).
+- ``static-m``: one call on a static ``[B, ...]``; forward() repeats it over its own T
+  (``x.unsqueeze(0).repeat(T, 1, 1, 1, 1)``, Spikformer and Spike-driven Transformer).
+- ``loop``: one call on a static ``[B, ...]``; forward() loops ``for t in range(T)`` over
+  single-step neurons and stacks or sums the per-step outputs (snnTorch tutorials, Kim et
+  al.'s lottery tickets). The unrolled graph is folded back to one step: every step must
+  repeat step 0's operations on its own values, and the output must be the per-step values
+  stacked, summed or averaged over time.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import fx
+
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+
+_STACK = {torch.stack, torch.cat}
+_REDUCE = {"mean", "sum"}
+
+
+@dataclass
+class TimeLayout:
+    convention: str                 # "s" | "m" | "static-m" | "loop"
+    steps: int | None = None        # the model's own T ("static-m", "loop")
+    output: fx.Node | None = None   # the fx value of one step's output ("loop")
+    reduced: bool = False           # the model's output is summed or averaged over time
+    keep: set[str] = field(default_factory=set)   # fx nodes one step needs (all if empty)
+    output_steps: bool = False      # forward() returns a list with one output per step
+
+
+def _name(n: fx.Node) -> str:
+    t = n.target
+    return t if isinstance(t, str) else getattr(t, "__name__", str(t))
+
+
+def output_value(graph: fx.Graph) -> Any:
+    """The model's prediction value: its return value, or the first of several (snnTorch
+    models return (spikes, membranes))."""
+    out = next(n for n in graph.nodes if n.op == "output")
+    arg = out.args[0]
+    while isinstance(arg, (tuple, list)) and arg:
+        arg = arg[0]
+    return arg
+
+
+def ancestors(node: fx.Node) -> set[str]:
+    seen: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.name in seen:
+            continue
+        seen.add(n.name)
+        stack.extend(n.all_input_nodes)
+    return seen
+
+
+def neuron_calls(graph: fx.Graph, is_neuron_target: Callable[[str], bool]) -> dict[str, list[fx.Node]]:
+    calls: dict[str, list[fx.Node]] = {}
+    for n in graph.nodes:
+        if n.op == "call_module" and is_neuron_target(str(n.target)):
+            calls.setdefault(str(n.target), []).append(n)
+    return calls
+
+
+def lift_steps(graph: fx.Graph, values: dict[str, Any], batch: int) -> int | None:
+    """The T of a static input repeated over time inside forward(): the size of the new
+    leading axis of the first ``repeat``/``expand``/``stack`` that turns [1|B, …] into [T, B, …]."""
+    for n in graph.nodes:
+        out = values.get(n.name)
+        if not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[1] != batch:
+            continue
+        ins = [values.get(a.name) for a in n.all_input_nodes]
+        if _name(n) in ("repeat", "expand", "expand_as", "repeat_interleave") or n.target in _STACK:
+            if any(isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] in (1, batch)
+                   and v.dim() <= out.dim() for v in ins):
+                return int(out.shape[0])
+    return None
+
+
+def fold_loop(graph: fx.Graph, calls: dict[str, list[fx.Node]]) -> TimeLayout:
+    """The one-step program of a model whose forward() loops over time (``loop``)."""
+    counts = {t: len(ns) for t, ns in calls.items()}
+    steps = max(counts.values())
+    if len(set(counts.values())) != 1:
+        uneven = ", ".join(f"`{t}` {c}×" for t, c in counts.items())
+        raise _fold_error(f"forward() calls its neurons an uneven number of times ({uneven})",
+                          "call every neuron module once per time step")
+    step_of: dict[str, frozenset[int]] = {}
+    for n in graph.nodes:
+        if n.op == "call_module" and str(n.target) in calls:
+            k = calls[str(n.target)].index(n)
+            step_of[n.name] = frozenset({k})
+            continue
+        lab: frozenset[int] = frozenset()
+        for a in n.all_input_nodes:
+            lab |= step_of.get(a.name, frozenset())
+        step_of[n.name] = lab
+    ret = next(n for n in graph.nodes if n.op == "output").args[0]
+    if isinstance(ret, (list, tuple)) and len(ret) == steps and all(
+            isinstance(v, fx.Node) and step_of[v.name] == frozenset({k}) for k, v in enumerate(ret)):
+        first, reduced, listed = ret[0], False, True      # a list of per-step outputs (Kim et al.)
+    else:
+        out = output_value(graph)
+        if not isinstance(out, fx.Node):
+            raise _fold_error("the model returns no tensor", "return the output layer's values")
+        (first, reduced), listed = _per_step(out, step_of, steps), False
+    _check_repeats(graph, step_of, steps, set(calls))
+    return TimeLayout("loop", steps=steps, output=first, reduced=reduced, keep=ancestors(first),
+                      output_steps=listed)
+
+
+def _per_step(n: fx.Node, step_of: dict[str, frozenset[int]], steps: int) -> tuple[fx.Node, bool]:
+    """(step 0's value, reduced) for the model's output ``n`` built from all steps."""
+    lab = step_of[n.name]
+    if len(lab) <= 1:
+        raise _fold_error(f"the model's output `{n.format_node()}` depends only on "
+                          f"{'time step ' + str(min(lab)) if lab else 'the input'}, not on every step",
+                          "return the per-step outputs stacked (torch.stack(outs)) or summed over time")
+    name = _name(n)
+    if n.target in _STACK:
+        items = n.args[0]
+        dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim", 0)
+        if dim == 0 and isinstance(items, (list, tuple)) and len(items) == steps and \
+                all(isinstance(v, fx.Node) and step_of[v.name] == frozenset({k}) for k, v in enumerate(items)):
+            return items[0], False
+    if name in _REDUCE and n.args and isinstance(n.args[0], fx.Node):
+        dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
+        if dim in (0, (0,), [0]):
+            first, _ = _per_step(n.args[0], step_of, steps)
+            return first, True
+    if name in ("truediv", "div", "mul", "__truediv__", "__mul__") or n.target in (operator.truediv,
+                                                                               operator.mul):
+        tensors = [a for a in n.args if isinstance(a, fx.Node)]
+        if len(tensors) == 1 and all(isinstance(a, (int, float, fx.Node)) for a in n.args):
+            first, red = _per_step(tensors[0], step_of, steps)
+            return first, red
+    if name in ("add", "iadd", "__add__", "__iadd__") or n.target in (operator.add, operator.iadd, torch.add):
+        terms = _sum_terms(n, step_of)
+        per = {}
+        for t in terms:
+            lab_t = step_of[t.name]
+            if len(lab_t) == 1:
+                per[min(lab_t)] = t
+            elif lab_t:
+                break
+        else:
+            if sorted(per) == list(range(steps)) and len([t for t in terms if step_of[t.name]]) == steps:
+                return per[0], True
+    raise _fold_error(f"the model's output `{n.format_node()}` combines the time steps in a way "
+                      "snncompile cannot read", "return torch.stack(per_step_outputs) (or their sum/mean "
+                      "over time)")
+
+
+def _sum_terms(n: fx.Node, step_of: dict[str, frozenset[int]]) -> list[fx.Node]:
+    """The summands of an accumulation ``acc = acc + y_t`` (static terms such as zeros kept)."""
+    if (_name(n) in ("add", "iadd", "__add__", "__iadd__") or n.target in (operator.add, operator.iadd,
+                                                                           torch.add)) \
+            and len(step_of[n.name]) > 1:
+        out = []
+        for a in n.args:
+            if isinstance(a, fx.Node):
+                out.extend(_sum_terms(a, step_of))
+        return out
+    return [n]
+
+
+def _signature(n: fx.Node, memo: dict[str, Any], neuron_targets: set[str]) -> Any:
+    if n.name in memo:
+        return memo[n.name]
+
+    def arg_sig(a: Any) -> Any:
+        if isinstance(a, fx.Node):
+            return _signature(a, memo, neuron_targets)
+        if isinstance(a, (list, tuple)):
+            return tuple(arg_sig(x) for x in a)
+        if isinstance(a, dict):
+            return tuple(sorted((k, arg_sig(v)) for k, v in a.items()))
+        return repr(a)
+
+    args = n.args[:1] if n.op == "call_module" and str(n.target) in neuron_targets else n.args
+    sig = (n.op, str(n.target), arg_sig(args), arg_sig(dict(n.kwargs)))
+    memo[n.name] = sig
+    return sig
+
+
+def _check_repeats(graph: fx.Graph, step_of: dict[str, frozenset[int]], steps: int,
+                   neuron_targets: set[str]) -> None:
+    """Every step must do what step 0 does, on its own values."""
+    memo: dict[str, Any] = {}
+    per_step: list[list[Any]] = [[] for _ in range(steps)]
+    for n in graph.nodes:
+        lab = step_of[n.name]
+        if len(lab) == 1 and n.op != "output":
+            per_step[min(lab)].append(_signature(n, memo, neuron_targets))
+    for k in range(1, steps):
+        if sorted(map(repr, per_step[k])) != sorted(map(repr, per_step[0])):
+            raise _fold_error(f"forward() does not compute the same thing at every time step (step {k} "
+                              "differs from step 0)", "compute every time step with the same layers")
+
+
+def _fold_error(message: str, hint: str) -> SnnCompileError:
+    return SnnCompileError(f"cannot read the time loop in forward(): {message}", hint, EXIT_UNSUPPORTED)

@@ -1,0 +1,210 @@
+"""torch.fx tracing specialised on one concrete input shape.
+
+Symbolic tracing alone refuses ``len(x.shape)``, ``T, B, C, H, W = x.shape``,
+``if x.shape[-1] == 64`` and Python loops over T. Here every proxy carries the value the
+operation would have on a *meta* copy of the model (shapes without storage), so shape
+questions get concrete answers: shape-dependent Python runs once, as Python, and the
+recorded graph is the straight-line program for that input shape. torch.export/dynamo
+would do the same with guards, but it needs fake-tensor support in every neuron's Python
+and cannot keep arbitrary modules as opaque units; this tracer keeps neurons and known
+stateless layers as leaves and traces through every other module, wherever it is
+defined. Branching on tensor *values* still stops the trace (the compiled network could
+not follow it).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+MISSING = object()   # the value of an operation whose meta evaluation failed
+
+
+class DataDependent(fx.proxy.TraceError):
+    """forward() asked for a tensor's value (a branch, ``.item()``, iteration over values)."""
+
+
+def _value(a: Any) -> Any:
+    """The recorded value of a proxy (its meta tensor or Python value); other objects as is."""
+    if isinstance(a, fx.Proxy):
+        return a.node.meta.get("value", MISSING)
+    if isinstance(a, torch.Tensor) and not a.is_meta:
+        return a.to("meta")   # a constant created in forward() meets meta values
+    return a
+
+
+class ShapedProxy(fx.Proxy):
+    """A proxy whose shape, size, rank and dtype are concrete (from its meta value)."""
+
+    def _tensor(self, what: str) -> torch.Tensor:
+        v = self.node.meta.get("value", MISSING)
+        if not isinstance(v, torch.Tensor):
+            raise fx.proxy.TraceError(f"`{what}` of `{self.node.format_node()}`, whose value could not be "
+                                      "evaluated on the meta device")
+        return v
+
+    @property
+    def shape(self) -> torch.Size:
+        return self._tensor("shape").shape
+
+    @property
+    def ndim(self) -> int:
+        return self._tensor("ndim").ndim
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._tensor("dtype").dtype
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")   # the values live on the meta device; the model on the CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    def size(self, dim: int | None = None) -> Any:
+        t = self._tensor("size")
+        return t.size() if dim is None else t.size(dim)
+
+    def dim(self) -> int:
+        return self._tensor("dim").dim()
+
+    def numel(self) -> int:
+        return self._tensor("numel").numel()
+
+    def __len__(self) -> int:
+        v = self.node.meta.get("value", MISSING)
+        if isinstance(v, (tuple, list)):
+            return len(v)
+        return len(self._tensor("len"))
+
+    def __iter__(self):
+        return iter([self[i] for i in range(len(self))])
+
+    def __bool__(self) -> bool:
+        raise DataDependent(f"forward() branches on the value of `{self.node.format_node()}`")
+
+    def item(self) -> Any:
+        raise DataDependent(f"forward() reads a tensor value (`.item()` of `{self.node.format_node()}`)")
+
+    def tolist(self) -> Any:
+        raise DataDependent(f"forward() reads tensor values (`.tolist()` of `{self.node.format_node()}`)")
+
+
+class ShapeTracer(fx.Tracer):
+    """Traces ``root`` for concrete ``inputs`` (meta tensors), evaluating every operation
+    on ``meta_root`` (a meta copy of ``root``). ``leaf(m)`` says which modules stay units."""
+
+    def __init__(self, meta_root: nn.Module, leaf: Callable[[nn.Module], bool],
+                 inputs: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.meta_modules = dict(meta_root.named_modules())
+        self.meta_root = meta_root
+        self.leaf = leaf
+        self.inputs = list(inputs)
+        self.elementwise: Callable[[nn.Module], bool] = lambda m: False
+        self._evaluating = False
+        self.first_error: Exception | None = None   # the first operation that failed on meta values
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return ShapedProxy(node, self)
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return self.leaf(m)
+
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        if self._evaluating:   # a meta module running inside _evaluate: just run it
+            return forward(*args, **kwargs)
+        try:
+            self.path_of_module(m)
+        except NameError:   # a module built in forward(), e.g. a slice features[:2]: trace it through
+            if self.leaf(m) and not isinstance(m, nn.Sequential):
+                return self._anonymous_leaf(m, args, kwargs)
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def _anonymous_leaf(self, m: nn.Module, args: tuple, kwargs: dict) -> Any:
+        # a stateless torch layer made on the fly (nn.Flatten()(x)): install it so the graph can
+        # refer to it; its parameters (if any) are the ones it was made with
+        name = f"_inline_{type(m).__name__.lower()}_{len(self.meta_modules)}"
+        self.root.add_module(name, m)
+        self.submodule_paths = None   # the O(1) path table is stale now
+        self.meta_modules[name] = _to_meta(m)
+        return super().call_module(m, m.forward, args, kwargs)
+
+    def create_proxy(self, kind: str, target: Any, args: tuple, kwargs: dict, name: str | None = None,
+                     type_expr: Any | None = None, proxy_factory_fn: Any = None) -> fx.Proxy:
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        proxy.node.meta["value"] = self._evaluate(kind, target, args, kwargs)
+        return proxy
+
+    def _evaluate(self, kind: str, target: Any, args: tuple, kwargs: dict) -> Any:
+        if kind == "placeholder":
+            return self.inputs.pop(0) if self.inputs else MISSING
+        if kind == "get_attr":
+            obj: Any = self.meta_root
+            try:
+                for part in str(target).split("."):
+                    obj = getattr(obj, part)
+            except AttributeError:
+                return MISSING
+            return obj
+        a = fx.node.map_aggregate(args, _value)
+        k = fx.node.map_aggregate(kwargs, _value)
+        if any(v is MISSING for v in _flat(a) + _flat(k)):
+            return MISSING
+        self._evaluating = True
+        try:
+            with torch.no_grad():
+                if kind == "call_function":
+                    return target(*a, **k)
+                if kind == "call_method":
+                    return getattr(a[0], target)(*a[1:], **k)
+                if kind == "call_module":
+                    mod = self.meta_modules[target]
+                    dtype = next((t.dtype for t in mod.parameters() if t.is_floating_point()), None)
+                    if dtype is not None:   # snnTorch's spikes are float32 in a float64 model
+                        a = tuple(v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+                                  for v in a)
+                    try:
+                        return mod(*a, **k)
+                    except Exception:
+                        if self.elementwise(mod) and a and isinstance(a[0], torch.Tensor):
+                            return torch.empty_like(a[0])   # a neuron: one output per input element
+                        raise
+        except Exception as exc:
+            self.first_error = self.first_error or exc
+            return MISSING
+        finally:
+            self._evaluating = False
+        return MISSING
+
+
+def _flat(x: Any) -> list[Any]:
+    out: list[Any] = []
+    fx.node.map_aggregate(x, lambda v: out.append(v) or v)
+    return out
+
+
+def _to_meta(m: nn.Module) -> nn.Module:
+    import copy
+
+    memo: dict[int, Any] = {}
+    for sub in m.modules():
+        for t in [*sub._parameters.values(), *sub._buffers.values()]:
+            if t is not None:
+                memo[id(t)] = t.detach().to("meta")
+    return copy.deepcopy(m, memo)
+
+
+def values_of(graph: fx.Graph) -> dict[str, Any]:
+    """fx node name → value recorded while tracing (meta tensor, Python value or MISSING)."""
+    return {n.name: n.meta.get("value", MISSING) for n in graph.nodes}
+
+
+GETITEM = operator.getitem

@@ -37,6 +37,7 @@ from snncompile.ir.neuron_math import NeuronParams
 from snncompile.netlist import OUTPUT, Chain, Netlist, Population, Projection
 from snncompile.netlist.netlist import CANCELLED
 
+DENSE_LIMIT = 50_000_000   # entries of one dense Affine fallback before the export refuses
 DT = 1e-4  # time step the exported τ are written for (graph metadata "snncompile.dt"); snnTorch reads 1e-4
 
 
@@ -321,6 +322,14 @@ def to_nir(net: Netlist) -> Any:
             spop = net.populations[proj.src]
             rows = dpop.index if dpop is not None and dst not in plan.logical else None
             cols = spop.index if proj.src not in plan.logical else None
+            n_rows = len(rows) if rows is not None else int(np.prod(proj.chains[0].out_shape))
+            n_cols = len(cols) if cols is not None else int(np.prod(proj.in_shape))
+            if n_rows * n_cols > DENSE_LIMIT:
+                kinds = ", ".join(type(n).__name__ for c in proj.chains for n in c.nodes)
+                raise _unsupported(label, f"the projection from `{proj.src}` ({kinds}) has no NIR primitive form "
+                                   f"and its dense matrix would have {n_rows * n_cols:,} entries",
+                                   "NIR stores weights as dense arrays; export a model whose layers are "
+                                   "Conv2d/Linear/pooling/flatten chains")
             w = _matrix(proj, rows, cols)
             b = np.zeros(w.shape[0]) if placed else np.asarray(bias, np.float64).reshape(-1)
             placed = True

@@ -4,7 +4,8 @@ Discretisation rule (forward Euler with step ``dt``, NIR's reading of its equati
 framework that writes LIF to NIR — snnTorch, Norse — integrates this way):
 
     LIF:  v[t] = v[t−1] + (dt/τ)·(v_leak − v[t−1] + r·x[t]),  z = v > v_th,  v ← v_reset
-    IF:   v[t] = v[t−1] + r·x[t]                               (no dt: every exporter writes r = 1)
+    IF:   v[t] = v[t−1] + r·x[t]      (no dt: snnTorch, Norse write r = 1; r = 1/dt, spikingjelly's
+                                         export, is read as v += x when dt is known)
     Threshold: z[t] = x[t] > θ
     LI:   as LIF without threshold and reset; the output is v   (non-spiking)
     I:    v[t] = v[t−1] + r·x[t], the output is v               (non-spiking; no dt, as IF)
@@ -418,7 +419,10 @@ def _neuron(b: _Builder, name: str, node: Any, src: str) -> str:
     if kind in ("IF", "I", "Integrator"):
         model = "if" if kind == "IF" else "integrator"
         n = Neuron(shape, name, model=model, v_threshold=th, v_reset=0.0, strict=True, decay_input=False)
-        return _add_neuron(b, name, n, _scaled(b, name, src, node.r))
+        r = _arr(node.r)
+        if b.dt is not None and np.all(np.abs(r * b.dt - 1.0) <= UNIT_TOL):
+            r = np.ones(1)   # r = 1/dt: v += dt·r·x = x (spikingjelly's export)
+        return _add_neuron(b, name, n, _scaled(b, name, src, r))
     if kind in ("LIF", "LI"):
         q, decay_input, factor = _membrane(b, name, node, node.tau, node.r)
         n = Neuron(shape, name, model="plif" if kind == "LIF" else "li", v_threshold=th, v_reset=0.0, decay=q,

@@ -110,19 +110,19 @@ def fold_loop(graph: fx.Graph, calls: dict[str, list[fx.Node]]) -> TimeLayout:
     ret = next(n for n in graph.nodes if n.op == "output").args[0]
     if isinstance(ret, (list, tuple)) and len(ret) == steps and all(
             isinstance(v, fx.Node) and step_of[v.name] == frozenset({k}) for k, v in enumerate(ret)):
-        first, reduced, listed = ret[0], False, True      # a list of per-step outputs (Kim et al.)
+        per, reduced, listed = list(ret), False, True      # a list of per-step outputs (Kim et al.)
     else:
         out = output_value(graph)
         if not isinstance(out, fx.Node):
             raise _fold_error("the model returns no tensor", "return the output layer's values")
-        (first, reduced), listed = _per_step(out, step_of, steps), False
-    _check_repeats(graph, step_of, steps, set(calls))
-    return TimeLayout("loop", steps=steps, output=first, reduced=reduced, keep=ancestors(first),
+        (per, reduced), listed = _per_step(out, step_of, steps), False
+    _check_repeats(per, step_of, set(calls))
+    return TimeLayout("loop", steps=steps, output=per[0], reduced=reduced, keep=ancestors(per[0]),
                       output_steps=listed)
 
 
-def _per_step(n: fx.Node, step_of: dict[str, frozenset[int]], steps: int) -> tuple[fx.Node, bool]:
-    """(step 0's value, reduced) for the model's output ``n`` built from all steps."""
+def _per_step(n: fx.Node, step_of: dict[str, frozenset[int]], steps: int) -> tuple[list[fx.Node], bool]:
+    """(each step's value, reduced) for the model's output ``n`` built from all steps."""
     lab = step_of[n.name]
     if len(lab) <= 1:
         raise _fold_error(f"the model's output `{n.format_node()}` depends only on "
@@ -134,18 +134,17 @@ def _per_step(n: fx.Node, step_of: dict[str, frozenset[int]], steps: int) -> tup
         dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim", 0)
         if dim == 0 and isinstance(items, (list, tuple)) and len(items) == steps and \
                 all(isinstance(v, fx.Node) and step_of[v.name] == frozenset({k}) for k, v in enumerate(items)):
-            return items[0], False
+            return list(items), False
     if name in _REDUCE and n.args and isinstance(n.args[0], fx.Node):
         dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
         if dim in (0, (0,), [0]):
-            first, _ = _per_step(n.args[0], step_of, steps)
-            return first, True
+            per, _ = _per_step(n.args[0], step_of, steps)
+            return per, True
     if name in ("truediv", "div", "mul", "__truediv__", "__mul__") or n.target in (operator.truediv,
                                                                                operator.mul):
         tensors = [a for a in n.args if isinstance(a, fx.Node)]
         if len(tensors) == 1 and all(isinstance(a, (int, float, fx.Node)) for a in n.args):
-            first, red = _per_step(tensors[0], step_of, steps)
-            return first, red
+            return _per_step(tensors[0], step_of, steps)
     if name in ("add", "iadd", "__add__", "__iadd__") or n.target in (operator.add, operator.iadd, torch.add):
         terms = _sum_terms(n, step_of)
         per = {}
@@ -157,7 +156,7 @@ def _per_step(n: fx.Node, step_of: dict[str, frozenset[int]], steps: int) -> tup
                 break
         else:
             if sorted(per) == list(range(steps)) and len([t for t in terms if step_of[t.name]]) == steps:
-                return per[0], True
+                return [per[k] for k in range(steps)], True
     raise _fold_error(f"the model's output `{n.format_node()}` combines the time steps in a way "
                       "snncompile cannot read", "return torch.stack(per_step_outputs) (or their sum/mean "
                       "over time)")
@@ -165,14 +164,14 @@ def _per_step(n: fx.Node, step_of: dict[str, frozenset[int]], steps: int) -> tup
 
 def _sum_terms(n: fx.Node, step_of: dict[str, frozenset[int]]) -> list[fx.Node]:
     """The summands of an accumulation ``acc = acc + y_t`` (static terms such as zeros kept)."""
-    if (_name(n) in ("add", "iadd", "__add__", "__iadd__") or n.target in (operator.add, operator.iadd,
-                                                                           torch.add)) \
-            and len(step_of[n.name]) > 1:
-        out = []
-        for a in n.args:
-            if isinstance(a, fx.Node):
-                out.extend(_sum_terms(a, step_of))
-        return out
+    if _name(n) in ("add", "iadd", "__add__", "__iadd__") or n.target in (operator.add, operator.iadd, torch.add):
+        starts = [a for a in n.args if not isinstance(a, fx.Node)]
+        if len(step_of[n.name]) > 1 or starts == [0]:   # acc = 0, then acc = acc + y_t
+            out = []
+            for a in n.args:
+                if isinstance(a, fx.Node):
+                    out.extend(_sum_terms(a, step_of))
+            return out
     return [n]
 
 
@@ -195,19 +194,29 @@ def _signature(n: fx.Node, memo: dict[str, Any], neuron_targets: set[str]) -> An
     return sig
 
 
-def _check_repeats(graph: fx.Graph, step_of: dict[str, frozenset[int]], steps: int,
-                   neuron_targets: set[str]) -> None:
-    """Every step must do what step 0 does, on its own values."""
+def _check_repeats(outputs: list[fx.Node], step_of: dict[str, frozenset[int]], neuron_targets: set[str]) -> None:
+    """Every step must do what step 0 does, on its own values: the operations of step k that
+    its output needs equal step 0's."""
     memo: dict[str, Any] = {}
-    per_step: list[list[Any]] = [[] for _ in range(steps)]
-    for n in graph.nodes:
-        lab = step_of[n.name]
-        if len(lab) == 1 and n.op != "output":
-            per_step[min(lab)].append(_signature(n, memo, neuron_targets))
-    for k in range(1, steps):
-        if sorted(map(repr, per_step[k])) != sorted(map(repr, per_step[0])):
+    per_step: list[list[str]] = []
+    for k, out in enumerate(outputs):
+        nodes = [n for n in _ancestor_nodes(out) if step_of[n.name] == frozenset({k})]
+        per_step.append(sorted(repr(_signature(n, memo, neuron_targets)) for n in nodes))
+    for k in range(1, len(outputs)):
+        if per_step[k] != per_step[0]:
             raise _fold_error(f"forward() does not compute the same thing at every time step (step {k} "
                               "differs from step 0)", "compute every time step with the same layers")
+
+
+def _ancestor_nodes(node: fx.Node) -> list[fx.Node]:
+    seen: dict[str, fx.Node] = {}
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.name not in seen:
+            seen[n.name] = n
+            stack.extend(n.all_input_nodes)
+    return list(seen.values())
 
 
 def _fold_error(message: str, hint: str) -> SnnCompileError:

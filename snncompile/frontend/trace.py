@@ -56,10 +56,12 @@ except ImportError:  # pragma: no cover
 _PROBE_T, _PROBE_B = 3, 5
 
 SUPPORTED = (
-    "spikingjelly.activation_based neuron.IFNode, neuron.LIFNode, neuron.ParametricLIFNode; "
-    "Conv2d, Linear, BatchNorm1d, BatchNorm2d, MaxPool2d, AvgPool2d, Flatten, Dropout, "
-    "Identity (torch.nn or spikingjelly layer.*), layer.SeqToANNContainer, nn.Sequential; "
-    "residual `+`, flatten/view/reshape, and mean/sum over time at the output"
+    "neurons: spikingjelly IFNode, LIFNode, ParametricLIFNode (also legacy clock_driven names), snnTorch "
+    "Leaky(reset_mechanism='zero'); layers: Conv1d, Conv2d, Linear, BatchNorm1d/2d, MaxPool2d, AvgPool2d, "
+    "AdaptiveAvgPool2d, Flatten, Dropout, Identity (torch.nn or spikingjelly layer.*), layer.VotingLayer, "
+    "layer.SeqToANNContainer; any module of yours is traced through; operations: residual +/-, scalar "
+    "affine (1 - x), spike products (matmul, *), cat/chunk/split/slicing, flatten/view/reshape/permute/"
+    "transpose, mean/sum (over time at the output); see docs/frontend.md"
 )
 
 
@@ -508,6 +510,12 @@ class _Converter:
         where = n.format_node()
         name = fn if isinstance(fn, str) else getattr(fn, "__name__", str(fn))
         tensor_args = [a for a in n.args if isinstance(a, fx.Node) and a.name in self.env]
+        if name in _SELECTION or (name == "where" and len(n.args) == 3):
+            raise _selection(f"`{name}`", self._module_of(n))
+        if name in _RANDOM:
+            raise _contextual(f"`{name}` at `{self._module_of(n)}` draws random numbers inside forward() "
+                              "(e.g. Poisson encoding)", "encode the inputs outside the model and pass the "
+                              "spike trains as --input [T, N, ...]; a compiled network is deterministic")
         if name in ("chunk", "split", "unbind", "tensor_split", "split_with_sizes") and tensor_args:
             return self._pieces(n, name, where)
         if fn is operator.getitem and isinstance(n.args[0], fx.Node) and n.args[0].name in self.pieces:
@@ -713,12 +721,6 @@ class _Converter:
                               "the state, but compute the next layer from the spikes (element 0)")
         if fn is operator.getitem and any(isinstance(a, fx.Node) for a in _flat_args(args[1:])):
             raise _selection(f"indexing by a tensor (`{where}`)", self._module_of(n))
-        if name in _SELECTION or (name == "where" and len(args) == 3):
-            raise _selection(f"`{name}`", self._module_of(n))
-        if name in _RANDOM:
-            raise _contextual(f"`{name}` at `{self._module_of(n)}` draws random numbers inside forward() "
-                              "(e.g. Poisson encoding)", "encode the inputs outside the model and pass the "
-                              "spike trains as --input [T, N, ...]; a compiled network is deterministic")
         if self.layout.convention == "static-m" and src0 is not None and src0.name in self.env:
             full, sh0 = self.rec.shapes.get(n.name), self.rec.shapes.get(src0.name)
             lifts = (name == "unsqueeze" and args[1:2] == (0,)) or (

@@ -78,7 +78,7 @@ def _scale_weights_(model: nn.Module, x: torch.Tensor, gain: float, **call) -> N
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
     for layer in layers:
         seen: list[torch.Tensor] = []
-        h = layer.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
+        h = layer.register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out.detach()))
         with torch.no_grad():
             functional.reset_net(model)
             model(x, **call)

@@ -175,6 +175,38 @@ def make_norse_readout(path: Path, n_in: int = 16, hidden: int = 32, n_out: int 
     return run
 
 
+def make_spikingjelly(path: Path, hidden_neuron: str = "if", n_in: int = 16, hidden: int = 32, n_out: int = 10,
+                      seed: int = 0) -> Runner:
+    """Linear → {IF, LIF(decay_input), LIF(not), CUBALIF} → Linear → IF in spikingjelly 2.0,
+    exported with its ``export_to_nir`` (dt = 1e-4: IF r = 1/dt, LIF τ·dt). Keys "1", "3"."""
+    import nir
+    from spikingjelly.activation_based import functional, layer, neuron
+    from spikingjelly.activation_based.nir_exchange import export_to_nir
+
+    torch.manual_seed(seed)
+    hid = {"if": lambda: neuron.IFNode(v_reset=0.0),
+           "lif": lambda: neuron.LIFNode(tau=2.0, decay_input=True),
+           "lif_no_decay_input": lambda: neuron.LIFNode(tau=4.0, decay_input=False),
+           "cubalif": lambda: neuron.CUBALIFNode(c_decay=0.5, v_decay=0.75)}[hidden_neuron]()
+    net = torch.nn.Sequential(layer.Linear(n_in, hidden), hid, layer.Linear(hidden, n_out), neuron.IFNode(v_reset=0.0))
+    with torch.no_grad():
+        for m in (net[0], net[2]):
+            m.weight.mul_(3.0)
+    nir.write(path, export_to_nir(net, torch.zeros(1, n_in), dt=1e-4))
+    net = net.double()
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        functional.reset_net(net)
+        rec: dict[str, list] = {"1": [], "3": []}
+        with torch.no_grad():
+            for xt in torch.as_tensor(x):
+                h = net[1](net[0](xt))
+                rec["1"].append(h.numpy().copy())
+                rec["3"].append(net[3](net[2](h)).numpy().copy())
+        return {k: np.stack(v) for k, v in rec.items()}
+    return run
+
+
 def agreement(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, int]:
     """Fraction of equal spike entries over the common layers, and the number compared."""
     same = total = 0

@@ -147,8 +147,17 @@ def test_structure_kept_where_the_chain_allows():
     g.add("n", Neuron((3, 4), "n", v_reset=0.0, model="if"), ["fc"])
     g.add("out", Output((3, 4), "out"), ["n"])
     g.input_shape = (2, 3)
-    kinds = _node_types(stages.lower(g))
+    net = stages.lower(g)
+    kinds = _node_types(net)
     assert kinds["w_in_n"] == "Affine" and kinds["n"] == "IF"
+    import backends.nir.export as export
+
+    limit, export.DENSE_LIMIT = export.DENSE_LIMIT, 10   # a fallback too large to write densely: refused
+    try:
+        with pytest.raises(SnnCompileError, match="Transpose, Linear.*dense matrix would have 72 entries"):
+            export.to_nir(net)
+    finally:
+        export.DENSE_LIMIT = limit
 
 
 @pytest.mark.parametrize("framework", ["snntorch_synaptic", "norse_readout"])
@@ -179,3 +188,32 @@ def test_new_dynamics_round_trip(tmp_path, framework):
         assert back.graph.node(net.output_pop).model == "li"
         np.testing.assert_allclose(got.output.reshape(want[net.output_pop].shape), want[net.output_pop],
                                    rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("synaptic", [False, True])
+def test_spikingjelly_reads_our_export(tmp_path, synaptic):
+    """spikingjelly's import_from_nir (dt = 1e-4, the dt we write for) loads our LIF / CubaLIF
+    export and reproduces its spikes: its LIF is V − V/τ + X and its CUBALIF c·α + x, v·β + c,
+    the same values here; it fires on ≥ where NIR says >, which no run here reaches."""
+    import nir
+    import torch
+    from interchange.frameworks import make_snntorch, make_snntorch_synaptic, spike_inputs
+    from spikingjelly.activation_based.nir_exchange import import_from_nir
+
+    from backends.nir.export import nir_bytes
+
+    (make_snntorch_synaptic if synaptic else make_snntorch)(tmp_path / "s.nir")
+    net = stages.lower(stages.optimize(api.trace(tmp_path / "s.nir").graph).graph)
+    (tmp_path / "out.nir").write_bytes(nir_bytes(net))
+    x = spike_inputs(20, 8, 16, seed=2)
+    ours = simulate(api.trace(tmp_path / "out.nir").graph, x).spikes
+    model = import_from_nir(nir.read(tmp_path / "out.nir"), dt=1e-4, dtype=torch.float64)
+    state, outs = None, []
+    with torch.no_grad():
+        for xt in torch.as_tensor(x):
+            y, state = model(xt, state)
+            outs.append(y.numpy())
+    got = np.stack(outs)
+    last = max(ours, key=lambda n: net.populations[n].depth)
+    assert got.sum() > 50
+    np.testing.assert_array_equal(got, ours[last].reshape(got.shape))

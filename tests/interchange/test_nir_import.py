@@ -15,6 +15,7 @@ from interchange.frameworks import (
     make_norse_readout,
     make_snntorch,
     make_snntorch_synaptic,
+    make_spikingjelly,
     spike_inputs,
 )
 
@@ -250,3 +251,15 @@ def test_new_dynamics_follow_the_discretisation_rule(tmp_path, kind):
             v = np.where(s, 0.0, v)
         else:
             np.testing.assert_allclose(got[t], v, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("hidden", ["if", "lif", "lif_no_decay_input", "cubalif"])
+def test_spikingjelly_export_is_spike_exact(tmp_path, hidden):
+    """spikingjelly's export_to_nir (dt = 1e-4, IF r = 1/dt): read with --nir-dt 1e-4. It fires
+    on ≥ where its file (NIR) says >: equal here, as no membrane lands on the threshold."""
+    run = make_spikingjelly(tmp_path / "sj.nir", hidden)
+    x = spike_inputs(20, 8, 16, seed=1)
+    ref = run(x)
+    assert min(int(v.sum()) for v in ref.values()) > 30
+    got = {k.lstrip("_"): v for k, v in _imported_spikes(tmp_path / "sj.nir", x, dt=1e-4).items()}
+    assert agreement(ref, got) == (1.0, 6720)

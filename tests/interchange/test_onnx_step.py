@@ -209,8 +209,8 @@ def test_sum_pool_threshold_and_strict_neurons():
 def test_nir_sum_pool_is_not_divided(tmp_path):
     """A NIR SumPool2d (Pool2d mode "sum") is the window sum in the step model, not an average."""
     import nir
-
     from interchange.onnx_helpers import Compiled
+
     from snncompile import api
 
     rng = np.random.default_rng(4)

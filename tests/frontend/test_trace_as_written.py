@@ -1,0 +1,292 @@
+"""Tracing models as people write them: Python on shapes, time loops inside forward(),
+Sequential slices, chunk/cat, adaptive pooling, snnTorch and legacy spikingjelly neurons,
+and a clear message for what cannot compile (data-dependent selection, value branches,
+random encoding, per-step differences)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from equivalence import assert_same_spikes
+from spikingjelly.activation_based import functional, layer, neuron
+from torch import nn
+
+from snncompile.api import compile as compile_model
+from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
+from snncompile.frontend import trace_model
+from snncompile.ir import AdaptiveAvgPool2d, Concat, Neuron, Slice
+from snncompile.lower import lower
+from snncompile.sim import run_torch, simulate
+
+
+def same_as_torch(model: nn.Module, shape: tuple[int, ...], T: int = 3, n: int = 5, seed: int = 0,
+                  scale: float = 1.0):
+    model = model.double().eval()
+    tr = trace_model(model, shape)
+    steps = tr.graph.model_steps or T
+    x = np.random.default_rng(seed).random((steps, n, *shape)) * scale
+    if tr.step_mode in ("static-m", "loop"):
+        x = np.broadcast_to(x[:1], x.shape)
+    tor = run_torch(model, x, tr.step_mode, list(tr.neuron_sources.values()), tr.graph.output_time_reduced,
+                    output_steps=tr.graph.output_steps)
+    ref = simulate(tr.graph, x)
+    assert_same_spikes({k: tor.spikes[p] for k, p in tr.neuron_sources.items()}, ref.spikes)
+    assert sum(s.sum() for s in ref.spikes.values()) > 0
+    return tr
+
+
+class ShapeMinded(nn.Module):
+    """len(x.shape), unpacking, shape-dependent if, x.size(), x.dim()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 8, 3, padding=1)
+        self.sn1 = neuron.IFNode(v_threshold=0.3, step_mode="m")
+        self.fc = nn.Linear(8 * 4 * 4, 5)
+        self.sn2 = neuron.LIFNode(step_mode="m")
+
+    def forward(self, x):
+        if len(x.shape) == 4:
+            x = x.unsqueeze(0)
+        T, B, C, H, W = x.shape
+        y = self.conv(x.flatten(0, 1)).reshape(T, B, -1, H, W)
+        y = self.sn1(y)
+        if y.shape[-1] == 8:   # pool only at this size
+            y = nn.functional.avg_pool2d(y.flatten(0, 1), 2).reshape(T, B, -1, H // 2, W // 2)
+        y = y.reshape(T, y.size(1), -1) if y.dim() == 5 else y
+        return self.sn2(self.fc(y))
+
+
+def test_python_on_shapes_traces_and_matches():
+    tr = same_as_torch(ShapeMinded(), (2, 8, 8))
+    assert tr.step_mode == "m"
+
+
+class CatChunk(nn.Module):
+    """Two branches concatenated along channels, then split back into halves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(1, 6, 1)
+        self.sa, self.sb = neuron.IFNode(v_threshold=0.2), neuron.IFNode(v_threshold=0.2)
+        self.fc1, self.fc2 = nn.Linear(5 * 16, 6), nn.Linear(5 * 16, 6)
+        self.s1, self.s2 = neuron.IFNode(v_threshold=0.5), neuron.IFNode(v_threshold=0.5)
+
+    def forward(self, x):
+        y = torch.cat([self.sa(self.a(x)), self.sb(self.b(x))], dim=1)     # [B, 10, 4, 4]
+        lo, hi = y.chunk(2, dim=1)
+        return self.s1(self.fc1(lo.flatten(1))) + self.s2(self.fc2(hi[:, :, :, :].flatten(1)))
+
+
+def test_concat_and_chunk_compile_exactly():
+    torch.manual_seed(1)
+    tr = same_as_torch(CatChunk(), (1, 4, 4))
+    g = tr.graph
+    assert g.of_type(Concat) and len(g.of_type(Slice)) == 2
+    net = lower(g)     # each branch lands in its slot: two projections into each fc's neurons
+    assert {p.src for p in net.projections if p.dst in ("s1", "s2")} == {"sa", "sb"}
+
+
+class VGGHead(nn.Module):
+    """A 4×4 map pooled adaptively to 7×7 (VGG's classifier at CIFAR size)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.sn = nn.Conv2d(1, 3, 3, padding=1), neuron.IFNode(v_threshold=0.2)
+        self.pool = nn.AdaptiveAvgPool2d((7, 7))
+        self.fc, self.out = nn.Linear(3 * 49, 4), neuron.IFNode(v_threshold=0.1)
+
+    def forward(self, x):
+        return self.out(self.fc(torch.flatten(self.pool(self.sn(self.conv(x))), 1)))
+
+
+def test_adaptive_pooling_with_unequal_windows_is_exact():
+    torch.manual_seed(2)
+    tr = same_as_torch(VGGHead(), (1, 4, 4))
+    node = tr.graph.node(tr.graph.of_type(AdaptiveAvgPool2d)[0])
+    assert node.shape == (3, 7, 7)
+    net = lower(tr.graph)
+    from snncompile.sim.netlist import simulate_netlist
+
+    x = np.random.default_rng(3).random((3, 4, 1, 4, 4))
+    np.testing.assert_array_equal(simulate_netlist(net, x)["out"].reshape(3, 4, -1),
+                                  simulate(tr.graph, x).spikes["out"].reshape(3, 4, -1))
+
+
+class TimeLoop(nn.Module):
+    """A single-step model that loops over its own T and sums the per-step outputs."""
+
+    def __init__(self, T: int = 4) -> None:
+        super().__init__()
+        self.T = T
+        self.conv, self.sn = nn.Conv2d(1, 4, 3), neuron.LIFNode(tau=2.0, v_threshold=0.3)
+        self.fc = nn.Linear(4 * 4, 3)
+
+    def forward(self, x):
+        static = self.conv(x)           # computed once, outside the loop
+        acc = 0
+        for _ in range(self.T):
+            acc = acc + self.fc(self.sn(static).flatten(1))
+        return acc / self.T
+
+
+def test_time_loop_inside_forward_is_folded_to_one_step():
+    tr = same_as_torch(TimeLoop(), (1, 4, 4), scale=2.0)
+    assert (tr.step_mode, tr.graph.model_steps, tr.graph.output_time_reduced) == ("loop", 4, True)
+    assert len(tr.graph.of_type(Neuron)) == 1
+
+
+def test_the_models_own_T_decides_the_steps(tmp_path):
+    torch.manual_seed(0)
+    model = TimeLoop(T=4).double().eval()
+    path = tmp_path / "loop.pt"
+    torch.save(model, path)
+    x = np.random.default_rng(0).random((3, 1, 4, 4))
+    np.save(tmp_path / "x.npy", x)
+    rep = compile_model(path, target="lava", input=tmp_path / "x.npy", trust_pickle=True, steps=None,
+                        simulate_on_target=False)
+    assert rep.steps == 4
+    with pytest.raises(SnnCompileError, match="the model runs 4 time steps inside forward") as e:
+        compile_model(path, target="lava", input=tmp_path / "x.npy", trust_pickle=True, steps=8)
+    assert e.value.exit_code == EXIT_USAGE and "--steps 4" in e.value.hint
+
+
+class StepDependent(TimeLoop):
+    def forward(self, x):
+        outs = []
+        for t in range(self.T):
+            h = self.sn(self.conv(x)).flatten(1)
+            outs.append(self.fc(h) if t else h[:, :3])
+        return torch.stack(outs)
+
+
+class LastStepOnly(TimeLoop):
+    def forward(self, x):
+        for _ in range(self.T):
+            y = self.fc(self.sn(self.conv(x)).flatten(1))
+        return y
+
+
+@pytest.mark.parametrize("cls,match", [(StepDependent, "does not compute the same thing at every time step"),
+                                       (LastStepOnly, "depends only on time step 3")])
+def test_loops_that_do_not_fold_say_why(cls, match):
+    with pytest.raises(SnnCompileError, match=match) as e:
+        trace_model(cls().eval(), (1, 4, 4))
+    assert e.value.exit_code == EXIT_UNSUPPORTED and e.value.hint
+
+
+class TopK(nn.Module):
+    """SparseSpikformer-style: keep the k tokens with the highest predicted score."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.sn = nn.Linear(4, 8), neuron.IFNode(step_mode="m")
+        self.predictor = nn.Linear(8, 1)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):                               # x: [T, B, N, 4]
+        s = self.sn(self.embed(x))
+        score = self.predictor(s).squeeze(-1)           # [T, B, N]
+        idx = score.topk(3, dim=-1).indices
+        kept = torch.gather(s, 2, idx.unsqueeze(-1).expand(-1, -1, -1, 8))
+        return self.head(kept.mean(2))
+
+
+class ValueBranch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.sn = nn.Linear(4, 4), neuron.IFNode()
+
+    def forward(self, x):
+        y = self.sn(self.fc(x))
+        return y if y.sum() > 0 else -y
+
+
+class Poisson(ValueBranch):
+    def forward(self, x):
+        return self.sn(self.fc((torch.rand_like(x) < x).float()))
+
+
+@pytest.mark.parametrize("model,shape,match,hint", [
+    (TopK(), (6, 4), r"data-dependent selection at `forward`: `topk`", "keep-mask"),
+    (ValueBranch(), (4,), "branches on the value of", "tensor values"),
+    (Poisson(), (4,), "`rand_like` at `forward` draws random numbers", "--input"),
+])
+def test_what_cannot_compile_is_named_with_the_way_out(model, shape, match, hint):
+    with pytest.raises(SnnCompileError, match=match) as e:
+        trace_model(model.eval(), shape)
+    assert e.value.exit_code == EXIT_UNSUPPORTED and hint in e.value.hint
+
+
+# -- neurons beyond spikingjelly 2.0 --------------------------------------------------------------
+
+def test_snntorch_leaky_compiles_exactly_and_other_resets_are_named():
+    snn = pytest.importorskip("snntorch")
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(6, 8), snn.Leaky(beta=0.75, threshold=0.4, init_hidden=True,
+                                                   reset_mechanism="zero"),
+                        nn.Linear(8, 3), snn.Leaky(beta=1.0, init_hidden=True, output=True,
+                                                   reset_mechanism="zero"))
+    tr = same_as_torch(net, (6,), T=6, scale=1.5)
+    first, last = (tr.graph.node(n) for n in tr.graph.of_type(Neuron))
+    assert (first.model, first.tau, first.strict, first.v_reset) == ("lif", 4.0, True, 0.0)
+    assert last.model == "if"
+    for bad, what in ((snn.Leaky(beta=0.9), "reset_mechanism='subtract'"),
+                      (snn.Synaptic(alpha=0.5, beta=0.9), "snntorch._neurons.synaptic.Synaptic")):
+        m = nn.Sequential(nn.Linear(6, 3), bad)
+        with pytest.raises(SnnCompileError, match=what.replace("(", r"\(").replace(".", r"\.")) as e:
+            trace_model(m.eval(), (6,))
+        assert e.value.exit_code == EXIT_UNSUPPORTED and "reset_mechanism='zero'" in e.value.hint
+
+
+LEGACY_PROJECT = '''
+import torch
+from torch import nn
+from spikingjelly.clock_driven import neuron, surrogate, layer
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = layer.SeqToANNContainer(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4))
+        self.lif = neuron.MultiStepLIFNode(tau=2.0, detach_reset=True, backend="cupy")
+        self.fc = layer.SeqToANNContainer(nn.Flatten(), nn.Linear(4 * 16, 3))
+        self.out = neuron.MultiStepIFNode(v_threshold=0.5, surrogate_function=surrogate.ATan())
+
+    def forward(self, x):
+        return self.out(self.fc(self.lif(self.conv(x)))).mean(0)
+
+
+def net():
+    torch.manual_seed(0)
+    return Net()
+'''
+
+
+@pytest.mark.lava
+def test_code_written_for_legacy_spikingjelly_compiles(tmp_path, monkeypatch):
+    (tmp_path / "legacy_net.py").write_text(textwrap.dedent(LEGACY_PROJECT))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "legacy_net", raising=False)
+    sys.modules.pop("spikingjelly.clock_driven", None)
+    x = np.random.default_rng(0).random((4, 6, 1, 4, 4)) * 3
+    np.save(tmp_path / "x.npy", x)
+    from snncompile.frontend.load import _project_importable
+
+    _project_importable()
+    import legacy_net
+
+    torch.save(legacy_net.net().state_dict(), tmp_path / "sd.pt")
+    rep = compile_model(tmp_path / "sd.pt", target="lava", arch="legacy_net:net", input=tmp_path / "x.npy",
+                        input_shape=(1, 4, 4), simulate_on_target=True)
+    assert rep.simulation["spike_agreement"] == 1.0
+    assert rep.steps == 4
+    m = legacy_net.net().double().eval()
+    functional.set_step_mode(m, "m")
+    same_as_torch(m, (1, 4, 4), T=4, scale=3.0)
+    assert isinstance(m.lif, neuron.LIFNode) and m.lif.step_mode == "m"
+    assert isinstance(m.conv, layer.SeqToANNContainer)

@@ -78,6 +78,10 @@ class Options:
         if self.ray_address and not self.workers:
             raise SnnCompileError("--ray-address needs --workers N (how many shards)",
                                   "e.g. --workers 8 --ray-address head:6379", EXIT_USAGE)
+        if self.outdir is None and ARTIFACTS.get(self.target):
+            files = " and ".join(ARTIFACTS[self.target])
+            raise SnnCompileError(f"--target {self.target} writes {files}, but no output folder was given",
+                                  f"add -o OUTDIR (e.g. -o out/{self.target})", EXIT_USAGE)
         if self.outdir is not None:
             out = check_folder(self.outdir)
             for name in ("model.ir.npz", "report.json") + ARTIFACTS.get(self.target, ()):

@@ -408,6 +408,8 @@ CASES = [
          _bn_nan())),
     Case("workers-zero", [M, "--input", X, "--simulate", "--workers", "0"], 2, "--workers"),
     Case("workers-without-simulate", [M, "--workers", "2"], 2, "nothing is simulated"),
+    Case("onnx-without-outdir", [M, "--target", "onnx"], 2, "no output folder"),
+    Case("nir-without-outdir", [M, "--target", "nir"], 2, "no output folder"),
     Case("sweep-missing-spec", ["sweep", "nope.toml"], 2, "nope.toml"),
     Case("sweep-bad-spec", ["sweep", "s.toml"], 2, "precision", text("s.toml", 'models = ["a.pt"]\n'
          'precision = ["double"]\nsimulate = false\n')),

@@ -49,7 +49,7 @@ from snncompile.ir import (
 from snncompile.ir.counting import SYNAPSES, binary_scales, live_synapses
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP
-from snncompile.ir.structure import Liveness, liveness, spike_valued
+from snncompile.ir.structure import Liveness, alive_of, is_population, liveness, spike_valued
 
 _NO_LIVENESS = Liveness({}, {}, {})  # for rows that need no structural sweep
 
@@ -447,4 +447,79 @@ def product_counts(graph: IRGraph, values: Mapping[str, np.ndarray] | None = Non
             row.acs = float(np.matmul(a.astype(np.float64), b.astype(np.float64)).sum() / batch)
         else:
             row.acs = float(np.count_nonzero(a & b) / batch)
+    return out
+
+
+@dataclass
+class ShortcutCount:
+    """Synapses from population ``src`` into neuron population ``dst`` that cross no synaptic
+    layer: a residual shortcut of spikes, or the input of an OR relay (weight-1 synapses on a
+    neuromorphic core, one per (source, target) pair). Per sample."""
+
+    src: str
+    dst: str
+    synapses: int
+    sops: float | None = None     # spikes delivered over all steps (exact mode)
+
+    @property
+    def name(self) -> str:
+        return f"{self.src}→{self.dst}"
+
+
+def _direct_sources(graph: IRGraph, name: str, seen: set[str] | None = None) -> set[str]:
+    """Populations reaching ``name`` through nodes that are neither synaptic nor populations."""
+    seen = set() if seen is None else seen
+    if name in seen:
+        return set()
+    seen.add(name)
+    node = graph.node(name)
+    if is_population(graph, name):
+        return set() if isinstance(node, Input) else {name}
+    if isinstance(node, (Conv2d, Linear)):
+        return set()
+    out: set[str] = set()
+    for s in graph.inputs(name):
+        out |= _direct_sources(graph, s, seen)
+    return out
+
+
+def _through(graph: IRGraph, src: str, end: str, x: torch.Tensor) -> torch.Tensor:
+    """``x`` (values of ``src``, [N, *shape]) carried to ``end`` along the direct paths only
+    (synaptic nodes and other populations contribute nothing), with 0/1 weights."""
+    vals: dict[str, torch.Tensor] = {src: x}
+    for name in graph.topo():
+        if name == src or name in vals and name != end:
+            continue
+        node = graph.node(name)
+        ins = graph.inputs(name)
+        if not ins or not any(s in vals for s in ins) or is_population(graph, name) \
+                or isinstance(node, (Conv2d, Linear)):
+            continue
+        args = [vals.get(s, torch.zeros((x.shape[0], *graph.node(s).shape), dtype=x.dtype)) for s in ins]
+        vals[name] = STEP(node)(node, args, 1, "pattern")
+        if name == end:
+            break
+    return vals.get(end, torch.zeros((x.shape[0], *graph.node(end).shape), dtype=x.dtype))
+
+
+def shortcut_counts(graph: IRGraph, live: Liveness, values: Mapping[str, np.ndarray] | None = None
+                    ) -> list[ShortcutCount]:
+    """Every direct (layer-free) connection between populations into a neuron population."""
+    out = []
+    for dst in graph.of_type(Neuron):
+        feed = graph.inputs(dst)[0]
+        alive = torch.as_tensor(alive_of(graph, dst).astype(np.float64))
+        for src in sorted(_direct_sources(graph, feed)):
+            with torch.no_grad():
+                ind = torch.as_tensor(alive_of(graph, src)[None].astype(np.float64))
+                syn = int(round(float((_through(graph, src, feed, ind)[0] * alive).sum())))
+                if not syn:
+                    continue
+                row = ShortcutCount(src, dst, syn)
+                if values is not None:
+                    v = torch.as_tensor(np.asarray(values[src], dtype=np.float64))
+                    T, B = v.shape[:2]
+                    got = _through(graph, src, feed, v.reshape(T * B, *v.shape[2:]))
+                    row.sops = float((got * alive).sum() / B)
+            out.append(row)
     return out

@@ -32,6 +32,7 @@ from snncompile.energy.counts import (
     dynamic_counts,
     neuron_counts,
     product_counts,
+    shortcut_counts,
     static_counts,
 )
 from snncompile.errors import EXIT_USAGE, SnnCompileError
@@ -169,8 +170,10 @@ def _neuron_tally(nc: NeuronCount, variant: str, steps: int, word: int) -> Tally
     if variant in ("ann", "bnn"):  # ReLU / sign: one compare per neuron, one pass
         return {"cmp": nc.size if _in_ann(nc) else 0, "mem": []}
     n_steps = nc.neurons * steps
-    leaky = nc.model in ("lif", "plif") and nc.role != "or"  # OR neurons are memoryless
-    t: Tally = {"neuron_steps": n_steps, "leaks": n_steps if leaky else 0,
+    leaky = nc.model in ("lif", "plif", "li", "cubalif", "cubali") and nc.role != "or"  # OR: memoryless
+    # current-based models decay a second state (the synaptic current) every step
+    leaks = n_steps * (2 if nc.model in ("cubalif", "cubali") else 1) if leaky else 0
+    t: Tally = {"neuron_steps": n_steps, "leaks": leaks,
                 "spikes": nc.spikes,
                 "mem": [(n_steps * nc.state_bits / word, nc.neurons * nc.state_bits)] * 2}
     return t
@@ -337,7 +340,21 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
     if products:
         notes.append("attention products (spike × spike) count as ACs on nonzero factor pairs in the SNN "
                      "variants, MACs in the ANN and bit-ops in the BNN; they run as custom processes")
+    shortcuts = shortcut_counts(graph, live, values if mode == "exact" else None)
+    for sc in shortcuts:
+        energies, breakdown = {}, {}
+        for v in VARIANTS:   # the ANN twins add the shortcut (uncounted, like every residual add)
+            tally = None if v not in SPIKING or sc.sops is None else {"ac": sc.sops, "mem": []}
+            energies[v], breakdown[v] = _account(tally, cost, totals[v])
+        layers.append({"name": sc.name, "op": "shortcut", "role": "", "input": "spikes", "neurons": 0,
+                       "kind": "direct synapses between populations (residual shortcut / relay), weight 1",
+                       "binary_weights": True, "macs": 0, "sops": _num(sc.sops), "firing_rate_in": None,
+                       "synapses": sc.synapses, "synapses_dense": sc.synapses,
+                       "energy_pj": energies, "breakdown_pj": breakdown})
     variants = _variants(rows, neurons, steps, ann_sparse, have_snn, totals)
+    for v in SPIKING:
+        if variants[v] is not None and shortcuts:
+            variants[v]["shortcut_sops"] = _num(sum(sc.sops or 0.0 for sc in shortcuts))
     if products:
         variants["ann"]["macs"] += sum(pc.macs for pc in products)
         variants["bnn"]["bops"] += sum(pc.macs for pc in products)
@@ -357,7 +374,9 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
         notes.append(f"cost model {cost.name!r} prices operations only: memory accesses are not counted "
                      "separately (use the 'lemaire' model for a memory-aware estimate)")
     notes.append("batch norm, pooling and residual adds are not counted (folded into weights "
-                 "and thresholds, or negligible)")
+                 "and thresholds, or negligible)" + (
+                     "; a residual shortcut of spikes straight into neurons is a row of weight-1 synapses "
+                     "('shortcut', SOPs in the SNN variants, exact mode)" if shortcuts else ""))
     binary_layers = [r.name for r in rows if _binarized(r) and r.binary_weights]
     spiking_layers = [r.name for r in rows if _binarized(r)]
     if spiking_layers and len(binary_layers) == len(spiking_layers):

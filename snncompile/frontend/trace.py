@@ -944,7 +944,19 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
         if layout.output is None:
             out = timefold.output_value(gm.graph)
             if isinstance(out, fx.Node):
-                layout.keep = timefold.ancestors(out)
+                # everything but what only the other returned values need (snnTorch's membrane
+                # records): a branch the output does not read stays, for the dead_neurons pass
+                modules = dict(gm.named_modules())
+                needed = timefold.ancestors(out)
+                for calls in timefold.neuron_calls(gm.graph, lambda t: is_neuron(modules[t])).values():
+                    for call in calls:
+                        needed |= timefold.ancestors(call)
+                ret = next(n for n in gm.graph.nodes if n.op == "output").args[0]
+                extra: set[str] = set()
+                for v in _flat_args(ret):
+                    if isinstance(v, fx.Node) and v is not out:
+                        extra |= timefold.ancestors(v)
+                layout.keep = {n.name for n in gm.graph.nodes} - (extra - needed)
         rec = _recorded(values, layout.keep)
         if rec is None:
             rec, _ = _record_shapes(model, gm.graph, lead, input_shape)

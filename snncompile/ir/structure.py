@@ -78,7 +78,7 @@ def spike_valued(graph: IRGraph, name: str) -> bool:
     """True if ``name``'s values are spikes or sums of spikes (known from the graph)."""
     node = graph.node(name)
     if isinstance(node, Neuron):
-        return True
+        return node.emits_spikes   # LI / integrators output their membrane value
     if isinstance(node, (Reshape, Mask, Transpose, Slice)) or (isinstance(node, Pool2d) and passes_values(node)):
         return spike_valued(graph, graph.inputs(name)[0])
     if isinstance(node, (Add, Concat)):
@@ -97,7 +97,7 @@ def binary_spikes(graph: IRGraph, name: str) -> bool:
     """True if ``name``'s values are 0/1 spikes (not sums of them): what OR can max-pool."""
     node = graph.node(name)
     if isinstance(node, Neuron):
-        return True
+        return node.emits_spikes
     if isinstance(node, (Reshape, Mask, Transpose, Slice)) or (isinstance(node, Pool2d) and passes_values(node)):
         return binary_spikes(graph, graph.inputs(name)[0])
     if isinstance(node, Concat) or (isinstance(node, MatMul) and node.mode == "hadamard"):

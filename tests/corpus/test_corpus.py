@@ -153,6 +153,10 @@ def test_counts_equal_independent_counts(name):
         return   # no lowered network to compare with (Lava refuses it: tested above)
     net = lower(optimized)
     table = {r["name"]: r["synapses"] for r in estimate_energy(optimized, steps=T)["layers"]}
+    # residual shortcuts and relay inputs (no layer on the path): a row each, as many synapses
+    for proj in net.projections:
+        if not proj.layers and proj.dst != OUTPUT:   # (the readout is read by the host)
+            assert table[f"{proj.src}→{proj.dst}"] == int(proj.matrix().nnz), f"shortcut {proj.src}→{proj.dst}"
     lowered: dict[str, int] = {}
     for proj in net.projections:
         if len(proj.layers) == 1 and len(proj.chains) == 1 and proj.chains[0].unique_paths:

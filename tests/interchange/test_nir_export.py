@@ -131,9 +131,9 @@ def test_cifar_ticket_exports_kernels_not_matrices(tmp_path):
 
 
 def test_structure_kept_where_the_chain_allows():
+    """Conv, pooling and flatten chains become NIR primitives; a transpose falls back to Affine."""
     from snncompile.ir import Input, IRGraph, Linear, Neuron, Output, Transpose
 
-    """Conv, pooling and flatten chains become NIR primitives; a transpose falls back to Affine."""
     make, shape, _ = CASES["conv_s"]
     graph = stages.optimize(trace_model(make(), shape).graph).graph
     for n in graph.of_type(Neuron):

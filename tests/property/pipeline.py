@@ -301,14 +301,19 @@ class Brute:
         return self._rows_scaled(i, jacobian(self.synapse(i), self.synapse_in_shape(i)) != 0)
 
     def reached_inputs(self, i: int, graph: IRGraph, names: dict[int, str]) -> np.ndarray:
-        """Flat bool over the synapse's input: elements driven by a kept neuron (or by the
-        input) through the mask, pools and flatten before it."""
+        """Flat over the synapse's input: elements driven by a kept neuron (or by the input)
+        through the mask, pools and flatten before it. Where a sum of populations reaches the
+        synapse element for element (no pooling between), the number of populations: each
+        has its own synapses in the deployed network."""
         pre, _ = self.split(i)
-        out = np.zeros(int(np.prod(self.synapse_in_shape(i))), bool)
+        stage = self.spec.stages[i - 1] if i else None
+        per_population = not (stage and stage.avgpool)
+        out = np.zeros(int(np.prod(self.synapse_in_shape(i))), np.int64 if per_population else bool)
         for j in self.sources(i):
             ind = torch.as_tensor(kept(graph, names[j]).astype(np.float64)).reshape(1, *self.spec.shape_of(j))
             with torch.no_grad():
-                out |= pre(self._masked(j)(ind)).reshape(-1).numpy() > 0
+                hit = pre(self._masked(j)(ind)).reshape(-1).numpy() > 0
+            out = out + hit if per_population else out | hit
         return out
 
     def weights(self, i: int) -> np.ndarray:

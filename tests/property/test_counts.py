@@ -114,7 +114,7 @@ def test_counts_equal_brute_force(spec: NetSpec) -> None:
             stage = spec.stages[i - 1] if i else None
             spiking = 0 not in brute.sources(i) and not (stage and stage.avgpool)
         nz = m & reach[:, None]
-        live = int(np.count_nonzero(nz & reached[None, :]))
+        live = int((nz * reached[None, :]).sum())
         assert closed[name].synapses == live, f"{name}: closed-form synapses {closed[name].synapses}, brute {live}"
         assert row["synapses"] == live, f"{name}: energy-report synapses {row['synapses']}, brute {live}"
         assert row["weights_nnz"] == nnz_w, f"{name}: nonzero weights {row['weights_nnz']}, brute {nnz_w}"

@@ -118,6 +118,23 @@ def exact_threshold_net(v_reset: float | None, model: str, decay_input: bool = T
     return nn.Sequential(lin, sn, lin2, neuron.IFNode(v_threshold=1.0, v_reset=None)).eval()
 
 
+def snntorch_soft_reset_net(beta: float = 0.5) -> nn.Module:
+    """snnTorch's default reset (subtract, delayed): a soft reset by θ/β ≠ V_th (2 for β = ½),
+    then an IF with reset_mechanism="none" (soft reset by 0). Dyadic weights, θ = 1."""
+    import snntorch as snn
+
+    lin = nn.Linear(8, 6, bias=False)
+    w = torch.tensor([[0.25, 0.5, 0.25, 0.0, 0.5, 0.25, 0.0, 0.25]] * 6)
+    with torch.no_grad():
+        lin.weight.copy_(w * torch.tensor([1.0, 2.0, 1.0, 0.5, 1.0, 2.0]).unsqueeze(1))
+    lin2 = nn.Linear(6, 3, bias=False)
+    with torch.no_grad():
+        lin2.weight.copy_(torch.full((3, 6), 0.25))
+    return nn.Sequential(lin, snn.Leaky(beta=beta, threshold=1.0, init_hidden=True), lin2,
+                         snn.Leaky(beta=1.0, threshold=1.0, init_hidden=True, output=True,
+                                   reset_mechanism="none")).eval()
+
+
 def binary_spike_inputs(T: int, N: int, shape: tuple[int, ...], p: float = 0.5, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (rng.random((T, N, *shape)) < p).astype(np.float64)

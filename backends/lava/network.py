@@ -112,12 +112,13 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
             procs[name] = SJNeuron(shape=(pop.size,), model=p.model, v_threshold=qp.threshold,
                                    v_reset=None if qp.soft else qp.v_reset, leak=qp.dv,
                                    decay_input=p.decay_input, bias=pop.qbias, reset_interval=T,
-                                   depth=pop.depth, name=name)
+                                   depth=pop.depth, reset_by=qp.reset_by, name=name)
             continue
         leak = p.tau if p.model == "lif" else (p.decay if p.model == "plif" else 1.0)
         procs[name] = SJNeuron(shape=(pop.size,), model=p.model, v_threshold=p.v_threshold,
                                v_reset=p.v_reset, leak=leak, decay_input=p.decay_input,
-                               bias=pop.bias, reset_interval=T, depth=pop.depth, strict=p.strict, name=name)
+                               bias=pop.bias, reset_interval=T, depth=pop.depth, strict=p.strict,
+                               reset_by=p.reset_by, name=name)
     for name, pop in plan.populations.items():
         if pop.kind == "matmul":
             procs[name] = _matmul_process(plan, pop)

@@ -200,8 +200,10 @@ def _neuron(name: str, pop: Population, logical: bool) -> Any:
 
     p: NeuronParams = pop.params
     if p.v_reset is None:
-        raise _unsupported(name, "soft (subtractive) reset has no NIR primitive (NIR neurons reset to v_reset)",
-                           "train with a hard reset (v_reset=0.0), or keep the lava target")
+        by = "" if p.reset_by is None else f" by {float(p.reset_by):g} (snnTorch's 'subtract'/'none' reset)"
+        raise _unsupported(name, f"soft (subtractive) reset{by} has no NIR primitive (NIR neurons reset to v_reset)",
+                           "train with a hard reset (v_reset=0.0; snnTorch: reset_mechanism='zero'), "
+                           "or keep the lava target")
     shape = tuple(pop.shape) if logical else (pop.size,)
     full = np.ones(shape)
     th = np.broadcast_to(np.asarray(p.v_threshold, np.float64).reshape(-1), (pop.size,)).copy()

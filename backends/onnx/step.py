@@ -47,8 +47,9 @@ def neuron_step(b: Builder, v: str, x: str, p: NeuronParams, hint: str, threshol
     strict = getattr(p, "strict", False)   # h > v_th (NIR), else h >= v_th (spikingjelly)
     fired = b.op("Greater" if strict else "GreaterOrEqual", [h, threshold], f"{hint}_fired")
     s = b.op("Cast", [fired], f"{hint}_s", to=b.onnx_dtype)
-    if p.v_reset is None:   # soft: h - s * th
-        v_next = b.op("Sub", [h, b.op("Mul", [s, threshold], f"{hint}_sth")], f"{hint}_vn")
+    if p.v_reset is None:   # soft: h - s * reset_by (th when None)
+        by = threshold if getattr(p, "reset_by", None) is None else b.scalar(float(p.reset_by))
+        v_next = b.op("Sub", [h, b.op("Mul", [s, by], f"{hint}_sth")], f"{hint}_vn")
     else:                   # hard: s * vr + (1 - s) * h
         keep = b.op("Mul", [b.op("Sub", [b.scalar(1.0), s], f"{hint}_ns"), h], f"{hint}_kh")
         v_next = b.op("Add", [b.op("Mul", [s, b.scalar(p.v_reset)], f"{hint}_svr"), keep], f"{hint}_vn")

@@ -348,7 +348,7 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
             energies[v], breakdown[v] = _account(tally, cost, totals[v])
         layers.append({"name": sc.name, "op": "shortcut", "role": "", "input": "spikes", "neurons": 0,
                        "kind": "direct synapses between populations (residual shortcut / relay), weight 1",
-                       "binary_weights": True, "macs": 0, "sops": _num(sc.sops), "firing_rate_in": None,
+                       "binary_weights": False, "macs": 0, "sops": _num(sc.sops), "firing_rate_in": None,
                        "synapses": sc.synapses, "synapses_dense": sc.synapses,
                        "energy_pj": energies, "breakdown_pj": breakdown})
     variants = _variants(rows, neurons, steps, ann_sparse, have_snn, totals)

@@ -6,7 +6,9 @@ to ``v_r`` or soft (subtractive) reset, per-neuron thresholds. Shared by the int
 reference simulator and the SJNeuron fixed_pt process model, so the two agree bit for bit.
 
     h = v - ((v - v_r)·dv ÷ 4096, truncated toward 0) + x      (dv = 0 for IF)
-    h = clip(h, -2^23, 2^23 - 1);  s = h >= θ;  v' = s ? (soft ? h - θ : v_r) : h
+    h = clip(h, -2^23, 2^23 - 1);  s = h >= θ;  v' = s ? (soft ? h - ρ : v_r) : h
+
+ρ is the integer soft-reset amount (``reset_by``; θ when None).
 
 The input factor 1/τ of ``decay_input=True`` is folded into the quantized weights and bias.
 """
@@ -28,6 +30,7 @@ class IntNeuronParams:
     threshold: np.ndarray   # int per neuron (or scalar array)
     v_reset: int            # integer reset potential (0 for soft reset)
     soft: bool
+    reset_by: np.ndarray | int | None = None   # integer soft-reset amount ρ (None: threshold)
 
 
 def leak(v: np.ndarray, v_reset: int, dv: int) -> np.ndarray:
@@ -41,7 +44,7 @@ def step(v: np.ndarray, x: np.ndarray, p: IntNeuronParams) -> tuple[np.ndarray, 
     h = np.clip(h, STATE_MIN, STATE_MAX)
     s = h >= p.threshold
     if p.soft:
-        v_next = np.where(s, h - p.threshold, h)
+        v_next = np.where(s, h - (p.threshold if p.reset_by is None else p.reset_by), h)
     else:
         v_next = np.where(s, p.v_reset, h)
     return s.astype(np.int64), v_next.astype(np.int64)

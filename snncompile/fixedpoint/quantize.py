@@ -5,8 +5,9 @@ what the chip stores. Per target population p a scale s_p maps its membrane pote
 integers. Each projection's weights become 8-bit mantissas (even integers in [-254, 254],
 as Lava's mixed-sign synapses store them) with a shared exponent: W·s_p/s_src ≈ w·2^e.
 The largest weight of the first projection into p maps exactly to 254·2^e, so ±α binary
-layers quantize without error. Thresholds and reset potentials become integers (θ·s_p,
-around 2^14), biases 13-bit mantissas with an exponent, decays 12-bit (4096/τ). Inputs
+layers quantize without error. Thresholds, reset potentials and soft-reset amounts become
+integers (θ·s_p, around 2^14; a soft-reset amount that is not an integer there is rounded
+and named in the warnings), biases 13-bit mantissas with an exponent, decays 12-bit (4096/τ). Inputs
 become 8-bit integers (a power-of-two scale). The 1/τ input factor of decay_input=True is
 folded into the weights first.
 """
@@ -48,12 +49,13 @@ class QuantInfo:
     scales: dict[str, float] = field(default_factory=dict)
     errors: list[LayerError] = field(default_factory=list)
     output_scale: float | None = None
+    notes: list[str] = field(default_factory=list)   # neuron parameters rounded (soft-reset amounts)
 
     def to_dict(self) -> dict:
         return {"input_scale": self.input_scale, "input_rel_error": self.input_rel_error,
                 "population_scales": self.scales, "output_scale": self.output_scale,
                 "layers": [e.__dict__ for e in self.errors],
-                "warnings": [e.warning for e in self.errors if e.warning]}
+                "warnings": [e.warning for e in self.errors if e.warning] + self.notes}
 
 
 def input_scale(x: np.ndarray) -> float:
@@ -142,7 +144,9 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
                                params=IntNeuronParams(dv=_dv(pop), threshold=np.round(th * s_p).astype(np.int64)
                                                       + int(pop.params.strict),  # h > θ ⟺ h ≥ θ + 1
                                                       v_reset=0 if vr is None else int(round(vr * s_p)),
-                                                      soft=vr is None))
+                                                      soft=vr is None,
+                                                      reset_by=None if vr is not None else
+                                                      _reset_by_int(name, pop, th, s_p, info)))
     outs = q.into(OUTPUT)
     if outs or q.output_kind == "values":
         peaks = [float(np.max(np.abs(p.weights.data))) / src_scale[p.src] for p in outs if p.weights.nnz]
@@ -157,6 +161,20 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
     q.fixed_point = True
     q.input_scale = s_in
     return q, info
+
+
+def _reset_by_int(name: str, pop: Population, th: np.ndarray, s_p: float, info: QuantInfo) -> np.ndarray:
+    """The integer soft-reset amount round(ρ·s_p) (ρ = ``reset_by``, else θ: without the +1 of
+    a strict threshold); a rounded ``reset_by`` is noted in ``info.notes``."""
+    rho = pop.params.reset_by
+    if rho is None:
+        return np.round(th * s_p).astype(np.int64)
+    exact = float(rho) * s_p
+    q = int(round(exact))
+    if q != exact:
+        info.notes.append(f"{name}: soft-reset amount {float(rho):.6g} is {exact:.6g} at scale {s_p:.6g}, "
+                          f"rounded to {q} (relative error {abs(q - exact) / abs(exact):.2e})")
+    return np.full(th.shape, q, dtype=np.int64)
 
 
 def _quantize_projection(proj, factor: float, info: QuantInfo) -> None:

@@ -91,47 +91,89 @@ def is_neuron(m: nn.Module) -> bool:
 
 
 def snntorch_leaky(m: nn.Module, path: str, shape: tuple[int, ...]) -> Neuron:
-    """snnTorch ``Leaky`` with ``reset_mechanism="zero"`` as a Neuron (exact):
+    """snnTorch ``Leaky`` (and ``Synaptic``) as a Neuron, exactly. With R[t] = S[t−1]
+    (``reset_delay=True``, the default) and strict firing S[t] = 1 if M[t] > θ:
 
-        snnTorch:  M[t] = β·(1 − R[t])·M[t−1] + X[t],   R[t] = S[t−1],   S[t] = 1 if M[t] > θ
-        here:      lif, decay_input=False, τ = 1/(1 − β), V_r = 0, hard reset, strict firing
+        "zero":      M[t] = β·(1 − R[t])·M[t−1] + X[t]  →  lif, decay_input=False, τ = 1/(1 − β),
+                                                           hard reset to V_r = 0
+        "subtract":  M[t] = β·M[t−1] + X[t] − R[t]·θ     →  the same lif, soft reset by ρ = θ/β
+        "none":      M[t] = β·M[t−1] + X[t]              →  the same lif, soft reset by ρ = 0
 
-    (H[t] = β·V[t−1] + X[t] and V[t] = (1 − S[t])·H[t] give the same M = H.) β = 1 is IF.
-    With ``reset_delay=False`` the post-reset membrane is 0, never above θ, so R stays 0 and
-    the update is the same. "subtract" resets by θ undamped at the next step (θ/β in our
-    form) and "none" never resets: neither has an exact form here.
+    H[t] = β·V[t−1] + X[t] gives M = H: for "subtract", V[t] = H[t] − S[t]·ρ and β·ρ = θ. β = 1
+    is IF; β = 0 with "subtract" has no ρ (refused). ``reset_delay=False``: "zero" and "none"
+    are unchanged; "subtract" equals a soft reset by θ only while the post-reset membrane stays
+    ≤ θ, else snnTorch raises the next step's threshold to 2θ (refused). ``Synaptic``
+    (I[t] = α·I[t−1] + X[t], M as above with X = I) is ``cubalif`` with q = 1 − β,
+    q_s = 1 − α and the same resets, except "zero" with ``reset_delay=True``, which zeroes
+    β·M + I (the new current's contribution too) at the step after a spike (refused; with
+    ``reset_delay=False`` the stored membrane is 0 after a spike: a hard reset). A negative θ
+    makes snnTorch's reset signal fire on the initial membrane 0 (refused, except for the
+    delayed "zero" and "none", where it changes nothing).
     """
+    import snntorch
+
     cls = f"{type(m).__module__}.{type(m).__qualname__}"
-    if not isinstance(m, SNNTORCH_LEAKY):
+    synaptic = isinstance(m, snntorch.Synaptic)
+    if not (synaptic or isinstance(m, SNNTORCH_LEAKY)):
         raise SnnCompileError(
-            f"neuron `{path}` is a {cls}: snncompile compiles snnTorch's Leaky only",
-            "use snn.Leaky(beta, reset_mechanism='zero'); Synaptic/Alpha/Lapicque and recurrent neurons have "
-            "dynamics the compiled neuron cannot reproduce exactly", EXIT_UNSUPPORTED)
+            f"neuron `{path}` is a {cls}: snncompile compiles snnTorch's Leaky and Synaptic only",
+            "use snn.Leaky(beta, threshold) or snn.Synaptic(alpha, beta, threshold) with "
+            "reset_mechanism='subtract' (the default), 'zero' or 'none'; Alpha/Lapicque and recurrent "
+            "neurons have dynamics the compiled neuron cannot reproduce exactly", EXIT_UNSUPPORTED)
+    mech = m.reset_mechanism
+    delayed = bool(getattr(m, "reset_delay", True))
+    beta = torch.as_tensor(m.beta).detach().to(torch.float64).clamp(0, 1)
+    th = torch.as_tensor(m.threshold).detach().to(torch.float64)
     problems = []
-    if m.reset_mechanism != "zero":
-        problems.append(f"reset_mechanism={m.reset_mechanism!r} (only 'zero' has an exact compiled form: "
-                        "'subtract' subtracts θ at the step after the spike, undamped)")
+    if mech not in ("subtract", "zero", "none"):
+        problems.append(f"reset_mechanism={mech!r}")
+    if synaptic and mech == "zero" and delayed:
+        problems.append("reset_mechanism='zero' with reset_delay=True in Synaptic (it zeroes β·M + I, the "
+                        "new current's contribution too, at the step after a spike)")
+    if mech == "subtract" and not delayed:
+        problems.append("reset_mechanism='subtract' with reset_delay=False (a soft reset by θ only while "
+                        "the post-reset membrane stays ≤ θ; above it snnTorch needs 2θ to fire next)")
+    if mech == "subtract" and delayed and bool(torch.any(beta == 0)):
+        problems.append("beta=0 with reset_mechanism='subtract' (θ is subtracted from the next membrane, "
+                        "which β = 0 forgets: β·ρ = θ has no solution)")
+    if (mech == "subtract" or (mech == "zero" and not delayed)) and bool(torch.any(th < 0)):
+        problems.append(f"a negative threshold with reset_mechanism={mech!r} (snnTorch's reset signal "
+                        "fires on the initial membrane 0, before any spike)")
+    if mech == "subtract" and th.numel() > 1 and not torch.all(beta >= 1):
+        problems.append("a per-neuron threshold with reset_mechanism='subtract' (the reset θ/β would be "
+                        "per neuron)")
     if getattr(m, "inhibition", False):
         problems.append("inhibition=True")
     if getattr(m, "state_quant", False):
         problems.append("state_quant")
     if not torch.all(torch.as_tensor(m.graded_spikes_factor) == 1):
         problems.append("graded_spikes_factor ≠ 1 (graded spikes)")
-    beta = torch.as_tensor(m.beta).detach().to(torch.float64).clamp(0, 1)
     if beta.numel() > 1 and not torch.all(beta == beta.flatten()[0]):
         problems.append("a per-neuron beta")
+    alpha = torch.as_tensor(m.alpha).detach().to(torch.float64).clamp(0, 1) if synaptic else beta
+    if synaptic and alpha.numel() > 1 and not torch.all(alpha == alpha.flatten()[0]):
+        problems.append("a per-neuron alpha")
     if problems:
         raise SnnCompileError(f"snnTorch neuron `{path}` ({cls}) uses {'; '.join(problems)}",
-                              "retrain or re-export with snn.Leaky(beta, threshold, reset_mechanism='zero') "
-                              "and a scalar beta", EXIT_UNSUPPORTED)
+                              "retrain or re-export with snn.Leaky(beta, threshold) or snn.Synaptic "
+                              "(reset_mechanism 'subtract' with reset_delay=True, 'zero' or 'none'), "
+                              "a scalar beta (> 0 for 'subtract') and a scalar threshold ≥ 0", EXIT_UNSUPPORTED)
     b = float(beta.flatten()[0])
-    th = torch.as_tensor(m.threshold).detach().to(torch.float64)
     v_th: float | np.ndarray = float(th.flatten()[0]) if th.numel() == 1 else \
         np.broadcast_to(th.numpy(), shape).copy()
+    if mech == "zero":
+        reset: dict = dict(v_reset=0.0)
+    elif mech == "none":
+        reset = dict(v_reset=None, reset_by=0.0)
+    else:   # β·ρ = θ; β = 1 with per-neuron θ: ρ = V_th (None)
+        reset = dict(v_reset=None, reset_by=v_th / b if isinstance(v_th, float) else None)
+    if synaptic:
+        return Neuron(shape, path, model="cubalif", decay=1.0 - b, syn_decay=1.0 - float(alpha.flatten()[0]),
+                      decay_input=False, v_threshold=v_th, strict=True, **reset)
     if b >= 1.0:
-        return Neuron(shape, path, model="if", v_threshold=v_th, v_reset=0.0, strict=True)
+        return Neuron(shape, path, model="if", v_threshold=v_th, strict=True, **reset)
     return Neuron(shape, path, model="lif", tau=1.0 / (1.0 - b), decay_input=False, v_threshold=v_th,
-                  v_reset=0.0, strict=True)
+                  strict=True, **reset)
 
 
 def is_leaf(m: nn.Module) -> bool:
@@ -957,7 +999,8 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
                     if isinstance(v, fx.Node) and v is not out:
                         extra |= timefold.ancestors(v)
                 layout.keep = {n.name for n in gm.graph.nodes} - (extra - needed)
-        rec = _recorded(values, layout.keep)
+        needed = {n.name for n in gm.graph.nodes if n.op in ("call_function", "call_method", "call_module")}
+        rec = _recorded(values, (layout.keep or needed) & needed)
         if rec is None:
             rec, _ = _record_shapes(model, gm.graph, lead, input_shape)
         conv = _Converter(gm, rec, convention, name, dict(meta.named_modules()), layout, batch)

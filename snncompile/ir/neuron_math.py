@@ -29,6 +29,7 @@ class NeuronParams:
     decay_input: bool = True
     strict: bool = False         # fire on h > v_th (NIR) instead of h >= v_th (spikingjelly)
     syn_decay: float | None = None  # cubalif, cubali: I = I - I*syn_decay + X
+    reset_by: Any = None            # soft reset: V = H - S*reset_by (float or per-neuron; None: V_th)
 
     @property
     def v_init(self) -> float:
@@ -99,7 +100,7 @@ def _fire(h: Any, p: NeuronParams) -> tuple[Any, Any]:
     fired = h > p.v_threshold if p.strict else h >= p.v_threshold
     s = fired.astype(h.dtype) if isinstance(h, np.ndarray) else fired.to(h.dtype)
     if p.v_reset is None:
-        v_next = h - s * p.v_threshold
+        v_next = h - s * (p.v_threshold if p.reset_by is None else p.reset_by)
     else:
         v_next = s * p.v_reset + (1.0 - s) * h
     return s, v_next

@@ -229,7 +229,7 @@ class Neuron(Node):
         fire:                  S[t] = Θ(H[t] − V_th)          (fires on H ≥ V_th)
         fire, strict:          S[t] = 1 if H[t] > V_th else 0  (``strict``: NIR, Lava, snnTorch, Norse)
         hard reset:            V[t] = S[t]·V_reset + (1 − S[t])·H[t]
-        soft reset:            V[t] = H[t] − S[t]·V_th         (``v_reset`` None)
+        soft reset:            V[t] = H[t] − S[t]·ρ            (``v_reset`` None; ρ = ``reset_by``, V_th if None)
         output:                y[t] = S[t] ⊙ alive
 
     Current-based (``cubalif``, ``cubali``; NIR CubaLIF / CubaLI), synaptic current I, I[0] = 0,
@@ -265,6 +265,7 @@ class Neuron(Node):
     role: str = ""                           # "or": max-pool of spikes lowered to OR neurons
     strict: bool = False                     # fire on H > V_th (NIR's convention) instead of H ≥ V_th
     syn_decay: float | None = None           # cubalif, cubali: q_s of the synaptic current
+    reset_by: float | None = None            # soft reset amount ρ (None → V_th); ignored for hard reset
     op: ClassVar[str] = "neuron"
     spiking: ClassVar[bool] = True
 
@@ -279,7 +280,9 @@ class Neuron(Node):
 
     @property
     def reset_mode(self) -> str:
-        return "soft" if self.v_reset is None else f"hard({self.v_reset:g})"
+        if self.v_reset is not None:
+            return f"hard({self.v_reset:g})"
+        return "soft" if self.reset_by is None else f"soft({self.reset_by:g})"
 
     def describe(self) -> str:
         th = self.v_threshold

@@ -58,7 +58,8 @@ def neuron_params(node: Neuron, like: torch.Tensor | None = None) -> neuron_math
         th = float(th)
     return neuron_math.NeuronParams(model=node.model, v_threshold=th, v_reset=node.v_reset,
                                     tau=node.tau, decay=node.decay, decay_input=node.decay_input,
-                                    strict=node.strict, syn_decay=node.syn_decay)
+                                    strict=node.strict, syn_decay=node.syn_decay,
+                                    reset_by=node.reset_by)
 
 
 def _indicator(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:

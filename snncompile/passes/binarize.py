@@ -4,7 +4,8 @@ A layer is binary when every nonzero weight of an output channel has the same ma
 α_c (per layer: one α for all). Its weights are then 1 bit each (+ the mask: sign(0) = 0
 stays a missing synapse, not a third value). Where the layer alone drives a spiking
 neuron, α is moved into the neuron: weights become ±1 and the threshold, bias and reset
-potential are divided by α (every charge equation is homogeneous in V, X and V_reset).
+potential (and soft-reset amount) are divided by α (every charge equation is homogeneous
+in V, X and V_reset).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def _fold_alpha(graph: IRGraph, name: str, syn: Conv2d | Linear, alpha: np.ndarr
     uniform = bool(np.all(alpha == alpha[0]))
     if neuron.v_reset not in (None, 0.0) and not uniform:
         return False  # a per-channel reset potential is not representable
+    soft_by = neuron.reset_by if neuron.v_reset is None else None
+    if soft_by not in (None, 0.0) and not uniform:
+        return False  # nor a per-channel soft-reset amount
     per_neuron = np.broadcast_to(alpha.reshape((-1,) + (1,) * (len(neuron.shape) - 1)),
                                  neuron.shape) if len(neuron.shape) > 1 else alpha.reshape(neuron.shape)
     if per_neuron.shape != tuple(neuron.shape):
@@ -39,6 +43,8 @@ def _fold_alpha(graph: IRGraph, name: str, syn: Conv2d | Linear, alpha: np.ndarr
     neuron.v_threshold = (th if np.isscalar(th) else np.asarray(th)) / (alpha[0] if uniform else per_neuron)
     if uniform and neuron.v_reset not in (None, 0.0):
         neuron.v_reset = neuron.v_reset / alpha[0]
+    if uniform and soft_by not in (None, 0.0):
+        neuron.reset_by = soft_by / float(alpha[0])
     if isinstance(neuron.v_threshold, np.ndarray) and neuron.v_threshold.ndim == 0:
         neuron.v_threshold = float(neuron.v_threshold)
     return True

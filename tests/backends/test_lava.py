@@ -11,6 +11,7 @@ from nets import CASES as NETWORK_CASES
 from nets import (
     binary_spike_inputs,
     exact_threshold_net,
+    snntorch_soft_reset_net,
 )
 
 from backends.lava import compat, run_lava
@@ -59,6 +60,19 @@ def test_lava_exact_thresholds_all_neuron_options(emit):
         runs = run_all(make(), x, shape)
         lava = run_lava(runs.plan, x, timeout_s=300, emit=emit)
         assert_same_spikes(runs.torch_spikes, lava.spikes, f"{name}:")
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("emit", ["fused", "stock"])
+def test_lava_soft_reset_by_amount_matches_snntorch(emit):
+    """A soft reset by ρ ≠ V_th (snnTorch's default subtract: ρ = θ/β) and by 0 ("none"),
+    in float, equals snnTorch spike for spike."""
+    pytest.importorskip("snntorch")
+    x = binary_spike_inputs(10, 12, (8,), seed=5)
+    runs = run_all(snntorch_soft_reset_net(), x, (8,))
+    assert sorted(p.params.reset_by for p in runs.plan.populations.values() if p.params) == [0.0, 2.0]
+    lava = run_lava(runs.plan, x, timeout_s=300, emit=emit)
+    assert_backend_matches(runs, dict(lava.spikes))
 
 
 @pytest.mark.lava

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 from equivalence import run_all
-from nets import ReadoutNet, ResidualNet, SDSANet, TicketNet, binary_spike_inputs, exact_threshold_net
+from nets import (
+    ReadoutNet,
+    ResidualNet,
+    SDSANet,
+    TicketNet,
+    binary_spike_inputs,
+    exact_threshold_net,
+    snntorch_soft_reset_net,
+)
 
 from backends.lava import run_lava
 from snncompile.fixedpoint.quantize import quantize_plan
@@ -19,6 +27,7 @@ CASES = {
     "sdsa": (SDSANet, (5, 8), lambda: binary_spike_inputs(6, 7, (5, 8), p=0.4, seed=3)),
     "plif_soft": (lambda: exact_threshold_net(None, "plif", False), (8,), lambda: binary_spike_inputs(8, 9, (8,))),
     "lif_reset": (lambda: exact_threshold_net(-0.5, "lif", True), (8,), lambda: binary_spike_inputs(8, 9, (8,))),
+    "soft_reset_by": (snntorch_soft_reset_net, (8,), lambda: binary_spike_inputs(10, 12, (8,), seed=5)),
 }
 
 

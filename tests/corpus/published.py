@@ -309,16 +309,16 @@ class KimResNet(nn.Module):
 
 def snntorch_tutorial_net(num_steps: int = 4, beta: float = 0.9) -> nn.Module:
     """snnTorch's tutorial network: explicit membrane state, a time loop over a static input,
-    (spike record, membrane record) returned."""
+    (spike record, membrane record) returned; snnTorch's default reset (subtract, delayed)."""
     import snntorch as snn
 
     class Net(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.fc1 = nn.Linear(3 * 32 * 32, 128)
-            self.lif1 = snn.Leaky(beta=beta, threshold=0.5, reset_mechanism="zero")
+            self.lif1 = snn.Leaky(beta=beta, threshold=0.5)
             self.fc2 = nn.Linear(128, 10)
-            self.lif2 = snn.Leaky(beta=beta, threshold=0.5, reset_mechanism="zero")
+            self.lif2 = snn.Leaky(beta=beta, threshold=0.5)
 
         def forward(self, x: torch.Tensor):
             mem1 = self.lif1.init_leaky()

@@ -235,12 +235,49 @@ def test_snntorch_leaky_compiles_exactly_and_other_resets_are_named():
     first, last = (tr.graph.node(n) for n in tr.graph.of_type(Neuron))
     assert (first.model, first.tau, first.strict, first.v_reset) == ("lif", 4.0, True, 0.0)
     assert last.model == "if"
-    for bad, what in ((snn.Leaky(beta=0.9), "reset_mechanism='subtract'"),
-                      (snn.Synaptic(alpha=0.5, beta=0.9), "snntorch._neurons.synaptic.Synaptic")):
+    # Synaptic "zero" without the reset delay: the stored membrane is 0 after a spike (hard reset)
+    net = nn.Sequential(nn.Linear(6, 8), snn.Synaptic(alpha=0.6, beta=0.8, threshold=0.4, init_hidden=True,
+                                                      reset_mechanism="zero", reset_delay=False))
+    tr = same_as_torch(net, (6,), T=8, scale=1.5)
+    (syn,) = (tr.graph.node(n) for n in tr.graph.of_type(Neuron))
+    assert (syn.model, syn.v_reset) == ("cubalif", 0.0)
+    for bad, what in ((snn.Leaky(beta=0.9, reset_delay=False), "reset_delay=False"),
+                      (snn.Leaky(beta=0.0), "beta=0"),
+                      (snn.Leaky(beta=0.9, threshold=-0.5), "negative threshold"),
+                      (snn.Synaptic(alpha=0.5, beta=0.9, reset_mechanism="zero"), "Synaptic"),
+                      (snn.Alpha(alpha=0.6, beta=0.5), "snntorch._neurons.alpha.Alpha")):
         m = nn.Sequential(nn.Linear(6, 3), bad)
         with pytest.raises(SnnCompileError, match=what.replace("(", r"\(").replace(".", r"\.")) as e:
             trace_model(m.eval(), (6,))
-        assert e.value.exit_code == EXIT_UNSUPPORTED and "reset_mechanism='zero'" in e.value.hint
+        assert e.value.exit_code == EXIT_UNSUPPORTED and "reset_mechanism" in e.value.hint
+        assert "`1`" in str(e.value)   # names the neuron
+
+
+@pytest.mark.parametrize("mech", ["subtract", "none"])
+def test_snntorch_default_subtract_and_none_resets_compile_exactly(mech):
+    """snnTorch's default reset (subtract θ at the next step, undamped) is a soft reset by θ/β;
+    "none" a soft reset by 0. Leaky (β < 1 and β = 1) and Synaptic, spike for spike in float64."""
+    snn = pytest.importorskip("snntorch")
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Linear(6, 8), snn.Leaky(beta=0.75, threshold=0.4, init_hidden=True, reset_mechanism=mech),
+                        nn.Linear(8, 8), snn.Synaptic(alpha=0.6, beta=0.8, threshold=0.5, init_hidden=True,
+                                                      reset_mechanism=mech),
+                        nn.Linear(8, 3), snn.Leaky(beta=1.0, threshold=0.5, init_hidden=True, output=True,
+                                                   reset_mechanism=mech))
+    tr = same_as_torch(net, (6,), T=10, n=16, scale=1.5)
+    first, syn, last = (tr.graph.node(n) for n in tr.graph.of_type(Neuron))
+    rho = (0.4 / 0.75, 0.5 / 0.8, 0.5) if mech == "subtract" else (0.0, 0.0, 0.0)
+    assert (first.model, first.tau, first.strict, first.v_reset) == ("lif", 4.0, True, None)
+    assert (syn.model, syn.decay, syn.syn_decay, syn.decay_input) == ("cubalif", pytest.approx(0.2),
+                                                                      pytest.approx(0.4), False)
+    assert last.model == "if"
+    assert (first.reset_by, syn.reset_by, last.reset_by) == pytest.approx(rho)
+    assert "reset=soft(" in first.describe()
+    # the reset amount matters: subtracting V_th instead changes the spikes
+    x = np.random.default_rng(0).random((10, 16, 6)) * 1.5
+    ref = simulate(tr.graph, x).spikes
+    first.reset_by = None
+    assert any((simulate(tr.graph, x).spikes[k] != v).any() for k, v in ref.items())
 
 
 LEGACY_PROJECT = '''

@@ -89,8 +89,9 @@ def test_fixed_point_needs_lava(capsys, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_without_outdir_nothing_is_written(tmp_path, monkeypatch):
+def test_without_outdir_it_asks_for_one_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    rep = snncompile.compile(ROOT / "models" / "digits_scnn_ticket.pt", "onnx")
-    assert rep.outputs == {} and rep.lowering["populations"] > 0
+    with pytest.raises(SnnCompileError, match="no output folder was given") as e:
+        snncompile.compile(ROOT / "models" / "digits_scnn_ticket.pt", "onnx")
+    assert e.value.exit_code == 2 and "-o OUTDIR" in e.value.hint
     assert not any(tmp_path.iterdir())

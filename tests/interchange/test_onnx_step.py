@@ -8,7 +8,15 @@ import onnx
 import pytest
 import torch
 from interchange.onnx_helpers import NETS, compile_model, kept
-from nets import CASES, TicketNet, cifar_ticket, conv_net, exact_threshold_net
+from nets import (
+    CASES,
+    TicketNet,
+    binary_spike_inputs,
+    cifar_ticket,
+    conv_net,
+    exact_threshold_net,
+    snntorch_soft_reset_net,
+)
 from spikingjelly.activation_based import neuron
 from torch import nn
 
@@ -227,3 +235,17 @@ def test_nir_sum_pool_is_not_divided(tmp_path):
     assert [graph.node(n).mode for n in graph.of_type(Pool2d)] == ["sum"]
     x = (rng.random((6, 8, 2, 6, 6)) < 0.5).astype(np.float64)
     assert_step_model_exact(Compiled(graph, lower(graph)), x)
+
+
+def test_step_model_soft_reset_by_amount():
+    """snnTorch's default subtract reset (soft reset by θ/β ≠ V_th) and "none" (by 0) in the
+    ONNX step equal the reference, which equals snnTorch; NIR refuses the soft reset by name."""
+    pytest.importorskip("snntorch")
+    c = compile_model(snntorch_soft_reset_net(), (8,))
+    assert sorted(p.params.reset_by for p in c.net.populations.values() if p.params) == [0.0, 2.0]
+    assert_step_model_exact(c, binary_spike_inputs(10, 12, (8,), seed=5))
+    from backends.nir.export import nir_bytes
+
+    with pytest.raises(SnnCompileError, match=r"population `\w+`: soft \(subtractive\) reset by 2") as e:
+        nir_bytes(c.net)
+    assert e.value.exit_code == EXIT_UNSUPPORTED and "reset_mechanism='zero'" in e.value.hint

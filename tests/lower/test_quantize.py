@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from equivalence import run_all
-from nets import TicketNet, conv_net
+from nets import TicketNet, binary_spike_inputs, conv_net, snntorch_soft_reset_net
 
 from snncompile.fixedpoint import neuron_int
 from snncompile.fixedpoint.quantize import input_scale, quantize_plan
@@ -73,3 +73,23 @@ def test_integer_network_tracks_the_float_model(make, shape):
     out = simulate_int(q, x)
     agree = [np.mean(plan.populations[n].expand(out[n]).reshape(s.shape) == s) for n, s in runs.torch_spikes.items()]
     assert min(agree) > 0.95
+
+
+def test_soft_reset_amount_quantizes_to_an_integer_and_rounding_is_warned():
+    """ρ = θ/β of snnTorch's subtract reset: exact at the scale for β = ½ (ρ = 2θ), rounded
+    and named in the warnings for β = 0.75 (ρ = 4/3)."""
+    pytest.importorskip("snntorch")
+    x = binary_spike_inputs(6, 4, (8,), seed=5)
+    for beta, rounded in ((0.5, False), (0.75, True)):
+        _, _, plan = _plan(snntorch_soft_reset_net(beta), x, (8,))
+        q, info = quantize_plan(plan, x)
+        pops = {p.params.model: p for p in q.populations.values() if p.params is not None}
+        lif, iff = pops["lif"], pops["if"]
+        p = lif.fixed.params
+        assert p.soft and np.all(p.reset_by == np.round(lif.fixed.scale / beta))
+        assert np.all(p.threshold == np.round(lif.fixed.scale) + 1)       # strict: h > θ ⟺ h ≥ θ + 1
+        assert np.all(iff.fixed.params.reset_by == 0)
+        notes = [w for w in info.to_dict()["warnings"] if "soft-reset amount" in w]
+        assert bool(notes) == rounded and (not rounded or lif.name in notes[0])
+        ints = simulate_int(q, x)
+        assert ints[lif.name].sum() > 0

@@ -27,6 +27,7 @@ class PySJNeuronModelFloat(PyLoihiProcessModel):
     bias: np.ndarray = LavaPyType(np.ndarray, float)
     v_th: np.ndarray = LavaPyType(np.ndarray, float)
     v_reset: np.ndarray = LavaPyType(np.ndarray, float)
+    reset_by: np.ndarray = LavaPyType(np.ndarray, float)
     soft_reset: np.ndarray = LavaPyType(np.ndarray, int)
     model_code: np.ndarray = LavaPyType(np.ndarray, int)
     leak: np.ndarray = LavaPyType(np.ndarray, float)
@@ -42,7 +43,7 @@ class PySJNeuronModelFloat(PyLoihiProcessModel):
             model=model, v_threshold=self.v_th,
             v_reset=None if self.soft_reset[0] else float(self.v_reset[0]),
             tau=leak if model == "lif" else None, decay=leak if model == "plif" else None,
-            decay_input=bool(self.decay_input[0]), strict=bool(self.strict[0]))
+            decay_input=bool(self.decay_input[0]), strict=bool(self.strict[0]), reset_by=self.reset_by)
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv()
@@ -59,7 +60,7 @@ class PySJNeuronModelFloat(PyLoihiProcessModel):
 @tag("fixed_pt")
 class PySJNeuronModelFixed(PyLoihiProcessModel):
     """Integer datapath (see ``snncompile.fixedpoint.neuron_int``): ``leak`` holds the 12-bit decay
-    dv, ``v_th``/``bias``/``v_reset`` integer values from the quantizer."""
+    dv, ``v_th``/``bias``/``v_reset``/``reset_by`` integer values from the quantizer."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
@@ -67,6 +68,7 @@ class PySJNeuronModelFixed(PyLoihiProcessModel):
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     v_th: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     v_reset: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    reset_by: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     soft_reset: np.ndarray = LavaPyType(np.ndarray, int)
     model_code: np.ndarray = LavaPyType(np.ndarray, int)
     leak: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=13)
@@ -81,7 +83,8 @@ class PySJNeuronModelFixed(PyLoihiProcessModel):
         if interval and (self.time_step - 1 - int(self.depth[0])) % interval == 0:
             self.v[:] = self.v_reset[0]
         p = neuron_int.IntNeuronParams(dv=int(self.leak[0]), threshold=self.v_th.astype(np.int64),
-                                       v_reset=int(self.v_reset[0]), soft=bool(self.soft_reset[0]))
+                                       v_reset=int(self.v_reset[0]), soft=bool(self.soft_reset[0]),
+                                       reset_by=self.reset_by.astype(np.int64))
         s, v = neuron_int.step(self.v.astype(np.int64), a_in + self.bias.astype(np.int64), p)
         self.v[:] = v
         self.s_out.send(s)

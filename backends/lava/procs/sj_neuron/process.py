@@ -2,7 +2,8 @@
 
 Stock Lava LIF fires on ``v > vth``, resets hard to 0, has a scalar threshold and no
 subtractive reset. spikingjelly fires on ``v >= v_th``, resets to any ``v_reset`` or by
-subtraction, and charges as IF, LIF (``decay_input`` either way) or parametric LIF.
+subtraction (of ``reset_by``, per neuron; v_th when None), and charges as IF, LIF
+(``decay_input`` either way) or parametric LIF.
 This process carries those parameters; the float model computes the same update as the
 reference simulator (``snncompile.ir.neuron_math``).
 
@@ -25,7 +26,7 @@ class SJNeuron(AbstractProcess):
     def __init__(self, *, shape: tuple[int, ...], model: str, v_threshold, v_reset: float | None,
                  leak: float = 1.0, decay_input: bool = True, bias=0.0,
                  reset_interval: int = 0, depth: int = 0, strict: bool = False,
-                 name: str | None = None) -> None:
+                 reset_by=None, name: str | None = None) -> None:
         super().__init__(shape=shape, name=name)
         n = int(np.prod(shape))
         v0 = 0.0 if v_reset is None else float(v_reset)
@@ -37,6 +38,9 @@ class SJNeuron(AbstractProcess):
         self.v_th = Var(shape=shape, init=np.broadcast_to(np.asarray(v_threshold, float).reshape(-1),
                                                           (n,)).reshape(shape).copy())
         self.v_reset = Var(shape=(1,), init=np.array([v0]))
+        by = v_threshold if reset_by is None else reset_by   # soft reset: v -= reset_by on a spike
+        self.reset_by = Var(shape=shape, init=np.broadcast_to(np.asarray(by, float).reshape(-1), (n,))
+                            .reshape(shape).copy())
         self.soft_reset = Var(shape=(1,), init=np.array([int(v_reset is None)]))
         self.model_code = Var(shape=(1,), init=np.array([MODEL_CODES[model]]))
         self.leak = Var(shape=(1,), init=np.array([float(leak)]))

@@ -38,8 +38,12 @@ def make_snntorch(path: Path, n_in: int = 16, hidden: int = 32, n_out: int = 10,
         for lin in (net[0], net[2]):
             lin.weight.mul_(2.0)
     nir.write(path, export_to_nir(net, torch.zeros(1, n_in), ignore_dims=[0]))
-    net = net.double()
+    return _snntorch_runner(net.double())
 
+
+def _snntorch_runner(net: torch.nn.Sequential) -> Runner:
+    """Step a Linear → neuron → Linear → neuron snnTorch stack (init_hidden) through x [T, N, n_in]
+    and record both neuron layers' spikes ("1", "3")."""
     def run(x: np.ndarray) -> dict[str, np.ndarray]:
         for m in (net[1], net[3]):
             m.reset_hidden()
@@ -106,19 +110,7 @@ def make_snntorch_synaptic(path: Path, n_in: int = 16, hidden: int = 32, n_out: 
     net = torch.nn.Sequential(torch.nn.Linear(n_in, hidden), synaptic(hidden, alphas[0], betas[0]),
                               torch.nn.Linear(hidden, n_out), synaptic(n_out, alphas[1], betas[1]))
     nir.write(path, export_to_nir(net, torch.zeros(1, n_in), ignore_dims=[0]))
-    net = net.double()
-
-    def run(x: np.ndarray) -> dict[str, np.ndarray]:
-        for m in (net[1], net[3]):
-            m.reset_hidden()
-        rec: dict[str, list] = {"1": [], "3": []}
-        with torch.no_grad():
-            for xt in torch.as_tensor(x):
-                h = net[1](net[0](xt)).double()
-                rec["1"].append(h.numpy().copy())
-                rec["3"].append(net[3](net[2](h)).numpy().copy())
-        return {k: np.stack(v) for k, v in rec.items()}
-    return run
+    return _snntorch_runner(net.double())
 
 
 def make_norse_readout(path: Path, n_in: int = 16, hidden: int = 32, n_out: int = 10, dt: float = 1e-3,

@@ -117,6 +117,7 @@ def fold_loop(graph: fx.Graph, calls: dict[str, list[fx.Node]]) -> TimeLayout:
             raise _fold_error("the model returns no tensor", "return the output layer's values")
         (per, reduced), listed = _per_step(out, step_of, steps), False
     _check_repeats(per, step_of, set(calls))
+    _check_states(calls)
     return TimeLayout("loop", steps=steps, output=per[0], reduced=reduced, keep=ancestors(per[0]),
                       output_steps=listed)
 
@@ -130,7 +131,7 @@ def _per_step(n: fx.Node, step_of: dict[str, frozenset[int]], steps: int) -> tup
                           "return the per-step outputs stacked (torch.stack(outs)) or summed over time")
     name = _name(n)
     if n.target in _STACK:
-        items = n.args[0]
+        items = n.args[0] if n.args else n.kwargs.get("tensors")
         dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim", 0)
         if dim == 0 and isinstance(items, (list, tuple)) and len(items) == steps and \
                 all(isinstance(v, fx.Node) and step_of[v.name] == frozenset({k}) for k, v in enumerate(items)):
@@ -142,37 +143,56 @@ def _per_step(n: fx.Node, step_of: dict[str, frozenset[int]], steps: int) -> tup
             return per, True
     if name in ("truediv", "div", "mul", "__truediv__", "__mul__") or n.target in (operator.truediv,
                                                                                operator.mul):
+        # a positive constant factor (mean = sum / T) leaves every prediction unchanged
         tensors = [a for a in n.args if isinstance(a, fx.Node)]
-        if len(tensors) == 1 and all(isinstance(a, (int, float, fx.Node)) for a in n.args):
+        scalars = [a for a in n.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+        divides = name in ("truediv", "div", "__truediv__") or n.target is operator.truediv
+        if len(tensors) == 1 and len(scalars) == 1 and scalars[0] > 0 and not n.kwargs \
+                and (not divides or n.args[0] is tensors[0]):
             return _per_step(tensors[0], step_of, steps)
     if name in ("add", "iadd", "__add__", "__iadd__") or n.target in (operator.add, operator.iadd, torch.add):
         terms = _sum_terms(n, step_of)
         per = {}
         for t in terms:
-            lab_t = step_of[t.name]
-            if len(lab_t) == 1:
-                per[min(lab_t)] = t
-            elif lab_t:
+            if not isinstance(t, fx.Node):
                 break
+            lab_t = step_of[t.name]
+            if len(lab_t) != 1 or min(lab_t) in per:
+                break   # a term not of one step (a static offset, a constant), or a step twice
+            per[min(lab_t)] = t
         else:
-            if sorted(per) == list(range(steps)) and len([t for t in terms if step_of[t.name]]) == steps:
+            if sorted(per) == list(range(steps)):
                 return [per[k] for k in range(steps)], True
     raise _fold_error(f"the model's output `{n.format_node()}` combines the time steps in a way "
                       "snncompile cannot read", "return torch.stack(per_step_outputs) (or their sum/mean "
                       "over time)")
 
 
-def _sum_terms(n: fx.Node, step_of: dict[str, frozenset[int]]) -> list[fx.Node]:
-    """The summands of an accumulation ``acc = acc + y_t`` (static terms such as zeros kept)."""
-    if _name(n) in ("add", "iadd", "__add__", "__iadd__") or n.target in (operator.add, operator.iadd, torch.add):
-        starts = [a for a in n.args if not isinstance(a, fx.Node)]
-        if len(step_of[n.name]) > 1 or starts == [0]:   # acc = 0, then acc = acc + y_t
-            out = []
+def _sum_terms(n: fx.Node, step_of: dict[str, frozenset[int]]) -> list[Any]:
+    """The summands of an accumulation ``acc = acc + y_t``; a zero start (``acc = 0``,
+    ``torch.zeros(...)``) is dropped, any other constant or static term is kept (and refused)."""
+    if isinstance(n, fx.Node) and (_name(n) in ("add", "iadd", "__add__", "__iadd__")
+                                   or n.target in (operator.add, operator.iadd, torch.add)) and not n.kwargs:
+        if len(step_of[n.name]) > 1 or any(_is_zero(a) for a in n.args):
+            out: list[Any] = []
             for a in n.args:
-                if isinstance(a, fx.Node):
-                    out.extend(_sum_terms(a, step_of))
+                if not _is_zero(a):
+                    out.extend(_sum_terms(a, step_of) if isinstance(a, fx.Node) else [a])
             return out
     return [n]
+
+
+def _is_zero(a: Any) -> bool:
+    """A literal 0 or a tensor of zeros made in forward() (torch.zeros / zeros_like, or a
+    constant the tracer recorded whose values are all zero)."""
+    if isinstance(a, (int, float)) and not isinstance(a, bool):
+        return a == 0
+    if not isinstance(a, fx.Node):
+        return False
+    if a.op in ("call_function", "call_method"):
+        return _name(a) in ("zeros", "zeros_like", "new_zeros")
+    const = a.meta.get("constant")
+    return a.op == "get_attr" and isinstance(const, torch.Tensor) and not bool(torch.any(const != 0))
 
 
 def _signature(n: fx.Node, memo: dict[str, Any], neuron_targets: set[str]) -> Any:
@@ -206,6 +226,20 @@ def _check_repeats(outputs: list[fx.Node], step_of: dict[str, frozenset[int]], n
         if per_step[k] != per_step[0]:
             raise _fold_error(f"forward() does not compute the same thing at every time step (step {k} "
                               "differs from step 0)", "compute every time step with the same layers")
+
+
+def _check_states(calls: dict[str, list[fx.Node]]) -> None:
+    """A neuron given its state explicitly (snnTorch ``spk, mem = lif(x, mem)``) must get, at
+    step k > 0, the state it returned at step k − 1 (step 0's start is checked when compiling)."""
+    for target, nodes in calls.items():
+        for k in range(1, len(nodes)):
+            for a in nodes[k].args[1:]:
+                own = isinstance(a, fx.Node) and a.op == "call_function" and a.target is operator.getitem \
+                    and a.args[0] is nodes[k - 1]
+                if isinstance(a, fx.Node) and not own:
+                    raise _fold_error(f"neuron `{target}` is given a state at step {k} that is not the one it "
+                                      f"returned at step {k - 1} (`{a.format_node()}`)",
+                                      "pass the membrane the neuron returned (spk, mem = lif(x, mem))")
 
 
 def _ancestor_nodes(node: fx.Node) -> list[fx.Node]:

@@ -57,7 +57,7 @@ _PROBE_T, _PROBE_B = 3, 5
 
 SUPPORTED = (
     "neurons: spikingjelly IFNode, LIFNode, ParametricLIFNode (also legacy clock_driven names), snnTorch "
-    "Leaky(reset_mechanism='zero'); layers: Conv1d, Conv2d, Linear, BatchNorm1d/2d, MaxPool2d, AvgPool2d, "
+    "Leaky and Synaptic (where exact: docs/frontend.md); layers: Conv1d, Conv2d, Linear, BatchNorm1d/2d, MaxPool2d, AvgPool2d, "
     "AdaptiveAvgPool2d, Flatten, Dropout, Identity (torch.nn or spikingjelly layer.*), layer.VotingLayer, "
     "layer.SeqToANNContainer; any module of yours is traced through; operations: residual +/-, scalar "
     "affine (1 - x), spike products (matmul, *), cat/chunk/split/slicing, flatten/view/reshape/permute/"
@@ -589,7 +589,7 @@ class _Converter:
             if self.g.node(a).shape != self.g.node(b).shape:
                 raise _unsupported("broadcasting addition", where)
             return self.add("add", Add(shape, where), [a, b])
-        if name in ("mul", "__mul__", "mul_") or fn in (operator.mul, torch.mul):
+        if name in ("mul", "__mul__", "mul_", "imul") or fn in (operator.mul, operator.imul, torch.mul):
             consts = [a for a in n.args if isinstance(a, fx.Node) and a.name in self.consts]
             if len(consts) == 0 and len(tensor_args) == 1:
                 return self._scale(n, tensor_args[0], where)
@@ -654,12 +654,13 @@ class _Converter:
                 raise _unsupported("matmul with a constant operand (use nn.Linear)", where)
             a, b = (self.env[x.name] for x in tensor_args)
             return self.add("matmul", MatMul(self.sample_shape(n), where), [a, b])
-        if name in ("mul", "__mul__", "truediv", "div", "__truediv__") or fn in (
-                operator.mul, operator.truediv, torch.mul, torch.div):
+        if name in ("mul", "__mul__", "truediv", "div", "__truediv__", "itruediv") or fn in (
+                operator.mul, operator.truediv, operator.itruediv, torch.mul, torch.div):
             scalars = [a for a in n.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
             if len(tensor_args) == 1 and len(scalars) == 1:
                 f = float(scalars[0])
-                if name in ("truediv", "div", "__truediv__") or fn in (operator.truediv, torch.div):
+                if name in ("truediv", "div", "__truediv__", "itruediv") or fn in (operator.truediv,
+                                                                                   operator.itruediv, torch.div):
                     if n.args[0] is not tensor_args[0]:
                         raise _unsupported("division of a constant by a tensor", where)
                     f = 1.0 / f
@@ -672,7 +673,7 @@ class _Converter:
         (``1 − s``, an AND result summed or concatenated) is relayed through OR neurons
         (τ = 1, V_th = 1: they fire exactly when the value is 1)."""
         name = src
-        while isinstance(self.g.node(name), (Reshape, Transpose)) or (
+        while isinstance(self.g.node(name), (Reshape, Transpose, Slice)) or (
                 isinstance(self.g.node(name), Scale) and not self.g.node(name).offset):
             name = self.g.inputs(name)[0]
         if is_population(self.g, name) and not isinstance(self.g.node(name), Input):
@@ -704,6 +705,8 @@ class _Converter:
 
     def _piece(self, n: fx.Node, where: str) -> str:
         src, axis, spans, squeeze = self.pieces[n.args[0].name]
+        if not isinstance(n.args[1], int):
+            raise _unsupported("indexing the pieces of chunk/split with a slice (take them one by one)", where)
         start, stop = spans[n.args[1]]
         shape = list(self.g.node(src).shape)
         shape[axis] = stop - start
@@ -800,8 +803,18 @@ class _Converter:
                       count_include_pad=bool(p.get("count_include_pad", True)))
 
     def _concat(self, n: fx.Node, where: str) -> str:
-        items = n.args[0]
+        items = n.args[0] if n.args else n.kwargs.get("tensors")
         dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim", 0)
+        if isinstance(items, fx.Node) and items.name in self.pieces:   # torch.cat(x.chunk(k)) re-joins x
+            pieces = items
+            items = []
+            for k in range(len(self.pieces[pieces.name][2])):
+                with self.gm.graph.inserting_after(pieces):
+                    items.append(self.gm.graph.call_function(operator.getitem, (pieces, k)))
+                self.rec.shapes[items[-1].name] = tuple(self.rec.values[pieces.name][k].shape)
+                self.env[items[-1].name] = self._piece(items[-1], where)
+        if not isinstance(items, (list, tuple)):
+            raise _unsupported("concatenation of a computed sequence", where)
         srcs = [self.ir_input(i, where) for i in items]
         axis = self.sample_axis(items[0], dim, where)
         if len(srcs) == 1:
@@ -839,11 +852,45 @@ class _Converter:
             raise _unsupported(f"operation over the time/batch axis {dim}", where)
         return axis
 
+    def _check_state_args(self, n: fx.Node) -> None:
+        """A neuron given its state explicitly (snnTorch ``spk, mem = lif(x, mem)``) must get
+        its own previous state, starting from rest; anything else is not what it compiles to."""
+        for a in n.args[1:]:
+            if not isinstance(a, fx.Node):
+                continue
+            if a.op == "get_attr":
+                value = _fetch_attr(self.gm, a.target)
+                if isinstance(value, torch.Tensor) and not bool(torch.any(value != 0)):
+                    continue   # init_leaky(): zeros (or snnTorch's empty placeholder)
+            elif a.op == "call_function" and a.target is operator.getitem and isinstance(a.args[0], fx.Node) \
+                    and a.args[0].op == "call_module" and a.args[0].target == n.target:
+                continue       # the state this neuron returned at the previous step
+            raise _contextual(f"neuron `{n.target}` is given a state that is not its own previous state "
+                              f"(`{a.format_node()}`)", "pass the membrane the neuron returned at the previous "
+                              "step (spk, mem = lif(x, mem)), starting from lif.init_leaky()")
+
+    def _check_in_place(self, n: fx.Node, name: str) -> None:
+        """An in-place operation changes a tensor other nodes may read later; the traced graph
+        follows values, so those reads would see the old value."""
+        inplace = (isinstance(n.target, str) and n.target.endswith("_") and not n.target.startswith("_")) \
+            or n.target in (operator.iadd, operator.isub, operator.imul, operator.itruediv)
+        x = n.args[0] if n.args else None
+        if inplace and isinstance(x, fx.Node):
+            later = [u for u in x.users if u is not n and self.order.get(u, -1) > self.order.get(n, 0)]
+            if later:
+                raise _contextual(f"in-place `{name}` at `{self._module_of(n)}` changes a tensor that is read "
+                                  f"again afterwards (by `{later[0].format_node()}`)",
+                                  "write it out of place (y = y * c, y = y + z) so every use sees one value")
+
     def _call_in_context(self, n: fx.Node) -> str | None:
         """``call`` with the module a failing operation sits in named (a hand-written neuron
         is traced into; its comparison is not what the user should read first)."""
         try:
+            self._check_in_place(n, n.target if isinstance(n.target, str) else getattr(n.target, "__name__", ""))
             return self.call(n)
+        except (TypeError, IndexError, KeyError, ValueError, AttributeError) as exc:   # an unforeseen form
+            name = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", str(n.target))
+            raise _unsupported(f"use of `{name}` ({type(exc).__name__}: {exc})", n.format_node()) from None
         except SnnCompileError as exc:
             stack = list((n.meta.get("nn_module_stack") or {}).values())
             custom = [(path, cls) for path, cls in stack
@@ -859,10 +906,13 @@ class _Converter:
 
     def run(self) -> IRGraph:
         keep = self.layout.keep
+        self.order = {n: i for i, n in enumerate(self.gm.graph.nodes)}
         for n in self.gm.graph.nodes:
             if keep and n.name not in keep and n.op != "output":
                 continue   # not needed by the output of one step (records, later loop steps)
             if n.op == "placeholder":
+                if self.g.of_type(Input) and not n.users:
+                    continue   # *args / keyword parameters forward() does not use
                 if self.g.of_type(Input):
                     raise _unsupported("model with more than one input", n.format_node())
                 self.env[n.name] = self.add("input", Input(self.sample_shape(n), "input"), [])
@@ -876,6 +926,8 @@ class _Converter:
                 src = self.ir_input(n.args[0], n.target) if n.args else None
                 if src is None or (len(n.args) != 1 and not is_neuron(m)) or n.kwargs:
                     raise _unsupported("module call with several inputs", n.target)
+                if is_neuron(m):
+                    self._check_state_args(n)
                 shape = self.g.node(src).shape if is_neuron(m) else self.sample_shape(n)
                 self.env[n.name] = self.module(m, n.target, src, shape)
             elif n.op in ("call_function", "call_method"):
@@ -982,6 +1034,9 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
             modules = dict(gm.named_modules())
             calls = timefold.neuron_calls(gm.graph, lambda t: is_neuron(modules[t]))
             if calls and max(len(c) for c in calls.values()) > 1:
+                for c in gm.graph.nodes:   # constants made in forward(): a zero accumulator start
+                    if c.op == "get_attr":
+                        c.meta["constant"] = _fetch_attr(gm, c.target)
                 layout = timefold.fold_loop(gm.graph, calls)
         if layout.output is None:
             out = timefold.output_value(gm.graph)

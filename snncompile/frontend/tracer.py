@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+
 MISSING = object()   # the value of an operation whose meta evaluation failed
 
 
@@ -86,8 +88,31 @@ class ShapedProxy(fx.Proxy):
     def __iter__(self):
         return iter([self[i] for i in range(len(self))])
 
+    def ndimension(self) -> int:
+        return self._tensor("ndimension").dim()
+
+    def is_floating_point(self) -> bool:
+        return self._tensor("is_floating_point").is_floating_point()
+
     def __bool__(self) -> bool:
+        v = self.node.meta.get("value", MISSING)
+        if isinstance(v, (bool, int, float)):   # a Python value about shapes or dtypes: concrete
+            return bool(v)
         raise DataDependent(f"forward() branches on the value of `{self.node.format_node()}`")
+
+    # ``h += c`` mutates h in torch; recorded as the in-place operator (not as h = h + c) so
+    # that another name for the same tensor read later is caught (trace.py, _check_in_place)
+    def __iadd__(self, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
+
+    def __isub__(self, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", operator.isub, (self, other), {})
+
+    def __imul__(self, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
+
+    def __itruediv__(self, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", operator.itruediv, (self, other), {})
 
     def item(self) -> Any:
         raise DataDependent(f"forward() reads a tensor value (`.item()` of `{self.node.format_node()}`)")
@@ -123,19 +148,13 @@ class ShapeTracer(fx.Tracer):
         try:
             self.path_of_module(m)
         except NameError:   # a module built in forward(), e.g. a slice features[:2]: trace it through
-            if self.leaf(m) and not isinstance(m, nn.Sequential):
-                return self._anonymous_leaf(m, args, kwargs)
+            if self.elementwise(m):   # a neuron made anew at every call has no memory to compile
+                raise SnnCompileError(
+                    f"forward() builds a {type(m).__module__}.{type(m).__qualname__} neuron at every call: it "
+                    "starts from rest each time, which a compiled (stateful) neuron cannot reproduce",
+                    "create the neuron once in __init__ and call it in forward()", EXIT_UNSUPPORTED) from None
             return forward(*args, **kwargs)
         return super().call_module(m, forward, args, kwargs)
-
-    def _anonymous_leaf(self, m: nn.Module, args: tuple, kwargs: dict) -> Any:
-        # a stateless torch layer made on the fly (nn.Flatten()(x)): install it so the graph can
-        # refer to it; its parameters (if any) are the ones it was made with
-        name = f"_inline_{type(m).__name__.lower()}_{len(self.meta_modules)}"
-        self.root.add_module(name, m)
-        self.submodule_paths = None   # the O(1) path table is stale now
-        self.meta_modules[name] = _to_meta(m)
-        return super().call_module(m, m.forward, args, kwargs)
 
     def create_proxy(self, kind: str, target: Any, args: tuple, kwargs: dict, name: str | None = None,
                      type_expr: Any | None = None, proxy_factory_fn: Any = None) -> fx.Proxy:
@@ -189,17 +208,6 @@ def _flat(x: Any) -> list[Any]:
     out: list[Any] = []
     fx.node.map_aggregate(x, lambda v: out.append(v) or v)
     return out
-
-
-def _to_meta(m: nn.Module) -> nn.Module:
-    import copy
-
-    memo: dict[int, Any] = {}
-    for sub in m.modules():
-        for t in [*sub._parameters.values(), *sub._buffers.values()]:
-            if t is not None:
-                memo[id(t)] = t.detach().to("meta")
-    return copy.deepcopy(m, memo)
 
 
 def values_of(graph: fx.Graph) -> dict[str, Any]:

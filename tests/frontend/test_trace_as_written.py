@@ -327,3 +327,89 @@ def test_code_written_for_legacy_spikingjelly_compiles(tmp_path, monkeypatch):
     same_as_torch(m, (1, 4, 4), T=4, scale=3.0)
     assert isinstance(m.lif, neuron.LIFNode) and m.lif.step_mode == "m"
     assert isinstance(m.conv, layer.SeqToANNContainer)
+
+
+# -- regressions from review: constructs that once compiled to the wrong network ----------------
+
+class _Base(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.T = 3
+        self.fc, self.sn = nn.Linear(6, 6), neuron.IFNode(v_threshold=0.3)
+        self.prior = nn.Parameter(torch.tensor([3.5, 0, 0, 0, 0, 0]))
+
+
+class LoopPlusStatic(_Base):
+    def forward(self, x):
+        acc = 0
+        for _ in range(self.T):
+            acc = acc + self.sn(self.fc(x))
+        return acc + self.prior          # a static offset: not a per-step output
+
+
+class LoopNegated(_Base):
+    def forward(self, x):
+        return torch.stack([self.sn(self.fc(x)) for _ in range(self.T)]).mean(0) * -1.0
+
+
+class AliasThenInPlace(_Base):
+    def forward(self, x):
+        h = self.fc(x)
+        skip = h
+        h += 0.5                          # changes `skip` too, in torch
+        return self.sn(skip)
+
+
+class NeuronPerCall(_Base):
+    def forward(self, x):
+        return neuron.IFNode()(self.fc(x))
+
+
+@pytest.mark.parametrize("model,match", [
+    (LoopPlusStatic(), "combines the time steps"),
+    (LoopNegated(), "combines the time steps"),
+    (AliasThenInPlace(), "in-place `iadd` at `forward` changes a tensor that is read again"),
+    (NeuronPerCall(), "builds a .*IFNode neuron at every call"),
+])
+def test_constructs_that_would_compile_wrongly_are_refused(model, match):
+    with pytest.raises(SnnCompileError, match=match) as e:
+        trace_model(model.eval(), (6,))
+    assert e.value.exit_code == EXIT_UNSUPPORTED and e.value.hint
+
+
+def test_snntorch_state_must_be_the_neurons_own():
+    snn = pytest.importorskip("snntorch")
+
+    class Reset(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.lif = nn.Linear(6, 4), snn.Leaky(beta=0.5, reset_mechanism="zero")
+
+        def forward(self, x):
+            mem = self.lif.init_leaky()
+            out = []
+            for _ in range(3):
+                spk, mem = self.lif(self.fc(x), mem.detach() * 0)   # forgets its membrane
+                out.append(spk)
+            return torch.stack(out)
+
+    with pytest.raises(SnnCompileError, match="given a state at step 1 that is not the one it returned"):
+        trace_model(Reset().eval(), (6,))
+
+
+class Accumulate(_Base):
+    """Zero-tensor accumulator start, x.ndimension(), cat of a chunk: all compile exactly."""
+
+    def forward(self, x):
+        if x.ndimension() == 2 and x.is_floating_point():
+            x = torch.cat(x.chunk(2, dim=1), dim=1)
+        acc = torch.zeros(x.shape[0], 6)
+        for _ in range(self.T):
+            acc = acc + self.sn(self.fc(x))
+        return acc / self.T
+
+
+def test_accumulators_shape_queries_and_rejoined_chunks_compile():
+    torch.manual_seed(4)
+    tr = same_as_torch(Accumulate(), (6,), scale=2.0)
+    assert (tr.step_mode, tr.graph.model_steps, tr.graph.output_time_reduced) == ("loop", 3, True)

@@ -512,14 +512,16 @@ def shortcut_counts(graph: IRGraph, live: Liveness, values: Mapping[str, np.ndar
         for src in sorted(_direct_sources(graph, feed)):
             with torch.no_grad():
                 ind = torch.as_tensor(alive_of(graph, src)[None].astype(np.float64))
-                syn = int(round(float((_through(graph, src, feed, ind)[0] * alive).sum())))
+                paths = _through(graph, src, feed, ind)[0]   # > 1 where a + a joins a pair twice
+                syn = int(((paths > 0) * alive).sum())        # one synapse per joined pair, as lowered
                 if not syn:
                     continue
                 row = ShortcutCount(src, dst, syn)
-                if values is not None:
+                if values is not None:   # one event per spike and synapse, whatever its weight
                     v = torch.as_tensor(np.asarray(values[src], dtype=np.float64))
                     T, B = v.shape[:2]
                     got = _through(graph, src, feed, v.reshape(T * B, *v.shape[2:]))
-                    row.sops = float((got * alive).sum() / B)
+                    per_pair = torch.where(paths > 0, alive / paths.clamp(min=1), torch.zeros_like(paths))
+                    row.sops = float((got * per_pair).sum() / B)
             out.append(row)
     return out

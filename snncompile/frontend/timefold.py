@@ -55,15 +55,8 @@ def output_value(graph: fx.Graph) -> Any:
 
 
 def ancestors(node: fx.Node) -> set[str]:
-    seen: set[str] = set()
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n.name in seen:
-            continue
-        seen.add(n.name)
-        stack.extend(n.all_input_nodes)
-    return seen
+    """Names of ``node`` and every node it is computed from."""
+    return {n.name for n in _ancestor_nodes(node)}
 
 
 def neuron_calls(graph: fx.Graph, is_neuron_target: Callable[[str], bool]) -> dict[str, list[fx.Node]]:

@@ -15,7 +15,7 @@ from torch import fx, nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.frontend import timefold
-from snncompile.frontend.tracer import MISSING, DataDependent, ShapeTracer, values_of
+from snncompile.frontend.tracer import MISSING, DataDependent, ShapeTracer, flat_values, values_of
 from snncompile.ir import (
     AdaptiveAvgPool2d,
     Add,
@@ -326,12 +326,6 @@ def _selection(what: str, module: str) -> SnnCompileError:
         "keep ratio on the training set)")
 
 
-def _flat_args(args: Any) -> list[Any]:
-    out: list[Any] = []
-    fx.node.map_aggregate(args, lambda v: out.append(v) or v)
-    return out
-
-
 def _adaptive_pool(out: tuple[int, ...], in_shape: tuple[int, ...], mode: str,
                    where: str) -> Pool2d | AdaptiveAvgPool2d:
     """AdaptiveAvg/MaxPool2d with a static output size as a plain pooling: exact when the
@@ -568,7 +562,7 @@ class _Converter:
             return None  # a Python value; only feeds shape arguments
         if fn is operator.getitem and n.args[0].name not in self.env:
             return None
-        if fn is operator.getitem and not any(isinstance(a, fx.Node) for a in _flat_args(n.args[1:])) \
+        if fn is operator.getitem and not any(isinstance(a, fx.Node) for a in flat_values(n.args[1:])) \
                 and n.args[0].name not in self.rec.values:
             sliced = self._basic_index(n, where)
             if sliced is not None:
@@ -764,7 +758,7 @@ class _Converter:
                               "(its membrane state) in the computation",
                               "only spikes can pass between layers on a neuromorphic chip; return or record "
                               "the state, but compute the next layer from the spikes (element 0)")
-        if fn is operator.getitem and any(isinstance(a, fx.Node) for a in _flat_args(args[1:])):
+        if fn is operator.getitem and any(isinstance(a, fx.Node) for a in flat_values(args[1:])):
             raise _selection(f"indexing by a tensor (`{where}`)", self._module_of(n))
         if self.layout.convention == "static-m" and src0 is not None and src0.name in self.env:
             full, sh0 = self.rec.shapes.get(n.name), self.rec.shapes.get(src0.name)
@@ -1021,6 +1015,11 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
     gm = _fx_trace(model, meta, (*lead, *input_shape), input_shape)
     values = values_of(gm.graph)
     layout = timefold.TimeLayout(convention, steps=_PROBE_T if convention == "m" else None)
+    modules = dict(gm.named_modules())
+    calls = timefold.neuron_calls(gm.graph, lambda t: is_neuron(modules[t]))
+    for c in gm.graph.nodes:   # constants made in forward(): zero starts of accumulators and states
+        if c.op == "get_attr":
+            c.meta["constant"] = _fetch_attr(gm, c.target)
     try:
         if convention == "static-m":
             steps = timefold.lift_steps(gm.graph, values, batch)
@@ -1030,32 +1029,24 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
             if steps == batch and batch == _PROBE_B:   # T and B would be indistinguishable
                 return _trace_as(model, meta, convention, input_shape, name, masks, batch=7)
             layout.steps = steps
-        elif convention == "s":
-            modules = dict(gm.named_modules())
-            calls = timefold.neuron_calls(gm.graph, lambda t: is_neuron(modules[t]))
-            if calls and max(len(c) for c in calls.values()) > 1:
-                for c in gm.graph.nodes:   # constants made in forward(): a zero accumulator start
-                    if c.op == "get_attr":
-                        c.meta["constant"] = _fetch_attr(gm, c.target)
-                layout = timefold.fold_loop(gm.graph, calls)
+        elif convention == "s" and calls and max(len(c) for c in calls.values()) > 1:
+            layout = timefold.fold_loop(gm.graph, calls)
         if layout.output is None:
             out = timefold.output_value(gm.graph)
             if isinstance(out, fx.Node):
                 # everything but what only the other returned values need (snnTorch's membrane
                 # records): a branch the output does not read stays, for the dead_neurons pass
-                modules = dict(gm.named_modules())
                 needed = timefold.ancestors(out)
-                for calls in timefold.neuron_calls(gm.graph, lambda t: is_neuron(modules[t])).values():
-                    for call in calls:
-                        needed |= timefold.ancestors(call)
+                for call in (c for per_module in calls.values() for c in per_module):
+                    needed |= timefold.ancestors(call)
                 ret = next(n for n in gm.graph.nodes if n.op == "output").args[0]
                 extra: set[str] = set()
-                for v in _flat_args(ret):
+                for v in flat_values(ret):
                     if isinstance(v, fx.Node) and v is not out:
                         extra |= timefold.ancestors(v)
                 layout.keep = {n.name for n in gm.graph.nodes} - (extra - needed)
-        needed = {n.name for n in gm.graph.nodes if n.op in ("call_function", "call_method", "call_module")}
-        rec = _recorded(values, (layout.keep or needed) & needed)
+        ops = {n.name for n in gm.graph.nodes if n.op in ("call_function", "call_method", "call_module")}
+        rec = _recorded(values, (layout.keep or ops) & ops)
         if rec is None:
             rec, _ = _record_shapes(model, gm.graph, lead, input_shape)
         conv = _Converter(gm, rec, convention, name, dict(meta.named_modules()), layout, batch)

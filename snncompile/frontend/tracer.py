@@ -175,7 +175,7 @@ class ShapeTracer(fx.Tracer):
             return obj
         a = fx.node.map_aggregate(args, _value)
         k = fx.node.map_aggregate(kwargs, _value)
-        if any(v is MISSING for v in _flat(a) + _flat(k)):
+        if any(v is MISSING for v in flat_values(a) + flat_values(k)):
             return MISSING
         self._evaluating = True
         try:
@@ -204,7 +204,8 @@ class ShapeTracer(fx.Tracer):
         return MISSING
 
 
-def _flat(x: Any) -> list[Any]:
+def flat_values(x: Any) -> list[Any]:
+    """Every leaf of a nested argument (tuples, lists, dicts, slices) in order."""
     out: list[Any] = []
     fx.node.map_aggregate(x, lambda v: out.append(v) or v)
     return out

@@ -110,7 +110,7 @@ def fold_loop(graph: fx.Graph, calls: dict[str, list[fx.Node]]) -> TimeLayout:
             raise _fold_error("the model returns no tensor", "return the output layer's values")
         (per, reduced), listed = _per_step(out, step_of, steps), False
     _check_repeats(per, step_of, set(calls))
-    _check_states(calls)
+    check_states(calls, looped=True)
     return TimeLayout("loop", steps=steps, output=per[0], reduced=reduced, keep=ancestors(per[0]),
                       output_steps=listed)
 
@@ -221,18 +221,33 @@ def _check_repeats(outputs: list[fx.Node], step_of: dict[str, frozenset[int]], n
                               "differs from step 0)", "compute every time step with the same layers")
 
 
-def _check_states(calls: dict[str, list[fx.Node]]) -> None:
-    """A neuron given its state explicitly (snnTorch ``spk, mem = lif(x, mem)``) must get, at
-    step k > 0, the state it returned at step k − 1 (step 0's start is checked when compiling)."""
+def check_states(calls: dict[str, list[fx.Node]], looped: bool) -> None:
+    """A neuron given its state explicitly (snnTorch ``spk, mem = lif(x, mem)``) compiles to a
+    neuron that keeps its own state from rest: inside a time loop (``looped``) it must start
+    from zeros (``init_leaky()``) and then get, at step k, the state it returned at step k − 1;
+    called once per step, any state passed in would restart it at every call."""
     for target, nodes in calls.items():
-        for k in range(1, len(nodes)):
-            for a in nodes[k].args[1:]:
-                own = isinstance(a, fx.Node) and a.op == "call_function" and a.target is operator.getitem \
-                    and a.args[0] is nodes[k - 1]
-                if isinstance(a, fx.Node) and not own:
-                    raise _fold_error(f"neuron `{target}` is given a state at step {k} that is not the one it "
-                                      f"returned at step {k - 1} (`{a.format_node()}`)",
-                                      "pass the membrane the neuron returned (spk, mem = lif(x, mem))")
+        for k, node in enumerate(nodes):
+            for a in node.args[1:]:
+                if not isinstance(a, fx.Node):
+                    continue
+                if not looped:
+                    raise SnnCompileError(
+                        f"neuron `{target}` is given its state by forward() at every call (`{a.format_node()}`): "
+                        "each time step would start from that state, the compiled neuron keeps its own",
+                        "let the neuron keep its state (snn.Leaky(..., init_hidden=True)), or loop over the time "
+                        "steps inside forward() passing the returned membrane on", EXIT_UNSUPPORTED)
+                if k == 0:
+                    const = a.meta.get("constant")
+                    ok = a.op == "get_attr" and isinstance(const, torch.Tensor) and not bool(torch.any(const != 0))
+                    what = "does not start from rest (zeros)"
+                else:
+                    ok = a.op == "call_function" and a.target is operator.getitem and a.args[0] is nodes[k - 1]
+                    what = f"is not the one it returned at step {k - 1}"
+                if not ok:
+                    raise _fold_error(f"neuron `{target}` is given a state at step {k} that {what} "
+                                      f"(`{a.format_node()}`)", "pass the membrane the neuron returned "
+                                      "(spk, mem = lif(x, mem)), starting from lif.init_leaky()")
 
 
 def _ancestor_nodes(node: fx.Node) -> list[fx.Node]:

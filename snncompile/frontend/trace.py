@@ -754,6 +754,8 @@ class _Converter:
                 and src0.name in self.env:   # (spikes, state) returned by a neuron module
             if args[1] == 0:
                 return self.env[src0.name]
+            if not n.users:
+                return None   # the state, unused (only the spikes go on)
             raise _contextual(f"`{where}` uses element {args[1]!r} of what neuron `{src0.target}` returns "
                               "(its membrane state) in the computation",
                               "only spikes can pass between layers on a neuromorphic chip; return or record "
@@ -846,23 +848,6 @@ class _Converter:
             raise _unsupported(f"operation over the time/batch axis {dim}", where)
         return axis
 
-    def _check_state_args(self, n: fx.Node) -> None:
-        """A neuron given its state explicitly (snnTorch ``spk, mem = lif(x, mem)``) must get
-        its own previous state, starting from rest; anything else is not what it compiles to."""
-        for a in n.args[1:]:
-            if not isinstance(a, fx.Node):
-                continue
-            if a.op == "get_attr":
-                value = _fetch_attr(self.gm, a.target)
-                if isinstance(value, torch.Tensor) and not bool(torch.any(value != 0)):
-                    continue   # init_leaky(): zeros (or snnTorch's empty placeholder)
-            elif a.op == "call_function" and a.target is operator.getitem and isinstance(a.args[0], fx.Node) \
-                    and a.args[0].op == "call_module" and a.args[0].target == n.target:
-                continue       # the state this neuron returned at the previous step
-            raise _contextual(f"neuron `{n.target}` is given a state that is not its own previous state "
-                              f"(`{a.format_node()}`)", "pass the membrane the neuron returned at the previous "
-                              "step (spk, mem = lif(x, mem)), starting from lif.init_leaky()")
-
     def _check_in_place(self, n: fx.Node, name: str) -> None:
         """An in-place operation changes a tensor other nodes may read later; the traced graph
         follows values, so those reads would see the old value."""
@@ -920,8 +905,6 @@ class _Converter:
                 src = self.ir_input(n.args[0], n.target) if n.args else None
                 if src is None or (len(n.args) != 1 and not is_neuron(m)) or n.kwargs:
                     raise _unsupported("module call with several inputs", n.target)
-                if is_neuron(m):
-                    self._check_state_args(n)
                 shape = self.g.node(src).shape if is_neuron(m) else self.sample_shape(n)
                 self.env[n.name] = self.module(m, n.target, src, shape)
             elif n.op in ("call_function", "call_method"):
@@ -1031,6 +1014,8 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
             layout.steps = steps
         elif convention == "s" and calls and max(len(c) for c in calls.values()) > 1:
             layout = timefold.fold_loop(gm.graph, calls)
+        if layout.convention != "loop":
+            timefold.check_states(calls, looped=False)
         if layout.output is None:
             out = timefold.output_value(gm.graph)
             if isinstance(out, fx.Node):

@@ -397,6 +397,20 @@ def test_snntorch_state_must_be_the_neurons_own():
         trace_model(Reset().eval(), (6,))
 
 
+    class RestartsEveryCall(nn.Module):   # called once per step: in snnTorch each call starts from rest
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.lif = nn.Linear(6, 4), snn.Leaky(beta=0.5, reset_mechanism="zero")
+
+        def forward(self, x):
+            spk, _mem = self.lif(self.fc(x), self.lif.init_leaky())
+            return spk
+
+    with pytest.raises(SnnCompileError, match="given its state by forward\\(\\) at every call") as e:
+        trace_model(RestartsEveryCall().eval(), (6,))
+    assert e.value.exit_code == EXIT_UNSUPPORTED and "init_hidden=True" in e.value.hint
+
+
 class Accumulate(_Base):
     """Zero-tensor accumulator start, x.ndimension(), cat of a chunk: all compile exactly."""
 

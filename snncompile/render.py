@@ -51,7 +51,9 @@ def render(report: Report, console: Console, verbose: bool = False) -> None:
         for p in lw["implementations"]:
             impls[p["impl"]] = impls.get(p["impl"], 0) + 1
         kinds = ", ".join(f"{v} {k}" for k, v in sorted(impls.items()))
-        console.print(f"lowered: {lw['populations']} neuron populations ({lw['or_populations']} OR-pool), "
+        delays = lw.get("delay_lines") or []
+        loops = f", {len(delays)} delay line{'s' if len(delays) > 1 else ''}" if delays else ""
+        console.print(f"lowered: {lw['populations']} neuron populations ({lw['or_populations']} OR-pool){loops}, "
                       f"{lw['projections']} projections ({kinds}), {_n(lw['synapses'])} synapses, "
                       f"latency {lw['latency_steps']} steps, output = {lw['output']}")
     sim = report.simulation

@@ -14,6 +14,7 @@ from snncompile.ir import (
     BatchNorm,
     Concat,
     Conv2d,
+    Delay,
     Input,
     Linear,
     Mask,
@@ -165,6 +166,11 @@ def _adaptive_detail(node: AdaptiveAvgPool2d) -> str:
 @REPORT_ROW.register(Slice)
 def _slice_detail(node: Slice) -> str:
     return f"axis {node.axis} [{node.start}:{node.stop}]"
+
+
+@REPORT_ROW.register(Delay)
+def _delay_detail(node: Delay) -> str:
+    return f"{node.steps} step{'s' if node.steps > 1 else ''} late"
 
 
 @REPORT_ROW.register(BatchNorm)

@@ -137,7 +137,7 @@ def run_source(traced: Traced, graph: IRGraph, x: np.ndarray) -> TorchRun:
     graph, the reference simulator on the graph as imported)."""
     if isinstance(traced.module, IRGraph):
         sim = simulate(traced.module, x)
-        return TorchRun({n: sim.spikes[n] for n in traced.neuron_sources}, sim.output)
+        return TorchRun({src: sim.spikes[n] for n, src in traced.neuron_sources.items()}, sim.output)
     return run_torch(traced.module, x, traced.step_mode, list(traced.neuron_sources.values()),
                      graph.output_time_reduced, output_steps=graph.output_steps)
 

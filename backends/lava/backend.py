@@ -23,7 +23,7 @@ import numpy as np
 
 from snncompile.errors import EXIT_BACKEND, SnnCompileError
 from snncompile.netlist import OUTPUT, Netlist
-from snncompile.netlist.netlist import refuse_dynamics
+from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
 
 
 @dataclass
@@ -61,6 +61,8 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
         record = [n for n, p in plan.populations.items() if p.kind in ("neuron", "or")]
     if emit == "stock":
         refuse_dynamics(plan, "the stock Lava emission (Lava's LIF-style SJNeuron)", "use --emit fused")
+        refuse_delays(plan, "the stock Lava emission (one step of latency per synapse hop, so a loop would "
+                      "run late)", "use --emit fused")
     T, N = x.shape[:2]
     with tempfile.TemporaryDirectory(prefix="snncompile-lava-") as tmp:
         job = Path(tmp)

@@ -57,6 +57,7 @@ def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
     files: dict[str, Path] = {}
     select = "fixed_pt" if fixed else "floating_pt"
     models = {}
+    kernels = {}
     for i, name in enumerate(step_order(plan)):
         k = build_kernel(plan, name)
         if not k.sources:  # driven by its bias alone: still joined to the network Lava runs
@@ -69,10 +70,12 @@ def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
             files[name] = rec
         cls, model = classes(k.graded, len(k.sources), name != OUTPUT, select)
         models[cls] = model
+        kernels[name] = k
         procs[name] = cls(batch=B, size=k.size, steps=T, samples=N,
-                          in_sizes=tuple(procs[s].proc_params["size"] for s in k.sources),
+                          in_sizes=tuple(plan.populations[s].size for s in k.sources),
                           has_out=name != OUTPUT, record=None if rec is None else str(rec),
                           errors=str(workdir / ERRORS), kernel=k, name=name)
+    for name, k in kernels.items():   # after every process exists: a loop's delay reads a later one
         for port, src in enumerate(k.sources):
             procs[src].out.connect(getattr(procs[name], f"in_{port}"))
     cfg = Loihi2SimCfg(select_tag=select, exception_proc_model_map=models)

@@ -18,7 +18,9 @@ Neurons become NIR ``IF``, ``LIF``, ``LI``, ``I``, ``CubaLIF`` or ``CubaLI`` wri
 dt = 1e-4 (τ = dt/q, r = 1 with ``decay_input`` else 1/q, w_in = 1/q_s), firing on
 v > v_th as NIR states; node metadata ``snncompile`` keeps the exact IR neuron so that our
 importer rebuilds it bit for bit. OR neurons (max pooling of spikes) are written with
-threshold ½: x > ½ ⟺ x ≥ 1 for spike counts.
+threshold ½: x > ½ ⟺ x ≥ 1 for spike counts. A delay population (a recurrent loop, a
+NIR Delay) is a NIR ``Delay`` of steps·dt; its drive's projections lead into it as into a
+neuron, so a loop is written as NIR writes one: edges that close a cycle.
 """
 
 from __future__ import annotations
@@ -198,6 +200,8 @@ def _matrix(proj: Projection, rows: np.ndarray | None, cols: np.ndarray | None) 
 def _neuron(name: str, pop: Population, logical: bool) -> Any:
     import nir
 
+    if pop.kind == "delay":   # y(t) = x(t − τ), τ = steps·dt
+        return nir.Delay(delay=np.full(tuple(pop.shape) if logical else (pop.size,), pop.steps * DT))
     p: NeuronParams = pop.params
     if p.v_reset is None:
         by = "" if p.reset_by is None else f" by {float(p.reset_by):g} (snnTorch's 'subtract'/'none' reset)"

@@ -4,7 +4,8 @@ The same compiled topology and weights, one pass on a static input: every neuron
 population becomes ReLU(drive) (drive = its synapses' sum + bias), an OR population (a
 max-pool of spikes) a MaxPool of its source's activations, a spike product the product of
 activations, and the readout the same affine map (or the output population's
-activations). Removed neurons stay removed (output 0).
+activations). Removed neurons stay removed (output 0). A delay population (a recurrent
+loop) sends its initial state, 0: one pass has no earlier step to read.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ def build_ann(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
     b = Builder(dtype)
     em = NetworkEmitter(b, net)
     outputs = []
+    for pop in net.delays:
+        em.kept[pop.name] = em.zeros(pop.size, f"{pop.name}_initial")
     for pop in order(net):
+        if pop.kind == "delay":
+            continue
         if pop.kind == "matmul":
             em.kept[pop.name] = em.product(pop)
         elif pop.kind == "or":

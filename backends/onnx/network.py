@@ -88,14 +88,17 @@ class NetworkEmitter:
             acc = y if acc is None else b.op("Max" if mode == MAX else "Add", [acc, y], f"{dst}_acc")
         hint = "readout_drive" if dst == OUTPUT else f"{dst}_drive"
         if acc is None:  # driven by its bias alone
-            size = len(bias)
-            per_sample = b.op("ReduceSum", [self.kept_input, b.ints([1], f"{hint}_axis")], f"{hint}_any",
-                              keepdims=1)
-            zeros = b.op("Mul", [per_sample, b.scalar(0.0)], f"{hint}_zero")   # [N, 1]
-            acc = b.op("Expand", [zeros, b.ints([1, size], f"{hint}_shape")], f"{hint}_zeros")
+            acc = self.zeros(len(bias), hint)
         if mode == MAX:
             return acc
         return b.op("Add", [acc, b.const(np.asarray(bias, dtype=np.float64), f"{hint}_bias")], hint)
+
+    def zeros(self, size: int, hint: str) -> str:
+        """Zeros [N, size] (N: the input's batch)."""
+        b = self.b
+        per_sample = b.op("ReduceSum", [self.kept_input, b.ints([1], f"{hint}_axis")], f"{hint}_any", keepdims=1)
+        zeros = b.op("Mul", [per_sample, b.scalar(0.0)], f"{hint}_zero")   # [N, 1]
+        return b.op("Expand", [zeros, b.ints([1, size], f"{hint}_shape")], f"{hint}_zeros")
 
     @property
     def kept_input(self) -> str:

@@ -23,6 +23,7 @@ from snncompile.ir import (
     BatchNorm,
     Concat,
     Conv2d,
+    Delay,
     Input,
     Linear,
     Mask,
@@ -214,4 +215,4 @@ def mask(b: Builder, node: Mask, x: str, in_shape, mode: str, where: str) -> str
 
 
 # populations and joins are not links of a chain: backends.onnx.step emits them by kind
-ONNX.register(Input, Output, Neuron, MatMul, Add)(not_applicable("onnx emission"))
+ONNX.register(Input, Output, Neuron, MatMul, Add, Delay)(not_applicable("onnx emission"))

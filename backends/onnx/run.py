@@ -40,7 +40,7 @@ def run_steps(model: onnx.ModelProto, x: np.ndarray,
     sess = session(model)
     dtype = np.float64 if meta["dtype"] == "float64" else np.float32
     T, N = x.shape[:2]
-    state = {p["state"]: np.full((N, p["size"]), p["v_init"], dtype=dtype)
+    state = {p["state"]: np.full((N, p.get("state_size", p["size"])), p["v_init"], dtype=dtype)
              for p in meta["populations"] if "state" in p}
     names = [o.name for o in sess.get_outputs()]
     out: dict[str, list[np.ndarray]] = {n: [] for n in names}

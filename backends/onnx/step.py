@@ -4,7 +4,10 @@ Inputs: ``x`` (the input at step t, [N, *input shape]) and ``<population>.v`` (m
 every neuron or OR population, [N, kept neurons]). Outputs: ``<population>.spikes``
 (0/1, kept neurons), ``<population>.v_next``, ``<product>.values`` for spike products, and
 ``readout`` (the output value at step t, [N, *output shape]). Populations step in depth
-order with no latency between them, as in the reference simulator. The neuron update is
+order with no latency between them, as in the reference simulator. A delay population
+(recurrent loop, NIR Delay) has state ``<population>.line`` ([N, steps·size]: its last
+``steps`` drives, oldest first, start 0): it sends the oldest (``<population>.values``) and
+returns ``<population>.line_next`` with this step's drive appended. The neuron update is
 :func:`snncompile.ir.neuron_math.step`, operation for operation.
 """
 
@@ -68,7 +71,19 @@ def build_step(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
     b = Builder(dtype)
     em = NetworkEmitter(b, net)
     pops, outputs = [], []
+    lines = {}
+    for pop in net.delays:   # they send first: a loop's delay is read before its source steps
+        line = b.add_input(f"{pop.name}.line", (pop.steps * pop.size,))
+        lines[pop.name] = line
+        em.kept[pop.name] = b.op("Slice", [line, b.ints([0], f"{pop.name}_s0"), b.ints([pop.size], f"{pop.name}_e0"),
+                                           b.ints([1], f"{pop.name}_ax")], f"{pop.name}_oldest")
+        outputs.append((em.kept[pop.name], f"{pop.name}.values", pop.size))
+        pops.append({"name": pop.name, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
+                     "steps": pop.steps, "state": f"{pop.name}.line", "state_size": pop.steps * pop.size,
+                     "v_init": 0.0, "values": f"{pop.name}.values", "next_state": f"{pop.name}.line_next"})
     for pop in order(net):
+        if pop.kind == "delay":
+            continue
         if pop.kind == "matmul":
             em.kept[pop.name] = em.product(pop)
             outputs.append((em.kept[pop.name], f"{pop.name}.values", pop.size))
@@ -83,6 +98,12 @@ def build_step(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
                      "state": f"{pop.name}.v", "v_init": pop.params.v_init, "spikes": f"{pop.name}.spikes",
                      "next_state": f"{pop.name}.v_next",
                      "kept": None if pop.index is None else [int(i) for i in pop.index]})
+    for pop in net.delays:   # this step's drive joins the line
+        rest = b.op("Slice", [lines[pop.name], b.ints([pop.size], f"{pop.name}_s1"),
+                              b.ints([pop.steps * pop.size], f"{pop.name}_e1"), b.ints([1], f"{pop.name}_ax1")],
+                    f"{pop.name}_rest")
+        line_next = b.op("Concat", [rest, em.drive(pop.name, pop.bias)], f"{pop.name}_line_next", axis=1)
+        outputs.append((line_next, f"{pop.name}.line_next", pop.steps * pop.size))
     readout = em.readout()
     for value, name, size in outputs:
         b.add_output(value, name, (size,))

@@ -32,6 +32,7 @@ from snncompile.ir import (
     BatchNorm,
     Concat,
     Conv2d,
+    Delay,
     Input,
     IRGraph,
     Linear,
@@ -186,10 +187,11 @@ def _product(graph: IRGraph, name: str, node: MatMul, live: Liveness) -> Product
 
 
 @ENERGY.register(Input, Output, BatchNorm, Pool2d, Reshape, Add, Mask, Transpose, Scale, Reduce, Concat, Slice,
-                 AdaptiveAvgPool2d)
+                 AdaptiveAvgPool2d, Delay)
 def _free(graph: IRGraph, name: str, node, live: Liveness) -> None:
     """Costs nothing of its own: folded into the synapses around it, or a host-side view
-    (an unfused max-pool or an average pool is priced with the layer it feeds)."""
+    (an unfused max-pool or an average pool is priced with the layer it feeds; a delay is
+    the synapses' own latency on a chip, the recurrent layer it feeds is priced as a layer)."""
     return None
 
 

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from snncompile.fixedpoint.neuron_int import IntNeuronParams
 from snncompile.netlist import OUTPUT, FixedPoint, Netlist, Population
-from snncompile.netlist.netlist import refuse_dynamics
+from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
 
 MANTISSA = 254            # largest even 8-bit mixed-sign weight mantissa
 THRESHOLD_TARGET = 1 << 14
@@ -108,6 +108,7 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
     population's ``fixed`` parameters set."""
     refuse_dynamics(plan, "the fixed-point datapath (one 24-bit membrane, spikes only)",
                     "drop --fixed-point: current-based and non-spiking NIR neurons run in float")
+    refuse_delays(plan, "the fixed-point datapath", "drop --fixed-point: recurrent loops and delays run in float")
     q = copy.copy(plan)  # shares the chains' IR nodes: only explicit matrices are new
     q.populations = {n: copy.copy(p) for n, p in plan.populations.items()}
     q.projections = [copy.copy(p) for p in plan.projections]

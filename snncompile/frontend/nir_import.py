@@ -41,7 +41,19 @@ import numpy as np
 
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.ir import IRGraph
-from snncompile.ir.nodes import Add, BatchNorm, Conv2d, Input, Linear, Neuron, Output, Pool2d, Reshape, Scale
+from snncompile.ir.nodes import (
+    Add,
+    BatchNorm,
+    Conv2d,
+    Delay,
+    Input,
+    Linear,
+    Neuron,
+    Output,
+    Pool2d,
+    Reshape,
+    Scale,
+)
 
 META_KEY = "snncompile"   # node metadata written by backends.nir: the exact IR neuron
 UNIT_TOL = 1e-6           # r·dt/τ within this of 1 is 1 (exporters write r = τ/dt, which rounds)
@@ -136,14 +148,6 @@ def import_nir(path: str | Path, *, dt: float | None = None,
                 raise SnnCompileError(f"NIR graph {path}: edge {s} → {d} names unknown node `{end}`",
                                       "the file is inconsistent; re-export it", EXIT_USAGE)
         g.add_edge(s, d)
-    try:
-        cycle = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        cycle = None
-    if cycle:
-        loop = " → ".join([e[0] for e in cycle] + [cycle[0][0]])
-        raise _unsupported(cycle[0][0], f"recurrent edge ({loop}): snncompile compiles feed-forward graphs only",
-                           "unroll the recurrence in the source framework, or export a feed-forward model")
     ins = [n for n, v in nodes.items() if isinstance(v, nir.Input) and g.in_degree(n) == 0]
     outs = [n for n, v in nodes.items() if isinstance(v, nir.Output) and g.out_degree(n) == 0]
     if len(ins) != 1 or len(outs) != 1:
@@ -153,7 +157,11 @@ def import_nir(path: str | Path, *, dt: float | None = None,
     b = _Builder(IRGraph(Path(path).stem), _time_step(nodes, dt, raw))
     b.output = outs[0]
     index = {n: i for i, n in enumerate(nodes)}
-    for name in nx.lexicographical_topological_sort(g, key=index.__getitem__):
+    delays = {n: _delay_steps(b, n, v) for n, v in nodes.items() if isinstance(v, nir.Delay)}
+    delayed = {(s, d) for s, d in g.edges if delays.get(d, 0) > 0} | _loop_delays(g, nodes, ins[0], delays)
+    order_graph = nx.DiGraph(g)
+    order_graph.remove_edges_from(delayed)
+    for name in nx.lexicographical_topological_sort(order_graph, key=index.__getitem__):
         node = nodes[name]
         conv = _CONVERT.get(type(node))
         if conv is None:
@@ -167,13 +175,91 @@ def import_nir(path: str | Path, *, dt: float | None = None,
         preds = sorted(g.predecessors(name), key=index.__getitem__)
         if not preds:
             raise _unsupported(name, "the node has no input", "connect it or remove it")
-        src = b.summed(name, [b.names[p] for p in preds])
-        b.names[name] = conv(b, name, node, src)
+        if delays.get(name, 0) > 0:   # an explicit delay: its inputs are joined once they exist
+            b.names[name] = b.delay(name, _out_shape(b, name, node), delays[name], preds)
+            continue
+        srcs = [b.delay(p, _out_shape(b, p, nodes[p]), 1, [p]) if (p, name) in delayed else b.names[p]
+                for p in preds]
+        b.names[name] = conv(b, name, node, b.summed(name, srcs))
+    b.join_delays()
     graph = b.g
     graph.step_mode = "s"
     graph.meta["source_model"] = str(path)
     graph.meta["nir_dt"] = b.dt
     return Imported(graph, b.dt, b.neurons, {"name": graph.name})
+
+
+def _delay_steps(b: _Builder, name: str, node: Any) -> int:
+    """A NIR Delay's τ as whole steps of dt (one value for the layer)."""
+    tau = _arr(node.delay).ravel()
+    if tau.size == 0:
+        return 0
+    if not np.all(tau == tau[0]):
+        raise _unsupported(name, f"per-neuron delays ({tau.min():g} … {tau.max():g}) are not supported",
+                           "use one delay for the layer (split it into layers with one delay each)")
+    if tau[0] == 0:
+        return 0
+    if b.dt is None:
+        raise SnnCompileError(f"NIR node `{name}`: a delay of {tau[0]:g} needs the time step dt to count steps",
+                              "pass --nir-dt (the step the exporting framework simulated with)", EXIT_USAGE)
+    steps = tau[0] / b.dt
+    if tau[0] < 0 or abs(steps - round(steps)) > UNIT_TOL * max(1.0, steps):
+        raise _unsupported(name, f"delay {tau[0]:g} is {steps:g} steps of dt = {b.dt:g}, not a whole number",
+                           "pass the --nir-dt the delay was written for, or round the delay to whole steps")
+    return int(round(steps))
+
+
+def _out_shape(b: _Builder, name: str, node: Any) -> tuple[int, ...]:
+    """The per-sample output shape of NIR node ``name`` (built, or as the node declares it)."""
+    if name in b.names:
+        return b.shape(b.names[name])
+    declared = getattr(node, "output_type", None) or {}
+    shape = next(iter(declared.values()), None) if isinstance(declared, dict) else None
+    shape = np.asarray(shape if shape is not None else []).ravel()
+    if shape.size == 0 or np.any(shape <= 0):
+        raise _unsupported(name, "its output shape is needed to delay it (it closes a recurrent loop) but "
+                           "the node declares none", "re-export the graph with a current nir (output_type set)")
+    return tuple(int(v) for v in shape)
+
+
+def _loop_delays(g: nx.DiGraph, nodes: dict[str, Any], start: str, delays: dict[str, int]) -> set[tuple[str, str]]:
+    """The edges that carry a recurrent loop's one-step delay (module docstring: "Recurrence")."""
+    import nir
+
+    ff = nx.DiGraph(g)
+    ff.remove_edges_from([(s, d) for s, d in g.edges if delays.get(d, 0) > 0])
+    index = {n: i for i, n in enumerate(nodes)}
+    back: list[tuple[str, str]] = []
+    state: dict[str, int] = {}          # 1 = on the DFS stack, 2 = done
+    for root in [start] + list(nodes):
+        if root in state:
+            continue
+        stack = [(root, iter(sorted(ff.successors(root), key=index.__getitem__)))]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                back.append((node, nxt))
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, iter(sorted(ff.successors(nxt), key=index.__getitem__))))
+    neurons = (nir.IF, nir.LIF, nir.CubaLIF, nir.Threshold, nir.LI, nir.I, nir.CubaLI)
+    placed = set()
+    for u, v in back:
+        # move the delay up to the spikes: through single-input nodes that feed only this loop
+        s, d, seen = u, v, {u}
+        while not isinstance(nodes[s], neurons) and ff.in_degree(s) == 1 and ff.out_degree(s) == 1:
+            (prev,) = ff.predecessors(s)   # on the loop: s is reached from inside it only
+            if prev in seen:
+                break
+            s, d = prev, s
+            seen.add(s)
+        placed.add((s, d) if isinstance(nodes[s], neurons) else (u, v))
+    return placed
 
 
 def _time_step(nodes: dict[str, Any], dt: float | None, raw: Any) -> float | None:
@@ -211,12 +297,30 @@ class _Builder:
         self.names: dict[str, str] = {}      # NIR node → IR node holding its output
         self.neurons: dict[str, str] = {}    # IR neuron → NIR node
         self.output = ""                     # the graph's Output node (inner ones pass through)
+        self.delays: dict[tuple, str] = {}   # (NIR sources, steps) → IR Delay, inputs joined last
 
     def shape(self, ir_name: str) -> tuple[int, ...]:
         return tuple(self.g.node(ir_name).shape)
 
     def add(self, nir_name: str, node: Any, inputs: list[str], suffix: str = "") -> str:
         return self.g.add(self.g.unique_name(nir_name + suffix), node, inputs)
+
+    def delay(self, name: str, shape: tuple[int, ...], steps: int, srcs: list[str]) -> str:
+        """An IR Delay of the sum of NIR nodes ``srcs`` (which may not be built yet)."""
+        key = (tuple(srcs), steps)
+        if key not in self.delays:
+            suffix = "" if len(srcs) > 1 or srcs[0] != name else "_delay"
+            self.delays[key] = self.add(name, Delay(shape, name, steps=steps), [], suffix)
+        return self.delays[key]
+
+    def join_delays(self) -> None:
+        """Connect every Delay to its (now built) sources."""
+        for (srcs, _), ir_name in self.delays.items():
+            src = self.summed(srcs[0], [self.names[s] for s in srcs])
+            if self.shape(src) != self.shape(ir_name):
+                raise _unsupported(srcs[0], f"the delayed output has shape {self.shape(src)}, its node declares "
+                                   f"{self.shape(ir_name)}", "check the exported shapes")
+            self.g.set_inputs(ir_name, [src])
 
     def summed(self, name: str, srcs: list[str]) -> str:
         """NIR sums the inputs of a node: a chain of Add nodes."""
@@ -461,8 +565,7 @@ def _table() -> dict[type, Callable[..., str]]:
         nir.Scale: _scale, nir.Conv2d: _conv2d, nir.Conv1d: _conv1d, nir.Flatten: _flatten,
         nir.SumPool2d: _pool("sum"), nir.AvgPool2d: _pool("avg"), nir.IF: _neuron, nir.LIF: _neuron,
         nir.Threshold: _neuron, nir.LI: _neuron, nir.I: _neuron, nir.CubaLIF: _neuron, nir.CubaLI: _neuron,
-        nir.Delay: _not_yet("axonal delays are not supported: the compiled network has no per-synapse "
-                            "delay (every projection delivers in the same step)", "remove the delay"),
+        nir.Delay: _identity,   # a zero delay; others are built as IR Delays (import_nir)
     }
     for extra in ("Integrator", "Identity"):
         cls = getattr(nir, extra, None)

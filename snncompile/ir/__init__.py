@@ -8,6 +8,7 @@ from snncompile.ir.nodes import (
     BatchNorm,
     Concat,
     Conv2d,
+    Delay,
     Input,
     Linear,
     Mask,
@@ -25,4 +26,4 @@ from snncompile.ir.nodes import (
 
 __all__ = ["IRGraph", "load_ir", "save_ir", "Node", "Input", "Conv2d", "Linear",
            "BatchNorm", "Pool2d", "Reshape", "Add", "Mask", "Neuron", "Output",
-           "Transpose", "Scale", "Reduce", "MatMul", "Concat", "Slice", "AdaptiveAvgPool2d"]
+           "Transpose", "Scale", "Reduce", "MatMul", "Concat", "Slice", "AdaptiveAvgPool2d", "Delay"]

@@ -26,6 +26,7 @@ from snncompile.ir.nodes import (
     BatchNorm,
     Concat,
     Conv2d,
+    Delay,
     Input,
     Linear,
     Mask,
@@ -132,7 +133,7 @@ def _pool(graph: IRGraph, name: str, node: Pool2d, live: Liveness | None) -> Syn
 
 
 @SYNAPSES.register(Input, Output, BatchNorm, Reshape, Add, Mask, Neuron, Transpose, Scale, Reduce, MatMul,
-                   Concat, Slice, AdaptiveAvgPool2d)
+                   Concat, Slice, AdaptiveAvgPool2d, Delay)
 def _none(graph: IRGraph, name: str, node, live: Liveness | None) -> None:
     """Not a synaptic layer."""
     return None

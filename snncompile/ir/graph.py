@@ -9,11 +9,12 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from snncompile.ir.nodes import Input, Node, Output
+from snncompile.ir.nodes import Delay, Input, Node, Output
 
 
 class IRGraph:
-    """A feed-forward spiking network, one time step per evaluation.
+    """A spiking network, one time step per evaluation: feed-forward, or with recurrent
+    loops each closed by a :class:`~snncompile.ir.nodes.Delay` (see :meth:`schedule`).
 
     ``g.nx`` is the underlying ``networkx.DiGraph``; each node has attributes ``node``
     (the IR node) and ``inputs`` (ordered predecessor names). Graph-level facts are typed
@@ -80,10 +81,44 @@ class IRGraph:
     def users(self, name: str) -> list[str]:
         return list(self.nx.successors(name))
 
-    def topo(self) -> list[str]:
-        """Topological order, ties broken by insertion order (stable across runs)."""
+    def schedule(self) -> list[list[str]]:
+        """Evaluation order as groups: a single node, or a recurrent component (nodes joined
+        by a cycle) to be stepped through time together. Groups come in dependency order;
+        inside a component, nodes come in the order that ignores the edges into its Delays
+        (a Delay's output at t is its input at t − steps). Ties follow insertion order.
+        Raises ValueError for a cycle that passes through no Delay (an algebraic loop)."""
         index = {n: i for i, n in enumerate(self.nx.nodes)}
-        return list(nx.lexicographical_topological_sort(self.nx, key=index.__getitem__))
+        if nx.is_directed_acyclic_graph(self.nx):
+            return [[n] for n in nx.lexicographical_topological_sort(self.nx, key=index.__getitem__)]
+        cond = nx.condensation(self.nx)
+        members = {c: cond.nodes[c]["members"] for c in cond}
+        groups = []
+        for c in nx.lexicographical_topological_sort(cond, key=lambda c: min(index[m] for m in members[c])):
+            names = members[c]
+            if len(names) == 1 and not any(self.nx.has_edge(n, n) for n in names):
+                groups.append(list(names))
+                continue
+            sub = nx.DiGraph(self.nx.subgraph(names))
+            sub.remove_edges_from([(u, v) for u, v in list(sub.edges) if isinstance(self.node(v), Delay)])
+            if not nx.is_directed_acyclic_graph(sub):
+                loop = " → ".join(u for u, _ in nx.find_cycle(sub))
+                raise ValueError(f"recurrent loop without a delay: {loop}")
+            groups.append(list(nx.lexicographical_topological_sort(sub, key=index.__getitem__)))
+        return groups
+
+    def recurrent(self) -> bool:
+        """True if the graph has a loop (closed by a Delay)."""
+        return not nx.is_directed_acyclic_graph(self.nx)
+
+    def topo(self) -> list[str]:
+        """Evaluation order (:meth:`schedule` flattened): every node after its inputs, except
+        a Delay on a loop, which comes before the node it delays."""
+        return [n for group in self.schedule() for n in group]
+
+    def delayed_reads(self) -> set[tuple[str, str]]:
+        """Edges (source, Delay) whose source comes later in :meth:`topo`: the loops' back edges."""
+        pos = {n: i for i, n in enumerate(self.topo())}
+        return {(u, v) for u, v in self.nx.edges if isinstance(self.node(v), Delay) and pos[u] >= pos[v]}
 
     def items(self) -> Iterator[tuple[str, Node]]:
         for name in self.topo():
@@ -92,11 +127,16 @@ class IRGraph:
     def items_releasing(self, values: dict[str, Any]) -> Iterator[tuple[str, Node]]:
         """Like :meth:`items`, for a caller that stores each node's value in ``values``:
         once a node is handled, the inputs no later node reads are dropped from ``values``,
-        so an evaluation holds the values of one frontier, not of the whole graph."""
-        left = Counter(s for n in self.nx for s in self.inputs(n))
+        so an evaluation holds the values of one frontier, not of the whole graph. A loop's
+        back edge (:meth:`delayed_reads`) is not a read here: its Delay takes the source's
+        value when the source is produced."""
+        back = self.delayed_reads()
+        left = Counter(s for n in self.nx for s in self.inputs(n) if (s, n) not in back)
         for name in self.topo():
             yield name, self.node(name)
             for s in self.inputs(name):
+                if (s, name) in back:
+                    continue
                 left[s] -= 1
                 if left[s] == 0:
                     values.pop(s, None)

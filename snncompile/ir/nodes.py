@@ -7,7 +7,7 @@ arrays; synapse weights carry an explicit boolean ``mask`` (True = synapse exist
 Each class docstring states the node's semantics as equations. Notation: t = 1..T is the
 time step; x[t] is the input and y[t] the output of one sample (a, b: the two inputs, in
 graph input order); indices are per sample (c, i, j for C, H, W); flattening is C order.
-Θ(z) = 1 if z ≥ 0 else 0, so Θ(0) = 1. Every node but Neuron is stateless: y[t] = f(x[t]),
+Θ(z) = 1 if z ≥ 0 else 0, so Θ(0) = 1. Every node but Neuron and Delay is stateless: y[t] = f(x[t]),
 the same map at every step. Flags: ``synaptic`` = holds static weights, ``spiking`` =
 produces 0/1 spikes. ``snncompile.sim.reference`` is the executable definition.
 """
@@ -458,8 +458,30 @@ class Slice(Node):
     op: ClassVar[str] = "slice"
 
 
+@dataclass(eq=False)
+class Delay(Node):
+    """The input of ``steps`` time steps ago: a delay line (NIR ``Delay``; the one-step
+    delay that closes a recurrent loop).
+
+        y[t] = x[t − steps]   for t > steps,      y[t] = 0   for t ≤ steps      (steps ≥ 1)
+
+    The only node whose output does not depend on its input at the same step: a graph may
+    have cycles, provided each passes through a Delay (the graph's evaluation order ignores
+    the edges into Delays on cycles, :meth:`snncompile.ir.IRGraph.schedule`).
+    Stateful: yes (the last ``steps`` inputs). Synaptic: no. Spiking: no (spikes pass delayed).
+    """
+
+    steps: int = 1
+    op: ClassVar[str] = "delay"
+
+    def __post_init__(self) -> None:
+        self.steps = int(self.steps)
+        if self.steps < 1:
+            raise ValueError(f"Delay needs steps >= 1, got {self.steps}")
+
+
 NODE_TYPES: dict[str, type[Node]] = {
     cls.op: cls for cls in (Input, Conv2d, Linear, BatchNorm, Pool2d, Reshape, Add, Mask, Neuron,
                             Transpose, Scale, Reduce, MatMul, Output, Concat, Slice,
-                            AdaptiveAvgPool2d)
+                            AdaptiveAvgPool2d, Delay)
 }

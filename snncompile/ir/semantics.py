@@ -21,6 +21,7 @@ from snncompile.ir.nodes import (
     BatchNorm,
     Concat,
     Conv2d,
+    Delay,
     Input,
     Linear,
     Mask,
@@ -197,3 +198,16 @@ def _neuron(node: Neuron, ins, steps, mode="affine"):
     if node.alive is not None:  # removed neurons do not exist in the compiled network
         spikes *= torch.as_tensor(node.alive.astype(np.float64))
     return spikes.reshape(-1, *node.shape)
+
+
+@STEP.register(Delay)
+def _delay(node: Delay, ins, steps, mode="affine"):
+    """The input shifted ``node.steps`` later in time (``ins[0]`` is [steps·B, *shape],
+    time-major); zeros first. The structural modes see which element feeds which: the identity."""
+    if mode != "affine":
+        return ins[0]
+    x = ins[0].reshape(steps, -1, *node.shape)
+    y = torch.zeros_like(x)
+    if node.steps < steps:
+        y[node.steps:] = x[: steps - node.steps]
+    return y.reshape(-1, *node.shape)

@@ -5,7 +5,10 @@ never an unrolled matrix, so it runs on ImageNet-size models in the memory of a
 forward pass of one sample.
 
 Populations are the nodes whose outputs are not an affine function of their inputs:
-the input, neurons, max-pools of spikes (OR neurons) and spike products (MatMul).
+the input, neurons, max-pools of spikes (OR neurons), spike products (MatMul) and delays
+(their output is an earlier step's input). A delay is taken to pass every element on (its
+source is needed wherever the delay is), which keeps the sweeps one pass over a graph with
+loops.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from snncompile.ir.nodes import (
     BatchNorm,
     Concat,
     Conv2d,
+    Delay,
     Input,
     Linear,
     Mask,
@@ -46,7 +50,7 @@ PATHS = Registry("path structure")
 PATHS.register(Input, Output, Reshape, Transpose, Mask, Scale, BatchNorm, Concat)(lambda node: "one-to-one")
 PATHS.register(Reduce, Slice)(lambda node: "many-to-one")
 PATHS.register(Conv2d, Linear, AdaptiveAvgPool2d)(lambda node: "general")
-PATHS.register(Add, MatMul, Neuron)(not_applicable("path structure (never inside a chain)"))
+PATHS.register(Add, MatMul, Neuron, Delay)(not_applicable("path structure (never inside a chain)"))
 
 
 @PATHS.register(Pool2d)
@@ -71,20 +75,24 @@ def unique_paths(nodes: list[Node]) -> bool:
 def is_population(graph: IRGraph, name: str) -> bool:
     """True for nodes that become neuron populations (or graded sources) when lowered."""
     node = graph.node(name)
-    return isinstance(node, (Input, Neuron, MatMul)) or (isinstance(node, Pool2d) and node.mode == "max")
+    return isinstance(node, (Input, Neuron, MatMul, Delay)) or (isinstance(node, Pool2d) and node.mode == "max")
 
 
-def spike_valued(graph: IRGraph, name: str) -> bool:
+def spike_valued(graph: IRGraph, name: str, _seen: frozenset = frozenset()) -> bool:
     """True if ``name``'s values are spikes or sums of spikes (known from the graph)."""
     node = graph.node(name)
+    if name in _seen:          # a loop of sums with no neuron on it: not known to be spikes
+        return False
+    seen = _seen | {name}
     if isinstance(node, Neuron):
         return node.emits_spikes   # LI / integrators output their membrane value
-    if isinstance(node, (Reshape, Mask, Transpose, Slice)) or (isinstance(node, Pool2d) and passes_values(node)):
-        return spike_valued(graph, graph.inputs(name)[0])
+    if isinstance(node, (Reshape, Mask, Transpose, Slice, Delay)) or (isinstance(node, Pool2d)
+                                                                     and passes_values(node)):
+        return spike_valued(graph, graph.inputs(name)[0], seen)
     if isinstance(node, (Add, Concat)):
-        return all(spike_valued(graph, s) for s in graph.inputs(name))
+        return all(spike_valued(graph, s, seen) for s in graph.inputs(name))
     if isinstance(node, MatMul) and node.mode == "hadamard":   # AND of spikes
-        return all(binary_spikes(graph, s) for s in graph.inputs(name))
+        return all(binary_spikes(graph, s, seen) for s in graph.inputs(name))
     return False
 
 
@@ -93,17 +101,21 @@ def passes_values(node: Pool2d) -> bool:
     return node.mode == "max" or (node.kernel == (1, 1) and node.padding == (0, 0))
 
 
-def binary_spikes(graph: IRGraph, name: str) -> bool:
+def binary_spikes(graph: IRGraph, name: str, _seen: frozenset = frozenset()) -> bool:
     """True if ``name``'s values are 0/1 spikes (not sums of them): what OR can max-pool."""
     node = graph.node(name)
+    if name in _seen:
+        return False
+    seen = _seen | {name}
     if isinstance(node, Neuron):
         return node.emits_spikes
-    if isinstance(node, (Reshape, Mask, Transpose, Slice)) or (isinstance(node, Pool2d) and passes_values(node)):
-        return binary_spikes(graph, graph.inputs(name)[0])
+    if isinstance(node, (Reshape, Mask, Transpose, Slice, Delay)) or (isinstance(node, Pool2d)
+                                                                     and passes_values(node)):
+        return binary_spikes(graph, graph.inputs(name)[0], seen)
     if isinstance(node, Concat) or (isinstance(node, MatMul) and node.mode == "hadamard"):
-        return all(binary_spikes(graph, s) for s in graph.inputs(name))   # concat / AND of spikes
+        return all(binary_spikes(graph, s, seen) for s in graph.inputs(name))   # concat / AND of spikes
     if isinstance(node, Scale) and (node.factor, node.offset) in ((1.0, 0.0), (-1.0, 1.0)):
-        return binary_spikes(graph, graph.inputs(name)[0])                 # s or NOT s = 1 − s
+        return binary_spikes(graph, graph.inputs(name)[0], seen)              # s or NOT s = 1 − s
     return False
 
 
@@ -164,6 +176,9 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
     with torch.no_grad():
         for name in order:
             node = graph.node(name)
+            if isinstance(node, Delay):   # its source may come later (a loop): every element passes
+                fwd[name] = np.ones(node.shape, dtype=bool)
+                continue
             ins = [_f32(fwd[s]) for s in graph.inputs(name)]
             if is_population(graph, name):
                 if ins:
@@ -178,10 +193,14 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
     def add(src: str, reach: np.ndarray) -> None:
         back[src] = back[src] | reach if src in back else reach
 
+    for name in order:   # before the sweep: a loop's delay comes before its source
+        if isinstance(graph.node(name), Delay):
+            for s in graph.inputs(name):
+                add(s, np.ones(graph.node(s).shape, dtype=bool))
     for name in reversed(order):
         node = graph.node(name)
         srcs = graph.inputs(name)
-        if not srcs:
+        if not srcs or isinstance(node, Delay):
             continue
         if isinstance(node, Output):
             add(srcs[0], np.ones(graph.node(srcs[0]).shape, dtype=bool))

@@ -3,7 +3,9 @@
 Every chain of linear nodes between populations (conv, linear, batch norm, average
 pooling, reshape, transpose, scale, mask, residual add) becomes projections that keep the
 IR nodes themselves (:class:`snncompile.netlist.Chain`), plus a constant bias on the target.
-Max pooling of spikes becomes an OR population; spike products a matmul population.
+Max pooling of spikes becomes an OR population; spike products a matmul population; a
+Delay a delay population (its drive sent ``steps`` steps late: a relay of spikes when the
+drive is one population's spikes), which is how a recurrent loop is closed.
 Synapse counts are exact and closed form where a chain joins each pair of neurons by one
 path at most; any other projection is unrolled alone to count it.
 """
@@ -22,6 +24,7 @@ from snncompile.ir import (
     BatchNorm,
     Concat,
     Conv2d,
+    Delay,
     Input,
     IRGraph,
     Linear,
@@ -96,6 +99,17 @@ class _Lowering:
             self.projs.append(proj)
         return depth
 
+    def feed_delay(self, name: str, value: _Value) -> None:
+        """Connect delay population ``name`` to its drive (once the drive is lowered)."""
+        pop = self.pops[name]
+        pop.bias = value.bias.reshape(-1).numpy().copy()
+        src = value.identity_of()
+        pop.relay = src is not None and not self.pops[src].graded
+        self.connect(name, value)
+        for proj in self.projs:   # sent from the start of every step: depth 0, like the input
+            if proj.dst == name:
+                proj.delay = 0
+
     def population(self, name: str, value: _Value, pop: Population) -> _Value:
         pop.bias = value.bias.reshape(-1).numpy().copy()
         pop.depth = self.connect(name, value)
@@ -156,12 +170,23 @@ def _concat(lw, name, node: Concat, ins):
 
 @LOWER.register(Neuron)
 def _neuron(lw, name, node: Neuron, ins):
-    if ins[0].identity_of() is not None:
+    src = ins[0].identity_of()
+    if src is not None and lw.pops[src].kind != "delay":   # a delayed drive arrives one-to-one
         raise SnnCompileError(f"neuron `{node.source or name}` reads another population directly",
                               "put a synaptic layer (Linear/Conv2d) between neuron layers", EXIT_UNSUPPORTED)
     kind = "or" if node.role == "or" else "neuron"
     return lw.population(name, ins[0], Population(name, node.size, kind, tuple(node.shape),
                                                   params=neuron_params(node)))
+
+
+@LOWER.register(Delay)
+def _delay(lw, name, node: Delay, ins):
+    """A delay population; a loop's Delay gets its drive once its source is lowered (``lower``)."""
+    lw.pops[name] = Population(name, node.size, "delay", tuple(node.shape), bias=np.zeros(node.size), depth=0,
+                               steps=node.steps)
+    if ins:
+        lw.feed_delay(name, ins[0])
+    return lw.source(name, node.shape)
 
 
 @LOWER.register(MatMul)
@@ -226,8 +251,15 @@ def lower(graph: IRGraph, dense: bool | None = None) -> Netlist:
     if dense is None:
         dense = "synapses_pruned" not in graph.facts
     lw = _Lowering(graph, dense)
+    back = graph.delayed_reads()   # a loop's Delay comes before its source
+    waiting: dict[str, list[str]] = {}
+    for src, delay in back:
+        waiting.setdefault(src, []).append(delay)
     for name, node in graph.items_releasing(lw.vals):  # a bias map is as large as its layer
-        lw.vals[name] = LOWER(node)(lw, name, node, [lw.vals[s] for s in graph.inputs(name)])
+        srcs = [s for s in graph.inputs(name) if (s, name) not in back]
+        lw.vals[name] = LOWER(node)(lw, name, node, [lw.vals[s] for s in srcs])
+        for delay in waiting.get(name, []):
+            lw.feed_delay(delay, lw.vals[name])
     if lw.netlist is None:
         raise ValueError("graph has no output node")
     _finish(lw.netlist, graph, dense)

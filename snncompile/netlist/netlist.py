@@ -103,6 +103,7 @@ class Population:
     name: str
     size: int                         # kept neurons
     kind: str                         # "input" | "neuron" | "or" | "matmul" (spike·spike product)
+    #                                   | "delay" (sends its drive of ``steps`` steps ago)
     shape: tuple[int, ...]            # logical shape (removed neurons included)
     params: NeuronParams | None = None
     bias: np.ndarray | None = None    # constant input per step (folded biases), per kept neuron
@@ -111,11 +112,15 @@ class Population:
     operands: list[Operand] = field(default_factory=list)  # matmul: the two factors
     product: str = "matmul"           # "matmul" | "hadamard" for kind "matmul"
     fixed: FixedPoint | None = None   # set by quantization only
+    steps: int = 0                    # "delay": how many steps late its drive is sent
+    relay: bool = False               # "delay": the drive is one population's spikes (sends spikes)
 
     @property
     def graded(self) -> bool:
-        """Sends real values (input, products, a non-spiking neuron's membrane) rather than spikes."""
-        return self.kind in ("input", "matmul") or (self.params is not None and not self.params.spiking)
+        """Sends real values (input, products, a non-spiking neuron's membrane, a delayed
+        real drive) rather than spikes."""
+        return self.kind in ("input", "matmul") or (self.kind == "delay" and not self.relay) or \
+            (self.params is not None and not self.params.spiking)
 
     @property
     def logical_size(self) -> int:
@@ -238,6 +243,11 @@ class Netlist:
     def depth(self) -> int:
         return max([p.depth for p in self.populations.values()] + [self.output_depth])
 
+    @property
+    def delays(self) -> list[Population]:
+        """The delay populations (a recurrent loop has at least one)."""
+        return [p for p in self.populations.values() if p.kind == "delay"]
+
     def into(self, dst: str) -> list[Projection]:
         return [p for p in self.projections if p.dst == dst]
 
@@ -252,6 +262,14 @@ def refuse_dynamics(net: Netlist, where: str, hint: str) -> None:
         p = pop.params
         if p is not None and p.model in NIR_MODELS:
             raise SnnCompileError(f"population `{name}` is a {p.model} neuron (NIR {NIR_MODELS[p.model]}), "
+                                  f"which {where} cannot run", hint, EXIT_UNSUPPORTED)
+
+
+def refuse_delays(net: Netlist, where: str, hint: str) -> None:
+    """A clear error when ``net`` has a delay population (a recurrent loop or a NIR Delay)."""
+    for name, pop in net.populations.items():
+        if pop.kind == "delay":
+            raise SnnCompileError(f"`{name}` is a delay of {pop.steps} step(s) (a recurrent loop or a NIR Delay), "
                                   f"which {where} cannot run", hint, EXIT_UNSUPPORTED)
 
 

@@ -15,6 +15,7 @@ from snncompile.ir import (
     BatchNorm,
     Concat,
     Conv2d,
+    Delay,
     Input,
     Linear,
     Mask,
@@ -177,4 +178,4 @@ def _mask(node: Mask, in_shape, mode="linear"):
 
 
 # populations and joins are not links of a chain
-UNROLL.register(Input, Output, Neuron, MatMul, Add)(not_applicable("unrolling"))
+UNROLL.register(Input, Output, Neuron, MatMul, Add, Delay)(not_applicable("unrolling"))

@@ -5,7 +5,10 @@ projection into it (unrolled to CSR when the kernel is built, one projection at 
 its bias, neuron parameters and membrane state ``[B, size]``. ``step`` takes the current
 outputs of its source populations (kept neurons, ``[B, size]`` each, in ``sources`` order)
 and returns its own. Populations are stepped in depth order with no latency between
-them, so step t of every population sees step t of its sources, as in PyTorch.
+them, so step t of every population sees step t of its sources, as in PyTorch. A delay
+population is split in two: ``emit`` (its drive of ``steps`` ago) at the start of a step,
+before any other population, ``absorb`` (this step's drive) at its end; that is how a
+recurrent loop runs without a population waiting for one that waits for it.
 
 Float kernels sum in float64 in the order of Lava's ``Sparse`` (per target, sources in
 ascending index) and read spikes event-driven: only sources that fired touch their
@@ -94,10 +97,16 @@ class Kernel:
     fixed: bool = False
     output_scale: float = 1.0                   # fixed-point readout: integer → float
     v: np.ndarray | None = None
+    steps: int = 0                              # "delay": steps between absorb and emit
+    relay: bool = False                         # "delay": sends spikes
+    line: np.ndarray | None = None              # "delay": the last ``steps`` drives, a ring
+    head: int = 0
 
     @property
     def graded(self) -> bool:
         """Outputs real values: products, the readout, a non-spiking population's membrane."""
+        if self.kind == "delay":
+            return not self.relay
         return self.kind in ("matmul", READOUT) or (not self.fixed and self.params is not None
                                                     and not self.params.spiking)
 
@@ -110,6 +119,19 @@ class Kernel:
             v0 = self.params.v_reset if self.fixed else self.params.v_init
             v = np.full((batch, self.size), v0, dtype=np.int64 if self.fixed else np.float64)
             self.v = v if self.fixed else neuron_math.initial_state(self.params, v)
+        if self.kind == "delay":
+            self.line = np.zeros((self.steps, batch, self.size), dtype=np.int64 if self.fixed else np.float64)
+            self.head = 0
+
+    def emit(self) -> np.ndarray:
+        """A delay's drive of ``steps`` steps ago (zeros before the first)."""
+        out = self.line[self.head]
+        return out.astype(np.uint8) if self.relay else out.copy()
+
+    def absorb(self, inputs: list[np.ndarray]) -> None:
+        """Store this step's drive of a delay (call after :meth:`emit`, at the end of the step)."""
+        self.line[self.head] = self.drive(inputs)
+        self.head = (self.head + 1) % self.steps
 
     def drive(self, inputs: list[np.ndarray]) -> np.ndarray:
         acc = np.zeros((inputs[0].shape[0] if inputs else 1, self.size),
@@ -119,6 +141,8 @@ class Kernel:
         return acc + self.bias
 
     def step(self, inputs: list[np.ndarray]) -> np.ndarray:
+        if self.kind == "delay":
+            raise RuntimeError("a delay kernel is stepped by emit() and absorb()")
         if self.kind == "matmul":
             a, b = (self._gather(inputs, o) for o in self.operands)
             return (a * b if self.hadamard else np.matmul(a, b)).reshape(a.shape[0], -1)
@@ -164,7 +188,9 @@ def build_kernel(net: Netlist, name: str) -> Kernel:
                    output_scale=net.output_scale if fixed else 1.0)
     else:
         pop = net.populations[name]
-        k = Kernel(name, pop.kind, pop.size, [], fixed=fixed)
+        k = Kernel(name, pop.kind, pop.size, [], fixed=fixed, steps=pop.steps, relay=pop.relay)
+        if pop.kind == "delay":
+            k.bias = np.asarray(pop.qbias if fixed else pop.bias, dtype=np.int64 if fixed else np.float64)
         if pop.kind == "matmul":
             k.hadamard = pop.product == "hadamard"
             for o in pop.operands:
@@ -172,8 +198,9 @@ def build_kernel(net: Netlist, name: str) -> Kernel:
                 k.operands.append(Operand(len(k.sources) - 1, _where(net.populations[o.src], o.idx),
                                           tuple(o.shape), float(o.scale)))
             return k
-        k.params = pop.qparams if fixed else _float_params(pop)
-        k.bias = np.asarray(pop.qbias, dtype=np.int64) if fixed else np.asarray(pop.bias, dtype=np.float64)
+        elif pop.kind != "delay":
+            k.params = pop.qparams if fixed else _float_params(pop)
+            k.bias = np.asarray(pop.qbias, dtype=np.int64) if fixed else np.asarray(pop.bias, dtype=np.float64)
     for proj in net.into(name):
         if proj.nnz == 0:
             continue
@@ -184,8 +211,10 @@ def build_kernel(net: Netlist, name: str) -> Kernel:
 
 
 def step_order(net: Netlist) -> list[str]:
-    """Populations (without the input) in an order where every source comes first, then OUTPUT."""
-    names = [p.name for p in sorted(net.populations.values(), key=lambda p: p.depth) if p.kind != "input"]
+    """Populations (without the input): delays first (they emit before anything else), then
+    the others in an order where every source comes first, then OUTPUT."""
+    pops = sorted(net.populations.values(), key=lambda p: p.depth)
+    names = [p.name for p in pops if p.kind == "delay"] + [p.name for p in pops if p.kind not in ("input", "delay")]
     return names + ([OUTPUT] if net.output_kind == "values" else [])
 
 
@@ -216,7 +245,10 @@ def run_kernels(net: Netlist, x: np.ndarray, record: list[str] | None = None,
         for t in range(T):
             cur = {source: xin[t, lo:hi]}
             for k in kernels:
-                cur[k.name] = k.step([cur[s] for s in k.sources])
+                cur[k.name] = k.emit() if k.kind == "delay" else k.step([cur[s] for s in k.sources])
                 if k.name in out:
                     out[k.name][t, lo:hi] = cur[k.name]
+            for k in kernels:
+                if k.kind == "delay":
+                    k.absorb([cur[s] for s in k.sources])
     return out

@@ -1,9 +1,11 @@
 """Run a float netlist in torch, batched, population by population.
 
-A check of the lowering that needs no Lava: the netlist is feed-forward, so each
-population (in depth order) reads its sources' whole [T, N, ·] outputs through its
-projections' chains (nothing unrolled) and steps through time. Returns the same layout
-as the Lava backend ({population: [T, N, size]}, and OUTPUT values).
+A check of the lowering that needs no Lava: in a feed-forward netlist each population
+(in depth order) reads its sources' whole [T, N, ·] outputs through its projections'
+chains (nothing unrolled) and steps through time. A netlist with delay populations
+(recurrent loops) is stepped one time step at a time instead: delays emit first, the other
+populations follow in order, delays absorb last. Returns the same layout as the Lava
+backend ({population: [T, N, size]}, and OUTPUT values).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def _drive(net: Netlist, dst: str, full: dict[str, torch.Tensor], rows: int, siz
 
 
 def simulate_netlist(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
+    if net.delays:
+        return _stepped(net, x)
     T, N = x.shape[:2]
     full: dict[str, torch.Tensor] = {}  # population → logical outputs [T·N, logical size]
     out: dict[str, np.ndarray] = {}
@@ -49,6 +53,45 @@ def simulate_netlist(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
             y = _drive(net, OUTPUT, full, T * N, int(np.prod(net.output_shape))) + torch.as_tensor(net.output_bias)
             out[OUTPUT] = y.reshape(T, N, -1).numpy()
     return out
+
+
+def _stepped(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
+    """One time step at a time (for netlists with delay populations)."""
+    from snncompile.sim.kernels import step_order
+
+    T, N = x.shape[:2]
+    order = step_order(net)
+    x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(T, N, -1))
+    source = next(p.name for p in net.populations.values() if p.kind == "input")
+    state: dict[str, torch.Tensor] = {}
+    lines = {p.name: [torch.zeros((N, p.size), dtype=torch.float64)] * p.steps for p in net.delays}
+    rec: dict[str, list[torch.Tensor]] = {n: [] for n in order}
+    with torch.no_grad():
+        for t in range(T):
+            full = {source: x[t]}
+            for name in order:
+                if name == OUTPUT:
+                    y = _drive(net, OUTPUT, full, N, int(np.prod(net.output_shape))) + torch.as_tensor(net.output_bias)
+                    rec[name].append(y)
+                    continue
+                p = net.populations[name]
+                if p.kind == "delay":
+                    s = lines[name][t % p.steps]
+                elif p.kind == "matmul":
+                    a, b = (gather(net, o, full).reshape(N, *o.shape) for o in p.operands)
+                    s = (torch.matmul(a, b) if p.product == "matmul" else a * b).reshape(N, -1)
+                else:
+                    drive = _drive(net, name, full, N, p.size) + torch.as_tensor(p.bias)
+                    params = _params(p)
+                    if name not in state:
+                        state[name] = neuron_math.initial_state(
+                            params, torch.full((N, p.size), p.params.v_init, dtype=torch.float64))
+                    s, state[name] = neuron_math.step(state[name], drive, params)
+                rec[name].append(s)
+                full[name] = torch.as_tensor(p.expand(s.numpy()))
+            for p in net.delays:   # this step's drive, sent ``steps`` steps from now
+                lines[p.name][t % p.steps] = _drive(net, p.name, full, N, p.size) + torch.as_tensor(p.bias)
+    return {n: torch.stack(v).numpy() for n, v in rec.items() if n != OUTPUT or net.output_kind == "values"}
 
 
 def _params(p) -> neuron_math.NeuronParams:

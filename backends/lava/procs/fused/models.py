@@ -64,6 +64,12 @@ class _Stepper(_Batched):
         t, lo, hi = self.where()
         if t == 0:
             self.kernel.reset(self.batch)
+        if self.kernel.kind == "delay":   # send first, then take this step's drive: closes loops
+            out = self.kernel.emit()
+            self.record(t, lo, hi, out)
+            self.out.send(out)
+            self.kernel.absorb([getattr(self, f"in_{k}").recv() for k in range(self.n_in)])
+            return
         out = self.kernel.step([getattr(self, f"in_{k}").recv() for k in range(self.n_in)])
         self.record(t, lo, hi, out)
         if self.has_out:

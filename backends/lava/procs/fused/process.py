@@ -9,6 +9,8 @@ neuron parameters and state) and steps a whole batch of samples at once:
   (spikes as uint8, graded values as float64 or int32), ``out`` carries its own;
 - every process receives its inputs, steps, then sends, all in the same Lava time step, so
   step t of a population sees step t of its sources (no hop latency, no delays needed);
+  a delay population sends first (its drive of ``steps`` ago), then receives: a recurrent
+  loop passes through one, so no process waits on one that waits on it;
 - batch b of the input occupies Lava steps ``b·T + 1 … (b+1)·T``; state resets at each
   batch's first step;
 - each process writes what is recorded straight into a memory-mapped file (no per-step

@@ -76,6 +76,7 @@ def load_ir(path: str | Path) -> IRGraph:
     graph.passes = list(attrs.get("passes", graph.meta.get("passes", [])))
     if attrs.get("patch_mask") is not None:
         graph.patch_mask = np.asarray(attrs["patch_mask"], dtype=bool)
+    later: list[tuple[str, list[str]]] = []
     for e in header["nodes"]:
         cls = NODE_TYPES[e["op"]]
         kwargs = dict(e["attrs"])
@@ -84,5 +85,10 @@ def load_ir(path: str | Path) -> IRGraph:
         for k, v in list(kwargs.items()):
             if isinstance(v, list):
                 kwargs[k] = tuple(v)
-        graph.add(e["name"], cls(**kwargs), e["inputs"])
+        ready = all(src in graph.nx for src in e["inputs"])
+        graph.add(e["name"], cls(**kwargs), e["inputs"] if ready else [])
+        if not ready:   # a loop's Delay is stored before its source
+            later.append((e["name"], e["inputs"]))
+    for name, inputs in later:
+        graph.set_inputs(name, inputs)
     return graph

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from snncompile.ir import Delay, Input, IRGraph, Neuron, Output
-from snncompile.ir import neuron_math
+from snncompile.ir import Delay, Input, IRGraph, Neuron, Output, neuron_math
 from snncompile.ir.semantics import STEP, neuron_params
 
 

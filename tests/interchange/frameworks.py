@@ -113,6 +113,59 @@ def make_snntorch_synaptic(path: Path, n_in: int = 16, hidden: int = 32, n_out: 
     return _snntorch_runner(net.double())
 
 
+class _Float64(torch.nn.Module):
+    """snnTorch's spikes stay float32 in a float64 model: its recurrent layer reads them as float64."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.double())
+
+
+def make_snntorch_recurrent(path: Path, kind: str = "rleaky", n_in: int = 16, hidden: int = 32, n_out: int = 10,
+                            seed: int = 0) -> Runner:
+    """Linear → RLeaky (recurrent) → Linear → Leaky. ``kind``: "rleaky" (all-to-all recurrent
+    Linear with bias) or "rleaky-v" (one-to-one recurrent weights V). ``reset_mechanism="zero"``,
+    ``reset_delay=False``, the reset its exporter writes. (``RSynaptic`` with that reset
+    raises a TypeError in snnTorch 1.0.0's own forward, so it has no oracle here.)"""
+    import nir
+    import snntorch as snn
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(seed)
+    common = dict(threshold=torch.ones(hidden), init_hidden=True, reset_mechanism="zero", reset_delay=False)
+    if kind == "rleaky-v":
+        rec = snn.RLeaky(beta=torch.full((hidden,), 0.9), all_to_all=False, V=torch.rand(hidden) - 0.6, **common)
+    else:
+        rec = snn.RLeaky(beta=torch.full((hidden,), 0.9), linear_features=hidden, **common)
+    out = snn.Leaky(beta=torch.full((n_out,), 0.8), threshold=torch.ones(n_out), init_hidden=True,
+                    reset_mechanism="zero", reset_delay=False)
+    net = torch.nn.Sequential(torch.nn.Linear(n_in, hidden), rec, torch.nn.Linear(hidden, n_out), out)
+    with torch.no_grad():
+        net[0].weight.mul_(2.0)
+        if kind != "rleaky-v":
+            rec.recurrent.weight.mul_(2.0)
+    nir.write(path, export_to_nir(net, torch.zeros(1, n_in), ignore_dims=[0]))
+    net = net.double()
+    rec.recurrent = _Float64(rec.recurrent)
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        for m in (rec, out):   # a state of another shape is re-made like the input (float64)
+            for state in ("spk", "mem"):
+                if hasattr(m, state):
+                    setattr(m, state, torch.zeros(0, dtype=torch.float64))
+        spikes: dict[str, list] = {"1": [], "3": []}
+        with torch.no_grad():
+            for xt in torch.as_tensor(x):
+                h = rec(net[0](xt)).double()
+                spikes["1"].append(h.numpy().copy())
+                spikes["3"].append(out(net[2](h)).numpy().copy())
+        return {k: np.stack(v) for k, v in spikes.items()}
+    return run
+
+
 def make_norse_readout(path: Path, n_in: int = 16, hidden: int = 32, n_out: int = 10, dt: float = 1e-3,
                        tau_inv: tuple[float, float] = (100.0, 50.0), seed: int = 0,
                        current_based: bool = False) -> Runner:

@@ -132,18 +132,7 @@ def test_lif_parameters_that_cannot_be_mapped(tmp_path, make, needle, code):
     assert needle in err.value.message and err.value.hint and err.value.exit_code == code
 
 
-def test_recurrent_edge_is_a_clear_error(tmp_path):
-    nodes = {"input": nir.Input(input_type={"input": np.array([2])}),
-             "lif": nir.LIF(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)),
-             "rec": nir.Linear(weight=np.eye(2)), "output": nir.Output(output_type={"output": np.array([2])})}
-    path = _write(tmp_path, nodes, [("input", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "output")])
-    with pytest.raises(SnnCompileError, match="recurrent edge") as err:
-        api.trace(path, nir_dt=1.0)
-    assert err.value.exit_code == EXIT_UNSUPPORTED and "lif" in err.value.message
-
-
 @pytest.mark.parametrize("node", [
-    nir.Delay(delay=np.ones(2)),
     nir.CubaLIF(tau_syn=np.ones(2), tau_mem=np.ones(2), r=np.ones(2), v_leak=np.ones(2), v_threshold=np.ones(2)),
     nir.LI(tau=np.array([1.0, 2.0]), r=np.ones(2), v_leak=np.zeros(2)),
 ])

@@ -108,7 +108,8 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
     population's ``fixed`` parameters set."""
     refuse_dynamics(plan, "the fixed-point datapath (one 24-bit membrane, spikes only)",
                     "drop --fixed-point: current-based and non-spiking NIR neurons run in float")
-    refuse_delays(plan, "the fixed-point datapath", "drop --fixed-point: recurrent loops and delays run in float")
+    refuse_delays(plan, "the fixed-point datapath (a delay of real values, not of spikes)",
+                  "drop --fixed-point: a loop with no neuron on it runs in float", graded_only=True)
     q = copy.copy(plan)  # shares the chains' IR nodes: only explicit matrices are new
     q.populations = {n: copy.copy(p) for n, p in plan.populations.items()}
     q.projections = [copy.copy(p) for p in plan.projections]
@@ -126,6 +127,9 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
             src_scale[name] = math.prod(src_scale[o.src] / o.scale for o in pop.operands)
     for name, pop in sorted(q.populations.items(), key=lambda kv: kv[1].depth):
         if pop.kind in ("input", "matmul"):
+            continue
+        if pop.kind == "delay":   # a relay of spikes: its one-to-one weight-1 synapses stay 0/1 integers
+            _relay(name, pop, q, info)
             continue
         incoming = q.into(name)
         f = _input_factor(pop)
@@ -162,6 +166,17 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
     q.fixed_point = True
     q.input_scale = s_in
     return q, info
+
+
+def _relay(name: str, pop: Population, q: Netlist, info: QuantInfo) -> None:
+    for proj in q.into(name):
+        w = proj.weights.tocsr()
+        if not np.all(w.data == 1.0):   # pragma: no cover - a relay's drive is a population's spikes
+            raise ValueError(f"delay `{name}` relays spikes through weights other than 1")
+        proj.weights = sp.csr_matrix((w.data.astype(np.int64), w.indices, w.indptr), shape=w.shape)
+        proj.weight_exp = 0
+    pop.fixed = FixedPoint(scale=1.0, params=None, bias=np.zeros(pop.size, dtype=np.int64))
+    info.scales[name] = 1.0
 
 
 def _reset_by_int(name: str, pop: Population, th: np.ndarray, s_p: float, info: QuantInfo) -> np.ndarray:

@@ -265,10 +265,11 @@ def refuse_dynamics(net: Netlist, where: str, hint: str) -> None:
                                   f"which {where} cannot run", hint, EXIT_UNSUPPORTED)
 
 
-def refuse_delays(net: Netlist, where: str, hint: str) -> None:
-    """A clear error when ``net`` has a delay population (a recurrent loop or a NIR Delay)."""
+def refuse_delays(net: Netlist, where: str, hint: str, graded_only: bool = False) -> None:
+    """A clear error when ``net`` has a delay population (a recurrent loop or a NIR Delay);
+    ``graded_only``: only one that sends real values."""
     for name, pop in net.populations.items():
-        if pop.kind == "delay":
+        if pop.kind == "delay" and not (graded_only and pop.relay):
             raise SnnCompileError(f"`{name}` is a delay of {pop.steps} step(s) (a recurrent loop or a NIR Delay), "
                                   f"which {where} cannot run", hint, EXIT_UNSUPPORTED)
 

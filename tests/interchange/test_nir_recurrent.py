@@ -211,7 +211,7 @@ def test_delays_that_cannot_be_mapped_name_the_node(tmp_path, delay, dt, needle,
     assert "`late`" in err.value.message and err.value.hint and err.value.exit_code == code
 
 
-def test_stock_lava_and_fixed_point_refuse_delays(tmp_path):
+def test_stock_lava_and_fixed_point_refuse_what_they_cannot_run(tmp_path):
     from backends.lava import run_lava
 
     path, _ = _feedback_graph(tmp_path, np.random.default_rng(1))
@@ -220,7 +220,13 @@ def test_stock_lava_and_fixed_point_refuse_delays(tmp_path):
     with pytest.raises(SnnCompileError, match="delay of 1 step") as err:
         run_lava(net, x, emit="stock")
     assert "--emit fused" in err.value.hint
-    with pytest.raises(SnnCompileError, match="fixed-point datapath") as err:
+    qnet, _ = stages.quantize(net, x, (4,))   # a relay of spikes is integer already
+    (line,) = qnet.delays
+    relay = qnet.into(line.name)[0]
+    assert relay.weight_exp == 0 and set(relay.weights.data) == {1}
+    path, _ = _linear_loop_graph(tmp_path)
+    net = stages.lower(stages.optimize(api.trace(path, nir_dt=DT).graph).graph)
+    with pytest.raises(SnnCompileError, match="a delay of real values") as err:
         stages.quantize(net, x, (4,))
     assert "drop --fixed-point" in err.value.hint
 
@@ -258,6 +264,17 @@ def test_recurrent_graphs_on_lava(tmp_path):
     net = stages.lower(stages.optimize(tr.graph).graph)
     lava = stages.simulate_on("lava", net, x, timeout=300)
     assert agreement(_linear_loop_spikes(p, x), _by_source(tr, lava.spikes, net))[0] == 1.0
+
+    # fixed point: the feedback loop's relay carries integer spikes; Lava equals the integer reference
+    path, _ = _feedback_graph(tmp_path, np.random.default_rng(1))
+    net = stages.lower(stages.optimize(api.trace(path, nir_dt=DT).graph).graph)
+    x = spike_inputs(25, 6, 4, p=0.4, seed=2)
+    qnet, _ = stages.quantize(net, x, (4,))
+    ints = stages.integer_reference(qnet, x)
+    lava = stages.simulate_on("lava", qnet, x, timeout=300)
+    for name in ("lif1", "lif2"):
+        np.testing.assert_array_equal(lava.spikes[name], ints[name])
+    assert ints["lif1"].mean() > 0.05
 
 
 def _conv_loop_graph(tmp_path: Path) -> Path:

@@ -297,8 +297,9 @@ def lowering_summary(net: Netlist) -> dict:
                               "note": "no static synapses: not mappable to Loihi synapses"}
                              for p in pops if p.kind == "matmul"],
         # recurrent loops and NIR Delays: on a chip the synapses' own delay; in Lava a relay process
-        "delay_lines": [{"name": p.name, "steps": p.steps, "sends": "spikes" if p.relay else "values",
-                         "size": p.size} for p in pops if p.kind == "delay"],
+        "delay_lines": [{"name": p.name, "steps": int(np.max(p.steps)), "per_neuron": bool(np.ndim(p.steps)),
+                         "sends": "spikes" if p.relay else "values", "size": p.size}
+                        for p in pops if p.kind == "delay"],
         "neurons": sum(p.size for p in neurons),
         "neurons_removed": sum(p.logical_size - p.size for p in neurons),
         "projections": sum(1 for p in net.projections if p.nnz),

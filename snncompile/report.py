@@ -170,7 +170,9 @@ def _slice_detail(node: Slice) -> str:
 
 @REPORT_ROW.register(Delay)
 def _delay_detail(node: Delay) -> str:
-    return f"{node.steps} step{'s' if node.steps > 1 else ''} late"
+    from snncompile.netlist.netlist import steps_text
+
+    return f"{steps_text(node.steps)} late"
 
 
 @REPORT_ROW.register(BatchNorm)

@@ -201,7 +201,9 @@ def _neuron(name: str, pop: Population, logical: bool) -> Any:
     import nir
 
     if pop.kind == "delay":   # y(t) = x(t − τ), τ = steps·dt
-        return nir.Delay(delay=np.full(tuple(pop.shape) if logical else (pop.size,), pop.steps * DT))
+        shape = tuple(pop.shape) if logical else (pop.size,)
+        return nir.Delay(delay=np.broadcast_to(np.asarray(pop.steps, np.float64) * DT,
+                                               tuple(pop.shape)).reshape(shape).copy())
     p: NeuronParams = pop.params
     if p.v_reset is None:
         by = "" if p.reset_by is None else f" by {float(p.reset_by):g} (snnTorch's 'subtract'/'none' reset)"

@@ -73,14 +73,17 @@ def build_step(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
     pops, outputs = [], []
     lines = {}
     for pop in net.delays:   # they send first: a loop's delay is read before its source steps
-        line = b.add_input(f"{pop.name}.line", (pop.steps * pop.size,))
+        longest = int(np.max(pop.steps))
+        line = b.add_input(f"{pop.name}.line", (longest * pop.size,))
         lines[pop.name] = line
-        em.kept[pop.name] = b.op("Slice", [line, b.ints([0], f"{pop.name}_s0"), b.ints([pop.size], f"{pop.name}_e0"),
-                                           b.ints([1], f"{pop.name}_ax")], f"{pop.name}_oldest")
+        # the drive of step t − k is block longest − k of the line (oldest first)
+        where = (longest - np.broadcast_to(np.asarray(pop.steps), (pop.size,))) * pop.size + np.arange(pop.size)
+        em.kept[pop.name] = b.op("Gather", [line, b.ints(where, f"{pop.name}_due")], f"{pop.name}_oldest", axis=1)
         outputs.append((em.kept[pop.name], f"{pop.name}.values", pop.size))
         pops.append({"name": pop.name, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
-                     "steps": pop.steps, "state": f"{pop.name}.line", "state_size": pop.steps * pop.size,
-                     "v_init": 0.0, "values": f"{pop.name}.values", "next_state": f"{pop.name}.line_next"})
+                     "steps": np.asarray(pop.steps).tolist(), "state": f"{pop.name}.line",
+                     "state_size": longest * pop.size, "v_init": 0.0, "values": f"{pop.name}.values",
+                     "next_state": f"{pop.name}.line_next"})
     for pop in order(net):
         if pop.kind == "delay":
             continue
@@ -99,11 +102,12 @@ def build_step(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
                      "next_state": f"{pop.name}.v_next",
                      "kept": None if pop.index is None else [int(i) for i in pop.index]})
     for pop in net.delays:   # this step's drive joins the line
+        longest = int(np.max(pop.steps))
         rest = b.op("Slice", [lines[pop.name], b.ints([pop.size], f"{pop.name}_s1"),
-                              b.ints([pop.steps * pop.size], f"{pop.name}_e1"), b.ints([1], f"{pop.name}_ax1")],
+                              b.ints([longest * pop.size], f"{pop.name}_e1"), b.ints([1], f"{pop.name}_ax1")],
                     f"{pop.name}_rest")
         line_next = b.op("Concat", [rest, em.drive(pop.name, pop.bias)], f"{pop.name}_line_next", axis=1)
-        outputs.append((line_next, f"{pop.name}.line_next", pop.steps * pop.size))
+        outputs.append((line_next, f"{pop.name}.line_next", longest * pop.size))
     readout = em.readout()
     for value, name, size in outputs:
         b.add_output(value, name, (size,))

@@ -158,7 +158,7 @@ def import_nir(path: str | Path, *, dt: float | None = None,
     b.output = outs[0]
     index = {n: i for i, n in enumerate(nodes)}
     delays = {n: _delay_steps(b, n, v) for n, v in nodes.items() if isinstance(v, nir.Delay)}
-    delayed = {(s, d) for s, d in g.edges if delays.get(d, 0) > 0} | _loop_delays(g, nodes, ins[0], delays)
+    delayed = {(s, d) for s, d in g.edges if _delayed(delays.get(d, 0))} | _loop_delays(g, nodes, ins[0], delays)
     order_graph = nx.DiGraph(g)
     order_graph.remove_edges_from(delayed)
     for name in nx.lexicographical_topological_sort(order_graph, key=index.__getitem__):
@@ -175,7 +175,7 @@ def import_nir(path: str | Path, *, dt: float | None = None,
         preds = sorted(g.predecessors(name), key=index.__getitem__)
         if not preds:
             raise _unsupported(name, "the node has no input", "connect it or remove it")
-        if delays.get(name, 0) > 0:   # an explicit delay: its inputs are joined once they exist
+        if _delayed(delays.get(name, 0)):   # an explicit delay: its inputs are joined once they exist
             b.names[name] = b.delay(name, _out_shape(b, name, node), delays[name], preds)
             continue
         srcs = [b.delay(p, _out_shape(b, p, nodes[p]), 1, [p]) if (p, name) in delayed else b.names[p]
@@ -189,24 +189,32 @@ def import_nir(path: str | Path, *, dt: float | None = None,
     return Imported(graph, b.dt, b.neurons, {"name": graph.name})
 
 
-def _delay_steps(b: _Builder, name: str, node: Any) -> int:
-    """A NIR Delay's τ as whole steps of dt (one value for the layer)."""
-    tau = _arr(node.delay).ravel()
-    if tau.size == 0:
-        return 0
-    if not np.all(tau == tau[0]):
-        raise _unsupported(name, f"per-neuron delays ({tau.min():g} … {tau.max():g}) are not supported",
-                           "use one delay for the layer (split it into layers with one delay each)")
-    if tau[0] == 0:
+def _delay_steps(b: _Builder, name: str, node: Any) -> int | np.ndarray:
+    """A NIR Delay's τ as whole steps of dt: one int, or one per element (all ≥ 1)."""
+    tau = _arr(node.delay)
+    if tau.size == 0 or not np.any(tau):
         return 0
     if b.dt is None:
-        raise SnnCompileError(f"NIR node `{name}`: a delay of {tau[0]:g} needs the time step dt to count steps",
+        raise SnnCompileError(f"NIR node `{name}`: a delay of {tau.max():g} needs the time step dt to count steps",
                               "pass --nir-dt (the step the exporting framework simulated with)", EXIT_USAGE)
-    steps = tau[0] / b.dt
-    if tau[0] < 0 or abs(steps - round(steps)) > UNIT_TOL * max(1.0, steps):
-        raise _unsupported(name, f"delay {tau[0]:g} is {steps:g} steps of dt = {b.dt:g}, not a whole number",
+    steps = tau / b.dt
+    whole = np.round(steps)
+    bad = (tau < 0) | (np.abs(steps - whole) > UNIT_TOL * np.maximum(1.0, steps))
+    if np.any(bad):
+        t = float(tau.ravel()[np.flatnonzero(bad.ravel())[0]])
+        raise _unsupported(name, f"delay {t:g} is {t / b.dt:g} steps of dt = {b.dt:g}, not a whole number",
                            "pass the --nir-dt the delay was written for, or round the delay to whole steps")
-    return int(round(steps))
+    if np.all(whole == whole.ravel()[0]):
+        return int(whole.ravel()[0])
+    if np.min(whole) < 1:
+        raise _unsupported(name, "per-neuron delays of 0 and more steps together: an element of 0 steps "
+                           "passes its input at once, the others later", "give every element at least one "
+                           "step of delay (or split the layer)")
+    return whole.astype(np.int64)
+
+
+def _delayed(steps: int | np.ndarray) -> bool:
+    return bool(np.max(steps) > 0)
 
 
 def _out_shape(b: _Builder, name: str, node: Any) -> tuple[int, ...]:
@@ -227,7 +235,7 @@ def _loop_delays(g: nx.DiGraph, nodes: dict[str, Any], start: str, delays: dict[
     import nir
 
     ff = nx.DiGraph(g)
-    ff.remove_edges_from([(s, d) for s, d in g.edges if delays.get(d, 0) > 0])
+    ff.remove_edges_from([(s, d) for s, d in g.edges if _delayed(delays.get(d, 0))])
     index = {n: i for i, n in enumerate(nodes)}
     back: list[tuple[str, str]] = []
     state: dict[str, int] = {}          # 1 = on the DFS stack, 2 = done
@@ -305,17 +313,22 @@ class _Builder:
     def add(self, nir_name: str, node: Any, inputs: list[str], suffix: str = "") -> str:
         return self.g.add(self.g.unique_name(nir_name + suffix), node, inputs)
 
-    def delay(self, name: str, shape: tuple[int, ...], steps: int, srcs: list[str]) -> str:
+    def delay(self, name: str, shape: tuple[int, ...], steps: int | np.ndarray, srcs: list[str]) -> str:
         """An IR Delay of the sum of NIR nodes ``srcs`` (which may not be built yet)."""
-        key = (tuple(srcs), steps)
+        k = np.asarray(steps)
+        key = (tuple(srcs), k.tobytes(), k.shape)
         if key not in self.delays:
             suffix = "" if len(srcs) > 1 or srcs[0] != name else "_delay"
-            self.delays[key] = self.add(name, Delay(shape, name, steps=steps), [], suffix)
+            if k.ndim and k.size != int(np.prod(shape)):
+                raise _unsupported(name, f"{k.size} delays for {int(np.prod(shape))} elements",
+                                   "the delay array must match the layer's size")
+            node = Delay(shape, name, steps=k.reshape(shape) if k.ndim else int(k))
+            self.delays[key] = self.add(name, node, [], suffix)
         return self.delays[key]
 
     def join_delays(self) -> None:
         """Connect every Delay to its (now built) sources."""
-        for (srcs, _), ir_name in self.delays.items():
+        for (srcs, *_), ir_name in self.delays.items():
             src = self.summed(srcs[0], [self.names[s] for s in srcs])
             if self.shape(src) != self.shape(ir_name):
                 raise _unsupported(srcs[0], f"the delayed output has shape {self.shape(src)}, its node declares "

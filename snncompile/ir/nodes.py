@@ -463,21 +463,37 @@ class Delay(Node):
     """The input of ``steps`` time steps ago: a delay line (NIR ``Delay``; the one-step
     delay that closes a recurrent loop).
 
-        y[t] = x[t − steps]   for t > steps,      y[t] = 0   for t ≤ steps      (steps ≥ 1)
+        y_i[t] = x_i[t − k_i]   for t > k_i,      y_i[t] = 0   for t ≤ k_i      (k_i ≥ 1)
 
-    The only node whose output does not depend on its input at the same step: a graph may
-    have cycles, provided each passes through a Delay (the graph's evaluation order ignores
-    the edges into Delays on cycles, :meth:`snncompile.ir.IRGraph.schedule`).
-    Stateful: yes (the last ``steps`` inputs). Synaptic: no. Spiking: no (spikes pass delayed).
+    ``steps``: k, one int for every element, or an int array of the node's shape (per-neuron
+    delays). The only node whose output does not depend on its input at the same step: a
+    graph may have cycles, provided each passes through a Delay (the graph's evaluation order
+    ignores the edges into Delays on cycles, :meth:`snncompile.ir.IRGraph.schedule`).
+    Stateful: yes (the last max(k) inputs). Synaptic: no. Spiking: no (spikes pass delayed).
     """
 
-    steps: int = 1
+    steps: int | np.ndarray = 1
     op: ClassVar[str] = "delay"
 
     def __post_init__(self) -> None:
-        self.steps = int(self.steps)
-        if self.steps < 1:
-            raise ValueError(f"Delay needs steps >= 1, got {self.steps}")
+        k = np.asarray(self.steps)
+        if k.size > 1 and np.all(k == k.ravel()[0]):
+            k = k.ravel()[0]
+        if k.size == 1:
+            self.steps = int(k.ravel()[0])
+        else:
+            if k.shape != tuple(self.shape):
+                raise ValueError(f"Delay steps have shape {k.shape}, the node {tuple(self.shape)}")
+            if not np.all(k == np.round(k)):
+                raise ValueError("Delay steps must be whole numbers")
+            self.steps = k.astype(np.int64)
+        if np.min(self.steps) < 1:
+            raise ValueError(f"Delay needs steps >= 1, got {np.min(self.steps)}")
+
+    @property
+    def longest(self) -> int:
+        """max k: how many past inputs the delay holds."""
+        return int(np.max(self.steps))
 
 
 NODE_TYPES: dict[str, type[Node]] = {

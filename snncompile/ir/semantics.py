@@ -206,8 +206,26 @@ def _delay(node: Delay, ins, steps, mode="affine"):
     time-major); zeros first. The structural modes see which element feeds which: the identity."""
     if mode != "affine":
         return ins[0]
-    x = ins[0].reshape(steps, -1, *node.shape)
+    x = ins[0].reshape(steps, -1, node.size)
     y = torch.zeros_like(x)
-    if node.steps < steps:
-        y[node.steps:] = x[: steps - node.steps]
+    for k, where in delay_groups(node):
+        if k < steps:
+            y[k:, :, where] = x[: steps - k, :, where]
     return y.reshape(-1, *node.shape)
+
+
+def delay_groups(node: Delay) -> list[tuple[int, torch.Tensor | slice]]:
+    """(k, flat elements delayed by k) for each distinct delay k of ``node``."""
+    if np.ndim(node.steps) == 0:
+        return [(int(node.steps), slice(None))]
+    flat = np.asarray(node.steps).ravel()
+    return [(int(k), torch.as_tensor(np.flatnonzero(flat == k))) for k in np.unique(flat)]
+
+
+def delayed_step(node: Delay, past, t: int, batch: int) -> torch.Tensor:
+    """A Delay's output at step ``t`` from ``past(step)`` ([B, *shape] values of its input)."""
+    y = torch.zeros((batch, node.size), dtype=torch.float64)
+    for k, where in delay_groups(node):
+        if t - k >= 0:
+            y[:, where] = past(t - k).reshape(batch, -1)[:, where]
+    return y.reshape(batch, *node.shape)

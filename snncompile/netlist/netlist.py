@@ -112,7 +112,7 @@ class Population:
     operands: list[Operand] = field(default_factory=list)  # matmul: the two factors
     product: str = "matmul"           # "matmul" | "hadamard" for kind "matmul"
     fixed: FixedPoint | None = None   # set by quantization only
-    steps: int = 0                    # "delay": how many steps late its drive is sent
+    steps: int | np.ndarray = 0       # "delay": how many steps late its drive is sent (or per neuron)
     relay: bool = False               # "delay": the drive is one population's spikes (sends spikes)
 
     @property
@@ -265,12 +265,20 @@ def refuse_dynamics(net: Netlist, where: str, hint: str) -> None:
                                   f"which {where} cannot run", hint, EXIT_UNSUPPORTED)
 
 
+def steps_text(steps: int | np.ndarray) -> str:
+    """'1 step', '3 steps' or '1–4 steps (per neuron)'."""
+    lo, hi = int(np.min(steps)), int(np.max(steps))
+    if np.ndim(steps) and lo != hi:
+        return f"{lo}–{hi} steps (per neuron)"
+    return f"{hi} step{'s' if hi > 1 else ''}"
+
+
 def refuse_delays(net: Netlist, where: str, hint: str, graded_only: bool = False) -> None:
     """A clear error when ``net`` has a delay population (a recurrent loop or a NIR Delay);
     ``graded_only``: only one that sends real values."""
     for name, pop in net.populations.items():
         if pop.kind == "delay" and not (graded_only and pop.relay):
-            raise SnnCompileError(f"`{name}` is a delay of {pop.steps} step(s) (a recurrent loop or a NIR Delay), "
+            raise SnnCompileError(f"`{name}` is a delay of {steps_text(pop.steps)} (a recurrent loop or a NIR Delay), "
                                   f"which {where} cannot run", hint, EXIT_UNSUPPORTED)
 
 

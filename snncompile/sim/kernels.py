@@ -97,7 +97,7 @@ class Kernel:
     fixed: bool = False
     output_scale: float = 1.0                   # fixed-point readout: integer → float
     v: np.ndarray | None = None
-    steps: int = 0                              # "delay": steps between absorb and emit
+    steps: int | np.ndarray = 0                 # "delay": steps between absorb and emit (per neuron: array)
     relay: bool = False                         # "delay": sends spikes
     line: np.ndarray | None = None              # "delay": the last ``steps`` drives, a ring
     head: int = 0
@@ -120,18 +120,20 @@ class Kernel:
             v = np.full((batch, self.size), v0, dtype=np.int64 if self.fixed else np.float64)
             self.v = v if self.fixed else neuron_math.initial_state(self.params, v)
         if self.kind == "delay":
-            self.line = np.zeros((self.steps, batch, self.size), dtype=np.int64 if self.fixed else np.float64)
+            longest = int(np.max(self.steps))
+            self.line = np.zeros((longest, batch, self.size), dtype=np.int64 if self.fixed else np.float64)
             self.head = 0
 
     def emit(self) -> np.ndarray:
         """A delay's drive of ``steps`` steps ago (zeros before the first)."""
-        out = self.line[self.head]
+        slot = (self.head - np.asarray(self.steps)) % len(self.line)
+        out = self.line[slot] if slot.ndim == 0 else self.line[slot, :, np.arange(self.size)].T
         return out.astype(np.uint8) if self.relay else out.copy()
 
     def absorb(self, inputs: list[np.ndarray]) -> None:
         """Store this step's drive of a delay (call after :meth:`emit`, at the end of the step)."""
         self.line[self.head] = self.drive(inputs)
-        self.head = (self.head + 1) % self.steps
+        self.head = (self.head + 1) % len(self.line)
 
     def drive(self, inputs: list[np.ndarray]) -> np.ndarray:
         acc = np.zeros((inputs[0].shape[0] if inputs else 1, self.size),

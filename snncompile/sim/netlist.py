@@ -64,7 +64,7 @@ def _stepped(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
     x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(T, N, -1))
     source = next(p.name for p in net.populations.values() if p.kind == "input")
     state: dict[str, torch.Tensor] = {}
-    lines = {p.name: [torch.zeros((N, p.size), dtype=torch.float64)] * p.steps for p in net.delays}
+    lines = {p.name: torch.zeros((int(np.max(p.steps)), N, p.size), dtype=torch.float64) for p in net.delays}
     rec: dict[str, list[torch.Tensor]] = {n: [] for n in order}
     with torch.no_grad():
         for t in range(T):
@@ -75,8 +75,10 @@ def _stepped(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
                     rec[name].append(y)
                     continue
                 p = net.populations[name]
-                if p.kind == "delay":
-                    s = lines[name][t % p.steps]
+                if p.kind == "delay":   # the drive of step t − k sits in slot (t − k) mod max k
+                    slot = torch.as_tensor((t - np.asarray(p.steps)) % len(lines[name]))
+                    s = lines[name][slot] if slot.dim() == 0 else \
+                        lines[name][slot, :, torch.arange(p.size)].T.contiguous()
                 elif p.kind == "matmul":
                     a, b = (gather(net, o, full).reshape(N, *o.shape) for o in p.operands)
                     s = (torch.matmul(a, b) if p.product == "matmul" else a * b).reshape(N, -1)
@@ -90,7 +92,7 @@ def _stepped(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
                 rec[name].append(s)
                 full[name] = torch.as_tensor(p.expand(s.numpy()))
             for p in net.delays:   # this step's drive, sent ``steps`` steps from now
-                lines[p.name][t % p.steps] = _drive(net, p.name, full, N, p.size) + torch.as_tensor(p.bias)
+                lines[p.name][t % len(lines[p.name])] = _drive(net, p.name, full, N, p.size) + torch.as_tensor(p.bias)
     return {n: torch.stack(v).numpy() for n, v in rec.items() if n != OUTPUT or net.output_kind == "values"}
 
 

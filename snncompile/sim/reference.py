@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from snncompile.ir import Delay, Input, IRGraph, Neuron, Output, neuron_math
-from snncompile.ir.semantics import STEP, neuron_params
+from snncompile.ir.semantics import STEP, delayed_step, neuron_params
 
 
 @dataclass
@@ -75,9 +75,8 @@ def _run_loop(graph: IRGraph, group: list[str], vals: dict[str, torch.Tensor], T
             node = graph.node(name)
             if isinstance(node, Delay):
                 src = graph.inputs(name)[0]
-                back = t - node.steps
                 past = hist[src] if src in inside else outside[src]
-                y = past[back] if back >= 0 else torch.zeros((B, *node.shape), dtype=torch.float64)
+                y = delayed_step(node, past.__getitem__, t, B)
             else:
                 ins = [hist[s][t] if s in inside else outside[s][t] for s in graph.inputs(name)]
                 if isinstance(node, Neuron):

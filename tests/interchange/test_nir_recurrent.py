@@ -140,6 +140,52 @@ def test_explicit_delays_feed_forward_and_in_a_loop(tmp_path):
         assert agreement(want, got)[0] == 1.0, stage
 
 
+def _per_neuron_graph(tmp_path: Path) -> tuple[Path, dict]:
+    """Per-neuron delays of 1–4 steps on a layer's spikes, and of 1–2 steps closing a loop."""
+    rng = np.random.default_rng(11)
+    p = {"w1": rng.normal(0, 1.5, (8, 4)), "w2": rng.normal(0.4, 1.0, (6, 8)), "wr": rng.normal(0, 0.9, (6, 6)),
+         "k1": np.array([1, 2, 3, 4, 1, 2, 3, 4]), "k2": np.array([1, 2, 1, 2, 2, 1])}
+    nodes = {"input": nir.Input(input_type={"input": np.array([4])}), "w1": nir.Linear(weight=p["w1"]),
+             "lif1": _lif(8, 0.25), "d": nir.Delay(delay=p["k1"] * DT), "w2": nir.Linear(weight=p["w2"]),
+             "lif2": _lif(6, 0.1), "dr": nir.Delay(delay=p["k2"] * DT), "wr": nir.Linear(weight=p["wr"]),
+             "output": nir.Output(output_type={"output": np.array([6])})}
+    edges = [("input", "w1"), ("w1", "lif1"), ("lif1", "d"), ("d", "w2"), ("w2", "lif2"), ("lif2", "dr"),
+             ("dr", "wr"), ("wr", "lif2"), ("lif2", "output")]
+    return _write(tmp_path, nodes, edges, "per_neuron.nir"), p
+
+
+def _per_neuron_spikes(p: dict, x: np.ndarray) -> dict[str, np.ndarray]:
+    T, B = x.shape[:2]
+    v1, v2 = np.zeros((B, 8)), np.zeros((B, 6))
+    s1s, s2s = [], []
+
+    def late(history: list, k: np.ndarray, t: int) -> np.ndarray:
+        out = np.zeros((B, len(k)))
+        for i, ki in enumerate(k):
+            if t >= ki:
+                out[:, i] = history[t - ki][:, i]
+        return out
+
+    for t in range(T):
+        s1, v1 = _step(v1, x[t] @ p["w1"].T, 0.25)
+        s1s.append(s1)
+        s2, v2 = _step(v2, late(s1s, p["k1"], t) @ p["w2"].T + late(s2s, p["k2"], t) @ p["wr"].T, 0.1)
+        s2s.append(s2)
+    return {"lif1": np.stack(s1s), "lif2": np.stack(s2s)}
+
+
+def test_per_neuron_delays(tmp_path):
+    path, p = _per_neuron_graph(tmp_path)
+    x = spike_inputs(24, 5, 4, p=0.5, seed=12)
+    want = _per_neuron_spikes(p, x)
+    assert want["lif2"].mean() > 0.05
+    tr = api.trace(path, nir_dt=DT)
+    steps = sorted(tuple(np.ravel(tr.graph.node(n).steps)) for n in tr.graph.of_type(Delay))
+    assert steps == [tuple(p["k2"]), tuple(p["k1"])]
+    for stage, got in _every_stage(tr, x).items():
+        assert agreement(want, got)[0] == 1.0, stage
+
+
 def _linear_loop_graph(tmp_path: Path) -> tuple[Path, dict]:
     """a1 sums the input's projection and a2's (delayed) output; a2 has a bias: a loop of real
     values with no neuron on it, read by a LIF."""
@@ -198,7 +244,7 @@ def test_round_trip_through_our_nir_export(tmp_path):
 
 
 @pytest.mark.parametrize("delay,dt,needle,code", [
-    (np.array([1e-4, 2e-4]), 1e-4, "per-neuron delays", EXIT_UNSUPPORTED),
+    (np.array([0.0, 2e-4]), 1e-4, "per-neuron delays of 0 and more", EXIT_UNSUPPORTED),
     (np.full(2, 1.5e-4), 1e-4, "not a whole number", EXIT_UNSUPPORTED),
     (np.full(2, 1e-4), None, "needs the time step dt", EXIT_USAGE),
 ])
@@ -241,7 +287,8 @@ def test_cli_reports_the_delay_line(tmp_path, capsys):
                  "-o", str(tmp_path / "out")])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and (tmp_path / "out" / "model.nir").is_file()
-    assert out["lowering"]["delay_lines"] == [{"name": "lif2_delay", "steps": 1, "sends": "spikes", "size": 6}]
+    assert out["lowering"]["delay_lines"] == [{"name": "lif2_delay", "steps": 1, "per_neuron": False,
+                                             "sends": "spikes", "size": 6}]
     assert {"name": "lif2_delay", "op": "delay", "detail": "1 step late"}.items() <= \
         next(r for r in out["layers"] if r["name"] == "lif2_delay").items()
 
@@ -264,6 +311,13 @@ def test_recurrent_graphs_on_lava(tmp_path):
     net = stages.lower(stages.optimize(tr.graph).graph)
     lava = stages.simulate_on("lava", net, x, timeout=300)
     assert agreement(_linear_loop_spikes(p, x), _by_source(tr, lava.spikes, net))[0] == 1.0
+
+    path, p = _per_neuron_graph(tmp_path)
+    x = spike_inputs(24, 5, 4, p=0.5, seed=12)
+    tr = api.trace(path, nir_dt=DT)
+    net = stages.lower(stages.optimize(tr.graph).graph)
+    lava = stages.simulate_on("lava", net, x, timeout=300)
+    assert agreement(_per_neuron_spikes(p, x), _by_source(tr, lava.spikes, net))[0] == 1.0
 
     # fixed point: the feedback loop's relay carries integer spikes; Lava equals the integer reference
     path, _ = _feedback_graph(tmp_path, np.random.default_rng(1))

@@ -96,3 +96,22 @@ def test_a_graph_with_a_loop_saves_and_loads(tmp_path):
     assert back.topo() == g.topo() and back.inputs("d") == ["s"]
     x = (np.random.default_rng(2).random((6, 3, 3)) < 0.5).astype(np.float64)
     np.testing.assert_array_equal(simulate(back, x).spikes["s"], simulate(g, x).spikes["s"])
+
+
+def test_per_element_delays_shift_each_element_and_save(tmp_path):
+    from snncompile.ir import load_ir, save_ir
+
+    g = IRGraph("ff")
+    g.add("x", Input((2, 2)))
+    g.add("d", Delay((2, 2), steps=np.array([[1, 2], [3, 1]])), ["x"])
+    g.add("out", Output((2, 2)), ["d"])
+    x = np.random.default_rng(1).random((6, 3, 2, 2))
+    y = simulate(g, x).output
+    for (i, j), k in np.ndenumerate(np.array([[1, 2], [3, 1]])):
+        np.testing.assert_array_equal(y[:k, :, i, j], 0.0)
+        np.testing.assert_array_equal(y[k:, :, i, j], x[: 6 - k, :, i, j])
+    back = load_ir(save_ir(g, tmp_path / "d.ir.npz"))
+    np.testing.assert_array_equal(back.node("d").steps, g.node("d").steps)
+    assert Delay((2,), steps=np.array([3, 3])).steps == 3     # uniform arrays become one int
+    with pytest.raises(ValueError, match="steps >= 1"):
+        Delay((2,), steps=np.array([0, 2]))

@@ -27,6 +27,14 @@ Neurons fire on v > v_th (``strict``). ``dt`` is not stored in NIR: ``--nir-dt``
 τ/r when every LIF has r ≠ 1 (snnTorch's convention), or the ``snncompile`` metadata our
 own export writes (which also keeps the exact floating-point form for a round trip).
 Zero weights of dense NIR arrays are absent synapses (``mask`` False), as in a pruned ticket.
+
+Recurrence. A NIR ``Delay`` of τ is an IR Delay of τ/dt steps (whole numbers; per element
+allowed). Any other cycle gets one step of delay on the spikes of a neuron on it: a
+depth-first walk from the Input (nodes in file order) finds the edge that closes the cycle;
+the delay moves up from there through nodes with one input that feed only the loop (the
+recurrent Linear/Conv) to the neuron, and sits on its output. So snnTorch's ``RLeaky``
+(LIF → w_rec → LIF) reads w_rec·s[t−1] + b, its bias acting from t = 0 as in snnTorch. A loop
+with no neuron on it keeps the delay on the closing edge (a delayed real value).
 """
 
 from __future__ import annotations

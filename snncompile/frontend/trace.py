@@ -22,6 +22,7 @@ from snncompile.ir import (
     BatchNorm,
     Concat,
     Conv2d,
+    Delay,
     Input,
     IRGraph,
     Linear,
@@ -80,8 +81,9 @@ try:  # snnTorch is optional: its neurons are recognised when it is installed
 
     SNNTORCH_NEURON: tuple[type, ...] = (_snntorch.SpikingNeuron,)
     SNNTORCH_LEAKY: tuple[type, ...] = (_snntorch.Leaky,)
+    SNNTORCH_RECURRENT: tuple[type, ...] = (_snntorch.RLeaky,)
 except ImportError:  # pragma: no cover
-    SNNTORCH_NEURON = SNNTORCH_LEAKY = ()
+    SNNTORCH_NEURON = SNNTORCH_LEAKY = SNNTORCH_RECURRENT = ()
 
 
 def is_neuron(m: nn.Module) -> bool:
@@ -108,18 +110,21 @@ def snntorch_leaky(m: nn.Module, path: str, shape: tuple[int, ...]) -> Neuron:
     β·M + I (the new current's contribution too) at the step after a spike (refused; with
     ``reset_delay=False`` the stored membrane is 0 after a spike: a hard reset). A negative θ
     makes snnTorch's reset signal fire on the initial membrane 0 (refused, except for the
-    delayed "zero" and "none", where it changes nothing).
+    delayed "zero" and "none", where it changes nothing). ``RLeaky`` is ``Leaky`` with
+    X[t] + V(S[t−1]) as its input (the recurrent part is built by the converter, through a
+    Delay); its "zero" with ``reset_delay=True`` zeroes the new input too (refused).
     """
     import snntorch
 
     cls = f"{type(m).__module__}.{type(m).__qualname__}"
     synaptic = isinstance(m, snntorch.Synaptic)
-    if not (synaptic or isinstance(m, SNNTORCH_LEAKY)):
+    recurrent = isinstance(m, SNNTORCH_RECURRENT)
+    if not (synaptic or recurrent or isinstance(m, SNNTORCH_LEAKY)):
         raise SnnCompileError(
-            f"neuron `{path}` is a {cls}: snncompile compiles snnTorch's Leaky and Synaptic only",
-            "use snn.Leaky(beta, threshold) or snn.Synaptic(alpha, beta, threshold) with "
-            "reset_mechanism='subtract' (the default), 'zero' or 'none'; Alpha/Lapicque and recurrent "
-            "neurons have dynamics the compiled neuron cannot reproduce exactly", EXIT_UNSUPPORTED)
+            f"neuron `{path}` is a {cls}: snncompile compiles snnTorch's Leaky, RLeaky and Synaptic only",
+            "use snn.Leaky(beta, threshold), snn.RLeaky or snn.Synaptic(alpha, beta, threshold) with "
+            "reset_mechanism='subtract' (the default), 'zero' or 'none'; Alpha/Lapicque and RSynaptic "
+            "have dynamics the compiled neuron cannot reproduce exactly", EXIT_UNSUPPORTED)
     mech = m.reset_mechanism
     delayed = bool(getattr(m, "reset_delay", True))
     beta = torch.as_tensor(m.beta).detach().to(torch.float64).clamp(0, 1)
@@ -130,6 +135,9 @@ def snntorch_leaky(m: nn.Module, path: str, shape: tuple[int, ...]) -> Neuron:
     if synaptic and mech == "zero" and delayed:
         problems.append("reset_mechanism='zero' with reset_delay=True in Synaptic (it zeroes β·M + I, the "
                         "new current's contribution too, at the step after a spike)")
+    if recurrent and mech == "zero" and delayed:
+        problems.append("reset_mechanism='zero' with reset_delay=True in RLeaky (it zeroes β·M + X + V(S), "
+                        "the new input too, at the step after a spike)")
     if mech == "subtract" and not delayed:
         problems.append("reset_mechanism='subtract' with reset_delay=False (a soft reset by θ only while "
                         "the post-reset membrane stays ≤ θ; above it snnTorch needs 2θ to fire next)")
@@ -515,6 +523,8 @@ class _Converter:
         self.neuron_calls[path] = self.neuron_calls.get(path, 0) + 1
         if self.neuron_calls[path] > 1:
             raise _unsupported("neuron module called more than once (it would share state)", path)
+        if isinstance(m, SNNTORCH_RECURRENT):
+            return self.recurrent_neuron(m, path, src, shape)
         if isinstance(m, SNNTORCH_NEURON):
             name = self.add(path, snntorch_leaky(m, path, shape), [src])
             self.neuron_sources[name] = path
@@ -530,6 +540,31 @@ class _Converter:
         else:
             node = Neuron(shape, path, model="if", **common)
         name = self.add(path, node, [src])
+        self.neuron_sources[name] = path
+        return name
+
+    def recurrent_neuron(self, m: nn.Module, path: str, src: str, shape: tuple[int, ...]) -> str:
+        """snnTorch ``RLeaky``: the neuron reads its input plus V(its spikes one step ago), V
+        being its ``recurrent`` module (Linear, Conv2d, or the one-to-one weights V)."""
+        node = snntorch_leaky(m, path, shape)
+        last = self.add(f"{path}.previous", Delay(shape, path), [])
+        rec = m.recurrent
+        if isinstance(rec, (nn.Linear, nn.Conv2d)):
+            fed = self.module(rec, f"{path}.recurrent", last, shape)
+        else:   # RecurrentOneToOne: x · V (a scalar or one weight per neuron)
+            v = _np(rec.V).astype(np.float64)
+            if v.size == 1:
+                fed = self.add(f"{path}.recurrent", Scale(shape, f"{path}.recurrent", factor=float(v.ravel()[0])),
+                               [last])
+            elif len(shape) == 1 and v.size == shape[0]:
+                fed = self.add(f"{path}.recurrent", Linear(shape, f"{path}.recurrent", weight=np.diag(v.ravel()),
+                                                           mask=np.eye(shape[0], dtype=bool)), [last])
+            else:
+                raise _unsupported(f"RLeaky one-to-one weights V of shape {v.shape} on a layer of shape {shape}",
+                                   path)
+        total = self.add(f"{path}.input", Add(shape, path), [src, fed])
+        name = self.add(path, node, [total])
+        self.g.set_inputs(last, [name])
         self.neuron_sources[name] = path
         return name
 
@@ -1137,3 +1172,5 @@ def reset_states(model: nn.Module) -> None:
     for m in model.modules():
         if hasattr(m, "reset") and callable(m.reset) and hasattr(m, "_memories"):
             m.reset()
+        elif isinstance(m, SNNTORCH_NEURON) and callable(getattr(m, "reset_mem", None)):
+            m.reset_mem()   # snnTorch's hidden state (init_hidden=True) would carry over to the next batch

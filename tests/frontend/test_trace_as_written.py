@@ -18,7 +18,7 @@ from torch import nn
 from snncompile.api import compile as compile_model
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.frontend import trace_model
-from snncompile.ir import AdaptiveAvgPool2d, Concat, Neuron, Slice
+from snncompile.ir import AdaptiveAvgPool2d, Concat, Delay, Neuron, Slice
 from snncompile.lower import lower
 from snncompile.sim import run_torch, simulate
 
@@ -278,6 +278,69 @@ def test_snntorch_default_subtract_and_none_resets_compile_exactly(mech):
     ref = simulate(tr.graph, x).spikes
     first.reset_by = None
     assert any((simulate(tr.graph, x).spikes[k] != v).any() for k, v in ref.items())
+
+
+@pytest.mark.parametrize("mech", ["subtract", "zero"])
+def test_snntorch_rleaky_compiles_to_a_loop(mech):
+    """snnTorch's RLeaky (all-to-all Linear, one-to-one V, a 3×3 recurrent conv): the neuron
+    reads V(its spikes one step ago) through a Delay, spike for spike in float64 (default
+    subtract reset; "zero" without the reset delay)."""
+    snn = pytest.importorskip("snntorch")
+    torch.manual_seed(5)
+    kw = dict(init_hidden=True, reset_mechanism=mech, reset_delay=mech != "zero")
+    net = nn.Sequential(nn.Linear(6, 8), snn.RLeaky(beta=0.8, threshold=0.5, linear_features=8, **kw),
+                        nn.Linear(8, 8), snn.RLeaky(beta=0.7, threshold=0.5, all_to_all=False,
+                                                    V=torch.linspace(-0.5, 0.5, 8), **kw),
+                        nn.Linear(8, 3), snn.Leaky(beta=0.9, threshold=0.5, output=True, **kw))
+    with torch.no_grad():
+        net[1].recurrent.weight.mul_(2.0)
+    tr = same_as_torch(net, (6,), T=12, n=8, scale=1.5)
+    assert tr.graph.recurrent() and len(tr.graph.of_type(Delay)) == 2
+    conv = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1),
+                         snn.RLeaky(beta=0.8, threshold=0.5, conv2d_channels=4, kernel_size=3, **kw),
+                         nn.Flatten(), nn.Linear(4 * 5 * 5, 3), snn.Leaky(beta=0.9, output=True, **kw))
+    tr = same_as_torch(conv, (2, 5, 5), T=8, n=6, scale=1.5)
+    x = np.random.default_rng(1).random((8, 6, 2, 5, 5)) * 1.5
+    net_ = lower(tr.graph)
+    from snncompile.sim.kernels import run_kernels
+
+    name = tr.graph.of_type(Neuron)[0]
+    np.testing.assert_array_equal(run_kernels(net_, x)[name], simulate(tr.graph, x).spikes[name].reshape(8, 6, -1))
+
+
+def test_snntorch_rleaky_in_a_time_loop_with_its_state():
+    """The tutorial form: spk, mem = rlif(x, spk, mem) inside forward()'s own time loop."""
+    snn = pytest.importorskip("snntorch")
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(6, 8), nn.Linear(8, 3)
+            self.rlif = snn.RLeaky(beta=0.8, threshold=0.5, linear_features=8)
+            self.lif = snn.Leaky(beta=0.9, threshold=0.5)
+
+        def forward(self, x):
+            spk1, mem1 = self.rlif.init_rleaky()
+            mem2 = self.lif.init_leaky()
+            out = []
+            for _ in range(10):
+                spk1, mem1 = self.rlif(self.fc1(x), spk1, mem1)
+                spk2, mem2 = self.lif(self.fc2(spk1), mem2)
+                out.append(spk2)
+            return torch.stack(out)
+
+    torch.manual_seed(0)
+    tr = same_as_torch(Net(), (6,), n=6, scale=1.5)
+    assert tr.step_mode == "loop" and tr.graph.recurrent()
+
+
+def test_snntorch_rleaky_zero_reset_with_delay_is_named():
+    snn = pytest.importorskip("snntorch")
+    m = nn.Sequential(nn.Linear(6, 4), snn.RLeaky(beta=0.8, linear_features=4, reset_mechanism="zero",
+                                                  init_hidden=True))
+    with pytest.raises(SnnCompileError, match="RLeaky") as e:
+        trace_model(m.eval(), (6,))
+    assert e.value.exit_code == EXIT_UNSUPPORTED and "`1`" in str(e.value)
 
 
 LEGACY_PROJECT = '''

@@ -334,6 +334,19 @@ def test_snntorch_rleaky_in_a_time_loop_with_its_state():
     assert tr.step_mode == "loop" and tr.graph.recurrent()
 
 
+def test_snntorch_hidden_state_does_not_carry_over_between_oracle_batches():
+    snn = pytest.importorskip("snntorch")
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Linear(6, 8), snn.Leaky(beta=0.9, threshold=0.5, init_hidden=True),
+                        nn.Linear(8, 3), snn.Leaky(beta=0.9, threshold=0.5, init_hidden=True, output=True))
+    net = net.double().eval()
+    x = np.random.default_rng(0).random((6, 8, 6)) * 1.5
+    whole = run_torch(net, x, "s", ["1", "3"], batch_size=8)
+    halves = run_torch(net, x, "s", ["1", "3"], batch_size=4)   # two batches of the same size
+    for p in ("1", "3"):
+        np.testing.assert_array_equal(whole.spikes[p], halves.spikes[p])
+
+
 def test_snntorch_rleaky_zero_reset_with_delay_is_named():
     snn = pytest.importorskip("snntorch")
     m = nn.Sequential(nn.Linear(6, 4), snn.RLeaky(beta=0.8, linear_features=4, reset_mechanism="zero",

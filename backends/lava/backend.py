@@ -59,6 +59,8 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
         raise ValueError(f"unknown Lava emission {emit!r}")
     if record is None:
         record = [n for n, p in plan.populations.items() if p.kind in ("neuron", "or")]
+        if plan.output_pop is not None and plan.output_pop not in record:   # e.g. a delay read by the output
+            record.append(plan.output_pop)
     if emit == "stock":
         refuse_dynamics(plan, "the stock Lava emission (Lava's LIF-style SJNeuron)", "use --emit fused")
         refuse_delays(plan, "the stock Lava emission (one step of latency per synapse hop, so a loop would "

@@ -304,20 +304,24 @@ class _Rates:
                 raise SnnCompileError(f"firing rate of neuron layer {name!r} is {value} > 1",
                                       "a neuron fires at most once per step", EXIT_USAGE)
 
-    def value(self, name: str) -> float | None:
-        """Mean value per element per step of node ``name``'s output, if it can be told."""
+    def value(self, name: str, _seen: frozenset = frozenset()) -> float | None:
+        """Mean value per element per step of node ``name``'s output, if it can be told (a
+        delay passes its input's mean rate on)."""
         if name in self.rates:
             return self.rates[name]
+        if name in _seen:   # a loop of sums with no neuron on it
+            return None
+        seen = _seen | {name}
         node = self.graph.node(name)
         if isinstance(node, Neuron):
             return self.rates.get(ANY)
-        if isinstance(node, Reshape):
-            return self.value(self.graph.inputs(name)[0])
+        if isinstance(node, (Reshape, Delay)):
+            return self.value(self.graph.inputs(name)[0], seen)
         if isinstance(node, Mask):  # a static keep-mask passes the kept fraction on average
-            v = self.value(self.graph.inputs(name)[0])
+            v = self.value(self.graph.inputs(name)[0], seen)
             return None if v is None else v * float(np.mean(node.keep))
         if isinstance(node, Add):
-            parts = [self.value(s) for s in self.graph.inputs(name)]
+            parts = [self.value(s, seen) for s in self.graph.inputs(name)]
             return None if any(p is None for p in parts) else float(sum(parts))
         return None
 
@@ -330,12 +334,15 @@ class _Rates:
     def neuron(self, name: str) -> float | None:
         if name in self.rates:
             return self.rates[name]
-        # A synaptic layer reading this neuron directly (through reshapes) tells its rate.
-        frontier = list(self.graph.users(name))
+        # A synaptic layer reading this neuron directly (through reshapes, delays) tells its rate.
+        frontier, seen = list(self.graph.users(name)), set()
         while frontier:
             user = frontier.pop()
+            if user in seen:
+                continue
+            seen.add(user)
             node = self.graph.node(user)
-            if isinstance(node, Reshape):
+            if isinstance(node, (Reshape, Delay)):
                 frontier.extend(self.graph.users(user))
             elif isinstance(node, (Conv2d, Linear)) and user in self.rates:
                 return self.rates[user]

@@ -166,6 +166,7 @@ def import_nir(path: str | Path, *, dt: float | None = None,
     b.output = outs[0]
     index = {n: i for i, n in enumerate(nodes)}
     delays = {n: _delay_steps(b, n, v) for n, v in nodes.items() if isinstance(v, nir.Delay)}
+    _contract_identities(g, nodes, {ins[0], outs[0]}, delays)
     delayed = {(s, d) for s, d in g.edges if _delayed(delays.get(d, 0))} | _loop_delays(g, nodes, ins[0], delays)
     order_graph = nx.DiGraph(g)
     order_graph.remove_edges_from(delayed)
@@ -184,9 +185,9 @@ def import_nir(path: str | Path, *, dt: float | None = None,
         if not preds:
             raise _unsupported(name, "the node has no input", "connect it or remove it")
         if _delayed(delays.get(name, 0)):   # an explicit delay: its inputs are joined once they exist
-            b.names[name] = b.delay(name, _out_shape(b, name, node), delays[name], preds)
+            b.names[name] = b.delay(name, _out_shape(b, g, nodes, name), delays[name], preds)
             continue
-        srcs = [b.delay(p, _out_shape(b, p, nodes[p]), 1, [p]) if (p, name) in delayed else b.names[p]
+        srcs = [b.delay(p, _out_shape(b, g, nodes, p), 1, [p]) if (p, name) in delayed else b.names[p]
                 for p in preds]
         b.names[name] = conv(b, name, node, b.summed(name, srcs))
     b.join_delays()
@@ -225,10 +226,22 @@ def _delayed(steps: int | np.ndarray) -> bool:
     return bool(np.max(steps) > 0)
 
 
-def _out_shape(b: _Builder, name: str, node: Any) -> tuple[int, ...]:
-    """The per-sample output shape of NIR node ``name`` (built, or as the node declares it)."""
+def _out_shape(b: _Builder, g: nx.DiGraph, nodes: dict[str, Any], name: str,
+               _seen: frozenset = frozenset()) -> tuple[int, ...]:
+    """The per-sample output shape of NIR node ``name``: as built; for an elementwise node (a
+    neuron, Scale, Delay) its input's; else as the node declares it."""
+    import nir
+
     if name in b.names:
         return b.shape(b.names[name])
+    node = nodes[name]
+    elementwise = (nir.IF, nir.LIF, nir.CubaLIF, nir.Threshold, nir.LI, nir.I, nir.CubaLI, nir.Scale, nir.Delay)
+    if isinstance(node, elementwise) and name not in _seen:
+        for p in g.predecessors(name):
+            try:
+                return _out_shape(b, g, nodes, p, _seen | {name})
+            except SnnCompileError:
+                continue
     declared = getattr(node, "output_type", None) or {}
     shape = next(iter(declared.values()), None) if isinstance(declared, dict) else None
     shape = np.asarray(shape if shape is not None else []).ravel()
@@ -236,6 +249,29 @@ def _out_shape(b: _Builder, name: str, node: Any) -> tuple[int, ...]:
         raise _unsupported(name, "its output shape is needed to delay it (it closes a recurrent loop) but "
                            "the node declares none", "re-export the graph with a current nir (output_type set)")
     return tuple(int(v) for v in shape)
+
+
+def _contract_identities(g: nx.DiGraph, nodes: dict[str, Any], keep: set[str],
+                         delays: dict[str, int | np.ndarray]) -> None:
+    """Remove pass-through nodes (a nested graph's inner Input/Output, Identity, a zero Delay):
+    their sources feed their users directly, so a loop's delay can reach the neuron behind
+    them. A node whose removal would merge two edges (a sum counted once) stays."""
+    import nir
+
+    passing = tuple(c for c in (nir.Input, nir.Output, getattr(nir, "Identity", None)) if c is not None)
+    for name in list(g.nodes):
+        node = nodes[name]
+        if name in keep or not (isinstance(node, passing) or (isinstance(node, nir.Delay)
+                                                              and not _delayed(delays.get(name, 0)))):
+            continue
+        preds, succs = list(g.predecessors(name)), list(g.successors(name))
+        if name in preds or not preds:
+            continue
+        joined = [(p, s) for p in preds for s in succs]
+        if any(g.has_edge(p, s) for p, s in joined):
+            continue
+        g.remove_node(name)
+        g.add_edges_from(joined)
 
 
 def _loop_delays(g: nx.DiGraph, nodes: dict[str, Any], start: str, delays: dict[str, int]) -> set[tuple[str, str]]:
@@ -247,7 +283,7 @@ def _loop_delays(g: nx.DiGraph, nodes: dict[str, Any], start: str, delays: dict[
     index = {n: i for i, n in enumerate(nodes)}
     back: list[tuple[str, str]] = []
     state: dict[str, int] = {}          # 1 = on the DFS stack, 2 = done
-    for root in [start] + list(nodes):
+    for root in [start] + [n for n in nodes if n in ff]:
         if root in state:
             continue
         stack = [(root, iter(sorted(ff.successors(root), key=index.__getitem__)))]

@@ -71,6 +71,7 @@ class _Lowering:
         self.pops: dict[str, Population] = {}
         self.projs: list[Projection] = []
         self.vals: dict[str, _Value] = {}
+        self.relays: dict[str, str | None] = {}   # delay → the population its drive is exactly
         self.netlist: Netlist | None = None
 
     def source(self, name: str, shape) -> _Value:
@@ -103,12 +104,22 @@ class _Lowering:
         """Connect delay population ``name`` to its drive (once the drive is lowered)."""
         pop = self.pops[name]
         pop.bias = value.bias.reshape(-1).numpy().copy()
-        src = value.identity_of()
-        pop.relay = src is not None and not self.pops[src].graded
+        self.relays[name] = value.identity_of()   # decided once every delay is fed (resolve_relays)
         self.connect(name, value)
         for proj in self.projs:   # sent from the start of every step: depth 0, like the input
             if proj.dst == name:
                 proj.delay = 0
+
+    def resolve_relays(self) -> None:
+        """A delay relays spikes when its drive is exactly a spiking population's output, or
+        another delay's that relays spikes (a chain of delays in a loop may be fed in any order)."""
+        changed = True
+        while changed:
+            changed = False
+            for name, src in self.relays.items():
+                relay = src is not None and not self.pops[src].graded
+                if relay != self.pops[name].relay:
+                    self.pops[name].relay, changed = relay, True
 
     def population(self, name: str, value: _Value, pop: Population) -> _Value:
         pop.bias = value.bias.reshape(-1).numpy().copy()
@@ -260,8 +271,11 @@ def lower(graph: IRGraph, dense: bool | None = None) -> Netlist:
         lw.vals[name] = LOWER(node)(lw, name, node, [lw.vals[s] for s in srcs])
         for delay in waiting.get(name, []):
             lw.feed_delay(delay, lw.vals[name])
+    lw.resolve_relays()
     if lw.netlist is None:
         raise ValueError("graph has no output node")
+    if lw.netlist.output_pop is not None:   # read straight from a population: a relay's kind is known now
+        lw.netlist.output_kind = "membrane" if lw.pops[lw.netlist.output_pop].graded else "spikes"
     _finish(lw.netlist, graph, dense)
     return lw.netlist
 

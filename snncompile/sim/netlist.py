@@ -77,8 +77,8 @@ def _stepped(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
                 p = net.populations[name]
                 if p.kind == "delay":   # the drive of step t − k sits in slot (t − k) mod max k
                     slot = torch.as_tensor((t - np.asarray(p.steps)) % len(lines[name]))
-                    s = lines[name][slot] if slot.dim() == 0 else \
-                        lines[name][slot, :, torch.arange(p.size)].T.contiguous()
+                    s = lines[name][slot].clone() if slot.dim() == 0 else \
+                        lines[name][slot, :, torch.arange(p.size)].T.contiguous()   # not a view: the slot is rewritten
                 elif p.kind == "matmul":
                     a, b = (gather(net, o, full).reshape(N, *o.shape) for o in p.operands)
                     s = (torch.matmul(a, b) if p.product == "matmul" else a * b).reshape(N, -1)

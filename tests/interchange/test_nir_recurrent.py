@@ -13,7 +13,7 @@ from interchange.frameworks import agreement, make_snntorch_recurrent, spike_inp
 
 from snncompile import api, stages
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
-from snncompile.ir import Delay
+from snncompile.ir import Delay, Neuron
 from snncompile.sim.kernels import run_kernels
 from snncompile.sim.netlist import simulate_netlist
 
@@ -319,6 +319,14 @@ def test_recurrent_graphs_on_lava(tmp_path):
     lava = stages.simulate_on("lava", net, x, timeout=300)
     assert agreement(_per_neuron_spikes(p, x), _by_source(tr, lava.spikes, net))[0] == 1.0
 
+    path, p = _chain_graph(tmp_path)   # delays in a row; the output is read from a delay
+    x = spike_inputs(20, 5, 4, p=0.5, seed=14)
+    net = stages.lower(stages.optimize(api.trace(path, nir_dt=DT).graph).graph)
+    lava = stages.simulate_on("lava", net, x, timeout=300)
+    want = _chain_spikes(p, x)
+    np.testing.assert_array_equal(lava.spikes["lif"], want)
+    np.testing.assert_array_equal(lava.spikes[net.output_pop], np.concatenate([np.zeros_like(want[:1]), want[:-1]]))
+
     # fixed point: the feedback loop's relay carries integer spikes; Lava equals the integer reference
     path, _ = _feedback_graph(tmp_path, np.random.default_rng(1))
     net = stages.lower(stages.optimize(api.trace(path, nir_dt=DT).graph).graph)
@@ -377,3 +385,92 @@ def test_recurrent_conv_at_cifar_size_on_lava(tmp_path):
     for name in ("lif", "out"):
         got = net.populations[name].expand(lava.spikes[name])
         np.testing.assert_array_equal(got, ref[name].reshape(got.shape))
+
+
+def _chain_graph(tmp_path: Path) -> tuple[Path, dict]:
+    """A loop through two delays in a row (2 then 1 step), and the output read from a delay."""
+    rng = np.random.default_rng(13)
+    p = {"w1": rng.normal(0.3, 1.2, (8, 4)), "wr": rng.normal(0, 0.8, (8, 8))}
+    nodes = {"input": nir.Input(input_type={"input": np.array([4])}), "w1": nir.Linear(weight=p["w1"]),
+             "lif": _lif(8, 0.2), "d1": nir.Delay(delay=np.full(8, 2 * DT)), "d2": nir.Delay(delay=np.full(8, DT)),
+             "wr": nir.Linear(weight=p["wr"]), "late": nir.Delay(delay=np.full(8, DT)),
+             "output": nir.Output(output_type={"output": np.array([8])})}
+    edges = [("input", "w1"), ("w1", "lif"), ("lif", "d1"), ("d1", "d2"), ("d2", "wr"), ("wr", "lif"),
+             ("lif", "late"), ("late", "output")]
+    return _write(tmp_path, nodes, edges, "chain.nir"), p
+
+
+def _chain_spikes(p: dict, x: np.ndarray) -> np.ndarray:
+    T, B = x.shape[:2]
+    v, spikes = np.zeros((B, 8)), []
+    for t in range(T):
+        back = spikes[t - 3] if t >= 3 else np.zeros((B, 8))
+        s, v = _step(v, x[t] @ p["w1"].T + back @ p["wr"].T, 0.2)
+        spikes.append(s)
+    return np.stack(spikes)
+
+
+def test_delays_in_a_row_and_an_output_read_through_a_delay(tmp_path):
+    path, p = _chain_graph(tmp_path)
+    x = spike_inputs(20, 5, 4, p=0.5, seed=14)
+    want = _chain_spikes(p, x)
+    assert want.mean() > 0.05
+    tr = api.trace(path, nir_dt=DT)
+    net = stages.lower(stages.optimize(tr.graph).graph)
+    assert all(d.relay for d in net.delays) and net.output_kind == "spikes"   # delays of delays relay spikes
+    late = np.concatenate([np.zeros_like(want[:1]), want[:-1]])
+    for stage, got in _every_stage(tr, x).items():
+        assert agreement({"lif": want}, got)[0] == 1.0, stage
+    np.testing.assert_array_equal(simulate_netlist(net, x)[net.output_pop], late.reshape(20, 5, -1))
+    stages.quantize(net, x, (4,))   # every delay relays spikes: fixed point accepts them
+
+
+def test_a_neuron_inside_a_nested_graph_gets_the_same_loop(tmp_path):
+    """A LIF wrapped in a sub-graph whose Output feeds both the recurrent Affine and the next
+    layer: the loop's delay still sits on the LIF's spikes (the bias acts from t = 0)."""
+    rng = np.random.default_rng(15)
+    w1, wr, w2 = rng.normal(0.2, 1.0, (8, 4)), rng.normal(0, 0.5, (8, 8)), rng.normal(0.3, 1.0, (3, 8))
+    cell = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([8])}), "lif": _lif(8, 0.2),
+                               "output": nir.Output(output_type={"output": np.array([8])})},
+                        edges=[("input", "lif"), ("lif", "output")], type_check=False)
+    common = {"input": nir.Input(input_type={"input": np.array([4])}), "w1": nir.Linear(weight=w1),
+              "rec": nir.Affine(weight=wr, bias=np.full(8, 0.6)), "w2": nir.Linear(weight=w2), "out": _lif(3, 0.3),
+              "output": nir.Output(output_type={"output": np.array([3])})}
+    nested = _write(tmp_path, {**common, "cell": cell},
+                    [("input", "w1"), ("w1", "cell"), ("cell", "rec"), ("rec", "cell"), ("cell", "w2"),
+                     ("w2", "out"), ("out", "output")], "nested.nir")
+    flat = _write(tmp_path, {**common, "lif": _lif(8, 0.2)},
+                  [("input", "w1"), ("w1", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "w2"), ("w2", "out"),
+                   ("out", "output")], "flat.nir")
+    x = spike_inputs(15, 4, 4, p=0.4, seed=16)
+    a, b = api.trace(nested, nir_dt=DT), api.trace(flat, nir_dt=DT)
+    (d,) = a.graph.of_type(Delay)
+    assert isinstance(a.graph.node(a.graph.inputs(d)[0]), Neuron)   # on the spikes, before the bias
+    sa, sb = stages.reference(a.graph, x).spikes, stages.reference(b.graph, x).spikes
+    assert {a.neuron_sources[k].split(".")[-1]: v.sum() for k, v in sa.items()} == \
+        {b.neuron_sources[k]: v.sum() for k, v in sb.items()}
+    np.testing.assert_array_equal(sa[next(k for k in sa if k.endswith("lif"))], sb["lif"])
+
+
+def test_layer_wide_parameters_in_a_loop_take_the_layer_shape(tmp_path):
+    tau = np.full(1, DT / 0.2)   # one value for the layer, shape (1,)
+    lif = nir.LIF(tau=tau, r=tau / DT, v_leak=np.zeros(1), v_threshold=np.ones(1), v_reset=np.zeros(1))
+    nodes = {"input": nir.Input(input_type={"input": np.array([4])}), "w1": nir.Linear(weight=np.ones((8, 4))),
+             "lif": lif, "rec": nir.Linear(weight=np.eye(8)), "output": nir.Output(output_type={"output": np.array([8])})}
+    path = _write(tmp_path, nodes, [("input", "w1"), ("w1", "lif"), ("lif", "rec"), ("rec", "lif"),
+                                    ("lif", "output")])
+    tr = api.trace(path, nir_dt=DT)
+    (d,) = tr.graph.of_type(Delay)
+    assert tr.graph.node(d).shape == (8,) == tr.graph.node("lif").shape
+
+
+def test_firing_rates_pass_through_a_delay(tmp_path):
+    from snncompile.energy.counts import analytic_counts, static_counts
+
+    path, _ = _feedback_graph(tmp_path, np.random.default_rng(1))
+    graph = stages.optimize(api.trace(path, nir_dt=DT).graph).graph
+    rows = static_counts(graph)
+    analytic_counts(graph, rows, {"lif2": 0.5, "*": 0.01}, steps=10)
+    rate = {r.name: r.firing_rate_in for r in rows}
+    assert rate["wfb"] == 0.5   # wfb reads lif2 through its delay
+    assert rate["w2"] == 0.01

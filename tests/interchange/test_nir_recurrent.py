@@ -305,19 +305,13 @@ def test_recurrent_graphs_on_lava(tmp_path):
     got = {k.split(".")[0]: v for k, v in _by_source(tr, lava.spikes, net).items()}
     assert agreement(run(x), got) == (1.0, 6720)
 
-    path, p = _linear_loop_graph(tmp_path)
-    x = spike_inputs(20, 6, 4, p=0.4, seed=6)
-    tr = api.trace(path, nir_dt=DT)
-    net = stages.lower(stages.optimize(tr.graph).graph)
-    lava = stages.simulate_on("lava", net, x, timeout=300)
-    assert agreement(_linear_loop_spikes(p, x), _by_source(tr, lava.spikes, net))[0] == 1.0
-
-    path, p = _per_neuron_graph(tmp_path)
-    x = spike_inputs(24, 5, 4, p=0.5, seed=12)
-    tr = api.trace(path, nir_dt=DT)
-    net = stages.lower(stages.optimize(tr.graph).graph)
-    lava = stages.simulate_on("lava", net, x, timeout=300)
-    assert agreement(_per_neuron_spikes(p, x), _by_source(tr, lava.spikes, net))[0] == 1.0
+    for build, spikes, x in ((_linear_loop_graph, _linear_loop_spikes, spike_inputs(20, 6, 4, p=0.4, seed=6)),
+                             (_per_neuron_graph, _per_neuron_spikes, spike_inputs(24, 5, 4, p=0.5, seed=12))):
+        path, p = build(tmp_path)
+        tr = api.trace(path, nir_dt=DT)
+        net = stages.lower(stages.optimize(tr.graph).graph)
+        lava = stages.simulate_on("lava", net, x, timeout=300)
+        assert agreement(spikes(p, x), _by_source(tr, lava.spikes, net))[0] == 1.0, build.__name__
 
     path, p = _chain_graph(tmp_path)   # delays in a row; the output is read from a delay
     x = spike_inputs(20, 5, 4, p=0.5, seed=14)

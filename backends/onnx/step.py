@@ -51,7 +51,9 @@ def neuron_step(b: Builder, v: str, x: str, p: NeuronParams, hint: str, threshol
     fired = b.op("Greater" if strict else "GreaterOrEqual", [h, threshold], f"{hint}_fired")
     s = b.op("Cast", [fired], f"{hint}_s", to=b.onnx_dtype)
     if p.v_reset is None:   # soft: h - s * reset_by (th when None)
-        by = threshold if getattr(p, "reset_by", None) is None else b.scalar(float(p.reset_by))
+        rho = getattr(p, "reset_by", None)
+        by = threshold if rho is None else b.scalar(float(rho)) if np.ndim(rho) == 0 else \
+            b.const(np.asarray(rho, dtype=np.float64).reshape(-1), f"{hint}_reset_by")
         v_next = b.op("Sub", [h, b.op("Mul", [s, by], f"{hint}_sth")], f"{hint}_vn")
     else:                   # hard: s * vr + (1 - s) * h
         keep = b.op("Mul", [b.op("Sub", [b.scalar(1.0), s], f"{hint}_ns"), h], f"{hint}_kh")

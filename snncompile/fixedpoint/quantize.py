@@ -185,12 +185,15 @@ def _reset_by_int(name: str, pop: Population, th: np.ndarray, s_p: float, info: 
     rho = pop.params.reset_by
     if rho is None:
         return np.round(th * s_p).astype(np.int64)
-    exact = float(rho) * s_p
-    q = int(round(exact))
-    if q != exact:
-        info.notes.append(f"{name}: soft-reset amount {float(rho):.6g} is {exact:.6g} at scale {s_p:.6g}, "
-                          f"rounded to {q} (relative error {abs(q - exact) / abs(exact):.2e})")
-    return np.full(th.shape, q, dtype=np.int64)
+    exact = np.broadcast_to(np.asarray(rho, dtype=np.float64).reshape(-1), th.shape) * s_p
+    q = np.round(exact).astype(np.int64)
+    off = q != exact
+    if off.any():
+        i = int(np.argmax(np.abs(q - exact) / np.maximum(np.abs(exact), 1e-300)))
+        what = f"{float(exact[i] / s_p):.6g}" if np.ndim(rho) == 0 else f"of {int(off.sum())} neurons (worst {float(exact[i] / s_p):.6g})"
+        info.notes.append(f"{name}: soft-reset amount {what} is {exact[i]:.6g} at scale {s_p:.6g}, "
+                          f"rounded to {q[i]} (relative error {abs(q[i] - exact[i]) / abs(exact[i]):.2e})")
+    return q
 
 
 def _quantize_projection(proj, factor: float, info: QuantInfo) -> None:

@@ -147,9 +147,6 @@ def snntorch_leaky(m: nn.Module, path: str, shape: tuple[int, ...]) -> Neuron:
     if (mech == "subtract" or (mech == "zero" and not delayed)) and bool(torch.any(th < 0)):
         problems.append(f"a negative threshold with reset_mechanism={mech!r} (snnTorch's reset signal "
                         "fires on the initial membrane 0, before any spike)")
-    if mech == "subtract" and th.numel() > 1 and not torch.all(beta >= 1):
-        problems.append("a per-neuron threshold with reset_mechanism='subtract' (the reset θ/β would be "
-                        "per neuron)")
     if getattr(m, "inhibition", False):
         problems.append("inhibition=True")
     if getattr(m, "state_quant", False):
@@ -173,8 +170,8 @@ def snntorch_leaky(m: nn.Module, path: str, shape: tuple[int, ...]) -> Neuron:
         reset: dict = dict(v_reset=0.0)
     elif mech == "none":
         reset = dict(v_reset=None, reset_by=0.0)
-    else:   # β·ρ = θ; β = 1 with per-neuron θ: ρ = V_th (None)
-        reset = dict(v_reset=None, reset_by=v_th / b if isinstance(v_th, float) else None)
+    else:   # β·ρ = θ (per neuron with a per-neuron θ)
+        reset = dict(v_reset=None, reset_by=v_th / b)
     if synaptic:
         return Neuron(shape, path, model="cubalif", decay=1.0 - b, syn_decay=1.0 - float(alpha.flatten()[0]),
                       decay_input=False, v_threshold=v_th, strict=True, **reset)

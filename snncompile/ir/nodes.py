@@ -265,7 +265,7 @@ class Neuron(Node):
     role: str = ""                           # "or": max-pool of spikes lowered to OR neurons
     strict: bool = False                     # fire on H > V_th (NIR's convention) instead of H ≥ V_th
     syn_decay: float | None = None           # cubalif, cubali: q_s of the synaptic current
-    reset_by: float | None = None            # soft reset amount ρ (None → V_th); ignored for hard reset
+    reset_by: float | np.ndarray | None = None  # soft reset amount ρ, scalar or per neuron (None → V_th)
     op: ClassVar[str] = "neuron"
     spiking: ClassVar[bool] = True
 
@@ -282,7 +282,9 @@ class Neuron(Node):
     def reset_mode(self) -> str:
         if self.v_reset is not None:
             return f"hard({self.v_reset:g})"
-        return "soft" if self.reset_by is None else f"soft({self.reset_by:g})"
+        if self.reset_by is None:
+            return "soft"
+        return f"soft({self.reset_by:g})" if np.isscalar(self.reset_by) else "soft(per-neuron)"
 
     def describe(self) -> str:
         th = self.v_threshold

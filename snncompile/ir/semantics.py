@@ -50,17 +50,17 @@ def tensor(a: np.ndarray | None) -> torch.Tensor | None:
 
 
 def neuron_params(node: Neuron, like: torch.Tensor | None = None) -> neuron_math.NeuronParams:
-    """The update parameters of a Neuron node (per-neuron thresholds flattened for numpy,
-    or shaped like ``like`` for torch)."""
-    th = node.v_threshold
-    if isinstance(th, np.ndarray):
-        th = torch.as_tensor(th, dtype=like.dtype) if like is not None else np.asarray(th, np.float64).ravel()
-    else:
-        th = float(th)
-    return neuron_math.NeuronParams(model=node.model, v_threshold=th, v_reset=node.v_reset,
+    """The update parameters of a Neuron node (per-neuron thresholds and soft-reset amounts
+    flattened for numpy, or shaped like ``like`` for torch)."""
+    def per_neuron(a):
+        if isinstance(a, np.ndarray):
+            return torch.as_tensor(a, dtype=like.dtype) if like is not None else np.asarray(a, np.float64).ravel()
+        return None if a is None else float(a)
+
+    return neuron_math.NeuronParams(model=node.model, v_threshold=per_neuron(node.v_threshold), v_reset=node.v_reset,
                                     tau=node.tau, decay=node.decay, decay_input=node.decay_input,
                                     strict=node.strict, syn_decay=node.syn_decay,
-                                    reset_by=node.reset_by)
+                                    reset_by=per_neuron(node.reset_by))
 
 
 def _indicator(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:

@@ -288,9 +288,10 @@ def _finish(net: Netlist, graph: IRGraph, dense: bool) -> None:
             pop.index = np.flatnonzero(alive.ravel())
             pop.size = len(pop.index)
             pop.bias = pop.bias[pop.index]
-            th = pop.params.v_threshold
-            if isinstance(th, np.ndarray):
-                pop.params = NeuronParams(**{**pop.params.__dict__, "v_threshold": th[pop.index]})
+            per_neuron = {k: getattr(pop.params, k)[pop.index] for k in ("v_threshold", "reset_by")
+                          if isinstance(getattr(pop.params, k), np.ndarray)}
+            if per_neuron:
+                pop.params = NeuronParams(**{**pop.params.__dict__, **per_neuron})
     # A population whose every neuron was removed does not exist on the chip (nor in Lava,
     # which refuses a process of shape (0,)); its synapses go with it.
     operands = {o.src for p in net.populations.values() for o in p.operands}

@@ -169,7 +169,9 @@ class Kernel:
 def _float_params(pop: Population) -> neuron_math.NeuronParams:
     p = pop.params
     th = np.broadcast_to(np.asarray(p.v_threshold, dtype=np.float64).reshape(-1), (pop.size,)).copy()
-    return neuron_math.NeuronParams(**{**p.__dict__, "v_threshold": th})
+    by = p.reset_by if p.reset_by is None or np.isscalar(p.reset_by) else \
+        np.broadcast_to(np.asarray(p.reset_by, dtype=np.float64).reshape(-1), (pop.size,)).copy()
+    return neuron_math.NeuronParams(**{**p.__dict__, "v_threshold": th, "reset_by": by})
 
 
 def _where(pop: Population, idx: np.ndarray) -> np.ndarray:

@@ -97,10 +97,10 @@ def _stepped(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _params(p) -> neuron_math.NeuronParams:
-    th = p.params.v_threshold
-    if isinstance(th, np.ndarray):
-        return neuron_math.NeuronParams(**{**p.params.__dict__, "v_threshold": torch.as_tensor(th)})
-    return p.params
+    """Per-neuron thresholds and soft-reset amounts as tensors (they broadcast over the batch)."""
+    arrays = {k: torch.as_tensor(v) for k in ("v_threshold", "reset_by")
+              if isinstance(v := getattr(p.params, k), np.ndarray)}
+    return neuron_math.NeuronParams(**{**p.params.__dict__, **arrays}) if arrays else p.params
 
 
 def gather(net: Netlist, operand, full: dict[str, torch.Tensor]) -> torch.Tensor:

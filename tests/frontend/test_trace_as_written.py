@@ -356,6 +356,55 @@ def test_snntorch_rleaky_zero_reset_with_delay_is_named():
     assert e.value.exit_code == EXIT_UNSUPPORTED and "`1`" in str(e.value)
 
 
+def test_snntorch_per_neuron_threshold_with_subtract_is_a_per_neuron_reset():
+    """ρ_i = θ_i/β: the reference against snnTorch, the netlist's kernels and the ONNX step
+    model against the reference, fixed point against the integer reference."""
+    snn = pytest.importorskip("snntorch")
+    from backends.onnx.run import run_steps
+    from backends.onnx.step import build_step
+    from snncompile.fixedpoint.quantize import quantize_plan
+    from snncompile.sim.integer import simulate_int
+    from snncompile.sim.kernels import run_kernels
+
+    torch.manual_seed(6)
+    th = torch.linspace(0.3, 0.9, 8)
+    net = nn.Sequential(nn.Linear(6, 8), snn.Leaky(beta=0.75, threshold=th, init_hidden=True),
+                        nn.Linear(8, 3), snn.Leaky(beta=0.9, threshold=0.5, init_hidden=True, output=True))
+    tr = same_as_torch(net, (6,), T=12, n=8, scale=1.5)
+    first = tr.graph.node(tr.graph.of_type(Neuron)[0])
+    np.testing.assert_allclose(first.reset_by, th.double().numpy() / 0.75)
+    assert "soft(per-neuron)" in first.describe()
+    x = np.random.default_rng(3).random((12, 8, 6)) * 1.5
+    ref = simulate(tr.graph, x).spikes
+    plan = lower(tr.graph)
+    kernels, onnx_run = run_kernels(plan, x), run_steps(build_step(plan), x)
+    for name, s in ref.items():
+        np.testing.assert_array_equal(kernels[name], s.reshape(12, 8, -1))
+        np.testing.assert_array_equal(onnx_run[name], s.reshape(12, 8, -1))
+    q, info = quantize_plan(plan, x)
+    assert np.asarray(q.populations[tr.graph.of_type(Neuron)[0]].fixed.params.reset_by).shape == (8,)
+    assert simulate_int(q, x)[tr.graph.of_type(Neuron)[0]].sum() > 0
+
+
+@pytest.mark.lava
+def test_per_neuron_soft_reset_on_both_lava_emissions():
+    snn = pytest.importorskip("snntorch")
+    from backends.lava import run_lava
+
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Linear(6, 8), snn.Leaky(beta=0.75, threshold=torch.linspace(0.3, 0.9, 8),
+                                                   init_hidden=True),
+                        nn.Linear(8, 3), snn.Leaky(beta=0.9, threshold=0.5, init_hidden=True, output=True))
+    tr = trace_model(net.double().eval(), (6,))
+    x = np.random.default_rng(3).random((12, 8, 6)) * 1.5
+    ref = simulate(tr.graph, x).spikes
+    plan = lower(tr.graph)
+    for emit in ("fused", "stock"):
+        got = run_lava(plan, x, emit=emit).spikes
+        for name, s in ref.items():
+            np.testing.assert_array_equal(got[name], s.reshape(12, 8, -1), err_msg=emit)
+
+
 LEGACY_PROJECT = '''
 import torch
 from torch import nn

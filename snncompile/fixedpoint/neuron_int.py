@@ -8,7 +8,10 @@ reference simulator and the SJNeuron fixed_pt process model, so the two agree bi
     h = v - ((v - v_r)·dv ÷ 4096, truncated toward 0) + x      (dv = 0 for IF)
     h = clip(h, -2^23, 2^23 - 1);  s = h >= θ;  v' = s ? (soft ? h - ρ : v_r) : h
 
-ρ is the integer soft-reset amount (``reset_by``; θ when None).
+ρ is the integer soft-reset amount (``reset_by``; θ when None). A current-based neuron
+(``cubalif``, Loihi's CUBA compartment) has a second state, the current u, updated first:
+
+    u' = clip(u - (u·du ÷ 4096, truncated toward 0) + x);   h = v - leak(v) + u'   (u is not reset)
 
 The input factor 1/τ of ``decay_input=True`` is folded into the quantized weights and bias.
 """
@@ -31,6 +34,7 @@ class IntNeuronParams:
     v_reset: int            # integer reset potential (0 for soft reset)
     soft: bool
     reset_by: np.ndarray | int | None = None   # integer soft-reset amount ρ (None: threshold)
+    du: int | None = None   # 12-bit current decay round(4096·q_s) of a current-based neuron (state (v, u))
 
 
 def leak(v: np.ndarray, v_reset: int, dv: int) -> np.ndarray:
@@ -38,8 +42,19 @@ def leak(v: np.ndarray, v_reset: int, dv: int) -> np.ndarray:
     return np.sign(prod) * (np.abs(prod) >> DECAY_BITS)
 
 
-def step(v: np.ndarray, x: np.ndarray, p: IntNeuronParams) -> tuple[np.ndarray, np.ndarray]:
-    """``(spikes, v_next)`` for int64 arrays ``v`` (membrane) and ``x`` (input incl. bias)."""
+def initial_state(p: IntNeuronParams, v0: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """v0 (at v_reset), or (v0, 0) for a current-based neuron."""
+    return v0 if p.du is None else (v0, np.zeros_like(v0))
+
+
+def step(v, x: np.ndarray, p: IntNeuronParams):
+    """``(spikes, state_next)`` for int64 arrays: ``v`` the membrane, or (membrane, current) when
+    ``p.du`` is set, and ``x`` the input incl. bias."""
+    if p.du is not None:
+        v, u = v
+        u = np.clip(u - leak(u, 0, p.du) + x, STATE_MIN, STATE_MAX)
+        s, v_next = step(v, u, IntNeuronParams(p.dv, p.threshold, p.v_reset, p.soft, p.reset_by))
+        return s, (v_next, u)
     h = v - leak(v, p.v_reset, p.dv) + x if p.dv else v + x
     h = np.clip(h, STATE_MIN, STATE_MAX)
     s = h >= p.threshold

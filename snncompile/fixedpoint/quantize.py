@@ -81,6 +81,12 @@ def _dv(pop: Population) -> int:
     return int(round(4096 / p.tau)) if p.model == "lif" else int(round(4096 * p.decay))
 
 
+def _du(pop: Population) -> int | None:
+    """12-bit decay of a current-based neuron's current (None: no current)."""
+    p = pop.params
+    return int(round(4096 * p.syn_decay)) if p.current_based else None
+
+
 def _exp_for(peak: float) -> int:
     if peak <= 0:
         return 0
@@ -106,8 +112,8 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
     """Return an integer copy of ``plan``: every projection unrolled (one at a time) to
     explicit integer mantissas (``proj.explicit``) with ``proj.weight_exp``; every neuron
     population's ``fixed`` parameters set."""
-    refuse_dynamics(plan, "the fixed-point datapath (one 24-bit membrane, spikes only)",
-                    "drop --fixed-point: current-based and non-spiking NIR neurons run in float")
+    refuse_dynamics(plan, "the fixed-point datapath (24-bit membrane and current, spikes only)",
+                    "drop --fixed-point: non-spiking NIR neurons (LI, I, CubaLI) run in float", runs=("cubalif",))
     refuse_delays(plan, "the fixed-point datapath (a delay of real values, not of spikes)",
                   "drop --fixed-point: a loop with no neuron on it runs in float", graded_only=True)
     q = copy.copy(plan)  # shares the chains' IR nodes: only explicit matrices are new
@@ -151,7 +157,8 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
                                                       v_reset=0 if vr is None else int(round(vr * s_p)),
                                                       soft=vr is None,
                                                       reset_by=None if vr is not None else
-                                                      _reset_by_int(name, pop, th, s_p, info)))
+                                                      _reset_by_int(name, pop, th, s_p, info),
+                                                      du=_du(pop)))
     outs = q.into(OUTPUT)
     if outs or q.output_kind == "values":
         peaks = [float(np.max(np.abs(p.weights.data))) / src_scale[p.src] for p in outs if p.weights.nnz]

@@ -255,12 +255,12 @@ class Netlist:
 NIR_MODELS = {"cubalif": "CubaLIF", "cubali": "CubaLI", "li": "LI", "integrator": "I"}
 
 
-def refuse_dynamics(net: Netlist, where: str, hint: str) -> None:
+def refuse_dynamics(net: Netlist, where: str, hint: str, runs: tuple[str, ...] = ()) -> None:
     """A clear error when ``net`` has a current-based or non-spiking population (NIR CubaLIF,
-    CubaLI, LI, I), which ``where`` cannot run."""
+    CubaLI, LI, I) other than the models in ``runs``, which ``where`` cannot run."""
     for name, pop in net.populations.items():
         p = pop.params
-        if p is not None and p.model in NIR_MODELS:
+        if p is not None and p.model in NIR_MODELS and p.model not in runs:
             raise SnnCompileError(f"population `{name}` is a {p.model} neuron (NIR {NIR_MODELS[p.model]}), "
                                   f"which {where} cannot run", hint, EXIT_UNSUPPORTED)
 

@@ -118,7 +118,8 @@ class Kernel:
         if self.kind in ("neuron", "or"):
             v0 = self.params.v_reset if self.fixed else self.params.v_init
             v = np.full((batch, self.size), v0, dtype=np.int64 if self.fixed else np.float64)
-            self.v = v if self.fixed else neuron_math.initial_state(self.params, v)
+            self.v = neuron_int.initial_state(self.params, v) if self.fixed else \
+                neuron_math.initial_state(self.params, v)
         if self.kind == "delay":
             longest = int(np.max(self.steps))
             self.line = np.zeros((longest, batch, self.size), dtype=np.int64 if self.fixed else np.float64)

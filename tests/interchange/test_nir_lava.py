@@ -56,23 +56,54 @@ def test_cubalif_and_li_readout_on_lava():
     np.testing.assert_allclose(values, ref["3"], rtol=1e-6, atol=1e-7)           # Norse (float32 τ in its file)
 
 
-def test_stock_emission_and_fixed_point_refuse_nir_dynamics(tmp_path):
+def test_stock_emission_refuses_nir_dynamics_and_fixed_point_runs_cubalif(tmp_path):
+    """Stock Lava and ONNX refuse CubaLIF by name; fixed point runs it as Loihi's CUBA
+    compartment (a 24-bit current decayed by du = 4096·q_s, then the membrane) and refuses
+    the non-spiking LI readout."""
     import numpy as np
-    from interchange.frameworks import make_snntorch_synaptic
+    from interchange.frameworks import make_norse_readout, make_snntorch_synaptic
 
     from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+    from snncompile.ir.neuron_math import NeuronParams
+    from snncompile.sim.kernels import run_kernels
 
-    make_snntorch_synaptic(tmp_path / "s.nir")
+    run = make_snntorch_synaptic(tmp_path / "s.nir")
     net = stages.lower(stages.optimize(api.trace(tmp_path / "s.nir").graph).graph)
-    x = spike_inputs(4, 2, 16)
+    x = spike_inputs(20, 8, 16, seed=7)
     with pytest.raises(SnnCompileError, match="cubalif neuron .NIR CubaLIF.") as err:
         stages.simulate_on("lava", net, x, timeout=60, emit="stock")
     assert err.value.exit_code == EXIT_UNSUPPORTED and "fused" in err.value.hint
-    with pytest.raises(SnnCompileError, match="fixed-point") as err:
-        stages.quantize(net, x, (16,))
-    assert err.value.exit_code == EXIT_UNSUPPORTED
     with pytest.raises(SnnCompileError, match="cannot write"):
         from backends.onnx.step import build_step
 
         build_step(net)
-    assert np.all(np.isfinite(x))
+    qnet, _ = stages.quantize(net, x, (16,))
+    hidden = next(n for n, p in qnet.populations.items() if isinstance(p.params, NeuronParams)
+                  and p.params.model == "cubalif")
+    qp = qnet.populations[hidden].fixed.params
+    assert qp.du == round(4096 * net.populations[hidden].params.syn_decay) and qp.dv > 0
+    ints = stages.integer_reference(qnet, x)
+    ref = run(x)
+    agree = float(np.mean(qnet.populations[hidden].expand(ints[hidden]) == ref["1"].reshape(20, 8, -1)))
+    assert agree > 0.9 and ints[hidden].sum() > 0          # 8-bit weights: close to snnTorch, not equal
+    np.testing.assert_array_equal(run_kernels(qnet, x)[hidden], ints[hidden])
+
+    make_norse_readout(tmp_path / "n.nir")
+    net = stages.lower(stages.optimize(api.trace(tmp_path / "n.nir", nir_dt=1e-6).graph).graph)
+    with pytest.raises(SnnCompileError, match="fixed-point") as err:
+        stages.quantize(net, x, (16,))
+    assert err.value.exit_code == EXIT_UNSUPPORTED and "LI" in err.value.hint
+
+
+@pytest.mark.lava
+def test_cubalif_fixed_point_on_lava_is_bit_exact_with_the_integer_reference(tmp_path):
+    from interchange.frameworks import make_snntorch_synaptic
+
+    make_snntorch_synaptic(tmp_path / "s.nir")
+    net = stages.lower(stages.optimize(api.trace(tmp_path / "s.nir").graph).graph)
+    x = spike_inputs(20, 8, 16, seed=7)
+    qnet, _ = stages.quantize(net, x, (16,))
+    ints = stages.integer_reference(qnet, x)
+    lava = stages.simulate_on("lava", qnet, x, timeout=300)
+    for name, spikes in lava.spikes.items():
+        assert (spikes == ints[name]).all(), name

@@ -145,6 +145,12 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
             peak = float(np.max(np.abs(first.weights.data))) * f / src_scale[first.src]
             e = round(math.log2(THRESHOLD_TARGET * peak / (MANTISSA * float(th.max()))))
             s_p = MANTISSA * 2.0 ** e / peak
+            # another projection's largest weight must fit 254·2^7 too (a recurrent one, say):
+            # halve the scale until it does (the first projection stays exact)
+            largest = max(float(np.max(np.abs(p.weights.data))) * f / src_scale[p.src] for p in incoming
+                          if p.weights.nnz)
+            while largest * s_p > MANTISSA * 2.0 ** EXP_RANGE[1]:
+                s_p /= 2.0
         else:
             s_p = THRESHOLD_TARGET / float(th.max())
         info.scales[name] = s_p

@@ -468,3 +468,20 @@ def test_firing_rates_pass_through_a_delay(tmp_path):
     rate = {r.name: r.firing_rate_in for r in rows}
     assert rate["wfb"] == 0.5   # wfb reads lif2 through its delay
     assert rate["w2"] == 0.01
+
+
+def test_fixed_point_scale_leaves_room_for_every_projection(tmp_path):
+    """The recurrent weights of lif1 are 50× its input weights: the population's scale is
+    lowered (by powers of two) until they fit 8-bit mantissas with an exponent ≤ 7, so
+    nothing saturates, and the input projection still quantizes its peak exactly."""
+    rng = np.random.default_rng(17)
+    nodes = {"input": nir.Input(input_type={"input": np.array([4])}), "w1": nir.Linear(weight=rng.normal(0, 0.02, (8, 4))),
+             "lif1": _lif(8, 0.2), "wfb": nir.Linear(weight=rng.normal(0, 1.0, (8, 8))),
+             "output": nir.Output(output_type={"output": np.array([8])})}
+    path = _write(tmp_path, nodes, [("input", "w1"), ("w1", "lif1"), ("lif1", "wfb"), ("wfb", "lif1"),
+                                    ("lif1", "output")])
+    net = stages.lower(stages.optimize(api.trace(path, nir_dt=DT).graph).graph)
+    x = spike_inputs(6, 2, 4)
+    _, info = stages.quantize(net, x, (4,))
+    assert all(e.saturated == 0 for e in info.errors), [(e.projection, e.saturated) for e in info.errors]
+    assert all(e.weight_exp <= 7 for e in info.errors)

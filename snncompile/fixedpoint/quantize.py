@@ -5,7 +5,8 @@ what the chip stores. Per target population p a scale s_p maps its membrane pote
 integers. Each projection's weights become 8-bit mantissas (even integers in [-254, 254],
 as Lava's mixed-sign synapses store them) with a shared exponent: W·s_p/s_src ≈ w·2^e.
 The largest weight of the first projection into p maps exactly to 254·2^e, so ±α binary
-layers quantize without error. Thresholds, reset potentials and soft-reset amounts become
+layers quantize without error; s_p is halved until every other projection's largest weight
+fits an exponent ≤ 7 (a recurrent projection may be much larger). Thresholds, reset potentials and soft-reset amounts become
 integers (θ·s_p, around 2^14; a soft-reset amount that is not an integer there is rounded
 and named in the warnings), biases 13-bit mantissas with an exponent, decays 12-bit (4096/τ). Inputs
 become 8-bit integers (a power-of-two scale). The 1/τ input factor of decay_input=True is

@@ -115,9 +115,12 @@ class IRGraph:
         a Delay on a loop, which comes before the node it delays."""
         return [n for group in self.schedule() for n in group]
 
-    def delayed_reads(self) -> set[tuple[str, str]]:
-        """Edges (source, Delay) whose source comes later in :meth:`topo`: the loops' back edges."""
-        pos = {n: i for i, n in enumerate(self.topo())}
+    def delayed_reads(self, order: list[str] | None = None) -> set[tuple[str, str]]:
+        """Edges (source, Delay) whose source comes later in :meth:`topo` (or ``order``, that
+        order already computed): the loops' back edges."""
+        if not self.recurrent():
+            return set()
+        pos = {n: i for i, n in enumerate(self.topo() if order is None else order)}
         return {(u, v) for u, v in self.nx.edges if isinstance(self.node(v), Delay) and pos[u] >= pos[v]}
 
     def items(self) -> Iterator[tuple[str, Node]]:
@@ -130,9 +133,10 @@ class IRGraph:
         so an evaluation holds the values of one frontier, not of the whole graph. A loop's
         back edge (:meth:`delayed_reads`) is not a read here: its Delay takes the source's
         value when the source is produced."""
-        back = self.delayed_reads()
+        order = self.topo()
+        back = self.delayed_reads(order)
         left = Counter(s for n in self.nx for s in self.inputs(n) if (s, n) not in back)
-        for name in self.topo():
+        for name in order:
             yield name, self.node(name)
             for s in self.inputs(name):
                 if (s, name) in back:

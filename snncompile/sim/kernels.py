@@ -194,8 +194,6 @@ def build_kernel(net: Netlist, name: str) -> Kernel:
     else:
         pop = net.populations[name]
         k = Kernel(name, pop.kind, pop.size, [], fixed=fixed, steps=pop.steps, relay=pop.relay)
-        if pop.kind == "delay":
-            k.bias = np.asarray(pop.qbias if fixed else pop.bias, dtype=np.int64 if fixed else np.float64)
         if pop.kind == "matmul":
             k.hadamard = pop.product == "hadamard"
             for o in pop.operands:
@@ -203,9 +201,9 @@ def build_kernel(net: Netlist, name: str) -> Kernel:
                 k.operands.append(Operand(len(k.sources) - 1, _where(net.populations[o.src], o.idx),
                                           tuple(o.shape), float(o.scale)))
             return k
-        elif pop.kind != "delay":
+        if pop.kind != "delay":   # a delay has a drive (bias included) but no neuron
             k.params = pop.qparams if fixed else _float_params(pop)
-            k.bias = np.asarray(pop.qbias, dtype=np.int64) if fixed else np.asarray(pop.bias, dtype=np.float64)
+        k.bias = np.asarray(pop.qbias, dtype=np.int64) if fixed else np.asarray(pop.bias, dtype=np.float64)
     for proj in net.into(name):
         if proj.nnz == 0:
             continue

@@ -15,6 +15,7 @@ import torch
 
 from snncompile.ir import neuron_math
 from snncompile.netlist import OUTPUT, Netlist
+from snncompile.sim.kernels import step_order
 
 
 def _drive(net: Netlist, dst: str, full: dict[str, torch.Tensor], rows: int, size: int) -> torch.Tensor:
@@ -57,8 +58,6 @@ def simulate_netlist(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
 
 def _stepped(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
     """One time step at a time (for netlists with delay populations)."""
-    from snncompile.sim.kernels import step_order
-
     T, N = x.shape[:2]
     order = step_order(net)
     x = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(T, N, -1))

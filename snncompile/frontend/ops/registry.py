@@ -1,0 +1,85 @@
+"""The op table: fx operations and leaf module classes → handler functions.
+
+A function or method call is keyed by its fx opcode and its target's name (a torch function
+and the Tensor method of the same name are one operation: ``torch.flatten(x)`` and
+``x.flatten()``); a ``call_module`` by the module's class, looked up along its MRO so that
+spikingjelly's ``layer.Conv2d`` finds ``nn.Conv2d``'s handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from torch import fx, nn
+
+if TYPE_CHECKING:
+    from snncompile.frontend.ops.context import Converter
+
+CALL = ("call_function", "call_method")
+FUNCTION = ("call_function",)
+
+FunctionHandler = Callable[["Converter", fx.Node], "str | None"]
+ModuleHandler = Callable[["Converter", Any, str, str, "tuple[int, ...]"], str]
+
+
+@dataclass(frozen=True)
+class Op:
+    """A handler for a function or method call. ``early`` handlers run whatever the call
+    returns (refusals by name; chunk/split, whose result is a tuple); the others only when it
+    returns a tensor (a Python value such as a size only feeds shape arguments: skipped)."""
+
+    handler: FunctionHandler
+    early: bool = False
+
+
+_CALLS: dict[tuple[str, str], Op] = {}
+_MODULES: dict[type, ModuleHandler] = {}
+
+
+def op(*names: str, opcodes: tuple[str, ...] = CALL, early: bool = False) -> Callable[[FunctionHandler],
+                                                                                  FunctionHandler]:
+    """Register the decorated function as the handler of ``names`` under ``opcodes``."""
+    def register(fn: FunctionHandler) -> FunctionHandler:
+        for opcode in opcodes:
+            for name in names:
+                if (opcode, name) in _CALLS:
+                    raise ValueError(f"two handlers for {opcode} `{name}`")
+                _CALLS[(opcode, name)] = Op(fn, early)
+        return fn
+    return register
+
+
+def layer(*classes: type) -> Callable[[ModuleHandler], ModuleHandler]:
+    """Register the decorated function as the handler of modules of ``classes``."""
+    def register(fn: ModuleHandler) -> ModuleHandler:
+        for cls in classes:
+            if cls in _MODULES:
+                raise ValueError(f"two handlers for {cls.__qualname__}")
+            _MODULES[cls] = fn
+        return fn
+    return register
+
+
+def op_name(n: fx.Node) -> str:
+    """The name an operation is known by: the method name, or the function's ``__name__``."""
+    fn = n.target
+    return fn if isinstance(fn, str) else getattr(fn, "__name__", str(fn))
+
+
+def call_op(opcode: str, name: str) -> Op | None:
+    return _CALLS.get((opcode, name))
+
+
+def module_handler(m: nn.Module) -> ModuleHandler | None:
+    return next((_MODULES[c] for c in type(m).__mro__ if c in _MODULES), None)
+
+
+def calls() -> dict[tuple[str, str], Op]:
+    """The function/method table (a copy), for tests and documentation."""
+    return dict(_CALLS)
+
+
+def module_classes() -> list[type]:
+    return list(_MODULES)

@@ -249,7 +249,7 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
              and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if extra:
         raise _staged(unsupported(f"model with more than one input (forward() also takes {', '.join(extra)})",
-                                   "forward"), 1)
+                                  "forward"), 1)
     concrete = {p.name: p.default for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     tracer = ShapeTracer(meta, is_leaf, [torch.empty(shape, dtype=_dtype_of(model), device="meta")])
     tracer.elementwise = is_neuron
@@ -299,7 +299,7 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
             steps = timefold.lift_steps(gm.graph, values, batch)
             if steps is None:
                 raise unsupported("multi-step model that neither takes [T, B, ...] input nor repeats "
-                                   "its input over time", "forward")
+                                  "its input over time", "forward")
             if steps == batch and batch == PROBE_B:   # T and B would be indistinguishable
                 return _trace_as(model, meta, convention, input_shape, name, masks, batch=7)
             layout.steps = steps

@@ -42,11 +42,11 @@ def op(*names: str, opcodes: tuple[str, ...] = CALL, early: bool = False) -> Cal
                                                                                   FunctionHandler]:
     """Register the decorated function as the handler of ``names`` under ``opcodes``."""
     def register(fn: FunctionHandler) -> FunctionHandler:
-        for opcode in opcodes:
-            for name in names:
-                if (opcode, name) in _CALLS:
-                    raise ValueError(f"two handlers for {opcode} `{name}`")
-                _CALLS[(opcode, name)] = Op(fn, early)
+        keys = [(opcode, name) for opcode in opcodes for name in names]
+        taken = [key for key in keys if key in _CALLS]
+        if taken:
+            raise ValueError(f"two handlers for {taken[0][0]} `{taken[0][1]}`")
+        _CALLS.update((key, Op(fn, early)) for key in keys)
         return fn
     return register
 
@@ -54,10 +54,10 @@ def op(*names: str, opcodes: tuple[str, ...] = CALL, early: bool = False) -> Cal
 def layer(*classes: type) -> Callable[[ModuleHandler], ModuleHandler]:
     """Register the decorated function as the handler of modules of ``classes``."""
     def register(fn: ModuleHandler) -> ModuleHandler:
-        for cls in classes:
-            if cls in _MODULES:
-                raise ValueError(f"two handlers for {cls.__qualname__}")
-            _MODULES[cls] = fn
+        taken = [cls for cls in classes if cls in _MODULES]
+        if taken:
+            raise ValueError(f"two handlers for {taken[0].__qualname__}")
+        _MODULES.update((cls, fn) for cls in classes)
         return fn
     return register
 

@@ -162,6 +162,14 @@ class IRGraph:
             raise ValueError(f"graph has {len(names)} outputs; exactly one is supported")
         return names[0]
 
+    def verify(self, stage: str = "") -> None:
+        """Check every node's arity, shapes, dtypes and parameter ranges against its inputs
+        (:mod:`snncompile.ir.verify`); raises ``IRVerificationError`` naming the node, its
+        source module, the problem and ``stage`` (e.g. the pass that ran last)."""
+        from snncompile.ir.verify import verify_graph
+
+        verify_graph(self, stage)
+
     def __len__(self) -> int:
         return self.nx.number_of_nodes()
 

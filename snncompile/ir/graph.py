@@ -10,6 +10,7 @@ import networkx as nx
 import numpy as np
 
 from snncompile.ir.nodes import Delay, Input, Node, Output
+from snncompile.ir.verify import verify_graph
 
 
 class IRGraph:
@@ -166,8 +167,6 @@ class IRGraph:
         """Check every node's arity, shapes, dtypes and parameter ranges against its inputs
         (:mod:`snncompile.ir.verify`); raises ``IRVerificationError`` naming the node, its
         source module, the problem and ``stage`` (e.g. the pass that ran last)."""
-        from snncompile.ir.verify import verify_graph
-
         verify_graph(self, stage)
 
     def __len__(self) -> int:

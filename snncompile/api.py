@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 import backends  # noqa: F401  (registers the targets)
-from snncompile import schema, stages
+from snncompile import schema, stages, targets
 from snncompile.energy import plot_energy
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.frontend.nir_import import is_nir
@@ -26,18 +26,16 @@ from snncompile.memory import return_large_frees
 from snncompile.netlist import Netlist
 from snncompile.netlist.target import get as get_target
 from snncompile.report import LayerRow, Report, row_detail
+from snncompile.targets import TargetSpec
 
-TARGETS = ("lava", "ir", "energy", "onnx", "nir")
-NETLIST_TARGETS = ("lava", "onnx", "nir")  # targets that lower the IR to a netlist
 Progress = Callable[[str, int, int], None]
-ARTIFACTS = {"onnx": ("model.onnx", "model_ann.onnx"), "nir": ("model.nir",)}  # files a target writes to -o
 
 
 @dataclass
 class Options:
     """Everything ``compile`` can be asked to do (the CLI's flags, typed)."""
 
-    target: str = "lava"
+    target: str = targets.DEFAULT_TARGET
     steps: int | None = None
     input: str | Path | None = None
     samples: int | None = None
@@ -47,7 +45,7 @@ class Options:
     trust_pickle: bool = False
     input_shape: tuple[int, ...] | None = None
     energy_model: str = "45nm"
-    timeout: float = 600.0
+    timeout: float = 900.0           # seconds before a simulation is killed
     emit: str | None = None          # target emission variant (lava: "fused" default, "stock")
     workers: int | None = None       # simulate in this many shards on Ray (None: one process)
     ray_address: str | None = None   # join this Ray cluster instead of starting one locally
@@ -61,46 +59,70 @@ class Options:
     firing_rates: str | None = None
     plot: str | Path | None = None
     nir_dt: float | None = None      # time step of a NIR graph's leaky neurons (see docs/nir.md)
+    verify_ir: bool = False          # verify the IR after every pass (the CLI's --check)
 
     def check(self) -> None:
-        """Every value and destination, before any work (the CLI schema, ``schema.CLI``)."""
-        if self.target not in TARGETS:
-            raise SnnCompileError(f"unknown target {self.target!r}", f"choose one of {', '.join(TARGETS)}",
-                                  EXIT_USAGE)
+        """Every value and destination, before any work (the CLI schema, ``schema.CLI``;
+        what each target takes, ``snncompile.targets``)."""
+        spec = _target_spec(self.target)
         values = {"--steps": self.steps, "--samples": self.samples, "--timeout": self.timeout,
                   "--workers": self.workers}
         checked = schema.validate("command line", values, schema.CLI)
         self.steps, self.samples, self.timeout = checked["--steps"], checked["--samples"], checked["--timeout"]
         self.workers = checked["--workers"]
+        self._check_sharding()
+        self._check_destinations(spec.artifacts)
+        if self.simulate_on_target and self.input is None:
+            raise SnnCompileError("--simulate needs inputs", "pass --input FILE.npy|.npz", EXIT_USAGE)
+        self._check_target_options(spec)
+
+    def _check_sharding(self) -> None:
         if (self.workers or self.ray_address) and not self.simulate_on_target:
             raise SnnCompileError("--workers and --ray-address shard a simulation, but nothing is simulated",
                                   "add --simulate --input FILE, or drop them", EXIT_USAGE)
         if self.ray_address and not self.workers:
             raise SnnCompileError("--ray-address needs --workers N (how many shards)",
                                   "e.g. --workers 8 --ray-address head:6379", EXIT_USAGE)
-        if self.outdir is None and ARTIFACTS.get(self.target):
-            files = " and ".join(ARTIFACTS[self.target])
-            raise SnnCompileError(f"--target {self.target} writes {files}, but no output folder was given",
-                                  f"add -o OUTDIR (e.g. -o out/{self.target})", EXIT_USAGE)
+
+    def _check_destinations(self, artifacts: tuple[str, ...]) -> None:
+        if self.outdir is None and artifacts:
+            raise SnnCompileError(f"--target {self.target} writes {' and '.join(artifacts)}, but no output folder "
+                                  "was given", f"add -o OUTDIR (e.g. -o out/{self.target})", EXIT_USAGE)
         if self.outdir is not None:
             out = check_folder(self.outdir)
-            for name in ("model.ir.npz", "report.json") + ARTIFACTS.get(self.target, ()):
+            for name in ("model.ir.npz", "report.json") + artifacts:
                 check_destination(out / name)
         if self.plot is not None:
             if Path(self.plot).suffix.lower() != ".png":
                 raise SnnCompileError(f"--plot {self.plot}: the chart is a PNG image",
                                       "give the file a .png name", EXIT_USAGE)
             check_destination(self.plot, "--plot")
-        if self.simulate_on_target and self.input is None:
-            raise SnnCompileError("--simulate needs inputs", "pass --input FILE.npy|.npz", EXIT_USAGE)
-        if self.emit is not None and self.target != "lava":
-            raise SnnCompileError("--emit chooses how the lava target builds its network",
-                                  "use it with --target lava, or drop it", EXIT_USAGE)
-        if self.emit not in (None, "fused", "stock"):
-            raise SnnCompileError(f"unknown Lava emission {self.emit!r}", "choose fused or stock", EXIT_USAGE)
-        if (self.fixed_point or self.chip) and self.target != "lava":
-            raise SnnCompileError("--fixed-point and --chip need the lava target", "use --target lava",
-                                  EXIT_USAGE)
+
+    def _check_target_options(self, spec: TargetSpec) -> None:
+        """Options only some targets take (``snncompile.targets.OPTIONS``)."""
+        emitters = targets.taking("emit")
+        if self.emit is not None and "emit" not in spec.options:
+            raise SnnCompileError(f"--emit chooses how the {' or '.join(emitters)} target builds its network",
+                                  f"use it with --target {emitters[0]}, or drop it", EXIT_USAGE)
+        if self.emit is not None and self.emit not in spec.emissions:
+            raise SnnCompileError(f"unknown {spec.title} emission {self.emit!r}",
+                                  f"choose {' or '.join(spec.emissions)}", EXIT_USAGE)
+        if (self.fixed_point or self.chip) and not spec.fixed_point:
+            quantizing = [t for t in targets.taking("fixed_point") if targets.TARGETS[t].fixed_point]
+            raise SnnCompileError(f"--fixed-point and --chip need the {' or '.join(quantizing)} target",
+                                  f"use --target {quantizing[0]}", EXIT_USAGE)
+
+
+def defaults() -> dict[str, object]:
+    """Every option's default (``Options``' field defaults): the CLI's defaults too."""
+    return {f.name: f.default for f in fields(Options) if f.default is not MISSING}
+
+
+def _target_spec(name: str) -> TargetSpec:
+    if name not in targets.TARGETS:
+        raise SnnCompileError(f"unknown target {name!r}", f"choose one of {', '.join(targets.TARGETS)}",
+                              EXIT_USAGE)
+    return targets.TARGETS[name]
 
 
 def layer_rows(graph: IRGraph) -> list[LayerRow]:
@@ -158,7 +180,7 @@ def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
                keep_module=needs_source, nir_dt=opt.nir_dt)
     if opt.patch_mask is not None:
         tr.graph.patch_mask = _read_patch_mask(opt.patch_mask)
-    optimized = stages.optimize(tr.graph, opt.passes, copy=needs_source)
+    optimized = stages.optimize(tr.graph, opt.passes, copy=needs_source, verify=True if opt.verify_ir else None)
     graph = optimized.graph
     in_shape = tuple(graph.input_shape)
     if data is not None:
@@ -168,7 +190,7 @@ def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
                     passes=[s.to_dict() for s in optimized.stats])
     report.notes.extend(w for s in optimized.stats for w in s.warnings)
 
-    net = stages.lower(graph) if opt.target in NETLIST_TARGETS else None
+    net = stages.lower(graph) if targets.TARGETS[opt.target].lowers else None
     if net is not None:
         report.lowering = lowering_summary(net)
         _exact_rows(report, net)

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from snncompile import targets
 from snncompile.errors import EXIT_BACKEND, EXIT_MISMATCH, EXIT_USAGE, SnnCompileError
 
 
@@ -48,41 +49,46 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "one per 'weight' parameter in named_parameters() order")
 
 
+def _defaults() -> dict[str, object]:
+    """The API's option defaults (``api.Options``): one set for both."""
+    from snncompile.api import defaults
+
+    return defaults()
+
+
 def compile_parser() -> argparse.ArgumentParser:
+    d = _defaults()
     p = _Parser(prog="snncompile",
                 description="Compile a spiking PyTorch/spikingjelly model to a neuromorphic target "
                             "(and estimate its energy). Verbs: compile (default), simulate, energy, "
                             "export, inspect: `snncompile VERB MODEL ...`.")
     _common(p)
-    p.add_argument("--target", default="lava", choices=["lava", "ir", "energy", "onnx", "nir"],
-                   help="lava (default): compile to Lava; ir: stop at the IR; energy: only the energy report; "
-                        "onnx: one time step (and the ANN variant) as ONNX files in -o")
+    p.add_argument("--target", default=d["target"], choices=list(targets.TARGETS), help=targets.target_help())
     p.add_argument("--steps", "-T", type=int, help="time steps per sample (default: from checkpoint)")
     p.add_argument("--input", metavar="FILE", help=".npy inputs [N,...] or [T,N,...]; .npz with x (and y)")
     p.add_argument("--samples", type=int, help="use the first N samples of --input")
     p.add_argument("--simulate", action="store_true", help="simulate on the target and compare with PyTorch")
     p.add_argument("-o", "--outdir", help="write model.ir.npz and report.json here (and the target's files: "
-                   "model.onnx, model_ann.onnx for onnx)")
-    p.add_argument("--energy-model", default="45nm",
+                   f"{targets.artifacts_help()})")
+    p.add_argument("--energy-model", default=d["energy_model"],
                    help="45nm (default), 45nm-int8, lemaire, loihi, or a TOML file")
     p.add_argument("--ann-sparse", action="store_true", help="ANN variant counts only nonzero weights")
     p.add_argument("--firing-rates", metavar="R|NAME=R,...|FILE.json",
                    help="analytic SOPs from firing rates (no forward pass)")
     p.add_argument("--plot", metavar="FILE.png", help="per-layer stacked energy bar chart")
-    p.add_argument("--timeout", type=float, default=900.0, help="seconds before a simulation is killed")
+    p.add_argument("--timeout", type=float, default=d["timeout"], help="seconds before a simulation is killed")
     p.add_argument("--workers", type=int, nargs="?", const=os.cpu_count() or 1, metavar="N",
                    help="simulate in N shards on Ray (N defaults to the core count); needs ray installed")
     p.add_argument("--ray-address", metavar="ADDR", help="run the shards on an existing Ray cluster")
-    p.add_argument("--emit", choices=("fused", "stock"), default=None,
-                   help="lava: fused = one process per population, batches of samples (default); "
-                        "stock = Lava's own Dense/Sparse/Conv processes, one sample at a time")
+    p.add_argument("--emit", choices=targets.cli_emissions(), default=d["emit"], help=targets.emit_help())
     p.add_argument("--patch-mask", metavar="FILE.npy", help="0/1 keep-mask over patches (H, W) or tokens (N,)")
     p.add_argument("--fixed-point", action="store_true",
                    help="quantize for Loihi-class integer hardware; simulate on Lava's fixed_pt models")
     p.add_argument("--chip", metavar="NAME|FILE.toml", help="map onto cores of loihi1, loihi2 or a chip profile "
                    "(default loihi2 with --fixed-point)")
     p.add_argument("--check", action="store_true",
-                   help="exit with code 6 unless spike and prediction agreement are exactly 1.0")
+                   help="verify the IR after every pass, and exit with code 6 unless spike and prediction "
+                        "agreement are exactly 1.0")
     return p
 
 
@@ -278,4 +284,4 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              masks=args.masks, patch_mask=args.patch_mask, fixed_point=args.fixed_point,
                              chip=args.chip, ann_sparse=args.ann_sparse, firing_rates=args.firing_rates,
                              plot=args.plot, emit=args.emit, workers=args.workers,
-                             ray_address=args.ray_address, nir_dt=args.nir_dt)
+                             ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check)

@@ -13,6 +13,20 @@ _pj = fmt_pj
 
 
 def render(report: Report, console: Console, verbose: bool = False) -> None:
+    _layers(report, console, verbose)
+    _passes(report, console, verbose)
+    _lowering(report, console)
+    _simulation(report, console)
+    _fixed_point(report, console)
+    _mapping(report, console)
+    _energy(report, console, verbose)
+    for k, v in report.outputs.items():
+        console.print(f"wrote {k}: {v}")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def _layers(report: Report, console: Console, verbose: bool) -> None:
     t = Table(title=f"{report.model} → {report.target}" + (f"  (T={report.steps})" if report.steps else ""),
               title_justify="left")
     for col, just in (("layer", "left"), ("op", "left"), ("shape", "left"), ("neurons", "right"),
@@ -31,6 +45,9 @@ def render(report: Report, console: Console, verbose: bool = False) -> None:
     t.add_row("total", f"{g['layers']} layers", "", _n(g["neurons"]), _n(g["synapses"]),
               _n(g["synapses_dense"]), f"{sp:.1%}", "")
     console.print(t)
+
+
+def _passes(report: Report, console: Console, verbose: bool) -> None:
     if report.passes and verbose:
         pt = Table(title="passes", title_justify="left")
         for col in ("pass", "fused", "nodes removed", "synapses removed", "neurons removed", "bits saved",
@@ -45,69 +62,88 @@ def render(report: Report, console: Console, verbose: bool = False) -> None:
         removed = sum(s["synapses_removed"] for s in report.passes)
         console.print(f"passes: {', '.join(done)} (removed {_n(removed)} synapses, "
                       f"{_n(sum(s['neurons_removed'] for s in report.passes))} neurons; -v for the table)")
-    if report.lowering:
-        lw = report.lowering
-        impls: dict[str, int] = {}
-        for p in lw["implementations"]:
-            impls[p["impl"]] = impls.get(p["impl"], 0) + 1
-        kinds = ", ".join(f"{v} {k}" for k, v in sorted(impls.items()))
-        delays = lw.get("delay_lines") or []
-        loops = f", {len(delays)} delay line{'s' if len(delays) > 1 else ''}" if delays else ""
-        console.print(f"lowered: {lw['populations']} neuron populations ({lw['or_populations']} OR-pool){loops}, "
-                      f"{lw['projections']} projections ({kinds}), {_n(lw['synapses'])} synapses, "
-                      f"latency {lw['latency_steps']} steps, output = {lw['output']}")
+
+
+def _lowering(report: Report, console: Console) -> None:
+    if not report.lowering:
+        return
+    lw = report.lowering
+    impls: dict[str, int] = {}
+    for p in lw["implementations"]:
+        impls[p["impl"]] = impls.get(p["impl"], 0) + 1
+    kinds = ", ".join(f"{v} {k}" for k, v in sorted(impls.items()))
+    delays = lw.get("delay_lines") or []
+    loops = f", {len(delays)} delay line{'s' if len(delays) > 1 else ''}" if delays else ""
+    console.print(f"lowered: {lw['populations']} neuron populations ({lw['or_populations']} OR-pool){loops}, "
+                  f"{lw['projections']} projections ({kinds}), {_n(lw['synapses'])} synapses, "
+                  f"latency {lw['latency_steps']} steps, output = {lw['output']}")
+
+
+def _simulation(report: Report, console: Console) -> None:
     sim = report.simulation
-    if sim:
-        acc = "" if sim.get("accuracy") is None else f", accuracy {sim['accuracy']:.4f}"
-        ref = sim.get("reference", {})
-        tacc = "" if ref.get("torch_accuracy") is None else f" (PyTorch {ref['torch_accuracy']:.4f})"
-        emission = f" {sim['emission']}" if sim.get("emission") else ""
-        console.print(f"simulation ({sim['backend']}{emission}, {sim['samples']} samples, {sim['wall_s']:.1f} s, "
-                      f"{sim['lava_steps']} steps): "
-                      f"spike agreement {sim['spike_agreement']:.6f}, prediction agreement "
-                      f"{sim['prediction_agreement']:.4f}{acc}{tacc}")
+    if not sim:
+        return
+    acc = "" if sim.get("accuracy") is None else f", accuracy {sim['accuracy']:.4f}"
+    ref = sim.get("reference", {})
+    tacc = "" if ref.get("torch_accuracy") is None else f" (PyTorch {ref['torch_accuracy']:.4f})"
+    emission = f" {sim['emission']}" if sim.get("emission") else ""
+    console.print(f"simulation ({sim['backend']}{emission}, {sim['samples']} samples, {sim['wall_s']:.1f} s, "
+                  f"{sim['lava_steps']} steps): "
+                  f"spike agreement {sim['spike_agreement']:.6f}, prediction agreement "
+                  f"{sim['prediction_agreement']:.4f}{acc}{tacc}")
+
+
+def _fixed_point(report: Report, console: Console) -> None:
     fx = report.fixed_point
-    if fx:
-        q = fx["quantization"]
-        ft = Table(title=f"fixed point (8-bit weights; input scale {q['input_scale']:g})", title_justify="left")
-        for col in ("projection", "weight exp", "weight error", "max err (LSB)", "saturated", "spike agreement"):
-            ft.add_column(col, justify="left" if col == "projection" else "right")
-        fid = fx.get("lava") or fx.get("integer_reference") or {}
-        per_layer = fid.get("per_layer_spike_agreement", {})
-        for e in q["layers"]:
-            dst = e["projection"].split("→")[-1]
-            agree = per_layer.get(dst)
-            style = "yellow" if e["warning"] else ""
-            ft.add_row(e["projection"], str(e["weight_exp"]), f"{e['rel_weight_error']:.2%}",
-                       f"{e['max_abs_error_lsb']:.2f}", str(e["saturated"]),
-                       "" if agree is None else f"{agree:.4f}", style=style)
-        console.print(ft)
-        for label, key in (("integer reference", "integer_reference"), ("Lava fixed_pt", "lava")):
-            f = fx.get(key)
-            if f:
-                acc = "" if f.get("accuracy") is None else f", accuracy {f['accuracy']:.4f}"
-                console.print(f"{label} vs float PyTorch: spike agreement {f['spike_agreement']:.4f}, "
-                              f"prediction agreement {f['prediction_agreement']:.4f}{acc}")
-        if "integer_reference_bit_exact" in fx:
-            ok = fx["integer_reference_bit_exact"]
-            console.print(f"integer reference vs Lava fixed_pt: {'bit-exact' if ok else '[red]DIFFERS[/red]'}")
+    if not fx:
+        return
+    q = fx["quantization"]
+    ft = Table(title=f"fixed point (8-bit weights; input scale {q['input_scale']:g})", title_justify="left")
+    for col in ("projection", "weight exp", "weight error", "max err (LSB)", "saturated", "spike agreement"):
+        ft.add_column(col, justify="left" if col == "projection" else "right")
+    fid = fx.get("lava") or fx.get("integer_reference") or {}
+    per_layer = fid.get("per_layer_spike_agreement", {})
+    for e in q["layers"]:
+        dst = e["projection"].split("→")[-1]
+        agree = per_layer.get(dst)
+        style = "yellow" if e["warning"] else ""
+        ft.add_row(e["projection"], str(e["weight_exp"]), f"{e['rel_weight_error']:.2%}",
+                   f"{e['max_abs_error_lsb']:.2f}", str(e["saturated"]),
+                   "" if agree is None else f"{agree:.4f}", style=style)
+    console.print(ft)
+    for label, key in (("integer reference", "integer_reference"), ("Lava fixed_pt", "lava")):
+        f = fx.get(key)
+        if f:
+            acc = "" if f.get("accuracy") is None else f", accuracy {f['accuracy']:.4f}"
+            console.print(f"{label} vs float PyTorch: spike agreement {f['spike_agreement']:.4f}, "
+                          f"prediction agreement {f['prediction_agreement']:.4f}{acc}")
+    if "integer_reference_bit_exact" in fx:
+        ok = fx["integer_reference_bit_exact"]
+        console.print(f"integer reference vs Lava fixed_pt: {'bit-exact' if ok else '[red]DIFFERS[/red]'}")
+
+
+def _mapping(report: Report, console: Console) -> None:
     mp = report.mapping
-    if mp:
-        mt = Table(title=f"core mapping on {mp['chip']}: {mp['cores']} cores, {mp['chips']} chip(s)",
-                   title_justify="left")
-        for col in ("layer", "cores", "neurons", "synapse bits", "neurons/core", "axons in", "syn mem",
-                    "axons out", "binding limit"):
-            mt.add_column(col, justify="left" if col in ("layer", "binding limit") else "right")
-        for row in mp["layers"]:
-            u = row["utilisation"]
-            mt.add_row(row["layer"], str(row["cores"]), _n(row["neurons"]), _n(row["synapse_bits"]),
-                       f"{u['neurons']:.0%}", f"{u['input_axons']:.0%}", f"{u['synapse_bits']:.0%}",
-                       f"{u['output_axons']:.0%}", row["binding_limit"])
-        console.print(mt)
-        if mp["unmapped"]:
-            console.print(f"  not mappable to cores (custom processes): {', '.join(mp['unmapped'])}")
-        if mp["unverified"]:
-            console.print(f"  [yellow]UNVERIFIED profile figures:[/yellow] {', '.join(mp['unverified'])}")
+    if not mp:
+        return
+    mt = Table(title=f"core mapping on {mp['chip']}: {mp['cores']} cores, {mp['chips']} chip(s)",
+               title_justify="left")
+    for col in ("layer", "cores", "neurons", "synapse bits", "neurons/core", "axons in", "syn mem",
+                "axons out", "binding limit"):
+        mt.add_column(col, justify="left" if col in ("layer", "binding limit") else "right")
+    for row in mp["layers"]:
+        u = row["utilisation"]
+        mt.add_row(row["layer"], str(row["cores"]), _n(row["neurons"]), _n(row["synapse_bits"]),
+                   f"{u['neurons']:.0%}", f"{u['input_axons']:.0%}", f"{u['synapse_bits']:.0%}",
+                   f"{u['output_axons']:.0%}", row["binding_limit"])
+    console.print(mt)
+    if mp["unmapped"]:
+        console.print(f"  not mappable to cores (custom processes): {', '.join(mp['unmapped'])}")
+    if mp["unverified"]:
+        console.print(f"  [yellow]UNVERIFIED profile figures:[/yellow] {', '.join(mp['unverified'])}")
+
+
+def _energy(report: Report, console: Console, verbose: bool) -> None:
     en = report.energy
     if en and (report.target == "energy" or verbose):
         from snncompile.energy.render import render_energy
@@ -127,10 +163,6 @@ def render(report: Report, console: Console, verbose: bool = False) -> None:
             line += "; SNN energy needs spikes: pass --input or --firing-rates"
         console.print(line)
         console.print(f"  [dim]cost model: {en['source']} (--target energy for the per-layer table)[/dim]")
-    for k, v in report.outputs.items():
-        console.print(f"wrote {k}: {v}")
-    for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
 
 
 def render_sweep(result: dict, console: Console) -> None:

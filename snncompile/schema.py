@@ -55,44 +55,60 @@ def _bad(where: str, name: str, value: Any, rule: Field, hint: str) -> SnnCompil
 
 def check_value(where: str, name: str, value: Any, rule: Field, hint: str = "") -> Any:
     """One value against its rule; returns it converted (int, float, tuple …)."""
-    if rule.kind in ("int", "float"):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            if isinstance(value, str):
-                try:
-                    value = float(value) if rule.kind == "float" else int(value)
-                except ValueError:
-                    raise _bad(where, name, value, rule, hint) from None
-            else:
-                raise _bad(where, name, value, rule, hint)
-        v = float(value)
-        if not math.isfinite(v) or (rule.kind == "int" and v != int(v)):
-            raise _bad(where, name, value, rule, hint)
-        if rule.lo is not None and (v < rule.lo or (rule.lo_open and v == rule.lo)):
-            raise _bad(where, name, value, rule, hint)
-        if rule.hi is not None and v > rule.hi:
-            raise _bad(where, name, value, rule, hint)
-        return int(v) if rule.kind == "int" else v
-    if rule.kind == "shape":
-        try:
-            dims = tuple(value.tolist() if isinstance(value, np.ndarray) else value)
-        except TypeError:
-            raise _bad(where, name, value, rule, hint) from None
-        if not dims or any(isinstance(d, (bool, str)) or not float(d).is_integer() or int(d) < 1 for d in dims):
-            raise _bad(where, name, value, rule, hint)
-        return tuple(int(d) for d in dims)
-    if rule.kind == "bool":
-        if not isinstance(value, (bool, np.bool_)):
-            raise _bad(where, name, value, rule, hint)
-        return bool(value)
-    if rule.kind == "str":
+    try:
+        check = _CHECKS[rule.kind]
+    except KeyError:
+        raise ValueError(rule.kind) from None
+    ok, converted = check(value, rule)
+    if not ok:
+        raise _bad(where, name, converted, rule, hint)
+    return converted
+
+
+# Each check returns (valid, the value converted); an invalid value comes back as the message
+# shows it (a number read from a string, converted) and gets its one message in check_value.
+def _number(value: Any, rule: Field) -> tuple[bool, Any]:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         if not isinstance(value, str):
-            raise _bad(where, name, value, rule, hint)
-        return value
-    if rule.kind == "strings":
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise _bad(where, name, value, rule, hint)
-        return tuple(value)
-    raise ValueError(rule.kind)
+            return False, value
+        try:
+            value = float(value) if rule.kind == "float" else int(value)
+        except ValueError:
+            return False, value
+    v = float(value)
+    if not math.isfinite(v) or (rule.kind == "int" and v != int(v)):
+        return False, value
+    if rule.lo is not None and (v < rule.lo or (rule.lo_open and v == rule.lo)):
+        return False, value
+    if rule.hi is not None and v > rule.hi:
+        return False, value
+    return True, int(v) if rule.kind == "int" else v
+
+
+def _shape(value: Any, rule: Field) -> tuple[bool, Any]:
+    try:
+        dims = tuple(value.tolist() if isinstance(value, np.ndarray) else value)
+    except TypeError:
+        return False, value
+    if not dims or any(isinstance(d, (bool, str)) or not float(d).is_integer() or int(d) < 1 for d in dims):
+        return False, value
+    return True, tuple(int(d) for d in dims)
+
+
+def _bool(value: Any, rule: Field) -> tuple[bool, Any]:
+    return (True, bool(value)) if isinstance(value, (bool, np.bool_)) else (False, value)
+
+
+def _str(value: Any, rule: Field) -> tuple[bool, Any]:
+    return isinstance(value, str), value
+
+
+def _strings(value: Any, rule: Field) -> tuple[bool, Any]:
+    ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    return ok, tuple(value) if ok else value
+
+
+_CHECKS = {"int": _number, "float": _number, "shape": _shape, "bool": _bool, "str": _str, "strings": _strings}
 
 
 def validate(where: str, data: dict[str, Any], schema: dict[str, Field], *, hint: str = "",

@@ -114,8 +114,10 @@ def import_nir(model: str | Path, *, dt: float | None, input_shape: tuple[int, .
     return Traced(imp.graph, "s", imp.neuron_sources, imp.graph.copy(), imp.meta)
 
 
-def optimize(graph: IRGraph, passes: list[str] | None = None, *, copy: bool = True) -> Optimized:
-    g, stats = run_passes(graph, passes, copy=copy)
+def optimize(graph: IRGraph, passes: list[str] | None = None, *, copy: bool = True,
+             verify: bool | None = None) -> Optimized:
+    """Run the passes; ``verify``: check the IR after each (None: ``passes.manager``'s default)."""
+    g, stats = run_passes(graph, passes, copy=copy, verify=verify)
     return Optimized(g, stats)
 
 

@@ -109,9 +109,12 @@ def load_spec(path: str | Path) -> Spec:
         if not found:
             unmatched.append(pattern)
     arch_of = {str((root / k).resolve()): v for k, v in arch.items()}
-    cells = [Cell(m, ps, pr, list(data.get("cost_models") or ["45nm"]),
+    from snncompile.api import defaults  # the CLI's and the API's defaults, here too
+
+    default = defaults()
+    cells = [Cell(m, ps, pr, list(data.get("cost_models") or [default["energy_model"]]),
                   str(root / data["input"]) if data.get("input") else None, data.get("samples"),
-                  data.get("steps"), simulate, float(data.get("timeout", 900.0)),
+                  data.get("steps"), simulate, float(data.get("timeout", default["timeout"])),
                   arch_of.get(str(Path(m).resolve())))
              for m, ps, pr in itertools.product(dict.fromkeys(models), data.get("passes") or ["default"],
                                                 precisions)]

@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))          # `backends` and `models` import from the checkout
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+os.environ.setdefault("SNNCOMPILE_VERIFY_IR", "1")   # the pass manager verifies the IR after every pass
 logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
 MODELS = ROOT / "models"

@@ -8,13 +8,14 @@ import numpy as np
 
 from snncompile.netlist import Netlist
 from snncompile.netlist.target import TargetRun
+from snncompile.targets import TARGETS as SPECS
 
 
 class LavaTarget:
     name = "lava"
     # fused: one process per population, batches of samples (backends.lava.fused);
     # stock: Lava's own Dense/Sparse/Conv, one sample at a time (backends.lava.network)
-    emissions = ("fused", "stock")
+    emissions = SPECS["lava"].emissions
 
     def run(self, net: Netlist, x: np.ndarray, *, timeout_s: float,
             progress: Callable[[int, int], None] | None = None, emit: str | None = None) -> TargetRun:

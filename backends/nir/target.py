@@ -9,11 +9,12 @@ import numpy as np
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.netlist import Netlist
 from snncompile.netlist.target import TargetRun
+from snncompile.targets import TARGETS as SPECS
 
 
 class NirTarget:
     name = "nir"
-    emissions = ("graph",)
+    emissions = SPECS["nir"].emissions
 
     def run(self, net: Netlist, x: np.ndarray, *, timeout_s: float,
             progress: Callable[[int, int], None] | None = None, emit: str | None = None) -> TargetRun:

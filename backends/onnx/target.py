@@ -12,6 +12,7 @@ import onnx
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.netlist import Netlist
 from snncompile.netlist.target import TargetRun
+from snncompile.targets import TARGETS as SPECS
 
 STEP_FILE, ANN_FILE = "model.onnx", "model_ann.onnx"
 MAX_BYTES = 2**31 - 1  # protobuf's limit for one file (no external data)
@@ -30,7 +31,7 @@ def serialize(model: onnx.ModelProto, what: str) -> bytes:
 
 class OnnxTarget:
     name = "onnx"
-    emissions = ("float64", "float32")   # float32: onnxruntime's Conv, spikes within a tolerance
+    emissions = SPECS["onnx"].emissions   # float32: onnxruntime's Conv, spikes within a tolerance
 
     def run(self, net: Netlist, x: np.ndarray, *, timeout_s: float,
             progress: Callable[[int, int], None] | None = None, emit: str | None = None) -> TargetRun:

@@ -10,6 +10,7 @@ import networkx as nx
 import numpy as np
 
 from snncompile.ir.nodes import Delay, Input, Node, Output
+from snncompile.ir.verify import verify_graph
 
 
 class IRGraph:
@@ -161,6 +162,12 @@ class IRGraph:
         if len(names) != 1:
             raise ValueError(f"graph has {len(names)} outputs; exactly one is supported")
         return names[0]
+
+    def verify(self, stage: str = "") -> None:
+        """Check every node's arity, shapes, dtypes and parameter ranges against its inputs
+        (:mod:`snncompile.ir.verify`); raises ``IRVerificationError`` naming the node, its
+        source module, the problem and ``stage`` (e.g. the pass that ran last)."""
+        verify_graph(self, stage)
 
     def __len__(self) -> int:
         return self.nx.number_of_nodes()

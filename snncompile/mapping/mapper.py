@@ -151,47 +151,74 @@ def map_to_cores(plan: Netlist, chip: ChipProfile) -> CoreMap:
         m, w_bits = _incoming(plan, name, offsets, total)
         w_bits = np.minimum(w_bits, np.diff(m.indptr) * chip.max_weight_bits)
         entry_bits = w_bits + np.diff(m.indptr) * chip.synapse_index_bits
-        fan_in = np.diff(m.indptr)
-        worst = int(np.argmax(fan_in)) if pop.size else 0
-        if pop.size and fan_in[worst] > chip.input_axons_per_core:
+        _check_one_neuron_fits(name, pop.size, np.diff(m.indptr), entry_bits, chip)
+        _place_layer(cmap, name, pop.size, m, entry_bits, core_of, offsets[name], total)
+    _count_output_axons(plan, cmap, core_of, offsets)
+    for c in cmap.cores:
+        if c.output_axons > chip.output_axons_per_core:
             raise SnnCompileError(
-                f"layer {name} does not fit {chip.name}: a neuron has {fan_in[worst]:,} inputs, above the "
-                f"{chip.input_axons_per_core:,} input axons of one core",
-                f"prune {name}'s incoming weights to at most {chip.input_axons_per_core:,} per neuron "
-                "(prune_synapses drops zeros), or split its input layer", EXIT_UNSUPPORTED)
-        if pop.size and entry_bits.max() > chip.synapse_bits_per_core:
-            raise SnnCompileError(
-                f"layer {name} does not fit {chip.name}: one neuron needs {int(entry_bits.max()):,} bits of "
-                f"synapses, above {chip.synapse_bits_per_core:,} per core",
-                "prune or binarize the layer's weights", EXIT_UNSUPPORTED)
-        used = np.zeros(total, dtype=bool)
-        core = CoreUse(name, 0, 0, 0)
-        for i in range(pop.size):
-            cols = m.indices[m.indptr[i]:m.indptr[i + 1]]
-            new_axons = int(np.count_nonzero(~used[cols]))
-            bound = ""
-            if core.neurons + 1 > chip.neurons_per_core:
-                bound = "neurons"
-            elif core.input_axons + new_axons > chip.input_axons_per_core:
-                bound = "input_axons"
-            elif core.synapse_bits + entry_bits[i] > chip.synapse_bits_per_core:
-                bound = "synapse_bits"
-            if bound:
-                core.bound = bound
-                cmap.cores.append(core)
-                core, used[:] = CoreUse(name, 0, 0, 0), False
-                new_axons = len(np.unique(cols))
-            used[cols] = True
-            core.neurons += 1
-            core.input_axons += new_axons
-            core.synapse_bits += int(entry_bits[i])
-            core_of[offsets[name] + i] = len(cmap.cores)
-        if core.neurons:  # the layer ended: name the fullest resource instead
-            util = core.utilisation(chip)
-            util.pop("output_axons")
-            core.bound = max(util, key=util.get)
+                f"layer {c.layer} does not fit {chip.name}: a core needs {c.output_axons:,} output axons, "
+                f"above {chip.output_axons_per_core:,}",
+                "reduce the layer's fan-out (prune its outgoing weights)", EXIT_UNSUPPORTED)
+    return cmap
+
+
+def _check_one_neuron_fits(name: str, size: int, fan_in: np.ndarray, entry_bits: np.ndarray,
+                           chip: ChipProfile) -> None:
+    worst = int(np.argmax(fan_in)) if size else 0
+    if size and fan_in[worst] > chip.input_axons_per_core:
+        raise SnnCompileError(
+            f"layer {name} does not fit {chip.name}: a neuron has {fan_in[worst]:,} inputs, above the "
+            f"{chip.input_axons_per_core:,} input axons of one core",
+            f"prune {name}'s incoming weights to at most {chip.input_axons_per_core:,} per neuron "
+            "(prune_synapses drops zeros), or split its input layer", EXIT_UNSUPPORTED)
+    if size and entry_bits.max() > chip.synapse_bits_per_core:
+        raise SnnCompileError(
+            f"layer {name} does not fit {chip.name}: one neuron needs {int(entry_bits.max()):,} bits of "
+            f"synapses, above {chip.synapse_bits_per_core:,} per core",
+            "prune or binarize the layer's weights", EXIT_UNSUPPORTED)
+
+
+def _binding(core: CoreUse, chip: ChipProfile, new_axons: int, bits: float) -> str:
+    """The resource that one more neuron (``new_axons`` new inputs, ``bits``) would overflow."""
+    if core.neurons + 1 > chip.neurons_per_core:
+        return "neurons"
+    if core.input_axons + new_axons > chip.input_axons_per_core:
+        return "input_axons"
+    if core.synapse_bits + bits > chip.synapse_bits_per_core:
+        return "synapse_bits"
+    return ""
+
+
+def _place_layer(cmap: CoreMap, name: str, size: int, m: sp.csr_matrix, entry_bits: np.ndarray,
+                 core_of: np.ndarray, offset: int, total: int) -> None:
+    """Fill cores with the layer's neurons in order, a new core when one resource runs out."""
+    chip = cmap.chip
+    used = np.zeros(total, dtype=bool)
+    core = CoreUse(name, 0, 0, 0)
+    for i in range(size):
+        cols = m.indices[m.indptr[i]:m.indptr[i + 1]]
+        new_axons = int(np.count_nonzero(~used[cols]))
+        bound = _binding(core, chip, new_axons, entry_bits[i])
+        if bound:
+            core.bound = bound
             cmap.cores.append(core)
-    # output axons: one per (neuron, destination core) pair
+            core, used[:] = CoreUse(name, 0, 0, 0), False
+            new_axons = len(np.unique(cols))
+        used[cols] = True
+        core.neurons += 1
+        core.input_axons += new_axons
+        core.synapse_bits += int(entry_bits[i])
+        core_of[offset + i] = len(cmap.cores)
+    if core.neurons:  # the layer ended: name the fullest resource instead
+        util = core.utilisation(chip)
+        util.pop("output_axons")
+        core.bound = max(util, key=util.get)
+        cmap.cores.append(core)
+
+
+def _count_output_axons(plan: Netlist, cmap: CoreMap, core_of: np.ndarray, offsets: dict[str, int]) -> None:
+    """Output axons: one per (neuron, destination core) pair."""
     for name, pop in plan.populations.items():
         if pop.kind == "input":
             continue
@@ -203,10 +230,3 @@ def map_to_cores(plan: Netlist, chip: ChipProfile) -> CoreMap:
                 c = core_of[gid]
                 if c >= 0:
                     cmap.cores[c].output_axons += int(np.count_nonzero(pairs[0] == gid))
-    for c in cmap.cores:
-        if c.output_axons > chip.output_axons_per_core:
-            raise SnnCompileError(
-                f"layer {c.layer} does not fit {chip.name}: a core needs {c.output_axons:,} output axons, "
-                f"above {chip.output_axons_per_core:,}",
-                "reduce the layer's fan-out (prune its outgoing weights)", EXIT_UNSUPPORTED)
-    return cmap

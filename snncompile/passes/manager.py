@@ -7,6 +7,7 @@ sides, conv positions and padding exact), computed before and after each pass.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import networkx as nx
@@ -34,6 +35,14 @@ _ALL = (
          ensures=("dead_neurons_removed",)),
 )
 PASSES: dict[str, Pass] = {p.name: p for p in _ALL}
+
+# Verify the IR before the first pass and after each one (``IRGraph.verify``) when a caller
+# does not say: on under the test suite (tests/conftest.py sets the variable), off otherwise.
+VERIFY_ENV = "SNNCOMPILE_VERIFY_IR"
+
+
+def verify_by_default() -> bool:
+    return os.environ.get(VERIFY_ENV, "") not in ("", "0")
 
 
 def order_passes(names: list[str]) -> list[str]:
@@ -73,12 +82,17 @@ def parse_passes(spec: str | None, disabled: bool = False) -> list[str]:
 
 def run_passes(graph: IRGraph, names: list[str] | None = None,
                after_each: Callable[[str, IRGraph], None] | None = None,
-               copy: bool = True) -> tuple[IRGraph, list[PassStats]]:
+               copy: bool = True, verify: bool | None = None) -> tuple[IRGraph, list[PassStats]]:
     """Run ``names`` (default: all) in dependency order on ``graph`` (on a copy unless
     ``copy=False``). Each pass's stats gain the change in live synapses and kept neurons.
     ``after_each(name, graph)`` is called after every pass (tests check equivalence there).
+    ``verify`` (default: :func:`verify_by_default`): verify the IR first and after each pass;
+    the error names the pass after which the graph broke.
     """
     g = graph.copy() if copy else graph
+    verify = verify_by_default() if verify is None else verify
+    if verify:
+        g.verify("the frontend (before any pass)")
     results = []
     syn, neu = synapse_total(g), neuron_total(g)
     for name in order_passes(list(names) if names is not None else list(DEFAULT)):
@@ -92,6 +106,8 @@ def run_passes(graph: IRGraph, names: list[str] | None = None,
         result.stats.neurons_removed = max(result.stats.neurons_removed, neu - neu1)
         syn, neu = syn1, neu1
         results.append(result.stats)
+        if verify:
+            g.verify(f"pass {name}")
         if after_each is not None:
             after_each(name, g)
     return g, results

@@ -13,7 +13,7 @@ from snncompile.ir.nodes import NODE_TYPES, Node
 from snncompile.ir.registry import REGISTRIES, MissingBehaviour
 
 CONCERNS = {"reference step", "path structure", "synapse count", "lowering", "unrolled matrix",
-            "energy count", "report row", "onnx emission"}
+            "energy count", "report row", "onnx emission", "verification"}
 
 
 def test_every_concern_has_a_registry():

@@ -19,6 +19,7 @@ from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel  # noqa: E40
 from lava.proc.io.source import RingBuffer  # noqa: E402
 from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402
 
+from backends.lava.dynamics import SJ_PARAMS  # noqa: E402
 from backends.lava.procs.matmul.process import SpikeMatMul  # noqa: E402
 from backends.lava.procs.sj_neuron.process import SJNeuron  # noqa: E402
 from snncompile.netlist import OUTPUT, Netlist  # noqa: E402
@@ -107,16 +108,16 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
         if pop.kind == "matmul":
             continue  # built below, once its operand populations exist
         p = pop.params
+        sj = SJ_PARAMS(p)(p, name=name)
         if fixed:
             qp = pop.qparams
-            procs[name] = SJNeuron(shape=(pop.size,), model=p.model, v_threshold=qp.threshold,
+            procs[name] = SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=qp.threshold,
                                    v_reset=None if qp.soft else qp.v_reset, leak=qp.dv,
-                                   decay_input=p.decay_input, bias=pop.qbias, reset_interval=T,
+                                   decay_input=sj.decay_input, bias=pop.qbias, reset_interval=T,
                                    depth=pop.depth, reset_by=qp.reset_by, name=name)
             continue
-        leak = p.tau if p.model == "lif" else (p.decay if p.model == "plif" else 1.0)
-        procs[name] = SJNeuron(shape=(pop.size,), model=p.model, v_threshold=p.v_threshold,
-                               v_reset=p.v_reset, leak=leak, decay_input=p.decay_input,
+        procs[name] = SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=p.v_threshold,
+                               v_reset=p.v_reset, leak=sj.leak, decay_input=sj.decay_input,
                                bias=pop.bias, reset_interval=T, depth=pop.depth, strict=p.strict,
                                reset_by=p.reset_by, name=name)
     for name, pop in plan.populations.items():

@@ -37,6 +37,7 @@ from snncompile.ir import (
     Slice,
     Transpose,
 )
+from snncompile.ir.dynamics import IF, LIF, PLIF, CubaLIF, OrPool
 from snncompile.ir.structure import binary_spikes, is_population
 
 try:  # spikingjelly is optional at import time: plain-torch models need none of it
@@ -173,12 +174,12 @@ def snntorch_leaky(m: nn.Module, path: str, shape: tuple[int, ...]) -> Neuron:
     else:   # β·ρ = θ (per neuron with a per-neuron θ)
         reset = dict(v_reset=None, reset_by=v_th / b)
     if synaptic:
-        return Neuron(shape, path, model="cubalif", decay=1.0 - b, syn_decay=1.0 - float(alpha.flatten()[0]),
-                      decay_input=False, v_threshold=v_th, strict=True, **reset)
+        return Neuron(shape, path, dynamics=CubaLIF(decay=1.0 - b, syn_decay=1.0 - float(alpha.flatten()[0]),
+                                                    decay_input=False, v_threshold=v_th, strict=True, **reset))
     if b >= 1.0:
-        return Neuron(shape, path, model="if", v_threshold=v_th, strict=True, **reset)
-    return Neuron(shape, path, model="lif", tau=1.0 / (1.0 - b), decay_input=False, v_threshold=v_th,
-                  strict=True, **reset)
+        return Neuron(shape, path, dynamics=IF(v_threshold=v_th, strict=True, **reset))
+    return Neuron(shape, path, dynamics=LIF(tau=1.0 / (1.0 - b), decay_input=False, v_threshold=v_th,
+                                            strict=True, **reset))
 
 
 def is_leaf(m: nn.Module) -> bool:
@@ -530,12 +531,11 @@ class _Converter:
         common = dict(v_threshold=float(m.v_threshold), v_reset=v_reset)
         if isinstance(m, sj_neuron.ParametricLIFNode):
             q = float(m.w.detach().to(torch.float64).sigmoid())
-            node = Neuron(shape, path, model="plif", decay=q, decay_input=bool(m.decay_input), **common)
+            node = Neuron(shape, path, dynamics=PLIF(decay=q, decay_input=bool(m.decay_input), **common))
         elif isinstance(m, sj_neuron.LIFNode):
-            node = Neuron(shape, path, model="lif", tau=float(m.tau),
-                          decay_input=bool(m.decay_input), **common)
+            node = Neuron(shape, path, dynamics=LIF(tau=float(m.tau), decay_input=bool(m.decay_input), **common))
         else:
-            node = Neuron(shape, path, model="if", **common)
+            node = Neuron(shape, path, dynamics=IF(**common))
         name = self.add(path, node, [src])
         self.neuron_sources[name] = path
         return name
@@ -708,8 +708,7 @@ class _Converter:
             raise _unsupported("elementwise product whose factor is neither spikes nor a 0/1 function of "
                                "spikes (e.g. 1 − spike)", where)
         node = self.g.node(src)
-        return self.add("relay", Neuron(node.shape, f"{module} (relay)", model="lif", tau=1.0, v_threshold=1.0,
-                                        v_reset=0.0, role="or"), [src])
+        return self.add("relay", Neuron(node.shape, f"{module} (relay)", dynamics=OrPool()), [src])
 
     def _pieces(self, n: fx.Node, name: str, where: str) -> None:
         """chunk/split/unbind: remember where each piece lies; getitem makes it a Slice."""

@@ -250,16 +250,21 @@ def _nir_op(op: _Op, bias: np.ndarray | None) -> Any:
     return nir.Scale(scale=op.scale)
 
 
-def to_nir(net: Netlist) -> Any:
-    """The NIR graph of ``net`` (float netlists only)."""
-    import nir
-
+def _refuse_unwritable(net: Netlist) -> None:
+    """Fixed-point netlists and spike-spike products have no NIR form."""
     if net.fixed_point:
         raise SnnCompileError("NIR export writes the float network", "drop --fixed-point", EXIT_UNSUPPORTED)
     for name, pop in net.populations.items():
         if pop.kind == "matmul":
             raise _unsupported(name, "a spike-spike product (attention) has no NIR primitive",
                                "export a network without spiking self-attention")
+
+
+def to_nir(net: Netlist) -> Any:
+    """The NIR graph of ``net`` (float netlists only)."""
+    import nir
+
+    _refuse_unwritable(net)
     plan = _Plan(net)
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []

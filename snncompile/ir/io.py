@@ -107,7 +107,11 @@ def load_ir(path: str | Path) -> IRGraph:
             if isinstance(v, list):
                 kwargs[k] = tuple(v)
         if cls is Neuron:
-            kwargs = _neuron_kwargs(kwargs)
+            try:
+                kwargs = _neuron_kwargs(kwargs)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise SnnCompileError(f"{path}: neuron `{e['name']}` cannot be read: {exc}",
+                                      "re-export it with this version of snncompile", EXIT_USAGE) from None
         ready = all(src in graph.nx for src in e["inputs"])
         graph.add(e["name"], cls(**kwargs), e["inputs"] if ready else [])
         if not ready:   # a loop's Delay is stored before its source

@@ -91,7 +91,7 @@ def _conv_process(proj, num_message_bits: int) -> Conv:
 def _neuron_process(name: str, pop: Population, T: int, fixed: bool) -> SJNeuron:
     """The SJNeuron of population ``pop`` (its model code from ``SJ_PARAMS``), resetting every ``T`` steps."""
     p = pop.params
-    sj = SJ_PARAMS(p)(p, name=name)
+    sj = SJ_PARAMS(p)(p)   # refused models were named by refuse_dynamics before
     if fixed:
         qp = pop.qparams
         return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=qp.threshold,

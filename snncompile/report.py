@@ -123,7 +123,7 @@ def row_detail(node: Node) -> str:
 
 @REPORT_ROW.register(Neuron)
 def _neuron_detail(node: Neuron) -> str:
-    detail = "OR (max-pool of spikes)" if node.role == "or" else node.describe()
+    detail = node.describe()
     return detail + (f"; {node.size - node.kept} removed" if node.kept != node.size else "")
 
 

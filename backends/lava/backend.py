@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from backends.lava.dynamics import SJ_PARAMS
 from snncompile.errors import EXIT_BACKEND, SnnCompileError
 from snncompile.netlist import OUTPUT, Netlist
 from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
@@ -62,7 +63,7 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
         if plan.output_pop is not None and plan.output_pop not in record:   # e.g. a delay read by the output
             record.append(plan.output_pop)
     if emit == "stock":
-        refuse_dynamics(plan, "the stock Lava emission (Lava's LIF-style SJNeuron)", "use --emit fused")
+        refuse_dynamics(plan, SJ_PARAMS)
         refuse_delays(plan, "the stock Lava emission (one step of latency per synapse hop, so a loop would "
                       "run late)", "use --emit fused")
     T, N = x.shape[:2]

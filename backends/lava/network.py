@@ -19,9 +19,10 @@ from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel  # noqa: E40
 from lava.proc.io.source import RingBuffer  # noqa: E402
 from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402
 
+from backends.lava.dynamics import SJ_PARAMS  # noqa: E402
 from backends.lava.procs.matmul.process import SpikeMatMul  # noqa: E402
 from backends.lava.procs.sj_neuron.process import SJNeuron  # noqa: E402
-from snncompile.netlist import OUTPUT, Netlist  # noqa: E402
+from snncompile.netlist import OUTPUT, Netlist, Population  # noqa: E402
 
 GRADED_BITS = 24  # real-valued (graded) messages from the input population
 
@@ -87,6 +88,67 @@ def _conv_process(proj, num_message_bits: int) -> Conv:
                 num_message_bits=num_message_bits)
 
 
+def _neuron_process(name: str, pop: Population, T: int, fixed: bool) -> SJNeuron:
+    """The SJNeuron of population ``pop`` (its model code from ``SJ_PARAMS``), resetting every ``T`` steps."""
+    p = pop.params
+    sj = SJ_PARAMS(p)(p)   # refused models were named by refuse_dynamics before
+    if fixed:
+        qp = pop.qparams
+        return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=qp.threshold,
+                        v_reset=None if qp.soft else qp.v_reset, leak=qp.dv,
+                        decay_input=sj.decay_input, bias=pop.qbias, reset_interval=T,
+                        depth=pop.depth, reset_by=qp.reset_by, name=name)
+    return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=p.v_threshold,
+                    v_reset=p.v_reset, leak=sj.leak, decay_input=sj.decay_input,
+                    bias=pop.bias, reset_interval=T, depth=pop.depth, strict=p.strict,
+                    reset_by=p.reset_by, name=name)
+
+
+def _processes(plan: Netlist, x: np.ndarray, T: int, total: int) -> dict[str, object]:
+    """One Lava process per population: the input's ring buffer, neurons, spike products."""
+    fixed = plan.fixed_point
+    procs: dict[str, object] = {}
+    for name, pop in plan.populations.items():
+        if pop.kind == "input":
+            data = stream_input(x, total)
+            procs[name] = RingBuffer(data=np.round(data * plan.input_scale).astype(np.int32) if fixed else data)
+        elif pop.kind != "matmul":   # products are built below, once their operand populations exist
+            procs[name] = _neuron_process(name, pop, T, fixed)
+    for name, pop in plan.populations.items():
+        if pop.kind == "matmul":
+            procs[name] = _matmul_process(plan, pop)
+    return procs
+
+
+def _connect_projection(plan: Netlist, proj, procs: dict[str, object], extractors: dict[str, Extractor]) -> None:
+    """The Lava synapse process of ``proj``, between its source's out port and its target."""
+    fixed = plan.fixed_point
+    target = extractors[OUTPUT].in_port if proj.dst == OUTPUT else procs[proj.dst].a_in
+    src_out = _out_port(procs[proj.src])
+    bits = GRADED_BITS if plan.populations[proj.src].graded else 0
+    # Lava's fixed_pt Conv ignores weight_exp; geometry past int8 runs as Sparse
+    if proj.impl == "conv" and not fixed and lava_conv_fits(proj.kernel):
+        conn = _conv_process(proj, bits)
+        c, h, w = proj.in_shape
+        src_out.reshape((c, h, w)).transpose((2, 1, 0)).connect(conn.s_in)
+        co, ho, wo = proj.kernel.shape
+        conn.a_out.transpose((2, 1, 0)).reshape((co * ho * wo,)).connect(target)
+        return
+    kw = dict(num_message_bits=bits)
+    w = proj.weights.tocsr()
+    if fixed:
+        w = w.astype(np.int32)
+        kw.update(weight_exp=proj.weight_exp, num_weight_bits=8)
+    if proj.delay:
+        conn = DelaySparse(weights=w, delays=proj.delay, **kw)
+    elif proj.impl == "dense":
+        conn = Dense(weights=w.toarray(), **kw)
+    else:
+        conn = Sparse(weights=w, **kw)
+    src_out.connect(conn.s_in)
+    conn.a_out.connect(target)
+
+
 def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
              progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
     """Simulate ``plan`` on x [T, N, *input_shape] with Lava's floating_pt CPU models.
@@ -98,30 +160,7 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     T, N = x.shape[:2]
     total = N * T + plan.depth
     fixed = plan.fixed_point
-    procs: dict[str, object] = {}
-    for name, pop in plan.populations.items():
-        if pop.kind == "input":
-            data = stream_input(x, total)
-            procs[name] = RingBuffer(data=np.round(data * plan.input_scale).astype(np.int32) if fixed else data)
-            continue
-        if pop.kind == "matmul":
-            continue  # built below, once its operand populations exist
-        p = pop.params
-        if fixed:
-            qp = pop.qparams
-            procs[name] = SJNeuron(shape=(pop.size,), model=p.model, v_threshold=qp.threshold,
-                                   v_reset=None if qp.soft else qp.v_reset, leak=qp.dv,
-                                   decay_input=p.decay_input, bias=pop.qbias, reset_interval=T,
-                                   depth=pop.depth, reset_by=qp.reset_by, name=name)
-            continue
-        leak = p.tau if p.model == "lif" else (p.decay if p.model == "plif" else 1.0)
-        procs[name] = SJNeuron(shape=(pop.size,), model=p.model, v_threshold=p.v_threshold,
-                               v_reset=p.v_reset, leak=leak, decay_input=p.decay_input,
-                               bias=pop.bias, reset_interval=T, depth=pop.depth, strict=p.strict,
-                               reset_by=p.reset_by, name=name)
-    for name, pop in plan.populations.items():
-        if pop.kind == "matmul":
-            procs[name] = _matmul_process(plan, pop)
+    procs = _processes(plan, x, T, total)
     out_size = int(np.prod(plan.output_shape))
     extractors: dict[str, Extractor] = {}
     for name in record:
@@ -130,32 +169,8 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     if plan.output_kind == "values":
         extractors[OUTPUT] = Extractor(shape=(out_size,), buffer_size=64)
     for proj in plan.projections:
-        if proj.nnz == 0:
-            continue
-        target = extractors[OUTPUT].in_port if proj.dst == OUTPUT else procs[proj.dst].a_in
-        src_out = _out_port(procs[proj.src])
-        bits = GRADED_BITS if plan.populations[proj.src].graded else 0
-        # Lava's fixed_pt Conv ignores weight_exp; geometry past int8 runs as Sparse
-        if proj.impl == "conv" and not fixed and lava_conv_fits(proj.kernel):
-            conn = _conv_process(proj, bits)
-            c, h, w = proj.in_shape
-            src_out.reshape((c, h, w)).transpose((2, 1, 0)).connect(conn.s_in)
-            co, ho, wo = proj.kernel.shape
-            conn.a_out.transpose((2, 1, 0)).reshape((co * ho * wo,)).connect(target)
-            continue
-        kw = dict(num_message_bits=bits)
-        w = proj.weights.tocsr()
-        if fixed:
-            w = w.astype(np.int32)
-            kw.update(weight_exp=proj.weight_exp, num_weight_bits=8)
-        if proj.delay:
-            conn = DelaySparse(weights=w, delays=proj.delay, **kw)
-        elif proj.impl == "dense":
-            conn = Dense(weights=w.toarray(), **kw)
-        else:
-            conn = Sparse(weights=w, **kw)
-        src_out.connect(conn.s_in)
-        conn.a_out.connect(target)
+        if proj.nnz:
+            _connect_projection(plan, proj, procs, extractors)
 
     _connect_operands(plan, procs)
     # Lava runs only the processes connected to the one it starts from: a population driven

@@ -32,15 +32,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from backends.nir.dynamics import DT, NIR_NODE
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend.nir_import import META_KEY
 from snncompile.ir import BatchNorm, Conv2d, Linear, Node, Pool2d, Reshape, Scale
-from snncompile.ir.neuron_math import NeuronParams
+from snncompile.ir.dynamics import Dynamics, stored_params
 from snncompile.netlist import OUTPUT, Chain, Netlist, Population, Projection
 from snncompile.netlist.netlist import CANCELLED
 
 DENSE_LIMIT = 50_000_000   # entries of one dense Affine fallback before the export refuses
-DT = 1e-4  # time step the exported τ are written for (graph metadata "snncompile.dt"); snnTorch reads 1e-4
 
 
 def _unsupported(pop: str, why: str, hint: str) -> SnnCompileError:
@@ -204,7 +204,7 @@ def _neuron(name: str, pop: Population, logical: bool) -> Any:
         shape = tuple(pop.shape) if logical else (pop.size,)
         return nir.Delay(delay=np.broadcast_to(np.asarray(pop.steps, np.float64) * DT,
                                                tuple(pop.shape)).reshape(shape).copy())
-    p: NeuronParams = pop.params
+    p: Dynamics = pop.params
     if p.v_reset is None:
         by = "" if p.reset_by is None else f" by {float(p.reset_by):g} (snnTorch's 'subtract'/'none' reset)"
         raise _unsupported(name, f"soft (subtractive) reset{by} has no NIR primitive (NIR neurons reset to v_reset)",
@@ -212,13 +212,8 @@ def _neuron(name: str, pop: Population, logical: bool) -> Any:
                            "or keep the lava target")
     shape = tuple(pop.shape) if logical else (pop.size,)
     full = np.ones(shape)
-    th = np.broadcast_to(np.asarray(p.v_threshold, np.float64).reshape(-1), (pop.size,)).copy()
-    if pop.kind == "or":
-        th[:] = 0.5   # x > ½ ⟺ x ≥ 1 for spike counts: the same OR under NIR's strict threshold
-    meta: dict[str, Any] = {"model": p.model, "strict": bool(p.strict), "decay_input": bool(p.decay_input),
-                            **({"tau": float(p.tau)} if p.tau is not None else {}),
-                            **({"decay": float(p.decay)} if p.decay is not None else {}),
-                            **({"syn_decay": float(p.syn_decay)} if p.syn_decay is not None else {})}
+    th = np.broadcast_to(np.asarray(p.v_threshold if p.spiking else 1.0, np.float64).reshape(-1), (pop.size,)).copy()
+    meta: dict[str, Any] = {"model": p.name, **stored_params(p)}
     if logical and pop.index is not None:   # removed neurons: present, never firing
         alive = np.zeros(pop.logical_size, dtype=np.uint8)
         alive[pop.index] = 1
@@ -226,27 +221,7 @@ def _neuron(name: str, pop: Population, logical: bool) -> Any:
         th_full[pop.index] = th
         th = th_full
         meta["alive"] = alive.reshape(shape)
-    th = th.reshape(shape)
-    vr = full * p.v_reset
-    meta = {META_KEY: meta}
-    if p.model == "if":
-        return nir.IF(r=full, v_threshold=th, v_reset=vr, metadata=meta)
-    if p.model == "integrator":
-        return nir.I(r=full, metadata=meta)
-    if p.model == "threshold":
-        return nir.Threshold(threshold=th, metadata=meta)
-    tau = float(p.tau) if p.model == "lif" else 1.0 / float(p.decay)
-    r = full if p.decay_input else full * tau
-    if p.model == "li":
-        return nir.LI(tau=full * tau * DT, r=r, v_leak=full * 0.0, metadata=meta)
-    if p.model in ("cubalif", "cubali"):
-        syn = dict(tau_syn=full * DT / float(p.syn_decay), tau_mem=full * tau * DT, r=r, v_leak=full * 0.0,
-                   w_in=full / float(p.syn_decay), metadata=meta)   # q_s·w_in = 1: I ← I − I·q_s + x
-        if p.model == "cubali":
-            return nir.CubaLI(**syn)
-        return nir.CubaLIF(v_threshold=th, v_reset=vr, **syn)
-    # v_leak = v_reset: spikingjelly's LIF leaks toward its reset potential
-    return nir.LIF(tau=full * tau * DT, r=r, v_leak=vr, v_threshold=th, v_reset=vr, metadata=meta)
+    return NIR_NODE(p)(p, full, th.reshape(shape), full * p.v_reset, {META_KEY: meta})
 
 
 def _pair(v: tuple[int, int]) -> np.ndarray:
@@ -275,16 +250,21 @@ def _nir_op(op: _Op, bias: np.ndarray | None) -> Any:
     return nir.Scale(scale=op.scale)
 
 
-def to_nir(net: Netlist) -> Any:
-    """The NIR graph of ``net`` (float netlists only)."""
-    import nir
-
+def _refuse_unwritable(net: Netlist) -> None:
+    """Fixed-point netlists and spike-spike products have no NIR form."""
     if net.fixed_point:
         raise SnnCompileError("NIR export writes the float network", "drop --fixed-point", EXIT_UNSUPPORTED)
     for name, pop in net.populations.items():
         if pop.kind == "matmul":
             raise _unsupported(name, "a spike-spike product (attention) has no NIR primitive",
                                "export a network without spiking self-attention")
+
+
+def to_nir(net: Netlist) -> Any:
+    """The NIR graph of ``net`` (float netlists only)."""
+    import nir
+
+    _refuse_unwritable(net)
     plan = _Plan(net)
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []

@@ -8,7 +8,8 @@ order with no latency between them, as in the reference simulator. A delay popul
 (recurrent loop, NIR Delay) has state ``<population>.line`` ([N, steps·size]: its last
 ``steps`` drives, oldest first, start 0): it sends the oldest (``<population>.values``) and
 returns ``<population>.line_next`` with this step's drive appended. The neuron update is
-:func:`snncompile.ir.neuron_math.step`, operation for operation.
+:func:`snncompile.ir.dynamics.step`, operation for operation (the charge per model
+through the ``ONNX_CHARGE`` registry).
 """
 
 from __future__ import annotations
@@ -20,38 +21,77 @@ import onnx
 
 from backends.onnx.builder import Builder
 from backends.onnx.network import INPUT, READOUT, NetworkEmitter, order
-from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
-from snncompile.ir.neuron_math import NeuronParams
+from snncompile.ir.dynamics import (
+    IF,
+    LI,
+    LIF,
+    PLIF,
+    CubaLI,
+    CubaLIF,
+    DynamicsRegistry,
+    Firing,
+    Integrator,
+    OrPool,
+    Threshold,
+    refused,
+)
 from snncompile.netlist import Netlist, Population
 
 FORMAT = "snncompile single time step"
 
 
-def neuron_step(b: Builder, v: str, x: str, p: NeuronParams, hint: str, threshold: str) -> tuple[str, str]:
-    """(spikes, v_next) of ``neuron_math.step`` for state ``v`` and input ``x``."""
-    vr = b.scalar(p.v_init)
-    if p.model == "if":
-        h = b.op("Add", [v, x], f"{hint}_h")
-    elif p.model == "threshold":  # stateless: x + 0.0 * v
-        h = b.op("Add", [x, b.op("Mul", [b.scalar(0.0), v], f"{hint}_zv")], f"{hint}_h")
-    elif p.model in ("lif", "plif"):
-        # lif: … / tau; plif: … * decay (as neuron_math.charge writes them)
-        k, op = (p.tau, "Div") if p.model == "lif" else (p.decay, "Mul")
-        leak = b.op("Sub", [v, vr], f"{hint}_dv")
-        if p.decay_input:   # v + (x - (v - vr)) ∘ k
-            h = b.op("Add", [v, b.op(op, [b.op("Sub", [x, leak], f"{hint}_in"), b.scalar(k)], f"{hint}_dh")],
-                     f"{hint}_h")
-        else:               # v - (v - vr) ∘ k + x
-            h = b.op("Add", [b.op("Sub", [v, b.op(op, [leak, b.scalar(k)], f"{hint}_leak")], f"{hint}_vl"), x],
-                     f"{hint}_h")
-    else:
-        raise SnnCompileError(f"population `{hint}` has neuron model {p.model!r}, which the ONNX export "
-                              "cannot write", "use IF, LIF, parametric LIF or threshold neurons", EXIT_UNSUPPORTED)
-    strict = getattr(p, "strict", False)   # h > v_th (NIR), else h >= v_th (spikingjelly)
+ONNX_CHARGE = DynamicsRegistry("ONNX step")
+_refuse = refused("population `{name}` has neuron model '{model}', which the ONNX export cannot write",
+                  "use IF, LIF, parametric LIF or threshold neurons")
+ONNX_CHARGE.register(LI, Integrator, CubaLI, CubaLIF)(_refuse)
+
+
+@ONNX_CHARGE.register(IF)
+def _charge_if(b: Builder, v: str, x: str, p: IF, hint: str) -> str:
+    return b.op("Add", [v, x], f"{hint}_h")
+
+
+@ONNX_CHARGE.register(Threshold)
+def _charge_threshold(b: Builder, v: str, x: str, p: Threshold, hint: str) -> str:
+    # stateless: x + 0.0 * v
+    return b.op("Add", [x, b.op("Mul", [b.scalar(0.0), v], f"{hint}_zv")], f"{hint}_h")
+
+
+def _charge_leaky(b: Builder, v: str, x: str, vr: float, k: float, op: str, decay_input: bool, hint: str) -> str:
+    vr = b.scalar(vr)
+    leak = b.op("Sub", [v, vr], f"{hint}_dv")
+    if decay_input:   # v + (x - (v - vr)) ∘ k
+        return b.op("Add", [v, b.op(op, [b.op("Sub", [x, leak], f"{hint}_in"), b.scalar(k)], f"{hint}_dh")],
+                    f"{hint}_h")
+    # v - (v - vr) ∘ k + x
+    return b.op("Add", [b.op("Sub", [v, b.op(op, [leak, b.scalar(k)], f"{hint}_leak")], f"{hint}_vl"), x],
+                f"{hint}_h")
+
+
+@ONNX_CHARGE.register(LIF, OrPool)
+def _charge_lif(b: Builder, v: str, x: str, p: LIF | OrPool, hint: str) -> str:
+    return _charge_leaky(b, v, x, p.v_init, p.tau, "Div", p.decay_input, hint)   # … / tau
+
+
+@ONNX_CHARGE.register(PLIF)
+def _charge_plif(b: Builder, v: str, x: str, p: PLIF, hint: str) -> str:
+    return _charge_leaky(b, v, x, p.v_init, p.decay, "Mul", p.decay_input, hint)   # … * decay
+
+
+def check_supported(pop: Population) -> None:
+    """The ONNX export's error for a population whose model it cannot write."""
+    if not ONNX_CHARGE.supports(pop.params):
+        ONNX_CHARGE(pop.params)(pop.params, name=pop.name)
+
+
+def neuron_step(b: Builder, v: str, x: str, p: Firing, hint: str, threshold: str) -> tuple[str, str]:
+    """(spikes, v_next) of ``dynamics.step`` for state ``v`` and input ``x``."""
+    h = ONNX_CHARGE(p)(b, v, x, p, hint)
+    strict = p.strict   # h > v_th (NIR), else h >= v_th (spikingjelly)
     fired = b.op("Greater" if strict else "GreaterOrEqual", [h, threshold], f"{hint}_fired")
     s = b.op("Cast", [fired], f"{hint}_s", to=b.onnx_dtype)
     if p.v_reset is None:   # soft: h - s * reset_by (th when None)
-        rho = getattr(p, "reset_by", None)
+        rho = p.reset_by
         by = threshold if rho is None else b.scalar(float(rho)) if np.ndim(rho) == 0 else \
             b.const(np.asarray(rho, dtype=np.float64).reshape(-1), f"{hint}_reset_by")
         v_next = b.op("Sub", [h, b.op("Mul", [s, by], f"{hint}_sth")], f"{hint}_vn")
@@ -95,6 +135,7 @@ def build_step(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
             pops.append({"name": pop.name, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
                          "values": f"{pop.name}.values"})
             continue
+        check_supported(pop)
         v = b.add_input(f"{pop.name}.v", (pop.size,))
         s, v_next = neuron_step(b, v, em.drive(pop.name, pop.bias), pop.params, pop.name, _threshold(b, pop))
         em.kept[pop.name] = s

@@ -174,8 +174,8 @@ def _layer(graph: IRGraph, name: str, node: Conv2d | Linear, live: Liveness) -> 
 
 @ENERGY.register(Neuron)
 def _neurons(graph: IRGraph, name: str, node: Neuron, live: Liveness) -> NeuronCount:
-    return NeuronCount(name, node.source, node.model, tuple(node.shape), node.kept,
-                       "soft" if node.v_reset is None else "hard",
+    return NeuronCount(name, node.source, node.dynamics.name, tuple(node.shape), node.kept,
+                       "soft" if node.dynamics.v_reset is None else "hard",
                        int(getattr(node, "state_bits", DEFAULT_BITS)), getattr(node, "role", ""), node.size)
 
 

@@ -35,6 +35,7 @@ from snncompile.energy.counts import (
     shortcut_counts,
     static_counts,
 )
+from snncompile.energy.dynamics_cost import leaks_per_update
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.ir import Conv2d, IRGraph, Linear, Neuron
 from snncompile.ir.structure import liveness
@@ -170,9 +171,7 @@ def _neuron_tally(nc: NeuronCount, variant: str, steps: int, word: int) -> Tally
     if variant in ("ann", "bnn"):  # ReLU / sign: one compare per neuron, one pass
         return {"cmp": nc.size if _in_ann(nc) else 0, "mem": []}
     n_steps = nc.neurons * steps
-    leaky = nc.model in ("lif", "plif", "li", "cubalif", "cubali") and nc.role != "or"  # OR: memoryless
-    # current-based models decay a second state (the synaptic current) every step
-    leaks = n_steps * (2 if nc.model in ("cubalif", "cubali") else 1) if leaky else 0
+    leaks = n_steps * leaks_per_update(nc.model)   # per dynamics type (snncompile.energy.dynamics_cost)
     t: Tally = {"neuron_steps": n_steps, "leaks": leaks,
                 "spikes": nc.spikes,
                 "mem": [(n_steps * nc.state_bits / word, nc.neurons * nc.state_bits)] * 2}

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from snncompile.fixedpoint.dynamics_int import INT_DECAY
 from snncompile.fixedpoint.neuron_int import IntNeuronParams
 from snncompile.netlist import OUTPUT, FixedPoint, Netlist, Population
 from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
@@ -66,28 +67,6 @@ def input_scale(x: np.ndarray) -> float:
     return 2.0 ** math.floor(math.log2(limit / peak)) if peak > 0 else 1.0
 
 
-def _input_factor(pop: Population) -> float:
-    p = pop.params
-    if p is None or not p.decay_input or p.model == "if":
-        return 1.0
-    return 1.0 / p.tau if p.model == "lif" else float(p.decay)
-
-
-def _dv(pop: Population) -> int:
-    p = pop.params
-    if p.model == "if":
-        return 0
-    if p.model == "threshold":  # full decay: h = v_r + x, i.e. x (threshold neurons reset to 0)
-        return 1 << 12
-    return int(round(4096 / p.tau)) if p.model == "lif" else int(round(4096 * p.decay))
-
-
-def _du(pop: Population) -> int | None:
-    """12-bit decay of a current-based neuron's current (None: no current)."""
-    p = pop.params
-    return int(round(4096 * p.syn_decay)) if p.current_based else None
-
-
 def _exp_for(peak: float) -> int:
     if peak <= 0:
         return 0
@@ -113,8 +92,7 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
     """Return an integer copy of ``plan``: every projection unrolled (one at a time) to
     explicit integer mantissas (``proj.explicit``) with ``proj.weight_exp``; every neuron
     population's ``fixed`` parameters set."""
-    refuse_dynamics(plan, "the fixed-point datapath (24-bit membrane and current, spikes only)",
-                    "drop --fixed-point: non-spiking NIR neurons (LI, I, CubaLI) run in float", runs=("cubalif",))
+    refuse_dynamics(plan, INT_DECAY)
     refuse_delays(plan, "the fixed-point datapath (a delay of real values, not of spikes)",
                   "drop --fixed-point: a loop with no neuron on it runs in float", graded_only=True)
     q = copy.copy(plan)  # shares the chains' IR nodes: only explicit matrices are new
@@ -139,7 +117,8 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
             _relay(name, pop, q, info)
             continue
         incoming = q.into(name)
-        f = _input_factor(pop)
+        decay = INT_DECAY(pop.params)(pop.params)
+        f = decay.input_factor
         th = np.broadcast_to(np.asarray(pop.params.v_threshold, dtype=np.float64), (pop.size,))
         first = next((p for p in incoming if p.weights.nnz), None)
         if first is not None:
@@ -159,13 +138,13 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
             _quantize_projection(proj, f * s_p / src_scale[proj.src], info)
         vr = pop.params.v_reset
         pop.fixed = FixedPoint(scale=s_p, bias=_bias_int(np.asarray(pop.bias, dtype=np.float64) * f * s_p),
-                               params=IntNeuronParams(dv=_dv(pop), threshold=np.round(th * s_p).astype(np.int64)
+                               params=IntNeuronParams(dv=decay.dv, threshold=np.round(th * s_p).astype(np.int64)
                                                       + int(pop.params.strict),  # h > θ ⟺ h ≥ θ + 1
                                                       v_reset=0 if vr is None else int(round(vr * s_p)),
                                                       soft=vr is None,
                                                       reset_by=None if vr is not None else
                                                       _reset_by_int(name, pop, th, s_p, info),
-                                                      du=_du(pop)))
+                                                      du=decay.du))
     outs = q.into(OUTPUT)
     if outs or q.output_kind == "values":
         peaks = [float(np.max(np.abs(p.weights.data))) / src_scale[p.src] for p in outs if p.weights.nnz]

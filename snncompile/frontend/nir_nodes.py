@@ -11,6 +11,7 @@ import numpy as np
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import IRGraph
+from snncompile.ir.dynamics import IF, LI, PLIF, CubaLI, CubaLIF, Dynamics, Integrator, Threshold, make
 from snncompile.ir.nodes import (
     Add,
     BatchNorm,
@@ -249,7 +250,7 @@ def _neuron(b: Builder, name: str, node: Any, src: str) -> str:
         th = _per_neuron(name, "v_threshold", node.threshold if isinstance(node, nir.Threshold)
                          else node.v_threshold, shape)
     if isinstance(node, nir.Threshold):
-        n = Neuron(shape, name, model="threshold", v_threshold=th, v_reset=0.0, decay_input=False, strict=True)
+        n = Neuron(shape, name, dynamics=Threshold(v_threshold=th, v_reset=0.0, strict=True))
         return _add_neuron(b, name, n, src)
     v_reset = _uniform(name, "v_reset", node.v_reset) if spiking else 0.0
     stored = _stored(node)
@@ -264,22 +265,22 @@ def _neuron(b: Builder, name: str, node: Any, src: str) -> str:
                 th = np.where(alive, th, np.max(th[alive], initial=1.0))
                 th = float(th.ravel()[0]) if np.all(th == th.ravel()[0]) else th
             alive = None if alive.all() else alive
-        n = Neuron(shape, name, model=str(stored["model"]), v_threshold=th, v_reset=v_reset,
-                   tau=stored.get("tau"), decay=stored.get("decay"), syn_decay=stored.get("syn_decay"),
-                   decay_input=bool(stored.get("decay_input", True)), strict=bool(stored.get("strict", True)),
-                   alive=alive)
+        params = {"decay_input": True, "strict": True, **{k: v for k, v in stored.items() if k != "alive"},
+                  "v_threshold": th, "v_reset": v_reset}
+        n = Neuron(shape, name, dynamics=_stored_dynamics(name, params), alive=alive)
         return _add_neuron(b, name, n, src)
     if kind in ("IF", "I", "Integrator"):
-        model = "if" if kind == "IF" else "integrator"
-        n = Neuron(shape, name, model=model, v_threshold=th, v_reset=0.0, strict=True, decay_input=False)
+        n = Neuron(shape, name, dynamics=IF(v_threshold=th, v_reset=0.0, strict=True) if kind == "IF"
+                   else Integrator(v_reset=0.0))
         r = as_array(node.r)
         if b.dt is not None and np.all(np.abs(r * b.dt - 1.0) <= UNIT_TOL):
             r = np.ones(1)   # r = 1/dt: v += dt·r·x = x (spikingjelly's export)
         return _add_neuron(b, name, n, _scaled(b, name, src, r))
     if kind in ("LIF", "LI"):
         q, decay_input, factor = _membrane(b, name, node, node.tau, node.r)
-        n = Neuron(shape, name, model="plif" if kind == "LIF" else "li", v_threshold=th, v_reset=0.0, decay=q,
-                   decay_input=decay_input, strict=True)
+        n = Neuron(shape, name, dynamics=PLIF(v_threshold=th, v_reset=0.0, decay=q, decay_input=decay_input,
+                                              strict=True) if kind == "LIF"
+                   else LI(v_reset=0.0, decay=q, decay_input=decay_input))
         return _add_neuron(b, name, n, _scaled(b, name, src, factor))
     # CubaLIF, CubaLI
     q, decay_input, factor = _membrane(b, name, node, node.tau_mem, node.r)
@@ -287,9 +288,19 @@ def _neuron(b: Builder, name: str, node: Any, src: str) -> str:
     gain = q_s * as_array(node.w_in)
     if np.all(np.abs(gain - 1.0) <= UNIT_TOL):
         gain = 1.0
-    n = Neuron(shape, name, model="cubalif" if kind == "CubaLIF" else "cubali", v_threshold=th, v_reset=0.0,
-               decay=q, syn_decay=q_s, decay_input=decay_input, strict=True)
+    n = Neuron(shape, name, dynamics=CubaLIF(v_threshold=th, v_reset=0.0, decay=q, syn_decay=q_s,
+                                             decay_input=decay_input, strict=True) if kind == "CubaLIF"
+               else CubaLI(v_reset=0.0, decay=q, syn_decay=q_s, decay_input=decay_input))
     return _add_neuron(b, name, n, _scaled(b, name, src, as_array(gain) * as_array(factor)))
+
+
+def _stored_dynamics(name: str, params: dict) -> Dynamics:
+    """The exact dynamics our export wrote in the node metadata (``model`` names the type)."""
+    try:
+        return make(str(params.pop("model")), params)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise unsupported(name, f"its {META_KEY} metadata is not a neuron snncompile wrote ({exc})",
+                          "re-export it, or remove the metadata") from None
 
 
 def _add_neuron(b: Builder, name: str, n: Neuron, src: str) -> str:

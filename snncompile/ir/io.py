@@ -11,10 +11,12 @@ import numpy as np
 
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.fsutil import write_atomic
+from snncompile.ir.dynamics import LEGACY_FIELDS, Dynamics, from_legacy, make, stored_fields, stored_params
 from snncompile.ir.graph import IRGraph
-from snncompile.ir.nodes import NODE_TYPES
+from snncompile.ir.nodes import NODE_TYPES, Neuron
 
-FORMAT = "snncompile-ir/1"
+FORMAT = "snncompile-ir/2"
+OLD_FORMATS = ("snncompile-ir/1",)   # a Neuron with a ``model`` string (read by ``dynamics.from_legacy``)
 
 
 def _jsonable(value):
@@ -34,7 +36,14 @@ def save_ir(graph: IRGraph, path: str | Path, write=write_atomic) -> Path:
         attrs, array_keys = {}, []
         for f in fields(node):
             value = getattr(node, f.name)
-            if isinstance(value, np.ndarray):
+            if isinstance(value, Dynamics):   # stored by its stable name; arrays beside the others
+                attrs[f.name] = {"type": value.name, "params": stored_params(value, skip=())}
+                for k in stored_fields(type(value)):
+                    if isinstance(getattr(value, k), np.ndarray):
+                        key = f"{len(arrays)}"
+                        arrays[key] = getattr(value, k)
+                        array_keys.append([f"{f.name}.{k}", key])
+            elif isinstance(value, np.ndarray):
                 key = f"{len(arrays)}"
                 arrays[key] = value
                 array_keys.append([f.name, key])
@@ -52,6 +61,18 @@ def save_ir(graph: IRGraph, path: str | Path, write=write_atomic) -> Path:
     return write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
 
+def _neuron_kwargs(kwargs: dict) -> dict:
+    """A Neuron's constructor arguments from its stored attributes: the typed dynamics
+    (``dynamics.<field>`` arrays beside it), or the flat fields of the first format."""
+    if isinstance(kwargs.get("dynamics"), dict):
+        d = kwargs.pop("dynamics")
+        params = {**d["params"], **{k.split(".", 1)[1]: kwargs.pop(k) for k in list(kwargs)
+                                    if k.startswith("dynamics.")}}
+        return {**kwargs, "dynamics": make(d["type"], params)}
+    old = {k: kwargs.pop(k) for k in LEGACY_FIELDS if k in kwargs}
+    return {**kwargs, "dynamics": from_legacy(old)}
+
+
 def load_ir(path: str | Path) -> IRGraph:
     path = Path(path)
     try:
@@ -62,7 +83,7 @@ def load_ir(path: str | Path) -> IRGraph:
         raise SnnCompileError(f"cannot read IR file {path}: {exc}",
                               "pass a file written by `snncompile ... -o DIR` (model.ir.npz)",
                               EXIT_USAGE) from None
-    if header.get("format") != FORMAT:
+    if header.get("format") not in (FORMAT, *OLD_FORMATS):
         raise SnnCompileError(f"{path} is not an {FORMAT} file", "re-export it", EXIT_USAGE)
     graph = IRGraph(header["name"])
     graph.meta = header.get("meta", {})
@@ -85,6 +106,12 @@ def load_ir(path: str | Path) -> IRGraph:
         for k, v in list(kwargs.items()):
             if isinstance(v, list):
                 kwargs[k] = tuple(v)
+        if cls is Neuron:
+            try:
+                kwargs = _neuron_kwargs(kwargs)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise SnnCompileError(f"{path}: neuron `{e['name']}` cannot be read: {exc}",
+                                      "re-export it with this version of snncompile", EXIT_USAGE) from None
         ready = all(src in graph.nx for src in e["inputs"])
         graph.add(e["name"], cls(**kwargs), e["inputs"] if ready else [])
         if not ready:   # a loop's Delay is stored before its source

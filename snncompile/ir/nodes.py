@@ -19,6 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from snncompile.ir.dynamics import IF, Dynamics
+
 Pair = tuple[int, int]
 
 
@@ -216,92 +218,45 @@ class Add(Node):
 
 @dataclass(eq=False)
 class Neuron(Node):
-    """A population of neurons (IF, LIF, parametric LIF, threshold; non-spiking and
-    current-based integrators from NIR), one per element.
+    """A population of neurons, one per element, updated by its ``dynamics`` (a typed
+    model from :mod:`snncompile.ir.dynamics`: IF, LIF, PLIF, Threshold, LI, Integrator,
+    CubaLIF, CubaLI, OrPool; each type's docstring holds its equations).
 
-    Per neuron, input X[t], membrane V with V[0] = V_r (``neuron_math.charge`` / ``step``):
+    Per neuron, input X[t], state V (and I for current-based models) with V[0] = V_r:
 
-        if:                    H[t] = V[t−1] + X[t]
-        lif, decay_input:      H[t] = V[t−1] + (X[t] − (V[t−1] − V_r)) / τ
-        lif, not decay_input:  H[t] = V[t−1] − (V[t−1] − V_r) / τ + X[t]
-        plif:                  as lif with 1/τ replaced by q = ``decay`` = sigmoid(w)
-        threshold:             H[t] = X[t]          (stateless; NIR Threshold, ``decay_input`` False)
-        fire:                  S[t] = Θ(H[t] − V_th)          (fires on H ≥ V_th)
-        fire, strict:          S[t] = 1 if H[t] > V_th else 0  (``strict``: NIR, Lava, snnTorch, Norse)
-        hard reset:            V[t] = S[t]·V_reset + (1 − S[t])·H[t]
-        soft reset:            V[t] = H[t] − S[t]·ρ            (``v_reset`` None; ρ = ``reset_by``, V_th if None)
-        output:                y[t] = S[t] ⊙ alive
+        H[t] = charge(V[t−1], X[t])                   (the model's equation)
+        S[t], V[t] = fire and reset (spiking models)  (``dynamics.step.step``)
+        output:  y[t] = S[t] ⊙ alive,  or y[t] = V[t] ⊙ alive for non-spiking models
 
-    Current-based (``cubalif``, ``cubali``; NIR CubaLIF / CubaLI), synaptic current I, I[0] = 0,
-    q_s = ``syn_decay``; the membrane reads the new current:
-
-        I[t] = I[t−1] − I[t−1]·q_s + X[t]
-        H[t] = plif's H with X[t] replaced by I[t]     (q = ``decay``, ``decay_input``)
-        cubalif fires and resets V as above; I is never reset.
-
-    Non-spiking (``li``: plif's H; ``integrator``: H[t] = V[t−1] + X[t]; ``cubali``; NIR LI,
-    I/Integrator, CubaLI): no threshold, no reset, V[t] = H[t] and the output is the
-    membrane, y[t] = V[t] ⊙ alive (a real value, e.g. a readout layer).
-
-    V_r = ``v_reset``, 0 for soft reset. V_th = ``v_threshold``: scalar or per neuron (shape
-    == ``shape``). Firing on equality is spikingjelly's convention; Lava's built-in LIF
-    fires on v > vth. ``alive`` (None = all): a removed neuron outputs 0 and does not
-    exist in the compiled network. Role "or" (a max-pool of spikes): lif with τ = 1,
-    V_r = 0, V_th = 1, so H[t] = X[t] = spikes in the window and S[t] = 1 iff one spiked.
-    NIR's continuous-time parameters become q = dt/τ (forward Euler), see
+    ``alive`` (None = all): a removed neuron outputs 0 and does not exist in the compiled
+    network. An OR-pool (role "or") is the OR of a max-pool of spikes. NIR's
+    continuous-time parameters become q = dt/τ (forward Euler), see
     ``snncompile.frontend.nir_import`` and docs/nir.md.
     Stateful: yes (V; V and I when current-based). Synaptic: no. Spiking: yes, except
     the non-spiking models (``emits_spikes``).
     """
 
-    model: str = "lif"                       # "if" | "lif" | "plif" | "threshold" | "li" | "integrator"
-    #                                          | "cubalif" | "cubali"
-    v_threshold: float | np.ndarray = 1.0    # scalar or per-neuron (shape == self.shape)
-    v_reset: float | None = 0.0              # None → soft reset (V -= V_th on a spike)
-    tau: float | None = None
-    decay: float | None = None               # plif: sigmoid(w)
-    decay_input: bool = True
+    dynamics: Dynamics = field(default_factory=IF)
     alive: np.ndarray | None = None          # bool per neuron; False = removed by a pass
-    role: str = ""                           # "or": max-pool of spikes lowered to OR neurons
-    strict: bool = False                     # fire on H > V_th (NIR's convention) instead of H ≥ V_th
-    syn_decay: float | None = None           # cubalif, cubali: q_s of the synaptic current
-    reset_by: float | np.ndarray | None = None  # soft reset amount ρ, scalar or per neuron (None → V_th)
     op: ClassVar[str] = "neuron"
     spiking: ClassVar[bool] = True
 
     @property
     def emits_spikes(self) -> bool:
         """False for the non-spiking models, whose output is the membrane value."""
-        return self.model not in ("li", "integrator", "cubali")
+        return self.dynamics.spiking
+
+    @property
+    def role(self) -> str:
+        """"or" for the OR neurons of a max-pool of spikes, else ""."""
+        return self.dynamics.role
 
     @property
     def kept(self) -> int:
         return self.size if self.alive is None else int(np.count_nonzero(self.alive))
 
-    @property
-    def reset_mode(self) -> str:
-        if self.v_reset is not None:
-            return f"hard({self.v_reset:g})"
-        if self.reset_by is None:
-            return "soft"
-        return f"soft({self.reset_by:g})" if np.isscalar(self.reset_by) else "soft(per-neuron)"
-
     def describe(self) -> str:
-        th = self.v_threshold
-        th_s = f"{th:g}" if np.isscalar(th) else "per-neuron"
-        if self.model == "lif":
-            leak = f" tau={self.tau:g}"
-        elif self.model in ("plif", "li", "cubalif", "cubali"):
-            leak = f" q={self.decay:.4g}"
-        else:
-            leak = ""
-        if self.model in ("cubalif", "cubali"):
-            leak += f" q_syn={self.syn_decay:.4g}"
-        di = "" if self.model in ("if", "integrator") else f" decay_input={self.decay_input}"
-        if not self.emits_spikes:
-            return f"{self.model.upper()}{leak}{di} non-spiking (outputs V)"
-        fire = " fires>th" if self.strict else ""
-        return f"{self.model.upper()}{leak} th={th_s} reset={self.reset_mode}{di}{fire}"
+        return self.dynamics.describe()
 
 
 @dataclass(eq=False)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from snncompile.ir import neuron_math
+from snncompile.ir.dynamics import Dynamics, initial_state, step
 from snncompile.ir.nodes import (
     AdaptiveAvgPool2d,
     Add,
@@ -49,18 +49,17 @@ def tensor(a: np.ndarray | None) -> torch.Tensor | None:
     return torch.as_tensor(a if a.flags.writeable else a.copy())
 
 
-def neuron_params(node: Neuron, like: torch.Tensor | None = None) -> neuron_math.NeuronParams:
-    """The update parameters of a Neuron node (per-neuron thresholds and soft-reset amounts
-    flattened for numpy, or shaped like ``like`` for torch)."""
+def neuron_params(node: Neuron, like: torch.Tensor | None = None) -> Dynamics:
+    """The dynamics of a Neuron node with per-neuron thresholds and soft-reset amounts
+    flattened for numpy (float64), or shaped like ``like`` for torch; scalars as floats."""
     def per_neuron(a):
         if isinstance(a, np.ndarray):
             return torch.as_tensor(a, dtype=like.dtype) if like is not None else np.asarray(a, np.float64).ravel()
         return None if a is None else float(a)
 
-    return neuron_math.NeuronParams(model=node.model, v_threshold=per_neuron(node.v_threshold), v_reset=node.v_reset,
-                                    tau=node.tau, decay=node.decay, decay_input=node.decay_input,
-                                    strict=node.strict, syn_decay=node.syn_decay,
-                                    reset_by=per_neuron(node.reset_by))
+    d = node.dynamics
+    changes = {k: per_neuron(getattr(d, k)) for k in ("v_threshold", "reset_by") if hasattr(d, k)}
+    return d.with_params(**changes) if changes else d
 
 
 def _indicator(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -191,10 +190,10 @@ def _neuron(node: Neuron, ins, steps, mode="affine"):
     Returns spikes, or the membrane values of a non-spiking model."""
     x = ins[0].reshape(steps, -1, *node.shape)
     p = neuron_params(node, x)
-    v = neuron_math.initial_state(p, torch.full_like(x[0], p.v_init))
+    v = initial_state(p, torch.full_like(x[0], p.v_init))
     spikes = torch.empty_like(x)
     for t in range(steps):
-        spikes[t], v = neuron_math.step(v, x[t], p)
+        spikes[t], v = step(v, x[t], p)
     if node.alive is not None:  # removed neurons do not exist in the compiled network
         spikes *= torch.as_tensor(node.alive.astype(np.float64))
     return spikes.reshape(-1, *node.shape)

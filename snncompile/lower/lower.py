@@ -39,13 +39,13 @@ from snncompile.ir import (
     Slice,
     Transpose,
 )
-from snncompile.ir.neuron_math import NeuronParams
+from snncompile.ir.dynamics import OrPool
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP, neuron_params
 from snncompile.netlist import OUTPUT, Chain, Netlist, Operand, Population, Projection
 
 # A max-pool of spikes is OR over the window: memoryless (tau=1 LIF: H = X), fires on ≥1.
-OR_PARAMS = NeuronParams(model="lif", v_threshold=1.0, v_reset=0.0, tau=1.0, decay_input=True)
+OR_PARAMS = OrPool()
 LOWER = Registry("lowering")
 
 
@@ -185,7 +185,7 @@ def _neuron(lw, name, node: Neuron, ins):
     if src is not None and lw.pops[src].kind != "delay":   # a delayed drive arrives one-to-one
         raise SnnCompileError(f"neuron `{node.source or name}` reads another population directly",
                               "put a synaptic layer (Linear/Conv2d) between neuron layers", EXIT_UNSUPPORTED)
-    kind = "or" if node.role == "or" else "neuron"
+    kind = node.dynamics.population_kind
     return lw.population(name, ins[0], Population(name, node.size, kind, tuple(node.shape),
                                                   params=neuron_params(node)))
 
@@ -289,9 +289,9 @@ def _finish(net: Netlist, graph: IRGraph, dense: bool) -> None:
             pop.size = len(pop.index)
             pop.bias = pop.bias[pop.index]
             per_neuron = {k: getattr(pop.params, k)[pop.index] for k in ("v_threshold", "reset_by")
-                          if isinstance(getattr(pop.params, k), np.ndarray)}
+                          if isinstance(getattr(pop.params, k, None), np.ndarray)}
             if per_neuron:
-                pop.params = NeuronParams(**{**pop.params.__dict__, **per_neuron})
+                pop.params = pop.params.with_params(**per_neuron)
     # A population whose every neuron was removed does not exist on the chip (nor in Lava,
     # which refuses a process of shape (0,)); its synapses go with it.
     operands = {o.src for p in net.populations.values() for o in p.operands}

@@ -9,7 +9,9 @@ the backends all work on this form, downstream of the IR.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,7 +20,7 @@ import torch
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import Conv2d, Node, Reshape
 from snncompile.ir.counting import synaptic_memory_bits
-from snncompile.ir.neuron_math import NeuronParams
+from snncompile.ir.dynamics import Dynamics, DynamicsRegistry, refused
 from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import unique_paths
 from snncompile.netlist.ops import UNROLL
@@ -105,7 +107,7 @@ class Population:
     kind: str                         # "input" | "neuron" | "or" | "matmul" (spike·spike product)
     #                                   | "delay" (sends its drive of ``steps`` steps ago)
     shape: tuple[int, ...]            # logical shape (removed neurons included)
-    params: NeuronParams | None = None
+    params: Dynamics | None = None     # the neurons' dynamics (None: input, products, delays)
     bias: np.ndarray | None = None    # constant input per step (folded biases), per kept neuron
     depth: int = 0                    # synapse hops from the input (Lava latency)
     index: np.ndarray | None = None   # kept logical neurons (flat), None = all
@@ -252,17 +254,18 @@ class Netlist:
         return [p for p in self.projections if p.dst == dst]
 
 
-NIR_MODELS = {"cubalif": "CubaLIF", "cubali": "CubaLI", "li": "LI", "integrator": "I"}
+def refusal(nir: str, where: str, hint: str) -> Callable[..., Any]:
+    """A dynamics-registry entry for a model (NIR name ``nir``) that ``where`` cannot run: the
+    error names the population and the model, ``hint`` the way out."""
+    return refused(f"population `{{name}}` is a {{model}} neuron (NIR {nir}), which {where} cannot run", hint)
 
 
-def refuse_dynamics(net: Netlist, where: str, hint: str, runs: tuple[str, ...] = ()) -> None:
-    """A clear error when ``net`` has a current-based or non-spiking population (NIR CubaLIF,
-    CubaLI, LI, I) other than the models in ``runs``, which ``where`` cannot run."""
+def refuse_dynamics(net: Netlist, registry: DynamicsRegistry) -> None:
+    """A clear error when ``net`` has a population whose dynamics ``registry`` refuses."""
     for name, pop in net.populations.items():
         p = pop.params
-        if p is not None and p.model in NIR_MODELS and p.model not in runs:
-            raise SnnCompileError(f"population `{name}` is a {p.model} neuron (NIR {NIR_MODELS[p.model]}), "
-                                  f"which {where} cannot run", hint, EXIT_UNSUPPORTED)
+        if p is not None and not registry.supports(p):
+            registry(p)(p, name=name)
 
 
 def steps_text(steps: int | np.ndarray) -> str:

@@ -27,9 +27,12 @@ def _fold_alpha(graph: IRGraph, name: str, syn: Conv2d | Linear, alpha: np.ndarr
         # of two; otherwise a membrane that hits the threshold exactly would stop firing
         return False
     uniform = bool(np.all(alpha == alpha[0]))
-    if neuron.v_reset not in (None, 0.0) and not uniform:
+    d = neuron.dynamics
+    if not d.spiking:
+        return False  # a readout's output is V itself: scaling its input would scale the output
+    if d.v_reset not in (None, 0.0) and not uniform:
         return False  # a per-channel reset potential is not representable
-    soft_by = neuron.reset_by if neuron.v_reset is None else None
+    soft_by = d.reset_by if d.v_reset is None else None
     if soft_by not in (None, 0.0) and not uniform:
         return False  # nor a per-channel soft-reset amount
     per_neuron = np.broadcast_to(alpha.reshape((-1,) + (1,) * (len(neuron.shape) - 1)),
@@ -39,14 +42,16 @@ def _fold_alpha(graph: IRGraph, name: str, syn: Conv2d | Linear, alpha: np.ndarr
     syn.weight = np.sign(syn.weight).astype(np.float64)
     if syn.bias is not None:
         syn.bias = syn.bias / alpha
-    th = neuron.v_threshold
-    neuron.v_threshold = (th if np.isscalar(th) else np.asarray(th)) / (alpha[0] if uniform else per_neuron)
-    if uniform and neuron.v_reset not in (None, 0.0):
-        neuron.v_reset = neuron.v_reset / alpha[0]
+    th = d.v_threshold
+    th = (th if np.isscalar(th) else np.asarray(th)) / (alpha[0] if uniform else per_neuron)
+    if isinstance(th, np.ndarray) and th.ndim == 0:
+        th = float(th)
+    changes = {"v_threshold": th}
+    if uniform and d.v_reset not in (None, 0.0):
+        changes["v_reset"] = d.v_reset / alpha[0]
     if uniform and soft_by not in (None, 0.0):
-        neuron.reset_by = soft_by / float(alpha[0])
-    if isinstance(neuron.v_threshold, np.ndarray) and neuron.v_threshold.ndim == 0:
-        neuron.v_threshold = float(neuron.v_threshold)
+        changes["reset_by"] = soft_by / float(alpha[0])
+    neuron.dynamics = d.with_params(**changes)
     return True
 
 

@@ -14,13 +14,28 @@ import numpy as np
 import torch
 
 from snncompile.ir import IRGraph, Neuron
-from snncompile.ir.neuron_math import NeuronParams
+from snncompile.ir.dynamics import (
+    IF,
+    LI,
+    LIF,
+    PLIF,
+    CubaLI,
+    CubaLIF,
+    Dynamics,
+    DynamicsRegistry,
+    Integrator,
+    OrPool,
+    Threshold,
+)
 from snncompile.ir.semantics import STEP, neuron_params
 from snncompile.ir.structure import is_population, liveness, output_population
 from snncompile.passes.base import FACTS, PassStats
 
+# the largest membrane a neuron reaches under a constant drive ``bias`` from V_init ``v0``
+PEAK = DynamicsRegistry("dead-neuron bound")
 
-def never_fires(bias: np.ndarray, p: NeuronParams) -> np.ndarray:
+
+def never_fires(bias: np.ndarray, p: Dynamics) -> np.ndarray:
     """True where a neuron driven only by constant ``bias`` can never reach threshold.
 
     The membrane starts at V_r (0 for soft reset) and moves monotonically toward its fixed
@@ -28,21 +43,45 @@ def never_fires(bias: np.ndarray, p: NeuronParams) -> np.ndarray:
     IF with b > 0; current-based: the current's fixed point b/q_s in place of b. A
     non-spiking neuron (its output is V) is never "silent" unless V stays 0: b = 0, V_r = 0.
     """
-    th = np.asarray(p.v_threshold, dtype=np.float64)
     v0 = p.v_init
     if not p.spiking:
-        return np.broadcast_to((np.asarray(bias) == 0) & (v0 == 0), np.shape(bias)).copy()
+        return PEAK(p)(p, bias, v0)
+    th = np.asarray(p.v_threshold, dtype=np.float64)
     if p.current_based:
         bias = bias / p.syn_decay
-    if p.model == "if":
-        peak = np.where(bias > 0, np.inf, v0)
-    elif p.model == "threshold":
-        peak = bias
-    else:
-        tau = p.tau if p.model == "lif" else 1.0 / p.decay   # plif, cubalif
-        fixed = v0 + bias if p.decay_input else v0 + tau * bias
-        peak = np.maximum(v0, fixed)
+    peak = PEAK(p)(p, bias, v0)
     return (peak < th) & (v0 < th)
+
+
+@PEAK.register(LI, Integrator, CubaLI)
+def _silent_readout(p: Dynamics, bias: np.ndarray, v0: float) -> np.ndarray:
+    """Non-spiking: True where V stays 0."""
+    return np.broadcast_to((np.asarray(bias) == 0) & (v0 == 0), np.shape(bias)).copy()
+
+
+@PEAK.register(IF)
+def _peak_if(p: IF, bias: np.ndarray, v0: float) -> np.ndarray:
+    return np.where(bias > 0, np.inf, v0)
+
+
+@PEAK.register(Threshold)
+def _peak_threshold(p: Threshold, bias: np.ndarray, v0: float) -> np.ndarray:
+    return bias
+
+
+def _peak_leaky(tau: float, decay_input: bool, bias: np.ndarray, v0: float) -> np.ndarray:
+    fixed = v0 + bias if decay_input else v0 + tau * bias
+    return np.maximum(v0, fixed)
+
+
+@PEAK.register(LIF, OrPool)
+def _peak_lif(p: LIF | OrPool, bias: np.ndarray, v0: float) -> np.ndarray:
+    return _peak_leaky(p.tau, p.decay_input, bias, v0)
+
+
+@PEAK.register(PLIF, CubaLIF)
+def _peak_plif(p: PLIF | CubaLIF, bias: np.ndarray, v0: float) -> np.ndarray:
+    return _peak_leaky(1.0 / p.decay, p.decay_input, bias, v0)
 
 
 def never_fire_alone(graph: IRGraph) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from snncompile.ir import BatchNorm, Conv2d, IRGraph, Neuron, Pool2d
+from snncompile.ir.dynamics import OrPool
 from snncompile.ir.structure import binary_spikes
 from snncompile.passes.base import PassStats, sole_user
 from snncompile.passes.fold_batchnorm import fold_batchnorm
@@ -30,8 +31,7 @@ def or_layer(graph: IRGraph, name: str) -> None:
     conv_name = graph.unique_name(f"{name}_or_syn")
     graph.add(conv_name, conv, [src])
     users = graph.users(name)
-    neuron = Neuron(pool.shape, pool.source, model="lif", v_threshold=1.0, v_reset=0.0, tau=1.0,
-                    decay_input=True, role="or")
+    neuron = Neuron(pool.shape, pool.source, dynamics=OrPool())
     # keep the pool's name on the neuron: reports and spike comparisons refer to it
     graph.remove(name)
     graph.add(name, neuron, [conv_name])

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from snncompile.fixedpoint import neuron_int
-from snncompile.ir import neuron_math
+from snncompile.ir import dynamics
 from snncompile.netlist import OUTPUT, Netlist, Population, Projection
 
 READOUT = "readout"  # kernel kind of the value readout (OUTPUT)
@@ -93,7 +93,7 @@ class Kernel:
     operands: list[Operand] = field(default_factory=list)
     hadamard: bool = False
     bias: np.ndarray | None = None
-    params: object = None                       # NeuronParams (float) or IntNeuronParams (fixed)
+    params: object = None                       # Dynamics (float) or IntNeuronParams (fixed)
     fixed: bool = False
     output_scale: float = 1.0                   # fixed-point readout: integer → float
     v: np.ndarray | None = None
@@ -119,7 +119,7 @@ class Kernel:
             v0 = self.params.v_reset if self.fixed else self.params.v_init
             v = np.full((batch, self.size), v0, dtype=np.int64 if self.fixed else np.float64)
             self.v = neuron_int.initial_state(self.params, v) if self.fixed else \
-                neuron_math.initial_state(self.params, v)
+                dynamics.initial_state(self.params, v)
         if self.kind == "delay":
             longest = int(np.max(self.steps))
             self.line = np.zeros((longest, batch, self.size), dtype=np.int64 if self.fixed else np.float64)
@@ -155,7 +155,7 @@ class Kernel:
         if self.fixed:
             s, self.v = neuron_int.step(self.v, drive, self.params)
         else:
-            s, self.v = neuron_math.step(self.v, drive, self.params)
+            s, self.v = dynamics.step(self.v, drive, self.params)
         return s
 
     def _gather(self, inputs: list[np.ndarray], o: Operand) -> np.ndarray:
@@ -167,12 +167,14 @@ class Kernel:
         return vals
 
 
-def _float_params(pop: Population) -> neuron_math.NeuronParams:
+def _float_params(pop: Population) -> dynamics.Dynamics:
     p = pop.params
+    if not p.spiking:   # no threshold, no reset
+        return p
     th = np.broadcast_to(np.asarray(p.v_threshold, dtype=np.float64).reshape(-1), (pop.size,)).copy()
     by = p.reset_by if p.reset_by is None or np.isscalar(p.reset_by) else \
         np.broadcast_to(np.asarray(p.reset_by, dtype=np.float64).reshape(-1), (pop.size,)).copy()
-    return neuron_math.NeuronParams(**{**p.__dict__, "v_threshold": th, "reset_by": by})
+    return p.with_params(v_threshold=th, reset_by=by)
 
 
 def _where(pop: Population, idx: np.ndarray) -> np.ndarray:

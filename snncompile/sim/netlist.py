@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from snncompile.ir import neuron_math
+from snncompile.ir import dynamics
 from snncompile.netlist import OUTPUT, Netlist
 from snncompile.sim.kernels import step_order
 
@@ -43,10 +43,10 @@ def simulate_netlist(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
             else:
                 drive = (_drive(net, p.name, full, T * N, p.size) + torch.as_tensor(p.bias)).reshape(T, N, -1)
                 params = _params(p)
-                v = neuron_math.initial_state(params, torch.full((N, p.size), p.params.v_init, dtype=torch.float64))
+                v = dynamics.initial_state(params, torch.full((N, p.size), p.params.v_init, dtype=torch.float64))
                 s = torch.empty_like(drive)
                 for t in range(T):
-                    s[t], v = neuron_math.step(v, drive[t], params)
+                    s[t], v = dynamics.step(v, drive[t], params)
                 s = s.reshape(T * N, -1)
             out[p.name] = s.reshape(T, N, -1).numpy()
             full[p.name] = torch.as_tensor(p.expand(s.numpy()))
@@ -85,9 +85,9 @@ def _stepped(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
                     drive = _drive(net, name, full, N, p.size) + torch.as_tensor(p.bias)
                     params = _params(p)
                     if name not in state:
-                        state[name] = neuron_math.initial_state(
+                        state[name] = dynamics.initial_state(
                             params, torch.full((N, p.size), p.params.v_init, dtype=torch.float64))
-                    s, state[name] = neuron_math.step(state[name], drive, params)
+                    s, state[name] = dynamics.step(state[name], drive, params)
                 rec[name].append(s)
                 full[name] = torch.as_tensor(p.expand(s.numpy()))
             for p in net.delays:   # this step's drive, sent ``steps`` steps from now
@@ -95,11 +95,11 @@ def _stepped(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
     return {n: torch.stack(v).numpy() for n, v in rec.items() if n != OUTPUT or net.output_kind == "values"}
 
 
-def _params(p) -> neuron_math.NeuronParams:
+def _params(p) -> dynamics.Dynamics:
     """Per-neuron thresholds and soft-reset amounts as tensors (they broadcast over the batch)."""
     arrays = {k: torch.as_tensor(v) for k in ("v_threshold", "reset_by")
-              if isinstance(v := getattr(p.params, k), np.ndarray)}
-    return neuron_math.NeuronParams(**{**p.params.__dict__, **arrays}) if arrays else p.params
+              if isinstance(v := getattr(p.params, k, None), np.ndarray)}
+    return p.params.with_params(**arrays) if arrays else p.params
 
 
 def gather(net: Netlist, operand, full: dict[str, torch.Tensor]) -> torch.Tensor:

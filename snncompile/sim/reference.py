@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from snncompile.ir import Delay, Input, IRGraph, Neuron, Output, neuron_math
+from snncompile.ir import Delay, Input, IRGraph, Neuron, Output, dynamics
 from snncompile.ir.semantics import STEP, delayed_step, neuron_params
 
 
@@ -83,8 +83,8 @@ def _run_loop(graph: IRGraph, group: list[str], vals: dict[str, torch.Tensor], T
                     p = neuron_params(node, ins[0])
                     v = state.get(name)
                     if v is None:
-                        v = neuron_math.initial_state(p, torch.full_like(ins[0], p.v_init))
-                    y, state[name] = neuron_math.step(v, ins[0], p)
+                        v = dynamics.initial_state(p, torch.full_like(ins[0], p.v_init))
+                    y, state[name] = dynamics.step(v, ins[0], p)
                     if node.alive is not None:
                         y = y * torch.as_tensor(node.alive.astype(np.float64))
                 else:

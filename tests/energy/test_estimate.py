@@ -83,7 +83,7 @@ def test_binary_weight_snn_uses_adds_and_one_bit_weights():
     node = g.node(g.of_type(Linear)[0])
     node.weight, node.weight_bits = np.sign(node.weight), 1
     out = g.node(g.users(g.of_type(Linear)[0])[0])
-    out.v_threshold = out.v_threshold / 0.3                  # α moved into the threshold
+    out.dynamics = out.dynamics.with_params(v_threshold=out.dynamics.v_threshold / 0.3)   # α moved into the threshold
     e1 = estimate_energy(g, steps=4, values=simulate(g, x, keep_values=True).values)
     assert layer(e1, "linear")["memory_bits"] == row["memory_bits"]
     assert e1["variants"]["snn_binary"]["energy_pj"] == pytest.approx(e["variants"]["snn_binary"]["energy_pj"])

@@ -10,6 +10,7 @@ from torch import nn
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend import trace_model
 from snncompile.ir import Add, BatchNorm, Conv2d, Linear, Neuron, Pool2d
+from snncompile.ir.dynamics import IF, LIF, PLIF
 
 
 def test_conv_net_structure():
@@ -18,10 +19,10 @@ def test_conv_net_structure():
     assert ops == ["input", "conv2d", "batchnorm", "neuron", "pool2d", "conv2d", "batchnorm", "neuron",
                    "pool2d", "reshape", "linear", "neuron", "output"]
     neurons = [g.node(n) for n in g.of_type(Neuron)]
-    assert [(n.model, n.v_reset, n.decay_input) for n in neurons] == [
-        ("lif", 0.0, True), ("if", None, True), ("plif", -0.2, False)]
-    assert neurons[1].v_threshold == 0.8
-    assert neurons[2].decay == pytest.approx(1 / 3.0)
+    assert [(type(n.dynamics), n.dynamics.v_reset) for n in neurons] == [(LIF, 0.0), (IF, None), (PLIF, -0.2)]
+    assert (neurons[0].dynamics.decay_input, neurons[2].dynamics.decay_input) == (True, False)
+    assert neurons[1].dynamics.v_threshold == 0.8
+    assert neurons[2].dynamics.decay == pytest.approx(1 / 3.0)
     assert g.node(g.output_name).shape == (10,)
 
 

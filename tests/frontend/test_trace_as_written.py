@@ -19,6 +19,7 @@ from snncompile.api import compile as compile_model
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.frontend import trace_model
 from snncompile.ir import AdaptiveAvgPool2d, Concat, Delay, Neuron, Slice
+from snncompile.ir.dynamics import IF, LIF, CubaLIF
 from snncompile.lower import lower
 from snncompile.sim import run_torch, simulate
 
@@ -232,15 +233,15 @@ def test_snntorch_leaky_compiles_exactly_and_other_resets_are_named():
                         nn.Linear(8, 3), snn.Leaky(beta=1.0, init_hidden=True, output=True,
                                                    reset_mechanism="zero"))
     tr = same_as_torch(net, (6,), T=6, scale=1.5)
-    first, last = (tr.graph.node(n) for n in tr.graph.of_type(Neuron))
-    assert (first.model, first.tau, first.strict, first.v_reset) == ("lif", 4.0, True, 0.0)
-    assert last.model == "if"
+    first, last = (tr.graph.node(n).dynamics for n in tr.graph.of_type(Neuron))
+    assert (type(first), first.tau, first.strict, first.v_reset) == (LIF, 4.0, True, 0.0)
+    assert type(last) is IF
     # Synaptic "zero" without the reset delay: the stored membrane is 0 after a spike (hard reset)
     net = nn.Sequential(nn.Linear(6, 8), snn.Synaptic(alpha=0.6, beta=0.8, threshold=0.4, init_hidden=True,
                                                       reset_mechanism="zero", reset_delay=False))
     tr = same_as_torch(net, (6,), T=8, scale=1.5)
-    (syn,) = (tr.graph.node(n) for n in tr.graph.of_type(Neuron))
-    assert (syn.model, syn.v_reset) == ("cubalif", 0.0)
+    (syn,) = (tr.graph.node(n).dynamics for n in tr.graph.of_type(Neuron))
+    assert (type(syn), syn.v_reset) == (CubaLIF, 0.0)
     for bad, what in ((snn.Leaky(beta=0.9, reset_delay=False), "reset_delay=False"),
                       (snn.Leaky(beta=0.0), "beta=0"),
                       (snn.Leaky(beta=0.9, threshold=-0.5), "negative threshold"),
@@ -265,18 +266,19 @@ def test_snntorch_default_subtract_and_none_resets_compile_exactly(mech):
                         nn.Linear(8, 3), snn.Leaky(beta=1.0, threshold=0.5, init_hidden=True, output=True,
                                                    reset_mechanism=mech))
     tr = same_as_torch(net, (6,), T=10, n=16, scale=1.5)
-    first, syn, last = (tr.graph.node(n) for n in tr.graph.of_type(Neuron))
+    first_node = tr.graph.node(tr.graph.of_type(Neuron)[0])
+    first, syn, last = (tr.graph.node(n).dynamics for n in tr.graph.of_type(Neuron))
     rho = (0.4 / 0.75, 0.5 / 0.8, 0.5) if mech == "subtract" else (0.0, 0.0, 0.0)
-    assert (first.model, first.tau, first.strict, first.v_reset) == ("lif", 4.0, True, None)
-    assert (syn.model, syn.decay, syn.syn_decay, syn.decay_input) == ("cubalif", pytest.approx(0.2),
+    assert (type(first), first.tau, first.strict, first.v_reset) == (LIF, 4.0, True, None)
+    assert (type(syn), syn.decay, syn.syn_decay, syn.decay_input) == (CubaLIF, pytest.approx(0.2),
                                                                       pytest.approx(0.4), False)
-    assert last.model == "if"
+    assert type(last) is IF
     assert (first.reset_by, syn.reset_by, last.reset_by) == pytest.approx(rho)
-    assert "reset=soft(" in first.describe()
+    assert "reset=soft(" in first_node.describe()
     # the reset amount matters: subtracting V_th instead changes the spikes
     x = np.random.default_rng(0).random((10, 16, 6)) * 1.5
     ref = simulate(tr.graph, x).spikes
-    first.reset_by = None
+    first_node.dynamics = first.with_params(reset_by=None)
     assert any((simulate(tr.graph, x).spikes[k] != v).any() for k, v in ref.items())
 
 
@@ -372,7 +374,7 @@ def test_snntorch_per_neuron_threshold_with_subtract_is_a_per_neuron_reset():
                         nn.Linear(8, 3), snn.Leaky(beta=0.9, threshold=0.5, init_hidden=True, output=True))
     tr = same_as_torch(net, (6,), T=12, n=8, scale=1.5)
     first = tr.graph.node(tr.graph.of_type(Neuron)[0])
-    np.testing.assert_allclose(first.reset_by, th.double().numpy() / 0.75)
+    np.testing.assert_allclose(first.dynamics.reset_by, th.double().numpy() / 0.75)
     assert "soft(per-neuron)" in first.describe()
     x = np.random.default_rng(3).random((12, 8, 6)) * 1.5
     ref = simulate(tr.graph, x).spikes

@@ -11,6 +11,7 @@ from nets import CASES
 from snncompile import api, stages
 from snncompile.errors import SnnCompileError
 from snncompile.frontend import trace_model
+from snncompile.ir.dynamics import LI
 from snncompile.sim import simulate
 from snncompile.sim.netlist import simulate_netlist
 
@@ -110,8 +111,9 @@ def test_cifar_ticket_exports_kernels_not_matrices(tmp_path):
 
     c = compile_model(cifar_ticket(), (3, 32, 32))
     for n in c.graph.of_type(Neuron):   # NIR has no soft reset: make the one soft-reset layer hard
-        if c.graph.node(n).v_reset is None:
-            c.graph.node(n).v_reset = 0.0
+        node = c.graph.node(n)
+        if node.dynamics.v_reset is None:
+            node.dynamics = node.dynamics.with_params(v_reset=0.0)
     net = stages.lower(c.graph)
     assert any(p.index is not None for p in net.populations.values())   # removed neurons
     path = tmp_path / "cifar.nir"
@@ -133,18 +135,19 @@ def test_cifar_ticket_exports_kernels_not_matrices(tmp_path):
 def test_structure_kept_where_the_chain_allows():
     """Conv, pooling and flatten chains become NIR primitives; a transpose falls back to Affine."""
     from snncompile.ir import Input, IRGraph, Linear, Neuron, Output, Transpose
+    from snncompile.ir.dynamics import IF
 
     make, shape, _ = CASES["conv_s"]
     graph = stages.optimize(trace_model(make(), shape).graph).graph
     for n in graph.of_type(Neuron):
-        graph.node(n).v_reset = 0.0
+        graph.node(n).dynamics = graph.node(n).dynamics.with_params(v_reset=0.0)
     kinds = set(_node_types(stages.lower(graph)).values())
     assert "Conv2d" in kinds
     g = IRGraph("t")
     g.add("in", Input((2, 3), "in"))
     g.add("tr", Transpose((3, 2), "tr", perm=(1, 0)), ["in"])
     g.add("fc", Linear((3, 4), "fc", weight=np.ones((4, 2))), ["tr"])
-    g.add("n", Neuron((3, 4), "n", v_reset=0.0, model="if"), ["fc"])
+    g.add("n", Neuron((3, 4), "n", dynamics=IF(v_reset=0.0)), ["fc"])
     g.add("out", Output((3, 4), "out"), ["n"])
     g.input_shape = (2, 3)
     net = stages.lower(g)
@@ -185,7 +188,7 @@ def test_new_dynamics_round_trip(tmp_path, framework):
         if p.kind == "neuron" and p.params.spiking:
             np.testing.assert_array_equal(got.spikes[name].reshape(want[name].shape), want[name])
     if net.output_kind == "membrane":
-        assert back.graph.node(net.output_pop).model == "li"
+        assert type(back.graph.node(net.output_pop).dynamics) is LI
         np.testing.assert_allclose(got.output.reshape(want[net.output_pop].shape), want[net.output_pop],
                                    rtol=1e-12, atol=1e-12)
 

@@ -22,6 +22,7 @@ from interchange.frameworks import (
 from snncompile import api
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.ir import Neuron
+from snncompile.ir.dynamics import LI, CubaLIF
 from snncompile.sim import simulate
 
 
@@ -168,7 +169,7 @@ def test_snntorch_synaptic_cubalif_is_spike_exact(tmp_path):
     ref = run(x)
     assert min(int(v.sum()) for v in ref.values()) > 50
     tr = api.trace(tmp_path / "s.nir")
-    assert {tr.graph.node(n).model for n in tr.neuron_sources} == {"cubalif"}
+    assert {type(tr.graph.node(n).dynamics) for n in tr.neuron_sources} == {CubaLIF}
     assert agreement(ref, _imported_spikes(tmp_path / "s.nir", x)) == (1.0, 6720)
 
 
@@ -196,7 +197,7 @@ def test_norse_li_readout(tmp_path, current_based):
         sim = simulate(tr.graph, x)
     np.testing.assert_array_equal(sim.spikes[hidden], ref["1"])
     readout = next(n for n in tr.graph.of_type(Neuron) if not tr.graph.node(n).emits_spikes)
-    assert tr.graph.node(readout).model == "li"
+    assert type(tr.graph.node(readout).dynamics) is LI
     np.testing.assert_allclose(sim.output, ref["3"], rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(sim.spikes[readout], sim.output)
 

@@ -64,7 +64,7 @@ def test_stock_emission_refuses_nir_dynamics_and_fixed_point_runs_cubalif(tmp_pa
     from interchange.frameworks import make_norse_readout, make_snntorch_synaptic
 
     from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
-    from snncompile.ir.neuron_math import NeuronParams
+    from snncompile.ir.dynamics import CubaLIF
     from snncompile.sim.kernels import run_kernels
 
     run = make_snntorch_synaptic(tmp_path / "s.nir")
@@ -78,8 +78,7 @@ def test_stock_emission_refuses_nir_dynamics_and_fixed_point_runs_cubalif(tmp_pa
 
         build_step(net)
     qnet, _ = stages.quantize(net, x, (16,))
-    hidden = next(n for n, p in qnet.populations.items() if isinstance(p.params, NeuronParams)
-                  and p.params.model == "cubalif")
+    hidden = next(n for n, p in qnet.populations.items() if isinstance(p.params, CubaLIF))
     qp = qnet.populations[hidden].fixed.params
     assert qp.du == round(4096 * net.populations[hidden].params.syn_decay) and qp.dv > 0
     ints = stages.integer_reference(qnet, x)

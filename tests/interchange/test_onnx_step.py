@@ -25,7 +25,7 @@ from backends.onnx.step import build_step
 from backends.onnx.target import OnnxTarget, serialize
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import Concat, Neuron, Pool2d, Slice
-from snncompile.ir.neuron_math import NeuronParams
+from snncompile.ir.dynamics import CubaLIF, Threshold
 from snncompile.lower import lower
 from snncompile.netlist import OUTPUT
 from snncompile.sim import simulate
@@ -83,7 +83,7 @@ def test_per_neuron_thresholds():
     c = compile_model(exact_threshold_net(0.0, "lif"), (8,), passes=[])
     name = next(n for n, p in c.net.populations.items() if p.kind == "neuron" and p.size == 6)
     th = np.array([0.5, 1.0, 0.75, 1.5, 0.25, 1.0])
-    c.graph.node(name).v_threshold = th
+    c.graph.node(name).dynamics = c.graph.node(name).dynamics.with_params(v_threshold=th)
     c.net = lower(c.graph)
     x = (np.random.default_rng(8).random((8, 16, 8)) < 0.6).astype(np.float64)
     assert_step_model_exact(c, x)
@@ -146,10 +146,10 @@ def test_unknown_neuron_model_names_the_population():
     c = compile_model(TicketNet(), (1, 8, 8))
     name = next(n for n, p in c.net.populations.items() if p.kind == "neuron")
     pop = c.net.populations[name]
-    pop.params = NeuronParams(**{**pop.params.__dict__, "model": "izhikevich"})
+    pop.params = CubaLIF(v_threshold=pop.params.v_threshold, v_reset=pop.params.v_reset)
     with pytest.raises(SnnCompileError, match=name) as exc:
         build_step(c.net)
-    assert exc.value.exit_code == EXIT_UNSUPPORTED
+    assert exc.value.exit_code == EXIT_UNSUPPORTED and "'cubalif'" in str(exc.value)
 
 
 class CatNet(nn.Module):
@@ -199,15 +199,15 @@ def test_concat():
 
 def test_sum_pool_threshold_and_strict_neurons():
     """NIR's node kinds: sum pooling, stateless threshold neurons, firing on h > v_th."""
-    if not hasattr(Neuron, "strict"):
-        pytest.skip("this IR has no strict-firing neurons")
     c = compile_model(conv_net("s"), (1, 8, 8), passes=[])
     pool = next(n for n, node in c.graph.items() if isinstance(node, Pool2d) and node.mode == "avg")
     c.graph.node(pool).mode = "sum"
     neurons = [n for n, node in c.graph.items() if isinstance(node, Neuron)]
-    c.graph.node(neurons[0]).strict = True
+    first = c.graph.node(neurons[0])
+    first.dynamics = first.dynamics.with_params(strict=True)
     last = c.graph.node(neurons[-1])
-    last.model, last.decay_input, last.strict = "threshold", False, True
+    d = last.dynamics
+    last.dynamics = Threshold(v_threshold=d.v_threshold, v_reset=d.v_reset, reset_by=d.reset_by, strict=True)
     c.net = lower(c.graph)
     model = build_step(c.net)
     assert "Greater" in {n.op_type for n in model.graph.node}

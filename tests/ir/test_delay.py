@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from snncompile.ir import Add, Delay, Input, IRGraph, Linear, Neuron, Output
+from snncompile.ir.dynamics import IF
 from snncompile.ir.structure import liveness, spike_valued
 from snncompile.sim.reference import simulate
 
@@ -19,7 +20,7 @@ def _loop(self_loop: bool = False) -> IRGraph:
     g.add("d", Delay((4,), steps=1))
     g.add("rec", Linear((4,), weight=np.eye(4) * 0.5, bias=np.full(4, 0.1)), ["d"])
     g.add("sum", Add((4,)), ["fc", "rec"])
-    g.add("s", Neuron((4,), model="if", v_threshold=1.0, v_reset=0.0), ["sum"])
+    g.add("s", Neuron((4,), dynamics=IF(v_threshold=1.0, v_reset=0.0)), ["sum"])
     g.set_inputs("d", ["s"])
     g.add("out", Output((4,)), ["s"])
     return g

@@ -1,13 +1,14 @@
 """IRGraph walks."""
 
 from snncompile.ir import Add, Input, IRGraph, Neuron, Output
+from snncompile.ir.dynamics import IF
 
 
 def test_items_releasing_drops_a_value_after_its_last_reader():
     """input feeds a neuron and the residual add: it must survive until the add has read it."""
     g = IRGraph()
     g.add("input", Input((3,)))
-    g.add("n", Neuron((3,), model="if"), ["input"])
+    g.add("n", Neuron((3,), dynamics=IF()), ["input"])
     g.add("add", Add((3,)), ["input", "n"])
     g.add("twice", Add((3,)), ["add", "add"])           # one node reading the same value twice
     g.add("output", Output((3,)), ["twice"])

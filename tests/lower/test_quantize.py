@@ -7,6 +7,7 @@ from nets import TicketNet, binary_spike_inputs, conv_net, snntorch_soft_reset_n
 
 from snncompile.fixedpoint import neuron_int
 from snncompile.fixedpoint.quantize import input_scale, quantize_plan
+from snncompile.ir.dynamics import IF, LIF
 from snncompile.lower import lower
 from snncompile.passes import run_passes
 from snncompile.sim.integer import simulate_int
@@ -83,8 +84,8 @@ def test_soft_reset_amount_quantizes_to_an_integer_and_rounding_is_warned():
     for beta, rounded in ((0.5, False), (0.75, True)):
         _, _, plan = _plan(snntorch_soft_reset_net(beta), x, (8,))
         q, info = quantize_plan(plan, x)
-        pops = {p.params.model: p for p in q.populations.values() if p.params is not None}
-        lif, iff = pops["lif"], pops["if"]
+        pops = {type(p.params): p for p in q.populations.values() if p.params is not None}
+        lif, iff = pops[LIF], pops[IF]
         p = lif.fixed.params
         assert p.soft and np.all(p.reset_by == np.round(lif.fixed.scale / beta))
         assert np.all(p.threshold == np.round(lif.fixed.scale) + 1)       # strict: h > θ ⟺ h ≥ θ + 1

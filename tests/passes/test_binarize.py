@@ -29,9 +29,9 @@ def test_ticket_binarized_equivalent_and_alpha_folded_when_exact(alpha, folded):
     out = g.node(g.of_type(Neuron)[-1])
     if folded:  # per-layer α moved into the IF neuron: weights ±1 / 0, threshold divided by α
         assert set(np.unique(fc.weight)) <= {-1.0, 0.0, 1.0}
-        assert out.v_threshold == 1.0 / alpha
+        assert out.dynamics.v_threshold == 1.0 / alpha
     else:
         assert np.all(np.abs(fc.weight[fc.weight != 0]) == np.float32(alpha))  # the model's float32 α
-        assert out.v_threshold == 1.0
+        assert out.dynamics.v_threshold == 1.0
     learned = [s for n, s in zip(g.of_type(Conv2d) + g.of_type(Linear), syn) if not n.endswith("_or_syn")]
     assert stats["binarize"].bits_saved == 31 * sum(int((s.weight != 0).sum()) for s in learned)

@@ -4,17 +4,17 @@ from equivalence import assert_equivalent_after_each, run_all
 from spikingjelly.activation_based import neuron
 from torch import nn
 
-from snncompile.ir.neuron_math import NeuronParams
+from snncompile.ir.dynamics import IF, LIF
 from snncompile.passes.dead_neurons import never_fires
 
 
 def test_never_fires_bounds():
     b = np.array([-1.0, 0.0, 0.4, 0.6, 2.0])
-    lif = NeuronParams("lif", 1.0, 0.0, tau=2.0, decay_input=True)
+    lif = LIF(v_threshold=1.0, v_reset=0.0, tau=2.0, decay_input=True)
     np.testing.assert_array_equal(never_fires(b, lif), [True, True, True, True, False])
-    lif_nd = NeuronParams("lif", 1.0, 0.0, tau=2.0, decay_input=False)   # fixed point τ·b
+    lif_nd = LIF(v_threshold=1.0, v_reset=0.0, tau=2.0, decay_input=False)   # fixed point τ·b
     np.testing.assert_array_equal(never_fires(b, lif_nd), [True, True, True, False, False])
-    iff = NeuronParams("if", 1.0, None)
+    iff = IF(v_threshold=1.0, v_reset=None)
     np.testing.assert_array_equal(never_fires(b, iff), [True, True, False, False, False])
 
 

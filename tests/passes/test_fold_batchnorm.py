@@ -35,12 +35,13 @@ def test_folded_weights_are_scaled_without_copying_the_weights():
 
 def test_bn_without_synapse_is_kept():
     from snncompile.ir import Input, IRGraph, Neuron, Output
+    from snncompile.ir.dynamics import IF
 
     g = IRGraph()
     g.add("input", Input((3,)))
     g.add("bn", BatchNorm((3,), mean=np.zeros(3), var=np.ones(3), weight=np.ones(3), bias=np.zeros(3)),
           ["input"])
-    g.add("n", Neuron((3,), model="if"), ["bn"])
+    g.add("n", Neuron((3,), dynamics=IF()), ["bn"])
     g.add("output", Output((3,)), ["n"])
     stats = fold_batchnorm(g)
     assert g.of_type(BatchNorm) == ["bn"] and not stats.changed and stats.notes

@@ -26,8 +26,7 @@ from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend import trace_model
 from snncompile.frontend.trace import detach_pruned, reset_states
 from snncompile.ir import IRGraph, Neuron, Pool2d
-from snncompile.ir.neuron_math import charge
-from snncompile.ir.neuron_math import step as neuron_step
+from snncompile.ir.dynamics import step as neuron_step
 from snncompile.ir.semantics import neuron_params
 from snncompile.lower import lower
 from snncompile.netlist import Netlist
@@ -142,7 +141,7 @@ def count_threshold_hits(graph: IRGraph, x: np.ndarray) -> int:
         v = torch.full(drive.shape[1:], p.v_init, dtype=torch.float64)
         th = torch.as_tensor(np.broadcast_to(np.asarray(p.v_threshold, np.float64), drive.shape[2:]).copy())
         for t in range(drive.shape[0]):
-            h = charge(v, drive[t], p)
+            h = p.charge(v, drive[t])
             hits += int((h == th).sum())
             _, v = neuron_step(v, drive[t], p)
     return hits

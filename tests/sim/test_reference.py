@@ -13,7 +13,7 @@ from nets import (
 )
 
 from snncompile.compare import predictions
-from snncompile.ir import Neuron, neuron_math
+from snncompile.ir import Neuron, dynamics
 from snncompile.ir.semantics import neuron_params
 from snncompile.sim import simulate
 
@@ -61,6 +61,6 @@ def test_exact_threshold_hits(model, decay_input, v_reset):
     p = neuron_params(g.node(sn))
     v, exact = np.full_like(current[0], p.v_init), 0
     for t in range(current.shape[0]):
-        exact += int((neuron_math.charge(v, current[t], p) == p.v_threshold).sum())
-        _, v = neuron_math.step(v, current[t], p)
+        exact += int((p.charge(v, current[t]) == p.v_threshold).sum())
+        _, v = dynamics.step(v, current[t], p)
     assert exact > 0

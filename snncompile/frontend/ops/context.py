@@ -13,6 +13,7 @@ from snncompile.frontend import timefold
 from snncompile.frontend.ops.common import unsupported, unsupported_layer
 from snncompile.frontend.ops.registry import module_handler, op_name
 from snncompile.ir import Input, IRGraph, Neuron, Reshape, Scale, Slice, Transpose
+from snncompile.ir.dynamics import OrPool
 from snncompile.ir.structure import binary_spikes, is_population
 
 # Shape-probe sizes: primes unlikely to equal a feature dimension, so the time and batch
@@ -125,5 +126,4 @@ class Converter:
             raise unsupported("elementwise product whose factor is neither spikes nor a 0/1 function of "
                               "spikes (e.g. 1 − spike)", where)
         node = self.g.node(src)
-        return self.add("relay", Neuron(node.shape, f"{module} (relay)", model="lif", tau=1.0, v_threshold=1.0,
-                                        v_reset=0.0, role="or"), [src])
+        return self.add("relay", Neuron(node.shape, f"{module} (relay)", dynamics=OrPool()), [src])

@@ -20,6 +20,7 @@ from snncompile.frontend.ops.common import (
 from snncompile.frontend.ops.context import Converter
 from snncompile.frontend.ops.registry import layer
 from snncompile.ir import Add, Delay, Linear, Neuron, Scale
+from snncompile.ir.dynamics import IF, LIF, PLIF, CubaLIF
 
 try:  # spikingjelly is optional at import time: plain-torch models need none of it
     from spikingjelly.activation_based import neuron as sj_neuron
@@ -116,12 +117,12 @@ def snntorch_leaky(m: nn.Module, path: str, shape: tuple[int, ...]) -> Neuron:
     else:   # β·ρ = θ (per neuron with a per-neuron θ)
         reset = dict(v_reset=None, reset_by=v_th / b)
     if synaptic:
-        return Neuron(shape, path, model="cubalif", decay=1.0 - b, syn_decay=1.0 - float(alpha.flatten()[0]),
-                      decay_input=False, v_threshold=v_th, strict=True, **reset)
+        return Neuron(shape, path, dynamics=CubaLIF(decay=1.0 - b, syn_decay=1.0 - float(alpha.flatten()[0]),
+                                                    decay_input=False, v_threshold=v_th, strict=True, **reset))
     if b >= 1.0:
-        return Neuron(shape, path, model="if", v_threshold=v_th, strict=True, **reset)
-    return Neuron(shape, path, model="lif", tau=1.0 / (1.0 - b), decay_input=False, v_threshold=v_th,
-                  strict=True, **reset)
+        return Neuron(shape, path, dynamics=IF(v_threshold=v_th, strict=True, **reset))
+    return Neuron(shape, path, dynamics=LIF(tau=1.0 / (1.0 - b), decay_input=False, v_threshold=v_th,
+                                            strict=True, **reset))
 
 
 @layer(*NEURON_TYPES, *SNNTORCH_NEURON)
@@ -141,12 +142,11 @@ def neuron(cx: Converter, m: nn.Module, path: str, src: str, out_shape: tuple[in
     common = dict(v_threshold=float(m.v_threshold), v_reset=v_reset)
     if isinstance(m, sj_neuron.ParametricLIFNode):
         q = float(m.w.detach().to(torch.float64).sigmoid())
-        node = Neuron(shape, path, model="plif", decay=q, decay_input=bool(m.decay_input), **common)
+        node = Neuron(shape, path, dynamics=PLIF(decay=q, decay_input=bool(m.decay_input), **common))
     elif isinstance(m, sj_neuron.LIFNode):
-        node = Neuron(shape, path, model="lif", tau=float(m.tau),
-                      decay_input=bool(m.decay_input), **common)
+        node = Neuron(shape, path, dynamics=LIF(tau=float(m.tau), decay_input=bool(m.decay_input), **common))
     else:
-        node = Neuron(shape, path, model="if", **common)
+        node = Neuron(shape, path, dynamics=IF(**common))
     name = cx.add(path, node, [src])
     cx.neuron_sources[name] = path
     return name

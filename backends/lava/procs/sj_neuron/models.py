@@ -10,11 +10,10 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from backends.lava.procs.sj_neuron.process import MODEL_CODES, SJNeuron
+from backends.lava.dynamics import from_code
+from backends.lava.procs.sj_neuron.process import SJNeuron
 from snncompile.fixedpoint import neuron_int
-from snncompile.ir import neuron_math
-
-_MODELS = {code: name for name, code in MODEL_CODES.items()}
+from snncompile.ir import dynamics
 
 
 @implements(proc=SJNeuron, protocol=LoihiProtocol)
@@ -36,21 +35,18 @@ class PySJNeuronModelFloat(PyLoihiProcessModel):
     depth: np.ndarray = LavaPyType(np.ndarray, int)
     strict: np.ndarray = LavaPyType(np.ndarray, int)
 
-    def _params(self) -> neuron_math.NeuronParams:
-        model = _MODELS[int(self.model_code[0])]
-        leak = float(self.leak[0])
-        return neuron_math.NeuronParams(
-            model=model, v_threshold=self.v_th,
-            v_reset=None if self.soft_reset[0] else float(self.v_reset[0]),
-            tau=leak if model == "lif" else None, decay=leak if model == "plif" else None,
-            decay_input=bool(self.decay_input[0]), strict=bool(self.strict[0]), reset_by=self.reset_by)
+    def _params(self) -> dynamics.Dynamics:
+        soft = bool(self.soft_reset[0])
+        return from_code(int(self.model_code[0]), float(self.leak[0]), bool(self.decay_input[0]),
+                         v_threshold=self.v_th, v_reset=None if soft else float(self.v_reset[0]),
+                         strict=bool(self.strict[0]), reset_by=self.reset_by if soft else None)
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv()
         interval = int(self.reset_interval[0])
         if interval and (self.time_step - 1 - int(self.depth[0])) % interval == 0:
             self.v[:] = self.v_reset[0]
-        s, v = neuron_math.step(self.v, a_in + self.bias, self._params())
+        s, v = dynamics.step(self.v, a_in + self.bias, self._params())
         self.v[:] = v
         self.s_out.send(s)
 

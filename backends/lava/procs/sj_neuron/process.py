@@ -5,7 +5,8 @@ subtractive reset. spikingjelly fires on ``v >= v_th``, resets to any ``v_reset`
 subtraction (of ``reset_by``, per neuron; v_th when None), and charges as IF, LIF
 (``decay_input`` either way) or parametric LIF.
 This process carries those parameters; the float model computes the same update as the
-reference simulator (``snncompile.ir.neuron_math``).
+reference simulator (``snncompile.ir.dynamics.step``); ``model_code`` comes from
+``backends.lava.dynamics.SJ_PARAMS``.
 
 Between samples the membrane is reset to its initial value at every step ``g`` with
 ``(g - depth) % interval == 0``: ``depth`` is the population's latency in steps, so a
@@ -19,11 +20,9 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
-MODEL_CODES = {"if": 0, "lif": 1, "plif": 2, "threshold": 3}
-
 
 class SJNeuron(AbstractProcess):
-    def __init__(self, *, shape: tuple[int, ...], model: str, v_threshold, v_reset: float | None,
+    def __init__(self, *, shape: tuple[int, ...], model_code: int, v_threshold, v_reset: float | None,
                  leak: float = 1.0, decay_input: bool = True, bias=0.0,
                  reset_interval: int = 0, depth: int = 0, strict: bool = False,
                  reset_by=None, name: str | None = None) -> None:
@@ -42,7 +41,7 @@ class SJNeuron(AbstractProcess):
         self.reset_by = Var(shape=shape, init=np.broadcast_to(np.asarray(by, float).reshape(-1), (n,))
                             .reshape(shape).copy())
         self.soft_reset = Var(shape=(1,), init=np.array([int(v_reset is None)]))
-        self.model_code = Var(shape=(1,), init=np.array([MODEL_CODES[model]]))
+        self.model_code = Var(shape=(1,), init=np.array([int(model_code)]))
         self.leak = Var(shape=(1,), init=np.array([float(leak)]))
         self.decay_input = Var(shape=(1,), init=np.array([int(decay_input)]))
         self.reset_interval = Var(shape=(1,), init=np.array([int(reset_interval)]))

@@ -1,0 +1,70 @@
+"""Registries keyed by the neuron dynamics type: one per concern (integer step, NIR
+mapping, ONNX step, Lava parameters, energy cost …), in the style of
+:mod:`snncompile.ir.registry`.
+
+A concern that does not support a model registers an explicit :func:`refused` entry whose
+message names the model and the way out. ``DYNAMICS_REGISTRIES`` lists every registry, so
+a test walks every dynamics type × every registry and fails on a missing entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+from snncompile.ir.dynamics.base import Dynamics
+
+DYNAMICS_REGISTRIES: dict[str, DynamicsRegistry] = {}
+
+
+class MissingDynamics(NotImplementedError):
+    """A dynamics type has no entry in a registry (a bug in snncompile, not a user error)."""
+
+
+class DynamicsRegistry:
+    """Maps dynamics classes to one function each for one concern."""
+
+    def __init__(self, concern: str) -> None:
+        if concern in DYNAMICS_REGISTRIES:
+            raise ValueError(f"dynamics registry {concern!r} exists already")
+        self.concern = concern
+        self._impl: dict[type[Dynamics], Callable[..., Any]] = {}
+        DYNAMICS_REGISTRIES[concern] = self
+
+    def register(self, *types: type[Dynamics]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+            for t in types:
+                if t in self._impl:
+                    raise ValueError(f"{self.concern}: {t.__name__} registered twice")
+                self._impl[t] = fn
+            return fn
+        return deco
+
+    def __call__(self, dynamics: Dynamics | type[Dynamics]) -> Callable[..., Any]:
+        cls = dynamics if isinstance(dynamics, type) else type(dynamics)
+        try:
+            return self._impl[cls]
+        except KeyError:
+            raise MissingDynamics(f"no {self.concern} for neuron dynamics {cls.__name__}") from None
+
+    def supports(self, dynamics: Dynamics | type[Dynamics]) -> bool:
+        """True unless the entry is a :func:`refused` one."""
+        return not getattr(self(dynamics), "refused", False)
+
+    def missing(self) -> list[str]:
+        """Dynamics types without an entry here."""
+        from snncompile.ir.dynamics.names import DYNAMICS_TYPES
+
+        return sorted(name for name, cls in DYNAMICS_TYPES.items() if cls not in self._impl)
+
+
+def refused(message: str, hint: str) -> Callable[..., Any]:
+    """An entry saying the concern cannot handle the model: raises the project's error.
+
+    ``message`` may use ``{model}`` (the model's name) and ``{name}`` (the population's or
+    layer's name the caller passes as keyword ``name``)."""
+    def fn(dynamics: Dynamics, *args: Any, name: str = "", **kwargs: Any) -> Any:
+        raise SnnCompileError(message.format(model=dynamics.name, name=name), hint, EXIT_UNSUPPORTED)
+    fn.refused = True  # type: ignore[attr-defined]
+    return fn

@@ -79,7 +79,9 @@ class _Lowering:
 
     def linear(self, name: str, node, value: _Value, layer: bool = False) -> _Value:
         with torch.no_grad():
-            bias = STEP(node)(node, [value.bias], 1, "affine")
+            bias = _zero_in_bias(node, value.bias)
+            if bias is None:
+                bias = STEP(node)(node, [value.bias], 1, "affine")
         return _Value([(s, chain + [node]) for s, chain in value.terms], bias,
                       value.layers + ([name] if layer else []))
 
@@ -232,6 +234,19 @@ def _output(lw, name, node: Output, ins):
         lw.netlist = Netlist(lw.pops, lw.projs, "values", output_bias=value.bias.reshape(-1).numpy().copy(),
                              output_shape=tuple(node.shape), output_depth=depth)
     return value
+
+
+def _zero_in_bias(node, bias_in: torch.Tensor) -> torch.Tensor | None:
+    """A synaptic layer's bias map on an input bias map of zeros: its own bias per output
+    channel (what the affine step computes, without running the layer on zeros); None if
+    the input bias is not all zero or the node is not a synaptic layer."""
+    if not isinstance(node, (Conv2d, Linear)) or torch.any(bias_in != 0):
+        return None
+    out = torch.zeros((1, *node.shape), dtype=bias_in.dtype)
+    if node.bias is not None:
+        b = torch.from_numpy(np.array(node.bias, dtype=np.float64))   # a copy: IR weights are read-only
+        out += b.reshape((-1, 1, 1) if isinstance(node, Conv2d) else (-1,)).to(out.dtype)
+    return out
 
 
 def _operand(lw: _Lowering, value: _Value, shape: tuple[int, ...], where: str) -> Operand:

@@ -39,6 +39,7 @@ from snncompile.ir import (
     Slice,
     Transpose,
 )
+from snncompile.ir.counting import conv_counts, linear_counts
 from snncompile.ir.neuron_math import NeuronParams
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP, neuron_params
@@ -336,6 +337,9 @@ def count_synapses(proj: Projection, src: Population, dst: Population | None, de
     the 0/1 pattern of the chain when each pair is joined by at most one path, else the
     nonzero entries of this projection's unrolled matrix (several chains from one source)."""
     mode = "pattern" if dense else "connect"
+    closed = _closed_form(proj, src, dst, dense)
+    if closed is not None:
+        return closed
     if len(proj.chains) == 1 and proj.chains[0].unique_paths:
         chain = proj.chains[0]
         alive_in = np.zeros(src.logical_size, dtype=np.float32)  # path counts: exact in float32
@@ -355,3 +359,20 @@ def count_synapses(proj: Projection, src: Population, dst: Population | None, de
         m.eliminate_zeros()
         return int(m.nnz)
     return int(proj.matrix().nnz)
+
+
+def _closed_form(proj: Projection, src: Population, dst: Population | None, dense: bool) -> int | None:
+    """The count without applying the chain, where it is one layer between populations that
+    keep every neuron, followed only by nodes that pass every element on (reshapes, batch
+    norms without a zero gain): the layer's stored synapses (ir.counting's closed form)."""
+    if len(proj.chains) != 1 or src.index is not None or (dst is not None and dst.index is not None):
+        return None
+    layer, *rest = proj.chains[0].nodes or [None]
+    if not isinstance(layer, (Conv2d, Linear)) or not all(
+            isinstance(n, Reshape) or (isinstance(n, BatchNorm) and np.all(n.scale_shift()[0] != 0)) for n in rest):
+        return None
+    if not dense and np.any(layer.mask & (layer.weight == 0)):   # "connect": stored nonzero weights only
+        return None
+    if isinstance(layer, Conv2d):
+        return conv_counts(layer, proj.chains[0].in_shape)[0]
+    return linear_counts(layer)[0]

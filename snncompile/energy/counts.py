@@ -48,7 +48,7 @@ from snncompile.ir import (
     Slice,
     Transpose,
 )
-from snncompile.ir.counting import SYNAPSES, binary_scales
+from snncompile.ir.counting import SYNAPSES, all_stored, binary_scales
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import spike_valued
@@ -145,7 +145,7 @@ def fan_out(graph: IRGraph, name: str, reaching: np.ndarray) -> np.ndarray:
 def _layer(graph: IRGraph, name: str, node: Conv2d | Linear, layers: Layers) -> LayerCount:
     src = graph.inputs(name)[0]
     in_shape = tuple(graph.node(src).shape)
-    nnz = int(node.mask.sum())
+    nnz = int(node.mask.size) if all_stored(node.mask) else int(node.mask.sum())
     bits = int(getattr(node, "weight_bits", DEFAULT_BITS))
     count = SYNAPSES(node)(graph, name, node, None)   # closed form: dense count and MACs
     synapses, fan = layers.synapses(name)             # between kept neurons, as lowered

@@ -191,6 +191,7 @@ def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
     report.notes.extend(w for s in optimized.stats for w in s.warnings)
 
     net = stages.lower(graph) if targets.TARGETS[opt.target].lowers else None
+    lowered = net   # the estimate reads the lowering's projections (it lowers itself without one)
     if net is not None:
         report.lowering = lowering_summary(net)
         _exact_rows(report, net)
@@ -223,7 +224,7 @@ def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
                     "spike_agreement", "prediction_agreement", "accuracy", "per_layer_spike_agreement")}
                 report.fixed_point["integer_reference_bit_exact"] = report.simulation.pop("_bit_exact")
     report.energy = stages.estimate(graph, steps=T, values=values, firing_rates=opt.firing_rates,
-                                    cost_model=opt.energy_model, ann_sparse=opt.ann_sparse)
+                                    cost_model=opt.energy_model, ann_sparse=opt.ann_sparse, net=lowered)
     with staged_outputs() as outputs:  # all of them appear, or none
         if opt.plot is not None:
             report.outputs["plot"] = str(plot_energy(report.energy, opt.plot, outputs.write))

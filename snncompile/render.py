@@ -150,19 +150,19 @@ def _energy(report: Report, console: Console, verbose: bool) -> None:
 
         render_energy(en, console)
     elif en:
-        ann = en["variants"]["ann"]
-        line = f"energy/sample ({en['cost_model']}): ANN {_pj(ann['energy_pj'])} ({_n(ann['macs'])} MACs)"
-        snn = en["variants"].get("snn")
+        ann = en.variants.ann
+        line = f"energy/sample ({en.cost_model}): ANN {_pj(ann.energy_pj)} ({_n(ann.macs)} MACs)"
+        snn = en.variants.snn
         if snn:
-            line += (f" vs SNN {_pj(snn['energy_pj'])} ({_n(snn['sops'])} SOPs + {_n(snn['macs'])} MACs on "
-                     f"real-valued input) → {en['savings']['snn_vs_ann']:.2f}× less")
-            binw = en["variants"].get("snn_binary")
+            line += (f" vs SNN {_pj(snn.energy_pj)} ({_n(snn.sops)} SOPs + {_n(snn.macs)} MACs on "
+                     f"real-valued input) → {en.savings.snn_vs_ann:.2f}× less")
+            binw = en.variants.snn_binary
             if binw:
-                line += f"; binary-weight SNN {_pj(binw['energy_pj'])}"
+                line += f"; binary-weight SNN {_pj(binw.energy_pj)}"
         else:
             line += "; SNN energy needs spikes: pass --input or --firing-rates"
         console.print(line)
-        console.print(f"  [dim]cost model: {en['source']} (--target energy for the per-layer table)[/dim]")
+        console.print(f"  [dim]cost model: {en.source} (--target energy for the per-layer table)[/dim]")
 
 
 def render_sweep(result: dict, console: Console) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from snncompile.energy.report import EnergyReport
 from snncompile.fsutil import write_atomic
 from snncompile.ir import (
     AdaptiveAvgPool2d,
@@ -61,7 +62,7 @@ class Report:
     steps: int | None
     layers: list[LayerRow] = field(default_factory=list)
     simulation: dict[str, Any] | None = None
-    energy: dict[str, Any] | None = None
+    energy: EnergyReport | None = None
     lowering: dict[str, Any] | None = None
     passes: list[dict[str, Any]] = field(default_factory=list)
     fixed_point: dict[str, Any] | None = None
@@ -82,10 +83,12 @@ class Report:
                              "graph": self.graph, "layers": [r.to_dict() for r in self.layers]}
         if self.passes:
             d["passes"] = self.passes
-        for key in ("lowering", "simulation", "fixed_point", "mapping", "energy"):
+        for key in ("lowering", "simulation", "fixed_point", "mapping"):
             value = getattr(self, key)
             if value is not None:
                 d[key] = value
+        if self.energy is not None:
+            d["energy"] = self.energy.to_dict()
         if self.outputs:
             d["outputs"] = self.outputs
         if self.notes:

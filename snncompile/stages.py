@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from snncompile.compare import predictions, spike_agreement
-from snncompile.energy import estimate_energy, parse_firing_rates
+from snncompile.energy import EnergyReport, estimate_energy, parse_firing_rates
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.fixedpoint.quantize import QuantInfo, quantize_plan
 from snncompile.frontend import load_model, trace_model
@@ -174,10 +174,10 @@ def verify(traced: Traced, graph: IRGraph, net: Netlist | None, out: dict[str, n
 
 
 def estimate(graph: IRGraph, *, steps: int, values: dict[str, np.ndarray] | None, firing_rates: str | None,
-             cost_model: str, ann_sparse: bool) -> dict:
+             cost_model: str, ann_sparse: bool, net: Netlist | None = None) -> EnergyReport:
     rates = parse_firing_rates(firing_rates) if firing_rates else None
     return estimate_energy(graph, steps=steps, values=None if rates else values, firing_rates=rates,
-                           cost_model=cost_model, ann_sparse=ann_sparse, model_name=graph.name)
+                           cost_model=cost_model, ann_sparse=ann_sparse, model_name=graph.name, net=net)
 
 
 @dataclass

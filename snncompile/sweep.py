@@ -158,8 +158,7 @@ def run_cell(cell: Cell) -> list[dict[str, Any]]:
                          "error": f"internal error: {type(exc).__name__}: {exc}"})
             first = False
             continue
-        variants = rep.energy["variants"]
-        snn, ann = variants["snn"]["energy_pj"], variants["ann"]["energy_pj"]
+        snn, ann = rep.energy.variants.energy("snn"), rep.energy.variants.energy("ann")
         row = {**base, "cost_model": cost, "status": "ok", "snn_energy_nj": snn / 1e3, "ann_energy_nj": ann / 1e3,
                "energy_ratio": ann / snn if snn else None, "synapses": rep.lowering["synapses"],
                "neurons": rep.lowering["neurons"], "wall_s": round(time.perf_counter() - t0, 2)}

@@ -185,10 +185,10 @@ def test_attention_products_are_counted(tmp_path):
     np.save(tmp_path / "x.npy", np.random.default_rng(0).random((6, 1, 8, 8)))
     rep = snncompile.compile(tmp_path / "sf.pt", "energy", arch="models.digits_arch:digits_spikformer",
                              input=tmp_path / "x.npy")
-    rows = [r for r in rep.energy["layers"] if r["op"] == "matmul"]
-    assert len(rows) == 2 and rows[0]["macs"] == 16 * 16 * 32 and rows[1]["macs"] == 16 * 32 * 16
-    assert all(r["acs"] is not None and r["acs"] <= 4 * r["macs"] for r in rows)
-    assert rep.energy["variants"]["snn"]["attention_acs"] == pytest.approx(sum(r["acs"] for r in rows))
+    rows = [r for r in rep.energy.layers if r.op == "matmul"]
+    assert len(rows) == 2 and rows[0].macs == 16 * 16 * 32 and rows[1].macs == 16 * 32 * 16
+    assert all(r.acs is not None and r.acs <= 4 * r.macs for r in rows)
+    assert rep.energy.variants.snn.attention_acs == pytest.approx(sum(r.acs for r in rows))
 
 
 @pytest.mark.parametrize("args,code,phrase", [

@@ -58,7 +58,7 @@ def test_shipped_model_on_lava(root, tmp_path, name):
     assert sim["spike_agreement"] == 1.0 and sim["prediction_agreement"] == 1.0
     assert sim["accuracy"] >= 0.8
     e = rep.energy
-    assert e["variants"]["snn"]["energy_pj"] > 0 and e["savings"]["snn_binary_vs_ann"] > 1
+    assert e.variants.snn.energy_pj > 0 and e.savings.snn_binary_vs_ann > 1
     removed = {p["name"]: p for p in rep.passes}
     assert removed["prune_synapses"]["synapses_removed"] > 0
     if name == "digits_spikformer_convpep":

@@ -106,8 +106,8 @@ def _number(path: Path, key: str, value: Any) -> float:
     return float(value)
 
 
-def parse_cost_model(data: dict[str, Any], path: Path) -> CostModel:
-    """Validate parsed TOML ``data`` and build the :class:`CostModel` (derivations included)."""
+def _check_header(data: dict[str, Any], path: Path) -> None:
+    """name, source, units and an [ops] table; no unknown top-level keys."""
     missing = [k for k in ("name", "source", "units", "ops") if k not in data]
     if missing:
         raise _bad(path, f"lacks {', '.join(missing)}",
@@ -123,13 +123,17 @@ def parse_cost_model(data: dict[str, Any], path: Path) -> CostModel:
     if extra:
         raise _bad(path, f"unknown key(s) {', '.join(extra)}",
                    f"allowed top-level keys: {', '.join(sorted(known_top))}")
-    if not isinstance(data["ops"], dict):
+
+
+def _ops(table: Any, path: Path) -> dict[str, float]:
+    """The [ops] table, checked: known operations, numbers, mac and ac present."""
+    if not isinstance(table, dict):
         raise _bad(path, "`ops` must be a table", "write the energies under an [ops] header")
-    unknown = sorted(set(data["ops"]) - set(OPS))
+    unknown = sorted(set(table) - set(OPS))
     if unknown:
         raise _bad(path, f"unknown operation(s) {', '.join(unknown)} in [ops]",
                    f"known operations: {', '.join(OPS)}")
-    ops = {k: _number(path, f"ops.{k}", v) for k, v in data["ops"].items()}
+    ops = {k: _number(path, f"ops.{k}", v) for k, v in table.items()}
     lacking = [k for k in REQUIRED_OPS if k not in ops]
     if lacking:
         raise _bad(path, f"[ops] lacks {', '.join(lacking)}",
@@ -137,8 +141,12 @@ def parse_cost_model(data: dict[str, Any], path: Path) -> CostModel:
     if ("neuron_update_active" in ops) != ("neuron_update_inactive" in ops):
         raise _bad(path, "give both neuron_update_active and neuron_update_inactive, or neither",
                    "per-update neuron pricing needs the firing and the non-firing cost")
+    return ops
 
-    # Derived figures: none has a primary source, so each is reported as unverified.
+
+def _derive(ops: dict[str, float]) -> dict[str, str]:
+    """Fill the optional ops from mac and ac; returns op → rule for each derived figure
+    (none has a primary source, so each is reported as unverified)."""
     derived: dict[str, str] = {}
 
     def derive(op: str, value: float, rule: str) -> None:
@@ -153,32 +161,43 @@ def parse_cost_model(data: dict[str, Any], path: Path) -> CostModel:
         derive("mult", max(ops["mac"] - ops["ac"], 0.0), "mac - ac")
         derive("reset", ops["add"], "add")
     derive("cmp", ops.get("add", ops["ac"]), "add (a compare is a subtraction)")
+    return derived
 
-    unverified = data.get("unverified", [])
+
+def _memory(memory: Any, path: Path) -> dict[str, Any] | None:
+    """The optional [memory] table, checked."""
+    if memory is None:
+        return None
+    if not isinstance(memory, dict):
+        raise _bad(path, "`memory` must be a table", "write it under a [memory] header")
+    unknown = sorted(set(memory) - set(MEMORY_KEYS))
+    if unknown:
+        raise _bad(path, f"unknown key(s) {', '.join(unknown)} in [memory]",
+                   f"known keys: {', '.join(MEMORY_KEYS)}")
+    lacking = [k for k in ("ram_pj_per_bit", "ram_pj_offset", "word_bits") if k not in memory]
+    if lacking:
+        raise _bad(path, f"[memory] lacks {', '.join(lacking)}",
+                   "a memory model needs ram_pj_per_bit, ram_pj_offset and word_bits")
+    wb = memory["word_bits"]
+    if isinstance(wb, bool) or not isinstance(wb, int) or wb < 1:
+        raise _bad(path, f"memory.word_bits = {wb!r} is not a positive integer", "e.g. word_bits = 32")
+    addressing = memory.get("addressing", True)
+    if not isinstance(addressing, bool):
+        raise _bad(path, "memory.addressing must be true or false", "e.g. addressing = true")
+    return {"ram_pj_per_bit": _number(path, "memory.ram_pj_per_bit", memory["ram_pj_per_bit"]),
+            "ram_pj_offset": _number(path, "memory.ram_pj_offset", memory["ram_pj_offset"]),
+            "word_bits": wb, "addressing": addressing}
+
+
+def _unverified(unverified: Any, path: Path) -> list[str]:
+    """The ``unverified`` list, checked: known figure names that the model defines."""
     if not isinstance(unverified, list) or not all(isinstance(u, str) for u in unverified):
         raise _bad(path, "`unverified` must be a list of strings",
                    'name the figures without a primary source, e.g. unverified = ["cmp"]')
-    memory = data.get("memory")
-    if memory is not None:
-        if not isinstance(memory, dict):
-            raise _bad(path, "`memory` must be a table", "write it under a [memory] header")
-        unknown = sorted(set(memory) - set(MEMORY_KEYS))
-        if unknown:
-            raise _bad(path, f"unknown key(s) {', '.join(unknown)} in [memory]",
-                       f"known keys: {', '.join(MEMORY_KEYS)}")
-        lacking = [k for k in ("ram_pj_per_bit", "ram_pj_offset", "word_bits") if k not in memory]
-        if lacking:
-            raise _bad(path, f"[memory] lacks {', '.join(lacking)}",
-                       "a memory model needs ram_pj_per_bit, ram_pj_offset and word_bits")
-        wb = memory["word_bits"]
-        if isinstance(wb, bool) or not isinstance(wb, int) or wb < 1:
-            raise _bad(path, f"memory.word_bits = {wb!r} is not a positive integer", "e.g. word_bits = 32")
-        addressing = memory.get("addressing", True)
-        if not isinstance(addressing, bool):
-            raise _bad(path, "memory.addressing must be true or false", "e.g. addressing = true")
-        memory = {"ram_pj_per_bit": _number(path, "memory.ram_pj_per_bit", memory["ram_pj_per_bit"]),
-                  "ram_pj_offset": _number(path, "memory.ram_pj_offset", memory["ram_pj_offset"]),
-                  "word_bits": wb, "addressing": addressing}
+    return unverified
+
+
+def _check_unverified_names(unverified: list[str], ops: dict[str, float], path: Path) -> None:
     names = set(OPS) | {f"memory.{k}" for k in MEMORY_KEYS}
     bad_names = sorted(set(unverified) - names)
     if bad_names:
@@ -188,6 +207,16 @@ def parse_cost_model(data: dict[str, Any], path: Path) -> CostModel:
     if not_given:
         raise _bad(path, f"`unverified` lists {', '.join(not_given)}, which [ops] does not define",
                    "remove it from the list or give its energy")
+
+
+def parse_cost_model(data: dict[str, Any], path: Path) -> CostModel:
+    """Validate parsed TOML ``data`` and build the :class:`CostModel` (derivations included)."""
+    _check_header(data, path)
+    ops = _ops(data["ops"], path)
+    derived = _derive(ops)
+    unverified = _unverified(data.get("unverified", []), path)
+    memory = _memory(data.get("memory"), path)
+    _check_unverified_names(unverified, ops, path)
     return CostModel(name=data["name"], source=data["source"], units=data["units"], ops=ops,
                      description=str(data.get("description", "")), unverified=tuple(unverified),
                      derived=derived, memory=memory, path=str(path))

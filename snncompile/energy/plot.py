@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from snncompile.energy.report import CATEGORIES, VARIANTS, Breakdown, EnergyReport, NeuronRow
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.fsutil import write_atomic
 
-VARIANTS = ("ann", "snn", "snn_binary", "bnn")
 LABELS = {"ann": "ANN", "snn": "SNN", "snn_binary": "SNN bin-w", "bnn": "BNN"}
-CATEGORIES = ("mac", "synaptic", "neuron", "memory")
 CAT_LABELS = {"mac": "MAC", "synaptic": "synaptic (AC / bin. add / BOP)", "neuron": "neuron update / activation",
               "memory": "memory access"}
 CAT_COLORS = {"mac": "#4C72B0", "synaptic": "#55A868", "neuron": "#C44E52", "memory": "#8172B2"}
@@ -24,7 +23,24 @@ def _unit(max_pj: float) -> tuple[str, float]:
     return "pJ", 1.0
 
 
-def plot_energy(energy: dict[str, Any], path: str | Path, write=write_atomic) -> Path:
+def _groups(energy: EnergyReport) -> list[dict[str, Any]]:
+    """Per synaptic layer (merged with the neurons it feeds): energy by variant and category."""
+    groups: list[dict[str, Any]] = []
+    for row in energy.layers:
+        if isinstance(row, NeuronRow) and groups:
+            g = groups[-1]   # the neurons the previous synaptic layer feeds
+            g["neurons"] = True
+        else:
+            g = {"name": row.name, "neurons": False, "e": {v: Breakdown() for v in VARIANTS}}
+            groups.append(g)
+        for v in VARIANTS:
+            b = row.priced.breakdown.get(v)
+            if b is not None:
+                g["e"][v].add(b)
+    return groups
+
+
+def plot_energy(energy: EnergyReport, path: str | Path, write=write_atomic) -> Path:
     """Write a PNG: per layer, one bar per variant stacked by energy category; totals below.
 
     Neuron layers are merged into the synaptic layer that feeds them, so each group is
@@ -38,24 +54,10 @@ def plot_energy(energy: dict[str, Any], path: str | Path, write=write_atomic) ->
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise SnnCompileError(f"plot file {path} is not a .png", "e.g. --plot energy.png", EXIT_USAGE)
-    groups: list[dict[str, Any]] = []
-    for row in energy["layers"]:
-        if row["op"] == "neuron" and groups:
-            g = groups[-1]   # the neurons the previous synaptic layer feeds
-            g["neurons"] = True
-        else:
-            g = {"name": row["name"], "neurons": False,
-                 "e": {v: dict.fromkeys(CATEGORIES, 0.0) for v in VARIANTS}, "have": set()}
-            groups.append(g)
-        for v in VARIANTS:
-            b = row["breakdown_pj"].get(v)
-            if b is not None:
-                g["have"].add(v)
-                for c in CATEGORIES:
-                    g["e"][v][c] += b[c]
-    present = [v for v in VARIANTS if energy["variants"].get(v)]
-    cats = [c for c in CATEGORIES if any(g["e"][v][c] for g in groups for v in present)]
-    peak = max([sum(g["e"][v].values()) for g in groups for v in present] + [1e-12])
+    groups = _groups(energy)
+    present = [v for v in VARIANTS if energy.variants.get(v)]
+    cats = [c for c in CATEGORIES if any(g["e"][v].get(c) for g in groups for v in present)]
+    peak = max([g["e"][v].total for g in groups for v in present] + [1e-12])
     unit, scale = _unit(peak)
 
     n = len(groups)
@@ -66,7 +68,7 @@ def plot_energy(energy: dict[str, Any], path: str | Path, write=write_atomic) ->
         xs = [i - 0.4 + width * (j + 0.5) for i in range(n)]
         bottom = [0.0] * n
         for c in cats:
-            h = [g["e"][v][c] / scale for g in groups]
+            h = [g["e"][v].get(c) / scale for g in groups]
             ax.bar(xs, h, width, bottom=bottom, color=CAT_COLORS[c], hatch=HATCH[v],
                    edgecolor="white", linewidth=0.4)
             bottom = [b + x for b, x in zip(bottom, h)]
@@ -75,8 +77,8 @@ def plot_energy(energy: dict[str, Any], path: str | Path, write=write_atomic) ->
                        rotation=60 if n > 6 else 0, ha="right" if n > 6 else "center", fontsize=8)
     ax.set_ylabel(f"energy per sample ({unit})")
     ax.set_xlabel("synaptic layer (+n: with the neurons it feeds)", fontsize=8)
-    ax.set_title(f"{energy['model']}: energy per layer (T={energy['steps']}, cost model "
-                 f"{energy['cost_model']}, SOPs {energy.get('mode', '')})", fontsize=10)
+    ax.set_title(f"{energy.model}: energy per layer (T={energy.steps}, cost model "
+                 f"{energy.cost_model}, SOPs {energy.mode})", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     from matplotlib.patches import Patch
 
@@ -85,17 +87,16 @@ def plot_energy(energy: dict[str, Any], path: str | Path, write=write_atomic) ->
     ax.legend(handles=handles, fontsize=7, ncol=2, loc="upper right")
 
     # Totals: one horizontal stacked bar per variant, with the saving against the ANN.
-    tot = {v: energy["variants"][v]["breakdown_pj"] for v in present}
-    tmax = max([sum(t.values()) for t in tot.values()] + [1e-12])
+    tot = {v: energy.variants.get(v).breakdown for v in present}
+    tmax = max([t.total for t in tot.values()] + [1e-12])
     tunit, tscale = _unit(tmax)
     for k, v in enumerate(present):
         left = 0.0
         for c in cats:
-            w = tot[v][c] / tscale
+            w = tot[v].get(c) / tscale
             axt.barh(k, w, left=left, color=CAT_COLORS[c], hatch=HATCH[v], edgecolor="white", linewidth=0.4)
             left += w
-        e_ann = energy["variants"]["ann"]["energy_pj"]
-        e_v = energy["variants"][v]["energy_pj"]
+        e_ann, e_v = energy.variants.energy("ann"), energy.variants.energy(v)
         txt = f" {left:.3g} {tunit}" + ("" if v == "ann" or not e_v else f"  (ANN/{LABELS[v]} = {e_ann / e_v:.2f}×)")
         axt.text(left, k, txt, va="center", fontsize=8)
     axt.set_yticks(range(len(present)))
@@ -103,8 +104,8 @@ def plot_energy(energy: dict[str, Any], path: str | Path, write=write_atomic) ->
     axt.invert_yaxis()
     axt.set_xlim(0, tmax / tscale * 1.45)
     axt.set_xlabel(f"total energy per sample ({tunit})")
-    unverified = energy.get("unverified") or []
-    foot = f"source: {energy['source']}"
+    unverified = energy.unverified
+    foot = f"source: {energy.source}"
     if unverified:
         foot += f"\nUNVERIFIED figures: {', '.join(unverified)}"
     fig.text(0.01, 0.005, foot, fontsize=6.5, va="bottom", wrap=True)

@@ -70,6 +70,12 @@ def binary_scales(weight: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
     return alpha.astype(np.float64)
 
 
+def all_stored(mask: np.ndarray) -> bool:
+    """True for the storage-free all-true mask of a dense layer (a broadcast view): its
+    sums are known without visiting every weight."""
+    return mask.size > 0 and all(st == 0 for st in mask.strides) and bool(mask.flat[0])
+
+
 def _valid_counts(n_in: int, n_out: int, k: int, s: int, p: int, d: int) -> np.ndarray:
     """For each kernel tap, the number of output positions where it lands inside the input."""
     o = np.arange(n_out)[None, :] * s - p + np.arange(k)[:, None] * d
@@ -84,14 +90,15 @@ def conv_counts(node: Conv2d, in_shape: tuple[int, ...]) -> tuple[int, int, int]
     vy = _valid_counts(h, ho, kh, node.stride[0], node.padding[0], node.dilation[0])
     vx = _valid_counts(w, wo, kw, node.stride[1], node.padding[1], node.dilation[1])
     per_tap = np.outer(vy, vx)
-    taps = node.mask.sum(axis=(0, 1))
+    taps = np.full((kh, kw), cout * cin_g) if all_stored(node.mask) else node.mask.sum(axis=(0, 1))
     return int((taps * per_tap).sum()), int(cout * cin_g * per_tap.sum()), int(cout * ho * wo * cin_g * kh * kw)
 
 
 def linear_counts(node: Linear) -> tuple[int, int, int]:
     """(stored synapses with every neuron live, synapses_dense, macs); token axes share weights."""
     lead = node.size // node.weight.shape[0]
-    return lead * int(node.mask.sum()), lead * int(node.weight.size), lead * int(node.weight.size)
+    stored = node.mask.size if all_stored(node.mask) else int(node.mask.sum())
+    return lead * stored, lead * int(node.weight.size), lead * int(node.weight.size)
 
 
 def live_synapses(graph: IRGraph, name: str, live: Liveness, per_population: bool = True) -> int:

@@ -39,6 +39,7 @@ from snncompile.ir import (
     Slice,
     Transpose,
 )
+from snncompile.ir.counting import conv_counts, linear_counts
 from snncompile.ir.dynamics import OrPool
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP, neuron_params
@@ -79,7 +80,9 @@ class _Lowering:
 
     def linear(self, name: str, node, value: _Value, layer: bool = False) -> _Value:
         with torch.no_grad():
-            bias = STEP(node)(node, [value.bias], 1, "affine")
+            bias = _zero_in_bias(node, value.bias)
+            if bias is None:
+                bias = STEP(node)(node, [value.bias], 1, "affine")
         return _Value([(s, chain + [node]) for s, chain in value.terms], bias,
                       value.layers + ([name] if layer else []))
 
@@ -234,6 +237,19 @@ def _output(lw, name, node: Output, ins):
     return value
 
 
+def _zero_in_bias(node, bias_in: torch.Tensor) -> torch.Tensor | None:
+    """A synaptic layer's bias map on an input bias map of zeros: its own bias per output
+    channel (what the affine step computes, without running the layer on zeros); None if
+    the input bias is not all zero or the node is not a synaptic layer."""
+    if not isinstance(node, (Conv2d, Linear)) or torch.any(bias_in != 0):
+        return None
+    out = torch.zeros((1, *node.shape), dtype=bias_in.dtype)
+    if node.bias is not None:
+        b = torch.from_numpy(np.array(node.bias, dtype=np.float64))   # a copy: IR weights are read-only
+        out += b.reshape((-1, 1, 1) if isinstance(node, Conv2d) else (-1,)).to(out.dtype)
+    return out
+
+
 def _operand(lw: _Lowering, value: _Value, shape: tuple[int, ...], where: str) -> Operand:
     """A product's factor must be a population's output, possibly transposed, reshaped or scaled."""
     if len(value.terms) == 1 and not torch.any(value.bias != 0):
@@ -321,6 +337,9 @@ def count_synapses(proj: Projection, src: Population, dst: Population | None, de
     the 0/1 pattern of the chain when each pair is joined by at most one path, else the
     nonzero entries of this projection's unrolled matrix (several chains from one source)."""
     mode = "pattern" if dense else "connect"
+    closed = _closed_form(proj, src, dst, dense)
+    if closed is not None:
+        return closed
     if len(proj.chains) == 1 and proj.chains[0].unique_paths:
         chain = proj.chains[0]
         alive_in = np.zeros(src.logical_size, dtype=np.float32)  # path counts: exact in float32
@@ -340,3 +359,20 @@ def count_synapses(proj: Projection, src: Population, dst: Population | None, de
         m.eliminate_zeros()
         return int(m.nnz)
     return int(proj.matrix().nnz)
+
+
+def _closed_form(proj: Projection, src: Population, dst: Population | None, dense: bool) -> int | None:
+    """The count without applying the chain, where it is one layer between populations that
+    keep every neuron, followed only by nodes that pass every element on (reshapes, batch
+    norms without a zero gain): the layer's stored synapses (ir.counting's closed form)."""
+    if len(proj.chains) != 1 or src.index is not None or (dst is not None and dst.index is not None):
+        return None
+    layer, *rest = proj.chains[0].nodes or [None]
+    if not isinstance(layer, (Conv2d, Linear)) or not all(
+            isinstance(n, Reshape) or (isinstance(n, BatchNorm) and np.all(n.scale_shift()[0] != 0)) for n in rest):
+        return None
+    if not dense and np.any(layer.mask & (layer.weight == 0)):   # "connect": stored nonzero weights only
+        return None
+    if isinstance(layer, Conv2d):
+        return conv_counts(layer, proj.chains[0].in_shape)[0]
+    return linear_counts(layer)[0]

@@ -78,7 +78,7 @@ def test_compiles_as_written_and_matches_pytorch_spike_for_spike(name):
 def test_max_pool_of_values_estimates_energy_and_lava_names_the_layer(name):
     x, T = inputs(name, n=2)
     graph, _ = run_passes(trace_model(model_of(name), RAW[name].shape).graph)
-    energy = estimate_energy(graph, steps=T, values=simulate(graph, x, keep_values=True).values)
+    energy = estimate_energy(graph, steps=T, values=simulate(graph, x, keep_values=True).values).to_dict()
     assert energy["variants"]["snn"]["sops"] > 0
     with pytest.raises(SnnCompileError, match=r"max pooling at `[\w.]+` \(MaxPool2d\) reads real values") as e:
         lower(graph)
@@ -137,7 +137,7 @@ def test_counts_equal_independent_counts(name):
     # no neuron removed: the hooks see every synapse of the source model
     graph, _ = run_passes(tr.graph, ["fold_batchnorm", "prune_synapses"])
     res = simulate(graph, x, keep_values=True)
-    energy = estimate_energy(graph, steps=T, values=res.values)
+    energy = estimate_energy(graph, steps=T, values=res.values).to_dict()
     rows = [r for r in energy["layers"] if r["op"] in ("conv2d", "linear")]
     assert {r["source"] for r in rows} == set(theirs), "every synaptic module is a layer of the report"
     for r in rows:
@@ -152,7 +152,7 @@ def test_counts_equal_independent_counts(name):
     if RAW[name].pools_values:
         return   # no lowered network to compare with (Lava refuses it: tested above)
     net = lower(optimized)
-    table = {r["name"]: r["synapses"] for r in estimate_energy(optimized, steps=T)["layers"]}
+    table = {r["name"]: r["synapses"] for r in estimate_energy(optimized, steps=T).to_dict()["layers"]}
     # residual shortcuts and relay inputs (no layer on the path): a row each, as many synapses
     for proj in net.projections:
         if not proj.layers and proj.dst != OUTPUT:   # (the readout is read by the host)

@@ -43,7 +43,7 @@ def run(model: nn.Module, shape: tuple[int, ...], x: np.ndarray | None, **kw):
     res = simulate(g, x, keep_values=True) if x is not None else None
     e = estimate_energy(g, steps=kw.pop("steps", x.shape[0] if x is not None else 4),
                         values=None if res is None else res.values, **kw)
-    return g, res, e
+    return g, res, e.to_dict()
 
 
 def layer(e: dict, op: str, i: int = 0) -> dict:
@@ -84,7 +84,7 @@ def test_binary_weight_snn_uses_adds_and_one_bit_weights():
     node.weight, node.weight_bits = np.sign(node.weight), 1
     out = g.node(g.users(g.of_type(Linear)[0])[0])
     out.dynamics = out.dynamics.with_params(v_threshold=out.dynamics.v_threshold / 0.3)   # α moved into the threshold
-    e1 = estimate_energy(g, steps=4, values=simulate(g, x, keep_values=True).values)
+    e1 = estimate_energy(g, steps=4, values=simulate(g, x, keep_values=True).values).to_dict()
     assert layer(e1, "linear")["memory_bits"] == row["memory_bits"]
     assert e1["variants"]["snn_binary"]["energy_pj"] == pytest.approx(e["variants"]["snn_binary"]["energy_pj"])
 
@@ -111,7 +111,7 @@ def test_pruned_layers_store_the_cheapest_sparse_format():
     # SOPs: each input spike meets its column's kept weights
     fan = model[1].weight_mask.numpy().sum(axis=0)
     assert row["sops"] == pytest.approx((x * fan).sum() / 2)
-    sparse = estimate_energy(trace_model(model.eval(), (64,)).graph, steps=4, ann_sparse=True)
+    sparse = estimate_energy(trace_model(model.eval(), (64,)).graph, steps=4, ann_sparse=True).to_dict()
     srow = layer(sparse, "linear")
     assert srow["weight_format"]["ann"] == "csr" and sparse["variants"]["ann"]["macs"] == nnz
     assert e["variants"]["ann"]["macs"] == 1024
@@ -227,7 +227,7 @@ def test_lemaire_conv_addressing_per_input_spike():
 def test_firing_rates_by_neuron_layer_and_default():
     model = ResidualNet().eval()
     g = trace_model(model, (20,)).graph
-    e = estimate_energy(g, steps=6, firing_rates={"sn1": 0.2, "sn2": 0.1})
+    e = estimate_energy(g, steps=6, firing_rates={"sn1": 0.2, "sn2": 0.1}).to_dict()
     fc2, fc3 = layer(e, "linear", 1), layer(e, "linear", 2)
     assert fc2["firing_rate_in"] == 0.2 and fc2["sops"] == pytest.approx(0.2 * 6 * 16 * 16)
     assert fc3["firing_rate_in"] == pytest.approx(0.3)          # a + b: the rates add
@@ -236,7 +236,7 @@ def test_firing_rates_by_neuron_layer_and_default():
     assert layer(e, "neuron", 0)["spikes"] == pytest.approx(0.2 * 6 * 16)
     assert layer(e, "neuron", 2)["spikes"] is None and e["variants"]["snn"]["spikes"] is None
     assert any("resets not counted" in n for n in e["notes"]) and e["mode"] == "analytic"
-    by_layer = estimate_energy(g, steps=6, firing_rates={"fc2": 0.2, "fc3": 0.3, "*": 0.05})
+    by_layer = estimate_energy(g, steps=6, firing_rates={"fc2": 0.2, "fc3": 0.3, "*": 0.05}).to_dict()
     assert layer(by_layer, "linear", 1)["sops"] == fc2["sops"]
     assert layer(by_layer, "neuron", 2)["spikes"] == pytest.approx(0.05 * 6 * 6)
 
@@ -271,7 +271,7 @@ def test_usage_errors():
 def test_analytic_with_measured_rates_reproduces_exact_on_uniform_fan_out():
     x = spikes_in(4, 3, 64, 0.3)
     g, res, exact = run(binary_linear(), (64,), x)
-    analytic = estimate_energy(g, steps=4, firing_rates=measured_firing_rates(g, res.values))
+    analytic = estimate_energy(g, steps=4, firing_rates=measured_firing_rates(g, res.values)).to_dict()
     for v in VARIANTS:
         assert analytic["variants"][v]["energy_pj"] == pytest.approx(exact["variants"][v]["energy_pj"])
 
@@ -315,7 +315,8 @@ def test_max_pool_of_real_values_is_counted_without_lowering():
 
 def test_render_and_plot(tmp_path, monkeypatch):
     x = np.random.default_rng(9).random((4, 2, 2, 8, 8))
-    _, _, e = run(conv_stack(), (2, 8, 8), x, cost_model="lemaire")
+    g = trace_model(conv_stack().eval(), (2, 8, 8)).graph
+    e = estimate_energy(g, steps=4, values=simulate(g, x, keep_values=True).values, cost_model="lemaire")
     con = Console(record=True, width=240)
     render_energy(e, con)
     text = con.export_text()
@@ -372,9 +373,9 @@ def test_compiled_ticket_net_after_passes():
     T, B = 4, 3
     x = np.random.default_rng(10).random((T, B, 1, 8, 8)) * 3
     res = simulate(g, x, keep_values=True)
-    e = estimate_energy(g, steps=T, values=res.values)
+    e = estimate_energy(g, steps=T, values=res.values).to_dict()
     assert e["model_variant"] == "snn_binary"
-    assert e["variants"]["ann"]["macs"] == estimate_energy(raw, steps=T)["variants"]["ann"]["macs"]
+    assert e["variants"]["ann"]["macs"] == estimate_energy(raw, steps=T).variants.ann.macs
     or_rows = [r for r in e["layers"] if r.get("role") == "or"]
     assert or_rows and all(r["macs"] == 0 and r["energy_pj"]["ann"] == 0 for r in or_rows)
     checked = 0
@@ -424,6 +425,6 @@ def test_parse_firing_rates_forms(tmp_path):
     g, _, exact = run(binary_linear(), (64,), x)
     (tmp_path / "report.json").write_text(json.dumps({"model": "m", "energy": exact}))
     rates = parse_firing_rates(str(tmp_path / "report.json"))
-    again = estimate_energy(g, steps=4, firing_rates=rates)
+    again = estimate_energy(g, steps=4, firing_rates=rates).to_dict()
     assert again["variants"]["snn"]["sops"] == pytest.approx(exact["variants"]["snn"]["sops"])
     assert again["variants"]["snn"]["spikes"] == pytest.approx(exact["variants"]["snn"]["spikes"])

@@ -37,7 +37,7 @@ def test_macs_and_parameters_equal_published(key):
     graph = trace_model(model, shape, name=key).graph
     del model
     assert ir_params(graph) == params           # the trace kept every layer
-    energy = estimate_energy(graph, steps=4)    # static: no spikes needed for the ANN count
+    energy = estimate_energy(graph, steps=4).to_dict()    # static: no spikes needed for the ANN count
     assert energy["variants"]["ann"]["macs"] == macs
     assert sum(r["macs"] for r in energy["layers"]) == macs
     # the first conv reads the image, every other synaptic layer reads spikes, except the
@@ -52,7 +52,7 @@ def test_macs_and_parameters_equal_published(key):
         pools = [graph.node(n) for n in graph.of_type(Pool2d)]
         assert [(p.mode, p.kernel, p.stride, p.padding) for p in pools][0] == ("max", (3, 3), (2, 2), (1, 1))
         # analytic SNN on the same graph: SOPs = rate · T · synapses, first layer MACs · T
-        e = estimate_energy(graph, steps=4, firing_rates={"*": 0.2})
+        e = estimate_energy(graph, steps=4, firing_rates={"*": 0.2}).to_dict()
         rows = [r for r in e["layers"] if r["op"] in ("conv2d", "linear")]
         spiking = [r for r in rows if r["input"] == "spikes"]
         assert e["variants"]["snn"]["sops"] == pytest.approx(0.2 * 4 * sum(r["synapses"] for r in spiking))

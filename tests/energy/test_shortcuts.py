@@ -33,7 +33,7 @@ def test_shortcut_rows_equal_the_lowered_projections_and_the_spikes_they_carry()
         g, _ = run_passes(trace_model(Shortcut(twice).double().eval(), (8,)).graph)
         x = np.random.default_rng(0).random((4, 5, 8))
         res = simulate(g, x, keep_values=True)
-        rows = {r["name"]: r for r in estimate_energy(g, steps=4, values=res.values)["layers"]}
+        rows = {r["name"]: r for r in estimate_energy(g, steps=4, values=res.values).to_dict()["layers"]}
         lowered = {(p.src, p.dst): int(p.matrix().nnz) for p in lower(g).projections
                    if p.dst != OUTPUT and not p.layers}
         assert lowered == {("s1", "s2"): 16}

@@ -19,7 +19,7 @@ def test_parameter_count_and_first_layer_macs(name, capsys):
     conv = model.patch_embed.first_conv
     stage = nn.Sequential(conv, model.patch_embed.stages[0]["conv_bn"][1], neuron.LIFNode(tau=2.0)).eval()
     g = trace_model(stage, (3, side, side)).graph
-    macs = estimate_energy(g, steps=4)["variants"]["ann"]["macs"]
+    macs = estimate_energy(g, steps=4).variants.ann.macs
     assert macs == first_layer_macs(model, side) == conv.out_channels * side * side * 3 * 9
     with capsys.disabled():
         print(f"\n{name}: {params:,} parameters; first conv {conv.in_channels}→{conv.out_channels} "
@@ -48,7 +48,7 @@ def test_spikformer_cifar_traces_and_the_estimator_counts_it():
     model = build().eval()
     graph = trace_model(model, (3, side, side)).graph
     assert len(graph.of_type(MatMul)) == 2 * 4                 # Q·Kᵀ and ·V in each of 4 blocks
-    e = estimate_energy(graph, steps=4, firing_rates={"*": 0.1})
+    e = estimate_energy(graph, steps=4, firing_rates={"*": 0.1}).to_dict()
     layers = {row["name"]: row for row in e["layers"]}
     first = e["mac_layers"][0]
     assert layers[first]["macs"] == 3 * 48 * 9 * 32 * 32 == 1_327_104

@@ -51,7 +51,7 @@ def test_sops_equal_spikingjelly_synops_on_a_dense_model():
     x = np.random.default_rng(0).random((T, B, 2, 8, 8))
     g = trace_model(model, (2, 8, 8)).graph
     res = simulate(g, x, keep_values=True)
-    energy = estimate_energy(g, steps=T, values=res.values)
+    energy = estimate_energy(g, steps=T, values=res.values).to_dict()
     theirs = sj_synops(model, x)
     compared = 0
     for row in energy["layers"]:
@@ -82,7 +82,7 @@ def test_pruned_layer_exact_count_where_spikingjelly_counts_dense():
     x = (np.random.default_rng(1).random((T, B, 100)) < 0.1).astype(np.float64)
     g = trace_model(model, (100,)).graph
     res = simulate(g, x, keep_values=True)
-    energy = estimate_energy(g, steps=T, values=res.values)
+    energy = estimate_energy(g, steps=T, values=res.values).to_dict()
     (row,) = [r for r in energy["layers"] if r["op"] == "linear"]
 
     mask = model[1].weight_mask.numpy()

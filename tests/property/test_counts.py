@@ -83,7 +83,7 @@ def test_counts_equal_brute_force(spec: NetSpec) -> None:
 
     # per IR synaptic layer: live synapses (closed form), stored weights, MACs, SOPs
     values = simulate(g, x, keep_values=True).values
-    energy = estimate_energy(g, steps=T, values=values)
+    energy = estimate_energy(g, steps=T, values=values).to_dict()
     rows = {r["name"]: r for r in energy["layers"]}
     closed = layer_synapses(g)
     rec = brute.record(x)

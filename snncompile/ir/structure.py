@@ -148,6 +148,9 @@ class Liveness:
     # (uint16; only nodes where some element has more than one). A synapse reading such an
     # element exists once per population, as in the lowered network.
     multiplicity: dict[str, np.ndarray] = field(default_factory=dict)
+    # per Conv2d / Linear node of a "pattern" sweep: its live synapses (once per population,
+    # once per element), ⟨Pᵀ(reaching), sources⟩, read off the adjoint sweep for free
+    synapses: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def sources(self, name: str) -> np.ndarray:
         """Per element of ``name``: the number of populations it is reached from (0/1 or more)."""
@@ -172,6 +175,7 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
     fwd: dict[str, np.ndarray] = {}
     drive: dict[str, np.ndarray] = {}
     mult: dict[str, np.ndarray] = {}
+    synapses: dict[str, tuple[int, int]] = {}
     order = graph.topo()
     with torch.no_grad():
         for name in order:
@@ -215,6 +219,8 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
         g = (np.ones(node.shape, dtype=bool) if isinstance(node, Pool2d) and node.mode == "max"
              else back.get(name))  # OR neurons are never removed
         if g is None or not g.any():
+            if mode == "pattern" and isinstance(node, (Conv2d, Linear)):
+                synapses[name] = (0, 0)   # no synapse reaches a live neuron
             continue
         xs = [torch.zeros((1, *graph.node(s).shape), dtype=torch.float32, requires_grad=True) for s in srcs]
         with torch.enable_grad():
@@ -223,8 +229,29 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
         for s, gr in zip(srcs, grads):
             if gr is not None:
                 add(s, gr[0].numpy() > 0)
+        if mode == "pattern" and exact_adjoint(node):
+            synapses[name] = _adjoint_synapses(grads[0][0].numpy(), srcs[0], fwd, mult)
     reaching = {n: back[n] if n in back else np.zeros(graph.node(n).shape, dtype=bool) for n in order}
-    return Liveness(fwd, reaching, drive, mult)
+    return Liveness(fwd, reaching, drive, mult, synapses)
+
+
+def exact_adjoint(node: Node) -> bool:
+    """True for a Conv2d / Linear node whose float32 adjoint of a 0/1 indicator is exact: each
+    input element's value, the number of stored synapses leaving it, stays below 2**24."""
+    if not isinstance(node, (Conv2d, Linear)):
+        return False
+    fan_out = node.weight.shape[0] * int(np.prod(node.weight.shape[2:]))
+    return fan_out < 2**24
+
+
+def _adjoint_synapses(fan_out: np.ndarray, src: str, fwd: dict[str, np.ndarray],
+                      mult: dict[str, np.ndarray]) -> tuple[int, int]:
+    """⟨fan_out, sources⟩ and ⟨fan_out, reached⟩ of a synaptic node's input (integers)."""
+    f = fan_out.astype(np.float64).ravel()
+    once = int(round(float(f @ fwd[src].ravel())))
+    if src not in mult:
+        return once, once
+    return int(round(float(f @ mult[src].astype(np.float64).ravel()))), once
 
 
 def _multiplicity(graph: IRGraph, name: str, node: Node, fwd: dict[str, np.ndarray],

@@ -119,11 +119,23 @@ def binary_spikes(graph: IRGraph, name: str, _seen: frozenset = frozenset()) -> 
     return False
 
 
+def every(shape: tuple[int, ...]) -> np.ndarray:
+    """An all-true indicator of ``shape`` as a read-only view: no memory per element."""
+    return np.broadcast_to(np.True_, tuple(shape))
+
+
+def _compact(indicator: np.ndarray) -> np.ndarray:
+    """``indicator``, or :func:`every` when it is all true (the common case of a dense
+    model: the sweeps then hold no per-element memory for it)."""
+    return every(indicator.shape) if indicator.all() else indicator
+
+
 def alive_of(graph: IRGraph, name: str) -> np.ndarray:
-    """Live neurons of a population (bool, its shape); non-neuron populations are all live."""
+    """Live neurons of a population (bool, its shape, read-only); non-neuron populations
+    are all live."""
     node = graph.node(name)
     alive = getattr(node, "alive", None)
-    return np.ones(node.shape, dtype=bool) if alive is None else np.asarray(alive, dtype=bool)
+    return every(node.shape) if alive is None else np.asarray(alive, dtype=bool)
 
 
 def output_population(graph: IRGraph) -> str | None:
@@ -171,7 +183,8 @@ def _f32(indicator: np.ndarray) -> torch.Tensor:
 def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
     """One forward and one adjoint sweep of 0/1 indicators. ``mode``: "pattern" follows
     every stored synapse, "connect" only stored nonzero ones. Indicators are kept as bool
-    (one byte per element of every node); float copies exist for one node at a time."""
+    (one byte per element of a node, none when all true: read-only views, see :func:`every`);
+    float copies exist for one node at a time."""
     fwd: dict[str, np.ndarray] = {}
     drive: dict[str, np.ndarray] = {}
     mult: dict[str, np.ndarray] = {}
@@ -181,42 +194,42 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
         for name in order:
             node = graph.node(name)
             if isinstance(node, Delay):   # its source may come later (a loop): every element passes
-                fwd[name] = np.ones(node.shape, dtype=bool)
+                fwd[name] = every(node.shape)
                 continue
             ins = [_f32(fwd[s]) for s in graph.inputs(name)]
             if is_population(graph, name):
                 if ins:
                     d = _pattern(graph, name, ins, mode) if isinstance(node, Pool2d) else ins[0]
-                    drive[name] = d[0].numpy() > 0
+                    drive[name] = _compact(d[0].numpy() > 0)
                 fwd[name] = alive_of(graph, name)
             else:
-                fwd[name] = _pattern(graph, name, ins, mode)[0].numpy() > 0
+                fwd[name] = _compact(_pattern(graph, name, ins, mode)[0].numpy() > 0)
                 _multiplicity(graph, name, node, fwd, mult, mode)
     back: dict[str, np.ndarray] = {}
 
     def add(src: str, reach: np.ndarray) -> None:
-        back[src] = back[src] | reach if src in back else reach
+        back[src] = _compact(back[src] | reach) if src in back else _compact(reach)
 
     for name in order:   # before the sweep: a loop's delay comes before its source
         if isinstance(graph.node(name), Delay):
             for s in graph.inputs(name):
-                add(s, np.ones(graph.node(s).shape, dtype=bool))
+                add(s, every(graph.node(s).shape))
     for name in reversed(order):
         node = graph.node(name)
         srcs = graph.inputs(name)
         if not srcs or isinstance(node, Delay):
             continue
         if isinstance(node, Output):
-            add(srcs[0], np.ones(graph.node(srcs[0]).shape, dtype=bool))
+            add(srcs[0], every(graph.node(srcs[0]).shape))
             continue
         if isinstance(node, MatMul):  # a product reads every element of both factors
             for s in srcs:
-                add(s, np.ones(graph.node(s).shape, dtype=bool))
+                add(s, every(graph.node(s).shape))
             continue
         if isinstance(node, Neuron):  # a live neuron consumes its input element
             add(srcs[0], alive_of(graph, name))
             continue
-        g = (np.ones(node.shape, dtype=bool) if isinstance(node, Pool2d) and node.mode == "max"
+        g = (every(node.shape) if isinstance(node, Pool2d) and node.mode == "max"
              else back.get(name))  # OR neurons are never removed
         if g is None or not g.any():
             if mode == "pattern" and isinstance(node, (Conv2d, Linear)):

@@ -185,11 +185,18 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
     every stored synapse, "connect" only stored nonzero ones. Indicators are kept as bool
     (one byte per element of a node, none when all true: read-only views, see :func:`every`);
     float copies exist for one node at a time."""
+    order = graph.topo()
+    fwd, drive, mult = _forward(graph, order, mode)
+    back, synapses = _adjoint(graph, order, mode, fwd, mult)
+    reaching = {n: back[n] if n in back else np.zeros(graph.node(n).shape, dtype=bool) for n in order}
+    return Liveness(fwd, reaching, drive, mult, synapses)
+
+
+def _forward(graph: IRGraph, order: list[str], mode: str) -> tuple[dict, dict, dict]:
+    """Elements reached from live sources (``reached``), populations' ``drive``, multiplicities."""
     fwd: dict[str, np.ndarray] = {}
     drive: dict[str, np.ndarray] = {}
     mult: dict[str, np.ndarray] = {}
-    synapses: dict[str, tuple[int, int]] = {}
-    order = graph.topo()
     with torch.no_grad():
         for name in order:
             node = graph.node(name)
@@ -205,7 +212,26 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
             else:
                 fwd[name] = _compact(_pattern(graph, name, ins, mode)[0].numpy() > 0)
                 _multiplicity(graph, name, node, fwd, mult, mode)
+    return fwd, drive, mult
+
+
+def _consumed(graph: IRGraph, name: str, node: Node) -> list[tuple[str, np.ndarray]] | None:
+    """What a node that ends a synaptic path reads of its inputs ((source, elements)), or
+    None for a node the adjoint passes through."""
+    srcs = graph.inputs(name)
+    if isinstance(node, (Output, MatMul)):  # a product reads every element of both factors
+        return [(s, every(graph.node(s).shape)) for s in srcs]
+    if isinstance(node, Neuron):  # a live neuron consumes its input element
+        return [(srcs[0], alive_of(graph, name))]
+    return None
+
+
+def _adjoint(graph: IRGraph, order: list[str], mode: str, fwd: dict[str, np.ndarray],
+             mult: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, tuple[int, int]]]:
+    """Elements that reach a live neuron (per node reached by the sweep), and the live
+    synapses of each Conv2d / Linear node (``pattern`` mode)."""
     back: dict[str, np.ndarray] = {}
+    synapses: dict[str, tuple[int, int]] = {}
 
     def add(src: str, reach: np.ndarray) -> None:
         back[src] = _compact(back[src] | reach) if src in back else _compact(reach)
@@ -219,15 +245,10 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
         srcs = graph.inputs(name)
         if not srcs or isinstance(node, Delay):
             continue
-        if isinstance(node, Output):
-            add(srcs[0], every(graph.node(srcs[0]).shape))
-            continue
-        if isinstance(node, MatMul):  # a product reads every element of both factors
-            for s in srcs:
-                add(s, every(graph.node(s).shape))
-            continue
-        if isinstance(node, Neuron):  # a live neuron consumes its input element
-            add(srcs[0], alive_of(graph, name))
+        consumed = _consumed(graph, name, node)
+        if consumed is not None:
+            for s, reach in consumed:
+                add(s, reach)
             continue
         g = (every(node.shape) if isinstance(node, Pool2d) and node.mode == "max"
              else back.get(name))  # OR neurons are never removed
@@ -244,8 +265,7 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
                 add(s, gr[0].numpy() > 0)
         if mode == "pattern" and exact_adjoint(node):
             synapses[name] = _adjoint_synapses(grads[0][0].numpy(), srcs[0], fwd, mult)
-    reaching = {n: back[n] if n in back else np.zeros(graph.node(n).shape, dtype=bool) for n in order}
-    return Liveness(fwd, reaching, drive, mult, synapses)
+    return back, synapses
 
 
 def exact_adjoint(node: Node) -> bool:

@@ -108,13 +108,15 @@ def _check_readable(path: Path, trust_pickle: bool = False) -> None:
 
 
 def _torch_load(path: Path, trust_pickle: bool) -> Any:
+    unsafe: list[str] = []
     if not trust_pickle:
-        allowed = {_qualname(c) for c in safe_globals()}
         try:
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         except Exception as exc:
             raise SnnCompileError(f"cannot read {path}: {exc}",
                                   "the file is corrupt or not a PyTorch checkpoint", EXIT_USAGE) from None
+        # the allowlist imports every spikingjelly module (~70 MB): only for a pickled module
+        allowed = {_qualname(c) for c in safe_globals()} if unsafe else set()
         refused = sorted(g for g in unsafe if g not in allowed)
         if refused:
             raise SnnCompileError(
@@ -127,7 +129,7 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
         if trust_pickle:
             _project_importable()  # the pickled classes live in the user's project, as for --arch
             return torch.load(path, map_location="cpu", weights_only=False)
-        with torch.serialization.safe_globals(safe_globals()):
+        with torch.serialization.safe_globals(safe_globals() if unsafe else []):
             return torch.load(path, map_location="cpu", weights_only=True)
     except (ImportError, AttributeError) as exc:
         if not trust_pickle:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from snncompile.ir.graph import IRGraph
+from snncompile.ir.memo import memo
 from snncompile.ir.nodes import (
     AdaptiveAvgPool2d,
     Add,
@@ -45,6 +46,8 @@ from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import Liveness, liveness, spike_valued
 
 SYNAPSES = Registry("synapse count")
+# node fields no count reads: messages, the lowering's implementation choice, storage width
+ANNOTATIONS = frozenset({"source", "impl", "weight_bits"})
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,8 @@ def live_synapses(graph: IRGraph, name: str, live: Liveness, per_population: boo
     An input element that sums several populations (a residual stream) has its synapses
     once per population, as in the lowered network; ``per_population=False`` counts them
     once per element (what one unit of input value meets)."""
+    if name in live.synapses:   # the adjoint sweep counted them already
+        return live.synapses[name][0 if per_population else 1]
     node = graph.node(name)
     src = graph.inputs(name)[0]
     x = torch.as_tensor((live.sources(src) if per_population else live.reached[src])[None].astype(np.float64))
@@ -147,8 +152,10 @@ def _none(graph: IRGraph, name: str, node, live: Liveness | None) -> None:
 
 
 def layer_synapses(graph: IRGraph, live: Liveness | None = None) -> dict[str, SynapseCount]:
-    """Counts of every synaptic node, between live neurons (one structural sweep)."""
-    live = liveness(graph) if live is None else live
+    """Counts of every synaptic node, between live neurons (one structural sweep, made once
+    per state of the graph when ``live`` is not given: see :mod:`snncompile.ir.memo`)."""
+    if live is None:
+        return dict(memo(graph, "layer_synapses", lambda: layer_synapses(graph, liveness(graph)), ANNOTATIONS))
     out = {}
     for name, node in graph.items():
         count = SYNAPSES(node)(graph, name, node, live)

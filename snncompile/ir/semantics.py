@@ -86,14 +86,59 @@ def _identity(node, ins, steps, mode="affine"):
     return ins[0].reshape(ins[0].shape[0], *node.shape)
 
 
+def _on_zeros(node: Conv2d | Linear, x: torch.Tensor, mode: str, channel_axis: int) -> torch.Tensor | None:
+    """The node's value on an all-zero input ``x`` without touching its weights: the bias
+    (``affine``) or zeros, exactly what the sum gives. None if ``x`` has a nonzero. The
+    constant-drive sweeps (lowering's biases, dead neurons) feed zeros out of every population."""
+    if mode not in ("affine", "linear") or torch.any(x):
+        return None
+    out = x.new_zeros((x.shape[0], *node.shape))
+    b = _bias(node, mode)
+    if b is None:
+        return out
+    shape = [1] * out.dim()
+    shape[channel_axis] = -1
+    return out + b.to(x.dtype).reshape(shape)
+
+
+def _all_ones(node: Conv2d | Linear, mode: str) -> bool:
+    """True if the node's structural pattern is all ones: every synapse stored (and, for
+    ``connect``, nonzero). Its map is then a window sum of the channel sum, weights unread."""
+    if mode not in ("pattern", "connect") or not node.mask.all():
+        return False
+    return mode == "pattern" or bool(np.all(node.weight != 0))
+
+
+def _conv_ones(node: Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """The all-ones conv: per group, the window sum of the sum over the group's input
+    channels, the same for each of the group's output channels (the same integers)."""
+    n, c = x.shape[:2]
+    g, cout = node.groups, node.weight.shape[0]
+    summed = x.reshape(n, g, c // g, *x.shape[2:]).sum(2)
+    y = F.conv2d(summed, x.new_ones((g, 1, *node.weight.shape[2:])), None, node.stride, node.padding,
+                 node.dilation, g)
+    return y[:, :, None].expand(n, g, cout // g, *y.shape[2:]).reshape(n, cout, *y.shape[2:])
+
+
 @STEP.register(Conv2d)
 def _conv(node: Conv2d, ins, steps, mode="affine"):
+    zero = _on_zeros(node, ins[0], mode, 1)
+    if zero is not None:
+        return zero
+    if _all_ones(node, mode):
+        return _conv_ones(node, ins[0])
     return F.conv2d(ins[0], _weights(node, mode, ins[0]), _bias(node, mode), node.stride, node.padding,
                     node.dilation, node.groups)
 
 
 @STEP.register(Linear)
 def _linear(node: Linear, ins, steps, mode="affine"):
+    zero = _on_zeros(node, ins[0], mode, -1)
+    if zero is not None:
+        return zero
+    if _all_ones(node, mode):   # every output sums the whole input row
+        x = ins[0]
+        return x.sum(-1, keepdim=True).expand(*x.shape[:-1], node.weight.shape[0]).contiguous()
     return F.linear(ins[0], _weights(node, mode, ins[0]), _bias(node, mode))
 
 

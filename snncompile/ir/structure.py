@@ -119,11 +119,23 @@ def binary_spikes(graph: IRGraph, name: str, _seen: frozenset = frozenset()) -> 
     return False
 
 
+def every(shape: tuple[int, ...]) -> np.ndarray:
+    """An all-true indicator of ``shape`` as a read-only view: no memory per element."""
+    return np.broadcast_to(np.True_, tuple(shape))
+
+
+def _compact(indicator: np.ndarray) -> np.ndarray:
+    """``indicator``, or :func:`every` when it is all true (the common case of a dense
+    model: the sweeps then hold no per-element memory for it)."""
+    return every(indicator.shape) if indicator.all() else indicator
+
+
 def alive_of(graph: IRGraph, name: str) -> np.ndarray:
-    """Live neurons of a population (bool, its shape); non-neuron populations are all live."""
+    """Live neurons of a population (bool, its shape, read-only); non-neuron populations
+    are all live."""
     node = graph.node(name)
     alive = getattr(node, "alive", None)
-    return np.ones(node.shape, dtype=bool) if alive is None else np.asarray(alive, dtype=bool)
+    return every(node.shape) if alive is None else np.asarray(alive, dtype=bool)
 
 
 def output_population(graph: IRGraph) -> str | None:
@@ -148,6 +160,9 @@ class Liveness:
     # (uint16; only nodes where some element has more than one). A synapse reading such an
     # element exists once per population, as in the lowered network.
     multiplicity: dict[str, np.ndarray] = field(default_factory=dict)
+    # per Conv2d / Linear node of a "pattern" sweep: its live synapses (once per population,
+    # once per element), ⟨Pᵀ(reaching), sources⟩, read off the adjoint sweep for free
+    synapses: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def sources(self, name: str) -> np.ndarray:
         """Per element of ``name``: the number of populations it is reached from (0/1 or more)."""
@@ -168,53 +183,78 @@ def _f32(indicator: np.ndarray) -> torch.Tensor:
 def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
     """One forward and one adjoint sweep of 0/1 indicators. ``mode``: "pattern" follows
     every stored synapse, "connect" only stored nonzero ones. Indicators are kept as bool
-    (one byte per element of every node); float copies exist for one node at a time."""
+    (one byte per element of a node, none when all true: read-only views, see :func:`every`);
+    float copies exist for one node at a time."""
+    order = graph.topo()
+    fwd, drive, mult = _forward(graph, order, mode)
+    back, synapses = _adjoint(graph, order, mode, fwd, mult)
+    reaching = {n: back[n] if n in back else np.zeros(graph.node(n).shape, dtype=bool) for n in order}
+    return Liveness(fwd, reaching, drive, mult, synapses)
+
+
+def _forward(graph: IRGraph, order: list[str], mode: str) -> tuple[dict, dict, dict]:
+    """Elements reached from live sources (``reached``), populations' ``drive``, multiplicities."""
     fwd: dict[str, np.ndarray] = {}
     drive: dict[str, np.ndarray] = {}
     mult: dict[str, np.ndarray] = {}
-    order = graph.topo()
     with torch.no_grad():
         for name in order:
             node = graph.node(name)
             if isinstance(node, Delay):   # its source may come later (a loop): every element passes
-                fwd[name] = np.ones(node.shape, dtype=bool)
+                fwd[name] = every(node.shape)
                 continue
             ins = [_f32(fwd[s]) for s in graph.inputs(name)]
             if is_population(graph, name):
                 if ins:
                     d = _pattern(graph, name, ins, mode) if isinstance(node, Pool2d) else ins[0]
-                    drive[name] = d[0].numpy() > 0
+                    drive[name] = _compact(d[0].numpy() > 0)
                 fwd[name] = alive_of(graph, name)
             else:
-                fwd[name] = _pattern(graph, name, ins, mode)[0].numpy() > 0
+                fwd[name] = _compact(_pattern(graph, name, ins, mode)[0].numpy() > 0)
                 _multiplicity(graph, name, node, fwd, mult, mode)
+    return fwd, drive, mult
+
+
+def _consumed(graph: IRGraph, name: str, node: Node) -> list[tuple[str, np.ndarray]] | None:
+    """What a node that ends a synaptic path reads of its inputs ((source, elements)), or
+    None for a node the adjoint passes through."""
+    srcs = graph.inputs(name)
+    if isinstance(node, (Output, MatMul)):  # a product reads every element of both factors
+        return [(s, every(graph.node(s).shape)) for s in srcs]
+    if isinstance(node, Neuron):  # a live neuron consumes its input element
+        return [(srcs[0], alive_of(graph, name))]
+    return None
+
+
+def _adjoint(graph: IRGraph, order: list[str], mode: str, fwd: dict[str, np.ndarray],
+             mult: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, tuple[int, int]]]:
+    """Elements that reach a live neuron (per node reached by the sweep), and the live
+    synapses of each Conv2d / Linear node (``pattern`` mode)."""
     back: dict[str, np.ndarray] = {}
+    synapses: dict[str, tuple[int, int]] = {}
 
     def add(src: str, reach: np.ndarray) -> None:
-        back[src] = back[src] | reach if src in back else reach
+        back[src] = _compact(back[src] | reach) if src in back else _compact(reach)
 
     for name in order:   # before the sweep: a loop's delay comes before its source
         if isinstance(graph.node(name), Delay):
             for s in graph.inputs(name):
-                add(s, np.ones(graph.node(s).shape, dtype=bool))
+                add(s, every(graph.node(s).shape))
     for name in reversed(order):
         node = graph.node(name)
         srcs = graph.inputs(name)
         if not srcs or isinstance(node, Delay):
             continue
-        if isinstance(node, Output):
-            add(srcs[0], np.ones(graph.node(srcs[0]).shape, dtype=bool))
+        consumed = _consumed(graph, name, node)
+        if consumed is not None:
+            for s, reach in consumed:
+                add(s, reach)
             continue
-        if isinstance(node, MatMul):  # a product reads every element of both factors
-            for s in srcs:
-                add(s, np.ones(graph.node(s).shape, dtype=bool))
-            continue
-        if isinstance(node, Neuron):  # a live neuron consumes its input element
-            add(srcs[0], alive_of(graph, name))
-            continue
-        g = (np.ones(node.shape, dtype=bool) if isinstance(node, Pool2d) and node.mode == "max"
+        g = (every(node.shape) if isinstance(node, Pool2d) and node.mode == "max"
              else back.get(name))  # OR neurons are never removed
         if g is None or not g.any():
+            if mode == "pattern" and isinstance(node, (Conv2d, Linear)):
+                synapses[name] = (0, 0)   # no synapse reaches a live neuron
             continue
         xs = [torch.zeros((1, *graph.node(s).shape), dtype=torch.float32, requires_grad=True) for s in srcs]
         with torch.enable_grad():
@@ -223,8 +263,28 @@ def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
         for s, gr in zip(srcs, grads):
             if gr is not None:
                 add(s, gr[0].numpy() > 0)
-    reaching = {n: back[n] if n in back else np.zeros(graph.node(n).shape, dtype=bool) for n in order}
-    return Liveness(fwd, reaching, drive, mult)
+        if mode == "pattern" and exact_adjoint(node):
+            synapses[name] = _adjoint_synapses(grads[0][0].numpy(), srcs[0], fwd, mult)
+    return back, synapses
+
+
+def exact_adjoint(node: Node) -> bool:
+    """True for a Conv2d / Linear node whose float32 adjoint of a 0/1 indicator is exact: each
+    input element's value, the number of stored synapses leaving it, stays below 2**24."""
+    if not isinstance(node, (Conv2d, Linear)):
+        return False
+    fan_out = node.weight.shape[0] * int(np.prod(node.weight.shape[2:]))
+    return fan_out < 2**24
+
+
+def _adjoint_synapses(fan_out: np.ndarray, src: str, fwd: dict[str, np.ndarray],
+                      mult: dict[str, np.ndarray]) -> tuple[int, int]:
+    """⟨fan_out, sources⟩ and ⟨fan_out, reached⟩ of a synaptic node's input (integers)."""
+    f = fan_out.astype(np.float64).ravel()
+    once = int(round(float(f @ fwd[src].ravel())))
+    if src not in mult:
+        return once, once
+    return int(round(float(f @ mult[src].astype(np.float64).ravel()))), once
 
 
 def _multiplicity(graph: IRGraph, name: str, node: Node, fwd: dict[str, np.ndarray],

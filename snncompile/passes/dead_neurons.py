@@ -27,6 +27,7 @@ from snncompile.ir.dynamics import (
     OrPool,
     Threshold,
 )
+from snncompile.ir.memo import memo, remember
 from snncompile.ir.semantics import STEP, neuron_params
 from snncompile.ir.structure import is_population, liveness, output_population
 from snncompile.passes.base import FACTS, PassStats
@@ -124,15 +125,18 @@ def dead_neurons(graph: IRGraph) -> PassStats:
     stats = PassStats("dead_neurons")
     quiet = never_fire_alone(graph)  # removals change no neuron's constant input
     before = {n: graph.node(n).kept for n in graph.of_type(Neuron)}
+    for name in before:  # first, so that the last round sees the graph as the pass leaves it
+        node = graph.node(name)
+        if node.alive is not None and node.alive.all():
+            node.alive = None
     while dead := find_dead(graph, quiet):
         for name, d in dead.items():
             node = graph.node(name)
             alive = np.ones(node.shape, dtype=bool) if node.alive is None else node.alive
-            node.alive = alive & ~d
+            node.alive = alive & ~d   # removes at least one neuron: never all True
+    remember(graph, NONE_DEAD, True)  # what the manager's fact check would find again
     for name, kept in before.items():
         node = graph.node(name)
-        if node.alive is not None and node.alive.all():
-            node.alive = None
         removed = kept - node.kept
         if removed:
             stats.neurons_removed += removed
@@ -140,4 +144,5 @@ def dead_neurons(graph: IRGraph) -> PassStats:
     return stats
 
 
-FACTS["dead_neurons_removed"] = lambda graph: not find_dead(graph)
+NONE_DEAD = "dead_neurons.none_dead"
+FACTS["dead_neurons_removed"] = lambda graph: memo(graph, NONE_DEAD, lambda: not find_dead(graph))

@@ -99,10 +99,11 @@ def _same_shape(node: Node, shape: Shape, what: str = "input") -> Problems:
         yield f"shape {tuple(node.shape)} differs from its {what}'s {tuple(shape)}"
 
 
-def _array(node: Node, field: str, shape: Shape | None, kind: str = "f", optional: bool = True) -> Problems:
-    """``field`` is None (if ``optional``) or an array of dtype kind ``kind`` ('f' float,
-    'b' bool, 'i' int) and ``shape``, with finite values."""
-    a = getattr(node, field, None)
+def _array(node: Node, field: str, shape: Shape | None, kind: str = "f", optional: bool = True,
+           owner: object = None) -> Problems:
+    """``field`` (of ``owner``, default the node) is None (if ``optional``) or an array of
+    dtype kind ``kind`` ('f' float, 'b' bool, 'i' int) and ``shape``, with finite values."""
+    a = getattr(node if owner is None else owner, field, None)
     if a is None:
         if not optional:
             yield f"{field} is missing"
@@ -282,11 +283,12 @@ def _neuron(node: Neuron, ins: list[Shape]) -> Problems:
     if len(ins) == 1 and int(np.prod(ins[0])) != node.size:
         yield f"shape {tuple(node.shape)} has {node.size} neurons, its input {ins[0]} {int(np.prod(ins[0]))} values"
     yield from _array(node, "alive", tuple(node.shape), kind="b")
-    # the model's own parameters are checked by its dynamics; fields are read defensively
+    # the model's own parameters are checked by its dynamics; per-neuron arrays must fit the node
+    dyn = node.dynamics
     for field in ("v_threshold", "reset_by"):
-        v = getattr(node, field, None)
+        v = getattr(dyn, field, None)
         if isinstance(v, np.ndarray) and v.ndim > 0:
-            yield from _array(node, field, tuple(node.shape))
+            yield from _array(node, field, tuple(node.shape), owner=dyn)
         elif v is not None and not _finite_scalar(v):
             yield f"{field} {v!r} must be a finite scalar or an array of the node's shape"
 

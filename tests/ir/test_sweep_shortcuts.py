@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from snncompile.ir import Conv2d, Input, IRGraph, Linear, Neuron, Output
 from snncompile.ir.counting import layer_synapses, live_synapses
+from snncompile.ir.dynamics import IF
 from snncompile.ir.memo import memo, remember
 from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import liveness
@@ -65,9 +66,9 @@ def _net(mask: np.ndarray | None = None) -> IRGraph:
     g = IRGraph("net")
     g.add("x", Input((2, 6, 6)))
     g.add("c1", Conv2d((4, 6, 6), weight=rng.normal(size=(4, 2, 3, 3)), padding=(1, 1), mask=mask), ["x"])
-    g.add("n1", Neuron((4, 6, 6), model="if", v_threshold=1.0), ["c1"])
+    g.add("n1", Neuron((4, 6, 6), dynamics=IF(v_threshold=1.0)), ["c1"])
     g.add("c2", Conv2d((3, 3, 3), weight=rng.normal(size=(3, 4, 3, 3)), stride=(2, 2), padding=(1, 1)), ["n1"])
-    g.add("n2", Neuron((3, 3, 3), model="if", v_threshold=1.0), ["c2"])
+    g.add("n2", Neuron((3, 3, 3), dynamics=IF(v_threshold=1.0)), ["c2"])
     g.add("out", Output((3, 3, 3)), ["n2"])
     return g
 
@@ -112,11 +113,11 @@ def test_memo_forgets_on_any_change_and_remember_records():
     calls = []
     value = memo(g, "k", lambda: calls.append(1) or len(calls))
     assert memo(g, "k", lambda: calls.append(1) or len(calls)) == value == 1
-    g.node("n2").v_threshold = 2.0
+    g.node("n2").dynamics = IF(v_threshold=2.0)
     assert memo(g, "k", lambda: calls.append(1) or len(calls)) == 2
     g.replace_input("n2", "c2", "c2")
     assert memo(g, "k", lambda: 99) == 2                  # same inputs: the same state
     remember(g, "k", 7)
     assert memo(g, "k", lambda: 99) == 7
-    g.add("extra", Neuron((3, 3, 3), model="if", v_threshold=1.0), ["c2"])
+    g.add("extra", Neuron((3, 3, 3), dynamics=IF(v_threshold=1.0)), ["c2"])
     assert memo(g, "k", lambda: 99) == 99

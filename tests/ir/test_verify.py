@@ -31,6 +31,7 @@ from snncompile.ir import (
     Slice,
     Transpose,
 )
+from snncompile.ir.dynamics import IF
 from snncompile.ir.nodes import NODE_TYPES
 from snncompile.ir.verify import CHECKS, IRVerificationError
 from snncompile.passes import PASSES, manager, run_passes
@@ -53,7 +54,7 @@ def _conv_graph() -> IRGraph:
     g.add("x", Input((2, 6, 6)))
     w = np.ones((4, 2, 3, 3))
     g.add("conv", Conv2d((4, 6, 6), "net.conv", weight=w, padding=(1, 1)), ["x"])
-    g.add("sn", Neuron((4, 6, 6), "net.sn", model="if"), ["conv"])
+    g.add("sn", Neuron((4, 6, 6), "net.sn", dynamics=IF()), ["conv"])
     g.add("pool", Pool2d((4, 3, 3), "net.pool"), ["sn"])
     g.add("flat", Reshape((36,), "net.flat"), ["pool"])
     g.add("fc", Linear((5,), "net.fc", weight=np.ones((5, 36))), ["flat"])
@@ -99,8 +100,8 @@ def _set(name, **fields):
     ("fc", {"shape": (6,)}, "should be (5,)"),
     ("sn", {"alive": np.ones((4, 6), bool)}, "alive has shape"),
     ("sn", {"alive": np.ones((4, 6, 6))}, "alive has dtype"),
-    ("sn", {"v_threshold": np.ones((4, 6))}, "v_threshold has shape"),
-    ("sn", {"v_threshold": float("inf")}, "v_threshold inf"),
+    ("sn", {"dynamics": IF(v_threshold=np.ones((4, 6)))}, "v_threshold has shape"),
+    ("sn", {"dynamics": IF(v_threshold=float("inf"))}, "v_threshold inf"),
     ("sn", {"shape": (4, 6, 5)}, "neurons"),
 ])
 def test_each_check_fires(name, fields, words):

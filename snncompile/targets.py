@@ -26,7 +26,7 @@ class TargetSpec:
     ``emissions``: ways the target builds the network, the first is the default;
     ``artifacts``: files it writes to the output folder; capabilities: ``lowers`` (builds a
     netlist), ``simulate`` (runs it), ``fixed_point`` (integer hardware models),
-    ``host_partitions`` (a simulation can be split into shards on Ray workers).
+    ``ray_shards`` (a simulation can be split into shards on Ray workers, `--workers`).
     """
 
     name: str
@@ -38,7 +38,7 @@ class TargetSpec:
     lowers: bool = False
     simulate: bool = False
     fixed_point: bool = False
-    host_partitions: bool = False
+    ray_shards: bool = False
     options: tuple[str, ...] = ()   # fields of OPTIONS this target takes
     docs: str = ""                  # the page that describes it
 
@@ -54,13 +54,13 @@ TARGETS: dict[str, TargetSpec] = {t.name: t for t in (
     TargetSpec("lava", "Lava", "lower to Lava", emissions=("fused", "stock"),
            emission_help="fused = one process per population, batches of samples (default); "
                          "stock = Lava's own Dense/Sparse/Conv processes, one sample at a time",
-           lowers=True, simulate=True, fixed_point=True, host_partitions=True,
+           lowers=True, simulate=True, fixed_point=True, ray_shards=True,
            options=("emit", "fixed_point", "chip")),
     TargetSpec("ir", "IR", "stop after the passes"),
     TargetSpec("energy", "energy", "the energy report only"),
     TargetSpec("onnx", "ONNX", "write `model.onnx` (one time step) and `model_ann.onnx` to `-o`",
            emissions=("float64", "float32"), artifacts=("model.onnx", "model_ann.onnx"),
-           lowers=True, simulate=True, host_partitions=True, docs="docs/onnx.md"),
+           lowers=True, simulate=True, ray_shards=True, docs="docs/onnx.md"),
     TargetSpec("nir", "NIR", "write `model.nir` to `-o`", emissions=("graph",), artifacts=("model.nir",),
            lowers=True, docs="docs/nir.md"),
 )}
@@ -117,5 +117,5 @@ def table_markdown() -> str:
         flags = ", ".join(f"`{OPTIONS[o].flag}`" for o in t.options) or "–"
         rows.append(f"| `{t.name}` | {', '.join(t.emissions) or '–'} | "
                     f"{', '.join(f'`{a}`' for a in t.artifacts) or '–'} | {yes[t.simulate]} | "
-                    f"{yes[t.fixed_point]} | {yes[t.host_partitions]} | {flags} |")
+                    f"{yes[t.fixed_point]} | {yes[t.ray_shards]} | {flags} |")
     return "\n".join(rows)

@@ -62,8 +62,8 @@ def test_backends_and_registry_follow_the_declarations():
 def test_declarations_are_consistent():
     for t in targets.TARGETS.values():
         assert set(t.options) <= set(targets.OPTIONS), t.name
-        assert not (t.simulate or t.host_partitions or t.emissions or t.artifacts) or t.lowers, t.name
-        assert not t.host_partitions or t.simulate, t.name
+        assert not (t.simulate or t.ray_shards or t.emissions or t.artifacts) or t.lowers, t.name
+        assert not t.ray_shards or t.simulate, t.name
         assert ("fixed_point" in t.options) == t.fixed_point, t.name
 
 

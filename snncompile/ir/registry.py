@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from snncompile.ir.nodes import NODE_TYPES, Node
+from snncompile.ir.typeregistry import TypeRegistry
 
 REGISTRIES: dict[str, Registry] = {}
 
@@ -20,35 +21,17 @@ class MissingBehaviour(NotImplementedError):
     """A node type has no entry in a registry (a bug in snncompile, not a user error)."""
 
 
-class Registry:
+class Registry(TypeRegistry):
     """Maps node classes to one function each for one concern."""
 
+    key_kind = "IR node type"
+    missing_error = MissingBehaviour
+
     def __init__(self, concern: str) -> None:
-        if concern in REGISTRIES:
-            raise ValueError(f"registry {concern!r} exists already")
-        self.concern = concern
-        self._impl: dict[type[Node], Callable[..., Any]] = {}
-        REGISTRIES[concern] = self
+        super().__init__(concern, REGISTRIES)
 
-    def register(self, *types: type[Node]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-            for t in types:
-                if t in self._impl:
-                    raise ValueError(f"{self.concern}: {t.__name__} registered twice")
-                self._impl[t] = fn
-            return fn
-        return deco
-
-    def __call__(self, node: Node | type[Node]) -> Callable[..., Any]:
-        cls = node if isinstance(node, type) else type(node)
-        try:
-            return self._impl[cls]
-        except KeyError:
-            raise MissingBehaviour(f"no {self.concern} for IR node type {cls.__name__}") from None
-
-    def missing(self) -> list[str]:
-        """Node types of the IR without an entry here."""
-        return sorted(op for op, cls in NODE_TYPES.items() if cls not in self._impl)
+    def universe(self) -> dict[str, type]:
+        return dict(NODE_TYPES)
 
 
 def not_applicable(concern: str) -> Callable[..., Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir.dynamics.base import Dynamics
+from snncompile.ir.typeregistry import TypeRegistry
 
 DYNAMICS_REGISTRIES: dict[str, DynamicsRegistry] = {}
 
@@ -22,41 +23,24 @@ class MissingDynamics(NotImplementedError):
     """A dynamics type has no entry in a registry (a bug in snncompile, not a user error)."""
 
 
-class DynamicsRegistry:
+class DynamicsRegistry(TypeRegistry):
     """Maps dynamics classes to one function each for one concern."""
 
+    key_kind = "neuron dynamics"
+    missing_error = MissingDynamics
+
     def __init__(self, concern: str) -> None:
-        if concern in DYNAMICS_REGISTRIES:
-            raise ValueError(f"dynamics registry {concern!r} exists already")
-        self.concern = concern
-        self._impl: dict[type[Dynamics], Callable[..., Any]] = {}
-        DYNAMICS_REGISTRIES[concern] = self
+        super().__init__(concern, DYNAMICS_REGISTRIES)
 
-    def register(self, *types: type[Dynamics]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-            for t in types:
-                if t in self._impl:
-                    raise ValueError(f"{self.concern}: {t.__name__} registered twice")
-                self._impl[t] = fn
-            return fn
-        return deco
+    def universe(self) -> dict[str, type]:
+        from snncompile.ir.dynamics.names import DYNAMICS_TYPES
 
-    def __call__(self, dynamics: Dynamics | type[Dynamics]) -> Callable[..., Any]:
-        cls = dynamics if isinstance(dynamics, type) else type(dynamics)
-        try:
-            return self._impl[cls]
-        except KeyError:
-            raise MissingDynamics(f"no {self.concern} for neuron dynamics {cls.__name__}") from None
+        return dict(DYNAMICS_TYPES)
 
     def supports(self, dynamics: Dynamics | type[Dynamics]) -> bool:
         """True unless the entry is a :func:`refused` one."""
         return not getattr(self(dynamics), "refused", False)
 
-    def missing(self) -> list[str]:
-        """Dynamics types without an entry here."""
-        from snncompile.ir.dynamics.names import DYNAMICS_TYPES
-
-        return sorted(name for name, cls in DYNAMICS_TYPES.items() if cls not in self._impl)
 
 
 def refused(message: str, hint: str) -> Callable[..., Any]:

@@ -22,7 +22,17 @@ from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402
 from backends.lava.dynamics import SJ_PARAMS  # noqa: E402
 from backends.lava.procs.matmul.process import SpikeMatMul  # noqa: E402
 from backends.lava.procs.sj_neuron.process import SJNeuron  # noqa: E402
-from snncompile.netlist import OUTPUT, Netlist, Population  # noqa: E402
+from snncompile.netlist import (  # noqa: E402
+    OUTPUT,
+    DelayPopulation,
+    FixedNetlist,
+    InputPopulation,
+    Netlist,
+    NeuronPopulation,
+    OrPopulation,
+    PopulationRegistry,
+    ProductPopulation,
+)
 
 GRADED_BITS = 24  # real-valued (graded) messages from the input population
 
@@ -61,7 +71,7 @@ def _matmul_process(plan: Netlist, pop) -> SpikeMatMul:
 
 def _connect_operands(plan: Netlist, procs: dict) -> None:
     for name, pop in plan.populations.items():
-        if pop.kind == "matmul":
+        if isinstance(pop, ProductPopulation):
             a, b = pop.operands
             _out_port(procs[a.src]).connect(procs[name].a_in)
             _out_port(procs[b.src]).connect(procs[name].b_in)
@@ -88,15 +98,15 @@ def _conv_process(proj, num_message_bits: int) -> Conv:
                 num_message_bits=num_message_bits)
 
 
-def _neuron_process(name: str, pop: Population, T: int, fixed: bool) -> SJNeuron:
+def _neuron_process(plan: Netlist, name: str, pop: NeuronPopulation, T: int) -> SJNeuron:
     """The SJNeuron of population ``pop`` (its model code from ``SJ_PARAMS``), resetting every ``T`` steps."""
     p = pop.params
     sj = SJ_PARAMS(p)(p)   # refused models were named by refuse_dynamics before
-    if fixed:
-        qp = pop.qparams
+    if isinstance(plan, FixedNetlist):
+        qp, qbias = plan.fixed[name].params, plan.fixed[name].bias
         return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=qp.threshold,
                         v_reset=None if qp.soft else qp.v_reset, leak=qp.dv,
-                        decay_input=sj.decay_input, bias=pop.qbias, reset_interval=T,
+                        decay_input=sj.decay_input, bias=qbias, reset_interval=T,
                         depth=pop.depth, reset_by=qp.reset_by, name=name)
     return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=p.v_threshold,
                     v_reset=p.v_reset, leak=sj.leak, decay_input=sj.decay_input,
@@ -104,25 +114,45 @@ def _neuron_process(name: str, pop: Population, T: int, fixed: bool) -> SJNeuron
                     reset_by=p.reset_by, name=name)
 
 
+PROCESS = PopulationRegistry("Lava process (stock emission)")   # (plan, name, pop, x, T, total) → its process
+
+
+@PROCESS.register(InputPopulation)
+def _input_process(plan: Netlist, name: str, pop: InputPopulation, x: np.ndarray, T: int, total: int) -> RingBuffer:
+    data = stream_input(x, total)
+    if isinstance(plan, FixedNetlist):
+        data = np.round(data * plan.input_scale).astype(np.int32)
+    return RingBuffer(data=data)
+
+
+@PROCESS.register(NeuronPopulation, OrPopulation)
+def _neurons(plan: Netlist, name: str, pop: NeuronPopulation, x: np.ndarray, T: int, total: int) -> SJNeuron:
+    return _neuron_process(plan, name, pop, T)
+
+
+@PROCESS.register(ProductPopulation)
+def _product(plan: Netlist, name: str, pop: ProductPopulation, x: np.ndarray, T: int, total: int) -> SpikeMatMul:
+    return _matmul_process(plan, pop)
+
+
+@PROCESS.register(DelayPopulation)
+def _delay(plan: Netlist, name: str, pop: DelayPopulation, x: np.ndarray, T: int, total: int) -> object:
+    raise ValueError(f"`{name}` is a delay: the stock emission refuses delays (refuse_delays), --emit fused runs them")
+
+
 def _processes(plan: Netlist, x: np.ndarray, T: int, total: int) -> dict[str, object]:
-    """One Lava process per population: the input's ring buffer, neurons, spike products."""
-    fixed = plan.fixed_point
+    """One Lava process per population: the input's ring buffer, neurons, spike products
+    (built last, once their operand populations exist)."""
     procs: dict[str, object] = {}
-    for name, pop in plan.populations.items():
-        if pop.kind == "input":
-            data = stream_input(x, total)
-            procs[name] = RingBuffer(data=np.round(data * plan.input_scale).astype(np.int32) if fixed else data)
-        elif pop.kind != "matmul":   # products are built below, once their operand populations exist
-            procs[name] = _neuron_process(name, pop, T, fixed)
-    for name, pop in plan.populations.items():
-        if pop.kind == "matmul":
-            procs[name] = _matmul_process(plan, pop)
+    pops = sorted(plan.populations.items(), key=lambda kv: isinstance(kv[1], ProductPopulation))
+    for name, pop in pops:
+        procs[name] = PROCESS(pop)(plan, name, pop, x, T, total)
     return procs
 
 
 def _connect_projection(plan: Netlist, proj, procs: dict[str, object], extractors: dict[str, Extractor]) -> None:
     """The Lava synapse process of ``proj``, between its source's out port and its target."""
-    fixed = plan.fixed_point
+    fixed = isinstance(plan, FixedNetlist)
     target = extractors[OUTPUT].in_port if proj.dst == OUTPUT else procs[proj.dst].a_in
     src_out = _out_port(procs[proj.src])
     bits = GRADED_BITS if plan.populations[proj.src].graded else 0
@@ -159,7 +189,7 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     """
     T, N = x.shape[:2]
     total = N * T + plan.depth
-    fixed = plan.fixed_point
+    fixed = isinstance(plan, FixedNetlist)
     procs = _processes(plan, x, T, total)
     out_size = int(np.prod(plan.output_shape))
     extractors: dict[str, Extractor] = {}
@@ -175,10 +205,11 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     _connect_operands(plan, procs)
     # Lava runs only the processes connected to the one it starts from: a population driven
     # by its bias alone gets a synapse-free connection from the input.
-    fed = {p.dst for p in plan.projections if p.nnz} | {n for n, p in plan.populations.items() if p.kind == "matmul"}
-    source = next(n for n, p in plan.populations.items() if p.kind == "input")
+    fed = {p.dst for p in plan.projections if p.nnz} | \
+        {n for n, p in plan.populations.items() if isinstance(p, ProductPopulation)}
+    source = plan.source.name
     unfed = [(procs[n].a_in, p.size) for n, p in plan.populations.items()
-             if p.kind in ("neuron", "or") and n not in fed]
+             if isinstance(p, NeuronPopulation) and n not in fed]
     if OUTPUT in extractors and OUTPUT not in fed:  # a readout of its bias alone
         unfed.append((extractors[OUTPUT].in_port, out_size))
     for port, size in unfed:

@@ -30,7 +30,7 @@ from snncompile.ir.counting import live_synapses
 from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import PATHS, Liveness, liveness
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT, Chain, Netlist, Projection
+from snncompile.netlist import OUTPUT, Chain, InputPopulation, Netlist, OrPopulation, Projection
 
 
 @dataclass(frozen=True)
@@ -120,8 +120,9 @@ class NetlistStructure:
     def role(self, name: str) -> str:
         """"or" when the layer feeds OR neurons directly (a max-pool lowered to OR)."""
         terms = self._terms(name)
-        kinds = {self.net.populations[t.proj.dst].kind if t.proj.dst != OUTPUT else "" for t in terms}
-        return "or" if kinds == {"or"} and not any(t.after for t in terms) else ""
+        feeds_or = bool(terms) and all(t.proj.dst != OUTPUT and isinstance(self.net.populations[t.proj.dst], OrPopulation)
+                                       for t in terms)
+        return "or" if feeds_or and not any(t.after for t in terms) else ""
 
     def sources(self, name: str) -> np.ndarray | None:
         """Source populations per input element of layer ``name`` (None: not expressible
@@ -178,7 +179,7 @@ class NetlistStructure:
         out = [Shortcut(p) for p in self.net.projections
                if not p.layers and p.dst != OUTPUT and p.synapses
                and isinstance(self.graph.node(p.dst), Neuron)
-               and self.net.populations[p.src].kind != "input"]
+               and not isinstance(self.net.populations[p.src], InputPopulation)]
         return sorted(out, key=lambda s: (order[s.dst], s.src))
 
 

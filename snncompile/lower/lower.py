@@ -43,7 +43,20 @@ from snncompile.ir.counting import conv_counts, linear_counts
 from snncompile.ir.dynamics import OrPool
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP, neuron_params
-from snncompile.netlist import OUTPUT, Chain, Netlist, Operand, Population, Projection
+from snncompile.netlist import (
+    OUTPUT,
+    POPULATION_TYPES,
+    Chain,
+    DelayPopulation,
+    InputPopulation,
+    Netlist,
+    NeuronPopulation,
+    Operand,
+    OrPopulation,
+    Population,
+    ProductPopulation,
+    Projection,
+)
 
 # A max-pool of spikes is OR over the window: memoryless (tau=1 LIF: H = X), fires on ≥1.
 OR_PARAMS = OrPool()
@@ -133,7 +146,7 @@ class _Lowering:
 
 @LOWER.register(Input)
 def _input(lw: _Lowering, name: str, node: Input, ins: list[_Value]) -> _Value:
-    lw.pops[name] = Population(name, node.size, "input", tuple(node.shape), depth=0)
+    lw.pops[name] = InputPopulation(name, node.size, tuple(node.shape), depth=0)
     return lw.source(name, node.shape)
 
 
@@ -152,7 +165,7 @@ def _pool(lw, name, node: Pool2d, ins):
     if node.mode in ("avg", "sum"):
         return lw.linear(name, node, ins[0])
     src = ins[0].identity_of()
-    if src is None or lw.pops[src].kind == "input":
+    if src is None or isinstance(lw.pops[src], InputPopulation):
         feed = lw.graph.node(lw.graph.inputs(name)[0])
         what = "the input" if src is not None else \
             f"real values (the output of {feed.op} `{feed.source or lw.graph.inputs(name)[0]}`)"
@@ -161,7 +174,7 @@ def _pool(lw, name, node: Pool2d, ins):
                               "move the MaxPool2d after the spiking neuron (pool the spikes) or use AvgPool2d; "
                               "`--target energy` estimates the model as written", EXIT_UNSUPPORTED)
     value = _Value([(src, [node])], torch.zeros((1, *node.shape), dtype=torch.float64), [])
-    return lw.population(name, value, Population(name, node.size, "or", tuple(node.shape), params=OR_PARAMS))
+    return lw.population(name, value, OrPopulation(name, node.size, tuple(node.shape), params=OR_PARAMS))
 
 
 @LOWER.register(Add)
@@ -185,19 +198,18 @@ def _concat(lw, name, node: Concat, ins):
 @LOWER.register(Neuron)
 def _neuron(lw, name, node: Neuron, ins):
     src = ins[0].identity_of()
-    if src is not None and lw.pops[src].kind != "delay":   # a delayed drive arrives one-to-one
+    if src is not None and not isinstance(lw.pops[src], DelayPopulation):   # a delayed drive arrives one-to-one
         raise SnnCompileError(f"neuron `{node.source or name}` reads another population directly",
                               "put a synaptic layer (Linear/Conv2d) between neuron layers", EXIT_UNSUPPORTED)
-    kind = node.dynamics.population_kind
-    return lw.population(name, ins[0], Population(name, node.size, kind, tuple(node.shape),
-                                                  params=neuron_params(node)))
+    kind = POPULATION_TYPES[node.dynamics.population_kind]   # neurons, or OR neurons of a spike max-pool
+    return lw.population(name, ins[0], kind(name, node.size, tuple(node.shape), params=neuron_params(node)))
 
 
 @LOWER.register(Delay)
 def _delay(lw, name, node: Delay, ins):
     """A delay population; a loop's Delay gets its drive once its source is lowered (``lower``)."""
-    lw.pops[name] = Population(name, node.size, "delay", tuple(node.shape), bias=np.zeros(node.size), depth=0,
-                               steps=node.steps)
+    lw.pops[name] = DelayPopulation(name, node.size, tuple(node.shape), bias=np.zeros(node.size), depth=0,
+                                    steps=node.steps)
     if ins:
         lw.feed_delay(name, ins[0])
     return lw.source(name, node.shape)
@@ -212,8 +224,8 @@ def _matmul(lw, name, node: MatMul, ins):
             pos = np.broadcast_to(np.arange(len(operand.idx)).reshape(operand.shape), node.shape)
             operand = Operand(operand.src, operand.idx[pos.ravel()], tuple(node.shape), scale=operand.scale)
         operands.append(operand)
-    pop = Population(name, node.size, "matmul", tuple(node.shape), operands=operands,
-                     bias=np.zeros(node.size), product=node.mode)
+    pop = ProductPopulation(name, node.size, tuple(node.shape), operands=operands,
+                            bias=np.zeros(node.size), product=node.mode)
     pop.depth = max(lw.pops[o.src].depth for o in operands) + 1
     for o in operands:
         o.delay = pop.depth - lw.pops[o.src].depth - 1
@@ -225,7 +237,7 @@ def _matmul(lw, name, node: MatMul, ins):
 def _output(lw, name, node: Output, ins):
     value = ins[0]
     src = value.identity_of()
-    if src is not None and lw.pops[src].kind != "input":
+    if src is not None and not isinstance(lw.pops[src], InputPopulation):
         pop = lw.pops[src]
         kind = "membrane" if pop.graded else "spikes"   # a non-spiking population: its values
         lw.netlist = Netlist(lw.pops, lw.projs, kind, output_pop=pop.name, output_shape=tuple(node.shape),
@@ -254,7 +266,8 @@ def _operand(lw: _Lowering, value: _Value, shape: tuple[int, ...], where: str) -
     """A product's factor must be a population's output, possibly transposed, reshaped or scaled."""
     if len(value.terms) == 1 and not torch.any(value.bias != 0):
         src, chain = value.terms[0]
-        if all(isinstance(n, (Reshape, Transpose, Scale, Slice)) for n in chain) and lw.pops[src].kind != "input":
+        if all(isinstance(n, (Reshape, Transpose, Scale, Slice)) for n in chain) and \
+                not isinstance(lw.pops[src], InputPopulation):
             c = Chain(chain, tuple(lw.pops[src].shape))
             with torch.no_grad():  # the gather: where each operand element comes from
                 idx = c.apply(torch.arange(lw.pops[src].logical_size, dtype=torch.float64)[None], "pattern")
@@ -304,15 +317,16 @@ def _finish(net: Netlist, graph: IRGraph, dense: bool) -> None:
             pop.index = np.flatnonzero(alive.ravel())
             pop.size = len(pop.index)
             pop.bias = pop.bias[pop.index]
-            per_neuron = {k: getattr(pop.params, k)[pop.index] for k in ("v_threshold", "reset_by")
-                          if isinstance(getattr(pop.params, k, None), np.ndarray)}
+            params = pop.params if isinstance(pop, NeuronPopulation) else None
+            per_neuron = {k: getattr(params, k)[pop.index] for k in ("v_threshold", "reset_by")
+                          if isinstance(getattr(params, k, None), np.ndarray)}
             if per_neuron:
                 pop.params = pop.params.with_params(**per_neuron)
     # A population whose every neuron was removed does not exist on the chip (nor in Lava,
     # which refuses a process of shape (0,)); its synapses go with it.
-    operands = {o.src for p in net.populations.values() for o in p.operands}
+    operands = {o.src for p in net.populations.values() if isinstance(p, ProductPopulation) for o in p.operands}
     empty = {n for n, p in net.populations.items()
-             if p.size == 0 and p.kind in ("neuron", "or") and n not in operands and n != net.output_pop}
+             if p.size == 0 and isinstance(p, NeuronPopulation) and n not in operands and n != net.output_pop}
     for name in empty:
         del net.populations[name]
     net.projections = [p for p in net.projections if p.src not in empty and p.dst not in empty]

@@ -3,13 +3,27 @@
 from snncompile.netlist.netlist import (
     OUTPUT,
     Chain,
+    FixedNetlist,
     FixedPoint,
     Netlist,
-    Operand,
-    Population,
     Projection,
     synaptic_memory,
 )
+from snncompile.netlist.populations import (
+    POPULATION_REGISTRIES,
+    POPULATION_TYPES,
+    DelayPopulation,
+    InputPopulation,
+    MissingPopulation,
+    NeuronPopulation,
+    Operand,
+    OrPopulation,
+    Population,
+    PopulationRegistry,
+    ProductPopulation,
+)
 
-__all__ = ["OUTPUT", "Chain", "FixedPoint", "Netlist", "Operand", "Population", "Projection",
+__all__ = ["OUTPUT", "POPULATION_REGISTRIES", "POPULATION_TYPES", "Chain", "DelayPopulation", "FixedNetlist",
+           "FixedPoint", "InputPopulation", "MissingPopulation", "Netlist", "NeuronPopulation", "Operand",
+           "OrPopulation", "Population", "PopulationRegistry", "ProductPopulation", "Projection",
            "synaptic_memory"]

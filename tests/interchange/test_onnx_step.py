@@ -24,10 +24,11 @@ from backends.onnx.run import metadata, run_steps
 from backends.onnx.step import build_step
 from backends.onnx.target import OnnxTarget, serialize
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+from snncompile.fixedpoint.quantize import quantize_plan
 from snncompile.ir import Concat, Neuron, Pool2d, Slice
 from snncompile.ir.dynamics import CubaLIF, Threshold
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT
+from snncompile.netlist import OUTPUT, NeuronPopulation
 from snncompile.sim import simulate
 
 
@@ -136,9 +137,9 @@ def test_float32_with_native_conv_agreement():
 
 def test_fixed_point_netlist_is_refused():
     c = compile_model(TicketNet(), (1, 8, 8))
-    c.net.fixed_point = True
+    q, _ = quantize_plan(c.net, np.random.default_rng(0).random((2, 1, 1, 8, 8)))
     with pytest.raises(SnnCompileError, match="fixed point") as exc:
-        build_step(c.net)
+        build_step(q)
     assert exc.value.exit_code == EXIT_UNSUPPORTED and exc.value.hint
 
 
@@ -242,7 +243,7 @@ def test_step_model_soft_reset_by_amount():
     ONNX step equal the reference, which equals snnTorch; NIR refuses the soft reset by name."""
     pytest.importorskip("snntorch")
     c = compile_model(snntorch_soft_reset_net(), (8,))
-    assert sorted(p.params.reset_by for p in c.net.populations.values() if p.params) == [0.0, 2.0]
+    assert sorted(p.params.reset_by for p in c.net.populations.values() if isinstance(p, NeuronPopulation)) == [0.0, 2.0]
     assert_step_model_exact(c, binary_spike_inputs(10, 12, (8,), seed=5))
     from backends.nir.export import nir_bytes
 

@@ -28,7 +28,7 @@ from snncompile.fixedpoint.quantize import quantize_plan
 from snncompile.ir import Concat, Neuron, Pool2d, Slice
 from snncompile.ir.dynamics import CubaLIF, Threshold
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT, NeuronPopulation
+from snncompile.netlist import OUTPUT, NeuronPopulation, OrPopulation
 from snncompile.sim import simulate
 
 
@@ -62,8 +62,8 @@ def test_step_model_reproduces_reference_spikes(name):
 
 def test_cifar_covers_or_removed_and_conv():
     c = compile_model(cifar_ticket(), (3, 32, 32))
-    kinds = {p.kind for p in c.net.populations.values()}
-    assert {"or", "neuron"} <= kinds
+    kinds = {type(p) for p in c.net.populations.values()}
+    assert {OrPopulation, NeuronPopulation} <= kinds
     assert any(p.index is not None for p in c.net.populations.values())   # removed neurons
     assert any(p.impl == "conv" or p.kernel is not None for p in c.net.projections)
     ops = {n.op_type for n in build_step(c.net).graph.node}
@@ -82,7 +82,7 @@ def test_membrane_on_threshold_fires(v_reset, model, decay_input):
 
 def test_per_neuron_thresholds():
     c = compile_model(exact_threshold_net(0.0, "lif"), (8,), passes=[])
-    name = next(n for n, p in c.net.populations.items() if p.kind == "neuron" and p.size == 6)
+    name = next(n for n, p in c.net.populations.items() if type(p) is NeuronPopulation and p.size == 6)
     th = np.array([0.5, 1.0, 0.75, 1.5, 0.25, 1.0])
     c.graph.node(name).dynamics = c.graph.node(name).dynamics.with_params(v_threshold=th)
     c.net = lower(c.graph)
@@ -145,7 +145,7 @@ def test_fixed_point_netlist_is_refused():
 
 def test_unknown_neuron_model_names_the_population():
     c = compile_model(TicketNet(), (1, 8, 8))
-    name = next(n for n, p in c.net.populations.items() if p.kind == "neuron")
+    name = next(n for n, p in c.net.populations.items() if type(p) is NeuronPopulation)
     pop = c.net.populations[name]
     pop.params = CubaLIF(v_threshold=pop.params.v_threshold, v_reset=pop.params.v_reset)
     with pytest.raises(SnnCompileError, match=name) as exc:

@@ -98,20 +98,64 @@ def _conv_process(proj, num_message_bits: int) -> Conv:
                 num_message_bits=num_message_bits)
 
 
-def _neuron_process(plan: Netlist, name: str, pop: NeuronPopulation, T: int) -> SJNeuron:
-    """The SJNeuron of population ``pop`` (its model code from ``SJ_PARAMS``), resetting every ``T`` steps."""
-    p = pop.params
-    sj = SJ_PARAMS(p)(p)   # refused models were named by refuse_dynamics before
-    if isinstance(plan, FixedNetlist):
-        qp, qbias = plan.fixed[name].params, plan.fixed[name].bias
+class _Float:
+    """How the stock emission runs a float :class:`Netlist`: Lava's floating_pt models."""
+
+    tag = "floating_pt"
+    conv = True                       # shared-kernel projections as Lava Conv
+
+    def __init__(self, plan: Netlist) -> None:
+        self.plan = plan
+
+    def input(self, data: np.ndarray) -> np.ndarray:
+        return data
+
+    def synapses(self, w: sp.csr_matrix, weight_exp: int) -> tuple[sp.csr_matrix, dict]:
+        """The weights a synapse process stores and its extra arguments."""
+        return w, {}
+
+    def neuron(self, name: str, pop: NeuronPopulation, sj, T: int) -> SJNeuron:
+        p = pop.params
+        return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=p.v_threshold,
+                        v_reset=p.v_reset, leak=sj.leak, decay_input=sj.decay_input,
+                        bias=pop.bias, reset_interval=T, depth=pop.depth, strict=p.strict,
+                        reset_by=p.reset_by, name=name)
+
+    def readout(self, seq: np.ndarray) -> np.ndarray:
+        return seq + self.plan.output_bias.reshape(1, 1, -1)
+
+
+class _Fixed(_Float):
+    """How it runs a :class:`FixedNetlist`: Lava's bit-accurate fixed_pt models."""
+
+    tag = "fixed_pt"
+    conv = False                      # Lava's fixed_pt Conv ignores weight_exp: run as Sparse
+
+    def input(self, data: np.ndarray) -> np.ndarray:
+        return np.round(data * self.plan.input_scale).astype(np.int32)
+
+    def synapses(self, w: sp.csr_matrix, weight_exp: int) -> tuple[sp.csr_matrix, dict]:
+        return w.astype(np.int32), {"weight_exp": weight_exp, "num_weight_bits": 8}
+
+    def neuron(self, name: str, pop: NeuronPopulation, sj, T: int) -> SJNeuron:
+        qp, qbias = self.plan.fixed[name].params, self.plan.fixed[name].bias
         return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=qp.threshold,
                         v_reset=None if qp.soft else qp.v_reset, leak=qp.dv,
                         decay_input=sj.decay_input, bias=qbias, reset_interval=T,
                         depth=pop.depth, reset_by=qp.reset_by, name=name)
-    return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=p.v_threshold,
-                    v_reset=p.v_reset, leak=sj.leak, decay_input=sj.decay_input,
-                    bias=pop.bias, reset_interval=T, depth=pop.depth, strict=p.strict,
-                    reset_by=p.reset_by, name=name)
+
+    def readout(self, seq: np.ndarray) -> np.ndarray:
+        return (seq + self.plan.output_qbias.reshape(1, 1, -1)) / self.plan.output_scale
+
+
+ARITHMETIC: dict[type[Netlist], type[_Float]] = {Netlist: _Float, FixedNetlist: _Fixed}
+
+
+def _neuron_process(plan: Netlist, name: str, pop: NeuronPopulation, T: int) -> SJNeuron:
+    """The SJNeuron of population ``pop`` (its model code from ``SJ_PARAMS``), resetting every ``T`` steps."""
+    p = pop.params
+    sj = SJ_PARAMS(p)(p)   # refused models were named by refuse_dynamics before
+    return ARITHMETIC[type(plan)](plan).neuron(name, pop, sj, T)
 
 
 PROCESS = PopulationRegistry("Lava process (stock emission)")   # (plan, name, pop, x, T, total) → its process
@@ -119,10 +163,7 @@ PROCESS = PopulationRegistry("Lava process (stock emission)")   # (plan, name, p
 
 @PROCESS.register(InputPopulation)
 def _input_process(plan: Netlist, name: str, pop: InputPopulation, x: np.ndarray, T: int, total: int) -> RingBuffer:
-    data = stream_input(x, total)
-    if isinstance(plan, FixedNetlist):
-        data = np.round(data * plan.input_scale).astype(np.int32)
-    return RingBuffer(data=data)
+    return RingBuffer(data=ARITHMETIC[type(plan)](plan).input(stream_input(x, total)))
 
 
 @PROCESS.register(NeuronPopulation, OrPopulation)
@@ -152,23 +193,20 @@ def _processes(plan: Netlist, x: np.ndarray, T: int, total: int) -> dict[str, ob
 
 def _connect_projection(plan: Netlist, proj, procs: dict[str, object], extractors: dict[str, Extractor]) -> None:
     """The Lava synapse process of ``proj``, between its source's out port and its target."""
-    fixed = isinstance(plan, FixedNetlist)
+    arith = ARITHMETIC[type(plan)](plan)
     target = extractors[OUTPUT].in_port if proj.dst == OUTPUT else procs[proj.dst].a_in
     src_out = _out_port(procs[proj.src])
     bits = GRADED_BITS if plan.populations[proj.src].graded else 0
-    # Lava's fixed_pt Conv ignores weight_exp; geometry past int8 runs as Sparse
-    if proj.impl == "conv" and not fixed and lava_conv_fits(proj.kernel):
+    # geometry past int8 runs as Sparse
+    if proj.impl == "conv" and arith.conv and lava_conv_fits(proj.kernel):
         conn = _conv_process(proj, bits)
         c, h, w = proj.in_shape
         src_out.reshape((c, h, w)).transpose((2, 1, 0)).connect(conn.s_in)
         co, ho, wo = proj.kernel.shape
         conn.a_out.transpose((2, 1, 0)).reshape((co * ho * wo,)).connect(target)
         return
-    kw = dict(num_message_bits=bits)
-    w = proj.weights.tocsr()
-    if fixed:
-        w = w.astype(np.int32)
-        kw.update(weight_exp=proj.weight_exp, num_weight_bits=8)
+    w, kw = arith.synapses(proj.weights.tocsr(), proj.weight_exp)
+    kw.update(num_message_bits=bits)
     if proj.delay:
         conn = DelaySparse(weights=w, delays=proj.delay, **kw)
     elif proj.impl == "dense":
@@ -189,7 +227,7 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     """
     T, N = x.shape[:2]
     total = N * T + plan.depth
-    fixed = isinstance(plan, FixedNetlist)
+    arith = ARITHMETIC[type(plan)](plan)
     procs = _processes(plan, x, T, total)
     out_size = int(np.prod(plan.output_shape))
     extractors: dict[str, Extractor] = {}
@@ -213,11 +251,11 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     if OUTPUT in extractors and OUTPUT not in fed:  # a readout of its bias alone
         unfed.append((extractors[OUTPUT].in_port, out_size))
     for port, size in unfed:
-        empty = Sparse(weights=sp.csr_matrix((size, plan.populations[source].size)), num_message_bits=GRADED_BITS,
-                       **({"weight_exp": 0, "num_weight_bits": 8} if fixed else {}))
+        w, kw = arith.synapses(sp.csr_matrix((size, plan.populations[source].size)), 0)
+        empty = Sparse(weights=w, num_message_bits=GRADED_BITS, **kw)
         _out_port(procs[source]).connect(empty.s_in)
         empty.a_out.connect(port)
-    cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt",
+    cfg = Loihi2SimCfg(select_tag=arith.tag,
                        exception_proc_model_map={Extractor: PyLoihiExtractorModel})
     anchor = next(iter(procs.values()))
     raw = {k: np.zeros((total, e._shape[0])) for k, e in extractors.items()}
@@ -235,9 +273,5 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     for k, series in raw.items():
         d = plan.output_depth if k == OUTPUT else plan.populations[k].depth
         seq = series[d: d + N * T].reshape(N, T, -1).transpose(1, 0, 2)
-        if k == OUTPUT and fixed:
-            seq = (seq + plan.output_qbias.reshape(1, 1, -1)) / plan.output_scale
-        elif k == OUTPUT:
-            seq = seq + plan.output_bias.reshape(1, 1, -1)
-        out[k] = seq
+        out[k] = arith.readout(seq) if k == OUTPUT else seq
     return out

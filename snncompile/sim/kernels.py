@@ -151,9 +151,12 @@ class IntNumerics(Numerics):
         return np.round(flat * self.net.input_scale).astype(np.int64)
 
 
+NUMERICS: dict[type[Netlist], type[Numerics]] = {Netlist: Numerics, FixedNetlist: IntNumerics}
+
+
 def numerics(net: Netlist) -> Numerics:
     """The arithmetic ``net``'s type asks for."""
-    return IntNumerics(net) if isinstance(net, FixedNetlist) else Numerics(net)
+    return NUMERICS[type(net)](net)
 
 
 @dataclass

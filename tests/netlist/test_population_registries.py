@@ -122,3 +122,15 @@ def test_the_quantizer_maps_a_float_netlist_to_a_fixed_one():
     with pytest.raises(ValueError, match="quantized plan"):
         simulate_int(plan, x)
     assert simulate_int(q, x)
+
+
+def test_every_netlist_type_has_its_arithmetic():
+    """Float and fixed point are netlist types: each picks its arithmetic by type."""
+    from backends.lava.fused import SELECT
+    from backends.lava.network import ARITHMETIC
+    from snncompile.sim.kernels import NUMERICS
+
+    types = {Netlist, *Netlist.__subclasses__()}
+    assert types == {Netlist, FixedNetlist}
+    assert set(NUMERICS) == types and set(ARITHMETIC) == types
+    assert set(SELECT) == set(NUMERICS.values())

@@ -2,14 +2,16 @@
 
 from snncompile.netlist.netlist import (
     OUTPUT,
+    BiasMap,
     Chain,
     FixedPoint,
     Netlist,
     Operand,
     Population,
     Projection,
+    bias_map,
     synaptic_memory,
 )
 
-__all__ = ["OUTPUT", "Chain", "FixedPoint", "Netlist", "Operand", "Population", "Projection",
-           "synaptic_memory"]
+__all__ = ["OUTPUT", "BiasMap", "Chain", "FixedPoint", "Netlist", "Operand", "Population", "Projection",
+           "bias_map", "synaptic_memory"]

@@ -100,6 +100,27 @@ class FixedPoint:
     bias: np.ndarray                  # integer bias per kept neuron
 
 
+@dataclass(frozen=True)
+class BiasMap:
+    """A constant per-neuron input stored compactly: ``compact`` broadcasts to the
+    population's logical ``shape`` (one value per channel where the bias is a folded layer
+    bias), ``index`` the kept neurons (None: all). Expanded to one float64 per neuron on the
+    first read of :attr:`Population.bias`: a paper-size network keeps tens of millions of
+    neurons whose bias nothing reads unless it is simulated or emitted."""
+
+    compact: np.ndarray
+    shape: tuple[int, ...]
+    index: np.ndarray | None = None
+
+    def full(self) -> np.ndarray:
+        flat = np.empty(int(np.prod(self.shape)), dtype=np.float64)   # always a fresh array
+        flat.reshape(self.shape)[...] = self.compact
+        return flat if self.index is None else flat[self.index]
+
+    def kept(self, index: np.ndarray) -> BiasMap:
+        return BiasMap(self.compact, self.shape, index if self.index is None else self.index[index])
+
+
 @dataclass
 class Population:
     name: str
@@ -109,6 +130,7 @@ class Population:
     shape: tuple[int, ...]            # logical shape (removed neurons included)
     params: Dynamics | None = None     # the neurons' dynamics (None: input, products, delays)
     bias: np.ndarray | None = None    # constant input per step (folded biases), per kept neuron
+    #                                   (set as a BiasMap: expanded on first read)
     depth: int = 0                    # synapse hops from the input (Lava latency)
     index: np.ndarray | None = None   # kept logical neurons (flat), None = all
     operands: list[Operand] = field(default_factory=list)  # matmul: the two factors
@@ -144,6 +166,27 @@ class Population:
     @property
     def qbias(self):
         return None if self.fixed is None else self.fixed.bias
+
+
+def _bias(pop: Population) -> np.ndarray | None:
+    b = pop.__dict__.get("_bias")
+    if isinstance(b, BiasMap):
+        b = pop.__dict__["_bias"] = b.full()
+    return b
+
+
+def _set_bias(pop: Population, value: np.ndarray | BiasMap | None) -> None:
+    pop.__dict__["_bias"] = value
+
+
+def bias_map(pop: Population) -> BiasMap | None:
+    """The population's bias as stored, without expanding it (None once it is a plain array)."""
+    b = pop.__dict__.get("_bias")
+    return b if isinstance(b, BiasMap) else None
+
+
+# a property over the dataclass field: __init__, replace() and repr() go through it
+Population.bias = property(_bias, _set_bias, doc="constant input per step, per kept neuron (float64)")
 
 
 @dataclass

@@ -39,7 +39,7 @@ from snncompile.ir import (
     Slice,
     Transpose,
 )
-from snncompile.ir.counting import conv_counts, linear_counts
+from snncompile.ir.counting import conv_counts, linear_counts, pool_counts
 from snncompile.ir.dynamics import OrPool
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP, neuron_params
@@ -400,10 +400,13 @@ def count_synapses(proj: Projection, src: Population, dst: Population | None, de
 def _closed_form(proj: Projection, src: Population, dst: Population | None, dense: bool) -> int | None:
     """The count without applying the chain, where it is one layer between populations that
     keep every neuron, followed only by nodes that pass every element on (reshapes, batch
-    norms without a zero gain): the layer's stored synapses (ir.counting's closed form)."""
+    norms without a zero gain), or one pooling window followed by reshapes: the layer's
+    stored synapses (ir.counting's closed form)."""
     if len(proj.chains) != 1 or src.index is not None or (dst is not None and dst.index is not None):
         return None
     layer, *rest = proj.chains[0].nodes or [None]
+    if isinstance(layer, Pool2d) and all(isinstance(n, Reshape) for n in rest):   # a window: no weights
+        return pool_counts(layer, proj.chains[0].in_shape)
     if not isinstance(layer, (Conv2d, Linear)) or not all(
             isinstance(n, Reshape) or (isinstance(n, BatchNorm) and np.all(n.scale_shift()[0] != 0)) for n in rest):
         return None

@@ -98,3 +98,22 @@ def test_batch_norm_meta_shortcut_leaves_other_calls_to_the_module(make, shape, 
     if not train:   # the module itself refuses these inputs
         with pytest.raises((ValueError, RuntimeError)):
             bn(torch.empty(shape, device="meta"))
+
+
+def test_meta_copy_is_a_deep_copy_on_the_meta_device():
+    from spikingjelly.activation_based import neuron
+
+    from snncompile.frontend.trace import _meta_copy
+
+    shared = nn.Conv2d(3, 4, 3)
+    model = nn.Sequential(shared, nn.BatchNorm2d(4), neuron.IFNode(), nn.Sequential(shared))
+    model.extra = {"steps": [1, 2]}
+    meta = _meta_copy(model)
+    assert [type(m) for m in meta.modules()] == [type(m) for m in model.modules()]
+    assert meta[0] is meta[3][0] and meta[0] is not shared                 # sharing kept, nothing aliased
+    assert all(p.is_meta for p in meta.parameters()) and all(b.is_meta for b in meta.buffers())
+    assert not any(p.is_meta for p in model.parameters())
+    assert meta.extra == model.extra and meta.extra["steps"] is not model.extra["steps"]
+    meta[2](torch.empty(1, 4, 2, 2, device="meta"))                        # the copy's state moves alone
+    assert isinstance(meta[2].v, torch.Tensor) and model[2].v == 0.0
+    assert meta[2]._memories is not model[2]._memories

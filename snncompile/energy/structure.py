@@ -125,17 +125,26 @@ class NetlistStructure:
         return "or" if feeds_or and not any(t.after for t in terms) else ""
 
     def sources(self, name: str) -> np.ndarray | None:
-        """Source populations per input element of layer ``name`` (None: not expressible
-        along the chains, a general node after a residual sum)."""
+        """Source populations per input element of layer ``name``. Counts add up along
+        one-to-one nodes; a node that mixes elements (a pooling, a mean over tokens) carries
+        one value, so the terms that meet in it count once (0/1) from there on, as in the
+        IR sweep's multiplicity (ir.structure)."""
         terms, shape = self._terms(name), tuple(self.graph.node(self.graph.inputs(name)[0]).shape)
         if not terms:
             return np.zeros(shape)
-        counts = all(_one_to_one(n) for t in terms for n in t.before.nodes)
-        if len(terms) > 1 and not counts:
-            return None
+        counted = 0.0                                   # terms along one-to-one nodes only
+        mixed: dict[int, np.ndarray] = {}               # by the last mixing node on the way
         with torch.no_grad():
-            total = sum(t.before.apply(_indicator(self.kept(t.proj.src)), "pattern")[0].numpy() for t in terms)
-        total = np.rint(total.reshape(shape)) if counts else (total.reshape(shape) > 0).astype(np.float64)
+            for t in terms:
+                reach = t.before.apply(_indicator(self.kept(t.proj.src)), "pattern")[0].numpy()
+                last = next((n for n in reversed(t.before.nodes) if not _one_to_one(n)), None)
+                if last is None:
+                    counted = counted + reach
+                else:
+                    mixed[id(last)] = mixed.get(id(last), 0.0) + reach
+        total = np.zeros(shape) if np.isscalar(counted) else np.rint(counted.reshape(shape))
+        for group in mixed.values():
+            total = total + (group.reshape(shape) > 0).astype(np.float64)
         return total
 
     def reaching(self, name: str) -> np.ndarray:

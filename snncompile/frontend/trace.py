@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import inspect
 import operator
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -397,7 +398,37 @@ def _meta_copy(model: nn.Module) -> nn.Module:
         for t in [*m._buffers.values(), *m.__dict__.values()]:
             if isinstance(t, torch.Tensor) and id(t) not in memo:
                 memo[id(t)] = t.detach().to("meta")
-    return copy.deepcopy(model, memo).eval()
+    return _copy_module(model, memo).eval()
+
+
+_ATOMS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device)
+
+
+def _copy_module(m: nn.Module, memo: dict[int, Any]) -> nn.Module:
+    """``copy.deepcopy(m, memo)`` by the same steps (``__new__``, ``__getstate__``, deep copy
+    of the state, ``__setstate__``) without copy's generic dispatch on every submodule and
+    every empty hook dict (most of the time of tracing a paper-size model otherwise). A
+    class with its own copy or pickling protocol is deep-copied as it asks."""
+    if id(m) in memo:
+        return memo[id(m)]
+    cls = type(m)
+    if getattr(cls, "__deepcopy__", None) is not None or cls.__reduce_ex__ is not object.__reduce_ex__ \
+            or cls.__reduce__ is not object.__reduce__:
+        return copy.deepcopy(m, memo)
+    new = cls.__new__(cls)
+    memo[id(m)] = new
+    state = {}
+    for key, value in m.__getstate__().items():
+        if key == "_modules":
+            state[key] = type(value)((k, c if c is None else _copy_module(c, memo)) for k, c in value.items())
+        elif isinstance(value, _ATOMS):
+            state[key] = value
+        elif type(value) in (dict, OrderedDict, set) and not value:
+            state[key] = type(value)()
+        else:
+            state[key] = copy.deepcopy(value, memo)
+    new.__setstate__(state)
+    return new
 
 
 def _record_shapes(model: nn.Module, graph: fx.Graph, lead: tuple[int, ...],

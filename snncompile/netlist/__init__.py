@@ -12,6 +12,7 @@ from snncompile.netlist.netlist import (
 from snncompile.netlist.populations import (
     POPULATION_REGISTRIES,
     POPULATION_TYPES,
+    BiasMap,
     DelayPopulation,
     InputPopulation,
     MissingPopulation,
@@ -21,9 +22,10 @@ from snncompile.netlist.populations import (
     Population,
     PopulationRegistry,
     ProductPopulation,
+    bias_map,
 )
 
-__all__ = ["OUTPUT", "POPULATION_REGISTRIES", "POPULATION_TYPES", "Chain", "DelayPopulation", "FixedNetlist",
+__all__ = ["OUTPUT", "POPULATION_REGISTRIES", "POPULATION_TYPES", "BiasMap", "Chain", "DelayPopulation", "FixedNetlist",
            "FixedPoint", "InputPopulation", "MissingPopulation", "Netlist", "NeuronPopulation", "Operand",
            "OrPopulation", "Population", "PopulationRegistry", "ProductPopulation", "Projection",
-           "synaptic_memory"]
+           "bias_map", "synaptic_memory"]

@@ -39,6 +39,27 @@ class PopulationRegistry(TypeRegistry):
         return dict(POPULATION_TYPES)
 
 
+@dataclass(frozen=True)
+class BiasMap:
+    """A constant per-neuron input stored compactly: ``compact`` broadcasts to the
+    population's logical ``shape`` (one value per channel where the bias is a folded layer
+    bias), ``index`` the kept neurons (None: all). Expanded to one float64 per neuron on the
+    first read of :attr:`Population.bias`: a paper-size network keeps tens of millions of
+    neurons whose bias nothing reads unless it is simulated or emitted."""
+
+    compact: np.ndarray
+    shape: tuple[int, ...]
+    index: np.ndarray | None = None
+
+    def full(self) -> np.ndarray:
+        flat = np.empty(int(np.prod(self.shape)), dtype=np.float64)   # always a fresh array
+        flat.reshape(self.shape)[...] = self.compact
+        return flat if self.index is None else flat[self.index]
+
+    def kept(self, index: np.ndarray) -> BiasMap:
+        return BiasMap(self.compact, self.shape, index if self.index is None else self.index[index])
+
+
 @dataclass
 class Population:
     """Units of one kind: ``size`` kept of the logical ``shape`` (``index`` lists the kept
@@ -76,6 +97,28 @@ class Population:
         full = np.zeros((*values.shape[:-1], self.logical_size), dtype=values.dtype)
         full[..., self.index] = values
         return full
+
+
+def _bias(pop: Population) -> np.ndarray | None:
+    b = pop.__dict__.get("_bias")
+    if isinstance(b, BiasMap):
+        b = pop.__dict__["_bias"] = b.full()
+    return b
+
+
+def _set_bias(pop: Population, value: np.ndarray | BiasMap | None) -> None:
+    pop.__dict__["_bias"] = value
+
+
+def bias_map(pop: Population) -> BiasMap | None:
+    """The population's bias as stored, without expanding it (None once it is a plain array)."""
+    b = pop.__dict__.get("_bias")
+    return b if isinstance(b, BiasMap) else None
+
+
+# a property over the dataclass field: __init__, replace() and repr() go through it; subclasses
+# must not re-declare ``bias`` (their own field would hide the property)
+Population.bias = property(_bias, _set_bias, doc="constant input per step, per kept unit (float64)")
 
 
 @dataclass

@@ -103,9 +103,9 @@ def test_pruned_synapses_are_the_ones_forward_removes():
 @pytest.mark.lava
 @pytest.mark.parametrize("name", ["ws-spikingjelly", "binary-sign"])
 def test_lava_spike_for_spike(name):
-    from backends.lava import run_lava
     from equivalence import assert_compiled_matches, run_all
 
+    from backends.lava import run_lava
     from snncompile.lower import lower
     from snncompile.netlist import OUTPUT
 

@@ -18,6 +18,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import fx, nn
 
@@ -138,6 +139,11 @@ class ShapeTracer(fx.Tracer):
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return ShapedProxy(node, self)
+
+    def create_arg(self, a: Any) -> Any:
+        if isinstance(a, np.generic):   # np.prod(w.shape[1:]) in forward() (spikingjelly's WSConv2d)
+            return a.item()
+        return super().create_arg(a)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return self.leaf(m)

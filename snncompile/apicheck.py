@@ -126,10 +126,10 @@ def _arch(func: str, name: str, value: Any) -> str | Callable[[], Any]:
 def _firing_rates(func: str, name: str, value: Any) -> str:
     """Rates as the CLI's text (``schema.FIRING_RATE`` checks the numbers when parsed)."""
     if isinstance(value, (int, float, np.floating)) and not isinstance(value, bool):
-        return repr(float(value))
+        return repr(schema.check_value(f"{func}()", name, value, schema.FIRING_RATE))
     if isinstance(value, Mapping) and value and all(isinstance(k, str) for k in value):
         for k, v in value.items():
-            schema.check_value(f"{func}(): {name}", k, v, schema.FIRING_RATE)
+            schema.check_value(f"{func}()", f"{name}[{k!r}]", v, schema.FIRING_RATE)
         return ",".join(f"{k}={float(v)!r}" for k, v in value.items())
     if isinstance(value, os.PathLike):
         return os.fspath(value)
@@ -201,8 +201,12 @@ def check_options(func: str, values: Mapping[str, Any], known: tuple[str, ...]) 
     """``values`` checked and normalized; an unknown keyword is refused with the known ones."""
     unknown = [k for k in values if k not in known]
     if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        guess = f"did you mean {close[0]}=? " if close else ""
         raise SnnCompileError(f"{func}(): unknown keyword argument(s) {', '.join(unknown)}",
-                              f"{func}() takes {', '.join(known)}", EXIT_USAGE)
+                              f"{guess}{func}() takes {', '.join(known)}", EXIT_USAGE)
     out = {}
     for name, value in values.items():
         # every rule refuses None, so the options in NOT_NONE get the rule's own message

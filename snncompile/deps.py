@@ -82,20 +82,23 @@ def _usable(module: str) -> str:
     return "yes"
 
 
-def doctor() -> list[dict[str, object]]:
-    """One row per dependency: installed version, whether it imports, what it is for, the fix."""
-    rows: list[dict[str, object]] = []
-    for dep in DEPENDENCIES:
-        ver = version(dep.dist)
-        usable = _usable(dep.module) if ver is not None else "no: not installed"
-        if dep.module == "torch" and ver is not None and usable == "yes":
-            import torch
+def doctor_row(module: str) -> dict[str, object]:
+    """Installed version, whether it imports, what it is for and the fix, for one dependency."""
+    dep = _BY_MODULE[module]
+    ver = version(dep.dist)
+    usable = _usable(dep.module) if ver is not None else "no: not installed"
+    if dep.module == "torch" and usable == "yes":
+        import torch
 
-            cuda = getattr(torch.version, "cuda", None)
-            usable = f"yes ({'CUDA ' + cuda if cuda else 'CPU'} build)"
-        rows.append({"package": dep.dist, "version": ver, "usable": usable, "needed_for": dep.needed_for,
-                     "required": dep.required, "install": None if usable.startswith("yes") else dep.install})
-    return rows
+        cuda = getattr(torch.version, "cuda", None)
+        usable = f"yes ({'CUDA ' + cuda if cuda else 'CPU'} build)"
+    return {"package": dep.dist, "version": ver, "usable": usable, "needed_for": dep.needed_for,
+            "required": dep.required, "install": None if usable.startswith("yes") else dep.install}
+
+
+def doctor() -> list[dict[str, object]]:
+    """One row per dependency (:func:`doctor_row`)."""
+    return [doctor_row(dep.module) for dep in DEPENDENCIES]
 
 
 def lava_setup_commands(python: str = sys.executable) -> list[list[str]]:

@@ -118,6 +118,8 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
         # the allowlist imports every spikingjelly module (~70 MB): only for a pickled module
         allowed = {_qualname(c) for c in safe_globals()} if unsafe else set()
         refused = sorted(g for g in unsafe if g not in allowed)
+        if any(g.startswith("spikingjelly.") for g in refused):
+            _require_spikingjelly(path)
         if refused:
             raise SnnCompileError(
                 f"refusing to unpickle {path}: it references code outside torch/spikingjelly: "
@@ -142,6 +144,15 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError,
             zipfile.BadZipFile) as exc:
         raise _unreadable(path, exc) from None
+
+
+def _require_spikingjelly(path: Path) -> None:
+    """A spikingjelly checkpoint without spikingjelly: its classes are not refused, they are missing."""
+    try:
+        importlib.import_module("spikingjelly")
+    except ImportError:
+        raise SnnCompileError(f"{path} is a spikingjelly model, but spikingjelly is not installed",
+                              'run: pip install "snncompile[spikingjelly]"', EXIT_USAGE) from None
 
 
 def _unreadable(path: Path, exc: Exception) -> SnnCompileError:

@@ -259,48 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True, soft_wrap=True)
     try:
         _quiet_libraries()
-        verb = argv[0] if argv and argv[0] in VERBS else None
-        asks_help = any(a in ("-h", "--help", "--version") for a in argv)
-        if verb in ("compile", "simulate", "energy", "export"):
-            argv = argv[1:] + VERBS[verb]
-            if verb == "export" and not asks_help and \
-                    not any(a in ("-o", "--outdir") or a.startswith("--outdir=") for a in argv):
-                raise SnnCompileError("export needs an output folder", "pass -o DIR", EXIT_USAGE)
-        if verb == "sweep":
-            return _run_sweep(argv[1:], err)
-        if verb == "doctor":
-            return _run_doctor(argv[1:])
-        if verb == "setup":
-            return _run_setup(argv[1:], err)
-        if verb == "inspect":
-            args = inspect_parser().parse_args(argv[1:])
-            from snncompile.api import inspect
-            from snncompile.passes import parse_passes
-
-            report = inspect(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
-                             input_shape=args.input_shape, masks=args.masks, nir_dt=args.nir_dt,
-                             passes=parse_passes(args.passes, args.no_passes))
-        else:
-            args = compile_parser(verb if verb != "compile" else None).parse_args(argv)
-            report = _run_compile(args, err)
-        mismatch = getattr(args, "check", False) and not _all_agree(report)
-        if args.json:
-            text = report.to_json()
-            if mismatch:  # still one object: the report, with the error beside it
-                text = json.dumps({**json.loads(text), **_error_doc(_MISMATCH, _MISMATCH_HINT, EXIT_MISMATCH)})
-            sys.stdout.write(text + "\n")
-        else:
-            from snncompile.render import render
-
-            out = Console()
-            if not out.is_terminal:  # pipes and files get a wide table instead of wrapped cells
-                out = Console(width=150)
-            render(report, out, verbose=args.verbose)
-        if mismatch:
-            err.print(f"[red]error:[/red] {_MISMATCH}")
-            err.print(f"  [bold]hint:[/bold] {_MISMATCH_HINT}", highlight=False)
-            return EXIT_MISMATCH
-        return 0
+        return _dispatch(argv, err)
     except SnnCompileError as exc:
         return _user_error(err, exc, debug, as_json)
     except KeyboardInterrupt:
@@ -317,6 +276,57 @@ def main(argv: Sequence[str] | None = None) -> int:
             err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}", highlight=False)
             err.print(f"  [bold]hint:[/bold] {hint}", highlight=False)
         return _fail(as_json, f"internal error: {type(exc).__name__}: {exc}", hint, 1)
+
+
+def _dispatch(argv: list[str], err) -> int:
+    """Run the verb ``argv`` names (the default verb compiles) and print its report."""
+    verb = argv[0] if argv and argv[0] in VERBS else None
+    asks_help = any(a in ("-h", "--help", "--version") for a in argv)
+    if verb in ("compile", "simulate", "energy", "export"):
+        argv = argv[1:] + VERBS[verb]
+        if verb == "export" and not asks_help and \
+                not any(a in ("-o", "--outdir") or a.startswith("--outdir=") for a in argv):
+            raise SnnCompileError("export needs an output folder", "pass -o DIR", EXIT_USAGE)
+    own = {"sweep": lambda: _run_sweep(argv[1:], err), "doctor": lambda: _run_doctor(argv[1:]),
+           "setup": lambda: _run_setup(argv[1:], err)}
+    if verb in own:
+        return own[verb]()
+    if verb == "inspect":
+        args = inspect_parser().parse_args(argv[1:])
+        from snncompile.api import inspect
+        from snncompile.passes import parse_passes
+
+        report = inspect(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
+                         input_shape=args.input_shape, masks=args.masks, nir_dt=args.nir_dt,
+                         passes=parse_passes(args.passes, args.no_passes))
+    else:
+        args = compile_parser(verb if verb != "compile" else None).parse_args(argv)
+        report = _run_compile(args, err)
+    return _emit(report, args, err)
+
+
+def _emit(report, args, err) -> int:
+    """Print the report (JSON or tables); a failed --check still prints it, then exits 4."""
+    mismatch = getattr(args, "check", False) and not _all_agree(report)
+    if args.json:
+        text = report.to_json()
+        if mismatch:  # still one object: the report, with the error beside it
+            text = json.dumps({**json.loads(text), **_error_doc(_MISMATCH, _MISMATCH_HINT, EXIT_MISMATCH)})
+        sys.stdout.write(text + "\n")
+    else:
+        from rich.console import Console
+
+        from snncompile.render import render
+
+        out = Console()
+        if not out.is_terminal:  # pipes and files get a wide table instead of wrapped cells
+            out = Console(width=150)
+        render(report, out, verbose=args.verbose)
+    if mismatch:
+        err.print(f"[red]error:[/red] {_MISMATCH}")
+        err.print(f"  [bold]hint:[/bold] {_MISMATCH_HINT}", highlight=False)
+        return EXIT_MISMATCH
+    return 0
 
 
 def _user_error(err, exc: SnnCompileError, debug: bool, as_json: bool) -> int:

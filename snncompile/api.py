@@ -7,34 +7,27 @@ lower, simulate, verify, estimate) and assembles the report from their results.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import backends  # noqa: F401  (registers the targets)
-from snncompile import schema, stages, targets
-from snncompile.energy import plot_energy
+from snncompile import apicheck, schema, targets
 from snncompile.errors import EXIT_USAGE, SnnCompileError
-from snncompile.frontend.nir_import import is_nir
 from snncompile.fsutil import check_destination, check_folder, staged_outputs
-from snncompile.inputs import InputData, load_inputs
-from snncompile.ir import IRGraph, Neuron, save_ir
-from snncompile.mapping import load_chip, map_to_cores
-from snncompile.memory import return_large_frees
-from snncompile.netlist import (
-    DelayPopulation,
-    FixedNetlist,
-    InputPopulation,
-    Netlist,
-    NeuronPopulation,
-    OrPopulation,
-    ProductPopulation,
-)
-from snncompile.netlist.target import get as get_target
-from snncompile.report import LayerRow, Report, row_detail
+from snncompile.inputs import InputData, from_arrays, load_inputs
 from snncompile.targets import TargetSpec
+
+# The pipeline (torch, the backends) loads on the first call, not on import: the CLI reads
+# ``defaults()`` for --help without paying for it.
+if TYPE_CHECKING:
+    from snncompile import stages
+    from snncompile.ir import IRGraph
+    from snncompile.netlist import Netlist
+    from snncompile.report import LayerRow, Report
 
 Progress = Callable[[str, int, int], None]
 
@@ -45,11 +38,11 @@ class Options:
 
     target: str = targets.DEFAULT_TARGET
     steps: int | None = None
-    input: str | Path | None = None
+    input: str | Path | np.ndarray | tuple | None = None   # a file, an array/tensor, or (x, y)
     samples: int | None = None
     simulate_on_target: bool = False
     outdir: str | Path | None = None
-    arch: str | None = None
+    arch: str | Callable[[], Any] | None = None             # "package.module:factory" or the factory
     trust_pickle: bool = False
     input_shape: tuple[int, ...] | None = None
     energy_model: str = "45nm"
@@ -60,7 +53,7 @@ class Options:
     progress: Progress | None = None
     passes: list[str] | None = None
     masks: str | Path | None = None
-    patch_mask: str | Path | None = None
+    patch_mask: str | Path | np.ndarray | None = None
     fixed_point: bool = False
     chip: str | None = None
     ann_sparse: bool = False
@@ -135,8 +128,12 @@ def _target_spec(name: str) -> TargetSpec:
 
 def layer_rows(graph: IRGraph) -> list[LayerRow]:
     """One row per IR node; synaptic rows count live synapses (closed form)."""
+    from snncompile.ir import IRGraph, Neuron
     from snncompile.ir.counting import layer_synapses
+    from snncompile.report import LayerRow, row_detail
 
+    if not isinstance(graph, IRGraph):
+        raise apicheck.bad("layer_rows", "graph", graph, "an IRGraph", "trace('model.pt').graph")
     counts = layer_synapses(graph)
     rows = []
     for name, node in graph.items():
@@ -149,13 +146,39 @@ def layer_rows(graph: IRGraph) -> list[LayerRow]:
     return rows
 
 
-def trace(model: str | Path, *, arch: str | None = None, trust_pickle: bool = False,
+_TRACE_OPTIONS = ("arch", "trust_pickle", "input_shape", "masks", "nir_dt")
+
+
+def trace(model: Any, *, arch: str | Callable[[], Any] | None = None, trust_pickle: bool = False,
           input_shape: tuple[int, ...] | None = None, data: InputData | None = None,
           masks: str | Path | None = None, keep_module: bool = True, nir_dt: float | None = None) -> stages.Traced:
-    """Load and trace a checkpoint, or import a NIR graph (``.nir``)."""
-    if is_nir(model):
+    """Load and trace ``model``: a checkpoint path, a NIR graph (``.nir``), an ``nn.Module``,
+    or a state_dict with ``arch`` (a factory callable or ``package.module:factory``)."""
+    model = apicheck.check_model("trace", model)
+    opts = apicheck.check_options("trace", {"arch": arch, "trust_pickle": trust_pickle, "input_shape": input_shape,
+                                            "masks": masks, "nir_dt": nir_dt}, _TRACE_OPTIONS)
+    if data is not None and not isinstance(data, InputData):
+        raise apicheck.bad("trace", "data", data, "an InputData (from snncompile.inputs)", "None")
+    return _trace(model, data=data, keep_module=keep_module, **opts)
+
+
+def _trace(model: Any, *, arch, trust_pickle: bool, input_shape, data: InputData | None, masks,
+           keep_module: bool, nir_dt: float | None) -> stages.Traced:
+    from snncompile import stages
+    from snncompile.frontend.load import load_object
+    from snncompile.frontend.nir_import import is_nir
+
+    in_memory = not isinstance(model, (str, Path))
+    if not in_memory and is_nir(model):
         return stages.import_nir(model, dt=nir_dt, input_shape=input_shape, masks=masks)
-    loaded = stages.load(model, arch=arch, trust_pickle=trust_pickle)
+    if in_memory:
+        if masks is not None and apicheck.is_module(model):  # masks zero weights in place: not the caller's
+            import copy
+
+            model = copy.deepcopy(model)
+        loaded = load_object(model, arch)
+    else:
+        loaded = stages.load(model, arch=arch, trust_pickle=trust_pickle)
     shape = stages.input_shape_of(input_shape, loaded.meta, data, loaded.module)
     traced = stages.trace(loaded, shape, masks=masks, keep_module=keep_module)
     del loaded
@@ -164,37 +187,98 @@ def trace(model: str | Path, *, arch: str | None = None, trust_pickle: bool = Fa
     return traced
 
 
-def inspect(model: str | Path, passes: list[str] | None = None, **kw) -> Report:
-    """Trace ``model``, run ``passes`` (default: all) and return its layer table."""
-    tr = trace(model, keep_module=False, **kw)
+def _label(model: Any) -> str:
+    """How the report names the model: its path, or the class of an in-memory one."""
+    if isinstance(model, (str, Path)):
+        return str(model)
+    return f"<{type(model).__name__}>" if apicheck.is_module(model) else "<state_dict>"
+
+
+@contextmanager
+def _modes_kept(model: Any) -> Iterator[None]:
+    """Tracing puts the model in eval mode; the caller's module gets its own modes back."""
+    if not apicheck.is_module(model):
+        yield
+        return
+    modes = {m: m.training for m in model.modules()}
+    try:
+        yield
+    finally:
+        for m, training in modes.items():
+            m.training = training
+
+
+def _read_input(value: Path | tuple[np.ndarray, np.ndarray | None], input_shape) -> InputData:
+    """``input=`` as checked by ``apicheck.check_input``: a file, or arrays ``(x, y)``."""
+    if isinstance(value, Path):
+        return load_inputs(value, input_shape)
+    return from_arrays(value[0], value[1], input_shape)
+
+
+def inspect(model: Any, passes: list[str] | None = None, *, arch: str | Callable[[], Any] | None = None,
+            trust_pickle: bool = False, input_shape: tuple[int, ...] | None = None,
+            masks: str | Path | None = None, nir_dt: float | None = None, input: Any = None) -> Report:
+    """Trace ``model``, run ``passes`` (default: all) and return its layer table.
+
+    ``model`` as for :func:`trace`; ``input`` (a path, an array or tensor) only tells the input
+    shape when neither the checkpoint nor ``input_shape`` does.
+    """
+    from snncompile import stages
+    from snncompile.report import Report
+
+    model = apicheck.check_model("inspect", model)
+    opts = apicheck.check_options("inspect", {
+        "passes": passes, "arch": arch, "trust_pickle": trust_pickle, "input_shape": input_shape, "masks": masks,
+        "nir_dt": nir_dt, "input": input}, ("passes", "input") + _TRACE_OPTIONS)
+    passes, given = opts.pop("passes"), opts.pop("input")
+    data = _read_input(given, opts["input_shape"]) if given is not None else None
+    with _modes_kept(model):
+        tr = _trace(model, data=data, keep_module=False, **opts)
     opt = stages.optimize(tr.graph, passes, copy=False)
-    return Report(model=str(model), target="ir", steps=tr.meta.get("steps"), layers=layer_rows(opt.graph),
+    return Report(model=_label(model), target="ir", steps=tr.meta.get("steps"), layers=layer_rows(opt.graph),
                   passes=[s.to_dict() for s in opt.stats])
 
 
-def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
+def compile(model: Any, target: str = "lava", **kwargs: Any) -> Report:
     """Compile ``model`` for ``target``; with ``simulate_on_target`` also run it there.
 
+    ``model``: a checkpoint or ``.nir`` path, an ``nn.Module``, or a state_dict with
+    ``arch=`` a factory. ``input=``: a ``.npy``/``.npz`` path, an array or tensor, or ``(x, y)``.
     Mirrors ``snncompile MODEL --target lava [--steps T] [--input F] [--samples N]
     [--simulate] [-o OUTDIR]``; keyword arguments are the fields of :class:`Options`.
     """
-    opt = Options(target=target, **kwargs)
+    model = apicheck.check_model("compile", model)
+    known = tuple(f.name for f in fields(Options))
+    opt = Options(**apicheck.check_options("compile", {"target": target, **kwargs}, known))
     opt.check()
+    with _modes_kept(model):
+        return _compile(model, opt)
+
+
+def _compile(model: Any, opt: Options) -> Report:
+    import backends  # noqa: F401  (registers the targets)
+    from snncompile import stages
+    from snncompile.energy import plot_energy
+    from snncompile.ir import save_ir
+    from snncompile.mapping import load_chip, map_to_cores
+    from snncompile.memory import return_large_frees
+    from snncompile.netlist.target import get as get_target
+    from snncompile.report import Report
+
     return_large_frees()
-    data = load_inputs(opt.input, None) if opt.input else None
+    data = _read_input(opt.input, None) if opt.input is not None else None
     needs_source = opt.simulate_on_target or (opt.fixed_point and data is not None)
-    tr = trace(model, arch=opt.arch, trust_pickle=opt.trust_pickle,
-               input_shape=tuple(opt.input_shape) if opt.input_shape else None, data=data, masks=opt.masks,
-               keep_module=needs_source, nir_dt=opt.nir_dt)
+    tr = _trace(model, arch=opt.arch, trust_pickle=opt.trust_pickle, input_shape=opt.input_shape, data=data,
+                masks=opt.masks, keep_module=needs_source, nir_dt=opt.nir_dt)
     if opt.patch_mask is not None:
         tr.graph.patch_mask = _read_patch_mask(opt.patch_mask)
     optimized = stages.optimize(tr.graph, opt.passes, copy=needs_source, verify=True if opt.verify_ir else None)
     graph = optimized.graph
     in_shape = tuple(graph.input_shape)
     if data is not None:
-        data = load_inputs(opt.input, in_shape).take(opt.samples)
+        data = _read_input(opt.input, in_shape).take(opt.samples)
     T = _steps(opt.steps, tr.meta, data, graph.model_steps)
-    report = Report(model=str(model), target=opt.target, steps=T, layers=layer_rows(graph),
+    report = Report(model=_label(model), target=opt.target, steps=T, layers=layer_rows(graph),
                     passes=[s.to_dict() for s in optimized.stats])
     report.notes.extend(w for s in optimized.stats for w in s.warnings)
 
@@ -261,6 +345,9 @@ def _simulation(tr: stages.Traced, graph: IRGraph, net: Netlist, x: np.ndarray, 
                 ref, torch64, opt: Options) -> dict:
     """Run ``net`` on the target and compare it with PyTorch; for a fixed-point netlist
     also whether the integer reference predicted the run bit for bit (``_bit_exact``)."""
+    from snncompile import stages
+    from snncompile.netlist import FixedNetlist
+
     res = stages.timed_run(opt.target, net, x, timeout=opt.timeout, progress=opt.progress, emit=opt.emit,
                            workers=opt.workers, ray_address=opt.ray_address)
     out = stages.target_outputs(res.run)
@@ -319,6 +406,14 @@ def _steps(steps: int | None, meta: dict, data: InputData | None, model_steps: i
 
 
 def lowering_summary(net: Netlist) -> dict:
+    from snncompile.netlist import (
+        DelayPopulation,
+        InputPopulation,
+        NeuronPopulation,
+        OrPopulation,
+        ProductPopulation,
+    )
+
     pops = [p for p in net.populations.values() if not isinstance(p, InputPopulation)]
     neurons = [p for p in pops if isinstance(p, NeuronPopulation)]
     return {
@@ -344,10 +439,13 @@ def lowering_summary(net: Netlist) -> dict:
     }
 
 
-def _read_patch_mask(path: str | Path) -> np.ndarray:
-    with schema.reading_arrays(path, "patch mask", fix="save a numeric .npy array of 0/1 per patch (H, W) or "
-                               "token (N,) with np.save"):
-        keep = np.load(path, allow_pickle=False)
+def _read_patch_mask(path: Path | np.ndarray) -> np.ndarray:
+    if isinstance(path, np.ndarray):  # given as an array to the Python API
+        keep, path = path, "(the patch_mask array)"
+    else:
+        with schema.reading_arrays(path, "patch mask", fix="save a numeric .npy array of 0/1 per patch (H, W) "
+                                   "or token (N,) with np.save"):
+            keep = np.load(path, allow_pickle=False)
     if not isinstance(keep, np.ndarray) or not np.isin(keep, (0, 1)).all():
         raise SnnCompileError(f"patch mask {path} is not a 0/1 array",
                               "store 1 for patches to keep, 0 for masked ones", EXIT_USAGE)

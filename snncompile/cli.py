@@ -56,12 +56,33 @@ def _defaults() -> dict[str, object]:
     return defaults()
 
 
-def compile_parser() -> argparse.ArgumentParser:
+def _version() -> str:
+    from snncompile import __version__
+
+    return f"snncompile {__version__} (Python {sys.version.split()[0]})"
+
+
+# What each compile-like verb does, for its --help.
+_VERB_HELP = {
+    "compile": "Compile a spiking PyTorch/spikingjelly model (or a .nir graph) to a neuromorphic target "
+               "and estimate its energy.",
+    "simulate": "Compile a model, simulate it on the target and compare it with PyTorch, spike for spike "
+                "(as compile --simulate).",
+    "energy": "Estimate the energy of a model on neuromorphic hardware and as an ANN (as compile --target "
+              "energy).",
+    "export": "Write the optimized IR (model.ir.npz) and report.json to -o DIR (as compile --target ir).",
+}
+
+
+def compile_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The compile options; ``verb`` (simulate, energy, export) names the parser in usage and help."""
     d = _defaults()
-    p = _Parser(prog="snncompile",
-                description="Compile a spiking PyTorch/spikingjelly model to a neuromorphic target "
-                            "(and estimate its energy). Verbs: compile (default), simulate, energy, "
-                            "export, inspect: `snncompile VERB MODEL ...`.")
+    description = _VERB_HELP.get(verb or "compile", "")
+    if verb is None:
+        description += (" Verbs: compile (default), simulate, energy, export, inspect, sweep, doctor, setup: "
+                        "`snncompile VERB --help`.")
+    p = _Parser(prog=f"snncompile {verb}" if verb else "snncompile", description=description)
+    p.add_argument("--version", action="version", version=_version())
     _common(p)
     p.add_argument("--target", default=d["target"], choices=list(targets.TARGETS), help=targets.target_help())
     p.add_argument("--steps", "-T", type=int, help="time steps per sample (default: from checkpoint)")
@@ -106,6 +127,8 @@ VERBS: dict[str, list[str]] = {
     "export": ["--target", "ir"],       # write the optimized IR (model.ir.npz) and report.json to -o
     "inspect": [],                      # trace and print the IR as a table
     "sweep": [],                        # a grid of models × passes × precisions × cost models on Ray
+    "doctor": [],                       # what is installed and usable
+    "setup": [],                        # install an optional part (setup lava)
 }
 
 
@@ -163,6 +186,62 @@ def _run_sweep(argv: list[str], err) -> int:
     return 0
 
 
+def _run_doctor(argv: list[str]) -> int:
+    from snncompile import deps
+
+    p = _Parser(prog="snncompile doctor", description="Show which dependencies are installed and usable, "
+                "and the command that installs each missing one.")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    args = p.parse_args(argv)
+    rows = deps.doctor()
+    ok = all(str(r["usable"]).startswith("yes") for r in rows if r["required"])
+    if args.json:
+        sys.stdout.write(json.dumps({"version": _version(), "python": sys.executable, "dependencies": rows,
+                                     "ready": ok}) + "\n")
+    else:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=escape(_version()), title_justify="left")
+        for col in ("package", "version", "usable", "needed for", "install"):
+            table.add_column(col)
+        for r in rows:
+            mark = "green" if str(r["usable"]).startswith("yes") else ("red" if r["required"] else "yellow")
+            table.add_row(r["package"], r["version"] or "-", f"[{mark}]{escape(str(r['usable']))}[/{mark}]",
+                          escape(str(r["needed_for"])), escape(r["install"] or ""))
+        Console(width=160).print(table)
+    return 0 if ok else EXIT_USAGE
+
+
+def _run_setup(argv: list[str], err) -> int:
+    import shlex
+    import subprocess
+
+    from snncompile import deps
+
+    p = _Parser(prog="snncompile setup", description="Install an optional part. lava: Lava (lava-nc 0.10.0) on "
+                "Python 3.11, which its package refuses to declare: its dependencies, then lava-nc without "
+                "them; snncompile applies its import fix for 3.11 when it loads Lava.")
+    p.add_argument("part", choices=["lava"], help="what to install")
+    p.add_argument("--dry-run", action="store_true", help="print the pip commands instead of running them")
+    args = p.parse_args(argv)
+    commands = deps.lava_setup_commands()
+    for cmd in commands:
+        line = " ".join(shlex.quote(c) for c in cmd)
+        if args.dry_run:
+            sys.stdout.write(line + "\n")
+            continue
+        err.print(f"running: {line}", highlight=False, markup=False)
+        if subprocess.run(cmd).returncode != 0:
+            raise SnnCompileError(f"pip failed while installing {args.part}",
+                                  "see pip's message above; rerun with --dry-run to see the commands",
+                                  EXIT_BACKEND)
+    if not args.dry_run:
+        err.print(f"lava: {deps.doctor_row('lava')['usable']}", highlight=False, markup=False)
+    return 0
+
+
 def _quiet_libraries() -> None:
     # torch prints a "Triton not available" warning per import on CPU-only machines.
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
@@ -180,53 +259,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True, soft_wrap=True)
     try:
         _quiet_libraries()
-        verb = argv[0] if argv and argv[0] in VERBS else None
-        if verb in ("compile", "simulate", "energy", "export"):
-            argv = argv[1:] + VERBS[verb]
-            if verb == "export" and not any(a in ("-o", "--outdir") or a.startswith("--outdir=") for a in argv):
-                raise SnnCompileError("export needs an output folder", "pass -o DIR", EXIT_USAGE)
-        if verb == "sweep":
-            return _run_sweep(argv[1:], err)
-        if verb == "inspect":
-            args = inspect_parser().parse_args(argv[1:])
-            from snncompile.api import inspect
-            from snncompile.passes import parse_passes
-
-            report = inspect(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
-                             input_shape=args.input_shape, masks=args.masks, nir_dt=args.nir_dt,
-                             passes=parse_passes(args.passes, args.no_passes))
-        else:
-            args = compile_parser().parse_args(argv)
-            report = _run_compile(args, err)
-        mismatch = getattr(args, "check", False) and not _all_agree(report)
-        if args.json:
-            text = report.to_json()
-            if mismatch:  # still one object: the report, with the error beside it
-                text = json.dumps({**json.loads(text), **_error_doc(_MISMATCH, _MISMATCH_HINT, EXIT_MISMATCH)})
-            sys.stdout.write(text + "\n")
-        else:
-            from snncompile.render import render
-
-            out = Console()
-            if not out.is_terminal:  # pipes and files get a wide table instead of wrapped cells
-                out = Console(width=150)
-            render(report, out, verbose=args.verbose)
-        if mismatch:
-            err.print(f"[red]error:[/red] {_MISMATCH}")
-            err.print(f"  [bold]hint:[/bold] {_MISMATCH_HINT}", highlight=False)
-            return EXIT_MISMATCH
-        return 0
+        return _dispatch(argv, err)
     except SnnCompileError as exc:
-        if debug:
-            err.print_exception()
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False, markup=True)
-        if exc.hint:
-            err.print(f"  [bold]hint:[/bold] {exc.hint}", highlight=False)
-        return _fail(as_json, exc.message, exc.hint, exc.exit_code)
+        return _user_error(err, exc, debug, as_json)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/red]")
         return _fail(as_json, "interrupted", "", 130)
     except Exception as exc:  # a bug in snncompile: still one clear line without --debug
+        known = _missing_dependency(exc)
+        if known is not None:
+            return _user_error(err, known, debug, as_json)
         hint = "rerun with --debug and report the traceback"
         if debug:
             err.print_exception()
@@ -234,6 +276,77 @@ def main(argv: Sequence[str] | None = None) -> int:
             err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}", highlight=False)
             err.print(f"  [bold]hint:[/bold] {hint}", highlight=False)
         return _fail(as_json, f"internal error: {type(exc).__name__}: {exc}", hint, 1)
+
+
+def _dispatch(argv: list[str], err) -> int:
+    """Run the verb ``argv`` names (the default verb compiles) and print its report."""
+    verb = argv[0] if argv and argv[0] in VERBS else None
+    asks_help = any(a in ("-h", "--help", "--version") for a in argv)
+    if verb in ("compile", "simulate", "energy", "export"):
+        argv = argv[1:] + VERBS[verb]
+        if verb == "export" and not asks_help and \
+                not any(a in ("-o", "--outdir") or a.startswith("--outdir=") for a in argv):
+            raise SnnCompileError("export needs an output folder", "pass -o DIR", EXIT_USAGE)
+    own = {"sweep": lambda: _run_sweep(argv[1:], err), "doctor": lambda: _run_doctor(argv[1:]),
+           "setup": lambda: _run_setup(argv[1:], err)}
+    if verb in own:
+        return own[verb]()
+    if verb == "inspect":
+        args = inspect_parser().parse_args(argv[1:])
+        from snncompile.api import inspect
+        from snncompile.passes import parse_passes
+
+        report = inspect(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
+                         input_shape=args.input_shape, masks=args.masks, nir_dt=args.nir_dt,
+                         passes=parse_passes(args.passes, args.no_passes))
+    else:
+        args = compile_parser(verb if verb != "compile" else None).parse_args(argv)
+        report = _run_compile(args, err)
+    return _emit(report, args, err)
+
+
+def _emit(report, args, err) -> int:
+    """Print the report (JSON or tables); a failed --check still prints it, then exits 4."""
+    mismatch = getattr(args, "check", False) and not _all_agree(report)
+    if args.json:
+        text = report.to_json()
+        if mismatch:  # still one object: the report, with the error beside it
+            text = json.dumps({**json.loads(text), **_error_doc(_MISMATCH, _MISMATCH_HINT, EXIT_MISMATCH)})
+        sys.stdout.write(text + "\n")
+    else:
+        from rich.console import Console
+
+        from snncompile.render import render
+
+        out = Console()
+        if not out.is_terminal:  # pipes and files get a wide table instead of wrapped cells
+            out = Console(width=150)
+        render(report, out, verbose=args.verbose)
+    if mismatch:
+        err.print(f"[red]error:[/red] {_MISMATCH}")
+        err.print(f"  [bold]hint:[/bold] {_MISMATCH_HINT}", highlight=False)
+        return EXIT_MISMATCH
+    return 0
+
+
+def _user_error(err, exc: SnnCompileError, debug: bool, as_json: bool) -> int:
+    if debug:
+        err.print_exception()
+    from rich.markup import escape  # messages carry paths and extras like [spikingjelly]: not markup
+
+    err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, markup=True)
+    if exc.hint:
+        err.print(f"  [bold]hint:[/bold] {escape(exc.hint)}", highlight=False)
+    return _fail(as_json, exc.message, exc.hint, exc.exit_code)
+
+
+def _missing_dependency(exc: Exception) -> SnnCompileError | None:
+    """A failed import of torch, spikingjelly, Lava or another optional part, as the user's error."""
+    if not isinstance(exc, ModuleNotFoundError):
+        return None
+    from snncompile.deps import missing
+
+    return missing(exc)
 
 
 _MISMATCH = "the target's spikes differ from PyTorch's (--check)"

@@ -63,6 +63,13 @@ def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None) -> InputD
                                           "save inputs with np.savez(path, x=..., y=...)", EXIT_USAGE)
                 x = data["x"]
                 y = data["y"] if "y" in data.files else None
+    return from_arrays(x, y, input_shape, path)
+
+
+def from_arrays(x: np.ndarray, y: np.ndarray | None, input_shape: tuple[int, ...] | None,
+                path: Path = Path("<input array>")) -> InputData:
+    """Inputs given as arrays (read from a file, or passed to the Python API): checked like
+    a file's; static vs sequence decided by rank; ``path`` names them in messages."""
     x = numeric_array(str(path), x, "x", fix="store the inputs as numbers").astype(np.float64)
     if x.ndim < 2 or x.shape[0] == 0:
         raise SnnCompileError(f"{path} has no samples (x has shape {x.shape})",

@@ -21,7 +21,7 @@ RANK = {
     "snncompile.fixedpoint": 4,
     "snncompile.sim": 5, "snncompile.parallel": 5, "snncompile.energy": 5, "snncompile.mapping": 5, "backends": 5,
     "snncompile.compare": 6, "snncompile.report": 6, "snncompile.render": 6, "snncompile.stages": 6,
-    "snncompile.api": 7, "snncompile.cli": 7, "snncompile": 7, "snncompile.__main__": 7,
+    "snncompile.api": 7, "snncompile.apicheck": 7, "snncompile.deps": 7, "snncompile.cli": 7, "snncompile": 7, "snncompile.__main__": 7,
 }
 
 

@@ -20,7 +20,7 @@ from snncompile.netlist import target as registry
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI_TO_API = {"simulate": "simulate_on_target", "check": "verify_ir"}   # flag dest → Options field
-CLI_ONLY = {"model", "json", "debug", "verbose", "no_passes"}          # read by the CLI itself
+CLI_ONLY = {"model", "json", "debug", "verbose", "no_passes", "version"}  # read by the CLI itself
 API_ONLY = {"progress"}                                                 # a callback, no flag
 
 

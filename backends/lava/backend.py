@@ -36,6 +36,14 @@ class LavaRun:
     peak_mb: float = 0.0            # worker's peak RSS above its RSS after imports (the network's memory)
 
 
+def _require_lava() -> None:
+    """Lava runs in a worker process: say it is missing here, not in the worker's traceback."""
+    import importlib.util
+
+    if importlib.util.find_spec("lava") is None:
+        raise ModuleNotFoundError("No module named 'lava'", name="lava")
+
+
 def _kill(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -66,6 +74,7 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
         refuse_dynamics(plan, SJ_PARAMS)
         refuse_delays(plan, "the stock Lava emission (one step of latency per synapse hop, so a loop would "
                       "run late)", "use --emit fused")
+    _require_lava()
     T, N = x.shape[:2]
     with tempfile.TemporaryDirectory(prefix="snncompile-lava-") as tmp:
         job = Path(tmp)

@@ -118,6 +118,8 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
         # the allowlist imports every spikingjelly module (~70 MB): only for a pickled module
         allowed = {_qualname(c) for c in safe_globals()} if unsafe else set()
         refused = sorted(g for g in unsafe if g not in allowed)
+        if any(g.startswith("spikingjelly.") for g in refused):
+            _require_spikingjelly(path)
         if refused:
             raise SnnCompileError(
                 f"refusing to unpickle {path}: it references code outside torch/spikingjelly: "
@@ -142,6 +144,15 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError,
             zipfile.BadZipFile) as exc:
         raise _unreadable(path, exc) from None
+
+
+def _require_spikingjelly(path: Path) -> None:
+    """A spikingjelly checkpoint without spikingjelly: its classes are not refused, they are missing."""
+    try:
+        importlib.import_module("spikingjelly")
+    except ImportError:
+        raise SnnCompileError(f"{path} is a spikingjelly model, but spikingjelly is not installed",
+                              'run: pip install "snncompile[spikingjelly]"', EXIT_USAGE) from None
 
 
 def _unreadable(path: Path, exc: Exception) -> SnnCompileError:
@@ -180,8 +191,15 @@ def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _arch_factory(spec: str) -> Any:
-    """Import ``package.module`` and return its callable ``factory``."""
+def _arch_name(spec: Any) -> str:
+    """How messages name an ``arch``: the CLI's text, or a callable's qualified name."""
+    return spec if isinstance(spec, str) else getattr(spec, "__qualname__", type(spec).__name__)
+
+
+def _arch_factory(spec: Any) -> Any:
+    """Import ``package.module`` and return its callable ``factory`` (the API may pass the callable)."""
+    if callable(spec):
+        return spec
     if ":" not in spec:
         raise SnnCompileError(f"--arch {spec!r} is not of the form package.module:factory",
                               "e.g. --arch mypkg.models:make_net", EXIT_USAGE)
@@ -237,12 +255,13 @@ def _on_meta(model: nn.Module) -> bool:
     return False
 
 
-def _build_with_state(spec: str, state: dict[str, torch.Tensor], path: Path) -> nn.Module:
+def _build_with_state(spec: Any, state: dict[str, torch.Tensor], path: Path) -> nn.Module:
     """Build the ``--arch`` model and give it the checkpoint's weights, holding them once:
     the model is built on the meta device (no random initial weights) and takes the loaded
     tensors themselves. A model that cannot be built that way (its constructor computes
     with tensor values, or keeps tensors the checkpoint does not hold) is built normally."""
     factory = _arch_factory(spec)
+    spec = _arch_name(spec)
     state = _prepare_state(state)
     try:
         with torch.device("meta"):
@@ -293,11 +312,22 @@ def _apply_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path, a
                               EXIT_USAGE)
 
 
-def load_model(path: str | Path, arch: str | None = None, trust_pickle: bool = False) -> LoadedModel:
+def load_model(path: str | Path, arch: Any = None, trust_pickle: bool = False) -> LoadedModel:
     """Load ``path`` (whole module, or state_dict + ``arch``) and put it in eval mode."""
     path = Path(path)
     _check_readable(path, trust_pickle)
     obj = _torch_load(path, trust_pickle)
+    return _from_object(obj, arch, path)
+
+
+def load_object(obj: Any, arch: Any = None) -> LoadedModel:
+    """A model given in memory (the Python API): an ``nn.Module``, or a state_dict with
+    ``arch`` (a factory callable or ``package.module:factory``). Nothing is unpickled."""
+    label = Path(f"<{type(obj).__name__}>")
+    return _from_object(obj, arch, label)
+
+
+def _from_object(obj: Any, arch: Any, path: Path) -> LoadedModel:
     meta: dict[str, Any] = {}
     if isinstance(obj, dict) and not _is_state_dict(obj):
         meta = {k: obj[k] for k in _META_KEYS if k in obj}
@@ -312,7 +342,8 @@ def load_model(path: str | Path, arch: str | None = None, trust_pickle: bool = F
     elif _is_state_dict(obj):
         if not arch:
             raise SnnCompileError(f"{path} holds only weights (a state_dict), not a model",
-                                  "pass --arch package.module:factory that builds the network",
+                                  "pass --arch package.module:factory that builds the network (Python API: "
+                                  "arch=a function that returns it)",
                                   EXIT_USAGE)
         model = _build_with_state(arch, dict(obj), path)
     else:

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
 
-.PHONY: venv demo demo-tickets test test-fast fuzz lint bench models docs clean
+.PHONY: venv demo demo-tickets test test-fast test-wheel fuzz lint bench models docs clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: venv
 # Everything but the Lava simulations (seconds instead of minutes).
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not lava"
+
+# The wheel in a fresh venv with the torch pin and [spikingjelly] from the package index (~5 min).
+test-wheel: venv
+	SNNCOMPILE_SLOW=1 $(BIN)/python -m pytest -q tests/test_install.py -k fresh_venv
 
 # Property-based tests with a larger budget than CI's (HYPOTHESIS_PROFILE=fuzz; see tests/property).
 fuzz: venv

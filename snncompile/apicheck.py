@@ -117,7 +117,7 @@ def _passes(func: str, name: str, value: Any) -> list[str]:
 def _arch(func: str, name: str, value: Any) -> str | Callable[[], Any]:
     if callable(value):
         return value
-    if not isinstance(value, str) or ":" not in value:
+    if not isinstance(value, str) or not value.strip():  # the text's form is checked where it is imported
         raise bad(func, name, value, "a factory: a callable returning the nn.Module, or 'package.module:function'",
                   "make_net (a function of no arguments)")
     return value

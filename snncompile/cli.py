@@ -372,10 +372,14 @@ def _fail(as_json: bool, message: str, hint: str, code: int) -> int:
 def _run_compile(args: argparse.Namespace, err) -> object:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from snncompile import schema
     from snncompile.api import compile as compile_model
     from snncompile.passes import parse_passes
 
     passes = parse_passes(args.passes, args.no_passes)
+    # flags are named as typed (--timeout), before the API names them as arguments (timeout=)
+    schema.validate("command line", {"--steps": args.steps, "--samples": args.samples, "--timeout": args.timeout,
+                                     "--workers": args.workers}, schema.CLI)
     if args.check and not args.simulate:
         raise SnnCompileError("--check compares a simulation with PyTorch, but nothing is simulated",
                               "add --simulate (and --input FILE), or drop --check", EXIT_USAGE)

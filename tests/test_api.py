@@ -29,7 +29,7 @@ WRONG_COMPILE = [
     ("samples", "3"), ("samples", 0), ("samples", [3]),
     ("simulate_on_target", None), ("simulate_on_target", "yes"), ("simulate_on_target", 1),
     ("outdir", 3), ("outdir", ["out"]), ("outdir", ""),
-    ("arch", 3), ("arch", "no_colon"), ("arch", ["models.digits_arch:make"]),
+    ("arch", 3), ("arch", ""), ("arch", ["models.digits_arch:make"]),
     ("trust_pickle", None), ("trust_pickle", "yes"),
     ("input_shape", "1,8,8"), ("input_shape", [0, 8]), ("input_shape", 3), ("input_shape", ()),
     ("energy_model", None), ("energy_model", 3),

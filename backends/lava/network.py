@@ -95,9 +95,9 @@ def _neuron_process(name: str, pop: Population, T: int, fixed: bool) -> SJNeuron
     if fixed:
         qp = pop.qparams
         return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=qp.threshold,
-                        v_reset=None if qp.soft else qp.v_reset, leak=qp.dv,
+                        v_reset=None if qp.soft else qp.v_reset, leak=qp.dv, du=qp.du,
                         decay_input=sj.decay_input, bias=pop.qbias, reset_interval=T,
-                        depth=pop.depth, reset_by=qp.reset_by, name=name)
+                        depth=pop.depth, strict=qp.strict, reset_by=qp.reset_by, name=name)
     return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=p.v_threshold,
                     v_reset=p.v_reset, leak=sj.leak, decay_input=sj.decay_input,
                     bias=pop.bias, reset_interval=T, depth=pop.depth, strict=p.strict,

@@ -13,7 +13,8 @@ recurrent loop runs without a population waiting for one that waits for it.
 Float kernels sum in float64 in the order of Lava's ``Sparse`` (per target, sources in
 ascending index) and read spikes event-driven: only sources that fired touch their
 synapses. Fixed-point kernels follow Lava's bit-accurate datapath: integer mantissas,
-sum, shift by ``weight_exp``, then :func:`snncompile.fixedpoint.neuron_int.step`.
+sum, shift by ``weight_exp``, then :func:`snncompile.fixedpoint.neuron_int.step` (Lava's
+bit-accurate LIF: the sum enters the current, the bias the membrane).
 
 The same kernels run inside the fused Lava processes (one kernel per process), the
 integer reference simulator and the one-process floor of the benchmark.
@@ -93,7 +94,7 @@ class Kernel:
     operands: list[Operand] = field(default_factory=list)
     hadamard: bool = False
     bias: np.ndarray | None = None
-    params: object = None                       # Dynamics (float) or IntNeuronParams (fixed)
+    params: object = None                       # Dynamics (float) or neuron_int.IntNeuron (fixed)
     fixed: bool = False
     output_scale: float = 1.0                   # fixed-point readout: integer → float
     v: np.ndarray | None = None
@@ -116,10 +117,8 @@ class Kernel:
 
     def reset(self, batch: int) -> None:
         if self.kind in ("neuron", "or"):
-            v0 = self.params.v_reset if self.fixed else self.params.v_init
-            v = np.full((batch, self.size), v0, dtype=np.int64 if self.fixed else np.float64)
-            self.v = neuron_int.initial_state(self.params, v) if self.fixed else \
-                dynamics.initial_state(self.params, v)
+            self.v = neuron_int.initial_state(self.params, batch, self.size) if self.fixed else \
+                dynamics.initial_state(self.params, np.full((batch, self.size), self.params.v_init))
         if self.kind == "delay":
             longest = int(np.max(self.steps))
             self.line = np.zeros((longest, batch, self.size), dtype=np.int64 if self.fixed else np.float64)
@@ -136,12 +135,16 @@ class Kernel:
         self.line[self.head] = self.drive(inputs)
         self.head = (self.head + 1) % len(self.line)
 
-    def drive(self, inputs: list[np.ndarray]) -> np.ndarray:
+    def synaptic(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """The sum of every projection's output (no bias)."""
         acc = np.zeros((inputs[0].shape[0] if inputs else 1, self.size),
                        dtype=np.int64 if self.fixed else np.float64)
         for port, syn in self.synapses:
             acc += syn(inputs[port])
-        return acc + self.bias
+        return acc
+
+    def drive(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self.synaptic(inputs) + self.bias
 
     def step(self, inputs: list[np.ndarray]) -> np.ndarray:
         if self.kind == "delay":
@@ -149,13 +152,13 @@ class Kernel:
         if self.kind == "matmul":
             a, b = (self._gather(inputs, o) for o in self.operands)
             return (a * b if self.hadamard else np.matmul(a, b)).reshape(a.shape[0], -1)
+        if self.fixed and self.kind != READOUT:   # Lava: the sum enters the current, the bias the membrane
+            s, self.v = neuron_int.step(self.v, self.synaptic(inputs), self.bias, self.params)
+            return s
         drive = self.drive(inputs)
         if self.kind == READOUT:
             return drive / self.output_scale if self.fixed else drive
-        if self.fixed:
-            s, self.v = neuron_int.step(self.v, drive, self.params)
-        else:
-            s, self.v = dynamics.step(self.v, drive, self.params)
+        s, self.v = dynamics.step(self.v, drive, self.params)
         return s
 
     def _gather(self, inputs: list[np.ndarray], o: Operand) -> np.ndarray:

@@ -25,7 +25,7 @@ class SJNeuron(AbstractProcess):
     def __init__(self, *, shape: tuple[int, ...], model_code: int, v_threshold, v_reset: float | None,
                  leak: float = 1.0, decay_input: bool = True, bias=0.0,
                  reset_interval: int = 0, depth: int = 0, strict: bool = False,
-                 reset_by=None, name: str | None = None) -> None:
+                 reset_by=None, du: int = 4095, name: str | None = None) -> None:
         super().__init__(shape=shape, name=name)
         n = int(np.prod(shape))
         v0 = 0.0 if v_reset is None else float(v_reset)
@@ -46,4 +46,7 @@ class SJNeuron(AbstractProcess):
         self.decay_input = Var(shape=(1,), init=np.array([int(decay_input)]))
         self.reset_interval = Var(shape=(1,), init=np.array([int(reset_interval)]))
         self.depth = Var(shape=(1,), init=np.array([int(depth)]))
-        self.strict = Var(shape=(1,), init=np.array([int(strict)]))  # fire on v > v_th (float model)
+        self.strict = Var(shape=(1,), init=np.array([int(strict)]))  # fire on v > v_th
+        # fixed_pt only: Lava's current u and its decay du (4095: u is this step's input)
+        self.u = Var(shape=shape, init=np.zeros(shape))
+        self.du = Var(shape=(1,), init=np.array([int(du)]))

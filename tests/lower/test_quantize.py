@@ -56,6 +56,22 @@ def test_decays_and_thresholds():
     assert q.fixed["neuron_6"].params.soft
 
 
+def test_report_names_stock_loihi_and_extended_neurons():
+    """A hard-reset-to-0 LIF is Lava's stock LIF; soft reset and v_r ≠ 0 are extended, named with why."""
+    x = np.random.default_rng(1).random((4, 3, 1, 8, 8))
+    _, _, plan = _plan(conv_net("s"), x, (1, 8, 8))
+    q, info = quantize_plan(plan, x)
+    neurons = info.to_dict()["neurons"]
+    assert neurons["neuron_2"] == {"stock_loihi": True, "dynamics": "LoihiLIF"}
+    assert type(q.fixed["neuron_2"].params).__name__ == "LoihiLIF"
+    assert q.fixed["neuron_2"].params.threshold % 64 == 0          # vth << 6
+    for name, why in (("neuron_6", "soft"), ("neuron_11", "reset to")):
+        d = neurons[name]
+        assert not d["stock_loihi"] and d["note"] == "not a stock Loihi neuron"
+        assert any(why in r for r in d["reasons"]), d
+    assert info.to_dict()["stock_loihi"] is False
+
+
 @pytest.mark.parametrize("make,shape", [(lambda: conv_net("s"), (1, 8, 8)), (TicketNet, (1, 8, 8))])
 def test_integer_network_tracks_the_float_model(make, shape):
     x = np.random.default_rng(2).random((6, 20, *shape))

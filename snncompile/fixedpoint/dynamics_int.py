@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from snncompile.fixedpoint.neuron_int import DECAY_ONE, DU_NONE
 from snncompile.ir.dynamics import (
     IF,
     LI,
@@ -22,7 +23,6 @@ from snncompile.ir.dynamics import (
     OrPool,
     Threshold,
 )
-from snncompile.fixedpoint.neuron_int import DECAY_ONE, DU_NONE
 from snncompile.netlist.netlist import refusal
 
 

@@ -30,9 +30,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import scipy.sparse as sp
 
-from snncompile.fixedpoint.dynamics_int import INT_DECAY
 from snncompile.fixedpoint import neuron_int
-from snncompile.fixedpoint.dynamics_int import IntDecay
+from snncompile.fixedpoint.dynamics_int import INT_DECAY, IntDecay
 from snncompile.netlist import (
     OUTPUT,
     DelayPopulation,
@@ -51,6 +50,7 @@ from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
 MANTISSA = 254            # largest even 8-bit mixed-sign weight mantissa
 THRESHOLD_TARGET = 1 << 14
 EXP_RANGE = (-8, 7)       # Loihi weight exponent range
+EXACT_EXP = -1            # the lowest weight exponent that keeps a sum of even mantissas exact
 BIAS_MANT_BITS = 13
 BIAS_EXP_MAX = 7          # 3-bit bias exponent
 SYN = 1 << neuron_int.ACT_SHIFT   # membrane units per synapse unit (Lava shifts a_in by 6)
@@ -184,9 +184,11 @@ def _membrane_scale(pop: Population, incoming: list, f: float, th: np.ndarray,
         return THRESHOLD_TARGET / float(th.max())
     peak = float(np.max(np.abs(first.weights.data))) * f / src_scale[first.src]
     e = round(math.log2(THRESHOLD_TARGET * peak / (MANTISSA * float(th.max()))))
-    # small weights against the threshold: raise θ rather than clip the weight exponent at −8
+    # small weights against the threshold: raise θ (up to vth's 17 bits) rather than give the
+    # weights an exponent below −1: the synapse sum is shifted right by −exp before it enters
+    # u << 6, so its low bits would be lost (even mantissas make a shift by 1 exact)
     ceiling = math.floor(math.log2(neuron_int.VTH_MAX * SYN * peak / (MANTISSA * float(th.max()))))
-    e = max(e, min(EXP_RANGE[0] + neuron_int.ACT_SHIFT, ceiling))
+    e = max(e, min(EXACT_EXP + neuron_int.ACT_SHIFT, ceiling))
     s_p = MANTISSA * 2.0 ** e / peak
     # another projection's largest weight must fit 254·2^7 too (a recurrent one, say):
     # halve the scale until it does (the first projection stays exact)

@@ -75,6 +75,7 @@ class PySJNeuronModelFixed(PyLoihiProcessModel):
     reset_interval: np.ndarray = LavaPyType(np.ndarray, int)
     depth: np.ndarray = LavaPyType(np.ndarray, int)
     strict: np.ndarray = LavaPyType(np.ndarray, int)
+    bias_current: np.ndarray = LavaPyType(np.ndarray, int)
 
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
@@ -86,7 +87,8 @@ class PySJNeuronModelFixed(PyLoihiProcessModel):
         return neuron_int.make(du=int(self.du[0]), dv=int(self.leak[0]),
                                threshold=th[0] if np.all(th == th[0]) else th, strict=bool(self.strict[0]),
                                v_reset=int(self.v_reset[0]), soft=soft,
-                               reset_by=self.reset_by.astype(np.int64) if soft else None)
+                               reset_by=self.reset_by.astype(np.int64) if soft else None,
+                               bias_current=bool(self.bias_current[0]))
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv().astype(np.int64)

@@ -120,6 +120,18 @@ def _fixed_point(report: Report, console: Console) -> None:
     if "integer_reference_bit_exact" in fx:
         ok = fx["integer_reference_bit_exact"]
         console.print(f"integer reference vs Lava fixed_pt: {'bit-exact' if ok else '[red]DIFFERS[/red]'}")
+    _neuron_kinds(q, console)
+
+
+def _neuron_kinds(q: dict, console: Console) -> None:
+    """Which populations are Lava's stock LIF and which are extended (not a stock Loihi neuron)."""
+    neurons = q.get("neurons", {})
+    stock = [n for n, d in neurons.items() if d["stock_loihi"]]
+    if stock:
+        console.print(f"stock Loihi LIF (Lava's bit-accurate model): {', '.join(stock)}")
+    for n, d in neurons.items():
+        if not d["stock_loihi"]:
+            console.print(f"[yellow]{n}: not a stock Loihi neuron[/yellow] ({'; '.join(d['reasons'])})")
 
 
 def _mapping(report: Report, console: Console) -> None:

@@ -140,9 +140,10 @@ class _Fixed(_Float):
     def neuron(self, name: str, pop: NeuronPopulation, sj, T: int) -> SJNeuron:
         qp, qbias = self.plan.fixed[name].params, self.plan.fixed[name].bias
         return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=qp.threshold,
-                        v_reset=None if qp.soft else qp.v_reset, leak=qp.dv,
+                        v_reset=None if qp.soft else qp.v_reset, leak=qp.dv, du=qp.du,
                         decay_input=sj.decay_input, bias=qbias, reset_interval=T,
-                        depth=pop.depth, reset_by=qp.reset_by, name=name)
+                        depth=pop.depth, strict=qp.strict, reset_by=qp.reset_by,
+                        bias_current=qp.bias_current, name=name)
 
     def readout(self, seq: np.ndarray) -> np.ndarray:
         return (seq + self.plan.output_qbias.reshape(1, 1, -1)) / self.plan.output_scale

@@ -1,14 +1,16 @@
 """What each neuron dynamics becomes on the integer datapath (Loihi-style, 12-bit decays).
 
 One entry per dynamics type: the factor folded into the incoming weights and bias
-(1/τ or q for ``decay_input``), the 12-bit membrane decay dv and the 12-bit current decay
-du (None: no current). The non-spiking NIR readouts are refused by name.
+(1/τ or q for ``decay_input``), the membrane decay dv (v·(4096 − dv) >> 12) and the current
+decay du in Lava's convention (u·(4096 − (du + 1)) >> 12; 4095: no current memory, u is this
+step's input). The non-spiking NIR readouts are refused by name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from snncompile.fixedpoint.neuron_int import DECAY_ONE, DU_NONE
 from snncompile.ir.dynamics import (
     IF,
     LI,
@@ -23,14 +25,12 @@ from snncompile.ir.dynamics import (
 )
 from snncompile.netlist.netlist import refusal
 
-DECAY_ONE = 1 << 12   # a decay of 1 in 12 bits (full decay)
-
 
 @dataclass(frozen=True)
 class IntDecay:
     input_factor: float      # folded into the weights and bias (decay_input)
-    dv: int                  # 12-bit membrane decay (0: no leak)
-    du: int | None = None    # 12-bit current decay of a current-based model
+    dv: int                  # 12-bit membrane decay (0: no leak; 4096: full decay, not stock)
+    du: int = DU_NONE        # Lava's current decay (DU_NONE: no current memory)
 
 
 INT_DECAY = DynamicsRegistry("fixed-point decay")
@@ -64,5 +64,6 @@ def _plif(p: PLIF) -> IntDecay:
 
 @INT_DECAY.register(CubaLIF)
 def _cubalif(p: CubaLIF) -> IntDecay:
+    # Lava decays u by (du + 1)/4096 (its ds_offset): du = 4096·q_s − 1
     return IntDecay(float(p.decay) if p.decay_input else 1.0, int(round(4096 * p.decay)),
-                    int(round(4096 * p.syn_decay)))
+                    int(round(4096 * p.syn_decay)) - 1)

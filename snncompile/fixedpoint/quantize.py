@@ -2,15 +2,23 @@
 
 Works on the Netlist, where each synapse is an entry of a projection matrix: that is
 what the chip stores. Per target population p a scale s_p maps its membrane potential to
-integers. Each projection's weights become 8-bit mantissas (even integers in [-254, 254],
-as Lava's mixed-sign synapses store them) with a shared exponent: W·s_p/s_src ≈ w·2^e.
+integers. The neuron follows Lava's bit-accurate LIF (:mod:`snncompile.fixedpoint.neuron_int`):
+the synapse sum is shifted left by 6 bits into the current, so a synapse delivers membrane
+units / 64. Each projection's weights become 8-bit mantissas (even integers in [-254, 254],
+as Lava's mixed-sign synapses store them) with a shared exponent: W·s_p/(64·s_src) ≈ w·2^e.
 The largest weight of the first projection into p maps exactly to 254·2^e, so ±α binary
 layers quantize without error; s_p is halved until every other projection's largest weight
-fits an exponent ≤ 7 (a recurrent projection may be much larger). Thresholds, reset potentials and soft-reset amounts become
-integers (θ·s_p, around 2^14; a soft-reset amount that is not an integer there is rounded
-and named in the warnings), biases 13-bit mantissas with an exponent, decays 12-bit (4096/τ). Inputs
-become 8-bit integers (a power-of-two scale). The 1/τ input factor of decay_input=True is
-folded into the weights first.
+fits an exponent ≤ 7 (a recurrent projection may be much larger). Thresholds become integers
+θ = θ_f·s_p around 2^14 (higher when the weights would need an exponent below −8); a neuron
+Lava's stock LIF can express (hard reset to 0, one threshold) gets vth with θ' = vth << 6:
+fire on h > θ' where θ' = 64·⌊θ/64⌋ (strict) or 64·⌊(θ − 1)/64⌋ (``>=``: h ≥ θ ⟺ h > θ − 1),
+exact on membranes that are multiples of 64 (integrate-and-fire), a threshold rounding of
+< 64/2^14 otherwise. Other neurons (soft reset, v_r ≠ 0, per-neuron thresholds, full decay)
+keep their exact integer rule as :class:`~snncompile.fixedpoint.neuron_int.ExtendedLIF`,
+named in the report as not stock Loihi neurons. Soft-reset amounts become integers (one that
+is not an integer at the scale is rounded and named in the warnings), biases 13-bit
+mantissas with a 3-bit exponent, decays 12-bit (4096/τ). Inputs become 8-bit integers (a
+power-of-two scale). The 1/τ input factor of decay_input=True is folded into the weights first.
 """
 
 from __future__ import annotations
@@ -22,8 +30,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import scipy.sparse as sp
 
-from snncompile.fixedpoint.dynamics_int import INT_DECAY
-from snncompile.fixedpoint.neuron_int import IntNeuronParams
+from snncompile.fixedpoint import neuron_int
+from snncompile.fixedpoint.dynamics_int import INT_DECAY, IntDecay
 from snncompile.netlist import (
     OUTPUT,
     DelayPopulation,
@@ -42,7 +50,10 @@ from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
 MANTISSA = 254            # largest even 8-bit mixed-sign weight mantissa
 THRESHOLD_TARGET = 1 << 14
 EXP_RANGE = (-8, 7)       # Loihi weight exponent range
+EXACT_EXP = -1            # the lowest weight exponent that keeps a sum of even mantissas exact
 BIAS_MANT_BITS = 13
+BIAS_EXP_MAX = 7          # 3-bit bias exponent
+SYN = 1 << neuron_int.ACT_SHIFT   # membrane units per synapse unit (Lava shifts a_in by 6)
 WARN_REL_ERROR = 0.01
 
 
@@ -64,11 +75,18 @@ class QuantInfo:
     errors: list[LayerError] = field(default_factory=list)
     output_scale: float | None = None
     notes: list[str] = field(default_factory=list)   # neuron parameters rounded (soft-reset amounts)
+    extended: dict[str, list[str]] = field(default_factory=dict)   # not a stock Loihi neuron: why
+    stock: list[str] = field(default_factory=list)                 # populations of Lava's stock LIF
 
     def to_dict(self) -> dict:
         return {"input_scale": self.input_scale, "input_rel_error": self.input_rel_error,
                 "population_scales": self.scales, "output_scale": self.output_scale,
                 "layers": [e.__dict__ for e in self.errors],
+                "stock_loihi": not self.extended,
+                "neurons": {**{n: {"stock_loihi": True, "dynamics": "LoihiLIF"} for n in self.stock},
+                            **{n: {"stock_loihi": False, "dynamics": "ExtendedLIF",
+                                   "note": "not a stock Loihi neuron", "reasons": r}
+                               for n, r in self.extended.items()}},
                 "warnings": [e.warning for e in self.errors if e.warning] + self.notes}
 
 
@@ -96,8 +114,9 @@ def _bias_int(b: np.ndarray) -> np.ndarray:
     """13-bit mantissa << exponent, as Loihi stores biases."""
     limit = (1 << (BIAS_MANT_BITS - 1)) - 1
     peak = float(np.max(np.abs(b))) if b.size else 0.0
-    exp = max(0, math.ceil(math.log2(peak / limit))) if peak > limit else 0
-    return (np.round(b / 2 ** exp).astype(np.int64) << exp).astype(np.int64)
+    exp = min(max(0, math.ceil(math.log2(peak / limit))), BIAS_EXP_MAX) if peak > limit else 0
+    mant = np.clip(np.round(b / 2 ** exp), -limit - 1, limit).astype(np.int64)
+    return (mant << exp).astype(np.int64)
 
 
 QUANTIZE = PopulationRegistry("fixed-point quantization")   # (name, pop, _Quant) → its FixedPoint or None
@@ -156,6 +175,29 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[FixedNetlist, Qu
     return q, info
 
 
+def _membrane_scale(pop: Population, incoming: list, f: float, th: np.ndarray,
+                    src_scale: dict[str, float]) -> float:
+    """s_p: the first projection's largest weight is 254·2^e synapse units (exact), θ near
+    2^14, every exponent within [−8, 7] where the threshold range allows."""
+    first = next((p for p in incoming if p.weights.nnz), None)
+    if first is None:
+        return THRESHOLD_TARGET / float(th.max())
+    peak = float(np.max(np.abs(first.weights.data))) * f / src_scale[first.src]
+    e = round(math.log2(THRESHOLD_TARGET * peak / (MANTISSA * float(th.max()))))
+    # small weights against the threshold: raise θ (up to vth's 17 bits) rather than give the
+    # weights an exponent below −1: the synapse sum is shifted right by −exp before it enters
+    # u << 6, so its low bits would be lost (even mantissas make a shift by 1 exact)
+    ceiling = math.floor(math.log2(neuron_int.VTH_MAX * SYN * peak / (MANTISSA * float(th.max()))))
+    e = max(e, min(EXACT_EXP + neuron_int.ACT_SHIFT, ceiling))
+    s_p = MANTISSA * 2.0 ** e / peak
+    # another projection's largest weight must fit 254·2^7 too (a recurrent one, say):
+    # halve the scale until it does (the first projection stays exact)
+    largest = max(float(np.max(np.abs(p.weights.data))) * f / src_scale[p.src] for p in incoming if p.weights.nnz)
+    while largest * s_p / SYN > MANTISSA * 2.0 ** EXP_RANGE[1]:
+        s_p /= 2.0
+    return s_p
+
+
 @QUANTIZE.register(InputPopulation, ProductPopulation)
 def _integers_already(name: str, pop: Population, ctx: _Quant) -> None:
     """The input (scaled by ``input_scale``) and products of integers need no parameters."""
@@ -164,37 +206,45 @@ def _integers_already(name: str, pop: Population, ctx: _Quant) -> None:
 
 @QUANTIZE.register(NeuronPopulation, OrPopulation)
 def _neurons(name: str, pop: NeuronPopulation, ctx: _Quant) -> FixedPoint:
-    """A scale s_p for the membrane; the weights into it, thresholds, resets, bias in its units."""
+    """Scale, weights, bias and the integer dynamics of one neuron population."""
     q, src_scale, info = ctx.q, ctx.src_scale, ctx.info
     incoming = q.into(name)
     decay = INT_DECAY(pop.params)(pop.params)
     f = decay.input_factor
-    th = np.broadcast_to(np.asarray(pop.params.v_threshold, dtype=np.float64), (pop.size,))
-    first = next((p for p in incoming if p.weights.nnz), None)
-    if first is not None:
-        peak = float(np.max(np.abs(first.weights.data))) * f / src_scale[first.src]
-        e = round(math.log2(THRESHOLD_TARGET * peak / (MANTISSA * float(th.max()))))
-        s_p = MANTISSA * 2.0 ** e / peak
-        # another projection's largest weight must fit 254·2^7 too (a recurrent one, say):
-        # halve the scale until it does (the first projection stays exact)
-        largest = max(float(np.max(np.abs(p.weights.data))) * f / src_scale[p.src] for p in incoming
-                      if p.weights.nnz)
-        while largest * s_p > MANTISSA * 2.0 ** EXP_RANGE[1]:
-            s_p /= 2.0
-    else:
-        s_p = THRESHOLD_TARGET / float(th.max())
+    th = np.broadcast_to(np.asarray(pop.params.v_threshold, dtype=np.float64).reshape(-1), (pop.size,))
+    s_p = _membrane_scale(pop, incoming, f, th, src_scale)
     info.scales[name] = s_p
     for proj in incoming:
-        _quantize_projection(proj, f * s_p / src_scale[proj.src], info)
-    vr = pop.params.v_reset
-    return FixedPoint(scale=s_p, bias=_bias_int(np.asarray(pop.bias, dtype=np.float64) * f * s_p),
-                      params=IntNeuronParams(dv=decay.dv, threshold=np.round(th * s_p).astype(np.int64)
-                                             + int(pop.params.strict),  # h > θ ⟺ h ≥ θ + 1
-                                             v_reset=0 if vr is None else int(round(vr * s_p)),
-                                             soft=vr is None,
-                                             reset_by=None if vr is not None else
-                                             _reset_by_int(name, pop, th, s_p, info),
-                                             du=decay.du))
+        _quantize_projection(proj, f * s_p / (SYN * src_scale[proj.src]), info)
+    bias = _bias_int(np.asarray(pop.bias, dtype=np.float64) * f * s_p)
+    # a current-based neuron's bias feeds its current (I accumulates it); Lava adds a bias to v
+    in_current = decay.du != neuron_int.DU_NONE and bool(np.any(bias))
+    params = _int_neuron(name, pop, decay, th, s_p, in_current, info)
+    if params.stock:
+        info.stock.append(name)
+    else:
+        info.extended[name] = list(params.reasons)
+    return FixedPoint(scale=s_p, bias=bias, params=params)
+
+
+def _int_neuron(name: str, pop: Population, decay: IntDecay, th: np.ndarray, s_p: float, bias_current: bool,
+                info: QuantInfo) -> neuron_int.IntNeuron:
+    """Lava's stock LIF when the neuron is one up to the threshold rounding (hard reset to 0,
+    one threshold), else the exact :class:`~snncompile.fixedpoint.neuron_int.ExtendedLIF`."""
+    p = pop.params
+    vr = p.v_reset
+    theta = np.round(th * s_p).astype(np.int64)
+    t = int(theta[0]) - (0 if p.strict else 1)          # h ≥ θ ⟺ h > θ − 1 on integers
+    if vr is not None and round(vr * s_p) == 0 and np.all(theta == theta[0]) and t >= 0 and not bias_current:
+        vth = t >> neuron_int.VTH_SHIFT
+        cand = neuron_int.make(du=decay.du, dv=decay.dv, threshold=vth << neuron_int.VTH_SHIFT, strict=True)
+        if cand.stock:
+            return cand
+    one = theta[0] if np.all(theta == theta[0]) else theta
+    return neuron_int.make(du=decay.du, dv=decay.dv, threshold=one, strict=bool(p.strict),
+                           v_reset=0 if vr is None else int(round(vr * s_p)), soft=vr is None,
+                           reset_by=None if vr is not None else _reset_by_int(name, pop, th, s_p, info),
+                           bias_current=bias_current)
 
 
 @QUANTIZE.register(DelayPopulation)

@@ -91,7 +91,7 @@ class FixedPoint:
     """Integer parameters of a quantized population (see snncompile.fixedpoint)."""
 
     scale: float                      # membrane units per float unit
-    params: object                    # IntNeuronParams (None for a delay)
+    params: object                    # neuron_int.IntNeuron (None for a delay)
     bias: np.ndarray                  # integer bias per kept neuron
 
 

@@ -13,7 +13,8 @@ recurrent loop runs without a population waiting for one that waits for it.
 Float kernels sum in float64 in the order of Lava's ``Sparse`` (per target, sources in
 ascending index) and read spikes event-driven: only sources that fired touch their
 synapses. Fixed-point kernels follow Lava's bit-accurate datapath: integer mantissas,
-sum, shift by ``weight_exp``, then :func:`snncompile.fixedpoint.neuron_int.step`.
+sum, shift by ``weight_exp``, then :func:`snncompile.fixedpoint.neuron_int.step` (Lava's
+bit-accurate LIF: the sum enters the current, the bias the membrane).
 
 The same kernels run inside the fused Lava processes (one kernel per process), the
 integer reference simulator and the one-process floor of the benchmark.
@@ -108,8 +109,10 @@ class Numerics:
     def initial_state(self, params: dynamics.Dynamics, batch: int, size: int) -> object:
         return dynamics.initial_state(params, np.full((batch, size), params.v_init, dtype=np.float64))
 
-    def neuron_step(self, v: object, drive: np.ndarray, params: dynamics.Dynamics) -> tuple[np.ndarray, object]:
-        return dynamics.step(v, drive, params)
+    def neuron_step(self, v: object, synaptic: np.ndarray, bias: np.ndarray,
+                    params: dynamics.Dynamics) -> tuple[np.ndarray, object]:
+        """One step from the synapse sum and the bias (float: both are the drive)."""
+        return dynamics.step(v, synaptic + bias, params)
 
     def scaled(self, vals: np.ndarray, scale: float) -> np.ndarray:
         """A product operand times its constant factor."""
@@ -135,11 +138,13 @@ class IntNumerics(Numerics):
     def bias(self, pop: Population) -> np.ndarray:
         return np.asarray(self.net.fixed[pop.name].bias, dtype=np.int64)
 
-    def initial_state(self, params: neuron_int.IntNeuronParams, batch: int, size: int) -> object:
-        return neuron_int.initial_state(params, np.full((batch, size), params.v_reset, dtype=np.int64))
+    def initial_state(self, params: neuron_int.IntNeuron, batch: int, size: int) -> object:
+        return neuron_int.initial_state(params, batch, size)
 
-    def neuron_step(self, v: object, drive: np.ndarray, params: neuron_int.IntNeuronParams) -> tuple[np.ndarray, object]:
-        return neuron_int.step(v, drive, params)
+    def neuron_step(self, v: object, synaptic: np.ndarray, bias: np.ndarray,
+                    params: neuron_int.IntNeuron) -> tuple[np.ndarray, object]:
+        """Lava's bit-accurate LIF: the synapse sum enters the current, the bias the membrane."""
+        return neuron_int.step(v, synaptic, bias, params)
 
     def scaled(self, vals: np.ndarray, scale: float) -> np.ndarray:
         return vals   # fixed point: the scales live in the next weights
@@ -196,11 +201,15 @@ class Kernel:
     def reset(self, batch: int) -> None:
         """Start a new batch of ``batch`` samples."""
 
-    def drive(self, inputs: list[np.ndarray]) -> np.ndarray:
+    def synaptic(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """The sum of every projection's output (no bias)."""
         acc = np.zeros((inputs[0].shape[0] if inputs else 1, self.size), dtype=self.num.dtype)
         for port, syn in self.synapses:
             acc += syn(inputs[port])
-        return acc + self.bias
+        return acc
+
+    def drive(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self.synaptic(inputs) + self.bias
 
     def step(self, inputs: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
@@ -217,14 +226,14 @@ class Kernel:
 class NeuronKernel(Kernel):
     """Neurons: drive, then one step of their dynamics (float or integer)."""
 
-    params: object = None                       # Dynamics (float) or IntNeuronParams (fixed)
+    params: object = None                       # Dynamics (float) or neuron_int.IntNeuron (fixed)
     v: object = None
 
     def reset(self, batch: int) -> None:
         self.v = self.num.initial_state(self.params, batch, self.size)
 
     def step(self, inputs: list[np.ndarray]) -> np.ndarray:
-        s, self.v = self.num.neuron_step(self.v, self.drive(inputs), self.params)
+        s, self.v = self.num.neuron_step(self.v, self.synaptic(inputs), self.bias, self.params)
         return s
 
 

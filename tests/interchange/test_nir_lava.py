@@ -82,7 +82,10 @@ def test_stock_emission_refuses_nir_dynamics_and_fixed_point_runs_cubalif(tmp_pa
     hidden = next(n for n, p in qnet.populations.items()
                   if isinstance(p, NeuronPopulation) and isinstance(p.params, CubaLIF))
     qp = qnet.fixed[hidden].params
-    assert qp.du == round(4096 * net.populations[hidden].params.syn_decay) and qp.dv > 0
+    # Lava decays u by (du + 1)/4096: du = 4096·q_s − 1; NIR's bias feeds the current, Lava's the
+    # membrane: exact only as an extended (not stock) neuron
+    assert qp.du == round(4096 * net.populations[hidden].params.syn_decay) - 1 and qp.dv > 0
+    assert qp.bias_current and not qp.stock and any("bias" in r for r in qp.reasons)
     ints = stages.integer_reference(qnet, x)
     ref = run(x)
     agree = float(np.mean(qnet.populations[hidden].expand(ints[hidden]) == ref["1"].reshape(20, 8, -1)))

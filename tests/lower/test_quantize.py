@@ -5,7 +5,6 @@ import pytest
 from equivalence import run_all
 from nets import TicketNet, binary_spike_inputs, conv_net, snntorch_soft_reset_net
 
-from snncompile.fixedpoint import neuron_int
 from snncompile.fixedpoint.quantize import input_scale, quantize_plan
 from snncompile.ir.dynamics import IF, LIF
 from snncompile.lower import lower
@@ -49,22 +48,28 @@ def test_decays_and_thresholds():
     _, g, plan = _plan(conv_net("s"), x, (1, 8, 8))
     q, _ = quantize_plan(plan, x)
     dv = {n: f.params.dv for n, f in q.fixed.items() if f.params}
+    du = {f.params.du for f in q.fixed.values() if f.params}
+    assert du == {4095}                                # no current: u = this step's input (Lava's du + 1)
     assert dv["neuron_2"] == 2048                      # LIF τ=2
     assert dv["neuron_6"] == 0                         # IF
     assert dv["neuron_11"] == round(4096 / 3.0)        # PLIF init_tau=3 → sigmoid(w)=1/3
     assert q.fixed["neuron_6"].params.soft
 
 
-def test_integer_neuron_semantics():
-    p = neuron_int.IntNeuronParams(dv=2048, threshold=np.array(100), v_reset=-20, soft=False)
-    v = np.array([0, 0, 0, 90])
-    s, v2 = neuron_int.step(v, np.array([109, 110, 111, 100]), p)
-    # h = v - trunc((v - vr)·2048/4096) + x: leak 10 from v=0, 55 from v=90; fire on h >= 100
-    assert list(s) == [0, 1, 1, 1]
-    assert list(v2) == [99, -20, -20, -20]
-    soft = neuron_int.IntNeuronParams(dv=0, threshold=np.array(100), v_reset=0, soft=True)
-    s, v2 = neuron_int.step(np.array([50, 2 ** 23 - 5]), np.array([60, 100]), soft)
-    assert list(s) == [1, 1] and list(v2) == [10, 2 ** 23 - 1 - 100]   # saturates at 2^23 - 1
+def test_report_names_stock_loihi_and_extended_neurons():
+    """A hard-reset-to-0 LIF is Lava's stock LIF; soft reset and v_r ≠ 0 are extended, named with why."""
+    x = np.random.default_rng(1).random((4, 3, 1, 8, 8))
+    _, _, plan = _plan(conv_net("s"), x, (1, 8, 8))
+    q, info = quantize_plan(plan, x)
+    neurons = info.to_dict()["neurons"]
+    assert neurons["neuron_2"] == {"stock_loihi": True, "dynamics": "LoihiLIF"}
+    assert type(q.fixed["neuron_2"].params).__name__ == "LoihiLIF"
+    assert q.fixed["neuron_2"].params.threshold % 64 == 0          # vth << 6
+    for name, why in (("neuron_6", "soft"), ("neuron_11", "reset to")):
+        d = neurons[name]
+        assert not d["stock_loihi"] and d["note"] == "not a stock Loihi neuron"
+        assert any(why in r for r in d["reasons"]), d
+    assert info.to_dict()["stock_loihi"] is False
 
 
 @pytest.mark.parametrize("make,shape", [(lambda: conv_net("s"), (1, 8, 8)), (TicketNet, (1, 8, 8))])
@@ -89,7 +94,7 @@ def test_soft_reset_amount_quantizes_to_an_integer_and_rounding_is_warned():
         lif_name, lif, iff = names[LIF], q.fixed[names[LIF]], q.fixed[names[IF]]
         p = lif.params
         assert p.soft and np.all(p.reset_by == np.round(lif.scale / beta))
-        assert np.all(p.threshold == np.round(lif.scale) + 1)       # strict: h > θ ⟺ h ≥ θ + 1
+        assert p.strict and np.all(p.threshold == np.round(lif.scale))      # fires on h > θ
         assert np.all(iff.params.reset_by == 0)
         notes = [w for w in info.to_dict()["warnings"] if "soft-reset amount" in w]
         assert bool(notes) == rounded and (not rounded or lif_name in notes[0])

@@ -75,3 +75,17 @@ def test_profiles_mark_unverified_figures(tmp_path):
     with pytest.raises(SnnCompileError, match="unknown chip profile"):
         load_chip("loihi9")
     assert np.isfinite(cmap.to_dict()["layers"][0]["utilisation"]["neurons"])
+
+
+def test_loihi2_splits_a_layer_above_its_neurons_per_core_and_says_the_limit_is_unverified():
+    """Loihi 2 places 8,192 neurons per core (the profile's unverified figure): 9,000 IF
+    neurons with 2 inputs each (42 bits of synapses: memory never binds) need two cores."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 9000), neuron.IFNode()).eval()
+    chip = load_chip("loihi2")
+    cmap = map_to_cores(plan_of(model, (2,)), chip)
+    cores = [c for c in cmap.cores if c.layer == "neuron_1"]
+    assert [c.neurons for c in cores] == [chip.neurons_per_core, 9000 - chip.neurons_per_core]
+    assert cores[0].bound == "neurons" and cores[0].synapse_bits == chip.neurons_per_core * 2 * (8 + 13)
+    report = cmap.to_dict()
+    assert "neurons_per_core" in report["unverified"] and report["chips"] == 1

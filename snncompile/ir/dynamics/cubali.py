@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from snncompile.ir.dynamics.base import Dynamics, charge_mul, check_fraction
+from snncompile.ir.dynamics.cuba import CurrentBased
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class CubaLI(Dynamics):
+class CubaLI(CurrentBased):
     """Current-based leaky integrator, I[0] = 0, q_s = ``syn_decay``, q = ``decay`` (both in [0, 1]):
 
         I[t] = I[t−1] − I[t−1]·q_s + X[t]
@@ -18,25 +18,6 @@ class CubaLI(Dynamics):
         V[t] = H[t],  y[t] = V[t]          (no threshold, no reset; outputs the membrane)
     """
 
-    decay: float = 0.5
-    syn_decay: float = 0.5
-    decay_input: bool = True
     name: ClassVar[str] = "cubali"
     title: ClassVar[str] = "CUBALI"
     spiking: ClassVar[bool] = False
-    current_based: ClassVar[bool] = True
-    leaky: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_fraction(self.name, "decay", self.decay)
-        check_fraction(self.name, "syn_decay", self.syn_decay)
-
-    def charge(self, v: Any, x: Any) -> Any:
-        return charge_mul(v, x, self.v_init, self.decay, self.decay_input)
-
-    def leak_text(self) -> str:
-        return f" q={self.decay:.4g} q_syn={self.syn_decay:.4g}"
-
-    def input_text(self) -> str:
-        return f" decay_input={self.decay_input}"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from snncompile.ir.dynamics.base import Firing, charge_mul, check_fraction
+from snncompile.ir.dynamics.base import Firing
+from snncompile.ir.dynamics.cuba import CurrentBased
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class CubaLIF(Firing):
+class CubaLIF(CurrentBased, Firing):
     """Current-based LIF: a synaptic current I (I[0] = 0, q_s = ``syn_decay`` ∈ [0, 1]) feeds
     the membrane (q = ``decay`` ∈ [0, 1]), which reads the new current:
 
@@ -20,24 +21,5 @@ class CubaLIF(Firing):
     then fire and reset V as :class:`~snncompile.ir.dynamics.base.Firing`; I is never reset.
     """
 
-    decay: float = 0.5
-    syn_decay: float = 0.5
-    decay_input: bool = True
     name: ClassVar[str] = "cubalif"
     title: ClassVar[str] = "CUBALIF"
-    current_based: ClassVar[bool] = True
-    leaky: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_fraction(self.name, "decay", self.decay)
-        check_fraction(self.name, "syn_decay", self.syn_decay)
-
-    def charge(self, v: Any, x: Any) -> Any:
-        return charge_mul(v, x, self.v_init, self.decay, self.decay_input)
-
-    def leak_text(self) -> str:
-        return f" q={self.decay:.4g} q_syn={self.syn_decay:.4g}"
-
-    def input_text(self) -> str:
-        return f" decay_input={self.decay_input}"

@@ -33,7 +33,7 @@ def step(v: Any, x: Any, p: Dynamics) -> tuple[Any, Any]:
     """
     if p.current_based:
         v, i = v
-        i = i - i * p.syn_decay + x
+        i = p.current(i, x)
         h = p.charge(v, i)
         if not p.spiking:
             return h, (h, i)

@@ -55,12 +55,14 @@ class PySJNeuronModelFloat(PyLoihiProcessModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PySJNeuronModelFixed(PyLoihiProcessModel):
-    """Integer datapath (see ``snncompile.fixedpoint.neuron_int``): ``leak`` holds the 12-bit decay
-    dv, ``v_th``/``bias``/``v_reset``/``reset_by`` integer values from the quantizer."""
+    """Integer datapath: :func:`snncompile.fixedpoint.neuron_int.step` (Lava's bit-accurate LIF,
+    or its extended form). ``leak`` holds dv, ``du`` Lava's current decay, ``v_th`` the integer
+    threshold θ in membrane units; ``bias``/``v_reset``/``reset_by`` integers from the quantizer."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     v_th: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     v_reset: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
@@ -68,19 +70,36 @@ class PySJNeuronModelFixed(PyLoihiProcessModel):
     soft_reset: np.ndarray = LavaPyType(np.ndarray, int)
     model_code: np.ndarray = LavaPyType(np.ndarray, int)
     leak: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=13)
+    du: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=13)
     decay_input: np.ndarray = LavaPyType(np.ndarray, int)
     reset_interval: np.ndarray = LavaPyType(np.ndarray, int)
     depth: np.ndarray = LavaPyType(np.ndarray, int)
-    strict: np.ndarray = LavaPyType(np.ndarray, int)  # already in v_th: the quantizer adds 1
+    strict: np.ndarray = LavaPyType(np.ndarray, int)
+    bias_current: np.ndarray = LavaPyType(np.ndarray, int)
+
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self.params: neuron_int.IntNeuron | None = None
+
+    def _params(self) -> neuron_int.IntNeuron:
+        soft = bool(self.soft_reset[0])
+        th = self.v_th.astype(np.int64)
+        return neuron_int.make(du=int(self.du[0]), dv=int(self.leak[0]),
+                               threshold=th[0] if np.all(th == th[0]) else th, strict=bool(self.strict[0]),
+                               v_reset=int(self.v_reset[0]), soft=soft,
+                               reset_by=self.reset_by.astype(np.int64) if soft else None,
+                               bias_current=bool(self.bias_current[0]))
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv().astype(np.int64)
+        if self.params is None:   # Vars are set once the model runs: read them at the first step
+            self.params = self._params()
         interval = int(self.reset_interval[0])
         if interval and (self.time_step - 1 - int(self.depth[0])) % interval == 0:
             self.v[:] = self.v_reset[0]
-        p = neuron_int.IntNeuronParams(dv=int(self.leak[0]), threshold=self.v_th.astype(np.int64),
-                                       v_reset=int(self.v_reset[0]), soft=bool(self.soft_reset[0]),
-                                       reset_by=self.reset_by.astype(np.int64))
-        s, v = neuron_int.step(self.v.astype(np.int64), a_in + self.bias.astype(np.int64), p)
+            self.u[:] = 0
+        s, (v, u) = neuron_int.step((self.v.astype(np.int64), self.u.astype(np.int64)), a_in,
+                                    self.bias.astype(np.int64), self.params)
         self.v[:] = v
+        self.u[:] = u
         self.s_out.send(s)

@@ -7,6 +7,9 @@ subtraction (of ``reset_by``, per neuron; v_th when None), and charges as IF, LI
 This process carries those parameters; the float model computes the same update as the
 reference simulator (``snncompile.ir.dynamics.step``); ``model_code`` comes from
 ``backends.lava.dynamics.SJ_PARAMS``.
+The fixed_pt model steps :func:`snncompile.fixedpoint.neuron_int.step`: Lava's bit-accurate
+LIF (current ``u`` with decay ``du``, the synapse sum shifted by 6) for a stock neuron, the
+same datapath with the extensions above for an extended one.
 
 Between samples the membrane is reset to its initial value at every step ``g`` with
 ``(g - depth) % interval == 0``: ``depth`` is the population's latency in steps, so a
@@ -25,7 +28,8 @@ class SJNeuron(AbstractProcess):
     def __init__(self, *, shape: tuple[int, ...], model_code: int, v_threshold, v_reset: float | None,
                  leak: float = 1.0, decay_input: bool = True, bias=0.0,
                  reset_interval: int = 0, depth: int = 0, strict: bool = False,
-                 reset_by=None, name: str | None = None) -> None:
+                 reset_by=None, du: int = 4095, bias_current: bool = False,
+                 name: str | None = None) -> None:
         super().__init__(shape=shape, name=name)
         n = int(np.prod(shape))
         v0 = 0.0 if v_reset is None else float(v_reset)
@@ -46,4 +50,8 @@ class SJNeuron(AbstractProcess):
         self.decay_input = Var(shape=(1,), init=np.array([int(decay_input)]))
         self.reset_interval = Var(shape=(1,), init=np.array([int(reset_interval)]))
         self.depth = Var(shape=(1,), init=np.array([int(depth)]))
-        self.strict = Var(shape=(1,), init=np.array([int(strict)]))  # fire on v > v_th (float model)
+        self.strict = Var(shape=(1,), init=np.array([int(strict)]))  # fire on v > v_th
+        # fixed_pt only: Lava's current u and its decay du (4095: u is this step's input)
+        self.u = Var(shape=shape, init=np.zeros(shape))
+        self.du = Var(shape=(1,), init=np.array([int(du)]))
+        self.bias_current = Var(shape=(1,), init=np.array([int(bias_current)]))   # bias into u, not v

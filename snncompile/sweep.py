@@ -35,6 +35,7 @@ from typing import Any
 
 from snncompile import schema
 from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.limits import check_regular_file
 
 COLUMNS = ("model", "passes", "precision", "cost_model", "status", "accuracy", "spike_agreement",
            "prediction_agreement", "snn_energy_nj", "ann_energy_nj", "energy_ratio", "synapses",
@@ -73,7 +74,7 @@ _SPEC = {
 
 def load_spec(path: str | Path) -> Spec:
     """Read and check a sweep spec; expand model globs (relative to the spec's folder)."""
-    path = Path(path)
+    path = check_regular_file(path, "sweep spec")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

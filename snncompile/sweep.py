@@ -68,8 +68,11 @@ _SPEC = {
     "timeout": schema.Field("float", 0, 7 * 24 * 3600.0, lo_open=True), "simulate": schema.Field("bool"),
     "input": schema.Field("str"), "models": schema.Field("strings", required=True),
     "passes": schema.Field("strings"), "precision": schema.Field("strings"),
-    "cost_models": schema.Field("strings"), "arch": None,
+    "cost_models": schema.Field("strings"), "arch": None, "max_cells": schema.Field("int", 1),
 }
+# A grid beyond this many cells (models × passes × precisions × cost models) is refused:
+# it is almost always a glob or list mistake, and would queue work for days. `max_cells` raises it.
+MAX_CELLS = 2000
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -109,6 +112,7 @@ def load_spec(path: str | Path) -> Spec:
         models += found
         if not found:
             unmatched.append(pattern)
+    _check_grid(path, data, len(dict.fromkeys(models)), len(precisions))
     arch_of = {str((root / k).resolve()): v for k, v in arch.items()}
     from snncompile.api import defaults  # the CLI's and the API's defaults, here too
 
@@ -123,6 +127,16 @@ def load_spec(path: str | Path) -> Spec:
         raise SnnCompileError(f"sweep spec {path}: no models", 'list them: models = ["a.pt", "b*.pt"]',
                               EXIT_USAGE)
     return Spec(cells, root, unmatched)
+
+
+def _check_grid(path: Path, data: dict[str, Any], models: int, precisions: int) -> None:
+    """Refuse a grid above the cell limit before any cell is built or queued."""
+    n = models * len(data.get("passes") or [1]) * precisions * len(data.get("cost_models") or [1])
+    limit = int(data.get("max_cells", MAX_CELLS))
+    if n > limit:
+        raise SnnCompileError(f"sweep spec {path}: the grid has {n:,} cells, above the limit of {limit:,}",
+                              f"check the model globs and lists, or raise the limit with max_cells = {n} "
+                              "in the spec", EXIT_USAGE)
 
 
 def _passes(spec: str) -> list[str] | None:

@@ -132,6 +132,15 @@ def io_header(shape: tuple[int, ...]) -> bytes:
     return buf.getvalue()
 
 
+def sweep_grid(passes: int, extra: str = "") -> Callable[[Path], None]:
+    """A spec whose pass list alone makes ``passes`` cells (one model, one precision)."""
+    def setup(d: Path) -> None:
+        (d / "a.pt").write_bytes(b"")
+        names = ", ".join(f'"p{i}"' for i in range(passes))
+        (d / "s.toml").write_text(f'models = ["a.pt"]\nsimulate = false\npasses = [{names}]\n{extra}')
+    return setup
+
+
 def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
     def setup(d: Path) -> None:
         for s in setups:
@@ -195,6 +204,9 @@ CASES = [
     Case("nir-fifo", G, 2, "FIFO", fifo("g.nir")),
     Case("input-fifo", [M, "--input", "x.npy"], 2, "FIFO", fifo("x.npy")),
     Case("sweep-spec-fifo", ["sweep", "s.toml"], 2, "FIFO", fifo("s.toml")),
+    # sweeps
+    Case("sweep-grid-above-limit", ["sweep", "s.toml"], 2, "max_cells", sweep_grid(2001)),
+    Case("sweep-grid-above-own-limit", ["sweep", "s.toml"], 2, "above the limit of 3", sweep_grid(4, "max_cells = 3\n")),
     # declared sizes beyond the budget: refused by the header, nothing allocated
     Case("npy-header-1e13", [M, "--input", "x.npy"], 2, "memory", npy_header("x.npy", (10 ** 13, 1, 8, 8))),
     Case("npz-header-1e13", [M, "--input", "x.npz"], 2, "memory", npz_header),

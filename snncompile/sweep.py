@@ -103,9 +103,10 @@ def load_spec(path: str | Path) -> Spec:
         raise SnnCompileError(f"sweep spec {path}: precision {bad[0]!r}", 'use "float" and/or "fixed"',
                               EXIT_USAGE)
     simulate = bool(data.get("simulate", True))
-    if simulate and not data.get("input"):
-        raise SnnCompileError(f"sweep spec {path}: simulate = true needs an input file",
-                              'add input = "inputs.npz" (or simulate = false)', EXIT_USAGE)
+    if not data.get("input"):   # without simulation the SNN energy still needs spikes: the reference's
+        raise SnnCompileError(f"sweep spec {path}: no input file (simulate = {str(simulate).lower()}); every "
+                              "cell needs one: the SNN energy is estimated from the spikes on it",
+                              'add input = "inputs.npz" to the spec', EXIT_USAGE)
     models, unmatched = [], []
     for pattern in data["models"]:
         found = sorted(glob.glob(str(root / pattern)))

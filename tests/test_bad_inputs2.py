@@ -137,7 +137,7 @@ def sweep_grid(passes: int, extra: str = "") -> Callable[[Path], None]:
     def setup(d: Path) -> None:
         (d / "a.pt").write_bytes(b"")
         names = ", ".join(f'"p{i}"' for i in range(passes))
-        (d / "s.toml").write_text(f'models = ["a.pt"]\nsimulate = false\npasses = [{names}]\n{extra}')
+        (d / "s.toml").write_text(f'models = ["a.pt"]\ninput = "x.npz"\nsimulate = false\npasses = [{names}]\n{extra}')
     return setup
 
 
@@ -207,6 +207,8 @@ CASES = [
     # sweeps
     Case("sweep-grid-above-limit", ["sweep", "s.toml"], 2, "max_cells", sweep_grid(2001)),
     Case("sweep-grid-above-own-limit", ["sweep", "s.toml"], 2, "above the limit of 3", sweep_grid(4, "max_cells = 3\n")),
+    Case("sweep-no-input-simulate-false", ["sweep", "s.toml"], 2, "input =", lambda d: (d / "s.toml").write_text(
+        'models = ["a.pt"]\nsimulate = false\n')),
     # declared sizes beyond the budget: refused by the header, nothing allocated
     Case("npy-header-1e13", [M, "--input", "x.npy"], 2, "memory", npy_header("x.npy", (10 ** 13, 1, 8, 8))),
     Case("npz-header-1e13", [M, "--input", "x.npz"], 2, "memory", npz_header),

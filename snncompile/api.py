@@ -21,6 +21,7 @@ from snncompile.frontend.nir_import import is_nir
 from snncompile.fsutil import check_destination, check_folder, staged_outputs
 from snncompile.inputs import InputData, load_inputs
 from snncompile.ir import IRGraph, Neuron, save_ir
+from snncompile.limits import check_memory
 from snncompile.mapping import load_chip, map_to_cores
 from snncompile.memory import return_large_frees
 from snncompile.netlist import Netlist
@@ -210,7 +211,9 @@ def compile(model: str | Path, target: str = "lava", **kwargs) -> Report:
     values = None
     if x is None:  # nothing runs: the estimate needs only the IR, so the netlist can go
         net = qnet = None
-    else:
+    else:   # the reference keeps every neuron's values per step: refuse a run that cannot fit first
+        check_memory(f"simulating {T} steps × {x.shape[1]} samples of {report.graph['neurons']:,} neurons",
+                     (x.size + T * x.shape[1] * report.graph["neurons"]) * 8 * 2, "pass fewer --steps or --samples")
         ref = stages.reference(graph, x)
         values = ref.values
         torch64 = stages.run_source(tr, graph, x) if needs_source else None

@@ -212,6 +212,7 @@ CASES = [
     # declared sizes beyond the budget: refused by the header, nothing allocated
     Case("npy-header-1e13", [M, "--input", "x.npy"], 2, "memory", npy_header("x.npy", (10 ** 13, 1, 8, 8))),
     Case("npz-header-1e13", [M, "--input", "x.npz"], 2, "memory", npz_header),
+    Case("steps-beyond-memory", [M, "--input", X, "--steps", "5000", "--target", "energy"], 2, "--steps"),
     Case("npz-zip-bomb", [M, "--input", "x.npz"], 2, "memory", zip_bomb),
 ]
 

@@ -221,9 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(as_json, exc.message, exc.hint, exc.exit_code)
     except BrokenPipeError:
         return _closed_stdout()
-    except KeyboardInterrupt:
-        err.print("[red]interrupted[/red]")
-        return _fail(as_json, "interrupted", "", 130)
+    except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM/SIGHUP during a Lava run: 128 + the signal
+        signum = getattr(exc, "signum", 2)
+        err.print(f"[red]interrupted[/red] ({exc or 'SIGINT'})")
+        return _fail(as_json, "interrupted", "", 128 + signum)
     except Exception as exc:  # a bug in snncompile: still one clear line without --debug
         hint = "rerun with --debug and report the traceback"
         if debug:

@@ -19,6 +19,7 @@ from snncompile import apicheck, schema, targets
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.fsutil import check_destination, check_folder, staged_outputs
 from snncompile.inputs import InputData, from_arrays, load_inputs
+from snncompile.limits import check_memory
 from snncompile.targets import TargetSpec
 
 # The pipeline (torch, the backends) loads on the first call, not on import: the CLI reads
@@ -302,7 +303,9 @@ def _compile(model: Any, opt: Options) -> Report:
     values = None
     if x is None:  # nothing runs: the estimate needs only the IR, so the netlist can go
         net = qnet = None
-    else:
+    else:   # the reference keeps every neuron's values per step: refuse a run that cannot fit first
+        check_memory(f"simulating {T} steps × {x.shape[1]} samples of {report.graph['neurons']:,} neurons",
+                     (x.size + T * x.shape[1] * report.graph["neurons"]) * 8 * 2, "pass fewer --steps or --samples")
         ref = stages.reference(graph, x)
         values = ref.values
         torch64 = stages.run_source(tr, graph, x) if needs_source else None

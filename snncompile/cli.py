@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from snncompile import targets
-from snncompile.errors import EXIT_BACKEND, EXIT_MISMATCH, EXIT_USAGE, SnnCompileError
+from snncompile.errors import EXIT_BACKEND, EXIT_MISMATCH, EXIT_PIPE, EXIT_USAGE, SnnCompileError
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -255,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug, as_json = "--debug" in argv, "--json" in argv
     from rich.console import Console
+    from rich.markup import escape
 
     err = Console(stderr=True, soft_wrap=True)
     try:
@@ -262,9 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(argv, err)
     except SnnCompileError as exc:
         return _user_error(err, exc, debug, as_json)
-    except KeyboardInterrupt:
-        err.print("[red]interrupted[/red]")
-        return _fail(as_json, "interrupted", "", 130)
+    except BrokenPipeError:
+        return _closed_stdout()
+    except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM/SIGHUP during a Lava run: 128 + the signal
+        signum = getattr(exc, "signum", 2)
+        err.print(f"[red]interrupted[/red] ({escape(str(exc) or 'SIGINT')})")
+        return _fail(as_json, "interrupted", "", 128 + signum)
     except Exception as exc:  # a bug in snncompile: still one clear line without --debug
         known = _missing_dependency(exc)
         if known is not None:
@@ -273,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             err.print_exception()
         else:
-            err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+            err.print(f"[red]internal error:[/red] {escape(f'{type(exc).__name__}: {exc}')}", highlight=False)
             err.print(f"  [bold]hint:[/bold] {hint}", highlight=False)
         return _fail(as_json, f"internal error: {type(exc).__name__}: {exc}", hint, 1)
 
@@ -307,21 +311,15 @@ def _dispatch(argv: list[str], err) -> int:
 
 def _emit(report, args, err) -> int:
     """Print the report (JSON or tables); a failed --check still prints it, then exits 4."""
+    from rich.markup import escape
+
     mismatch = getattr(args, "check", False) and not _all_agree(report)
-    if args.json:
-        text = report.to_json()
-        if mismatch:  # still one object: the report, with the error beside it
-            text = json.dumps({**json.loads(text), **_error_doc(_MISMATCH, _MISMATCH_HINT, EXIT_MISMATCH)})
-        sys.stdout.write(text + "\n")
-    else:
-        from rich.console import Console
-
-        from snncompile.render import render
-
-        out = Console()
-        if not out.is_terminal:  # pipes and files get a wide table instead of wrapped cells
-            out = Console(width=150)
-        render(report, out, verbose=args.verbose)
+    try:
+        _print_report(report, args, mismatch)
+    except OSError as exc:   # stdout closed (EPIPE) or full (ENOSPC on /dev/full, a full disk)
+        if not isinstance(exc, BrokenPipeError):
+            err.print(f"[red]error:[/red] cannot write to stdout: {escape(exc.strerror or str(exc))}")
+        return _closed_stdout()
     if mismatch:
         err.print(f"[red]error:[/red] {_MISMATCH}")
         err.print(f"  [bold]hint:[/bold] {_MISMATCH_HINT}", highlight=False)
@@ -362,11 +360,46 @@ def _error_doc(message: str, hint: str, code: int) -> dict:
     return {"error": message, "hint": hint, "exit_code": code}
 
 
+def _print_report(report, args: argparse.Namespace, mismatch: bool) -> None:
+    if sys.stdout is None:   # started with stdout closed (`>&-`)
+        raise BrokenPipeError("stdout is closed")
+    if args.json:
+        text = report.to_json()
+        if mismatch:  # still one object: the report, with the error beside it
+            text = json.dumps({**json.loads(text), **_error_doc(_MISMATCH, _MISMATCH_HINT, EXIT_MISMATCH)})
+        sys.stdout.write(text + "\n")
+    else:
+        from rich.console import Console
+
+        from snncompile.render import render
+
+        out = Console()
+        if not out.is_terminal:  # pipes and files get a wide table instead of wrapped cells
+            out = Console(width=150)
+        render(report, out, verbose=args.verbose)
+    sys.stdout.flush()   # a full or closed stdout fails here, inside the handler, not at exit
+
+
 def _fail(as_json: bool, message: str, hint: str, code: int) -> int:
     """With --json a failure is one JSON object on stdout too (scripts read stdout)."""
-    if as_json:
-        sys.stdout.write(json.dumps(_error_doc(message, hint, code)) + "\n")
+    if as_json and sys.stdout is not None:
+        try:
+            sys.stdout.write(json.dumps(_error_doc(message, hint, code)) + "\n")
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):   # ValueError: stdout already closed
+            _closed_stdout()
     return code
+
+
+def _closed_stdout() -> int:
+    """The reader of stdout went away (``| head``, a closed pipe): exit quietly, and point
+    stdout at /dev/null so the interpreter's final flush does not raise again."""
+    try:
+        if sys.stdout is not None:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_PIPE
 
 
 def _run_compile(args: argparse.Namespace, err) -> object:

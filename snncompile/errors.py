@@ -22,3 +22,4 @@ EXIT_UNSUPPORTED = 3    # model uses something we cannot compile
 EXIT_UNSAFE = 4         # checkpoint would execute untrusted code
 EXIT_BACKEND = 5        # the target failed or timed out
 EXIT_MISMATCH = 6       # --check-equivalence found differing spikes
+EXIT_PIPE = 141         # stdout was closed or full (128 + SIGPIPE, as a shell reports it)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.limits import check_array_file, check_regular_file
 from snncompile.schema import numeric_array, reading_arrays
 
 
@@ -42,7 +43,7 @@ class InputData:
 
 def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None) -> InputData:
     """Read ``x`` (and ``y``) from .npy or .npz; decide static vs sequence by rank."""
-    path = Path(path)
+    path = check_regular_file(path, "input file")
     if not path.exists():
         raise SnnCompileError(f"input file not found: {path}",
                               "pass a .npy array or an .npz with keys x (and y)", EXIT_USAGE)
@@ -50,6 +51,7 @@ def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None) -> InputD
         raise SnnCompileError(f"input file {path} is not a .npy or .npz file",
                               "save the inputs with np.save(path.npy, x) or np.savez(path.npz, x=x, y=y)",
                               EXIT_USAGE)
+    check_array_file(path, "input file")
     with reading_arrays(path, "input file", fix="store numeric arrays: a .npy array or an .npz with keys "
                         "x (and y), e.g. np.savez(path, x=x.astype(np.float32), y=y)"):
         data = np.load(path, allow_pickle=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape as _e
 from rich.table import Table
 
 from snncompile.energy.render import fmt_n, fmt_pj
@@ -21,13 +22,13 @@ def render(report: Report, console: Console, verbose: bool = False) -> None:
     _mapping(report, console)
     _energy(report, console, verbose)
     for k, v in report.outputs.items():
-        console.print(f"wrote {k}: {v}")
+        console.print(f"wrote {k}: {_e(str(v))}")
     for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"[yellow]note:[/yellow] {_e(note)}")
 
 
 def _layers(report: Report, console: Console, verbose: bool) -> None:
-    t = Table(title=f"{report.model} → {report.target}" + (f"  (T={report.steps})" if report.steps else ""),
+    t = Table(title=f"{_e(str(report.model))} → {report.target}" + (f"  (T={report.steps})" if report.steps else ""),
               title_justify="left")
     for col, just in (("layer", "left"), ("op", "left"), ("shape", "left"), ("neurons", "right"),
                       ("synapses", "right"), ("dense", "right"), ("sparsity", "right"),
@@ -36,9 +37,9 @@ def _layers(report: Report, console: Console, verbose: bool) -> None:
     for r in report.layers:
         if not verbose and r.op in ("reshape", "output", "input") and not r.neurons:
             continue
-        t.add_row(r.name, r.op, "×".join(map(str, r.shape)), _n(r.neurons) if r.neurons else "",
+        t.add_row(_e(r.name), r.op, "×".join(map(str, r.shape)), _n(r.neurons) if r.neurons else "",
                   _n(r.synapses) if r.synapses_dense else "", _n(r.synapses_dense) if r.synapses_dense else "",
-                  f"{r.sparsity:.1%}" if r.sparsity is not None else "", r.detail)
+                  f"{r.sparsity:.1%}" if r.sparsity is not None else "", _e(r.detail))
     g = report.graph
     t.add_section()
     sp = 1 - g["synapses"] / g["synapses_dense"] if g["synapses_dense"] else 0.0
@@ -55,7 +56,7 @@ def _passes(report: Report, console: Console, verbose: bool) -> None:
             pt.add_column(col, justify="left" if col in ("pass", "notes") else "right")
         for st in report.passes:
             pt.add_row(st["name"], _n(st["nodes_fused"]), _n(st["nodes_removed"]), _n(st["synapses_removed"]),
-                       _n(st["neurons_removed"]), _n(st["bits_saved"]), "\n".join(st["notes"]))
+                       _n(st["neurons_removed"]), _n(st["bits_saved"]), _e("\n".join(st["notes"])))
         console.print(pt)
     elif report.passes:
         done = [s["name"] for s in report.passes]
@@ -107,7 +108,7 @@ def _fixed_point(report: Report, console: Console) -> None:
         dst = e["projection"].split("→")[-1]
         agree = per_layer.get(dst)
         style = "yellow" if e["warning"] else ""
-        ft.add_row(e["projection"], str(e["weight_exp"]), f"{e['rel_weight_error']:.2%}",
+        ft.add_row(_e(e["projection"]), str(e["weight_exp"]), f"{e['rel_weight_error']:.2%}",
                    f"{e['max_abs_error_lsb']:.2f}", str(e["saturated"]),
                    "" if agree is None else f"{agree:.4f}", style=style)
     console.print(ft)
@@ -145,12 +146,12 @@ def _mapping(report: Report, console: Console) -> None:
         mt.add_column(col, justify="left" if col in ("layer", "binding limit") else "right")
     for row in mp["layers"]:
         u = row["utilisation"]
-        mt.add_row(row["layer"], str(row["cores"]), _n(row["neurons"]), _n(row["synapse_bits"]),
+        mt.add_row(_e(row["layer"]), str(row["cores"]), _n(row["neurons"]), _n(row["synapse_bits"]),
                    f"{u['neurons']:.0%}", f"{u['input_axons']:.0%}", f"{u['synapse_bits']:.0%}",
                    f"{u['output_axons']:.0%}", row["binding_limit"])
     console.print(mt)
     if mp["unmapped"]:
-        console.print(f"  not mappable to cores (custom processes): {', '.join(mp['unmapped'])}")
+        console.print(f"  not mappable to cores (custom processes): {_e(', '.join(mp['unmapped']))}")
     if mp["unverified"]:
         console.print(f"  [yellow]UNVERIFIED profile figures:[/yellow] {', '.join(mp['unverified'])}")
 
@@ -191,11 +192,11 @@ def render_sweep(result: dict, console: Console) -> None:
         return "" if v is None else format(v, fmt)
 
     for i, r in enumerate(result["rows"]):
-        t.add_row("*" if i in front else "", r["model"], r["passes"] or "", r["precision"] or "",
+        t.add_row("*" if i in front else "", _e(r["model"]), _e(r["passes"] or ""), r["precision"] or "",
                   r["cost_model"] or "", num(r["accuracy"], ".4f"), num(r["spike_agreement"], ".6f"),
                   num(r["snn_energy_nj"], ".2f"), num(r["ann_energy_nj"], ".2f"), num(r["energy_ratio"], ".2f"),
-                  "" if r["synapses"] is None else fmt_n(r["synapses"]), r["error"] or "")
+                  "" if r["synapses"] is None else fmt_n(r["synapses"]), _e(r["error"] or ""))
     console.print(t)
     console.print("* on the accuracy–energy Pareto front")
     for name, path in (result.get("outputs") or {}).items():
-        console.print(f"wrote {name}: {path}")
+        console.print(f"wrote {name}: {_e(str(path))}")

@@ -35,6 +35,7 @@ from typing import Any
 
 from snncompile import schema
 from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.limits import check_regular_file
 
 COLUMNS = ("model", "passes", "precision", "cost_model", "status", "accuracy", "spike_agreement",
            "prediction_agreement", "snn_energy_nj", "ann_energy_nj", "energy_ratio", "synapses",
@@ -67,13 +68,16 @@ _SPEC = {
     "timeout": schema.Field("float", 0, 7 * 24 * 3600.0, lo_open=True), "simulate": schema.Field("bool"),
     "input": schema.Field("str"), "models": schema.Field("strings", required=True),
     "passes": schema.Field("strings"), "precision": schema.Field("strings"),
-    "cost_models": schema.Field("strings"), "arch": None,
+    "cost_models": schema.Field("strings"), "arch": None, "max_cells": schema.Field("int", 1),
 }
+# A grid beyond this many cells (models × passes × precisions × cost models) is refused:
+# it is almost always a glob or list mistake, and would queue work for days. `max_cells` raises it.
+MAX_CELLS = 2000
 
 
 def load_spec(path: str | Path) -> Spec:
     """Read and check a sweep spec; expand model globs (relative to the spec's folder)."""
-    path = Path(path)
+    path = check_regular_file(path, "sweep spec")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -99,15 +103,17 @@ def load_spec(path: str | Path) -> Spec:
         raise SnnCompileError(f"sweep spec {path}: precision {bad[0]!r}", 'use "float" and/or "fixed"',
                               EXIT_USAGE)
     simulate = bool(data.get("simulate", True))
-    if simulate and not data.get("input"):
-        raise SnnCompileError(f"sweep spec {path}: simulate = true needs an input file",
-                              'add input = "inputs.npz" (or simulate = false)', EXIT_USAGE)
+    if not data.get("input"):   # without simulation the SNN energy still needs spikes: the reference's
+        raise SnnCompileError(f"sweep spec {path}: no input file (simulate = {str(simulate).lower()}); every "
+                              "cell needs one: the SNN energy is estimated from the spikes on it",
+                              'add input = "inputs.npz" to the spec', EXIT_USAGE)
     models, unmatched = [], []
     for pattern in data["models"]:
         found = sorted(glob.glob(str(root / pattern)))
         models += found
         if not found:
             unmatched.append(pattern)
+    _check_grid(path, data, len(dict.fromkeys(models)), len(precisions))
     arch_of = {str((root / k).resolve()): v for k, v in arch.items()}
     from snncompile.api import defaults  # the CLI's and the API's defaults, here too
 
@@ -122,6 +128,16 @@ def load_spec(path: str | Path) -> Spec:
         raise SnnCompileError(f"sweep spec {path}: no models", 'list them: models = ["a.pt", "b*.pt"]',
                               EXIT_USAGE)
     return Spec(cells, root, unmatched)
+
+
+def _check_grid(path: Path, data: dict[str, Any], models: int, precisions: int) -> None:
+    """Refuse a grid above the cell limit before any cell is built or queued."""
+    n = models * len(data.get("passes") or [1]) * precisions * len(data.get("cost_models") or [1])
+    limit = int(data.get("max_cells", MAX_CELLS))
+    if n > limit:
+        raise SnnCompileError(f"sweep spec {path}: the grid has {n:,} cells, above the limit of {limit:,}",
+                              f"check the model globs and lists, or raise the limit with max_cells = {n} "
+                              "in the spec", EXIT_USAGE)
 
 
 def _passes(spec: str) -> list[str] | None:

@@ -118,6 +118,6 @@ def test_sweep_cells_default_like_the_cli(tmp_path):
     from snncompile.sweep import load_spec
 
     (tmp_path / "m.pt").write_bytes(b"")
-    (tmp_path / "s.toml").write_text('models = ["m.pt"]\nsimulate = false\n')
+    (tmp_path / "s.toml").write_text('models = ["m.pt"]\ninput = "x.npz"\nsimulate = false\n')
     (cell,) = load_spec(tmp_path / "s.toml").cells
     assert cell.timeout == defaults()["timeout"] and cell.cost_models == [defaults()["energy_model"]]

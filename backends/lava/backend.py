@@ -14,8 +14,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +47,36 @@ def _require_lava() -> None:
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    try:
+    try:   # the whole group: the worker's Lava processes outlive a worker killed on its own
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during a run: unwinds like Ctrl-C, so the worker's process group is
+    killed and the temporary folder removed (the default action would exit on the spot)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _signals_unwind() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 EMISSIONS = ("fused", "stock")
@@ -76,7 +103,7 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
                       "run late)", "use --emit fused")
     _require_lava()
     T, N = x.shape[:2]
-    with tempfile.TemporaryDirectory(prefix="snncompile-lava-") as tmp:
+    with _signals_unwind(), tempfile.TemporaryDirectory(prefix="snncompile-lava-") as tmp:
         job = Path(tmp)
         with open(job / "job.pkl", "wb") as fh:
             pickle.dump({"plan": plan, "x": np.asarray(x, np.float64), "record": record, "emit": emit,
@@ -84,6 +111,7 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        env["TMPDIR"] = tmp   # Lava's pymp-* folders go inside ours: removed with it, whatever happens
         proc = subprocess.Popen([sys.executable, "-m", "backends.lava.worker", str(job)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                 start_new_session=True, text=True)
@@ -119,6 +147,7 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
                 if parts[:1] == ["progress"] and progress:
                     progress(int(parts[1]), int(parts[2]))
             proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            _kill(proc)   # a worker that died (even by SIGKILL) leaves Lava processes holding the pipes
             err_chunks.append(proc.stderr.read())
         except subprocess.TimeoutExpired:
             _kill(proc)

@@ -16,6 +16,7 @@ from torch import nn
 
 from snncompile import schema
 from snncompile.errors import EXIT_UNSAFE, EXIT_USAGE, SnnCompileError
+from snncompile.limits import check_regular_file
 
 # Modules whose classes may be unpickled without --trust-pickle: building them runs no
 # user code. Unsupported layers still load and are rejected later with a precise message.
@@ -81,6 +82,7 @@ _LEGACY_MAGIC = bytes.fromhex("6cfc9c46f9206aa85019")  # torch.save's pre-1.6 ma
 
 
 def _check_readable(path: Path, trust_pickle: bool = False) -> None:
+    check_regular_file(path, "model file")
     if not path.exists():
         raise SnnCompileError(f"model file not found: {path}",
                               "check the path; a checkpoint is a file written by torch.save",

@@ -47,9 +47,11 @@ import networkx as nx
 import numpy as np
 
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
+from snncompile.frontend.nir_check import check_declared_sizes, check_dt, check_nodes, check_shape
 from snncompile.frontend.nir_nodes import META_KEY, UNIT_TOL, Builder, as_array, table, unsupported
 from snncompile.ir import IRGraph
 from snncompile.ir.nodes import Input
+from snncompile.limits import check_regular_file
 
 __all__ = ["META_KEY", "Imported", "flatten_graph", "import_nir", "is_nir", "read_graph"]
 
@@ -62,7 +64,7 @@ def read_graph(path: str | Path) -> Any:
     """``nir.read`` with type checks, then without (files of older NIR versions)."""
     import nir
 
-    path = Path(path)
+    path = check_regular_file(path, "NIR graph")
     if not path.is_file():
         raise SnnCompileError(f"NIR file not found: {path}", "check the path", EXIT_USAGE)
     try:
@@ -73,6 +75,7 @@ def read_graph(path: str | Path) -> Any:
                                   EXIT_USAGE)
     except ImportError:  # nir needs h5py: nir.read below says so
         pass
+    check_declared_sizes(path)
     errors = []
     for type_check in (True, False):
         try:
@@ -131,6 +134,7 @@ def import_nir(path: str | Path, *, dt: float | None = None,
 
     raw = read_graph(path)
     nodes, edges = flatten_graph(raw)
+    check_nodes(nodes)
     g = _edge_graph(path, nodes, edges)
     ins = [n for n, v in nodes.items() if isinstance(v, nir.Input) and g.in_degree(n) == 0]
     outs = [n for n, v in nodes.items() if isinstance(v, nir.Output) and g.out_degree(n) == 0]
@@ -179,7 +183,7 @@ def _convert(b: Builder, g: nx.DiGraph, nodes: dict[str, Any], start: str, input
             raise unsupported(name, f"{type(node).__name__} has no mapping to snncompile's IR",
                               "supported: " + ", ".join(sorted(c.__name__ for c in table())))
         if name == start:
-            shape = tuple(int(v) for v in (input_shape or np.asarray(node.input_type["input"]).ravel()))
+            shape = check_shape(name, "input shape", input_shape or node.input_type["input"])
             b.names[name] = b.g.add(b.g.unique_name(name), Input(shape, name))
             b.g.input_shape = shape
             continue
@@ -222,28 +226,40 @@ def _delayed(steps: int | np.ndarray) -> bool:
     return bool(np.max(steps) > 0)
 
 
-def _out_shape(b: Builder, g: nx.DiGraph, nodes: dict[str, Any], name: str,
-               _seen: frozenset = frozenset()) -> tuple[int, ...]:
+def _out_shape(b: Builder, g: nx.DiGraph, nodes: dict[str, Any], name: str) -> tuple[int, ...]:
     """The per-sample output shape of NIR node ``name``: as built; for an elementwise node (a
-    neuron, Scale, Delay) its input's; else as the node declares it."""
+    neuron, Scale, Delay) its input's; else as the node declares it. Walked with a stack, not
+    recursion: a loop may pass through thousands of elementwise nodes."""
     import nir
 
-    if name in b.names:
-        return b.shape(b.names[name])
-    node = nodes[name]
     elementwise = (nir.IF, nir.LIF, nir.CubaLIF, nir.Threshold, nir.LI, nir.I, nir.CubaLI, nir.Scale, nir.Delay)
-    if isinstance(node, elementwise) and name not in _seen:
-        for p in g.predecessors(name):
-            try:
-                return _out_shape(b, g, nodes, p, _seen | {name})
-            except SnnCompileError:
-                continue
+    stack, seen = [name], set()
+    while stack:
+        n = stack.pop()
+        if n in b.names:
+            return b.shape(b.names[n])
+        if n in seen:
+            continue
+        seen.add(n)
+        if isinstance(nodes[n], elementwise):
+            stack.extend(reversed([p for p in g.predecessors(n) if p not in seen]))
+            continue
+        declared = _declared_shape(nodes[n])
+        if declared is not None:
+            return declared
+    declared = _declared_shape(nodes[name])
+    if declared is None:
+        raise unsupported(name, "its output shape is needed to delay it (it closes a recurrent loop) but "
+                          "the node declares none", "re-export the graph with a current nir (output_type set)")
+    return declared
+
+
+def _declared_shape(node: Any) -> tuple[int, ...] | None:
     declared = getattr(node, "output_type", None) or {}
     shape = next(iter(declared.values()), None) if isinstance(declared, dict) else None
     shape = np.asarray(shape if shape is not None else []).ravel()
-    if shape.size == 0 or np.any(shape <= 0):
-        raise unsupported(name, "its output shape is needed to delay it (it closes a recurrent loop) but "
-                          "the node declares none", "re-export the graph with a current nir (output_type set)")
+    if shape.size == 0 or shape.dtype.kind not in "iuf" or np.any(shape <= 0):
+        return None
     return tuple(int(v) for v in shape)
 
 
@@ -315,10 +331,10 @@ def _time_step(nodes: dict[str, Any], dt: float | None, raw: Any) -> float | Non
     import nir
 
     if dt is not None:
-        return float(dt)
+        return check_dt(dt, "--nir-dt")
     stored = (getattr(raw, "metadata", None) or {}).get(f"{META_KEY}.dt")
     if stored is not None:
-        return float(np.asarray(stored))
+        return check_dt(stored, f"the NIR graph's {META_KEY}.dt metadata")
     lifs = {n: v for n, v in nodes.items() if isinstance(v, (nir.LIF, nir.LI, nir.CubaLIF, nir.CubaLI))}
     if not lifs:
         return None
@@ -333,6 +349,6 @@ def _time_step(nodes: dict[str, Any], dt: float | None, raw: Any) -> float | Non
     if guesses:
         d = np.concatenate(guesses)
         if np.allclose(d, d[0], rtol=UNIT_TOL):
-            return float(d[0])
+            return check_dt(d[0], "the NIR graph's time step τ/r (from its leaky neurons)")
     raise SnnCompileError("the NIR graph has leaky neurons but stores no time step dt",
                           "pass --nir-dt (Norse exports with dt=0.001, snnTorch with 0.0001)", EXIT_USAGE)

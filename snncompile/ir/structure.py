@@ -13,6 +13,7 @@ loops.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,22 +79,54 @@ def is_population(graph: IRGraph, name: str) -> bool:
     return isinstance(node, (Input, Neuron, MatMul, Delay)) or (isinstance(node, Pool2d) and node.mode == "max")
 
 
-def spike_valued(graph: IRGraph, name: str, _seen: frozenset = frozenset()) -> bool:
+def _all_sources(graph: IRGraph, name: str, step: Callable[[str, Node], bool | list[str]]) -> bool:
+    """True if every path back from ``name`` ends where ``step`` says True. ``step`` returns a
+    verdict for a node, or the inputs to follow through it. A loop that returns to a node on the
+    current path (no neuron on it) is False. Walked with a stack, not recursion: graphs imported
+    from NIR can be thousands of nodes deep."""
+    on_path: set[str] = set()
+    done: set[str] = set()
+    stack: list[tuple[str, bool]] = [(name, False)]
+    while stack:
+        n, leaving = stack.pop()
+        if leaving:
+            on_path.discard(n)
+            done.add(n)
+            continue
+        if n in on_path:
+            return False
+        if n in done:
+            continue
+        verdict = step(n, graph.node(n))
+        if isinstance(verdict, bool):
+            if not verdict:
+                return False
+            done.add(n)
+            continue
+        on_path.add(n)
+        stack.append((n, True))
+        stack.extend((s, False) for s in reversed(verdict))
+    return True
+
+
+def _passes_through(node: Node) -> bool:
+    return isinstance(node, (Reshape, Mask, Transpose, Slice, Delay)) or (isinstance(node, Pool2d)
+                                                                         and passes_values(node))
+
+
+def spike_valued(graph: IRGraph, name: str) -> bool:
     """True if ``name``'s values are spikes or sums of spikes (known from the graph)."""
-    node = graph.node(name)
-    if name in _seen:          # a loop of sums with no neuron on it: not known to be spikes
+    def step(n: str, node: Node) -> bool | list[str]:
+        if isinstance(node, Neuron):
+            return node.emits_spikes   # LI / integrators output their membrane value
+        if _passes_through(node):
+            return graph.inputs(n)[:1]
+        if isinstance(node, (Add, Concat)):
+            return list(graph.inputs(n))
+        if isinstance(node, MatMul) and node.mode == "hadamard":   # AND of spikes
+            return binary_spikes(graph, n)
         return False
-    seen = _seen | {name}
-    if isinstance(node, Neuron):
-        return node.emits_spikes   # LI / integrators output their membrane value
-    if isinstance(node, (Reshape, Mask, Transpose, Slice, Delay)) or (isinstance(node, Pool2d)
-                                                                     and passes_values(node)):
-        return spike_valued(graph, graph.inputs(name)[0], seen)
-    if isinstance(node, (Add, Concat)):
-        return all(spike_valued(graph, s, seen) for s in graph.inputs(name))
-    if isinstance(node, MatMul) and node.mode == "hadamard":   # AND of spikes
-        return all(binary_spikes(graph, s, seen) for s in graph.inputs(name))
-    return False
+    return _all_sources(graph, name, step)
 
 
 def passes_values(node: Pool2d) -> bool:
@@ -101,22 +134,19 @@ def passes_values(node: Pool2d) -> bool:
     return node.mode == "max" or (node.kernel == (1, 1) and node.padding == (0, 0))
 
 
-def binary_spikes(graph: IRGraph, name: str, _seen: frozenset = frozenset()) -> bool:
+def binary_spikes(graph: IRGraph, name: str) -> bool:
     """True if ``name``'s values are 0/1 spikes (not sums of them): what OR can max-pool."""
-    node = graph.node(name)
-    if name in _seen:
+    def step(n: str, node: Node) -> bool | list[str]:
+        if isinstance(node, Neuron):
+            return node.emits_spikes
+        if _passes_through(node):
+            return graph.inputs(n)[:1]
+        if isinstance(node, Concat) or (isinstance(node, MatMul) and node.mode == "hadamard"):
+            return list(graph.inputs(n))   # concat / AND of spikes
+        if isinstance(node, Scale) and (node.factor, node.offset) in ((1.0, 0.0), (-1.0, 1.0)):
+            return graph.inputs(n)[:1]     # s or NOT s = 1 − s
         return False
-    seen = _seen | {name}
-    if isinstance(node, Neuron):
-        return node.emits_spikes
-    if isinstance(node, (Reshape, Mask, Transpose, Slice, Delay)) or (isinstance(node, Pool2d)
-                                                                     and passes_values(node)):
-        return binary_spikes(graph, graph.inputs(name)[0], seen)
-    if isinstance(node, Concat) or (isinstance(node, MatMul) and node.mode == "hadamard"):
-        return all(binary_spikes(graph, s, seen) for s in graph.inputs(name))   # concat / AND of spikes
-    if isinstance(node, Scale) and (node.factor, node.offset) in ((1.0, 0.0), (-1.0, 1.0)):
-        return binary_spikes(graph, graph.inputs(name)[0], seen)              # s or NOT s = 1 − s
-    return False
+    return _all_sources(graph, name, step)
 
 
 def every(shape: tuple[int, ...]) -> np.ndarray:

@@ -343,7 +343,7 @@ def test_render_and_plot(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(Figure, "savefig", failing_savefig)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(SnnCompileError, match="disk full"):
         plot_energy(e, tmp_path / "broken.png")
     assert not (tmp_path / "broken.png").exists() and not list(tmp_path.glob(".tmp-*"))
 

@@ -1,0 +1,123 @@
+"""Process hygiene of Lava runs (issue #27 items 5 and 7): a worker killed with SIGKILL is
+detected within seconds (not at --timeout); SIGTERM/SIGHUP to the CLI stops every child and
+removes every temporary folder; a run that hits --timeout ends with exit 5. Every case checks
+that no process of the worker's group and no file in TMPDIR is left."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+M, X = str(ROOT / "models" / "digits_scnn.pt"), str(ROOT / "models" / "digits_test.npz")
+
+pytestmark = pytest.mark.lava
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_run():
+    """A failing case must not leave its CLI run behind."""
+    started: list[subprocess.Popen] = []
+    _STARTED.append(started)
+    yield
+    _STARTED.pop()
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+_STARTED: list[list[subprocess.Popen]] = []
+
+
+def _start(tmp: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
+    proc = subprocess.Popen([sys.executable, "-m", "snncompile", M, "--input", X, "--simulate", "--samples",
+                             "100", "--steps", "50", "--json", *extra], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _STARTED[-1].append(proc)
+    return proc
+
+
+def _worker(proc: subprocess.Popen, timeout: float = 300) -> int:
+    """The pid of the CLI's Lava worker, once it has started its Lava processes."""
+    cli_pid, end = proc.pid, time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert proc.poll() is None, f"the run ended before its Lava worker was seen: {proc.communicate()}"
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == cli_pid and b"backends.lava.worker" in cmd:
+                if _group_size(int(pid)) > 1:   # the runtime is up: its processes share the group
+                    return int(pid)
+        time.sleep(0.2)
+    raise AssertionError("no Lava worker started")
+
+
+def _group_size(pgid: int) -> int:
+    n = 0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.getpgid(int(pid)) == pgid:
+                    n += 1
+            except OSError:
+                pass
+    return n
+
+
+def _assert_clean(tmp: Path, pgid: int) -> None:
+    end = time.monotonic() + 5
+    while _group_size(pgid) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert _group_size(pgid) == 0, "Lava processes left running"
+    _assert_no_temp(tmp)
+
+
+def _assert_no_temp(tmp: Path) -> None:
+    """Ours and Lava's temporary folders are gone (torch may keep its compile cache there)."""
+    left = [p.name for p in tmp.iterdir() if p.name.startswith(("pymp-", "snncompile-lava-"))]
+    assert left == [], f"left in TMPDIR: {left}"
+
+
+def test_worker_killed_is_detected_promptly(tmp_path):
+    proc = _start(tmp_path, "--timeout", "600")
+    worker = _worker(proc)
+    os.kill(worker, signal.SIGKILL)
+    t0 = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 30, "the dead worker was waited for"
+    assert proc.returncode == 5 and "Traceback" not in err
+    assert "Lava" in json.loads(out.strip().splitlines()[-1])["error"]
+    _assert_clean(tmp_path, worker)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["SIGTERM", "SIGHUP", "SIGINT"])
+def test_signal_stops_children_and_cleans_up(sig, tmp_path):
+    proc = _start(tmp_path, "--timeout", "600")
+    worker = _worker(proc)
+    os.kill(proc.pid, sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig and "Traceback" not in err
+    _assert_clean(tmp_path, worker)
+
+
+def test_run_hitting_timeout(tmp_path):
+    proc = _start(tmp_path, "--timeout", "3")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 5 and "Traceback" not in err
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert "--timeout" in doc["hint"] and doc["exit_code"] == 5
+    _assert_no_temp(tmp_path)

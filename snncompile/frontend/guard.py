@@ -151,8 +151,10 @@ def _same_fields(node: Conv2d | Linear, m: nn.Module) -> bool:
     """For a stock layer, its forward is F.conv2d/F.linear of its own fields: the IR node
     computes the same iff the fields are equal (exactly, weights included). Comparing them
     costs one read per weight, no arithmetic (the probe below needs float64 copies)."""
-    if node.mask is not None or node.gain is not None or not _equal(node.weight, m.weight):
+    if node.gain is not None or not _equal(node.weight, m.weight):
         return False
+    if node.mask is not None and not (node.mask.shape == node.weight.shape and (node.mask | (node.weight == 0)).all()):
+        return False   # a masked-off nonzero weight: the layer computes with it, the IR without
     if not _equal(node.bias, m.bias):
         return False
     if isinstance(node, Linear):

@@ -64,6 +64,23 @@ def test_guard_catches_a_wrong_weight_capture_of_a_layer(monkeypatch):
         trace_model(_ws_net(), (3, 8, 8))
 
 
+def test_guard_catches_a_mask_capture_that_drops_nonzero_weights_of_a_stock_layer(monkeypatch):
+    """The stock-layer shortcut (fields equal) must not hide a mask that cuts live weights."""
+    right = synapses.synapse_weights
+
+    def half_masked(cx, m, path):
+        w, mask = right(cx, m, path)
+        if path != "3":
+            return w, mask
+        cut = np.ones(w.shape, dtype=bool)
+        cut[:, ::2] = False
+        return w, cut                       # the weights stay, but half of them are masked off
+
+    monkeypatch.setattr(synapses, "synapse_weights", half_masked)
+    with pytest.raises(SnnCompileError, match=r"`3` does not compute.*\(Linear\).*largest difference"):
+        trace_model(_ws_net(), (3, 8, 8))
+
+
 class _MaskedConv(nn.Conv2d):
     def __init__(self, *a, **kw) -> None:
         super().__init__(*a, **kw)

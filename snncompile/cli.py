@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -38,7 +39,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="unpickle classes outside torch/spikingjelly (runs the file's code)")
     p.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="per-sample input shape")
     p.add_argument("--nir-dt", type=float, metavar="DT", help="time step of a .nir graph's leaky neurons "
-                   "(Norse exports with 0.001; snnTorch's τ/r is used when not given; see docs/nir.md)")
+                   "(the step the exporting code simulated with; snnTorch's τ/r is used when not given; see docs/nir.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("-v", "--verbose", action="store_true", help="show every IR node and the pass table")
@@ -187,17 +188,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise SnnCompileError("export needs an output folder", "pass -o DIR", EXIT_USAGE)
         if verb == "sweep":
             return _run_sweep(argv[1:], err)
-        if verb == "inspect":
-            args = inspect_parser().parse_args(argv[1:])
-            from snncompile.api import inspect
-            from snncompile.passes import parse_passes
+        # with --json stdout is one JSON object: what the model prints (in __init__, forward) goes to stderr
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            if verb == "inspect":
+                args = inspect_parser().parse_args(argv[1:])
+                from snncompile.api import inspect
+                from snncompile.passes import parse_passes
 
-            report = inspect(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
-                             input_shape=args.input_shape, masks=args.masks, nir_dt=args.nir_dt,
-                             passes=parse_passes(args.passes, args.no_passes))
-        else:
-            args = compile_parser().parse_args(argv)
-            report = _run_compile(args, err)
+                report = inspect(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
+                                 input_shape=args.input_shape, masks=args.masks, nir_dt=args.nir_dt,
+                                 passes=parse_passes(args.passes, args.no_passes))
+            else:
+                args = compile_parser().parse_args(argv)
+                report = _run_compile(args, err)
         mismatch = getattr(args, "check", False) and not _all_agree(report)
         if args.json:
             text = report.to_json()

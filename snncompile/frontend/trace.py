@@ -33,7 +33,7 @@ from snncompile.frontend.ops.neurons import check_neurons
 from snncompile.frontend.tracer import MISSING, DataDependent, ShapeTracer, flat_values, values_of
 from snncompile.ir import Input, IRGraph, Output
 
-_TORCH_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d,
+_TORCH_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AvgPool1d,
                  nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
 
 
@@ -100,8 +100,10 @@ class _ShapeRecorder(fx.Interpreter):
         super().__init__(gm)
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.values: dict[str, Any] = {}
+        self.count = 0   # operations run so far: how far the model got on this input
 
     def run_node(self, n: fx.Node) -> Any:
+        self.count += 1
         out = super().run_node(n)
         if isinstance(out, torch.Tensor):
             self.shapes[n.name] = tuple(out.shape)
@@ -164,7 +166,7 @@ class _Converter(Converter):
         keep = self.layout.keep
         self.order = {n: i for i, n in enumerate(self.gm.graph.nodes)}
         for n in self.gm.graph.nodes:
-            if keep and n.name not in keep and n.op != "output":
+            if keep and n.name not in keep and n.op != "output" and n.target not in (operator.setitem, "__setitem__"):
                 continue   # not needed by the output of one step (records, later loop steps)
             if n.op == "placeholder":
                 self.placeholder(n)
@@ -181,8 +183,8 @@ class _Converter(Converter):
         return self.g
 
     def placeholder(self, n: fx.Node) -> None:
-        if self.g.of_type(Input) and not n.users:
-            return   # *args / keyword parameters forward() does not use
+        if self.g.of_type(Input) and (not n.users or n.args):
+            return   # *args / keyword parameters forward() does not use, or has a default for (a constant)
         if self.g.of_type(Input):
             raise unsupported("model with more than one input", n.format_node())
         self.env[n.name] = self.add("input", Input(self.sample_shape(n), "input"), [])
@@ -233,11 +235,13 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
             return _trace_as(model, meta, convention, tuple(input_shape), name, masks)
         except SnnCompileError as exc:
             failures.append(exc)
-    raise max(failures, key=lambda e: getattr(e, "stage", 0))
+    # the attempt that got furthest says what actually stops the model (ties: the first tried)
+    raise max(failures, key=lambda e: (getattr(e, "stage", 0), getattr(e, "progress", 0)))
 
 
-def _staged(exc: SnnCompileError, stage: int) -> SnnCompileError:
+def _staged(exc: SnnCompileError, stage: int, progress: int = 0) -> SnnCompileError:
     exc.stage = stage   # 1: the model does not run on this input layout; 2: it runs, cannot compile
+    exc.progress = progress   # how many operations of forward() were traced before it stopped
     return exc
 
 
@@ -253,25 +257,55 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
     concrete = {p.name: p.default for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     tracer = ShapeTracer(meta, is_leaf, [torch.empty(shape, dtype=_dtype_of(model), device="meta")])
     tracer.elementwise = is_neuron
+    saved = _module_state(model)
     try:
         graph = tracer.trace(model, concrete_args=concrete or None)
     except DataDependent as exc:
         raise _staged(SnnCompileError(f"cannot trace the model: {exc}",
                                       "forward() must not branch on tensor values; move such logic out "
-                                      "of the model", EXIT_UNSUPPORTED), 1) from None
+                                      "of the model", EXIT_UNSUPPORTED), 1, _progress(tracer)) from None
     except SnnCompileError as exc:
-        raise _staged(exc, 1) from None
+        raise _staged(exc, 1, _progress(tracer)) from None
     except Exception as exc:  # the model does not run on this input layout, or fx refuses it
-        raise _staged(_trace_failure(exc, tracer.first_error, shape, input_shape), 1) from None
+        raise _staged(_trace_failure(exc, tracer.first_error, shape, input_shape), 1, _progress(tracer)) from None
     finally:
+        _restore_state(model, saved)
         reset_states(meta)
     return fx.GraphModule(tracer.root, graph)
+
+
+def _progress(tracer: fx.Tracer) -> int:
+    graph = getattr(tracer, "graph", None)
+    return len(graph.nodes) if graph is not None else 0
+
+
+def _module_state(model: nn.Module) -> list[tuple[nn.Module, dict[str, Any]]]:
+    """The plain attributes of the user's modules: a hand-written stateful module traced
+    through assigns its membrane (a proxy while tracing) to ``self``; put back afterwards."""
+    out = []
+    for m in model.modules():
+        if not type(m).__module__.startswith("torch."):
+            out.append((m, {k: v for k, v in m.__dict__.items() if not k.startswith("_")}))
+    return out
+
+
+def _restore_state(model: nn.Module, saved: list[tuple[nn.Module, dict[str, Any]]]) -> None:
+    for m, attrs in saved:
+        for k in [k for k in m.__dict__ if not k.startswith("_") and k not in attrs]:
+            del m.__dict__[k]
+        m.__dict__.update(attrs)
 
 
 def _trace_failure(exc: Exception, first_error: Exception | None, shape: tuple[int, ...],
                    input_shape: tuple[int, ...]) -> SnnCompileError:
     """Why tracing stopped: an operation that failed on this input shape (``first_error``,
     recorded by the tracer), else what fx raised (``exc``)."""
+    if isinstance(exc, TypeError) and "does not support item assignment" in str(exc):
+        return SnnCompileError("forward() assigns into a tensor computed from the input (`out[...] = value`, "
+                               "e.g. a padding border written in place): snncompile follows values, not writes",
+                               "compute the value out of place: F.pad(x, p) (zeros), or for a BatchNorm's own "
+                               "padding value (BNAndPadLayer) pad the BatchNorm's input with zeros before the "
+                               "BatchNorm", EXIT_UNSUPPORTED)
     if first_error is not None:   # an operation failed on this input shape
         first = str(first_error).splitlines()[0] if str(first_error) else ""
         return SnnCompileError(f"the model fails on input of per-sample shape {tuple(input_shape)}"
@@ -317,7 +351,9 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
         conv.masks = dict(masks or {})
         graph = conv.run()
     except SnnCompileError as exc:
-        raise _staged(exc, 2) from None
+        if getattr(exc, "stage", 0) == 1:
+            raise
+        raise _staged(exc, 2, len(gm.graph.nodes)) from None
     for attr in ("patch_mask", "token_mask"):
         buf = getattr(model, attr, None)
         if isinstance(buf, torch.Tensor) and attr not in conv.consts_used:
@@ -419,11 +455,11 @@ def _record_shapes(model: nn.Module, graph: fx.Graph, lead: tuple[int, ...],
     try:
         with torch.no_grad():
             rec.run(torch.rand(shape, dtype=dtype))
-    except Exception as exc:
-        raise SnnCompileError(f"the model fails on input of per-sample shape {input_shape}: "
-                              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                              "pass the right --input-shape C,H,W (or an --input file)",
-                              EXIT_USAGE) from None
+    except Exception as exc:   # the model does not run on this layout: stage 1, as far as it got
+        raise _staged(SnnCompileError(f"the model fails on input of per-sample shape {input_shape}: "
+                                      f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                                      "pass the right --input-shape C,H,W (or an --input file)",
+                                      EXIT_USAGE), 1, rec.count) from None
     finally:
         reset_states(model)
     return rec, model

@@ -29,7 +29,9 @@ from snncompile.frontend.ops.common import (
     unsupported,
     unsupported_layer,
 )
+from snncompile.frontend.ops import inline_neurons
 from snncompile.frontend.ops.neurons import check_neurons
+from snncompile.frontend.ops.registry import family_of
 from snncompile.frontend.tracer import MISSING, DataDependent, ShapeTracer, flat_values, values_of
 from snncompile.ir import Input, IRGraph, Output
 
@@ -58,36 +60,30 @@ class TraceResult:
     neuron_sources: dict[str, str]  # IR neuron node → module path in the source model
 
 
-def _custom_modules(model: nn.Module) -> list[tuple[str, str]]:
-    """Modules defined outside torch and spikingjelly (path, qualified class), root excluded."""
-    out = []
-    for path, m in model.named_modules():
-        mod = type(m).__module__
-        if path and not (mod.startswith("torch.") or mod.startswith(SJ_PREFIX)):
-            out.append((path, f"{mod}.{type(m).__qualname__}"))
-    return out
+def _no_neurons(model: nn.Module, gm: fx.GraphModule) -> SnnCompileError:
+    """The model computes no spike: judged by what forward() executes (declared but unused
+    modules, e.g. DIET-SNN's ``nn.ReLU`` placeholders, say nothing)."""
+    modules = dict(model.named_modules())
+    acts = [f"`{n.target}` ({type(modules[n.target]).__name__})" for n in gm.graph.nodes
+            if n.op == "call_module" and n.target in modules
+            and type(modules[n.target]).__module__ == "torch.nn.modules.activation"]
+    acts += [f"`{n.target.__name__ if callable(n.target) else n.target}`" for n in gm.graph.nodes
+             if n.op in ("call_function", "call_method") and op_name(n) in _ACTIVATIONS]
+    found = f"; forward() applies non-spiking activations {', '.join(dict.fromkeys(acts[:4]))}" if acts else \
+        "; forward() compares no membrane with a threshold"
+    return SnnCompileError("the model has no spiking neurons (IFNode, LIFNode, ParametricLIFNode, snnTorch, or a "
+                           "hand-written membrane recurrence)" + found,
+                           "snncompile compiles spiking networks: replace the activations by spiking neurons (e.g. "
+                           f"ANN-to-SNN conversion); supported: {SUPPORTED}", EXIT_UNSUPPORTED)
+
+
+_ACTIVATIONS = {"relu", "relu_", "sigmoid", "tanh", "gelu", "silu", "leaky_relu", "softmax", "hardtanh"}
 
 
 def step_mode_of(model: nn.Module) -> str:
     modes = {getattr(m, "step_mode", None) for m in model.modules()
              if isinstance(m, NEURON_TYPES) or type(m).__module__.startswith(SJ_PREFIX)}
     modes.discard(None)
-    if not any(is_neuron(m) for m in model.modules()):
-        custom = _custom_modules(model)
-        if custom:
-            path, cls = custom[0]
-            raise SnnCompileError(f"`{path}` is a {cls}, a module snncompile does not know (and the model has "
-                                  "no spikingjelly neuron): its equations cannot be compiled",
-                                  f"if {cls.rsplit('.', 1)[-1]} is a spiking neuron, build it from "
-                                  "spikingjelly's IFNode, LIFNode or ParametricLIFNode (their equations are "
-                                  "in docs/design.md); supported layers: " + SUPPORTED, EXIT_UNSUPPORTED)
-        acts = [f"`{p}` ({type(m).__name__})" for p, m in model.named_modules()
-                if type(m).__module__ == "torch.nn.modules.activation"]
-        found = f"; it has non-spiking activations {', '.join(acts[:4])}" if acts else ""
-        raise SnnCompileError("the model has no spiking neurons (IFNode, LIFNode, ParametricLIFNode)" + found,
-                              "snncompile compiles spiking networks: replace the activations by spiking "
-                              f"neurons (e.g. ANN-to-SNN conversion); supported: {SUPPORTED}",
-                              EXIT_UNSUPPORTED)
     if len(modes) > 1:
         raise SnnCompileError("the model mixes single-step ('s') and multi-step ('m') modules",
                               "call functional.set_step_mode(model, 'm') (or 's') before saving",
@@ -321,10 +317,13 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
               name: str, masks: dict[str, np.ndarray] | None, batch: int = PROBE_B) -> TraceResult:
     lead = (PROBE_T, batch) if convention == "m" else (batch,)
     gm = _fx_trace(model, meta, (*lead, *input_shape), input_shape)
+    inline_neurons.rewrite(gm)   # membrane recurrences written in forward() → neuron calls
     values = values_of(gm.graph)
     layout = timefold.TimeLayout(convention, steps=PROBE_T if convention == "m" else None)
     modules = dict(gm.named_modules())
     calls = timefold.neuron_calls(gm.graph, lambda t: is_neuron(modules[t]))
+    if not calls:
+        raise _staged(_no_neurons(model, gm), 2, len(gm.graph.nodes))
     for c in gm.graph.nodes:   # constants made in forward(): zero starts of accumulators and states
         if c.op == "get_attr":
             c.meta["constant"] = _fetch_attr(gm, c.target)
@@ -470,5 +469,7 @@ def reset_states(model: nn.Module) -> None:
     for m in model.modules():
         if hasattr(m, "reset") and callable(m.reset) and hasattr(m, "_memories"):
             m.reset()
-        elif isinstance(m, SNNTORCH_NEURON) and callable(getattr(m, "reset_mem", None)):
-            m.reset_mem()   # snnTorch's hidden state (init_hidden=True) would carry over to the next batch
+            continue
+        family = family_of(m)
+        if family is not None and family.reset is not None:
+            family.reset(m)   # e.g. snnTorch's hidden state (init_hidden=True), a hand-written membrane

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+from snncompile.frontend.ops.registry import family_of
 from snncompile.ir import AdaptiveAvgPool2d, Pool2d
 
 try:  # spikingjelly is optional at import time: plain-torch models need none of it
@@ -48,9 +49,9 @@ SUPPORTED = (
 
 
 def is_neuron(m: nn.Module) -> bool:
-    """A spiking neuron module (spikingjelly's, or any snnTorch neuron): a leaf of the trace,
-    compiled from its class's equations (or refused by name)."""
-    return isinstance(m, NEURON_TYPES + SNNTORCH_NEURON)
+    """A spiking neuron module of a registered family (``registry.neuron_family``: spikingjelly,
+    snnTorch, hand-written): a leaf of the trace, compiled from its equations (or refused by name)."""
+    return family_of(m) is not None
 
 
 def unsupported(what: str, where: str) -> SnnCompileError:

@@ -11,7 +11,7 @@ from torch import fx, nn
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend import timefold
 from snncompile.frontend.ops.common import unsupported, unsupported_layer
-from snncompile.frontend.ops.registry import module_handler, op_name
+from snncompile.frontend.ops.registry import family_of, module_handler, op_name
 from snncompile.ir import Input, IRGraph, Neuron, Reshape, Scale, Slice, Transpose
 from snncompile.ir.dynamics import OrPool
 from snncompile.ir.structure import binary_spikes, is_population
@@ -97,6 +97,10 @@ class Converter:
 
     def module(self, m: nn.Module, path: str, src: str, out_shape: tuple[int, ...]) -> str:
         """The IR of leaf module ``m`` (at ``path``) applied to IR node ``src``."""
+        if family_of(m) is not None:
+            from snncompile.frontend.ops.neurons import neuron_call   # (imports this module)
+
+            return neuron_call(self, m, path, src, out_shape)
         handler = module_handler(m)
         if handler is None:
             raise unsupported_layer(m, path)

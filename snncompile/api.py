@@ -23,7 +23,15 @@ from snncompile.inputs import InputData, load_inputs
 from snncompile.ir import IRGraph, Neuron, save_ir
 from snncompile.mapping import load_chip, map_to_cores
 from snncompile.memory import return_large_frees
-from snncompile.netlist import Netlist
+from snncompile.netlist import (
+    DelayPopulation,
+    FixedNetlist,
+    InputPopulation,
+    Netlist,
+    NeuronPopulation,
+    OrPopulation,
+    ProductPopulation,
+)
 from snncompile.netlist.target import get as get_target
 from snncompile.report import LayerRow, Report, row_detail
 from snncompile.targets import TargetSpec
@@ -257,7 +265,7 @@ def _simulation(tr: stages.Traced, graph: IRGraph, net: Netlist, x: np.ndarray, 
                            workers=opt.workers, ray_address=opt.ray_address)
     out = stages.target_outputs(res.run)
     bit_exact = None
-    if net.fixed_point:  # the integer reference must predict the chip run exactly
+    if isinstance(net, FixedNetlist):  # the integer reference must predict the chip run exactly
         ints = stages.integer_reference(net, x)
         bit_exact = all(np.array_equal(out[n], ints[n]) for n in out)
     fid = stages.verify(tr, graph, net, out, torch64, data.y)
@@ -311,18 +319,18 @@ def _steps(steps: int | None, meta: dict, data: InputData | None, model_steps: i
 
 
 def lowering_summary(net: Netlist) -> dict:
-    pops = [p for p in net.populations.values() if p.kind != "input"]
-    neurons = [p for p in pops if p.kind in ("neuron", "or")]
+    pops = [p for p in net.populations.values() if not isinstance(p, InputPopulation)]
+    neurons = [p for p in pops if isinstance(p, NeuronPopulation)]
     return {
         "populations": len(neurons),
-        "or_populations": sum(1 for p in pops if p.kind == "or"),
+        "or_populations": sum(1 for p in pops if isinstance(p, OrPopulation)),
         "custom_processes": [{"name": p.name, "kind": "spike matmul",
                               "note": "no static synapses: not mappable to Loihi synapses"}
-                             for p in pops if p.kind == "matmul"],
+                             for p in pops if isinstance(p, ProductPopulation)],
         # recurrent loops and NIR Delays: on a chip the synapses' own delay; in Lava a relay process
         "delay_lines": [{"name": p.name, "steps": int(np.max(p.steps)), "per_neuron": bool(np.ndim(p.steps)),
                          "sends": "spikes" if p.relay else "values", "size": p.size}
-                        for p in pops if p.kind == "delay"],
+                        for p in pops if isinstance(p, DelayPopulation)],
         "neurons": sum(p.size for p in neurons),
         "neurons_removed": sum(p.logical_size - p.size for p in neurons),
         "projections": sum(1 for p in net.projections if p.nnz),

@@ -23,7 +23,7 @@ import numpy as np
 
 from backends.lava.dynamics import SJ_PARAMS
 from snncompile.errors import EXIT_BACKEND, SnnCompileError
-from snncompile.netlist import OUTPUT, Netlist
+from snncompile.netlist import OUTPUT, Netlist, NeuronPopulation
 from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
 
 
@@ -59,7 +59,7 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
     if emit not in EMISSIONS:
         raise ValueError(f"unknown Lava emission {emit!r}")
     if record is None:
-        record = [n for n, p in plan.populations.items() if p.kind in ("neuron", "or")]
+        record = [n for n, p in plan.populations.items() if isinstance(p, NeuronPopulation)]
         if plan.output_pop is not None and plan.output_pop not in record:   # e.g. a delay read by the output
             record.append(plan.output_pop)
     if emit == "stock":

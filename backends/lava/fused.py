@@ -25,7 +25,18 @@ from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
 from backends.lava.procs.fused.models import classes  # noqa: E402
 from backends.lava.procs.fused.process import FusedSource  # noqa: E402
 from snncompile.netlist import OUTPUT, Netlist  # noqa: E402
-from snncompile.sim.kernels import build_kernel, input_values, step_order  # noqa: E402
+from snncompile.sim.kernels import (  # noqa: E402
+    IntNumerics,
+    Numerics,
+    build_kernel,
+    input_values,
+    numerics,
+    step_order,
+)
+
+# the Lava process models and the input message type of each arithmetic
+SELECT: dict[type[Numerics], tuple[str, type]] = {Numerics: ("floating_pt", np.float64),
+                                                  IntNumerics: ("fixed_pt", np.int32)}
 
 STATE_BUDGET = 1 << 25   # bytes of float64 state per population and batch (sets the batch size)
 ERRORS = "errors.txt"    # a process model's traceback, polled by the driver (backend.run_lava)
@@ -44,18 +55,17 @@ def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
               batch: int | None = None) -> dict[str, np.ndarray]:
     """Simulate ``plan`` on x [T, N, *shape]; returns {population: [T, N, size]} for
     ``record`` and OUTPUT for a value readout (same layout as ``network.run_plan``)."""
-    fixed = plan.fixed_point
+    select, message = SELECT[type(numerics(plan))]
     xin = input_values(plan, x)
     T, N = xin.shape[:2]
     B = batch_size(plan, N) if batch is None else max(1, min(batch, N))
     data = workdir / "input.npy"
-    np.save(data, xin.astype(np.int32 if fixed else np.float64))
+    np.save(data, xin.astype(message))
     del xin
-    source = next(p for p in plan.populations.values() if p.kind == "input")
+    source = plan.source
     procs = {source.name: FusedSource(batch=B, size=source.size, steps=T, samples=N, data=str(data),
                                       name=source.name)}
     files: dict[str, Path] = {}
-    select = "fixed_pt" if fixed else "floating_pt"
     models = {}
     kernels = {}
     for i, name in enumerate(step_order(plan)):

@@ -22,7 +22,17 @@ from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402
 from backends.lava.dynamics import SJ_PARAMS  # noqa: E402
 from backends.lava.procs.matmul.process import SpikeMatMul  # noqa: E402
 from backends.lava.procs.sj_neuron.process import SJNeuron  # noqa: E402
-from snncompile.netlist import OUTPUT, Netlist, Population  # noqa: E402
+from snncompile.netlist import (  # noqa: E402
+    OUTPUT,
+    DelayPopulation,
+    FixedNetlist,
+    InputPopulation,
+    Netlist,
+    NeuronPopulation,
+    OrPopulation,
+    PopulationRegistry,
+    ProductPopulation,
+)
 
 GRADED_BITS = 24  # real-valued (graded) messages from the input population
 
@@ -61,7 +71,7 @@ def _matmul_process(plan: Netlist, pop) -> SpikeMatMul:
 
 def _connect_operands(plan: Netlist, procs: dict) -> None:
     for name, pop in plan.populations.items():
-        if pop.kind == "matmul":
+        if isinstance(pop, ProductPopulation):
             a, b = pop.operands
             _out_port(procs[a.src]).connect(procs[name].a_in)
             _out_port(procs[b.src]).connect(procs[name].b_in)
@@ -88,57 +98,115 @@ def _conv_process(proj, num_message_bits: int) -> Conv:
                 num_message_bits=num_message_bits)
 
 
-def _neuron_process(name: str, pop: Population, T: int, fixed: bool) -> SJNeuron:
+class _Float:
+    """How the stock emission runs a float :class:`Netlist`: Lava's floating_pt models."""
+
+    tag = "floating_pt"
+    conv = True                       # shared-kernel projections as Lava Conv
+
+    def __init__(self, plan: Netlist) -> None:
+        self.plan = plan
+
+    def input(self, data: np.ndarray) -> np.ndarray:
+        return data
+
+    def synapses(self, w: sp.csr_matrix, weight_exp: int) -> tuple[sp.csr_matrix, dict]:
+        """The weights a synapse process stores and its extra arguments."""
+        return w, {}
+
+    def neuron(self, name: str, pop: NeuronPopulation, sj, T: int) -> SJNeuron:
+        p = pop.params
+        return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=p.v_threshold,
+                        v_reset=p.v_reset, leak=sj.leak, decay_input=sj.decay_input,
+                        bias=pop.bias, reset_interval=T, depth=pop.depth, strict=p.strict,
+                        reset_by=p.reset_by, name=name)
+
+    def readout(self, seq: np.ndarray) -> np.ndarray:
+        return seq + self.plan.output_bias.reshape(1, 1, -1)
+
+
+class _Fixed(_Float):
+    """How it runs a :class:`FixedNetlist`: Lava's bit-accurate fixed_pt models."""
+
+    tag = "fixed_pt"
+    conv = False                      # Lava's fixed_pt Conv ignores weight_exp: run as Sparse
+
+    def input(self, data: np.ndarray) -> np.ndarray:
+        return np.round(data * self.plan.input_scale).astype(np.int32)
+
+    def synapses(self, w: sp.csr_matrix, weight_exp: int) -> tuple[sp.csr_matrix, dict]:
+        return w.astype(np.int32), {"weight_exp": weight_exp, "num_weight_bits": 8}
+
+    def neuron(self, name: str, pop: NeuronPopulation, sj, T: int) -> SJNeuron:
+        qp, qbias = self.plan.fixed[name].params, self.plan.fixed[name].bias
+        return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=qp.threshold,
+                        v_reset=None if qp.soft else qp.v_reset, leak=qp.dv,
+                        decay_input=sj.decay_input, bias=qbias, reset_interval=T,
+                        depth=pop.depth, reset_by=qp.reset_by, name=name)
+
+    def readout(self, seq: np.ndarray) -> np.ndarray:
+        return (seq + self.plan.output_qbias.reshape(1, 1, -1)) / self.plan.output_scale
+
+
+ARITHMETIC: dict[type[Netlist], type[_Float]] = {Netlist: _Float, FixedNetlist: _Fixed}
+
+
+def _neuron_process(plan: Netlist, name: str, pop: NeuronPopulation, T: int) -> SJNeuron:
     """The SJNeuron of population ``pop`` (its model code from ``SJ_PARAMS``), resetting every ``T`` steps."""
     p = pop.params
     sj = SJ_PARAMS(p)(p)   # refused models were named by refuse_dynamics before
-    if fixed:
-        qp = pop.qparams
-        return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=qp.threshold,
-                        v_reset=None if qp.soft else qp.v_reset, leak=qp.dv,
-                        decay_input=sj.decay_input, bias=pop.qbias, reset_interval=T,
-                        depth=pop.depth, reset_by=qp.reset_by, name=name)
-    return SJNeuron(shape=(pop.size,), model_code=sj.code, v_threshold=p.v_threshold,
-                    v_reset=p.v_reset, leak=sj.leak, decay_input=sj.decay_input,
-                    bias=pop.bias, reset_interval=T, depth=pop.depth, strict=p.strict,
-                    reset_by=p.reset_by, name=name)
+    return ARITHMETIC[type(plan)](plan).neuron(name, pop, sj, T)
+
+
+PROCESS = PopulationRegistry("Lava process (stock emission)")   # (plan, name, pop, x, T, total) → its process
+
+
+@PROCESS.register(InputPopulation)
+def _input_process(plan: Netlist, name: str, pop: InputPopulation, x: np.ndarray, T: int, total: int) -> RingBuffer:
+    return RingBuffer(data=ARITHMETIC[type(plan)](plan).input(stream_input(x, total)))
+
+
+@PROCESS.register(NeuronPopulation, OrPopulation)
+def _neurons(plan: Netlist, name: str, pop: NeuronPopulation, x: np.ndarray, T: int, total: int) -> SJNeuron:
+    return _neuron_process(plan, name, pop, T)
+
+
+@PROCESS.register(ProductPopulation)
+def _product(plan: Netlist, name: str, pop: ProductPopulation, x: np.ndarray, T: int, total: int) -> SpikeMatMul:
+    return _matmul_process(plan, pop)
+
+
+@PROCESS.register(DelayPopulation)
+def _delay(plan: Netlist, name: str, pop: DelayPopulation, x: np.ndarray, T: int, total: int) -> object:
+    raise ValueError(f"`{name}` is a delay: the stock emission refuses delays (refuse_delays), --emit fused runs them")
 
 
 def _processes(plan: Netlist, x: np.ndarray, T: int, total: int) -> dict[str, object]:
-    """One Lava process per population: the input's ring buffer, neurons, spike products."""
-    fixed = plan.fixed_point
+    """One Lava process per population: the input's ring buffer, neurons, spike products
+    (built last, once their operand populations exist)."""
     procs: dict[str, object] = {}
-    for name, pop in plan.populations.items():
-        if pop.kind == "input":
-            data = stream_input(x, total)
-            procs[name] = RingBuffer(data=np.round(data * plan.input_scale).astype(np.int32) if fixed else data)
-        elif pop.kind != "matmul":   # products are built below, once their operand populations exist
-            procs[name] = _neuron_process(name, pop, T, fixed)
-    for name, pop in plan.populations.items():
-        if pop.kind == "matmul":
-            procs[name] = _matmul_process(plan, pop)
+    pops = sorted(plan.populations.items(), key=lambda kv: isinstance(kv[1], ProductPopulation))
+    for name, pop in pops:
+        procs[name] = PROCESS(pop)(plan, name, pop, x, T, total)
     return procs
 
 
 def _connect_projection(plan: Netlist, proj, procs: dict[str, object], extractors: dict[str, Extractor]) -> None:
     """The Lava synapse process of ``proj``, between its source's out port and its target."""
-    fixed = plan.fixed_point
+    arith = ARITHMETIC[type(plan)](plan)
     target = extractors[OUTPUT].in_port if proj.dst == OUTPUT else procs[proj.dst].a_in
     src_out = _out_port(procs[proj.src])
     bits = GRADED_BITS if plan.populations[proj.src].graded else 0
-    # Lava's fixed_pt Conv ignores weight_exp; geometry past int8 runs as Sparse
-    if proj.impl == "conv" and not fixed and lava_conv_fits(proj.kernel):
+    # geometry past int8 runs as Sparse
+    if proj.impl == "conv" and arith.conv and lava_conv_fits(proj.kernel):
         conn = _conv_process(proj, bits)
         c, h, w = proj.in_shape
         src_out.reshape((c, h, w)).transpose((2, 1, 0)).connect(conn.s_in)
         co, ho, wo = proj.kernel.shape
         conn.a_out.transpose((2, 1, 0)).reshape((co * ho * wo,)).connect(target)
         return
-    kw = dict(num_message_bits=bits)
-    w = proj.weights.tocsr()
-    if fixed:
-        w = w.astype(np.int32)
-        kw.update(weight_exp=proj.weight_exp, num_weight_bits=8)
+    w, kw = arith.synapses(proj.weights.tocsr(), proj.weight_exp)
+    kw.update(num_message_bits=bits)
     if proj.delay:
         conn = DelaySparse(weights=w, delays=proj.delay, **kw)
     elif proj.impl == "dense":
@@ -159,7 +227,7 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     """
     T, N = x.shape[:2]
     total = N * T + plan.depth
-    fixed = plan.fixed_point
+    arith = ARITHMETIC[type(plan)](plan)
     procs = _processes(plan, x, T, total)
     out_size = int(np.prod(plan.output_shape))
     extractors: dict[str, Extractor] = {}
@@ -175,18 +243,19 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     _connect_operands(plan, procs)
     # Lava runs only the processes connected to the one it starts from: a population driven
     # by its bias alone gets a synapse-free connection from the input.
-    fed = {p.dst for p in plan.projections if p.nnz} | {n for n, p in plan.populations.items() if p.kind == "matmul"}
-    source = next(n for n, p in plan.populations.items() if p.kind == "input")
+    fed = {p.dst for p in plan.projections if p.nnz} | \
+        {n for n, p in plan.populations.items() if isinstance(p, ProductPopulation)}
+    source = plan.source.name
     unfed = [(procs[n].a_in, p.size) for n, p in plan.populations.items()
-             if p.kind in ("neuron", "or") and n not in fed]
+             if isinstance(p, NeuronPopulation) and n not in fed]
     if OUTPUT in extractors and OUTPUT not in fed:  # a readout of its bias alone
         unfed.append((extractors[OUTPUT].in_port, out_size))
     for port, size in unfed:
-        empty = Sparse(weights=sp.csr_matrix((size, plan.populations[source].size)), num_message_bits=GRADED_BITS,
-                       **({"weight_exp": 0, "num_weight_bits": 8} if fixed else {}))
+        w, kw = arith.synapses(sp.csr_matrix((size, plan.populations[source].size)), 0)
+        empty = Sparse(weights=w, num_message_bits=GRADED_BITS, **kw)
         _out_port(procs[source]).connect(empty.s_in)
         empty.a_out.connect(port)
-    cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt",
+    cfg = Loihi2SimCfg(select_tag=arith.tag,
                        exception_proc_model_map={Extractor: PyLoihiExtractorModel})
     anchor = next(iter(procs.values()))
     raw = {k: np.zeros((total, e._shape[0])) for k, e in extractors.items()}
@@ -204,9 +273,5 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     for k, series in raw.items():
         d = plan.output_depth if k == OUTPUT else plan.populations[k].depth
         seq = series[d: d + N * T].reshape(N, T, -1).transpose(1, 0, 2)
-        if k == OUTPUT and fixed:
-            seq = (seq + plan.output_qbias.reshape(1, 1, -1)) / plan.output_scale
-        elif k == OUTPUT:
-            seq = seq + plan.output_bias.reshape(1, 1, -1)
-        out[k] = seq
+        out[k] = arith.readout(seq) if k == OUTPUT else seq
     return out

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from snncompile.netlist import Netlist
+from snncompile.netlist import FixedNetlist, Netlist
 from snncompile.netlist.target import TargetRun
 from snncompile.targets import TARGETS as SPECS
 
@@ -24,7 +24,7 @@ class LavaTarget:
         emit = emit or self.emissions[0]
         run = run_lava(net, x, timeout_s=timeout_s, progress=progress, emit=emit)
         return TargetRun(run.spikes, run.output, run.wall_s, run.steps,
-                         "lava-cpu-fixed_pt" if net.fixed_point else "lava-cpu", emit)
+                         "lava-cpu-fixed_pt" if isinstance(net, FixedNetlist) else "lava-cpu", emit)
 
     def emit(self, net: Netlist) -> dict[str, bytes]:
         return {}  # Lava processes are built in the simulating process; nothing to write

@@ -37,7 +37,19 @@ from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend.nir_import import META_KEY
 from snncompile.ir import BatchNorm, Conv2d, Linear, Node, Pool2d, Reshape, Scale
 from snncompile.ir.dynamics import Dynamics, stored_params
-from snncompile.netlist import OUTPUT, Chain, Netlist, Population, Projection
+from snncompile.netlist import (
+    OUTPUT,
+    Chain,
+    DelayPopulation,
+    FixedNetlist,
+    InputPopulation,
+    Netlist,
+    NeuronPopulation,
+    OrPopulation,
+    PopulationRegistry,
+    ProductPopulation,
+    Projection,
+)
 from snncompile.netlist.netlist import CANCELLED
 
 DENSE_LIMIT = 50_000_000   # entries of one dense Affine fallback before the export refuses
@@ -122,17 +134,17 @@ class _Plan:
 
     def __init__(self, net: Netlist) -> None:
         self.net = net
-        self.dsts = [n for n, p in net.populations.items() if p.kind != "input"] + \
+        self.dsts = [n for n, p in net.populations.items() if not isinstance(p, InputPopulation)] + \
             ([OUTPUT] if net.output_kind == "values" else [])
         self.ops = {id(p): [_structured(c) for c in p.chains] for p in net.projections}
         structured = {id(p) for p in net.projections if all(o is not None for o in self.ops[id(p)])}
         while True:
             self.structured = structured
-            self.logical = {n for n, p in net.populations.items() if p.kind == "input"} | {
+            self.logical = {net.source.name} | {
                 d for d in self.dsts if net.into(d) and all(id(p) in structured for p in net.into(d))}
             keep = {id(p) for p in net.projections if id(p) in structured and p.src in self.logical
                     and p.dst in self.logical}
-            for d in self.logical - {n for n, p in net.populations.items() if p.kind == "input"}:
+            for d in self.logical - {net.source.name}:
                 if self.carrier(d) is None and net.into(d):   # the bias needs an Affine
                     keep.discard(id(net.into(d)[0]))
             if keep == structured:
@@ -197,13 +209,35 @@ def _matrix(proj: Projection, rows: np.ndarray | None, cols: np.ndarray | None) 
     return dense
 
 
-def _neuron(name: str, pop: Population, logical: bool) -> Any:
+NIR_POPULATION = PopulationRegistry("NIR node")   # (name, population, logical shape?) → its NIR node
+
+
+@NIR_POPULATION.register(DelayPopulation)
+def _delay(name: str, pop: DelayPopulation, logical: bool) -> Any:
+    """y(t) = x(t − τ), τ = steps·dt."""
     import nir
 
-    if pop.kind == "delay":   # y(t) = x(t − τ), τ = steps·dt
-        shape = tuple(pop.shape) if logical else (pop.size,)
-        return nir.Delay(delay=np.broadcast_to(np.asarray(pop.steps, np.float64) * DT,
-                                               tuple(pop.shape)).reshape(shape).copy())
+    shape = tuple(pop.shape) if logical else (pop.size,)
+    return nir.Delay(delay=np.broadcast_to(np.asarray(pop.steps, np.float64) * DT,
+                                           tuple(pop.shape)).reshape(shape).copy())
+
+
+@NIR_POPULATION.register(InputPopulation)
+def _input(name: str, pop: InputPopulation, logical: bool) -> Any:
+    raise ValueError(f"`{name}` is the input: written as the graph's Input node by to_nir")
+
+
+def _product(name: str, pop: ProductPopulation, logical: bool) -> Any:
+    raise _unsupported(name, "a spike-spike product (attention) has no NIR primitive",
+                       "export a network without spiking self-attention")
+
+
+_product.refused = True  # type: ignore[attr-defined]
+NIR_POPULATION.register(ProductPopulation)(_product)
+
+
+@NIR_POPULATION.register(NeuronPopulation, OrPopulation)
+def _neuron(name: str, pop: NeuronPopulation, logical: bool) -> Any:
     p: Dynamics = pop.params
     if p.v_reset is None:
         by = "" if p.reset_by is None else f" by {float(p.reset_by):g} (snnTorch's 'subtract'/'none' reset)"
@@ -252,12 +286,12 @@ def _nir_op(op: _Op, bias: np.ndarray | None) -> Any:
 
 def _refuse_unwritable(net: Netlist) -> None:
     """Fixed-point netlists and spike-spike products have no NIR form."""
-    if net.fixed_point:
+    if isinstance(net, FixedNetlist):
         raise SnnCompileError("NIR export writes the float network", "drop --fixed-point", EXIT_UNSUPPORTED)
     for name, pop in net.populations.items():
-        if pop.kind == "matmul":
-            raise _unsupported(name, "a spike-spike product (attention) has no NIR primitive",
-                               "export a network without spiking self-attention")
+        write = NIR_POPULATION(pop)
+        if getattr(write, "refused", False):   # before anything is written
+            write(name, pop, False)
 
 
 def to_nir(net: Netlist) -> Any:
@@ -268,12 +302,12 @@ def to_nir(net: Netlist) -> Any:
     plan = _Plan(net)
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
-    inp = next(n for n, p in net.populations.items() if p.kind == "input")
+    inp = net.source.name
     nodes["input"] = nir.Input(input_type={"input": np.array(plan.shape(inp))})
     out_of = {inp: "input"}
     for name, pop in sorted(net.populations.items(), key=lambda kv: kv[1].depth):
-        if pop.kind != "input":
-            nodes[name] = _neuron(name, pop, name in plan.logical)
+        if not isinstance(pop, InputPopulation):
+            nodes[name] = NIR_POPULATION(pop)(name, pop, name in plan.logical)
             out_of[name] = name
     flat: dict[str, str] = {}
 

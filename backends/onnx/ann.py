@@ -17,9 +17,42 @@ import onnx
 from backends.onnx.builder import Builder
 from backends.onnx.network import INPUT, READOUT, NetworkEmitter, order
 from backends.onnx.ops import LINEAR, MAX
-from snncompile.netlist import Netlist
+from snncompile.netlist import (
+    DelayPopulation,
+    InputPopulation,
+    Netlist,
+    NeuronPopulation,
+    OrPopulation,
+    Population,
+    PopulationRegistry,
+    ProductPopulation,
+)
 
 FORMAT = "snncompile ANN variant"
+
+
+ANN_ACTIVATION = PopulationRegistry("ONNX ANN activation")   # (emitter, population) → its value, None: none
+
+
+@ANN_ACTIVATION.register(NeuronPopulation)
+def _relu(em: NetworkEmitter, pop: NeuronPopulation) -> str:
+    return em.b.op("Relu", [em.drive(pop.name, pop.bias, LINEAR)], f"{pop.name}_relu")
+
+
+@ANN_ACTIVATION.register(OrPopulation)
+def _max(em: NetworkEmitter, pop: OrPopulation) -> str:
+    return em.drive(pop.name, pop.bias, MAX)
+
+
+@ANN_ACTIVATION.register(ProductPopulation)
+def _product(em: NetworkEmitter, pop: ProductPopulation) -> str:
+    return em.product(pop)
+
+
+@ANN_ACTIVATION.register(InputPopulation, DelayPopulation)
+def _no_activation(em: NetworkEmitter, pop: Population) -> None:
+    """The input is given; a delay reads zeros in the one static pass (set before the loop)."""
+    return None
 
 
 def build_ann(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
@@ -30,15 +63,10 @@ def build_ann(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
     for pop in net.delays:
         em.kept[pop.name] = em.zeros(pop.size, f"{pop.name}_initial")
     for pop in order(net):
-        if pop.kind == "delay":
-            continue
-        if pop.kind == "matmul":
-            em.kept[pop.name] = em.product(pop)
-        elif pop.kind == "or":
-            em.kept[pop.name] = em.drive(pop.name, pop.bias, MAX)
-        else:
-            em.kept[pop.name] = b.op("Relu", [em.drive(pop.name, pop.bias, LINEAR)], f"{pop.name}_relu")
-        outputs.append((em.kept[pop.name], f"{pop.name}.act", pop.size))
+        act = ANN_ACTIVATION(pop)(em, pop)
+        if act is not None:
+            em.kept[pop.name] = act
+            outputs.append((act, f"{pop.name}.act", pop.size))
     readout = em.readout()
     for value, name, size in outputs:
         b.add_output(value, name, (size,))

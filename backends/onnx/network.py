@@ -9,21 +9,21 @@ import numpy as np
 from backends.onnx.builder import Builder
 from backends.onnx.ops import LINEAR, MAX, ONNX
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
-from snncompile.netlist import OUTPUT, Netlist, Population, Projection
+from snncompile.netlist import OUTPUT, FixedNetlist, InputPopulation, Netlist, Population, Projection
 
 INPUT = "x"
 READOUT = "readout"
 
 
 def check_float(net: Netlist) -> None:
-    if net.fixed_point:
+    if isinstance(net, FixedNetlist):
         raise SnnCompileError("the ONNX export writes the float network; this netlist is fixed point",
                               "drop --fixed-point (the ONNX model computes in float64)", EXIT_UNSUPPORTED)
 
 
 def order(net: Netlist) -> list[Population]:
     """Populations other than the input, every source before its targets."""
-    return [p for p in sorted(net.populations.values(), key=lambda p: p.depth) if p.kind != "input"]
+    return [p for p in sorted(net.populations.values(), key=lambda p: p.depth) if not isinstance(p, InputPopulation)]
 
 
 class NetworkEmitter:
@@ -38,7 +38,7 @@ class NetworkEmitter:
         self.b, self.net = b, net
         self.kept: dict[str, str] = {}
         self._logical: dict[str, str] = {}
-        source = next(p for p in net.populations.values() if p.kind == "input")
+        source = net.source
         self.input_shape = tuple(source.shape)
         x = b.add_input(INPUT, self.input_shape)
         self.kept[source.name] = self._logical[source.name] = b.reshape(x, (source.size,), "x_flat")
@@ -102,7 +102,7 @@ class NetworkEmitter:
 
     @property
     def kept_input(self) -> str:
-        return self.kept[next(p.name for p in self.net.populations.values() if p.kind == "input")]
+        return self.kept[self.net.source.name]
 
     def product(self, pop: Population) -> str:
         """A matmul population: its two factors gathered from their sources, multiplied."""

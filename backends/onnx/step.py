@@ -35,7 +35,16 @@ from snncompile.ir.dynamics import (
     Threshold,
     refused,
 )
-from snncompile.netlist import Netlist, Population
+from snncompile.netlist import (
+    DelayPopulation,
+    InputPopulation,
+    Netlist,
+    NeuronPopulation,
+    OrPopulation,
+    Population,
+    PopulationRegistry,
+    ProductPopulation,
+)
 
 FORMAT = "snncompile single time step"
 
@@ -108,6 +117,36 @@ def _threshold(b: Builder, pop: Population) -> str:
     return b.const(np.broadcast_to(np.asarray(th, dtype=np.float64).reshape(-1), (pop.size,)), f"{pop.name}_th")
 
 
+ONNX_STEP = PopulationRegistry("ONNX time step")   # (emitter, population, outputs, metadata) → emits its step
+
+
+@ONNX_STEP.register(NeuronPopulation, OrPopulation)
+def _neurons(em: NetworkEmitter, pop: NeuronPopulation, outputs: list, pops: list[dict]) -> None:
+    b = em.b
+    check_supported(pop)
+    v = b.add_input(f"{pop.name}.v", (pop.size,))
+    s, v_next = neuron_step(b, v, em.drive(pop.name, pop.bias), pop.params, pop.name, _threshold(b, pop))
+    em.kept[pop.name] = s
+    outputs += [(s, f"{pop.name}.spikes", pop.size), (v_next, f"{pop.name}.v_next", pop.size)]
+    pops.append({"name": pop.name, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
+                 "state": f"{pop.name}.v", "v_init": pop.params.v_init, "spikes": f"{pop.name}.spikes",
+                 "next_state": f"{pop.name}.v_next",
+                 "kept": None if pop.index is None else [int(i) for i in pop.index]})
+
+
+@ONNX_STEP.register(ProductPopulation)
+def _product(em: NetworkEmitter, pop: ProductPopulation, outputs: list, pops: list[dict]) -> None:
+    em.kept[pop.name] = em.product(pop)
+    outputs.append((em.kept[pop.name], f"{pop.name}.values", pop.size))
+    pops.append({"name": pop.name, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
+                 "values": f"{pop.name}.values"})
+
+
+@ONNX_STEP.register(InputPopulation, DelayPopulation)
+def _outside_the_order(em: NetworkEmitter, pop: Population, outputs: list, pops: list[dict]) -> None:
+    """The input is the model's input; a delay sends first and absorbs last (build_step's own loops)."""
+
+
 def build_step(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
     """The ONNX model of one time step of ``net`` (see the module docstring)."""
     b = Builder(dtype)
@@ -127,23 +166,7 @@ def build_step(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
                      "state_size": longest * pop.size, "v_init": 0.0, "values": f"{pop.name}.values",
                      "next_state": f"{pop.name}.line_next"})
     for pop in order(net):
-        if pop.kind == "delay":
-            continue
-        if pop.kind == "matmul":
-            em.kept[pop.name] = em.product(pop)
-            outputs.append((em.kept[pop.name], f"{pop.name}.values", pop.size))
-            pops.append({"name": pop.name, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
-                         "values": f"{pop.name}.values"})
-            continue
-        check_supported(pop)
-        v = b.add_input(f"{pop.name}.v", (pop.size,))
-        s, v_next = neuron_step(b, v, em.drive(pop.name, pop.bias), pop.params, pop.name, _threshold(b, pop))
-        em.kept[pop.name] = s
-        outputs += [(s, f"{pop.name}.spikes", pop.size), (v_next, f"{pop.name}.v_next", pop.size)]
-        pops.append({"name": pop.name, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
-                     "state": f"{pop.name}.v", "v_init": pop.params.v_init, "spikes": f"{pop.name}.spikes",
-                     "next_state": f"{pop.name}.v_next",
-                     "kept": None if pop.index is None else [int(i) for i in pop.index]})
+        ONNX_STEP(pop)(em, pop, outputs, pops)
     for pop in net.delays:   # this step's drive joins the line
         longest = int(np.max(pop.steps))
         rest = b.op("Slice", [lines[pop.name], b.ints([pop.size], f"{pop.name}_s1"),

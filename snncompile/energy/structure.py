@@ -30,7 +30,7 @@ from snncompile.ir.counting import live_synapses
 from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import PATHS, Liveness, liveness
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT, Chain, Netlist, Projection
+from snncompile.netlist import OUTPUT, Chain, InputPopulation, Netlist, OrPopulation, Projection
 
 
 @dataclass(frozen=True)
@@ -120,21 +120,31 @@ class NetlistStructure:
     def role(self, name: str) -> str:
         """"or" when the layer feeds OR neurons directly (a max-pool lowered to OR)."""
         terms = self._terms(name)
-        kinds = {self.net.populations[t.proj.dst].kind if t.proj.dst != OUTPUT else "" for t in terms}
-        return "or" if kinds == {"or"} and not any(t.after for t in terms) else ""
+        feeds_or = bool(terms) and all(t.proj.dst != OUTPUT and isinstance(self.net.populations[t.proj.dst], OrPopulation)
+                                       for t in terms)
+        return "or" if feeds_or and not any(t.after for t in terms) else ""
 
     def sources(self, name: str) -> np.ndarray | None:
-        """Source populations per input element of layer ``name`` (None: not expressible
-        along the chains, a general node after a residual sum)."""
+        """Source populations per input element of layer ``name``. Counts add up along
+        one-to-one nodes; a node that mixes elements (a pooling, a mean over tokens) carries
+        one value, so the terms that meet in it count once (0/1) from there on, as in the
+        IR sweep's multiplicity (ir.structure)."""
         terms, shape = self._terms(name), tuple(self.graph.node(self.graph.inputs(name)[0]).shape)
         if not terms:
             return np.zeros(shape)
-        counts = all(_one_to_one(n) for t in terms for n in t.before.nodes)
-        if len(terms) > 1 and not counts:
-            return None
+        counted = 0.0                                   # terms along one-to-one nodes only
+        mixed: dict[int, np.ndarray] = {}               # by the last mixing node on the way
         with torch.no_grad():
-            total = sum(t.before.apply(_indicator(self.kept(t.proj.src)), "pattern")[0].numpy() for t in terms)
-        total = np.rint(total.reshape(shape)) if counts else (total.reshape(shape) > 0).astype(np.float64)
+            for t in terms:
+                reach = t.before.apply(_indicator(self.kept(t.proj.src)), "pattern")[0].numpy()
+                last = next((n for n in reversed(t.before.nodes) if not _one_to_one(n)), None)
+                if last is None:
+                    counted = counted + reach
+                else:
+                    mixed[id(last)] = mixed.get(id(last), 0.0) + reach
+        total = np.zeros(shape) if np.isscalar(counted) else np.rint(counted.reshape(shape))
+        for group in mixed.values():
+            total = total + (group.reshape(shape) > 0).astype(np.float64)
         return total
 
     def reaching(self, name: str) -> np.ndarray:
@@ -178,7 +188,7 @@ class NetlistStructure:
         out = [Shortcut(p) for p in self.net.projections
                if not p.layers and p.dst != OUTPUT and p.synapses
                and isinstance(self.graph.node(p.dst), Neuron)
-               and self.net.populations[p.src].kind != "input"]
+               and not isinstance(self.net.populations[p.src], InputPopulation)]
         return sorted(out, key=lambda s: (order[s.dst], s.src))
 
 

@@ -17,14 +17,26 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import scipy.sparse as sp
 
 from snncompile.fixedpoint.dynamics_int import INT_DECAY
 from snncompile.fixedpoint.neuron_int import IntNeuronParams
-from snncompile.netlist import OUTPUT, FixedPoint, Netlist, Population
+from snncompile.netlist import (
+    OUTPUT,
+    DelayPopulation,
+    FixedNetlist,
+    FixedPoint,
+    InputPopulation,
+    Netlist,
+    NeuronPopulation,
+    OrPopulation,
+    Population,
+    PopulationRegistry,
+    ProductPopulation,
+)
 from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
 
 MANTISSA = 254            # largest even 8-bit mixed-sign weight mantissa
@@ -88,14 +100,28 @@ def _bias_int(b: np.ndarray) -> np.ndarray:
     return (np.round(b / 2 ** exp).astype(np.int64) << exp).astype(np.int64)
 
 
-def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantInfo]:
-    """Return an integer copy of ``plan``: every projection unrolled (one at a time) to
-    explicit integer mantissas (``proj.explicit``) with ``proj.weight_exp``; every neuron
-    population's ``fixed`` parameters set."""
+QUANTIZE = PopulationRegistry("fixed-point quantization")   # (name, pop, _Quant) → its FixedPoint or None
+
+
+@dataclass
+class _Quant:
+    """What quantizing one population reads: the integer netlist so far and the integer
+    scale of each source's values."""
+
+    q: FixedNetlist
+    src_scale: dict[str, float]
+    info: QuantInfo
+
+
+def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[FixedNetlist, QuantInfo]:
+    """Return an integer copy of ``plan`` (a :class:`FixedNetlist`): every projection unrolled
+    (one at a time) to explicit integer mantissas (``proj.explicit``) with ``proj.weight_exp``;
+    every neuron and delay population's integer parameters in ``fixed``."""
     refuse_dynamics(plan, INT_DECAY)
     refuse_delays(plan, "the fixed-point datapath (a delay of real values, not of spikes)",
                   "drop --fixed-point: a loop with no neuron on it runs in float", graded_only=True)
-    q = copy.copy(plan)  # shares the chains' IR nodes: only explicit matrices are new
+    # shares the chains' IR nodes: only explicit matrices are new
+    q = FixedNetlist(**{f.name: getattr(plan, f.name) for f in fields(Netlist)})
     q.populations = {n: copy.copy(p) for n, p in plan.populations.items()}
     q.projections = [copy.copy(p) for p in plan.projections]
     for proj in q.projections:  # the chip stores explicit synapses: unroll one projection at a time
@@ -106,45 +132,15 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
     info = QuantInfo(input_scale=s_in, input_rel_error=in_err)
     src_scale: dict[str, float] = {n: 1.0 for n in q.populations}  # spikes are 0/1 integers
     for name, pop in sorted(q.populations.items(), key=lambda kv: kv[1].depth):
-        if pop.kind == "input":
+        if isinstance(pop, InputPopulation):
             src_scale[name] = s_in
-        elif pop.kind == "matmul":  # products of spike counts: integers already
+        elif isinstance(pop, ProductPopulation):  # products of spike counts: integers already
             src_scale[name] = math.prod(src_scale[o.src] / o.scale for o in pop.operands)
+    ctx = _Quant(q, src_scale, info)
     for name, pop in sorted(q.populations.items(), key=lambda kv: kv[1].depth):
-        if pop.kind in ("input", "matmul"):
-            continue
-        if pop.kind == "delay":   # a relay of spikes: its one-to-one weight-1 synapses stay 0/1 integers
-            _relay(name, pop, q, info)
-            continue
-        incoming = q.into(name)
-        decay = INT_DECAY(pop.params)(pop.params)
-        f = decay.input_factor
-        th = np.broadcast_to(np.asarray(pop.params.v_threshold, dtype=np.float64), (pop.size,))
-        first = next((p for p in incoming if p.weights.nnz), None)
-        if first is not None:
-            peak = float(np.max(np.abs(first.weights.data))) * f / src_scale[first.src]
-            e = round(math.log2(THRESHOLD_TARGET * peak / (MANTISSA * float(th.max()))))
-            s_p = MANTISSA * 2.0 ** e / peak
-            # another projection's largest weight must fit 254·2^7 too (a recurrent one, say):
-            # halve the scale until it does (the first projection stays exact)
-            largest = max(float(np.max(np.abs(p.weights.data))) * f / src_scale[p.src] for p in incoming
-                          if p.weights.nnz)
-            while largest * s_p > MANTISSA * 2.0 ** EXP_RANGE[1]:
-                s_p /= 2.0
-        else:
-            s_p = THRESHOLD_TARGET / float(th.max())
-        info.scales[name] = s_p
-        for proj in incoming:
-            _quantize_projection(proj, f * s_p / src_scale[proj.src], info)
-        vr = pop.params.v_reset
-        pop.fixed = FixedPoint(scale=s_p, bias=_bias_int(np.asarray(pop.bias, dtype=np.float64) * f * s_p),
-                               params=IntNeuronParams(dv=decay.dv, threshold=np.round(th * s_p).astype(np.int64)
-                                                      + int(pop.params.strict),  # h > θ ⟺ h ≥ θ + 1
-                                                      v_reset=0 if vr is None else int(round(vr * s_p)),
-                                                      soft=vr is None,
-                                                      reset_by=None if vr is not None else
-                                                      _reset_by_int(name, pop, th, s_p, info),
-                                                      du=decay.du))
+        fixed = QUANTIZE(pop)(name, pop, ctx)
+        if fixed is not None:
+            q.fixed[name] = fixed
     outs = q.into(OUTPUT)
     if outs or q.output_kind == "values":
         peaks = [float(np.max(np.abs(p.weights.data))) / src_scale[p.src] for p in outs if p.weights.nnz]
@@ -156,20 +152,62 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[Netlist, QuantIn
         q.output_qbias = _bias_int(np.asarray(q.output_bias) * s_out)
         info.output_scale = s_out
         q.output_scale = s_out
-    q.fixed_point = True
     q.input_scale = s_in
     return q, info
 
 
-def _relay(name: str, pop: Population, q: Netlist, info: QuantInfo) -> None:
-    for proj in q.into(name):
+@QUANTIZE.register(InputPopulation, ProductPopulation)
+def _integers_already(name: str, pop: Population, ctx: _Quant) -> None:
+    """The input (scaled by ``input_scale``) and products of integers need no parameters."""
+    return None
+
+
+@QUANTIZE.register(NeuronPopulation, OrPopulation)
+def _neurons(name: str, pop: NeuronPopulation, ctx: _Quant) -> FixedPoint:
+    """A scale s_p for the membrane; the weights into it, thresholds, resets, bias in its units."""
+    q, src_scale, info = ctx.q, ctx.src_scale, ctx.info
+    incoming = q.into(name)
+    decay = INT_DECAY(pop.params)(pop.params)
+    f = decay.input_factor
+    th = np.broadcast_to(np.asarray(pop.params.v_threshold, dtype=np.float64), (pop.size,))
+    first = next((p for p in incoming if p.weights.nnz), None)
+    if first is not None:
+        peak = float(np.max(np.abs(first.weights.data))) * f / src_scale[first.src]
+        e = round(math.log2(THRESHOLD_TARGET * peak / (MANTISSA * float(th.max()))))
+        s_p = MANTISSA * 2.0 ** e / peak
+        # another projection's largest weight must fit 254·2^7 too (a recurrent one, say):
+        # halve the scale until it does (the first projection stays exact)
+        largest = max(float(np.max(np.abs(p.weights.data))) * f / src_scale[p.src] for p in incoming
+                      if p.weights.nnz)
+        while largest * s_p > MANTISSA * 2.0 ** EXP_RANGE[1]:
+            s_p /= 2.0
+    else:
+        s_p = THRESHOLD_TARGET / float(th.max())
+    info.scales[name] = s_p
+    for proj in incoming:
+        _quantize_projection(proj, f * s_p / src_scale[proj.src], info)
+    vr = pop.params.v_reset
+    return FixedPoint(scale=s_p, bias=_bias_int(np.asarray(pop.bias, dtype=np.float64) * f * s_p),
+                      params=IntNeuronParams(dv=decay.dv, threshold=np.round(th * s_p).astype(np.int64)
+                                             + int(pop.params.strict),  # h > θ ⟺ h ≥ θ + 1
+                                             v_reset=0 if vr is None else int(round(vr * s_p)),
+                                             soft=vr is None,
+                                             reset_by=None if vr is not None else
+                                             _reset_by_int(name, pop, th, s_p, info),
+                                             du=decay.du))
+
+
+@QUANTIZE.register(DelayPopulation)
+def _relay(name: str, pop: DelayPopulation, ctx: _Quant) -> FixedPoint:
+    """A relay of spikes (graded delays were refused): its one-to-one weight-1 synapses stay 0/1 integers."""
+    for proj in ctx.q.into(name):
         w = proj.weights.tocsr()
         if not np.all(w.data == 1.0):   # pragma: no cover - a relay's drive is a population's spikes
             raise ValueError(f"delay `{name}` relays spikes through weights other than 1")
         proj.weights = sp.csr_matrix((w.data.astype(np.int64), w.indices, w.indptr), shape=w.shape)
         proj.weight_exp = 0
-    pop.fixed = FixedPoint(scale=1.0, params=None, bias=np.zeros(pop.size, dtype=np.int64))
-    info.scales[name] = 1.0
+    ctx.info.scales[name] = 1.0
+    return FixedPoint(scale=1.0, params=None, bias=np.zeros(pop.size, dtype=np.int64))
 
 
 def _reset_by_int(name: str, pop: Population, th: np.ndarray, s_p: float, info: QuantInfo) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import inspect
 import operator
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,18 +19,27 @@ from torch import fx, nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.frontend import timefold
-from snncompile.frontend.ops import PROBE_B, PROBE_T, SUPPORTED, Converter, call_op, is_neuron, op_name
+from snncompile.frontend.fold import refresh_hooked_weights
+from snncompile.frontend.guard import check_layers
+from snncompile.frontend.ops import (
+    PROBE_B,
+    PROBE_T,
+    SUPPORTED,
+    Converter,
+    call_op,
+    inline_neurons,
+    is_neuron,
+    op_name,
+)
 from snncompile.frontend.ops.common import (
     NEURON_TYPES,
     SEQ_CONTAINERS,
     SJ_LAYER_PREFIX,
     SJ_PREFIX,
-    SNNTORCH_NEURON,
     contextual,
     unsupported,
     unsupported_layer,
 )
-from snncompile.frontend.ops import inline_neurons
 from snncompile.frontend.ops.neurons import check_neurons
 from snncompile.frontend.ops.registry import family_of
 from snncompile.frontend.tracer import MISSING, DataDependent, ShapeTracer, flat_values, values_of
@@ -47,10 +57,27 @@ def is_leaf(m: nn.Module) -> bool:
         return True
     mod = type(m).__module__
     if mod.startswith(SJ_LAYER_PREFIX):   # its wrappers of torch layers; composites (attention) are traced
-        return isinstance(m, _TORCH_LAYERS) or type(m).__name__ == "VotingLayer"
+        return (isinstance(m, _TORCH_LAYERS) and _stock(m)) or type(m).__name__ == "VotingLayer"
     if isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
         return False
-    return mod.startswith("torch.nn.") or mod.startswith("torch.ao.nn.")
+    return (mod.startswith("torch.nn.") or mod.startswith("torch.ao.nn.")) and _stock(m)
+
+
+_STOCK_NAMES = {c.__name__ for c in _TORCH_LAYERS}
+
+
+def _stock(m: nn.Module) -> bool:
+    """The layer computes what its torch class computes: ``forward`` and the helpers it calls
+    are torch's own, or spikingjelly's step-mode wrapper of the same torch layer. A subclass
+    that overrides them (spikingjelly's WSConv2d standardises its weight there) is traced
+    through, so its weight is what its forward computes, not its stored attribute."""
+    for attr in ("forward", "_conv_forward", "_forward"):
+        owner = next((c for c in type(m).__mro__ if attr in c.__dict__), None)
+        if owner is None or owner.__module__.startswith("torch."):
+            continue
+        if not (owner.__module__.startswith(SJ_LAYER_PREFIX) and owner.__name__ in _STOCK_NAMES):
+            return False
+    return True
 
 
 @dataclass
@@ -114,6 +141,11 @@ class _Converter(Converter):
 
     def call(self, n: fx.Node) -> str | None:
         """A function or method call, by its handler in the op table."""
+        if self.folder.is_constant(n):   # computed from parameters and buffers only (frontend.fold)
+            value = self.folder.try_value(n)
+            if isinstance(value, torch.Tensor):
+                self.consts[n.name] = value
+            return None
         op = call_op(n.op, op_name(n))
         if op is not None and op.early:
             return op.handler(self, n)
@@ -223,6 +255,7 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
     mode = step_mode_of(model)
     check_neurons(model)
     detach_pruned(model)
+    refresh_hooked_weights(model)
     meta = _meta_copy(model)
     conventions = ("m", "static-m") if mode == "m" else ("s",)
     failures: list[SnnCompileError] = []
@@ -349,6 +382,7 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
         conv = _Converter(gm, rec, convention, name, dict(meta.named_modules()), layout, batch)
         conv.masks = dict(masks or {})
         graph = conv.run()
+        check_layers(graph, conv.sites, gm, conv.masks, _dtype_of(model))
     except SnnCompileError as exc:
         if getattr(exc, "stage", 0) == 1:
             raise
@@ -432,7 +466,37 @@ def _meta_copy(model: nn.Module) -> nn.Module:
         for t in [*m._buffers.values(), *m.__dict__.values()]:
             if isinstance(t, torch.Tensor) and id(t) not in memo:
                 memo[id(t)] = t.detach().to("meta")
-    return copy.deepcopy(model, memo).eval()
+    return _copy_module(model, memo).eval()
+
+
+_ATOMS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device)
+
+
+def _copy_module(m: nn.Module, memo: dict[int, Any]) -> nn.Module:
+    """``copy.deepcopy(m, memo)`` by the same steps (``__new__``, ``__getstate__``, deep copy
+    of the state, ``__setstate__``) without copy's generic dispatch on every submodule and
+    every empty hook dict (most of the time of tracing a paper-size model otherwise). A
+    class with its own copy or pickling protocol is deep-copied as it asks."""
+    if id(m) in memo:
+        return memo[id(m)]
+    cls = type(m)
+    if getattr(cls, "__deepcopy__", None) is not None or cls.__reduce_ex__ is not object.__reduce_ex__ \
+            or cls.__reduce__ is not object.__reduce__:
+        return copy.deepcopy(m, memo)
+    new = cls.__new__(cls)
+    memo[id(m)] = new
+    state = {}
+    for key, value in m.__getstate__().items():
+        if key == "_modules":
+            state[key] = type(value)((k, c if c is None else _copy_module(c, memo)) for k, c in value.items())
+        elif isinstance(value, _ATOMS):
+            state[key] = value
+        elif type(value) in (dict, OrderedDict, set) and not value:
+            state[key] = type(value)()
+        else:
+            state[key] = copy.deepcopy(value, memo)
+    new.__setstate__(state)
+    return new
 
 
 def _record_shapes(model: nn.Module, graph: fx.Graph, lead: tuple[int, ...],

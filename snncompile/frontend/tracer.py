@@ -18,6 +18,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import fx, nn
 
@@ -139,8 +140,20 @@ class ShapeTracer(fx.Tracer):
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return ShapedProxy(node, self)
 
+    def create_arg(self, a: Any) -> Any:
+        if isinstance(a, np.generic):   # np.prod(w.shape[1:]) in forward() (spikingjelly's WSConv2d)
+            return a.item()
+        return super().create_arg(a)
+
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return self.leaf(m)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, fx.Proxy]) -> Any:
+        # fx patches every module's __getattr__ while tracing, so a meta module reading its own
+        # weights in _evaluate would search the root's parameters for a proxy (never found)
+        if self._evaluating:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
 
     def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         if self._evaluating:   # a meta module running inside _evaluate: just run it
@@ -190,6 +203,9 @@ class ShapeTracer(fx.Tracer):
                     if dtype is not None:   # snnTorch's spikes are float32 in a float64 model
                         a = tuple(v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
                                   for v in a)
+                    shaped = _same_shape(mod, a, k)
+                    if shaped is not None:
+                        return shaped
                     try:
                         return mod(*a, **k)
                     except Exception:
@@ -202,6 +218,26 @@ class ShapeTracer(fx.Tracer):
         finally:
             self._evaluating = False
         return MISSING
+
+
+# batch norm's meta kernel is a Python decomposition (a few ms per call on a paper-size
+# model); in eval mode its output has its input's shape, which the checks below confirm
+_BN_RANKS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
+
+
+def _same_shape(mod: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The meta output of an eval-mode batch norm (torch's, or spikingjelly's wrapper in
+    either step mode) on a valid input, without running it; None: run the module."""
+    ranks = next((r for cls, r in _BN_RANKS.items() if isinstance(mod, cls)), None)
+    if ranks is None or mod.training or kwargs or len(args) != 1 or not isinstance(args[0], torch.Tensor):
+        return None
+    own = type(mod) in _BN_RANKS or type(mod).__module__.startswith("spikingjelly.activation_based.layer")
+    x, lead = args[0], 2 if getattr(mod, "step_mode", "s") == "m" else 1
+    if not own or x.dim() - lead + 1 not in ranks or x.shape[lead] != mod.num_features:
+        return None
+    if not x.is_floating_point() or any(p.dtype != x.dtype for p in (mod.weight, mod.running_mean) if p is not None):
+        return None   # a dtype mismatch raises in the module: let it
+    return torch.empty_like(x)
 
 
 def flat_values(x: Any) -> list[Any]:

@@ -97,6 +97,15 @@ def conv_counts(node: Conv2d, in_shape: tuple[int, ...]) -> tuple[int, int, int]
     return int((taps * per_tap).sum()), int(cout * cin_g * per_tap.sum()), int(cout * ho * wo * cin_g * kh * kw)
 
 
+def pool_counts(node: Pool2d, in_shape: tuple[int, ...]) -> int:
+    """(input, output) pairs of a pooling window that lie inside the input, over every output."""
+    c, h, w = in_shape
+    _, ho, wo = node.shape
+    vy = _valid_counts(h, ho, node.kernel[0], node.stride[0], node.padding[0], 1)
+    vx = _valid_counts(w, wo, node.kernel[1], node.stride[1], node.padding[1], 1)
+    return int(c * np.outer(vy, vx).sum())
+
+
 def linear_counts(node: Linear) -> tuple[int, int, int]:
     """(stored synapses with every neuron live, synapses_dense, macs); token axes share weights."""
     lead = node.size // node.weight.shape[0]
@@ -136,11 +145,7 @@ def _pool(graph: IRGraph, name: str, node: Pool2d, live: Liveness | None) -> Syn
     """A max-pool of spikes lowers to OR neurons fed by its window: those are synapses."""
     if node.mode != "max" or not spike_valued(graph, graph.inputs(name)[0]):
         return None
-    c, h, w = graph.node(graph.inputs(name)[0]).shape
-    _, ho, wo = node.shape
-    vy = _valid_counts(h, ho, node.kernel[0], node.stride[0], node.padding[0], 1)
-    vx = _valid_counts(w, wo, node.kernel[1], node.stride[1], node.padding[1], 1)
-    dense = int(c * np.outer(vy, vx).sum())
+    dense = pool_counts(node, tuple(graph.node(graph.inputs(name)[0]).shape))
     return SynapseCount(dense if live is None else live_synapses(graph, name, live), dense, 0)
 
 

@@ -88,9 +88,17 @@ class IRGraph:
         inside a component, nodes come in the order that ignores the edges into its Delays
         (a Delay's output at t is its input at t − steps). Ties follow insertion order.
         Raises ValueError for a cycle that passes through no Delay (an algebraic loop)."""
+        # the order of an acyclic graph depends on its nodes and edges alone: kept while they
+        # stay as they are (the estimate and the lowering ask for it a dozen times)
+        key = (tuple(self.nx.nodes), tuple(self.nx.edges))
+        cached = self.__dict__.get("_dag_order")
+        if cached is not None and cached[0] == key:
+            return [[n] for n in cached[1]]
         index = {n: i for i, n in enumerate(self.nx.nodes)}
         if nx.is_directed_acyclic_graph(self.nx):
-            return [[n] for n in nx.lexicographical_topological_sort(self.nx, key=index.__getitem__)]
+            order = list(nx.lexicographical_topological_sort(self.nx, key=index.__getitem__))
+            self._dag_order = (key, order)
+            return [[n] for n in order]
         cond = nx.condensation(self.nx)
         members = {c: cond.nodes[c]["members"] for c in cond}
         groups = []

@@ -39,11 +39,26 @@ from snncompile.ir import (
     Slice,
     Transpose,
 )
-from snncompile.ir.counting import conv_counts, linear_counts
+from snncompile.ir.counting import conv_counts, linear_counts, pool_counts
 from snncompile.ir.dynamics import OrPool
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP, neuron_params
-from snncompile.netlist import OUTPUT, Chain, Netlist, Operand, Population, Projection
+from snncompile.netlist import (
+    OUTPUT,
+    POPULATION_TYPES,
+    BiasMap,
+    Chain,
+    DelayPopulation,
+    InputPopulation,
+    Netlist,
+    NeuronPopulation,
+    Operand,
+    OrPopulation,
+    Population,
+    ProductPopulation,
+    Projection,
+    bias_map,
+)
 
 # A max-pool of spikes is OR over the window: memoryless (tau=1 LIF: H = X), fires on ≥1.
 OR_PARAMS = OrPool()
@@ -61,7 +76,7 @@ class _Value:
     def identity_of(self) -> str | None:
         """The population whose output this value is exactly (through reshapes)."""
         if len(self.terms) == 1 and all(isinstance(n, Reshape) for n in self.terms[0][1]) \
-                and not torch.any(self.bias != 0):
+                and _is_zero(self.bias):
             return self.terms[0][0]
         return None
 
@@ -76,13 +91,13 @@ class _Lowering:
         self.netlist: Netlist | None = None
 
     def source(self, name: str, shape) -> _Value:
-        return _Value([(name, [])], torch.zeros((1, *shape), dtype=torch.float64), [])
+        return _Value([(name, [])], _zeros(shape), [])
 
     def linear(self, name: str, node, value: _Value, layer: bool = False) -> _Value:
         with torch.no_grad():
             bias = _zero_in_bias(node, value.bias)
             if bias is None:
-                bias = STEP(node)(node, [value.bias], 1, "affine")
+                bias = _step_bias(node, value.bias)
         return _Value([(s, chain + [node]) for s, chain in value.terms], bias,
                       value.layers + ([name] if layer else []))
 
@@ -106,7 +121,7 @@ class _Lowering:
     def feed_delay(self, name: str, value: _Value) -> None:
         """Connect delay population ``name`` to its drive (once the drive is lowered)."""
         pop = self.pops[name]
-        pop.bias = value.bias.reshape(-1).numpy().copy()
+        pop.bias = _bias_map(value.bias, pop.shape)
         self.relays[name] = value.identity_of()   # decided once every delay is fed (resolve_relays)
         self.connect(name, value)
         for proj in self.projs:   # sent from the start of every step: depth 0, like the input
@@ -125,7 +140,7 @@ class _Lowering:
                     self.pops[name].relay, changed = relay, True
 
     def population(self, name: str, value: _Value, pop: Population) -> _Value:
-        pop.bias = value.bias.reshape(-1).numpy().copy()
+        pop.bias = _bias_map(value.bias, pop.shape)
         pop.depth = self.connect(name, value)
         self.pops[name] = pop
         return self.source(name, pop.shape)
@@ -133,7 +148,7 @@ class _Lowering:
 
 @LOWER.register(Input)
 def _input(lw: _Lowering, name: str, node: Input, ins: list[_Value]) -> _Value:
-    lw.pops[name] = Population(name, node.size, "input", tuple(node.shape), depth=0)
+    lw.pops[name] = InputPopulation(name, node.size, tuple(node.shape), depth=0)
     return lw.source(name, node.shape)
 
 
@@ -152,7 +167,7 @@ def _pool(lw, name, node: Pool2d, ins):
     if node.mode in ("avg", "sum"):
         return lw.linear(name, node, ins[0])
     src = ins[0].identity_of()
-    if src is None or lw.pops[src].kind == "input":
+    if src is None or isinstance(lw.pops[src], InputPopulation):
         feed = lw.graph.node(lw.graph.inputs(name)[0])
         what = "the input" if src is not None else \
             f"real values (the output of {feed.op} `{feed.source or lw.graph.inputs(name)[0]}`)"
@@ -160,44 +175,43 @@ def _pool(lw, name, node: Pool2d, ins):
                               "neuromorphic core can max-pool only spikes (as OR neurons)",
                               "move the MaxPool2d after the spiking neuron (pool the spikes) or use AvgPool2d; "
                               "`--target energy` estimates the model as written", EXIT_UNSUPPORTED)
-    value = _Value([(src, [node])], torch.zeros((1, *node.shape), dtype=torch.float64), [])
-    return lw.population(name, value, Population(name, node.size, "or", tuple(node.shape), params=OR_PARAMS))
+    value = _Value([(src, [node])], _zeros(node.shape), [])
+    return lw.population(name, value, OrPopulation(name, node.size, tuple(node.shape), params=OR_PARAMS))
 
 
 @LOWER.register(Add)
 def _add(lw, name, node, ins):
     a, b = ins
-    return _Value(a.terms + b.terms, a.bias + b.bias, a.layers + b.layers)
+    return _Value(a.terms + b.terms, _sum(a.bias, b.bias), a.layers + b.layers)
 
 
 @LOWER.register(Concat)
 def _concat(lw, name, node: Concat, ins):
     """Each input lands in its slot: a one-input Concat per term, summed like an Add."""
     sizes = tuple(lw.graph.node(s).shape[node.axis] for s in lw.graph.inputs(name))
-    terms, bias, layers = [], torch.zeros((1, *node.shape), dtype=torch.float64), []
+    terms, bias, layers = [], _zeros(node.shape), []
     for k, value in enumerate(ins):
         slot = Concat(node.shape, node.source, axis=node.axis, slot=k, sizes=sizes)
         v = lw.linear(name, slot, value)
-        terms, bias, layers = terms + v.terms, bias + v.bias, layers + v.layers
+        terms, bias, layers = terms + v.terms, _sum(bias, v.bias), layers + v.layers
     return _Value(terms, bias, layers)
 
 
 @LOWER.register(Neuron)
 def _neuron(lw, name, node: Neuron, ins):
     src = ins[0].identity_of()
-    if src is not None and lw.pops[src].kind != "delay":   # a delayed drive arrives one-to-one
+    if src is not None and not isinstance(lw.pops[src], DelayPopulation):   # a delayed drive arrives one-to-one
         raise SnnCompileError(f"neuron `{node.source or name}` reads another population directly",
                               "put a synaptic layer (Linear/Conv2d) between neuron layers", EXIT_UNSUPPORTED)
-    kind = node.dynamics.population_kind
-    return lw.population(name, ins[0], Population(name, node.size, kind, tuple(node.shape),
-                                                  params=neuron_params(node)))
+    kind = POPULATION_TYPES[node.dynamics.population_kind]   # neurons, or OR neurons of a spike max-pool
+    return lw.population(name, ins[0], kind(name, node.size, tuple(node.shape), params=neuron_params(node)))
 
 
 @LOWER.register(Delay)
 def _delay(lw, name, node: Delay, ins):
     """A delay population; a loop's Delay gets its drive once its source is lowered (``lower``)."""
-    lw.pops[name] = Population(name, node.size, "delay", tuple(node.shape), bias=np.zeros(node.size), depth=0,
-                               steps=node.steps)
+    lw.pops[name] = DelayPopulation(name, node.size, tuple(node.shape), bias=np.zeros(node.size), depth=0,
+                                    steps=node.steps)
     if ins:
         lw.feed_delay(name, ins[0])
     return lw.source(name, node.shape)
@@ -212,8 +226,8 @@ def _matmul(lw, name, node: MatMul, ins):
             pos = np.broadcast_to(np.arange(len(operand.idx)).reshape(operand.shape), node.shape)
             operand = Operand(operand.src, operand.idx[pos.ravel()], tuple(node.shape), scale=operand.scale)
         operands.append(operand)
-    pop = Population(name, node.size, "matmul", tuple(node.shape), operands=operands,
-                     bias=np.zeros(node.size), product=node.mode)
+    pop = ProductPopulation(name, node.size, tuple(node.shape), operands=operands,
+                            bias=np.zeros(node.size), product=node.mode)
     pop.depth = max(lw.pops[o.src].depth for o in operands) + 1
     for o in operands:
         o.delay = pop.depth - lw.pops[o.src].depth - 1
@@ -225,7 +239,7 @@ def _matmul(lw, name, node: MatMul, ins):
 def _output(lw, name, node: Output, ins):
     value = ins[0]
     src = value.identity_of()
-    if src is not None and lw.pops[src].kind != "input":
+    if src is not None and not isinstance(lw.pops[src], InputPopulation):
         pop = lw.pops[src]
         kind = "membrane" if pop.graded else "spikes"   # a non-spiking population: its values
         lw.netlist = Netlist(lw.pops, lw.projs, kind, output_pop=pop.name, output_shape=tuple(node.shape),
@@ -237,24 +251,60 @@ def _output(lw, name, node: Output, ins):
     return value
 
 
+# Bias maps are [1, *shape] tensors that may be broadcast views (stride 0 along the axes
+# they are constant on): a folded layer bias is one value per channel, and a map of a
+# paper-size layer would otherwise be materialised per neuron at every node of a chain.
+def _zeros(shape) -> torch.Tensor:
+    return torch.zeros((1,) * (len(shape) + 1), dtype=torch.float64).expand(1, *shape)
+
+
+def _compact(t: torch.Tensor) -> torch.Tensor:
+    """``t`` without its broadcast axes (size 1 where the stride is 0): same values, broadcastable."""
+    return t[tuple(slice(0, 1) if st == 0 else slice(None) for st in t.stride())]
+
+
+def _is_zero(t: torch.Tensor) -> bool:
+    return not torch.any(_compact(t) != 0)
+
+
+def _sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (_compact(a) + _compact(b)).expand(torch.broadcast_shapes(a.shape, b.shape))
+
+
+def _step_bias(node, bias: torch.Tensor) -> torch.Tensor:
+    """The affine step of ``node`` on a bias map; per-element nodes (batch norm, scale) run on
+    its compact form, which gives the same values per element."""
+    if isinstance(node, (BatchNorm, Scale)):
+        return STEP(node)(node, [_compact(bias)], 1, "affine").expand(1, *node.shape)
+    return STEP(node)(node, [bias.contiguous()], 1, "affine")
+
+
+def _bias_map(bias: torch.Tensor, shape) -> BiasMap:
+    """A population's bias from its bias map, kept compact."""
+    compact = _compact(bias)[0] if tuple(bias.shape[1:]) == tuple(shape) else bias.reshape(tuple(shape))
+    return BiasMap(compact.numpy().copy(), tuple(shape))
+
+
 def _zero_in_bias(node, bias_in: torch.Tensor) -> torch.Tensor | None:
     """A synaptic layer's bias map on an input bias map of zeros: its own bias per output
     channel (what the affine step computes, without running the layer on zeros); None if
     the input bias is not all zero or the node is not a synaptic layer."""
-    if not isinstance(node, (Conv2d, Linear)) or torch.any(bias_in != 0):
+    if not isinstance(node, (Conv2d, Linear)) or not _is_zero(bias_in):
         return None
-    out = torch.zeros((1, *node.shape), dtype=bias_in.dtype)
-    if node.bias is not None:
-        b = torch.from_numpy(np.array(node.bias, dtype=np.float64))   # a copy: IR weights are read-only
-        out += b.reshape((-1, 1, 1) if isinstance(node, Conv2d) else (-1,)).to(out.dtype)
-    return out
+    if node.bias is None:
+        return _zeros(node.shape)
+    b = torch.from_numpy(np.array(node.bias, dtype=np.float64))   # a copy: IR weights are read-only
+    per_channel = (1, -1, 1, 1) if isinstance(node, Conv2d) else (1,) * len(node.shape) + (-1,)
+    # 0 + b as the step on zeros computes it (a -0.0 bias becomes +0.0)
+    return (torch.zeros((), dtype=torch.float64) + b.reshape(per_channel)).expand(1, *node.shape)
 
 
 def _operand(lw: _Lowering, value: _Value, shape: tuple[int, ...], where: str) -> Operand:
     """A product's factor must be a population's output, possibly transposed, reshaped or scaled."""
-    if len(value.terms) == 1 and not torch.any(value.bias != 0):
+    if len(value.terms) == 1 and _is_zero(value.bias):
         src, chain = value.terms[0]
-        if all(isinstance(n, (Reshape, Transpose, Scale, Slice)) for n in chain) and lw.pops[src].kind != "input":
+        if all(isinstance(n, (Reshape, Transpose, Scale, Slice)) for n in chain) and \
+                not isinstance(lw.pops[src], InputPopulation):
             c = Chain(chain, tuple(lw.pops[src].shape))
             with torch.no_grad():  # the gather: where each operand element comes from
                 idx = c.apply(torch.arange(lw.pops[src].logical_size, dtype=torch.float64)[None], "pattern")
@@ -303,16 +353,18 @@ def _finish(net: Netlist, graph: IRGraph, dense: bool) -> None:
         if alive is not None and not alive.all():
             pop.index = np.flatnonzero(alive.ravel())
             pop.size = len(pop.index)
-            pop.bias = pop.bias[pop.index]
-            per_neuron = {k: getattr(pop.params, k)[pop.index] for k in ("v_threshold", "reset_by")
-                          if isinstance(getattr(pop.params, k, None), np.ndarray)}
+            lazy = bias_map(pop)
+            pop.bias = lazy.kept(pop.index) if lazy is not None else pop.bias[pop.index]
+            params = pop.params if isinstance(pop, NeuronPopulation) else None
+            per_neuron = {k: getattr(params, k)[pop.index] for k in ("v_threshold", "reset_by")
+                          if isinstance(getattr(params, k, None), np.ndarray)}
             if per_neuron:
                 pop.params = pop.params.with_params(**per_neuron)
     # A population whose every neuron was removed does not exist on the chip (nor in Lava,
     # which refuses a process of shape (0,)); its synapses go with it.
-    operands = {o.src for p in net.populations.values() for o in p.operands}
+    operands = {o.src for p in net.populations.values() if isinstance(p, ProductPopulation) for o in p.operands}
     empty = {n for n, p in net.populations.items()
-             if p.size == 0 and p.kind in ("neuron", "or") and n not in operands and n != net.output_pop}
+             if p.size == 0 and isinstance(p, NeuronPopulation) and n not in operands and n != net.output_pop}
     for name in empty:
         del net.populations[name]
     net.projections = [p for p in net.projections if p.src not in empty and p.dst not in empty]
@@ -364,10 +416,13 @@ def count_synapses(proj: Projection, src: Population, dst: Population | None, de
 def _closed_form(proj: Projection, src: Population, dst: Population | None, dense: bool) -> int | None:
     """The count without applying the chain, where it is one layer between populations that
     keep every neuron, followed only by nodes that pass every element on (reshapes, batch
-    norms without a zero gain): the layer's stored synapses (ir.counting's closed form)."""
+    norms without a zero gain), or one pooling window followed by reshapes: the layer's
+    stored synapses (ir.counting's closed form)."""
     if len(proj.chains) != 1 or src.index is not None or (dst is not None and dst.index is not None):
         return None
     layer, *rest = proj.chains[0].nodes or [None]
+    if isinstance(layer, Pool2d) and all(isinstance(n, Reshape) for n in rest):   # a window: no weights
+        return pool_counts(layer, proj.chains[0].in_shape)
     if not isinstance(layer, (Conv2d, Linear)) or not all(
             isinstance(n, Reshape) or (isinstance(n, BatchNorm) and np.all(n.scale_shift()[0] != 0)) for n in rest):
         return None

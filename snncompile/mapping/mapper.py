@@ -19,7 +19,15 @@ import scipy.sparse as sp
 
 from snncompile import schema
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
-from snncompile.netlist import Netlist
+from snncompile.netlist import (
+    DelayPopulation,
+    InputPopulation,
+    Netlist,
+    NeuronPopulation,
+    OrPopulation,
+    PopulationRegistry,
+    ProductPopulation,
+)
 
 CHIPS_DIR = Path(__file__).parent / "chips"
 LIMITS = ("neurons", "input_axons", "synapse_bits", "output_axons")
@@ -135,6 +143,43 @@ def _incoming(plan: Netlist, name: str, offsets: dict[str, int], total: int) -> 
     return m.tocsr(), per_row_bits
 
 
+@dataclass
+class _Placing:
+    """What placing one population reads and fills."""
+
+    plan: Netlist
+    chip: ChipProfile
+    cmap: CoreMap
+    core_of: np.ndarray
+    offsets: dict[str, int]
+    total: int
+
+
+PLACE = PopulationRegistry("core placement")   # (_Placing, name, population): place it (or not)
+
+
+@PLACE.register(InputPopulation)
+def _off_chip(ctx: _Placing, name: str, pop) -> None:
+    """The input arrives as messages: no core holds it."""
+
+
+@PLACE.register(ProductPopulation)
+def _unmapped(ctx: _Placing, name: str, pop) -> None:
+    """A spike·spike product has no static synapses: it runs off the cores (reported as unmapped)."""
+    ctx.cmap.unmapped.append(name)
+
+
+@PLACE.register(NeuronPopulation, OrPopulation, DelayPopulation)
+def _on_cores(ctx: _Placing, name: str, pop) -> None:
+    """Neurons (and a delay's relay units) with their incoming synapses, on as few cores as fit."""
+    chip = ctx.chip
+    m, w_bits = _incoming(ctx.plan, name, ctx.offsets, ctx.total)
+    w_bits = np.minimum(w_bits, np.diff(m.indptr) * chip.max_weight_bits)
+    entry_bits = w_bits + np.diff(m.indptr) * chip.synapse_index_bits
+    _check_one_neuron_fits(name, pop.size, np.diff(m.indptr), entry_bits, chip)
+    _place_layer(ctx.cmap, name, pop.size, m, entry_bits, ctx.core_of, ctx.offsets[name], ctx.total)
+
+
 def map_to_cores(plan: Netlist, chip: ChipProfile) -> CoreMap:
     offsets, total = {}, 0
     for name, pop in plan.populations.items():
@@ -143,16 +188,7 @@ def map_to_cores(plan: Netlist, chip: ChipProfile) -> CoreMap:
     cmap = CoreMap(chip)
     core_of = np.full(total, -1)
     for name, pop in plan.populations.items():
-        if pop.kind == "input":
-            continue
-        if pop.kind == "matmul":
-            cmap.unmapped.append(name)
-            continue
-        m, w_bits = _incoming(plan, name, offsets, total)
-        w_bits = np.minimum(w_bits, np.diff(m.indptr) * chip.max_weight_bits)
-        entry_bits = w_bits + np.diff(m.indptr) * chip.synapse_index_bits
-        _check_one_neuron_fits(name, pop.size, np.diff(m.indptr), entry_bits, chip)
-        _place_layer(cmap, name, pop.size, m, entry_bits, core_of, offsets[name], total)
+        PLACE(pop)(_Placing(plan, chip, cmap, core_of, offsets, total), name, pop)
     _count_output_axons(plan, cmap, core_of, offsets)
     for c in cmap.cores:
         if c.output_axons > chip.output_axons_per_core:
@@ -220,7 +256,7 @@ def _place_layer(cmap: CoreMap, name: str, size: int, m: sp.csr_matrix, entry_bi
 def _count_output_axons(plan: Netlist, cmap: CoreMap, core_of: np.ndarray, offsets: dict[str, int]) -> None:
     """Output axons: one per (neuron, destination core) pair."""
     for name, pop in plan.populations.items():
-        if pop.kind == "input":
+        if isinstance(pop, InputPopulation):
             continue
         for proj in [p for p in plan.projections if p.src == name and p.dst in offsets]:
             coo = proj.weights.tocoo()

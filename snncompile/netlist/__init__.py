@@ -3,13 +3,29 @@
 from snncompile.netlist.netlist import (
     OUTPUT,
     Chain,
+    FixedNetlist,
     FixedPoint,
     Netlist,
-    Operand,
-    Population,
     Projection,
     synaptic_memory,
 )
+from snncompile.netlist.populations import (
+    POPULATION_REGISTRIES,
+    POPULATION_TYPES,
+    BiasMap,
+    DelayPopulation,
+    InputPopulation,
+    MissingPopulation,
+    NeuronPopulation,
+    Operand,
+    OrPopulation,
+    Population,
+    PopulationRegistry,
+    ProductPopulation,
+    bias_map,
+)
 
-__all__ = ["OUTPUT", "Chain", "FixedPoint", "Netlist", "Operand", "Population", "Projection",
-           "synaptic_memory"]
+__all__ = ["OUTPUT", "POPULATION_REGISTRIES", "POPULATION_TYPES", "BiasMap", "Chain", "DelayPopulation", "FixedNetlist",
+           "FixedPoint", "InputPopulation", "MissingPopulation", "Netlist", "NeuronPopulation", "Operand",
+           "OrPopulation", "Population", "PopulationRegistry", "ProductPopulation", "Projection",
+           "bias_map", "synaptic_memory"]

@@ -20,10 +20,16 @@ import torch
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import Conv2d, Node, Reshape
 from snncompile.ir.counting import synaptic_memory_bits
-from snncompile.ir.dynamics import Dynamics, DynamicsRegistry, refused
+from snncompile.ir.dynamics import DynamicsRegistry, refused
 from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import unique_paths
 from snncompile.netlist.ops import UNROLL
+from snncompile.netlist.populations import (
+    DelayPopulation,
+    InputPopulation,
+    NeuronPopulation,
+    Population,
+)
 
 OUTPUT = "__output__"
 CANCELLED = 1e-12   # |weight| / Σ|path weights| below which a composed synapse is cancellation residue
@@ -81,69 +87,12 @@ class Chain:
 
 
 @dataclass
-class Operand:
-    """One factor of a dynamic product: population ``src`` gathered by ``idx`` into ``shape``."""
-
-    src: str
-    idx: np.ndarray                   # logical indices into src, one per operand element
-    shape: tuple[int, ...]
-    delay: int = 0                    # steps to hold src's values so both factors align
-    scale: float = 1.0                # constant factor (e.g. attention scale applied before ·V)
-
-
-@dataclass
 class FixedPoint:
     """Integer parameters of a quantized population (see snncompile.fixedpoint)."""
 
     scale: float                      # membrane units per float unit
-    params: object                    # IntNeuronParams
+    params: object                    # IntNeuronParams (None for a delay)
     bias: np.ndarray                  # integer bias per kept neuron
-
-
-@dataclass
-class Population:
-    name: str
-    size: int                         # kept neurons
-    kind: str                         # "input" | "neuron" | "or" | "matmul" (spike·spike product)
-    #                                   | "delay" (sends its drive of ``steps`` steps ago)
-    shape: tuple[int, ...]            # logical shape (removed neurons included)
-    params: Dynamics | None = None     # the neurons' dynamics (None: input, products, delays)
-    bias: np.ndarray | None = None    # constant input per step (folded biases), per kept neuron
-    depth: int = 0                    # synapse hops from the input (Lava latency)
-    index: np.ndarray | None = None   # kept logical neurons (flat), None = all
-    operands: list[Operand] = field(default_factory=list)  # matmul: the two factors
-    product: str = "matmul"           # "matmul" | "hadamard" for kind "matmul"
-    fixed: FixedPoint | None = None   # set by quantization only
-    steps: int | np.ndarray = 0       # "delay": how many steps late its drive is sent (or per neuron)
-    relay: bool = False               # "delay": the drive is one population's spikes (sends spikes)
-
-    @property
-    def graded(self) -> bool:
-        """Sends real values (input, products, a non-spiking neuron's membrane, a delayed
-        real drive) rather than spikes."""
-        return self.kind in ("input", "matmul") or (self.kind == "delay" and not self.relay) or \
-            (self.params is not None and not self.params.spiking)
-
-    @property
-    def logical_size(self) -> int:
-        return int(np.prod(self.shape))
-
-    def expand(self, values: np.ndarray) -> np.ndarray:
-        """[..., size] of kept neurons → [..., logical_size] with zeros for removed ones."""
-        if self.index is None:
-            return values
-        full = np.zeros((*values.shape[:-1], self.logical_size), dtype=values.dtype)
-        full[..., self.index] = values
-        return full
-
-    # fixed-point views (quantized netlists only)
-    @property
-    def qparams(self):
-        return None if self.fixed is None else self.fixed.params
-
-    @property
-    def qbias(self):
-        return None if self.fixed is None else self.fixed.bias
 
 
 @dataclass
@@ -236,10 +185,6 @@ class Netlist:
     output_bias: np.ndarray | None = None
     output_shape: tuple[int, ...] = ()
     output_depth: int = 0             # step offset at which output step 0 is read
-    fixed_point: bool = False
-    input_scale: float = 1.0
-    output_scale: float = 1.0
-    output_qbias: np.ndarray | None = None
 
     @property
     def depth(self) -> int:
@@ -248,10 +193,28 @@ class Netlist:
     @property
     def delays(self) -> list[Population]:
         """The delay populations (a recurrent loop has at least one)."""
-        return [p for p in self.populations.values() if p.kind == "delay"]
+        return [p for p in self.populations.values() if isinstance(p, DelayPopulation)]
+
+    @property
+    def source(self) -> InputPopulation:
+        """The input population."""
+        return next(p for p in self.populations.values() if isinstance(p, InputPopulation))
 
     def into(self, dst: str) -> list[Projection]:
         return [p for p in self.projections if p.dst == dst]
+
+
+@dataclass
+class FixedNetlist(Netlist):
+    """A netlist quantized for integer hardware (made by :func:`snncompile.fixedpoint.quantize_plan`):
+    every projection holds explicit integer mantissas with a ``weight_exp``, ``fixed`` the
+    integer parameters of each neuron and delay population; inputs are ``round(x·input_scale)``
+    and the value readout is ``(drive + output_qbias) / output_scale``."""
+
+    fixed: dict[str, FixedPoint] = field(default_factory=dict)
+    input_scale: float = 1.0
+    output_scale: float = 1.0
+    output_qbias: np.ndarray | None = None
 
 
 def refusal(nir: str, where: str, hint: str) -> Callable[..., Any]:
@@ -263,7 +226,7 @@ def refusal(nir: str, where: str, hint: str) -> Callable[..., Any]:
 def refuse_dynamics(net: Netlist, registry: DynamicsRegistry) -> None:
     """A clear error when ``net`` has a population whose dynamics ``registry`` refuses."""
     for name, pop in net.populations.items():
-        p = pop.params
+        p = pop.params if isinstance(pop, NeuronPopulation) else None
         if p is not None and not registry.supports(p):
             registry(p)(p, name=name)
 
@@ -280,7 +243,7 @@ def refuse_delays(net: Netlist, where: str, hint: str, graded_only: bool = False
     """A clear error when ``net`` has a delay population (a recurrent loop or a NIR Delay);
     ``graded_only``: only one that sends real values."""
     for name, pop in net.populations.items():
-        if pop.kind == "delay" and not (graded_only and pop.relay):
+        if isinstance(pop, DelayPopulation) and not (graded_only and pop.relay):
             raise SnnCompileError(f"`{name}` is a delay of {steps_text(pop.steps)} (a recurrent loop or a NIR Delay), "
                                   f"which {where} cannot run", hint, EXIT_UNSUPPORTED)
 

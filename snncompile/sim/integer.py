@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from snncompile.netlist import Netlist
+from snncompile.netlist import FixedNetlist, Netlist
 from snncompile.sim.kernels import run_kernels
 
 
 def simulate_int(plan: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
     """x [T, N, ...] floats → {population: [T, N, size] int spikes or products}, and for a
     value readout ``OUTPUT``: [T, N, size] dequantized floats."""
-    if not plan.fixed_point:
+    if not isinstance(plan, FixedNetlist):
         raise ValueError("simulate_int needs a quantized plan (quantize_plan)")
     return run_kernels(plan, x)

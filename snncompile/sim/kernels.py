@@ -22,15 +22,26 @@ integer reference simulator and the one-process floor of the benchmark.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from snncompile.fixedpoint import neuron_int
 from snncompile.ir import dynamics
-from snncompile.netlist import OUTPUT, Netlist, Population, Projection
-
-READOUT = "readout"  # kernel kind of the value readout (OUTPUT)
+from snncompile.netlist import (
+    OUTPUT,
+    DelayPopulation,
+    FixedNetlist,
+    InputPopulation,
+    Netlist,
+    NeuronPopulation,
+    OrPopulation,
+    Population,
+    PopulationRegistry,
+    ProductPopulation,
+    Projection,
+)
 
 
 def shift(acc: np.ndarray, exp: int) -> np.ndarray:
@@ -39,22 +50,16 @@ def shift(acc: np.ndarray, exp: int) -> np.ndarray:
 
 
 class Synapses:
-    """One projection: source outputs ``[B, src kept]`` → drive ``[B, dst kept]``."""
+    """One projection in float64: source outputs ``[B, src kept]`` → drive ``[B, dst kept]``."""
 
-    def __init__(self, proj: Projection, src: Population, fixed: bool) -> None:
+    def __init__(self, proj: Projection, src: Population) -> None:
         w = proj.weights.tocsr()
         w.sort_indices()
-        self.fixed = fixed
-        self.exp = proj.weight_exp if fixed else 0
         self.shape = w.shape
-        # One copy of the synapses, in the layout its reads need: integer mantissas (exact
-        # sums in int64) or float64 weights target × source for real-valued inputs; source ×
-        # target for spikes, so a spike reads its own row only.
-        self.by_source = not fixed and not src.graded
-        if fixed:
-            self.w = w.astype(np.int16 if np.abs(w.data).max(initial=0) < 2**15 else np.int64)
-        else:
-            self.w = w.astype(np.float64).T.tocsr() if self.by_source else w.astype(np.float64)
+        # One copy of the synapses, in the layout its reads need: target × source for
+        # real-valued inputs; source × target for spikes, so a spike reads its own row only.
+        self.by_source = not src.graded
+        self.w = w.astype(np.float64).T.tocsr() if self.by_source else w.astype(np.float64)
         del w
 
     @property
@@ -63,12 +68,95 @@ class Synapses:
 
     def __call__(self, s: np.ndarray) -> np.ndarray:
         if self.by_source:  # binary spikes: gather the synapse rows of the sources that fired
-            y = (sp.csr_matrix(s) @ self.w).toarray()
-        else:
-            y = (self.w @ np.asarray(s, dtype=np.int64 if self.fixed else np.float64).T).T
-        if self.fixed:
-            return shift(np.asarray(y, dtype=np.int64), self.exp)
-        return np.ascontiguousarray(y)
+            return np.ascontiguousarray((sp.csr_matrix(s) @ self.w).toarray())
+        return np.ascontiguousarray((self.w @ np.asarray(s, dtype=np.float64).T).T)
+
+
+class IntSynapses(Synapses):
+    """One projection on Lava's integer datapath: mantissas summed exactly in int64, then
+    shifted by ``weight_exp``."""
+
+    def __init__(self, proj: Projection, src: Population) -> None:
+        w = proj.weights.tocsr()
+        w.sort_indices()
+        self.shape = w.shape
+        self.exp = proj.weight_exp
+        self.w = w.astype(np.int16 if np.abs(w.data).max(initial=0) < 2**15 else np.int64)
+        del w
+
+    def __call__(self, s: np.ndarray) -> np.ndarray:
+        y = (self.w @ np.asarray(s, dtype=np.int64).T).T
+        return shift(np.asarray(y, dtype=np.int64), self.exp)
+
+
+class Numerics:
+    """Float64 arithmetic of a float :class:`Netlist` (the reference of every float run)."""
+
+    dtype: type = np.float64
+    synapses: type[Synapses] = Synapses
+
+    def __init__(self, net: Netlist) -> None:
+        self.net = net
+
+    def neuron(self, pop: NeuronPopulation) -> tuple[object, np.ndarray]:
+        """The parameters and bias a neuron kernel steps with."""
+        return _float_params(pop), np.asarray(pop.bias, dtype=np.float64)
+
+    def bias(self, pop: Population) -> np.ndarray:
+        return np.asarray(pop.bias, dtype=np.float64)
+
+    def initial_state(self, params: dynamics.Dynamics, batch: int, size: int) -> object:
+        return dynamics.initial_state(params, np.full((batch, size), params.v_init, dtype=np.float64))
+
+    def neuron_step(self, v: object, drive: np.ndarray, params: dynamics.Dynamics) -> tuple[np.ndarray, object]:
+        return dynamics.step(v, drive, params)
+
+    def scaled(self, vals: np.ndarray, scale: float) -> np.ndarray:
+        """A product operand times its constant factor."""
+        return vals * scale if scale != 1.0 else vals
+
+    def readout(self) -> tuple[np.ndarray, float]:
+        """The value readout's bias and the divisor that maps its drive to floats."""
+        return np.asarray(self.net.output_bias, dtype=np.float64), 1.0
+
+    def input_values(self, flat: np.ndarray) -> np.ndarray:
+        return flat
+
+
+class IntNumerics(Numerics):
+    """Loihi's integer datapath of a :class:`FixedNetlist` (Lava's fixed_pt models, bit for bit)."""
+
+    dtype = np.int64
+    synapses = IntSynapses
+
+    def neuron(self, pop: NeuronPopulation) -> tuple[object, np.ndarray]:
+        return self.net.fixed[pop.name].params, self.bias(pop)
+
+    def bias(self, pop: Population) -> np.ndarray:
+        return np.asarray(self.net.fixed[pop.name].bias, dtype=np.int64)
+
+    def initial_state(self, params: neuron_int.IntNeuronParams, batch: int, size: int) -> object:
+        return neuron_int.initial_state(params, np.full((batch, size), params.v_reset, dtype=np.int64))
+
+    def neuron_step(self, v: object, drive: np.ndarray, params: neuron_int.IntNeuronParams) -> tuple[np.ndarray, object]:
+        return neuron_int.step(v, drive, params)
+
+    def scaled(self, vals: np.ndarray, scale: float) -> np.ndarray:
+        return vals   # fixed point: the scales live in the next weights
+
+    def readout(self) -> tuple[np.ndarray, float]:
+        return self.net.output_qbias, self.net.output_scale
+
+    def input_values(self, flat: np.ndarray) -> np.ndarray:
+        return np.round(flat * self.net.input_scale).astype(np.int64)
+
+
+NUMERICS: dict[type[Netlist], type[Numerics]] = {Netlist: Numerics, FixedNetlist: IntNumerics}
+
+
+def numerics(net: Netlist) -> Numerics:
+    """The arithmetic ``net``'s type asks for."""
+    return NUMERICS[type(net)](net)
 
 
 @dataclass
@@ -83,91 +171,123 @@ class Operand:
 
 @dataclass
 class Kernel:
-    """One population (or the value readout) advancing one step on a batch."""
+    """One population (or the value readout) advancing one step on a batch: ``step`` maps
+    its sources' current outputs (``sources`` order) to its own."""
+
+    sends_first: ClassVar[bool] = False         # emits before it reads this step's inputs (a delay)
 
     name: str
-    kind: str                                   # "neuron" | "or" | "matmul" | READOUT
     size: int
-    sources: list[str]                          # port order
+    num: Numerics
+    graded: bool                                # outputs real values rather than spikes
+    sources: list[str] = field(default_factory=list)   # port order
     synapses: list[tuple[int, Synapses]] = field(default_factory=list)
-    operands: list[Operand] = field(default_factory=list)
-    hadamard: bool = False
     bias: np.ndarray | None = None
-    params: object = None                       # Dynamics (float) or IntNeuronParams (fixed)
-    fixed: bool = False
-    output_scale: float = 1.0                   # fixed-point readout: integer → float
-    v: np.ndarray | None = None
-    steps: int | np.ndarray = 0                 # "delay": steps between absorb and emit (per neuron: array)
-    relay: bool = False                         # "delay": sends spikes
-    line: np.ndarray | None = None              # "delay": the last ``steps`` drives, a ring
-    head: int = 0
-
-    @property
-    def graded(self) -> bool:
-        """Outputs real values: products, the readout, a non-spiking population's membrane."""
-        if self.kind == "delay":
-            return not self.relay
-        return self.kind in ("matmul", READOUT) or (not self.fixed and self.params is not None
-                                                    and not self.params.spiking)
 
     @property
     def nbytes(self) -> int:
         return sum(s.nbytes for _, s in self.synapses)
 
+    @property
+    def record_dtype(self) -> type:
+        """The dtype its recorded outputs are stored in."""
+        return self.num.dtype if self.graded else np.int64
+
     def reset(self, batch: int) -> None:
-        if self.kind in ("neuron", "or"):
-            v0 = self.params.v_reset if self.fixed else self.params.v_init
-            v = np.full((batch, self.size), v0, dtype=np.int64 if self.fixed else np.float64)
-            self.v = neuron_int.initial_state(self.params, v) if self.fixed else \
-                dynamics.initial_state(self.params, v)
-        if self.kind == "delay":
-            longest = int(np.max(self.steps))
-            self.line = np.zeros((longest, batch, self.size), dtype=np.int64 if self.fixed else np.float64)
-            self.head = 0
-
-    def emit(self) -> np.ndarray:
-        """A delay's drive of ``steps`` steps ago (zeros before the first)."""
-        slot = (self.head - np.asarray(self.steps)) % len(self.line)
-        out = self.line[slot] if slot.ndim == 0 else self.line[slot, :, np.arange(self.size)].T
-        return out.astype(np.uint8) if self.relay else out.copy()
-
-    def absorb(self, inputs: list[np.ndarray]) -> None:
-        """Store this step's drive of a delay (call after :meth:`emit`, at the end of the step)."""
-        self.line[self.head] = self.drive(inputs)
-        self.head = (self.head + 1) % len(self.line)
+        """Start a new batch of ``batch`` samples."""
 
     def drive(self, inputs: list[np.ndarray]) -> np.ndarray:
-        acc = np.zeros((inputs[0].shape[0] if inputs else 1, self.size),
-                       dtype=np.int64 if self.fixed else np.float64)
+        acc = np.zeros((inputs[0].shape[0] if inputs else 1, self.size), dtype=self.num.dtype)
         for port, syn in self.synapses:
             acc += syn(inputs[port])
         return acc + self.bias
 
     def step(self, inputs: list[np.ndarray]) -> np.ndarray:
-        if self.kind == "delay":
-            raise RuntimeError("a delay kernel is stepped by emit() and absorb()")
-        if self.kind == "matmul":
-            a, b = (self._gather(inputs, o) for o in self.operands)
-            return (a * b if self.hadamard else np.matmul(a, b)).reshape(a.shape[0], -1)
-        drive = self.drive(inputs)
-        if self.kind == READOUT:
-            return drive / self.output_scale if self.fixed else drive
-        if self.fixed:
-            s, self.v = neuron_int.step(self.v, drive, self.params)
-        else:
-            s, self.v = dynamics.step(self.v, drive, self.params)
+        raise NotImplementedError
+
+    def emit(self) -> np.ndarray:
+        """What a kernel that sends first (:attr:`sends_first`) sends before its inputs arrive."""
+        raise NotImplementedError
+
+    def absorb(self, inputs: list[np.ndarray]) -> None:
+        """End of a step (only a delay keeps its drive)."""
+
+
+@dataclass
+class NeuronKernel(Kernel):
+    """Neurons: drive, then one step of their dynamics (float or integer)."""
+
+    params: object = None                       # Dynamics (float) or IntNeuronParams (fixed)
+    v: object = None
+
+    def reset(self, batch: int) -> None:
+        self.v = self.num.initial_state(self.params, batch, self.size)
+
+    def step(self, inputs: list[np.ndarray]) -> np.ndarray:
+        s, self.v = self.num.neuron_step(self.v, self.drive(inputs), self.params)
         return s
+
+
+@dataclass
+class ProductKernel(Kernel):
+    """A product of two gathered operands (matrix or element-wise)."""
+
+    operands: list[Operand] = field(default_factory=list)
+    hadamard: bool = False
+
+    def step(self, inputs: list[np.ndarray]) -> np.ndarray:
+        a, b = (self._gather(inputs, o) for o in self.operands)
+        return (a * b if self.hadamard else np.matmul(a, b)).reshape(a.shape[0], -1)
 
     def _gather(self, inputs: list[np.ndarray], o: Operand) -> np.ndarray:
         src = inputs[o.port]
         padded = np.concatenate([src, np.zeros((src.shape[0], 1), src.dtype)], axis=1)
-        vals = padded[:, o.where].reshape(src.shape[0], *o.shape)
-        if not self.fixed and o.scale != 1.0:  # fixed point: scales live in the next weights
-            vals = vals * o.scale
-        return vals
+        return self.num.scaled(padded[:, o.where].reshape(src.shape[0], *o.shape), o.scale)
 
 
-def _float_params(pop: Population) -> dynamics.Dynamics:
+@dataclass
+class DelayKernel(Kernel):
+    """A delay split in two: :meth:`emit` sends its drive of ``steps`` ago (first in a step),
+    :meth:`absorb` stores this step's drive at the end of the step."""
+
+    sends_first: ClassVar[bool] = True
+
+    steps: int | np.ndarray = 1                 # steps between absorb and emit (per neuron: array)
+    relay: bool = False                         # sends spikes
+    line: np.ndarray | None = None              # the last ``steps`` drives, a ring
+    head: int = 0
+
+    def reset(self, batch: int) -> None:
+        self.line = np.zeros((int(np.max(self.steps)), batch, self.size), dtype=self.num.dtype)
+        self.head = 0
+
+    def emit(self) -> np.ndarray:
+        """The drive of ``steps`` steps ago (zeros before the first)."""
+        slot = (self.head - np.asarray(self.steps)) % len(self.line)
+        out = self.line[slot] if slot.ndim == 0 else self.line[slot, :, np.arange(self.size)].T
+        return out.astype(np.uint8) if self.relay else out.copy()
+
+    def absorb(self, inputs: list[np.ndarray]) -> None:
+        """Store this step's drive (call after :meth:`emit`, at the end of the step)."""
+        self.line[self.head] = self.drive(inputs)
+        self.head = (self.head + 1) % len(self.line)
+
+
+@dataclass
+class ReadoutKernel(Kernel):
+    """The value readout (OUTPUT): its drive, as floats."""
+
+    scale: float = 1.0                          # fixed point: integer → float
+
+    @property
+    def record_dtype(self) -> type:
+        return np.float64
+
+    def step(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self.drive(inputs) / self.scale   # x / 1.0 is x: float readouts stay bit-equal
+
+
+def _float_params(pop: NeuronPopulation) -> dynamics.Dynamics:
     p = pop.params
     if not p.spiking:   # no threshold, no reset
         return p
@@ -185,33 +305,50 @@ def _where(pop: Population, idx: np.ndarray) -> np.ndarray:
     return pos[idx]
 
 
+KERNEL = PopulationRegistry("simulation kernel")   # (population, Numerics) → its Kernel (synapses added after)
+
+
+@KERNEL.register(NeuronPopulation, OrPopulation)
+def _neuron_kernel(pop: NeuronPopulation, num: Numerics) -> Kernel:
+    params, bias = num.neuron(pop)
+    return NeuronKernel(pop.name, pop.size, num, pop.graded, bias=bias, params=params)
+
+
+@KERNEL.register(ProductPopulation)
+def _product_kernel(pop: ProductPopulation, num: Numerics) -> Kernel:
+    k = ProductKernel(pop.name, pop.size, num, True, hadamard=pop.product == "hadamard")
+    for o in pop.operands:
+        k.sources.append(o.src)
+        k.operands.append(Operand(len(k.sources) - 1, _where(num.net.populations[o.src], o.idx),
+                                  tuple(o.shape), float(o.scale)))
+    return k
+
+
+@KERNEL.register(DelayPopulation)
+def _delay_kernel(pop: DelayPopulation, num: Numerics) -> Kernel:
+    return DelayKernel(pop.name, pop.size, num, pop.graded, bias=num.bias(pop), steps=pop.steps, relay=pop.relay)
+
+
+@KERNEL.register(InputPopulation)
+def _input_kernel(pop: InputPopulation, num: Numerics) -> Kernel:
+    raise ValueError(f"`{pop.name}` is the input: its values are given, not stepped")
+
+
 def build_kernel(net: Netlist, name: str) -> Kernel:
     """The kernel of population ``name`` (or :data:`OUTPUT`), its synapses unrolled now."""
-    fixed = net.fixed_point
+    num = numerics(net)
     if name == OUTPUT:
-        size = int(np.prod(net.output_shape))
-        k = Kernel(OUTPUT, READOUT, size, [], fixed=fixed,
-                   bias=net.output_qbias if fixed else np.asarray(net.output_bias, dtype=np.float64),
-                   output_scale=net.output_scale if fixed else 1.0)
+        bias, scale = num.readout()
+        k = ReadoutKernel(OUTPUT, int(np.prod(net.output_shape)), num, True, bias=bias, scale=scale)
     else:
         pop = net.populations[name]
-        k = Kernel(name, pop.kind, pop.size, [], fixed=fixed, steps=pop.steps, relay=pop.relay)
-        if pop.kind == "matmul":
-            k.hadamard = pop.product == "hadamard"
-            for o in pop.operands:
-                k.sources.append(o.src)
-                k.operands.append(Operand(len(k.sources) - 1, _where(net.populations[o.src], o.idx),
-                                          tuple(o.shape), float(o.scale)))
-            return k
-        if pop.kind != "delay":   # a delay has a drive (bias included) but no neuron
-            k.params = pop.qparams if fixed else _float_params(pop)
-        k.bias = np.asarray(pop.qbias, dtype=np.int64) if fixed else np.asarray(pop.bias, dtype=np.float64)
+        k = KERNEL(pop)(pop, num)
     for proj in net.into(name):
         if proj.nnz == 0:
             continue
         if proj.src not in k.sources:
             k.sources.append(proj.src)
-        k.synapses.append((k.sources.index(proj.src), Synapses(proj, net.populations[proj.src], fixed)))
+        k.synapses.append((k.sources.index(proj.src), num.synapses(proj, net.populations[proj.src])))
     return k
 
 
@@ -219,14 +356,14 @@ def step_order(net: Netlist) -> list[str]:
     """Populations (without the input): delays first (they emit before anything else), then
     the others in an order where every source comes first, then OUTPUT."""
     pops = sorted(net.populations.values(), key=lambda p: p.depth)
-    names = [p.name for p in pops if p.kind == "delay"] + [p.name for p in pops if p.kind not in ("input", "delay")]
+    first = [p.name for p in pops if isinstance(p, DelayPopulation)]
+    names = first + [p.name for p in pops if not isinstance(p, (InputPopulation, DelayPopulation))]
     return names + ([OUTPUT] if net.output_kind == "values" else [])
 
 
 def input_values(net: Netlist, x: np.ndarray) -> np.ndarray:
     """x [T, N, *shape] → the input population's values [T, N, n] (integers in fixed point)."""
-    flat = np.asarray(x, dtype=np.float64).reshape(x.shape[0], x.shape[1], -1)
-    return np.round(flat * net.input_scale).astype(np.int64) if net.fixed_point else flat
+    return numerics(net).input_values(np.asarray(x, dtype=np.float64).reshape(x.shape[0], x.shape[1], -1))
 
 
 def run_kernels(net: Netlist, x: np.ndarray, record: list[str] | None = None,
@@ -238,11 +375,10 @@ def run_kernels(net: Netlist, x: np.ndarray, record: list[str] | None = None,
     xin = input_values(net, x)
     T, N = xin.shape[:2]
     batch = N if batch is None else max(1, min(batch, N))
-    source = next(p.name for p in net.populations.values() if p.kind == "input")
+    source = net.source.name
     kernels = [build_kernel(net, n) for n in step_order(net)]
     keep = {k.name for k in kernels} if record is None else set(record) | {OUTPUT}
-    out = {k.name: np.zeros((T, N, k.size), dtype=np.float64 if k.graded and not k.fixed or k.kind == READOUT
-                            else np.int64) for k in kernels if k.name in keep}
+    out = {k.name: np.zeros((T, N, k.size), dtype=k.record_dtype) for k in kernels if k.name in keep}
     for lo in range(0, N, batch):
         hi = min(N, lo + batch)
         for k in kernels:
@@ -250,10 +386,10 @@ def run_kernels(net: Netlist, x: np.ndarray, record: list[str] | None = None,
         for t in range(T):
             cur = {source: xin[t, lo:hi]}
             for k in kernels:
-                cur[k.name] = k.emit() if k.kind == "delay" else k.step([cur[s] for s in k.sources])
+                # a delay sends first: its sources have not stepped yet
+                cur[k.name] = k.emit() if k.sends_first else k.step([cur[s] for s in k.sources])
                 if k.name in out:
                     out[k.name][t, lo:hi] = cur[k.name]
-            for k in kernels:
-                if k.kind == "delay":
-                    k.absorb([cur[s] for s in k.sources])
+            for k in kernels:   # a delay keeps this step's drive (read after every population stepped)
+                k.absorb([cur[s] for s in k.sources])
     return out

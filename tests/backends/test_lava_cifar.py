@@ -16,7 +16,7 @@ from snncompile.errors import SnnCompileError
 from snncompile.fixedpoint.quantize import quantize_plan
 from snncompile.ir import Conv2d
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT
+from snncompile.netlist import OUTPUT, NeuronPopulation, OrPopulation
 from snncompile.passes import run_passes
 from snncompile.sim.integer import simulate_int
 
@@ -42,7 +42,7 @@ def test_cifar_ticket_is_realistic():
     rates = {n: float(s.mean()) for n, s in runs.torch_spikes.items()}
     assert all(0.01 < r < 0.6 for r in rates.values()), rates
     assert max(p.size for p in plan.populations.values()) >= 128 * 32 * 32 * 0.9
-    pools = [p for p in plan.projections if p.dst in plan.populations and plan.populations[p.dst].kind == "or"]
+    pools = [p for p in plan.projections if p.dst in plan.populations and isinstance(plan.populations[p.dst], OrPopulation)]
     assert len(pools) == 4
     # the max-pool over the full 256-channel population is a shared-kernel (conv) projection
     assert any(p.impl == "conv" and p.kernel.groups == 256 for p in pools)
@@ -93,7 +93,7 @@ def test_a_failing_process_stops_the_run_with_its_message():
     """Lava hangs when a process model raises; the fused models report the error and the
     driver stops the run at once instead of waiting for the timeout."""
     _, _, plan, x = _compiled(1)
-    name = next(n for n, p in plan.populations.items() if p.kind == "neuron")
+    name = next(n for n, p in plan.populations.items() if type(p) is NeuronPopulation)
     plan.populations[name].bias = np.zeros(3)  # cannot broadcast against the population
     with pytest.raises(SnnCompileError, match="a Lava process failed: ValueError"):
         run_lava(plan, x, timeout_s=120, emit="fused")

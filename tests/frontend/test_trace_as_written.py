@@ -384,7 +384,7 @@ def test_snntorch_per_neuron_threshold_with_subtract_is_a_per_neuron_reset():
         np.testing.assert_array_equal(kernels[name], s.reshape(12, 8, -1))
         np.testing.assert_array_equal(onnx_run[name], s.reshape(12, 8, -1))
     q, info = quantize_plan(plan, x)
-    assert np.asarray(q.populations[tr.graph.of_type(Neuron)[0]].fixed.params.reset_by).shape == (8,)
+    assert np.asarray(q.fixed[tr.graph.of_type(Neuron)[0]].params.reset_by).shape == (8,)
     assert simulate_int(q, x)[tr.graph.of_type(Neuron)[0]].sum() > 0
 
 

@@ -12,6 +12,7 @@ from snncompile import api, stages
 from snncompile.errors import SnnCompileError
 from snncompile.frontend import trace_model
 from snncompile.ir.dynamics import LI
+from snncompile.netlist import InputPopulation, NeuronPopulation
 from snncompile.sim import simulate
 from snncompile.sim.netlist import simulate_netlist
 
@@ -60,7 +61,7 @@ def test_ticket_round_trip_cli(tmp_path, digits_test):
     want = simulate_netlist(net, x)
     back = simulate(api.trace(out / "model.nir").graph, x).spikes
     want = want.spikes if hasattr(want, "spikes") else want
-    assert set(back) == {n for n in want if n in net.populations and net.populations[n].kind in ("neuron", "or")}
+    assert set(back) == {n for n in want if n in net.populations and isinstance(net.populations[n], NeuronPopulation)}
     for name in back:   # populations with removed neurons are written (and read back) in their logical shape
         idx = net.populations[name].index
         flat = back[name].reshape(*want[name].shape[:2], -1)
@@ -125,7 +126,7 @@ def test_cifar_ticket_exports_kernels_not_matrices(tmp_path):
     x = np.random.default_rng(0).random((3, 2, 3, 32, 32))
     want = simulate_netlist(net, x)
     back = simulate(api.trace(path).graph, x).spikes
-    assert set(back) == {n for n, p in net.populations.items() if p.kind != "input"}
+    assert set(back) == {n for n, p in net.populations.items() if not isinstance(p, InputPopulation)}
     for name, s in back.items():
         idx = net.populations[name].index
         flat = s.reshape(3, 2, -1)
@@ -185,7 +186,7 @@ def test_new_dynamics_round_trip(tmp_path, framework):
     want = simulate_netlist(net, x)
     got = simulate(back.graph, x)
     for name, p in net.populations.items():
-        if p.kind == "neuron" and p.params.spiking:
+        if type(p) is NeuronPopulation and p.params.spiking:
             np.testing.assert_array_equal(got.spikes[name].reshape(want[name].shape), want[name])
     if net.output_kind == "membrane":
         assert type(back.graph.node(net.output_pop).dynamics) is LI

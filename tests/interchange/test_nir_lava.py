@@ -6,6 +6,7 @@ import pytest
 from interchange.frameworks import agreement, make_norse, make_snntorch, spike_inputs
 
 from snncompile import api, stages
+from snncompile.netlist import NeuronPopulation
 
 
 @pytest.mark.lava
@@ -78,8 +79,9 @@ def test_stock_emission_refuses_nir_dynamics_and_fixed_point_runs_cubalif(tmp_pa
 
         build_step(net)
     qnet, _ = stages.quantize(net, x, (16,))
-    hidden = next(n for n, p in qnet.populations.items() if isinstance(p.params, CubaLIF))
-    qp = qnet.populations[hidden].fixed.params
+    hidden = next(n for n, p in qnet.populations.items()
+                  if isinstance(p, NeuronPopulation) and isinstance(p.params, CubaLIF))
+    qp = qnet.fixed[hidden].params
     assert qp.du == round(4096 * net.populations[hidden].params.syn_decay) and qp.dv > 0
     ints = stages.integer_reference(qnet, x)
     ref = run(x)

@@ -19,6 +19,7 @@ from backends.onnx.run import session
 from backends.onnx.target import serialize
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import Linear
+from snncompile.netlist import OrPopulation
 
 # passes that keep the ReLU network as it is (dead_neurons removes neurons that can never
 # fire: as ReLUs they may output their bias; binarize may move α into thresholds)
@@ -65,14 +66,14 @@ def test_ann_equals_torch_relu_twin(factory, shape):
 
 def test_or_populations_become_max_pools():
     c = compile_model(cifar_ticket(), (3, 32, 32))
-    assert any(p.kind == "or" for p in order(c.net))
+    assert any(isinstance(p, OrPopulation) for p in order(c.net))
     ops = [n.op_type for n in build_ann(c.net).graph.node]
     assert "MaxPool" in ops and "Relu" in ops and "GreaterOrEqual" not in ops
 
 
 def test_or_that_is_no_window_is_refused():
     c = compile_model(cifar_ticket(), (3, 32, 32))
-    or_pop = next(p for p in order(c.net) if p.kind == "or")
+    or_pop = next(p for p in order(c.net) if isinstance(p, OrPopulation))
     proj = c.net.into(or_pop.name)[0]
     proj.chains[0].nodes.insert(0, Linear(proj.chains[0].in_shape, "features.weird",
                                           weight=np.eye(proj.chains[0].in_shape[-1])))

@@ -24,10 +24,11 @@ from backends.onnx.run import metadata, run_steps
 from backends.onnx.step import build_step
 from backends.onnx.target import OnnxTarget, serialize
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+from snncompile.fixedpoint.quantize import quantize_plan
 from snncompile.ir import Concat, Neuron, Pool2d, Slice
 from snncompile.ir.dynamics import CubaLIF, Threshold
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT
+from snncompile.netlist import OUTPUT, NeuronPopulation, OrPopulation
 from snncompile.sim import simulate
 
 
@@ -61,8 +62,8 @@ def test_step_model_reproduces_reference_spikes(name):
 
 def test_cifar_covers_or_removed_and_conv():
     c = compile_model(cifar_ticket(), (3, 32, 32))
-    kinds = {p.kind for p in c.net.populations.values()}
-    assert {"or", "neuron"} <= kinds
+    kinds = {type(p) for p in c.net.populations.values()}
+    assert {OrPopulation, NeuronPopulation} <= kinds
     assert any(p.index is not None for p in c.net.populations.values())   # removed neurons
     assert any(p.impl == "conv" or p.kernel is not None for p in c.net.projections)
     ops = {n.op_type for n in build_step(c.net).graph.node}
@@ -81,7 +82,7 @@ def test_membrane_on_threshold_fires(v_reset, model, decay_input):
 
 def test_per_neuron_thresholds():
     c = compile_model(exact_threshold_net(0.0, "lif"), (8,), passes=[])
-    name = next(n for n, p in c.net.populations.items() if p.kind == "neuron" and p.size == 6)
+    name = next(n for n, p in c.net.populations.items() if type(p) is NeuronPopulation and p.size == 6)
     th = np.array([0.5, 1.0, 0.75, 1.5, 0.25, 1.0])
     c.graph.node(name).dynamics = c.graph.node(name).dynamics.with_params(v_threshold=th)
     c.net = lower(c.graph)
@@ -136,15 +137,15 @@ def test_float32_with_native_conv_agreement():
 
 def test_fixed_point_netlist_is_refused():
     c = compile_model(TicketNet(), (1, 8, 8))
-    c.net.fixed_point = True
+    q, _ = quantize_plan(c.net, np.random.default_rng(0).random((2, 1, 1, 8, 8)))
     with pytest.raises(SnnCompileError, match="fixed point") as exc:
-        build_step(c.net)
+        build_step(q)
     assert exc.value.exit_code == EXIT_UNSUPPORTED and exc.value.hint
 
 
 def test_unknown_neuron_model_names_the_population():
     c = compile_model(TicketNet(), (1, 8, 8))
-    name = next(n for n, p in c.net.populations.items() if p.kind == "neuron")
+    name = next(n for n, p in c.net.populations.items() if type(p) is NeuronPopulation)
     pop = c.net.populations[name]
     pop.params = CubaLIF(v_threshold=pop.params.v_threshold, v_reset=pop.params.v_reset)
     with pytest.raises(SnnCompileError, match=name) as exc:
@@ -242,7 +243,7 @@ def test_step_model_soft_reset_by_amount():
     ONNX step equal the reference, which equals snnTorch; NIR refuses the soft reset by name."""
     pytest.importorskip("snntorch")
     c = compile_model(snntorch_soft_reset_net(), (8,))
-    assert sorted(p.params.reset_by for p in c.net.populations.values() if p.params) == [0.0, 2.0]
+    assert sorted(p.params.reset_by for p in c.net.populations.values() if isinstance(p, NeuronPopulation)) == [0.0, 2.0]
     assert_step_model_exact(c, binary_spike_inputs(10, 12, (8,), seed=5))
     from backends.nir.export import nir_bytes
 

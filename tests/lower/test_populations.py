@@ -18,6 +18,7 @@ from snncompile.errors import SnnCompileError
 from snncompile.frontend import trace_model
 from snncompile.ir import Conv2d, Pool2d
 from snncompile.lower import lower
+from snncompile.netlist import InputPopulation, NeuronPopulation, OrPopulation
 from snncompile.netlist.ops import conv2d_matrix, pool2d_matrix
 from snncompile.sim.netlist import simulate_netlist
 
@@ -73,8 +74,9 @@ def test_residual_gets_delayed_projection():
 
 def test_conv_net_plan_structure():
     plan = lower(trace_model(conv_net("s"), (1, 8, 8)).graph)
-    kinds = [p.kind for p in plan.populations.values()]
-    assert kinds == ["input", "neuron", "or", "neuron", "neuron"]
+    kinds = [type(p) for p in plan.populations.values()]
+    assert kinds == [InputPopulation, NeuronPopulation, OrPopulation, NeuronPopulation, NeuronPopulation]
+    assert [p.kind for p in plan.populations.values()] == ["input", "neuron", "or", "neuron", "neuron"]
     # avg-pool + flatten + linear collapse into one projection with 4 inputs per synapse row
     last = plan.projections[-1]
     assert last.layers == ["linear_10"] and last.weights.shape == (10, 8 * 4 * 4)

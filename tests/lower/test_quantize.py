@@ -9,6 +9,7 @@ from snncompile.fixedpoint import neuron_int
 from snncompile.fixedpoint.quantize import input_scale, quantize_plan
 from snncompile.ir.dynamics import IF, LIF
 from snncompile.lower import lower
+from snncompile.netlist import NeuronPopulation
 from snncompile.passes import run_passes
 from snncompile.sim.integer import simulate_int
 
@@ -37,9 +38,9 @@ def test_binary_ticket_weights_quantize_exactly():
         data = proj.weights.data
         assert np.all(data == np.round(data)) and np.all(data % 2 == 0)
         assert data.min() >= -256 and data.max() <= 254
-    for pop in q.populations.values():
-        if pop.qparams is not None:
-            th = pop.qparams.threshold
+    for fixed in q.fixed.values():
+        if fixed.params is not None:
+            th = fixed.params.threshold
             assert np.all(th > 2 ** 10) and np.all(th < 2 ** 23)  # ≥ 10 bits of threshold resolution
 
 
@@ -47,11 +48,11 @@ def test_decays_and_thresholds():
     x = np.random.default_rng(1).random((4, 3, 1, 8, 8))
     _, g, plan = _plan(conv_net("s"), x, (1, 8, 8))
     q, _ = quantize_plan(plan, x)
-    dv = {n: p.qparams.dv for n, p in q.populations.items() if p.qparams}
+    dv = {n: f.params.dv for n, f in q.fixed.items() if f.params}
     assert dv["neuron_2"] == 2048                      # LIF τ=2
     assert dv["neuron_6"] == 0                         # IF
     assert dv["neuron_11"] == round(4096 / 3.0)        # PLIF init_tau=3 → sigmoid(w)=1/3
-    assert q.populations["neuron_6"].qparams.soft
+    assert q.fixed["neuron_6"].params.soft
 
 
 def test_integer_neuron_semantics():
@@ -84,13 +85,13 @@ def test_soft_reset_amount_quantizes_to_an_integer_and_rounding_is_warned():
     for beta, rounded in ((0.5, False), (0.75, True)):
         _, _, plan = _plan(snntorch_soft_reset_net(beta), x, (8,))
         q, info = quantize_plan(plan, x)
-        pops = {type(p.params): p for p in q.populations.values() if p.params is not None}
-        lif, iff = pops[LIF], pops[IF]
-        p = lif.fixed.params
-        assert p.soft and np.all(p.reset_by == np.round(lif.fixed.scale / beta))
-        assert np.all(p.threshold == np.round(lif.fixed.scale) + 1)       # strict: h > θ ⟺ h ≥ θ + 1
-        assert np.all(iff.fixed.params.reset_by == 0)
+        names = {type(p.params): n for n, p in q.populations.items() if isinstance(p, NeuronPopulation)}
+        lif_name, lif, iff = names[LIF], q.fixed[names[LIF]], q.fixed[names[IF]]
+        p = lif.params
+        assert p.soft and np.all(p.reset_by == np.round(lif.scale / beta))
+        assert np.all(p.threshold == np.round(lif.scale) + 1)       # strict: h > θ ⟺ h ≥ θ + 1
+        assert np.all(iff.params.reset_by == 0)
         notes = [w for w in info.to_dict()["warnings"] if "soft-reset amount" in w]
-        assert bool(notes) == rounded and (not rounded or lif.name in notes[0])
+        assert bool(notes) == rounded and (not rounded or lif_name in notes[0])
         ints = simulate_int(q, x)
-        assert ints[lif.name].sum() > 0
+        assert ints[lif_name].sum() > 0

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from backends.lava import LavaRun, run_lava
 from snncompile.fixedpoint.quantize import quantize_plan
-from snncompile.netlist import OUTPUT
+from snncompile.netlist import OUTPUT, NeuronPopulation
 from snncompile.sim.integer import simulate_int
 from snncompile.sim.netlist import simulate_netlist
 
@@ -44,7 +44,7 @@ def test_lava_float_equals_pytorch(spec: NetSpec, emit: str) -> None:
     lava = run_lava(case.plan, case.x, timeout_s=TIMEOUT_S, emit=emit)
     got = _outputs(lava)
     ref = simulate_netlist(case.plan, case.x)
-    recorded = [n for n, p in case.plan.populations.items() if p.kind in ("neuron", "or")]
+    recorded = [n for n, p in case.plan.populations.items() if isinstance(p, NeuronPopulation)]
     assert sorted(lava.spikes) == sorted(recorded)
     for name in recorded:
         bad = np.argwhere(got[name] != ref[name])
@@ -65,7 +65,7 @@ def test_integer_reference_equals_lava_fixed_point(spec: NetSpec) -> None:
     case = compile_case(spec)
     q, info = quantize_plan(case.plan, case.x)
     ints = simulate_int(q, case.x)
-    recorded = [n for n, p in q.populations.items() if p.kind in ("neuron", "or")]
+    recorded = [n for n, p in q.populations.items() if isinstance(p, NeuronPopulation)]
     assume(sum(int(ints[n].sum()) for n in recorded) > 0)
     event(f"quantization warnings: {'yes' if any(e.warning for e in info.errors) else 'no'}")
     lava = run_lava(q, case.x, timeout_s=TIMEOUT_S, emit="stock")

@@ -8,6 +8,7 @@ from snncompile.frontend.ops import (  # noqa: F401 - each module registers its 
     arithmetic,
     attention,
     containers,
+    functional,
     hand_neurons,
     indexing,
     inline_neurons,

@@ -7,6 +7,7 @@ from torch import fx
 
 from snncompile.frontend.ops.common import unsupported
 from snncompile.frontend.ops.context import Converter
+from snncompile.frontend.ops.functional import constant_matmul
 from snncompile.frontend.ops.registry import op
 from snncompile.ir import MatMul
 
@@ -14,8 +15,10 @@ from snncompile.ir import MatMul
 @op("matmul", "__matmul__")
 def matmul(cx: Converter, n: fx.Node) -> str:
     where, tensor_args = n.format_node(), cx.tensor_args(n)
+    if len(tensor_args) == 1 and len(n.args) == 2 and cx.folder.is_constant(n.args[1]):
+        return constant_matmul(cx, n)   # x @ W: a Linear
     if len(tensor_args) != 2:
-        raise unsupported("matmul with a constant operand (use nn.Linear)", where)
+        raise unsupported("matmul with a constant operand (x @ W with W a matrix is supported)", where)
     a, b = (cx.env[x.name] for x in tensor_args)
     return cx.add("matmul", MatMul(cx.sample_shape(n), where), [a, b])
 

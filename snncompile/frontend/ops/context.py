@@ -10,9 +10,11 @@ from torch import fx, nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend import timefold
+from snncompile.frontend.fold import Folder, constant_nodes
+from snncompile.frontend.guard import Site
 from snncompile.frontend.ops.common import unsupported, unsupported_layer
 from snncompile.frontend.ops.registry import family_of, module_handler, op_name
-from snncompile.ir import Input, IRGraph, Neuron, Reshape, Scale, Slice, Transpose
+from snncompile.ir import Conv2d, Input, IRGraph, Linear, Neuron, Reshape, Scale, Slice, Transpose
 from snncompile.ir.dynamics import OrPool
 from snncompile.ir.structure import binary_spikes, is_population
 
@@ -45,6 +47,8 @@ class Converter:
         self.masks: dict[str, np.ndarray] = {}   # module path → explicit synapse mask
         self.consts: dict[str, torch.Tensor] = {}  # get_attr fx node → buffer value
         self.consts_used: set[str] = set()          # buffer names applied as keep-masks
+        self.folder = Folder(gm, constant_nodes(gm.graph))  # what forward() computes from parameters only
+        self.sites: list[Site] = []                 # every synaptic IR node and its source, for the guard
 
     # per-sample shape of a recorded fx value
     def sample_shape(self, n: fx.Node) -> tuple[int, ...]:
@@ -98,13 +102,24 @@ class Converter:
     def module(self, m: nn.Module, path: str, src: str, out_shape: tuple[int, ...]) -> str:
         """The IR of leaf module ``m`` (at ``path``) applied to IR node ``src``."""
         if family_of(m) is not None:
-            from snncompile.frontend.ops.neurons import neuron_call   # (imports this module)
+            from snncompile.frontend.ops.neurons import neuron_call  # (imports this module)
 
             return neuron_call(self, m, path, src, out_shape)
         handler = module_handler(m)
         if handler is None:
             raise unsupported_layer(m, path)
-        return handler(self, m, path, src, out_shape)
+        before = len(self.g.nx)
+        out = handler(self, m, path, src, out_shape)
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):   # containers record their own layers
+            self.sites.extend(Site(name, path, module=m) for name in list(self.g.nx.nodes)[before:]
+                              if isinstance(self.g.node(name), (Conv2d, Linear)))
+        return out
+
+    def synapse(self, path: str, node: Conv2d | Linear, inputs: list[str], n: fx.Node) -> str:
+        """Add synaptic ``node``, computed by the functional call ``n`` (checked by the guard)."""
+        name = self.add(path, node, inputs)
+        self.sites.append(Site(name, path, call=n))
+        return name
 
     def refuse(self, n: fx.Node) -> str | None:
         """No handler applies: a Python value is skipped, a tensor operation refused by name."""

@@ -38,7 +38,7 @@ _PROBE_T, _PROBE_B = 24, 3
 _REST: dict[type, Any] = {}   # the value a class's state attributes take at rest (None or 0.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def state_attributes(cls: type) -> tuple[str, ...]:
     """The attributes ``cls.forward`` assigns on ``self`` (its state between calls); empty when
     it assigns none or its source cannot be read."""

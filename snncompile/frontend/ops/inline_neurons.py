@@ -127,7 +127,7 @@ def rewrite(gm: fx.GraphModule) -> list[str]:
             with gm.graph.inserting_before(s):
                 call = gm.graph.call_module(path, (x,))
             call.meta.update({key: s.meta[key] for key in ("value", "nn_module_stack") if key in s.meta})
-            s.replace_all_uses_with(call, delete_user_cb=lambda u: u not in inside)
+            s.replace_all_uses_with(call, delete_user_cb=lambda u, inside=inside: u not in inside)
         paths.append(path)
     if paths:
         gm.graph.eliminate_dead_code()

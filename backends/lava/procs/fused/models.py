@@ -64,7 +64,7 @@ class _Stepper(_Batched):
         t, lo, hi = self.where()
         if t == 0:
             self.kernel.reset(self.batch)
-        if self.kernel.kind == "delay":   # send first, then take this step's drive: closes loops
+        if self.kernel.sends_first:   # a delay: send, then take this step's drive: closes loops
             out = self.kernel.emit()
             self.record(t, lo, hi, out)
             self.out.send(out)

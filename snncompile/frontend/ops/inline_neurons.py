@@ -97,7 +97,14 @@ def _layers(spikes: list[fx.Node]) -> list[list[fx.Node]]:
     """Spikes grouped by membrane: each spike's update reads the spikes before it in its group."""
     group: dict[fx.Node, int] = {}
     layers: list[list[fx.Node]] = []
+    first: dict[Any, fx.Node] = {}
     for s in spikes:
+        cmp = s if _is(s, _COMPARE) else s.args[0]
+        key = (cmp.target, cmp.args, tuple(cmp.kwargs.items()))
+        if key in first and first[key] in group:   # the same comparison again (DIET-SNN's reset mask)
+            group[s] = group[first[key]]
+            continue
+        first.setdefault(key, s)
         inside, _ = _closure(s)
         earlier = {group[t] for t in inside if t in group and t is not s}
         if len(earlier) == 1:
@@ -198,7 +205,7 @@ def _program(gm: fx.GraphModule, nodes: list[fx.Node], inputs: list[fx.Node], ou
     g = fx.Graph()
     env: dict[fx.Node, Any] = {x: g.placeholder(f"x{i}") for i, x in enumerate(inputs)}
     for n in nodes:
-        if _is(n, _ZEROS):
+        if _is(n, _ZEROS) or _zero_constant(gm, n):
             env[n] = 0.0
             continue
         env[n] = g.node_copy(n, lambda a: env[a])
@@ -209,7 +216,7 @@ def _program(gm: fx.GraphModule, nodes: list[fx.Node], inputs: list[fx.Node], ou
 def _constants(gm: fx.GraphModule, inside: set[fx.Node]) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for n in inside:
-        if n.op == "get_attr":
+        if n.op == "get_attr" and not _zero_constant(gm, n):
             v = gm.get_parameter(n.target) if n.target in dict(gm.named_parameters()) else getattr_path(gm, n.target)
             if isinstance(v, torch.Tensor) and v.is_floating_point():
                 out[str(n.target)] = v.detach().cpu().to(torch.float64)
@@ -217,6 +224,15 @@ def _constants(gm: fx.GraphModule, inside: set[fx.Node]) -> dict[str, torch.Tens
             if isinstance(a, float) and a not in (0.0, 1.0):
                 out.setdefault(f"constant {a:g}", torch.tensor(a, dtype=torch.float64))
     return out
+
+
+def _zero_constant(gm: fx.GraphModule, n: fx.Node) -> bool:
+    """A tensor of zeros made in forward() with the trace's batch size (the membranes' start,
+    ``torch.zeros(x.shape[0], ...)``, folded to a constant by the tracer): zero at any batch."""
+    if n.op != "get_attr" or str(n.target) in dict(gm.named_parameters()):
+        return False
+    v = getattr_path(gm, n.target)
+    return isinstance(v, torch.Tensor) and v.device.type != "meta" and v.numel() > 1 and not bool(v.any())
 
 
 def getattr_path(root: nn.Module, target: str) -> Any:

@@ -257,7 +257,8 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
     detach_pruned(model)
     refresh_hooked_weights(model)
     meta = _meta_copy(model)
-    conventions = ("m", "static-m") if mode == "m" else ("s",)
+    # "loop-in": one call on [T, B, ...] that forward() reads step by step (x[t], snnTorch)
+    conventions = ("m", "static-m") if mode == "m" else ("s", "loop-in")
     failures: list[SnnCompileError] = []
     for convention in conventions:
         try:
@@ -266,6 +267,21 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
             failures.append(exc)
     # the attempt that got furthest says what actually stops the model (ties: the first tried)
     raise max(failures, key=lambda e: (getattr(e, "stage", 0), getattr(e, "progress", 0)))
+
+
+def _read_input_steps(gm: fx.GraphModule, convention: str) -> None:
+    """Convention "loop-in": forward() must read its [T, B, ...] input as x[0] … x[T−1] (it
+    is then rewritten to read one [B, ...] step); any other convention must not index the
+    input's first axis (that is the batch: the model expects time first)."""
+    if convention == "loop-in":
+        if not timefold.read_step_by_step(gm.graph, PROBE_T):
+            raise _staged(unsupported("a [T, B, ...] input that forward() does not read step by step "
+                                      "(x[t] for every t)", "forward"), 1, 0)
+        gm.recompile()
+    elif timefold.indexed_steps(gm.graph):
+        raise _staged(SnnCompileError("forward() indexes the first axis of its input (x[t]), which is the batch "
+                                      "on a [B, ...] input", "pass time-first [T, B, ...] input", EXIT_UNSUPPORTED),
+                      1, 0)
 
 
 def _staged(exc: SnnCompileError, stage: int, progress: int = 0) -> SnnCompileError:
@@ -348,8 +364,9 @@ def _trace_failure(exc: Exception, first_error: Exception | None, shape: tuple[i
 
 def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: tuple[int, ...],
               name: str, masks: dict[str, np.ndarray] | None, batch: int = PROBE_B) -> TraceResult:
-    lead = (PROBE_T, batch) if convention == "m" else (batch,)
+    lead = (PROBE_T, batch) if convention in ("m", "loop-in") else (batch,)
     gm = _fx_trace(model, meta, (*lead, *input_shape), input_shape)
+    _read_input_steps(gm, convention)
     inline_neurons.rewrite(gm)   # membrane recurrences written in forward() → neuron calls
     values = values_of(gm.graph)
     layout = timefold.TimeLayout(convention, steps=PROBE_T if convention == "m" else None)
@@ -369,7 +386,7 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
             if steps == batch and batch == PROBE_B:   # T and B would be indistinguishable
                 return _trace_as(model, meta, convention, input_shape, name, masks, batch=7)
             layout.steps = steps
-        elif convention == "s" and calls and max(len(c) for c in calls.values()) > 1:
+        elif convention in ("s", "loop-in") and calls and max(len(c) for c in calls.values()) > 1:
             layout = timefold.fold_loop(gm.graph, calls)
         if layout.convention != "loop":
             timefold.check_states(calls, looped=False)
@@ -391,7 +408,7 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
         buf = getattr(model, attr, None)
         if isinstance(buf, torch.Tensor) and attr not in conv.consts_used:
             graph.patch_mask = buf.detach().cpu().numpy().astype(bool)
-    convention = layout.convention
+    convention = "loop-in" if convention == "loop-in" else layout.convention
     graph.step_mode = convention
     graph.model_steps = layout.steps if convention in ("static-m", "loop") else None
     graph.output_steps = layout.output_steps

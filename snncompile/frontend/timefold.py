@@ -295,3 +295,25 @@ def read_step_by_step(graph: fx.Graph, steps: int) -> bool:
         u.replace_all_uses_with(x)
         graph.erase_node(u)
     return True
+
+
+def swap_batch_first(graph: fx.Graph) -> bool:
+    """Rewrite a model that takes batch-first ``[B, T, ...]`` input and turns it time-first
+    itself (``x = x.transpose(0, 1)``, DVS code) to one taking ``[T, B, ...]``."""
+    inputs = [n for n in graph.nodes if n.op == "placeholder" and n.users]
+    if len(inputs) != 1 or len(inputs[0].users) != 1:
+        return False
+    x, (u,) = inputs[0], list(inputs[0].users)
+    swaps = u.op in ("call_method", "call_function") and _name(u) in ("transpose", "swapaxes", "swapdims") \
+        and u.args[0] is x and sorted(u.args[1:3]) == [0, 1] and not u.kwargs
+    dims = u.args[1:] if len(u.args) > 2 or not u.args[1:] else u.args[1]
+    swaps = swaps or (_name(u) == "permute" and u.args[0] is x and tuple(dims)[:2] == (1, 0)
+                      and list(dims)[2:] == list(range(2, len(dims))))
+    if not swaps:
+        return False
+    value = x.meta.get("value")
+    if isinstance(value, torch.Tensor):
+        x.meta["value"] = value.transpose(0, 1)
+    u.replace_all_uses_with(x)
+    graph.erase_node(u)
+    return True

@@ -258,7 +258,8 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
     refresh_hooked_weights(model)
     meta = _meta_copy(model)
     # "loop-in": one call on [T, B, ...] that forward() reads step by step (x[t], snnTorch)
-    conventions = ("m", "static-m") if mode == "m" else ("s", "loop-in")
+    # "m-bf": one call on batch-first [B, T, ...] that forward() transposes to [T, B, ...] itself
+    conventions = ("m", "static-m", "m-bf") if mode == "m" else ("s", "loop-in")
     failures: list[SnnCompileError] = []
     for convention in conventions:
         try:
@@ -273,7 +274,12 @@ def _read_input_steps(gm: fx.GraphModule, convention: str) -> None:
     """Convention "loop-in": forward() must read its [T, B, ...] input as x[0] … x[T−1] (it
     is then rewritten to read one [B, ...] step); any other convention must not index the
     input's first axis (that is the batch: the model expects time first)."""
-    if convention == "loop-in":
+    if convention == "m-bf":
+        if not timefold.swap_batch_first(gm.graph):
+            raise _staged(unsupported("a batch-first [B, T, ...] input that forward() does not transpose to "
+                                      "[T, B, ...] first", "forward"), 1, 0)
+        gm.recompile()
+    elif convention == "loop-in":
         if not timefold.read_step_by_step(gm.graph, PROBE_T):
             raise _staged(unsupported("a [T, B, ...] input that forward() does not read step by step "
                                       "(x[t] for every t)", "forward"), 1, 0)
@@ -364,12 +370,12 @@ def _trace_failure(exc: Exception, first_error: Exception | None, shape: tuple[i
 
 def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: tuple[int, ...],
               name: str, masks: dict[str, np.ndarray] | None, batch: int = PROBE_B) -> TraceResult:
-    lead = (PROBE_T, batch) if convention in ("m", "loop-in") else (batch,)
+    lead = {"m": (PROBE_T, batch), "loop-in": (PROBE_T, batch), "m-bf": (batch, PROBE_T)}.get(convention, (batch,))
     gm = _fx_trace(model, meta, (*lead, *input_shape), input_shape)
     _read_input_steps(gm, convention)
     inline_neurons.rewrite(gm)   # membrane recurrences written in forward() → neuron calls
     values = values_of(gm.graph)
-    layout = timefold.TimeLayout(convention, steps=PROBE_T if convention == "m" else None)
+    layout = timefold.TimeLayout(convention, steps=PROBE_T if convention in ("m", "m-bf") else None)
     modules = dict(gm.named_modules())
     calls = timefold.neuron_calls(gm.graph, lambda t: is_neuron(modules[t]))
     if not calls:
@@ -408,7 +414,7 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
         buf = getattr(model, attr, None)
         if isinstance(buf, torch.Tensor) and attr not in conv.consts_used:
             graph.patch_mask = buf.detach().cpu().numpy().astype(bool)
-    convention = "loop-in" if convention == "loop-in" else layout.convention
+    convention = convention if convention in ("loop-in", "m-bf") else layout.convention
     graph.step_mode = convention
     graph.model_steps = layout.steps if convention in ("static-m", "loop") else None
     graph.output_steps = layout.output_steps

@@ -31,9 +31,9 @@ class Converter:
                  probe_modules: dict[str, nn.Module], layout: timefold.TimeLayout | None = None,
                  batch: int = PROBE_B) -> None:
         self.gm, self.rec = gm, rec
-        self.layout = layout or timefold.TimeLayout(mode, steps=PROBE_T if mode == "m" else None)
+        self.layout = layout or timefold.TimeLayout(mode, steps=PROBE_T if mode in ("m", "m-bf") else None)
         # per-sample layout: "s"/"loop" tensors are [B, ...]; "m"/"static-m" [T, B, ...] or [T·B, ...]
-        self.mode = "m" if mode in ("m", "static-m") else "s"
+        self.mode = "m" if mode in ("m", "static-m", "m-bf") else "s"
         self.T, self.B = (self.layout.steps or PROBE_T), batch
         self.lifted: set[str] = set()     # static [1, B, ...] values about to be repeated over T
         self.pieces: dict[str, tuple[str, int, list[tuple[int, int]], bool]] = {}   # chunk/split results

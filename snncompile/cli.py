@@ -68,6 +68,8 @@ def compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", "-T", type=int, help="time steps per sample (default: from checkpoint)")
     p.add_argument("--input", metavar="FILE", help=".npy inputs [N,...] or [T,N,...]; .npz with x (and y)")
     p.add_argument("--samples", type=int, help="use the first N samples of --input")
+    p.add_argument("--time-axis", type=int, choices=[0, 1], default=d["time_axis"],
+                   help="where time is in an --input sequence: 0 for [T,N,...] (default), 1 for [N,T,...]")
     p.add_argument("--simulate", action="store_true", help="simulate on the target and compare with PyTorch")
     p.add_argument("-o", "--outdir", help="write model.ir.npz and report.json here (and the target's files: "
                    f"{targets.artifacts_help()})")
@@ -287,4 +289,4 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              masks=args.masks, patch_mask=args.patch_mask, fixed_point=args.fixed_point,
                              chip=args.chip, ann_sparse=args.ann_sparse, firing_rates=args.firing_rates,
                              plot=args.plot, emit=args.emit, workers=args.workers,
-                             ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check)
+                             ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check, time_axis=args.time_axis)

@@ -40,7 +40,8 @@ SJ_LAYER_PREFIX = "spikingjelly.activation_based.layer"
 
 SUPPORTED = (
     "neurons: spikingjelly IFNode, LIFNode, ParametricLIFNode (also legacy clock_driven names), snnTorch "
-    "Leaky and Synaptic (where exact: docs/frontend.md); layers: Conv1d, Conv2d, Linear, BatchNorm1d/2d, MaxPool2d, AvgPool2d, "
+    "Leaky and Synaptic (where exact: docs/frontend.md), hand-written IF/LIF/PLIF (a stateful module or an "
+    "inline membrane recurrence, verified on probe inputs); layers: Conv1d, Conv2d, Linear, BatchNorm1d/2d, MaxPool2d, AvgPool2d, "
     "AdaptiveAvgPool2d, Flatten, Dropout, Identity (torch.nn or spikingjelly layer.*), layer.VotingLayer, "
     "layer.SeqToANNContainer; any module of yours is traced through; operations: residual +/-, scalar "
     "affine (1 - x), spike products (matmul, *), cat/chunk/split/slicing, flatten/view/reshape/permute/"

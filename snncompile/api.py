@@ -62,6 +62,7 @@ class Options:
     plot: str | Path | None = None
     nir_dt: float | None = None      # time step of a NIR graph's leaky neurons (see docs/nir.md)
     verify_ir: bool = False          # verify the IR after every pass (the CLI's --check)
+    time_axis: int = 0               # where time is in an --input sequence: 0 [T, N, ...], 1 [N, T, ...]
 
     def check(self) -> None:
         """Every value and destination, before any work (the CLI schema, ``schema.CLI``;
@@ -76,6 +77,9 @@ class Options:
         self._check_destinations(spec.artifacts)
         if self.simulate_on_target and self.input is None:
             raise SnnCompileError("--simulate needs inputs", "pass --input FILE.npy|.npz", EXIT_USAGE)
+        if self.time_axis not in (0, 1):
+            raise SnnCompileError(f"--time-axis {self.time_axis}: time is axis 0 ([T, N, ...]) or 1 ([N, T, ...])",
+                                  "pass --time-axis 0 or 1", EXIT_USAGE)
         self._check_target_options(spec)
 
     def _check_sharding(self) -> None:
@@ -209,11 +213,13 @@ def _modes_kept(model: Any) -> Iterator[None]:
             m.training = training
 
 
-def _read_input(value: Path | tuple[np.ndarray, np.ndarray | None], input_shape) -> InputData:
-    """``input=`` as checked by ``apicheck.check_input``: a file, or arrays ``(x, y)``."""
+def _read_input(value: Path | tuple[np.ndarray, np.ndarray | None], input_shape,
+                time_axis: int = 0) -> InputData:
+    """``input=`` as checked by ``apicheck.check_input``: a file, or arrays ``(x, y)``;
+    ``time_axis`` 1: a sequence stored batch-first."""
     if isinstance(value, Path):
-        return load_inputs(value, input_shape)
-    return from_arrays(value[0], value[1], input_shape)
+        return load_inputs(value, input_shape, time_axis)
+    return from_arrays(value[0], value[1], input_shape, time_axis=time_axis)
 
 
 def inspect(model: Any, passes: list[str] | None = None, *, arch: str | Callable[[], Any] | None = None,
@@ -277,7 +283,7 @@ def _compile(model: Any, opt: Options) -> Report:
     graph = optimized.graph
     in_shape = tuple(graph.input_shape)
     if data is not None:
-        data = _read_input(opt.input, in_shape).take(opt.samples)
+        data = _read_input(opt.input, in_shape, opt.time_axis).take(opt.samples)
     T = _steps(opt.steps, tr.meta, data, graph.model_steps)
     report = Report(model=_label(model), target=opt.target, steps=T, layers=layer_rows(graph),
                     passes=[s.to_dict() for s in optimized.stats])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -38,7 +39,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="unpickle classes outside torch/spikingjelly (runs the file's code)")
     p.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="per-sample input shape")
     p.add_argument("--nir-dt", type=float, metavar="DT", help="time step of a .nir graph's leaky neurons "
-                   "(Norse exports with 0.001; snnTorch's τ/r is used when not given; see docs/nir.md)")
+                   "(the step the exporting code simulated with; snnTorch's τ/r is used when not given; see docs/nir.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("-v", "--verbose", action="store_true", help="show every IR node and the pass table")
@@ -88,6 +89,8 @@ def compile_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--steps", "-T", type=int, help="time steps per sample (default: from checkpoint)")
     p.add_argument("--input", metavar="FILE", help=".npy inputs [N,...] or [T,N,...]; .npz with x (and y)")
     p.add_argument("--samples", type=int, help="use the first N samples of --input")
+    p.add_argument("--time-axis", type=int, choices=[0, 1], default=d["time_axis"],
+                   help="where time is in an --input sequence: 0 for [T,N,...] (default), 1 for [N,T,...]")
     p.add_argument("--simulate", action="store_true", help="simulate on the target and compare with PyTorch")
     p.add_argument("-o", "--outdir", help="write model.ir.npz and report.json here (and the target's files: "
                    f"{targets.artifacts_help()})")
@@ -295,17 +298,20 @@ def _dispatch(argv: list[str], err) -> int:
            "setup": lambda: _run_setup(argv[1:], err)}
     if verb in own:
         return own[verb]()
-    if verb == "inspect":
-        args = inspect_parser().parse_args(argv[1:])
-        from snncompile.api import inspect
-        from snncompile.passes import parse_passes
+    as_json = "--json" in argv
+    # with --json stdout is one JSON object: what the model prints (in __init__, forward) goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        if verb == "inspect":
+            args = inspect_parser().parse_args(argv[1:])
+            from snncompile.api import inspect
+            from snncompile.passes import parse_passes
 
-        report = inspect(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
-                         input_shape=args.input_shape, masks=args.masks, nir_dt=args.nir_dt,
-                         passes=parse_passes(args.passes, args.no_passes))
-    else:
-        args = compile_parser(verb if verb != "compile" else None).parse_args(argv)
-        report = _run_compile(args, err)
+            report = inspect(args.model, arch=args.arch, trust_pickle=args.trust_pickle,
+                             input_shape=args.input_shape, masks=args.masks, nir_dt=args.nir_dt,
+                             passes=parse_passes(args.passes, args.no_passes))
+        else:
+            args = compile_parser(verb if verb != "compile" else None).parse_args(argv)
+            report = _run_compile(args, err)
     return _emit(report, args, err)
 
 
@@ -434,4 +440,4 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              masks=args.masks, patch_mask=args.patch_mask, fixed_point=args.fixed_point,
                              chip=args.chip, ann_sparse=args.ann_sparse, firing_rates=args.firing_rates,
                              plot=args.plot, emit=args.emit, workers=args.workers,
-                             ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check)
+                             ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check, time_axis=args.time_axis)

@@ -41,8 +41,10 @@ class InputData:
         return np.broadcast_to(self.x[None], (steps, *self.x.shape))
 
 
-def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None) -> InputData:
-    """Read ``x`` (and ``y``) from .npy or .npz; decide static vs sequence by rank."""
+def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None, time_axis: int = 0) -> InputData:
+    """Read ``x`` (and ``y``) from .npy or .npz; decide static vs sequence by rank.
+    ``time_axis``: where time is in a sequence, 0 for ``[T, N, ...]``, 1 for batch-first
+    ``[N, T, ...]`` (stored time-major here)."""
     path = check_regular_file(path, "input file")
     if not path.exists():
         raise SnnCompileError(f"input file not found: {path}",
@@ -65,11 +67,11 @@ def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None) -> InputD
                                           "save inputs with np.savez(path, x=..., y=...)", EXIT_USAGE)
                 x = data["x"]
                 y = data["y"] if "y" in data.files else None
-    return from_arrays(x, y, input_shape, path)
+    return from_arrays(x, y, input_shape, path, time_axis)
 
 
 def from_arrays(x: np.ndarray, y: np.ndarray | None, input_shape: tuple[int, ...] | None,
-                path: Path = Path("<input array>")) -> InputData:
+                path: Path = Path("<input array>"), time_axis: int = 0) -> InputData:
     """Inputs given as arrays (read from a file, or passed to the Python API): checked like
     a file's; static vs sequence decided by rank; ``path`` names them in messages."""
     x = numeric_array(str(path), x, "x", fix="store the inputs as numbers").astype(np.float64)
@@ -88,6 +90,8 @@ def from_arrays(x: np.ndarray, y: np.ndarray | None, input_shape: tuple[int, ...
                               f"store x as [N, {', '.join(map(str, input_shape))}] (static) or "
                               f"[T, N, {', '.join(map(str, input_shape))}] (time-major sequence)",
                               EXIT_USAGE)
+    if input_shape is not None:
+        x = _time_major(path, x, y, sequence, tuple(input_shape), time_axis)
     data = InputData(x, None, sequence, path)
     if data.samples == 0:
         raise SnnCompileError(f"{path} has no samples (x has shape {x.shape})",
@@ -105,3 +109,29 @@ def from_arrays(x: np.ndarray, y: np.ndarray | None, input_shape: tuple[int, ...
                                   "y must hold one class index per sample", EXIT_USAGE)
         data.y = y.astype(np.int64)
     return data
+
+
+def _time_major(path: Path, x: np.ndarray, y: np.ndarray | None, sequence: bool, input_shape: tuple[int, ...],
+                time_axis: int) -> np.ndarray:
+    """``x`` with time first (``time_axis`` 1: stored [N, T, ...]); a sequence whose labels
+    count the other axis is refused."""
+    if time_axis == 1:
+        if not sequence:
+            raise SnnCompileError(f"--time-axis 1 but the inputs in {path} (shape {x.shape}) have no time axis "
+                                  f"for per-sample shape {input_shape}",
+                                  "store x as [N, T, ...] for --time-axis 1, or drop --time-axis", EXIT_USAGE)
+        x = np.ascontiguousarray(np.swapaxes(x, 0, 1))
+    if sequence and y is not None:
+        _check_time_axis(path, x.shape, len(np.asarray(y).reshape(-1)), time_axis)
+    return x
+
+
+def _check_time_axis(path: Path, shape: tuple[int, ...], labels: int, time_axis: int) -> None:
+    """One label per sample: a sequence whose labels count its first axis (and not its second,
+    the samples of a time-major [T, N, ...]) was stored batch-first, or the other way round."""
+    if labels != shape[1] and labels == shape[0]:
+        given, other = ("[T, N, ...]", "1 ([N, T, ...], batch-first)") if time_axis == 0 else \
+            ("[N, T, ...]", "0 ([T, N, ...], time-major)")
+        raise SnnCompileError(f"{path}: x of shape {tuple(shape) if time_axis == 0 else (shape[1], shape[0], *shape[2:])}"
+                              f" read as {given} has {labels} labels, one per entry of the other axis: the time "
+                              "and sample axes are swapped", f"pass --time-axis {other}", EXIT_USAGE)

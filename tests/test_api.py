@@ -23,6 +23,7 @@ DATA = ROOT / "models" / "digits_test.npz"
 
 # (argument, a wrong value) for compile(): every Options field, most with several kinds of wrong.
 WRONG_COMPILE = [
+    ("time_axis", None), ("time_axis", 2), ("time_axis", -1), ("time_axis", "1"),
     ("target", None), ("target", 3), ("target", ""),
     ("steps", "8"), ("steps", 0), ("steps", -1), ("steps", 1.5), ("steps", True),
     ("input", [1.0, 2.0]), ("input", 3), ("input", ""), ("input", {"x": np.zeros((2, 1, 8, 8))}),

@@ -75,14 +75,14 @@ class MyLIF(neuron.LIFNode):
 
 
 class HandLIF(nn.Module):
-    """A hand-written neuron the compiler does not know."""
+    """A hand-written module that keeps state but is no IF/LIF/PLIF neuron (a squared membrane)."""
 
     def __init__(self):
         super().__init__()
         self.v = 0.0
 
     def forward(self, x):
-        self.v = self.v + x
+        self.v = 0.5 * self.v * self.v + x
         spike = (self.v >= 1.0).float()
         self.v = self.v * (1 - spike)
         return spike

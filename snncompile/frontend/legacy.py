@@ -46,6 +46,30 @@ def _classes() -> dict[str, type]:
     }
 
 
+def _layer_module(layer: types.ModuleType) -> types.ModuleType:
+    """``clock_driven.layer``: today's ``layer`` plus the 0.0.0.0.12 multi-step names published
+    code imports (``MultiStepDropout``: the same dropout, a no-op at inference)."""
+    from torch import nn
+
+    mod = types.ModuleType("spikingjelly.clock_driven.layer")
+    mod.__dict__.update({k: v for k, v in vars(layer).items() if not k.startswith("__")})
+
+    def multi_step(base: type, name: str) -> type:
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            kwargs.pop("dropout_spikes", None)
+            base.__init__(self, *args, **kwargs)
+            self.step_mode = "m"
+        # today's module name: the tracer keeps spikingjelly's layer wrappers as units
+        return type(name, (base,), {"__init__": __init__, "__module__": base.__module__})
+
+    mod.MultiStepDropout = multi_step(layer.Dropout, "MultiStepDropout")
+    mod.MultiStepDropout2d = multi_step(layer.Dropout2d, "MultiStepDropout2d")
+    mod.MultiStepContainer = layer.MultiStepContainer
+    mod.SeqToANNContainer = layer.SeqToANNContainer
+    mod.nn = nn
+    return mod
+
+
 def install() -> bool:
     """Make ``spikingjelly.clock_driven.{neuron, layer, functional, surrogate}`` importable
     (True if this installed them; False if spikingjelly is missing or has them already)."""
@@ -63,10 +87,14 @@ def install() -> bool:
         pass
     pkg = types.ModuleType("spikingjelly.clock_driven")
     pkg.__path__ = []   # a package, so "from spikingjelly.clock_driven import neuron" works
+    from spikingjelly.activation_based import encoding, neuron
+
     neuron_mod = types.ModuleType("spikingjelly.clock_driven.neuron")
+    neuron_mod.BaseNode = neuron.BaseNode   # subclassed by published custom neurons
     for name, cls in _classes().items():
         setattr(neuron_mod, name, cls)
-    mods = {"neuron": neuron_mod, "layer": layer, "functional": functional, "surrogate": surrogate}
+    mods = {"neuron": neuron_mod, "layer": _layer_module(layer), "functional": functional,
+            "surrogate": surrogate, "encoding": encoding}
     for name, mod in mods.items():
         setattr(pkg, name, mod)
         sys.modules[f"spikingjelly.clock_driven.{name}"] = mod

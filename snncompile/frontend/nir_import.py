@@ -350,5 +350,7 @@ def _time_step(nodes: dict[str, Any], dt: float | None, raw: Any) -> float | Non
         d = np.concatenate(guesses)
         if np.allclose(d, d[0], rtol=UNIT_TOL):
             return check_dt(d[0], "the NIR graph's time step τ/r (from its leaky neurons)")
-    raise SnnCompileError("the NIR graph has leaky neurons but stores no time step dt",
-                          "pass --nir-dt (Norse exports with dt=0.001, snnTorch with 0.0001)", EXIT_USAGE)
+    raise SnnCompileError("the NIR graph has leaky neurons but stores no time step dt: its LIF nodes give "
+                          "tau and r, and r = 1 (or tau/r differs between nodes), so dt cannot be read from it",
+                          "pass --nir-dt with the step the exporting code simulated with (it is in that code, "
+                          "not in the file)", EXIT_USAGE)

@@ -263,3 +263,57 @@ def _ancestor_nodes(node: fx.Node) -> list[fx.Node]:
 
 def _fold_error(message: str, hint: str) -> SnnCompileError:
     return SnnCompileError(f"cannot read the time loop in forward(): {message}", hint, EXIT_UNSUPPORTED)
+
+
+def indexed_steps(graph: fx.Graph) -> list[int] | None:
+    """The integer indices ``x[k]`` forward() reads its input by (snnTorch's ``for step in
+    range(x.size(0)): ... x[step]``), or None when the input is used otherwise."""
+    inputs = [n for n in graph.nodes if n.op == "placeholder" and n.users]
+    if len(inputs) != 1:
+        return None
+    ks = []
+    for u in inputs[0].users:
+        if not (u.op == "call_function" and u.target is operator.getitem and u.args[0] is inputs[0]
+                and isinstance(u.args[1], int) and not isinstance(u.args[1], bool)):
+            return None
+        ks.append(u.args[1])
+    return ks
+
+
+def read_step_by_step(graph: fx.Graph, steps: int) -> bool:
+    """Rewrite a model that reads its ``[T, B, ...]`` input step by step (``x[k]`` for every
+    k < T) to one that reads a ``[B, ...]`` sample each step: the folded one-step program is
+    then the model's step (its input changes with t, as in the "s" convention)."""
+    ks = indexed_steps(graph)
+    if not ks or sorted(set(ks)) != list(range(steps)):
+        return False
+    x = next(n for n in graph.nodes if n.op == "placeholder" and n.users)
+    value = x.meta.get("value")
+    if isinstance(value, torch.Tensor):
+        x.meta["value"] = value[0]
+    for u in list(x.users):
+        u.replace_all_uses_with(x)
+        graph.erase_node(u)
+    return True
+
+
+def swap_batch_first(graph: fx.Graph) -> bool:
+    """Rewrite a model that takes batch-first ``[B, T, ...]`` input and turns it time-first
+    itself (``x = x.transpose(0, 1)``, DVS code) to one taking ``[T, B, ...]``."""
+    inputs = [n for n in graph.nodes if n.op == "placeholder" and n.users]
+    if len(inputs) != 1 or len(inputs[0].users) != 1:
+        return False
+    x, (u,) = inputs[0], list(inputs[0].users)
+    swaps = u.op in ("call_method", "call_function") and _name(u) in ("transpose", "swapaxes", "swapdims") \
+        and u.args[0] is x and sorted(u.args[1:3]) == [0, 1] and not u.kwargs
+    dims = u.args[1:] if len(u.args) > 2 or not u.args[1:] else u.args[1]
+    swaps = swaps or (_name(u) == "permute" and u.args[0] is x and tuple(dims)[:2] == (1, 0)
+                      and list(dims)[2:] == list(range(2, len(dims))))
+    if not swaps:
+        return False
+    value = x.meta.get("value")
+    if isinstance(value, torch.Tensor):
+        x.meta["value"] = value.transpose(0, 1)
+    u.replace_all_uses_with(x)
+    graph.erase_node(u)
+    return True

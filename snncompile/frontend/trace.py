@@ -21,22 +21,31 @@ from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.frontend import timefold
 from snncompile.frontend.fold import refresh_hooked_weights
 from snncompile.frontend.guard import check_layers
-from snncompile.frontend.ops import PROBE_B, PROBE_T, SUPPORTED, Converter, call_op, is_neuron, op_name
+from snncompile.frontend.ops import (
+    PROBE_B,
+    PROBE_T,
+    SUPPORTED,
+    Converter,
+    call_op,
+    inline_neurons,
+    is_neuron,
+    op_name,
+)
 from snncompile.frontend.ops.common import (
     NEURON_TYPES,
     SEQ_CONTAINERS,
     SJ_LAYER_PREFIX,
     SJ_PREFIX,
-    SNNTORCH_NEURON,
     contextual,
     unsupported,
     unsupported_layer,
 )
 from snncompile.frontend.ops.neurons import check_neurons
+from snncompile.frontend.ops.registry import family_of
 from snncompile.frontend.tracer import MISSING, DataDependent, ShapeTracer, flat_values, values_of
 from snncompile.ir import Input, IRGraph, Output
 
-_TORCH_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d,
+_TORCH_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AvgPool1d,
                  nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
 
 
@@ -78,36 +87,30 @@ class TraceResult:
     neuron_sources: dict[str, str]  # IR neuron node → module path in the source model
 
 
-def _custom_modules(model: nn.Module) -> list[tuple[str, str]]:
-    """Modules defined outside torch and spikingjelly (path, qualified class), root excluded."""
-    out = []
-    for path, m in model.named_modules():
-        mod = type(m).__module__
-        if path and not (mod.startswith("torch.") or mod.startswith(SJ_PREFIX)):
-            out.append((path, f"{mod}.{type(m).__qualname__}"))
-    return out
+def _no_neurons(model: nn.Module, gm: fx.GraphModule) -> SnnCompileError:
+    """The model computes no spike: judged by what forward() executes (declared but unused
+    modules, e.g. DIET-SNN's ``nn.ReLU`` placeholders, say nothing)."""
+    modules = dict(model.named_modules())
+    acts = [f"`{n.target}` ({type(modules[n.target]).__name__})" for n in gm.graph.nodes
+            if n.op == "call_module" and n.target in modules
+            and type(modules[n.target]).__module__ == "torch.nn.modules.activation"]
+    acts += [f"`{n.target.__name__ if callable(n.target) else n.target}`" for n in gm.graph.nodes
+             if n.op in ("call_function", "call_method") and op_name(n) in _ACTIVATIONS]
+    found = f"; forward() applies non-spiking activations {', '.join(dict.fromkeys(acts[:4]))}" if acts else \
+        "; forward() compares no membrane with a threshold"
+    return SnnCompileError("the model has no spiking neurons (IFNode, LIFNode, ParametricLIFNode, snnTorch, or a "
+                           "hand-written membrane recurrence)" + found,
+                           "snncompile compiles spiking networks: replace the activations by spiking neurons (e.g. "
+                           f"ANN-to-SNN conversion); supported: {SUPPORTED}", EXIT_UNSUPPORTED)
+
+
+_ACTIVATIONS = {"relu", "relu_", "sigmoid", "tanh", "gelu", "silu", "leaky_relu", "softmax", "hardtanh"}
 
 
 def step_mode_of(model: nn.Module) -> str:
     modes = {getattr(m, "step_mode", None) for m in model.modules()
              if isinstance(m, NEURON_TYPES) or type(m).__module__.startswith(SJ_PREFIX)}
     modes.discard(None)
-    if not any(is_neuron(m) for m in model.modules()):
-        custom = _custom_modules(model)
-        if custom:
-            path, cls = custom[0]
-            raise SnnCompileError(f"`{path}` is a {cls}, a module snncompile does not know (and the model has "
-                                  "no spikingjelly neuron): its equations cannot be compiled",
-                                  f"if {cls.rsplit('.', 1)[-1]} is a spiking neuron, build it from "
-                                  "spikingjelly's IFNode, LIFNode or ParametricLIFNode (their equations are "
-                                  "in docs/design.md); supported layers: " + SUPPORTED, EXIT_UNSUPPORTED)
-        acts = [f"`{p}` ({type(m).__name__})" for p, m in model.named_modules()
-                if type(m).__module__ == "torch.nn.modules.activation"]
-        found = f"; it has non-spiking activations {', '.join(acts[:4])}" if acts else ""
-        raise SnnCompileError("the model has no spiking neurons (IFNode, LIFNode, ParametricLIFNode)" + found,
-                              "snncompile compiles spiking networks: replace the activations by spiking "
-                              f"neurons (e.g. ANN-to-SNN conversion); supported: {SUPPORTED}",
-                              EXIT_UNSUPPORTED)
     if len(modes) > 1:
         raise SnnCompileError("the model mixes single-step ('s') and multi-step ('m') modules",
                               "call functional.set_step_mode(model, 'm') (or 's') before saving",
@@ -120,8 +123,10 @@ class _ShapeRecorder(fx.Interpreter):
         super().__init__(gm)
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.values: dict[str, Any] = {}
+        self.count = 0   # operations run so far: how far the model got on this input
 
     def run_node(self, n: fx.Node) -> Any:
+        self.count += 1
         out = super().run_node(n)
         if isinstance(out, torch.Tensor):
             self.shapes[n.name] = tuple(out.shape)
@@ -189,7 +194,7 @@ class _Converter(Converter):
         keep = self.layout.keep
         self.order = {n: i for i, n in enumerate(self.gm.graph.nodes)}
         for n in self.gm.graph.nodes:
-            if keep and n.name not in keep and n.op != "output":
+            if keep and n.name not in keep and n.op != "output" and n.target not in (operator.setitem, "__setitem__"):
                 continue   # not needed by the output of one step (records, later loop steps)
             if n.op == "placeholder":
                 self.placeholder(n)
@@ -206,8 +211,8 @@ class _Converter(Converter):
         return self.g
 
     def placeholder(self, n: fx.Node) -> None:
-        if self.g.of_type(Input) and not n.users:
-            return   # *args / keyword parameters forward() does not use
+        if self.g.of_type(Input) and (not n.users or n.args):
+            return   # *args / keyword parameters forward() does not use, or has a default for (a constant)
         if self.g.of_type(Input):
             raise unsupported("model with more than one input", n.format_node())
         self.env[n.name] = self.add("input", Input(self.sample_shape(n), "input"), [])
@@ -252,18 +257,42 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
     detach_pruned(model)
     refresh_hooked_weights(model)
     meta = _meta_copy(model)
-    conventions = ("m", "static-m") if mode == "m" else ("s",)
+    # "loop-in": one call on [T, B, ...] that forward() reads step by step (x[t], snnTorch)
+    # "m-bf": one call on batch-first [B, T, ...] that forward() transposes to [T, B, ...] itself
+    conventions = ("m", "static-m", "m-bf") if mode == "m" else ("s", "loop-in")
     failures: list[SnnCompileError] = []
     for convention in conventions:
         try:
             return _trace_as(model, meta, convention, tuple(input_shape), name, masks)
         except SnnCompileError as exc:
             failures.append(exc)
-    raise max(failures, key=lambda e: getattr(e, "stage", 0))
+    # the attempt that got furthest says what actually stops the model (ties: the first tried)
+    raise max(failures, key=lambda e: (getattr(e, "stage", 0), getattr(e, "progress", 0)))
 
 
-def _staged(exc: SnnCompileError, stage: int) -> SnnCompileError:
+def _read_input_steps(gm: fx.GraphModule, convention: str) -> None:
+    """Convention "loop-in": forward() must read its [T, B, ...] input as x[0] … x[T−1] (it
+    is then rewritten to read one [B, ...] step); any other convention must not index the
+    input's first axis (that is the batch: the model expects time first)."""
+    if convention == "m-bf":
+        if not timefold.swap_batch_first(gm.graph):
+            raise _staged(unsupported("a batch-first [B, T, ...] input that forward() does not transpose to "
+                                      "[T, B, ...] first", "forward"), 1, 0)
+        gm.recompile()
+    elif convention == "loop-in":
+        if not timefold.read_step_by_step(gm.graph, PROBE_T):
+            raise _staged(unsupported("a [T, B, ...] input that forward() does not read step by step "
+                                      "(x[t] for every t)", "forward"), 1, 0)
+        gm.recompile()
+    elif timefold.indexed_steps(gm.graph):
+        raise _staged(SnnCompileError("forward() indexes the first axis of its input (x[t]), which is the batch "
+                                      "on a [B, ...] input", "pass time-first [T, B, ...] input", EXIT_UNSUPPORTED),
+                      1, 0)
+
+
+def _staged(exc: SnnCompileError, stage: int, progress: int = 0) -> SnnCompileError:
     exc.stage = stage   # 1: the model does not run on this input layout; 2: it runs, cannot compile
+    exc.progress = progress   # how many operations of forward() were traced before it stopped
     return exc
 
 
@@ -279,25 +308,55 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
     concrete = {p.name: p.default for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     tracer = ShapeTracer(meta, is_leaf, [torch.empty(shape, dtype=_dtype_of(model), device="meta")])
     tracer.elementwise = is_neuron
+    saved = _module_state(model)
     try:
         graph = tracer.trace(model, concrete_args=concrete or None)
     except DataDependent as exc:
         raise _staged(SnnCompileError(f"cannot trace the model: {exc}",
                                       "forward() must not branch on tensor values; move such logic out "
-                                      "of the model", EXIT_UNSUPPORTED), 1) from None
+                                      "of the model", EXIT_UNSUPPORTED), 1, _progress(tracer)) from None
     except SnnCompileError as exc:
-        raise _staged(exc, 1) from None
+        raise _staged(exc, 1, _progress(tracer)) from None
     except Exception as exc:  # the model does not run on this input layout, or fx refuses it
-        raise _staged(_trace_failure(exc, tracer.first_error, shape, input_shape), 1) from None
+        raise _staged(_trace_failure(exc, tracer.first_error, shape, input_shape), 1, _progress(tracer)) from None
     finally:
+        _restore_state(model, saved)
         reset_states(meta)
     return fx.GraphModule(tracer.root, graph)
+
+
+def _progress(tracer: fx.Tracer) -> int:
+    graph = getattr(tracer, "graph", None)
+    return len(graph.nodes) if graph is not None else 0
+
+
+def _module_state(model: nn.Module) -> list[tuple[nn.Module, dict[str, Any]]]:
+    """The plain attributes of the user's modules: a hand-written stateful module traced
+    through assigns its membrane (a proxy while tracing) to ``self``; put back afterwards."""
+    out = []
+    for m in model.modules():
+        if not type(m).__module__.startswith("torch."):
+            out.append((m, {k: v for k, v in m.__dict__.items() if not k.startswith("_")}))
+    return out
+
+
+def _restore_state(model: nn.Module, saved: list[tuple[nn.Module, dict[str, Any]]]) -> None:
+    for m, attrs in saved:
+        for k in [k for k in m.__dict__ if not k.startswith("_") and k not in attrs]:
+            del m.__dict__[k]
+        m.__dict__.update(attrs)
 
 
 def _trace_failure(exc: Exception, first_error: Exception | None, shape: tuple[int, ...],
                    input_shape: tuple[int, ...]) -> SnnCompileError:
     """Why tracing stopped: an operation that failed on this input shape (``first_error``,
     recorded by the tracer), else what fx raised (``exc``)."""
+    if isinstance(exc, TypeError) and "does not support item assignment" in str(exc):
+        return SnnCompileError("forward() assigns into a tensor computed from the input (`out[...] = value`, "
+                               "e.g. a padding border written in place): snncompile follows values, not writes",
+                               "compute the value out of place: F.pad(x, p) (zeros), or for a BatchNorm's own "
+                               "padding value (BNAndPadLayer) pad the BatchNorm's input with zeros before the "
+                               "BatchNorm", EXIT_UNSUPPORTED)
     if first_error is not None:   # an operation failed on this input shape
         first = str(first_error).splitlines()[0] if str(first_error) else ""
         return SnnCompileError(f"the model fails on input of per-sample shape {tuple(input_shape)}"
@@ -311,12 +370,16 @@ def _trace_failure(exc: Exception, first_error: Exception | None, shape: tuple[i
 
 def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: tuple[int, ...],
               name: str, masks: dict[str, np.ndarray] | None, batch: int = PROBE_B) -> TraceResult:
-    lead = (PROBE_T, batch) if convention == "m" else (batch,)
+    lead = {"m": (PROBE_T, batch), "loop-in": (PROBE_T, batch), "m-bf": (batch, PROBE_T)}.get(convention, (batch,))
     gm = _fx_trace(model, meta, (*lead, *input_shape), input_shape)
+    _read_input_steps(gm, convention)
+    inline_neurons.rewrite(gm)   # membrane recurrences written in forward() → neuron calls
     values = values_of(gm.graph)
-    layout = timefold.TimeLayout(convention, steps=PROBE_T if convention == "m" else None)
+    layout = timefold.TimeLayout(convention, steps=PROBE_T if convention in ("m", "m-bf") else None)
     modules = dict(gm.named_modules())
     calls = timefold.neuron_calls(gm.graph, lambda t: is_neuron(modules[t]))
+    if not calls:
+        raise _staged(_no_neurons(model, gm), 2, len(gm.graph.nodes))
     for c in gm.graph.nodes:   # constants made in forward(): zero starts of accumulators and states
         if c.op == "get_attr":
             c.meta["constant"] = _fetch_attr(gm, c.target)
@@ -329,7 +392,7 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
             if steps == batch and batch == PROBE_B:   # T and B would be indistinguishable
                 return _trace_as(model, meta, convention, input_shape, name, masks, batch=7)
             layout.steps = steps
-        elif convention == "s" and calls and max(len(c) for c in calls.values()) > 1:
+        elif convention in ("s", "loop-in") and calls and max(len(c) for c in calls.values()) > 1:
             layout = timefold.fold_loop(gm.graph, calls)
         if layout.convention != "loop":
             timefold.check_states(calls, looped=False)
@@ -344,12 +407,14 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
         graph = conv.run()
         check_layers(graph, conv.sites, gm, conv.masks, _dtype_of(model))
     except SnnCompileError as exc:
-        raise _staged(exc, 2) from None
+        if getattr(exc, "stage", 0) == 1:
+            raise
+        raise _staged(exc, 2, len(gm.graph.nodes)) from None
     for attr in ("patch_mask", "token_mask"):
         buf = getattr(model, attr, None)
         if isinstance(buf, torch.Tensor) and attr not in conv.consts_used:
             graph.patch_mask = buf.detach().cpu().numpy().astype(bool)
-    convention = layout.convention
+    convention = convention if convention in ("loop-in", "m-bf") else layout.convention
     graph.step_mode = convention
     graph.model_steps = layout.steps if convention in ("static-m", "loop") else None
     graph.output_steps = layout.output_steps
@@ -476,11 +541,11 @@ def _record_shapes(model: nn.Module, graph: fx.Graph, lead: tuple[int, ...],
     try:
         with torch.no_grad():
             rec.run(torch.rand(shape, dtype=dtype))
-    except Exception as exc:
-        raise SnnCompileError(f"the model fails on input of per-sample shape {input_shape}: "
-                              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                              "pass the right --input-shape C,H,W (or an --input file)",
-                              EXIT_USAGE) from None
+    except Exception as exc:   # the model does not run on this layout: stage 1, as far as it got
+        raise _staged(SnnCompileError(f"the model fails on input of per-sample shape {input_shape}: "
+                                      f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                                      "pass the right --input-shape C,H,W (or an --input file)",
+                                      EXIT_USAGE), 1, rec.count) from None
     finally:
         reset_states(model)
     return rec, model
@@ -491,5 +556,7 @@ def reset_states(model: nn.Module) -> None:
     for m in model.modules():
         if hasattr(m, "reset") and callable(m.reset) and hasattr(m, "_memories"):
             m.reset()
-        elif isinstance(m, SNNTORCH_NEURON) and callable(getattr(m, "reset_mem", None)):
-            m.reset_mem()   # snnTorch's hidden state (init_hidden=True) would carry over to the next batch
+            continue
+        family = family_of(m)
+        if family is not None and family.reset is not None:
+            family.reset(m)   # e.g. snnTorch's hidden state (init_hidden=True), a hand-written membrane

@@ -22,7 +22,8 @@ def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
 
     ``step_mode`` is the calling convention (``snncompile.frontend.timefold``): "s" one call
     per step, "m" one call on [T, B, ...], "static-m"/"loop" one call on the static x[0]
-    (the model runs its own T steps). ``time_reduced``: the model's output is [B, ...];
+    (the model runs its own T steps), "loop-in" one call on [T, B, ...] read step by step,
+    "m-bf" one call on batch-first [B, T, ...] (the model transposes it). ``time_reduced``: the model's output is [B, ...];
     ``output_steps``: it returns a list of per-step outputs (stacked here to [T, B, ...]).
     """
     from snncompile.frontend.trace import detach_pruned, reset_states
@@ -53,13 +54,13 @@ def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
                 reset_states(model)
                 current.clear()
                 current.update({p: [] for p in paths})
-                if step_mode in ("m", "static-m"):
-                    out = model(xb if step_mode == "m" else xb[0])
+                if step_mode in ("m", "static-m", "m-bf"):   # "m-bf": the model takes [B, T, ...]
+                    out = model({"m": xb, "m-bf": xb.transpose(0, 1)}.get(step_mode, xb[0]))
                     outs.append(_first(out).numpy())
                     for p in paths:
                         rec[p].append(current[p][0])
-                elif step_mode == "loop":
-                    out = model(xb[0])
+                elif step_mode in ("loop", "loop-in"):   # "loop-in": forward() reads x[t] itself
+                    out = model(xb[0] if step_mode == "loop" else xb)
                     outs.append((torch.stack(list(out)) if output_steps else _first(out)).numpy())
                     for p in paths:
                         rec[p].append(np.stack(current[p]))

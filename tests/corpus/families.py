@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from corpus.hand import DVS, BatchFirstDVSVGG, HandLIFNet, snntorch_events_net
 from corpus.published import (
     KimResNet,
     KimVGG,
@@ -30,6 +31,7 @@ class Family:
     steps: int = 2               # T for models that do not own their T
     lava: bool = True            # small enough to simulate on Lava in CI
     pools_values: bool = False   # max-pools a non-spike value: energy target only, Lava refuses
+    sequence: bool = False       # a single-step model called once on [T, B, ...] (it loops over x[t])
 
 
 def _m(model: nn.Module) -> nn.Module:
@@ -73,6 +75,9 @@ RAW: dict[str, Family] = {f.name: f for f in (
     Family("kim-resnet", lambda: KimResNet((16, 32), total_timestep=3)),
     Family("snntorch-tutorial", lambda: snntorch_tutorial_net(num_steps=4)),
     Family("snntorch-conv", snntorch_conv_sequential, steps=4, lava=False, pools_values=True),   # pools conv output
+    Family("hand-lif", HandLIFNet, steps=4),
+    Family("snntorch-events", snntorch_events_net, shape=DVS, steps=4, lava=False, sequence=True),
+    Family("dvs-vgg-batch-first", BatchFirstDVSVGG, shape=DVS, steps=4, lava=False),
 )}
 
 
@@ -82,7 +87,7 @@ def build(name: str) -> nn.Module:
     model = fam.build()
     steps_inside = isinstance(model, (SpikformerRef, SpikeDrivenRef, KimVGG, KimResNet)) or "spikformer" in name \
         or "driven" in name or name.startswith("snntorch")
-    multi = None if steps_inside or not _is_multi(model) else fam.steps
+    multi = fam.steps if fam.sequence else None if steps_inside or not _is_multi(model) else fam.steps
     return ticket(model, fam.shape, multi_step_input=multi)
 
 

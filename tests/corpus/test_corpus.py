@@ -32,7 +32,8 @@ from snncompile.sim import run_torch, simulate
 FAMILIES = sorted(RAW)
 CONVENTION = {   # how each family is called (frontend.timefold)
     "spikformer": "static-m", "spike-driven-transformer": "static-m", "kim-vgg": "loop", "kim-resnet": "loop",
-    "snntorch-tutorial": "loop", "snntorch-conv": "s",
+    "snntorch-tutorial": "loop", "snntorch-conv": "s", "hand-lif": "s", "snntorch-events": "loop-in",
+    "dvs-vgg-batch-first": "m-bf",
 }
 _CACHE: dict[str, nn.Module] = {}
 

@@ -41,11 +41,17 @@ def test_refusals_and_pieces_run_before_the_tensor_check():
 
 
 @pytest.mark.parametrize("cls", [*_TORCH_LAYERS, layer.Conv2d, layer.Linear, layer.BatchNorm2d,
-                                 layer.SeqToANNContainer, layer.VotingLayer, layer.Flatten, nn.Sequential,
-                                 neuron.IFNode, neuron.LIFNode, neuron.ParametricLIFNode])
+                                 layer.SeqToANNContainer, layer.VotingLayer, layer.Flatten, nn.Sequential])
 def test_every_leaf_layer_has_a_handler(cls):
     """is_leaf keeps these as units: each must have a handler (found along the MRO)."""
     assert module_handler(cls.__new__(cls)) is not None
+
+
+@pytest.mark.parametrize("cls", [neuron.IFNode, neuron.LIFNode, neuron.ParametricLIFNode])
+def test_every_spikingjelly_neuron_has_a_family(cls):
+    """Neurons are built by the family that claims them (registry.neuron_family), not by a layer handler."""
+    family = registry.family_of(cls.__new__(cls))
+    assert family is not None and family.name == "spikingjelly"
 
 
 def test_unknown_layer_has_no_handler():

@@ -9,12 +9,15 @@ from snncompile.frontend.ops import (  # noqa: F401 - each module registers its 
     attention,
     containers,
     functional,
+    hand_neurons,
     indexing,
+    inline_neurons,
     neurons,
     normalization,
     pooling,
     refusals,
     shape,
+    snntorch_neurons,
     synapses,
 )
 from snncompile.frontend.ops.common import SUPPORTED, is_neuron

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+from snncompile.frontend.ops.registry import family_of
 from snncompile.ir import AdaptiveAvgPool2d, Pool2d
 
 try:  # spikingjelly is optional at import time: plain-torch models need none of it
@@ -39,7 +40,8 @@ SJ_LAYER_PREFIX = "spikingjelly.activation_based.layer"
 
 SUPPORTED = (
     "neurons: spikingjelly IFNode, LIFNode, ParametricLIFNode (also legacy clock_driven names), snnTorch "
-    "Leaky and Synaptic (where exact: docs/frontend.md); layers: Conv1d, Conv2d, Linear, BatchNorm1d/2d, MaxPool2d, AvgPool2d, "
+    "Leaky and Synaptic (where exact: docs/frontend.md), hand-written IF/LIF/PLIF (a stateful module or an "
+    "inline membrane recurrence, verified on probe inputs); layers: Conv1d, Conv2d, Linear, BatchNorm1d/2d, MaxPool2d, AvgPool2d, "
     "AdaptiveAvgPool2d, Flatten, Dropout, Identity (torch.nn or spikingjelly layer.*), layer.VotingLayer, "
     "layer.SeqToANNContainer; any module of yours is traced through; operations: residual +/-, scalar "
     "affine (1 - x), spike products (matmul, *), cat/chunk/split/slicing, flatten/view/reshape/permute/"
@@ -48,9 +50,9 @@ SUPPORTED = (
 
 
 def is_neuron(m: nn.Module) -> bool:
-    """A spiking neuron module (spikingjelly's, or any snnTorch neuron): a leaf of the trace,
-    compiled from its class's equations (or refused by name)."""
-    return isinstance(m, NEURON_TYPES + SNNTORCH_NEURON)
+    """A spiking neuron module of a registered family (``registry.neuron_family``: spikingjelly,
+    snnTorch, hand-written): a leaf of the trace, compiled from its equations (or refused by name)."""
+    return family_of(m) is not None
 
 
 def unsupported(what: str, where: str) -> SnnCompileError:

@@ -13,7 +13,7 @@ from snncompile.frontend import timefold
 from snncompile.frontend.fold import Folder, constant_nodes
 from snncompile.frontend.guard import Site
 from snncompile.frontend.ops.common import unsupported, unsupported_layer
-from snncompile.frontend.ops.registry import module_handler, op_name
+from snncompile.frontend.ops.registry import family_of, module_handler, op_name
 from snncompile.ir import Conv2d, Input, IRGraph, Linear, Neuron, Reshape, Scale, Slice, Transpose
 from snncompile.ir.dynamics import OrPool
 from snncompile.ir.structure import binary_spikes, is_population
@@ -31,9 +31,9 @@ class Converter:
                  probe_modules: dict[str, nn.Module], layout: timefold.TimeLayout | None = None,
                  batch: int = PROBE_B) -> None:
         self.gm, self.rec = gm, rec
-        self.layout = layout or timefold.TimeLayout(mode, steps=PROBE_T if mode == "m" else None)
+        self.layout = layout or timefold.TimeLayout(mode, steps=PROBE_T if mode in ("m", "m-bf") else None)
         # per-sample layout: "s"/"loop" tensors are [B, ...]; "m"/"static-m" [T, B, ...] or [T·B, ...]
-        self.mode = "m" if mode in ("m", "static-m") else "s"
+        self.mode = "m" if mode in ("m", "static-m", "m-bf") else "s"
         self.T, self.B = (self.layout.steps or PROBE_T), batch
         self.lifted: set[str] = set()     # static [1, B, ...] values about to be repeated over T
         self.pieces: dict[str, tuple[str, int, list[tuple[int, int]], bool]] = {}   # chunk/split results
@@ -101,6 +101,10 @@ class Converter:
 
     def module(self, m: nn.Module, path: str, src: str, out_shape: tuple[int, ...]) -> str:
         """The IR of leaf module ``m`` (at ``path``) applied to IR node ``src``."""
+        if family_of(m) is not None:
+            from snncompile.frontend.ops.neurons import neuron_call  # (imports this module)
+
+            return neuron_call(self, m, path, src, out_shape)
         handler = module_handler(m)
         if handler is None:
             raise unsupported_layer(m, path)

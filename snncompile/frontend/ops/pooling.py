@@ -39,6 +39,23 @@ def avg_pool2d(cx: Converter, m: nn.AvgPool2d, path: str, src: str, out_shape: t
     return cx.add(path, node, [src])
 
 
+@layer(nn.AvgPool1d)
+def avg_pool1d(cx: Converter, m: nn.AvgPool1d, path: str, src: str, out_shape: tuple[int, ...]) -> str:
+    """``AvgPool1d`` over the last axis (SNASNet's ``boost``: a VotingLayer) as a 2-D pooling
+    with a window of height 1 on the input seen as [..., 1, L]."""
+    (k,), (s,), (p,) = (tuple(v) if isinstance(v, (tuple, list)) else (v,)
+                        for v in (m.kernel_size, m.stride or m.kernel_size, m.padding))
+    if m.ceil_mode:
+        raise unsupported("pooling with ceil_mode=True", path)
+    shape = cx.g.node(src).shape
+    lead = tuple(shape[:-1]) or (1,)
+    flat = cx.reshape(src, (*lead, 1, shape[-1]), path, path)
+    pooled = cx.add(path, Pool2d((*lead, 1, out_shape[-1]), path, mode="avg", kernel=(1, int(k)),
+                                 stride=(1, int(s)), padding=(0, int(p)),
+                                 count_include_pad=bool(m.count_include_pad)), [flat])
+    return cx.reshape(pooled, tuple(out_shape), path, path)
+
+
 @layer(*VOTING)
 def voting(cx: Converter, m: nn.Module, path: str, src: str, out_shape: tuple[int, ...]) -> str:
     """spikingjelly's VotingLayer: the mean over groups of ``voting_size`` along the last

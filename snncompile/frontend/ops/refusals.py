@@ -32,3 +32,13 @@ def random(cx: Converter, n: fx.Node) -> None:
     raise contextual(f"`{op_name(n)}` at `{cx.module_of(n)}` draws random numbers inside forward() "
                      "(e.g. Poisson encoding)", "encode the inputs outside the model and pass the "
                      "spike trains as --input [T, N, ...]; a compiled network is deterministic")
+
+
+@op("setitem", "__setitem__", early=True)
+def setitem(cx: Converter, n: fx.Node) -> None:
+    """``out[idx] = value`` writes into a tensor in place (a padding border filled with constants,
+    spikingjelly's BNAndPadLayer): the traced graph follows values, not writes."""
+    raise contextual(f"item assignment (`tensor[...] = value`) at `{cx.module_of(n)}` writes into a tensor in "
+                     "place; snncompile follows values, not writes",
+                     "compute the value out of place: F.pad(x, p) (zeros), or for a BatchNorm's own padding "
+                     "value (BNAndPadLayer) pad the BatchNorm's input with zeros before the BatchNorm")

@@ -62,6 +62,44 @@ def layer(*classes: type) -> Callable[[ModuleHandler], ModuleHandler]:
     return register
 
 
+@dataclass(frozen=True)
+class NeuronFamily:
+    """One family of spiking neuron modules (spikingjelly's, snnTorch's, hand-written ones):
+    ``claims(m)`` says whether a module is one of its neurons (a leaf of the trace);
+    ``build(cx, m, path, src, shape)`` adds its IR neuron fed by ``src`` (the family's
+    equations, or a refusal by name); ``reset(m)`` puts the module's state back to rest;
+    ``recorded``: the module is one of the source model's, so its spikes can be recorded there."""
+
+    name: str
+    claims: Callable[[nn.Module], bool]
+    build: ModuleHandler
+    reset: Callable[[nn.Module], None] | None = None
+    recorded: bool = True
+
+
+_FAMILIES: dict[str, NeuronFamily] = {}
+
+
+def neuron_family(name: str, claims: Callable[[nn.Module], bool], reset: Callable[[nn.Module], None] | None = None,
+                  recorded: bool = True) -> Callable[[ModuleHandler], ModuleHandler]:
+    """Register the decorated function as the builder of neuron family ``name``."""
+    def register(fn: ModuleHandler) -> ModuleHandler:
+        if name in _FAMILIES:
+            raise ValueError(f"two neuron families named {name}")
+        _FAMILIES[name] = NeuronFamily(name, claims, fn, reset, recorded)
+        return fn
+    return register
+
+
+def family_of(m: nn.Module) -> NeuronFamily | None:
+    """The neuron family claiming ``m`` (None: not a neuron), in registration order."""
+    return next((f for f in _FAMILIES.values() if f.claims(m)), None)
+
+
+def families() -> list[NeuronFamily]:
+    return list(_FAMILIES.values())
+
+
 def op_name(n: fx.Node) -> str:
     """The name an operation is known by: the method name, or the function's ``__name__``."""
     fn = n.target

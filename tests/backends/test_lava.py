@@ -175,7 +175,8 @@ def test_reference_style_spikformer_on_lava_float_and_fixed():
     assert all(s.any() for s in runs.torch_spikes.values())
     g, _ = assert_equivalent_after_each(runs, x)
     plan = lower(g)
-    assert sorted(o.scale for p in plan.populations.values() for o in p.operands) == [0.125, 1, 1, 1]
+    assert sorted(o.scale for p in plan.populations.values() if isinstance(p, ProductPopulation)
+                  for o in p.operands) == [0.125, 1, 1, 1]
     lava = run_lava(plan, x, timeout_s=300)
     full = {n: plan.populations[n].expand(lava.spikes[n]) for n in runs.torch_spikes}
     keep = {n: g.node(n).alive for n in full if g.node(n).alive is not None}

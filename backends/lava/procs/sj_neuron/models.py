@@ -34,6 +34,10 @@ class PySJNeuronModelFloat(PyLoihiProcessModel):
     reset_interval: np.ndarray = LavaPyType(np.ndarray, int)
     depth: np.ndarray = LavaPyType(np.ndarray, int)
     strict: np.ndarray = LavaPyType(np.ndarray, int)
+    # the integer datapath's Vars: Lava wants every Var of the process in each of its models
+    u: np.ndarray = LavaPyType(np.ndarray, float)
+    du: np.ndarray = LavaPyType(np.ndarray, int)
+    bias_current: np.ndarray = LavaPyType(np.ndarray, int)
 
     def _params(self) -> dynamics.Dynamics:
         soft = bool(self.soft_reset[0])

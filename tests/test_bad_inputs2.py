@@ -9,7 +9,6 @@ import os
 import signal
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 
 from snncompile.cli import main
+from tests.test_bad_inputs import Case, _snapshot  # the first corpus's case, setup and snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 M, X = str(ROOT / "models" / "digits_scnn.pt"), str(ROOT / "models" / "digits_test.npz")
@@ -141,22 +141,6 @@ def sweep_grid(passes: int, extra: str = "") -> Callable[[Path], None]:
     return setup
 
 
-def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
-    def setup(d: Path) -> None:
-        for s in setups:
-            s(d)
-    return setup
-
-
-@dataclass
-class Case:
-    id: str
-    args: list[str]
-    code: int
-    phrase: str
-    setup: Callable[[Path], None] | None = None
-
-
 G = ["g.nir", "--steps", "2"]
 CASES = [
     # NIR: values
@@ -215,10 +199,6 @@ CASES = [
     Case("steps-beyond-memory", [M, "--input", X, "--steps", "5000", "--target", "energy"], 2, "--steps"),
     Case("npz-zip-bomb", [M, "--input", "x.npz"], 2, "memory", zip_bomb),
 ]
-
-
-def _snapshot(d: Path) -> dict[str, tuple[float, int]]:
-    return {str(p.relative_to(d)): (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(d.rglob("*"))}
 
 
 def test_corpus_ids_unique():

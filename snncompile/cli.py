@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True, soft_wrap=True)
     try:
         _quiet_libraries()
-        return _dispatch(argv, err)
+        return _dispatch(argv, err, as_json)
     except SnnCompileError as exc:
         return _user_error(err, exc, debug, as_json)
     except BrokenPipeError:
@@ -285,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(as_json, f"internal error: {type(exc).__name__}: {exc}", hint, 1)
 
 
-def _dispatch(argv: list[str], err) -> int:
+def _dispatch(argv: list[str], err, as_json: bool) -> int:
     """Run the verb ``argv`` names (the default verb compiles) and print its report."""
     verb = argv[0] if argv and argv[0] in VERBS else None
     asks_help = any(a in ("-h", "--help", "--version") for a in argv)
@@ -298,7 +298,6 @@ def _dispatch(argv: list[str], err) -> int:
            "setup": lambda: _run_setup(argv[1:], err)}
     if verb in own:
         return own[verb]()
-    as_json = "--json" in argv
     # with --json stdout is one JSON object: what the model prints (in __init__, forward) goes to stderr
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         if verb == "inspect":

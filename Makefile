@@ -13,6 +13,8 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PIP) install torch==2.13.0
 	$(PIP) install -r requirements.txt
 	$(PIP) install --no-deps --ignore-requires-python -r requirements-nodeps.txt
+	@# lava-dl's wheel installs a top-level `tests` package (110 MB) that would shadow ours
+	rm -rf "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tests"
 	$(PIP) install --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 

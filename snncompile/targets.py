@@ -51,9 +51,11 @@ OPTIONS: dict[str, TargetOption] = {o.field: o for o in (
 )}
 
 TARGETS: dict[str, TargetSpec] = {t.name: t for t in (
-    TargetSpec("lava", "Lava", "lower to Lava", emissions=("fused", "stock"),
+    TargetSpec("lava", "Lava", "lower to Lava", emissions=("fused", "stock", "loihi"),
            emission_help="fused = one process per population, batches of samples (default); "
-                         "stock = Lava's own Dense/Sparse/Conv processes, one sample at a time",
+                         "stock = Lava's own Dense/Sparse/Conv processes, one sample at a time; "
+                         "loihi = only Lava's standard processes (Sparse/Dense + LIF, fixed point), "
+                         "what a Loihi 2 chip can run (docs/loihi.md)",
            lowers=True, simulate=True, fixed_point=True, ray_shards=True,
            options=("emit", "fixed_point", "chip")),
     TargetSpec("ir", "IR", "stop after the passes"),

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.lava.dynamics import SJ_PARAMS
+from backends.lava.standard import standard_specs
 from snncompile.errors import EXIT_BACKEND, SnnCompileError
 from snncompile.netlist import OUTPUT, Netlist, NeuronPopulation
 from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
@@ -79,7 +80,7 @@ def _signals_unwind() -> Iterator[None]:
             signal.signal(s, h)
 
 
-EMISSIONS = ("fused", "stock")
+EMISSIONS = ("fused", "stock", "loihi")
 
 
 def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
@@ -89,7 +90,9 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
 
     ``emit="fused"``: one process per population, batches of samples at once
     (``backends.lava.fused``); ``"stock"``: Lava's own Dense/Sparse/Conv processes, one
-    sample after another (``backends.lava.network``), the reference to compare against.
+    sample after another (``backends.lava.network``), the reference to compare against;
+    ``"loihi"``: a quantized netlist on Lava's standard processes only (LIFReset neurons,
+    ``backends.lava.standard``), what could go to a Loihi 2 chip.
     """
     if emit not in EMISSIONS:
         raise ValueError(f"unknown Lava emission {emit!r}")
@@ -97,6 +100,8 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
         record = [n for n, p in plan.populations.items() if isinstance(p, NeuronPopulation)]
         if plan.output_pop is not None and plan.output_pop not in record:   # e.g. a delay read by the output
             record.append(plan.output_pop)
+    if emit == "loihi":
+        standard_specs(plan)   # refuses by name what standard processes cannot run
     if emit == "stock":
         refuse_dynamics(plan, SJ_PARAMS)
         refuse_delays(plan, "the stock Lava emission (one step of latency per synapse hop, so a loop would "

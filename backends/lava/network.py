@@ -17,11 +17,13 @@ from lava.proc.conv.process import Conv  # noqa: E402
 from lava.proc.dense.process import Dense  # noqa: E402
 from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel  # noqa: E402
 from lava.proc.io.source import RingBuffer  # noqa: E402
+from lava.proc.lif.process import LIFReset  # noqa: E402
 from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402
 
 from backends.lava.dynamics import SJ_PARAMS  # noqa: E402
 from backends.lava.procs.matmul.process import SpikeMatMul  # noqa: E402
 from backends.lava.procs.sj_neuron.process import SJNeuron  # noqa: E402
+from backends.lava.standard import standard_specs  # noqa: E402
 from snncompile.netlist import (  # noqa: E402
     OUTPUT,
     DelayPopulation,
@@ -149,52 +151,72 @@ class _Fixed(_Float):
         return (seq + self.plan.output_qbias.reshape(1, 1, -1)) / self.plan.output_scale
 
 
+class _Standard(_Fixed):
+    """The loihi emission: a :class:`FixedNetlist` on Lava's standard processes only, neurons as
+    Lava's own bit-accurate ``LIFReset`` (rules and refusals in ``backends.lava.standard``)."""
+
+    def __init__(self, plan: Netlist) -> None:
+        super().__init__(plan)
+        self.specs = standard_specs(plan)
+
+    def neuron(self, name: str, pop: NeuronPopulation, sj, T: int) -> LIFReset:
+        spec = self.specs[name]
+        # zero u and v at the step the population receives a new sample's first input
+        return LIFReset(shape=(pop.size,), du=spec.du, dv=spec.dv, vth=spec.vth, bias_mant=spec.bias_mant,
+                        bias_exp=spec.bias_exp, reset_interval=T, reset_offset=(1 + pop.depth) % T, name=name)
+
+
 ARITHMETIC: dict[type[Netlist], type[_Float]] = {Netlist: _Float, FixedNetlist: _Fixed}
 
 
-def _neuron_process(plan: Netlist, name: str, pop: NeuronPopulation, T: int) -> SJNeuron:
-    """The SJNeuron of population ``pop`` (its model code from ``SJ_PARAMS``), resetting every ``T`` steps."""
+def arithmetic(plan: Netlist, emit: str = "stock") -> _Float:
+    """How ``emit`` runs ``plan``: by netlist type for the stock emission, standard processes for loihi."""
+    return _Standard(plan) if emit == "loihi" else ARITHMETIC[type(plan)](plan)
+
+
+def _neuron_process(arith: _Float, name: str, pop: NeuronPopulation, T: int) -> SJNeuron | LIFReset:
+    """The neuron process of population ``pop``, resetting every ``T`` steps."""
     p = pop.params
-    sj = SJ_PARAMS(p)(p)   # refused models were named by refuse_dynamics before
-    return ARITHMETIC[type(plan)](plan).neuron(name, pop, sj, T)
+    sj = None if isinstance(arith, _Standard) else SJ_PARAMS(p)(p)   # refused models were named before
+    return arith.neuron(name, pop, sj, T)
 
 
-PROCESS = PopulationRegistry("Lava process (stock emission)")   # (plan, name, pop, x, T, total) → its process
+PROCESS = PopulationRegistry("Lava process (stock emission)")   # (arith, name, pop, x, T, total) → its process
 
 
 @PROCESS.register(InputPopulation)
-def _input_process(plan: Netlist, name: str, pop: InputPopulation, x: np.ndarray, T: int, total: int) -> RingBuffer:
-    return RingBuffer(data=ARITHMETIC[type(plan)](plan).input(stream_input(x, total)))
+def _input_process(arith: _Float, name: str, pop: InputPopulation, x: np.ndarray, T: int, total: int) -> RingBuffer:
+    return RingBuffer(data=arith.input(stream_input(x, total)))
 
 
 @PROCESS.register(NeuronPopulation, OrPopulation)
-def _neurons(plan: Netlist, name: str, pop: NeuronPopulation, x: np.ndarray, T: int, total: int) -> SJNeuron:
-    return _neuron_process(plan, name, pop, T)
+def _neurons(arith: _Float, name: str, pop: NeuronPopulation, x: np.ndarray, T: int, total: int) -> SJNeuron:
+    return _neuron_process(arith, name, pop, T)
 
 
 @PROCESS.register(ProductPopulation)
-def _product(plan: Netlist, name: str, pop: ProductPopulation, x: np.ndarray, T: int, total: int) -> SpikeMatMul:
-    return _matmul_process(plan, pop)
+def _product(arith: _Float, name: str, pop: ProductPopulation, x: np.ndarray, T: int, total: int) -> SpikeMatMul:
+    return _matmul_process(arith.plan, pop)
 
 
 @PROCESS.register(DelayPopulation)
-def _delay(plan: Netlist, name: str, pop: DelayPopulation, x: np.ndarray, T: int, total: int) -> object:
+def _delay(arith: _Float, name: str, pop: DelayPopulation, x: np.ndarray, T: int, total: int) -> object:
     raise ValueError(f"`{name}` is a delay: the stock emission refuses delays (refuse_delays), --emit fused runs them")
 
 
-def _processes(plan: Netlist, x: np.ndarray, T: int, total: int) -> dict[str, object]:
+def _processes(arith: _Float, x: np.ndarray, T: int, total: int) -> dict[str, object]:
     """One Lava process per population: the input's ring buffer, neurons, spike products
     (built last, once their operand populations exist)."""
     procs: dict[str, object] = {}
-    pops = sorted(plan.populations.items(), key=lambda kv: isinstance(kv[1], ProductPopulation))
+    pops = sorted(arith.plan.populations.items(), key=lambda kv: isinstance(kv[1], ProductPopulation))
     for name, pop in pops:
-        procs[name] = PROCESS(pop)(plan, name, pop, x, T, total)
+        procs[name] = PROCESS(pop)(arith, name, pop, x, T, total)
     return procs
 
 
-def _connect_projection(plan: Netlist, proj, procs: dict[str, object], extractors: dict[str, Extractor]) -> None:
+def _connect_projection(arith: _Float, proj, procs: dict[str, object], extractors: dict[str, Extractor]) -> None:
     """The Lava synapse process of ``proj``, between its source's out port and its target."""
-    arith = ARITHMETIC[type(plan)](plan)
+    plan = arith.plan
     target = extractors[OUTPUT].in_port if proj.dst == OUTPUT else procs[proj.dst].a_in
     src_out = _out_port(procs[proj.src])
     bits = GRADED_BITS if plan.populations[proj.src].graded else 0
@@ -219,8 +241,9 @@ def _connect_projection(plan: Netlist, proj, procs: dict[str, object], extractor
 
 
 def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
-             progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
-    """Simulate ``plan`` on x [T, N, *input_shape] with Lava's floating_pt CPU models.
+             progress: Callable[[int, int], None] | None = None, emit: str = "stock") -> dict[str, np.ndarray]:
+    """Simulate ``plan`` on x [T, N, *input_shape] with Lava's CPU models (floating_pt, or
+    fixed_pt for a :class:`FixedNetlist`; ``emit="loihi"``: standard processes only).
 
     Samples stream back to back; each population resets at the step its next sample
     arrives. Returns {population: spikes [T, N, size]} for ``record`` and, for a
@@ -228,8 +251,8 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     """
     T, N = x.shape[:2]
     total = N * T + plan.depth
-    arith = ARITHMETIC[type(plan)](plan)
-    procs = _processes(plan, x, T, total)
+    arith = arithmetic(plan, emit)
+    procs = _processes(arith, x, T, total)
     out_size = int(np.prod(plan.output_shape))
     extractors: dict[str, Extractor] = {}
     for name in record:
@@ -239,7 +262,7 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
         extractors[OUTPUT] = Extractor(shape=(out_size,), buffer_size=64)
     for proj in plan.projections:
         if proj.nnz:
-            _connect_projection(plan, proj, procs, extractors)
+            _connect_projection(arith, proj, procs, extractors)
 
     _connect_operands(plan, procs)
     # Lava runs only the processes connected to the one it starts from: a population driven

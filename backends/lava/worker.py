@@ -41,7 +41,7 @@ def main(job_dir: str) -> int:
         from backends.lava.network import run_plan
 
         base = _rss_mb()
-        out = run_plan(spec["plan"], spec["x"], spec["record"], progress)
+        out = run_plan(spec["plan"], spec["x"], spec["record"], progress, spec.get("emit", "stock"))
         steps = spec["x"].shape[0] * spec["x"].shape[1] + spec["plan"].depth
     tmp = job / "result.tmp.npz"
     np.savez(tmp, **{k: v for k, v in out.items()}, __wall_s__=np.array(time.perf_counter() - t0),

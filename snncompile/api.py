@@ -48,7 +48,7 @@ class Options:
     input_shape: tuple[int, ...] | None = None
     energy_model: str = "45nm"
     timeout: float = 900.0           # seconds before a simulation is killed
-    emit: str | None = None          # target emission variant (lava: "fused" default, "stock")
+    emit: str | None = None          # target emission variant (lava: "fused" default, "stock", "loihi")
     workers: int | None = None       # simulate in this many shards on Ray (None: one process)
     ray_address: str | None = None   # join this Ray cluster instead of starting one locally
     progress: Progress | None = None
@@ -113,6 +113,9 @@ class Options:
         if self.emit is not None and self.emit not in spec.emissions:
             raise SnnCompileError(f"unknown {spec.title} emission {self.emit!r}",
                                   f"choose {' or '.join(spec.emissions)}", EXIT_USAGE)
+        if self.emit == "loihi" and not self.fixed_point:
+            raise SnnCompileError("--emit loihi runs Lava's bit-accurate fixed_pt models of a quantized network",
+                                  "add --fixed-point", EXIT_USAGE)
         if (self.fixed_point or self.chip) and not spec.fixed_point:
             quantizing = [t for t in targets.taking("fixed_point") if targets.TARGETS[t].fixed_point]
             raise SnnCompileError(f"--fixed-point and --chip need the {' or '.join(quantizing)} target",
@@ -304,6 +307,7 @@ def _compile(model: Any, opt: Options) -> Report:
         report.notes.extend(qinfo.to_dict()["warnings"])
     if opt.chip or opt.fixed_point:
         report.mapping = map_to_cores(qnet or net, load_chip(opt.chip or "loihi2")).to_dict()
+        report.mapping["chip_fit"] = _chip_fit_claim(opt, qnet)
 
     artifacts = get_target(opt.target).emit(net) if net is not None and opt.outdir is not None else {}
     values = None
@@ -337,6 +341,19 @@ def _compile(model: Any, opt: Options) -> Report:
                 report.outputs[name] = str(outputs.write(out / name, lambda fh, data=data: fh.write(data)))
             report.write_json(out / "report.json", outputs.write)
     return report
+
+
+def _chip_fit_claim(opt: Options, qnet: Netlist | None) -> dict:
+    """Whether the mapping describes what would run on the chip: only the loihi emission (Lava's
+    standard processes) claims it; it refuses here, before any simulation, what it cannot build."""
+    if opt.target == "lava" and opt.emit == "loihi" and qnet is not None:
+        from backends.lava.standard import rewrites
+
+        return {"claimed": True, "emission": "loihi", "exact_rewrites": rewrites(qnet),
+                "why": "every population is a standard Lava process (Sparse/Dense, LIF) with a Loihi 2 NeuroCore model"}
+    return {"claimed": False, "emission": opt.emit,
+            "why": "only --target lava --emit loihi --fixed-point builds the network from standard processes; "
+                   "other emissions run custom CPU processes, so this mapping is an estimate of core use"}
 
 
 def _exact_rows(report: Report, net: Netlist) -> None:

@@ -83,6 +83,16 @@ def _signals_unwind() -> Iterator[None]:
 EMISSIONS = ("fused", "stock", "loihi")
 
 
+def _refuse_for(plan: Netlist, emit: str) -> None:
+    """Name what ``emit`` cannot build before a worker starts."""
+    if emit == "loihi":
+        standard_specs(plan)   # refuses by name what standard processes cannot run
+    if emit == "stock":
+        refuse_dynamics(plan, SJ_PARAMS)
+        refuse_delays(plan, "the stock Lava emission (one step of latency per synapse hop, so a loop would "
+                      "run late)", "use --emit fused")
+
+
 def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
              timeout_s: float = 600.0, progress: Callable[[int, int], None] | None = None,
              emit: str = "fused", batch: int | None = None) -> LavaRun:
@@ -100,12 +110,7 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
         record = [n for n, p in plan.populations.items() if isinstance(p, NeuronPopulation)]
         if plan.output_pop is not None and plan.output_pop not in record:   # e.g. a delay read by the output
             record.append(plan.output_pop)
-    if emit == "loihi":
-        standard_specs(plan)   # refuses by name what standard processes cannot run
-    if emit == "stock":
-        refuse_dynamics(plan, SJ_PARAMS)
-        refuse_delays(plan, "the stock Lava emission (one step of latency per synapse hop, so a loop would "
-                      "run late)", "use --emit fused")
+    _refuse_for(plan, emit)
     _require_lava()
     T, N = x.shape[:2]
     with _signals_unwind(), tempfile.TemporaryDirectory(prefix="snncompile-lava-") as tmp:

@@ -41,7 +41,7 @@ from snncompile.sim.integer import simulate_int
 
 CONCERNS = {"simulation kernel", "reference simulation, all steps", "reference simulation, one step",
             "fixed-point quantization", "core placement", "ONNX time step", "ONNX ANN activation", "NIR node",
-            "Lava process (stock emission)"}
+            "Lava process (stock emission)", "standard Lava process (loihi emission)"}
 
 
 def test_every_concern_has_a_registry():

@@ -153,6 +153,7 @@ class _Placing:
     core_of: np.ndarray
     offsets: dict[str, int]
     total: int
+    out_cost: np.ndarray           # output axons each neuron needs (from the previous placement)
 
 
 PLACE = PopulationRegistry("core placement")   # (_Placing, name, population): place it (or not)
@@ -177,26 +178,53 @@ def _on_cores(ctx: _Placing, name: str, pop) -> None:
     w_bits = np.minimum(w_bits, np.diff(m.indptr) * chip.max_weight_bits)
     entry_bits = w_bits + np.diff(m.indptr) * chip.synapse_index_bits
     _check_one_neuron_fits(name, pop.size, np.diff(m.indptr), entry_bits, chip)
-    _place_layer(ctx.cmap, name, pop.size, m, entry_bits, ctx.core_of, ctx.offsets[name], ctx.total)
+    out_cost = ctx.out_cost[ctx.offsets[name]:ctx.offsets[name] + pop.size]
+    _place_layer(ctx.cmap, name, pop.size, m, entry_bits, out_cost, ctx.core_of, ctx.offsets[name], ctx.total)
+
+
+RESPLITS = 8   # placements tried with the output axons of the previous one
 
 
 def map_to_cores(plan: Netlist, chip: ChipProfile) -> CoreMap:
+    """Place every population; a core whose neurons need more output axons (one per
+    destination core) than the chip has is re-split: the layers are placed again with each
+    neuron's output axons from the previous placement as a fourth per-core resource, until
+    every core fits (re-splitting a destination can raise its sources' fan-out, hence a loop)."""
     offsets, total = {}, 0
     for name, pop in plan.populations.items():
         offsets[name] = total
         total += pop.size
-    cmap = CoreMap(chip)
-    core_of = np.full(total, -1)
-    for name, pop in plan.populations.items():
-        PLACE(pop)(_Placing(plan, chip, cmap, core_of, offsets, total), name, pop)
-    _count_output_axons(plan, cmap, core_of, offsets)
-    for c in cmap.cores:
-        if c.output_axons > chip.output_axons_per_core:
-            raise SnnCompileError(
-                f"layer {c.layer} does not fit {chip.name}: a core needs {c.output_axons:,} output axons, "
-                f"above {chip.output_axons_per_core:,}",
-                "reduce the layer's fan-out (prune its outgoing weights)", EXIT_UNSUPPORTED)
-    return cmap
+    out_cost = np.zeros(total, dtype=np.int64)
+    for _ in range(RESPLITS):
+        cmap = CoreMap(chip)
+        core_of = np.full(total, -1)
+        for name, pop in plan.populations.items():
+            PLACE(pop)(_Placing(plan, chip, cmap, core_of, offsets, total, out_cost), name, pop)
+        needed = _output_axons(plan, core_of, offsets, total)
+        placed = core_of >= 0
+        per_core = np.bincount(core_of[placed], weights=needed[placed], minlength=len(cmap.cores))
+        for c, n in zip(cmap.cores, per_core):
+            c.output_axons = int(n)
+        if all(c.output_axons <= chip.output_axons_per_core for c in cmap.cores):
+            return cmap
+        _check_one_neuron_fans_out(plan, chip, needed, offsets)
+        out_cost = np.maximum(out_cost, needed)
+    worst = max(cmap.cores, key=lambda c: c.output_axons)
+    raise SnnCompileError(
+        f"layer {worst.layer} does not fit {chip.name}: after {RESPLITS} re-splits a core still needs "
+        f"{worst.output_axons:,} output axons, above {chip.output_axons_per_core:,}",
+        "reduce the layer's fan-out (prune its outgoing weights)", EXIT_UNSUPPORTED)
+
+
+def _check_one_neuron_fans_out(plan: Netlist, chip: ChipProfile, needed: np.ndarray, offsets: dict[str, int]) -> None:
+    """A neuron that alone reaches more destination cores than a core has output axons cannot be placed."""
+    worst = int(np.argmax(needed))
+    if needed[worst] > chip.output_axons_per_core:
+        layer = max((n for n in offsets if offsets[n] <= worst), key=offsets.get)
+        raise SnnCompileError(
+            f"layer {layer} does not fit {chip.name}: a neuron reaches {int(needed[worst]):,} destination cores, "
+            f"above the {chip.output_axons_per_core:,} output axons of one core",
+            "reduce the layer's fan-out (prune its outgoing weights)", EXIT_UNSUPPORTED)
 
 
 def _check_one_neuron_fits(name: str, size: int, fan_in: np.ndarray, entry_bits: np.ndarray,
@@ -215,19 +243,22 @@ def _check_one_neuron_fits(name: str, size: int, fan_in: np.ndarray, entry_bits:
             "prune or binarize the layer's weights", EXIT_UNSUPPORTED)
 
 
-def _binding(core: CoreUse, chip: ChipProfile, new_axons: int, bits: float) -> str:
-    """The resource that one more neuron (``new_axons`` new inputs, ``bits``) would overflow."""
+def _binding(core: CoreUse, chip: ChipProfile, new_axons: int, bits: float, out_axons: int = 0) -> str:
+    """The resource that one more neuron (``new_axons`` new inputs, ``bits``, ``out_axons``
+    destination cores) would overflow."""
     if core.neurons + 1 > chip.neurons_per_core:
         return "neurons"
     if core.input_axons + new_axons > chip.input_axons_per_core:
         return "input_axons"
     if core.synapse_bits + bits > chip.synapse_bits_per_core:
         return "synapse_bits"
+    if core.output_axons + out_axons > chip.output_axons_per_core:
+        return "output_axons"
     return ""
 
 
 def _place_layer(cmap: CoreMap, name: str, size: int, m: sp.csr_matrix, entry_bits: np.ndarray,
-                 core_of: np.ndarray, offset: int, total: int) -> None:
+                 out_cost: np.ndarray, core_of: np.ndarray, offset: int, total: int) -> None:
     """Fill cores with the layer's neurons in order, a new core when one resource runs out."""
     chip = cmap.chip
     used = np.zeros(total, dtype=bool)
@@ -235,7 +266,7 @@ def _place_layer(cmap: CoreMap, name: str, size: int, m: sp.csr_matrix, entry_bi
     for i in range(size):
         cols = m.indices[m.indptr[i]:m.indptr[i + 1]]
         new_axons = int(np.count_nonzero(~used[cols]))
-        bound = _binding(core, chip, new_axons, entry_bits[i])
+        bound = _binding(core, chip, new_axons, entry_bits[i], int(out_cost[i]))
         if bound:
             core.bound = bound
             cmap.cores.append(core)
@@ -245,6 +276,7 @@ def _place_layer(cmap: CoreMap, name: str, size: int, m: sp.csr_matrix, entry_bi
         core.neurons += 1
         core.input_axons += new_axons
         core.synapse_bits += int(entry_bits[i])
+        core.output_axons += int(out_cost[i])   # an estimate while placing; recounted afterwards
         core_of[offset + i] = len(cmap.cores)
     if core.neurons:  # the layer ended: name the fullest resource instead
         util = core.utilisation(chip)
@@ -253,16 +285,19 @@ def _place_layer(cmap: CoreMap, name: str, size: int, m: sp.csr_matrix, entry_bi
         cmap.cores.append(core)
 
 
-def _count_output_axons(plan: Netlist, cmap: CoreMap, core_of: np.ndarray, offsets: dict[str, int]) -> None:
-    """Output axons: one per (neuron, destination core) pair."""
+def _output_axons(plan: Netlist, core_of: np.ndarray, offsets: dict[str, int], total: int) -> np.ndarray:
+    """Output axons per neuron (global id): one per distinct destination core it reaches."""
+    needed = np.zeros(total, dtype=np.int64)
     for name, pop in plan.populations.items():
         if isinstance(pop, InputPopulation):
-            continue
-        for proj in [p for p in plan.projections if p.src == name and p.dst in offsets]:
-            coo = proj.weights.tocoo()
-            dst_core = core_of[offsets[proj.dst] + coo.row]
-            pairs = np.unique(np.stack([coo.col + offsets[name], dst_core]), axis=1)
-            for gid in np.unique(pairs[0]):
-                c = core_of[gid]
-                if c >= 0:
-                    cmap.cores[c].output_axons += int(np.count_nonzero(pairs[0] == gid))
+            continue   # the input arrives as messages from off the chip
+        keys = []
+        cores = int(core_of.max()) + 2   # destination core ids (−1: off the cores) shifted by one
+        for proj in plan.projections:
+            if proj.src == name and proj.dst in offsets:
+                coo = proj.weights.tocoo()
+                keys.append(coo.col.astype(np.int64) * cores + core_of[offsets[proj.dst] + coo.row] + 1)
+        if keys:   # one (neuron, destination core) pair per key
+            pairs = np.unique(np.concatenate(keys))
+            needed[offsets[name]:offsets[name] + pop.size] = np.bincount(pairs // cores, minlength=pop.size)
+    return needed

@@ -89,3 +89,24 @@ def test_loihi2_splits_a_layer_above_its_neurons_per_core_and_says_the_limit_is_
     assert cores[0].bound == "neurons" and cores[0].synapse_bits == chip.neurons_per_core * 2 * (8 + 13)
     report = cmap.to_dict()
     assert "neurons_per_core" in report["unverified"] and report["chips"] == 1
+
+
+def test_a_core_with_too_many_output_axons_is_re_split():
+    """A 32-channel conv layer of 4,608 neurons fits one Loihi 2 core by neurons, but each
+    neuron reaches several cores of the next conv layer (split by its input axons): the
+    mapper re-splits the layer until every core's output axons fit (it used to refuse)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), neuron.IFNode(),
+                          nn.Conv2d(32, 32, 3, padding=1), neuron.IFNode()).eval()
+    plan = plan_of(model, (1, 12, 12))
+    for name in ("loihi1", "loihi2"):
+        chip = load_chip(name)
+        cmap = map_to_cores(plan, chip)
+        first = [c for c in cmap.cores if c.layer == "neuron_1"]
+        assert len(first) > -(-4608 // chip.neurons_per_core)
+        assert sum(c.neurons for c in first) == 4608
+        assert {r["layer"]: r["binding_limit"] for r in cmap.layers()}["neuron_1"] == "output_axons"
+        for c in cmap.cores:
+            assert c.output_axons <= chip.output_axons_per_core and c.input_axons <= chip.input_axons_per_core
+        # each neuron of layer 1 reaches at least one core of layer 2: at least one axon each
+        assert sum(c.output_axons for c in first) >= 4608

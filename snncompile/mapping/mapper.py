@@ -113,7 +113,12 @@ class CoreMap:
         return list(out.values())
 
     def to_dict(self) -> dict:
+        per_core = ("neurons_per_core", "input_axons_per_core", "output_axons_per_core", "synapse_bits_per_core",
+                    "synapse_index_bits")
         return {"chip": self.chip.name, "source": self.chip.source, "unverified": list(self.chip.unverified),
+                "limits": {k: {"value": getattr(self.chip, k),
+                               "status": "unverified" if k in self.chip.unverified else "cited (source)"}
+                           for k in per_core},
                 "cores": len(self.cores), "chips": self.chips, "layers": self.layers(),
                 "unmapped": self.unmapped,
                 "per_core": [{"layer": c.layer, "neurons": c.neurons, "input_axons": c.input_axons,

@@ -110,3 +110,10 @@ def test_a_core_with_too_many_output_axons_is_re_split():
             assert c.output_axons <= chip.output_axons_per_core and c.input_axons <= chip.input_axons_per_core
         # each neuron of layer 1 reaches at least one core of layer 2: at least one axon each
         assert sum(c.output_axons for c in first) >= 4608
+
+
+def test_the_report_says_which_limits_are_cited_and_which_unverified():
+    cmap = map_to_cores(plan_of(mlp(16, 20), (16,)), load_chip("loihi1"))
+    limits = cmap.to_dict()["limits"]
+    assert limits["neurons_per_core"] == {"value": 1024, "status": "cited (source)"}
+    assert limits["synapse_index_bits"]["status"] == "unverified"

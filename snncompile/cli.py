@@ -223,9 +223,10 @@ def _run_setup(argv: list[str], err) -> int:
 
     from snncompile import deps
 
-    p = _Parser(prog="snncompile setup", description="Install an optional part. lava: Lava (lava-nc 0.10.0) on "
-                "Python 3.11, which its package refuses to declare: its dependencies, then lava-nc without "
-                "them; snncompile applies its import fix for 3.11 when it loads Lava.")
+    p = _Parser(prog="snncompile setup", description="Install an optional part. lava: Lava (lava-nc 0.10.0) and "
+                "lava-dl's netx (0.6.0) on Python 3.11, which their packages refuse to declare: the dependencies "
+                "they need, then lava-nc and lava-dl without theirs (lava-dl's stray top-level tests package is "
+                "removed); snncompile applies its import fixes for 3.11 when it loads them.")
     p.add_argument("part", choices=["lava"], help="what to install")
     p.add_argument("--dry-run", action="store_true", help="print the pip commands instead of running them")
     args = p.parse_args(argv)
@@ -240,8 +241,13 @@ def _run_setup(argv: list[str], err) -> int:
             raise SnnCompileError(f"pip failed while installing {args.part}",
                                   "see pip's message above; rerun with --dry-run to see the commands",
                                   EXIT_BACKEND)
-    if not args.dry_run:
-        err.print(f"lava: {deps.doctor_row('lava')['usable']}", highlight=False, markup=False)
+    if args.dry_run:
+        sys.stdout.write("# then: delete the top-level tests/ files lava-dl's wheel installs (its RECORD lists them)\n")
+    else:
+        deps.drop_lava_dl_tests()
+        for module in ("lava", "lava.lib.dl.netx"):
+            row = deps.doctor_row(module)
+            err.print(f"{row['package']}: {row['usable']}", highlight=False, markup=False)
     return 0
 
 

@@ -84,10 +84,12 @@ def test_spikingjelly_extra_pins_the_builds_of_the_torch_pin():
 def test_setup_lava_dry_run_prints_the_install_commands(capsys):
     assert main(["setup", "lava", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith(f"{sys.executable} -m pip install ") and "scikit-learn" in lines[0]
+    assert "h5py" in lines[0]
     assert lines[1] == (f"{sys.executable} -m pip install --no-deps --ignore-requires-python "
-                        f"lava-nc=={deps.LAVA_PIN}")
+                        f"lava-nc=={deps.LAVA_PIN} lava-dl=={deps.LAVA_DL_PIN}")
+    assert lines[2].startswith("# then: delete the top-level tests/")
 
 
 def test_setup_lava_runs_pip_and_reports_failure(monkeypatch, capsys):

@@ -72,3 +72,53 @@ def install() -> None:
     if TARGET in sys.modules:
         return  # already imported (patched by someone else, or it would have failed)
     sys.meta_path.insert(0, _VarModelFinder())
+
+
+# lava-dl's netx loader (`lava/lib/dl/netx/hdf5.py`) imports `lava.lib.dl.slayer.neuron.rf`
+# for one helper that only resonate-and-fire layers use; importing slayer pulls torch's
+# training stack and OpenCV (cv2), which lava-dl 0.6.0 cannot install on Python 3.11.
+NETX = "lava.lib.dl.netx.hdf5"
+_SLAYER = ("lava.lib.dl.slayer", "lava.lib.dl.slayer.neuron", "lava.lib.dl.slayer.neuron.rf")
+
+
+def _rf_refused(*_args, **_kwargs):
+    from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+
+    raise SnnCompileError("this netx file has resonate-and-fire (RF) neurons, which need lava-dl's slayer "
+                          "(torch training stack and OpenCV) to load",
+                          "snncompile loads netx files made of CUBA (LIF) neurons only", EXIT_UNSUPPORTED)
+
+
+def _stub_slayer() -> None:
+    """Stand-ins for the three slayer modules netx's loader names; RF layers are refused."""
+    if _SLAYER[0] in sys.modules:
+        return  # the real slayer (or our stand-in) is already loaded
+    modules = [ModuleType(name) for name in _SLAYER]
+    modules[2].neuron_params = _rf_refused
+    modules[0].neuron, modules[1].rf = modules[1], modules[2]
+    for module in modules:
+        module.__snncompile_stub__ = True
+        sys.modules[module.__name__] = module
+
+
+def import_netx() -> ModuleType:
+    """Return lava-dl's ``lava.lib.dl.netx.hdf5`` (its ``Network`` loads a netx file).
+
+    Installs the var_model fix, then stubs slayer so that CUBA files load without torch's
+    training stack or OpenCV. Raises SnnCompileError naming the install command when
+    lava-nc or lava-dl is missing.
+    """
+    from snncompile.errors import EXIT_USAGE, SnnCompileError
+
+    if NETX in sys.modules:
+        return sys.modules[NETX]
+    install()
+    try:
+        found = importlib.util.find_spec("lava.lib.dl.netx") is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise SnnCompileError("lava-dl (netx) is not installed; snncompile needs it to write and read netx files",
+                              "run: snncompile setup lava (installs lava-nc and lava-dl 0.6.0)", EXIT_USAGE)
+    _stub_slayer()
+    return importlib.import_module(NETX)

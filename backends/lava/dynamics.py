@@ -22,6 +22,7 @@ from snncompile.ir.dynamics import (
     Dynamics,
     DynamicsRegistry,
     Integrator,
+    LoihiCuba,
     OrPool,
     Threshold,
 )
@@ -43,6 +44,7 @@ SJ_PARAMS.register(LI)(refusal("LI", _WHERE, _HINT))
 SJ_PARAMS.register(Integrator)(refusal("I", _WHERE, _HINT))
 SJ_PARAMS.register(CubaLI)(refusal("CubaLI", _WHERE, _HINT))
 SJ_PARAMS.register(CubaLIF)(refusal("CubaLIF", _WHERE, _HINT))
+SJ_PARAMS.register(LoihiCuba)(refusal("CubaLIF", _WHERE, "use --emit fused, or --fixed-point --emit loihi (Lava's own LIF)"))
 
 
 @SJ_PARAMS.register(IF)

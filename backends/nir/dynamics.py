@@ -20,13 +20,19 @@ from snncompile.ir.dynamics import (
     CubaLIF,
     DynamicsRegistry,
     Integrator,
+    LoihiCuba,
     OrPool,
     Threshold,
+    refused,
 )
 
 DT = 1e-4  # time step the exported τ are written for (graph metadata "snncompile.dt"); snnTorch reads 1e-4
 
 NIR_NODE = DynamicsRegistry("NIR mapping")
+# NIR's CubaLIF is continuous-time float: Lava's truncating integer decays have no NIR form
+NIR_NODE.register(LoihiCuba)(refused(
+    "population `{name}` is a {model} neuron (Lava's integer CUBA LIF, from a netx file), which NIR cannot describe",
+    "export it with --target lava --emit loihi --fixed-point, or as netx (snncompile export --format netx)"))
 
 
 @NIR_NODE.register(IF)

@@ -31,6 +31,7 @@ from snncompile.ir.dynamics import (
     DynamicsRegistry,
     Firing,
     Integrator,
+    LoihiCuba,
     OrPool,
     Threshold,
     refused,
@@ -52,7 +53,7 @@ FORMAT = "snncompile single time step"
 ONNX_CHARGE = DynamicsRegistry("ONNX step")
 _refuse = refused("population `{name}` has neuron model '{model}', which the ONNX export cannot write",
                   "use IF, LIF, parametric LIF or threshold neurons")
-ONNX_CHARGE.register(LI, Integrator, CubaLI, CubaLIF)(_refuse)
+ONNX_CHARGE.register(LI, Integrator, CubaLI, CubaLIF, LoihiCuba)(_refuse)
 
 
 @ONNX_CHARGE.register(IF)

@@ -16,6 +16,7 @@ from snncompile.ir.dynamics import (
     Dynamics,
     DynamicsRegistry,
     Integrator,
+    LoihiCuba,
     OrPool,
     Threshold,
     dynamics_type,
@@ -34,7 +35,7 @@ def _one_leak(cls: type[Dynamics]) -> int:
     return 1
 
 
-@LEAK_OPS.register(CubaLIF, CubaLI)
+@LEAK_OPS.register(CubaLIF, CubaLI, LoihiCuba)
 def _two_leaks(cls: type[Dynamics]) -> int:
     return 2   # the membrane and the synaptic current
 

@@ -20,6 +20,7 @@ from snncompile.ir.dynamics import (
     CubaLIF,
     DynamicsRegistry,
     Integrator,
+    LoihiCuba,
     OrPool,
     Threshold,
 )
@@ -31,6 +32,7 @@ class IntDecay:
     input_factor: float      # folded into the weights and bias (decay_input)
     dv: int                  # 12-bit membrane decay (0: no leak; 4096: full decay, not stock)
     du: int = DU_NONE        # Lava's current decay (DU_NONE: no current memory)
+    scale: float | None = None   # membrane units per float unit fixed by the model (None: the quantizer's choice)
 
 
 INT_DECAY = DynamicsRegistry("fixed-point decay")
@@ -67,3 +69,9 @@ def _cubalif(p: CubaLIF) -> IntDecay:
     # Lava decays u by (du + 1)/4096 (its ds_offset): du = 4096·q_s − 1
     return IntDecay(float(p.decay) if p.decay_input else 1.0, int(round(4096 * p.decay)),
                     int(round(4096 * p.syn_decay)) - 1)
+
+
+@INT_DECAY.register(LoihiCuba)
+def _loihi(p: LoihiCuba) -> IntDecay:
+    # already in Lava's integer membrane units (a netx import): quantization is the identity
+    return IntDecay(1.0, int(p.dv), int(p.du), scale=1.0)

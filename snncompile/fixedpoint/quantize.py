@@ -212,7 +212,7 @@ def _neurons(name: str, pop: NeuronPopulation, ctx: _Quant) -> FixedPoint:
     decay = INT_DECAY(pop.params)(pop.params)
     f = decay.input_factor
     th = np.broadcast_to(np.asarray(pop.params.v_threshold, dtype=np.float64).reshape(-1), (pop.size,))
-    s_p = _membrane_scale(pop, incoming, f, th, src_scale)
+    s_p = decay.scale or _membrane_scale(pop, incoming, f, th, src_scale)
     info.scales[name] = s_p
     for proj in incoming:
         _quantize_projection(proj, f * s_p / (SYN * src_scale[proj.src]), info)

@@ -24,6 +24,7 @@ from snncompile.ir.dynamics import (
     Dynamics,
     DynamicsRegistry,
     Integrator,
+    LoihiCuba,
     OrPool,
     Threshold,
 )
@@ -83,6 +84,12 @@ def _peak_lif(p: LIF | OrPool, bias: np.ndarray, v0: float) -> np.ndarray:
 @PEAK.register(PLIF, CubaLIF)
 def _peak_plif(p: PLIF | CubaLIF, bias: np.ndarray, v0: float) -> np.ndarray:
     return _peak_leaky(1.0 / p.decay, p.decay_input, bias, v0)
+
+
+@PEAK.register(LoihiCuba)
+def _peak_loihi(p: LoihiCuba, bias: np.ndarray, v0: float) -> np.ndarray:
+    """Integer decays toward 0: without a positive bias V never rises above 0."""
+    return np.where(bias > 0, np.inf, v0)
 
 
 def never_fire_alone(graph: IRGraph) -> dict[str, np.ndarray]:

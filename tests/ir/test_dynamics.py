@@ -33,7 +33,8 @@ ALL = list(DYNAMICS_TYPES.values())
 
 
 def test_every_model_has_a_name_and_is_in_the_table():
-    assert set(DYNAMICS_TYPES) == {"if", "lif", "plif", "threshold", "li", "integrator", "cubalif", "cubali", "or"}
+    assert set(DYNAMICS_TYPES) == {"if", "lif", "plif", "threshold", "li", "integrator", "cubalif", "cubali", "or",
+                                  "loihi_cuba"}
     assert all(DYNAMICS_TYPES[cls.name] is cls for cls in ALL)
 
 
@@ -98,8 +99,8 @@ def test_equality_compares_arrays_and_types():
 
 def test_flags_are_class_attributes():
     assert [c.name for c in ALL if not c.spiking] == ["li", "integrator", "cubali"]
-    assert [c.name for c in ALL if c.current_based] == ["cubalif", "cubali"]
-    assert [c.name for c in ALL if c.leaky] == ["lif", "plif", "li", "cubalif", "cubali"]
+    assert [c.name for c in ALL if c.current_based] == ["cubalif", "cubali", "loihi_cuba"]
+    assert [c.name for c in ALL if c.leaky] == ["lif", "plif", "li", "cubalif", "cubali", "loihi_cuba"]
     assert [c.name for c in ALL if c.role] == ["or"] and OrPool.population_kind == "or"
 
 

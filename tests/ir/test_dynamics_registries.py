@@ -14,6 +14,7 @@ import backends.onnx.step  # noqa: F401
 import snncompile.api  # noqa: F401  (imports every stage, so every registry is filled)
 import snncompile.energy.dynamics_cost  # noqa: F401
 import snncompile.fixedpoint.dynamics_int  # noqa: F401
+import snncompile.passes.dead_neurons  # noqa: F401  (not imported by the api until a pass runs)
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir.dynamics import DYNAMICS_REGISTRIES, DYNAMICS_TYPES, Firing, MissingDynamics
 
@@ -23,8 +24,9 @@ CONCERNS = {"fixed-point decay", "NIR mapping", "ONNX step", "Lava SJNeuron para
 # the models each concern refuses by name today (everything else it supports)
 REFUSED = {
     "fixed-point decay": {"li", "integrator", "cubali"},
-    "ONNX step": {"li", "integrator", "cubali", "cubalif"},
-    "Lava SJNeuron parameters": {"li", "integrator", "cubali", "cubalif"},
+    "ONNX step": {"li", "integrator", "cubali", "cubalif", "loihi_cuba"},
+    "Lava SJNeuron parameters": {"li", "integrator", "cubali", "cubalif", "loihi_cuba"},
+    "NIR mapping": {"loihi_cuba"},
 }
 
 

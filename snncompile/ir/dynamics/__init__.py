@@ -8,6 +8,7 @@ from snncompile.ir.dynamics.if_ import IF
 from snncompile.ir.dynamics.integrator import Integrator
 from snncompile.ir.dynamics.li import LI
 from snncompile.ir.dynamics.lif import LIF
+from snncompile.ir.dynamics.loihi_cuba import LoihiCuba
 from snncompile.ir.dynamics.names import (
     DYNAMICS_TYPES,
     LEGACY_FIELDS,
@@ -24,6 +25,6 @@ from snncompile.ir.dynamics.step import fire, initial_state, step
 from snncompile.ir.dynamics.threshold import Threshold
 
 __all__ = ["Dynamics", "Firing", "IF", "LIF", "PLIF", "Threshold", "LI", "Integrator", "CubaLIF", "CubaLI",
-           "OrPool", "DYNAMICS_TYPES", "LEGACY_FIELDS", "dynamics_type", "from_legacy", "make",
+           "OrPool", "LoihiCuba", "DYNAMICS_TYPES", "LEGACY_FIELDS", "dynamics_type", "from_legacy", "make",
            "stored_fields", "stored_params", "DYNAMICS_REGISTRIES",
            "DynamicsRegistry", "MissingDynamics", "refused", "initial_state", "step", "fire"]

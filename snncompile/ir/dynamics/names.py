@@ -15,12 +15,13 @@ from snncompile.ir.dynamics.if_ import IF
 from snncompile.ir.dynamics.integrator import Integrator
 from snncompile.ir.dynamics.li import LI
 from snncompile.ir.dynamics.lif import LIF
+from snncompile.ir.dynamics.loihi_cuba import LoihiCuba
 from snncompile.ir.dynamics.orpool import OrPool
 from snncompile.ir.dynamics.plif import PLIF
 from snncompile.ir.dynamics.threshold import Threshold
 
 DYNAMICS_TYPES: dict[str, type[Dynamics]] = {
-    cls.name: cls for cls in (IF, LIF, PLIF, Threshold, LI, Integrator, CubaLIF, CubaLI, OrPool)}
+    cls.name: cls for cls in (IF, LIF, PLIF, Threshold, LI, Integrator, CubaLIF, CubaLI, OrPool, LoihiCuba)}
 
 # the neuron fields of the first IR format (one flat Neuron with a ``model`` string)
 LEGACY_FIELDS = ("model", "v_threshold", "v_reset", "tau", "decay", "decay_input", "role", "strict",

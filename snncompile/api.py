@@ -174,11 +174,14 @@ def _trace(model: Any, *, arch, trust_pickle: bool, input_shape, data: InputData
            keep_module: bool, nir_dt: float | None) -> stages.Traced:
     from snncompile import stages
     from snncompile.frontend.load import load_object
+    from snncompile.frontend.netx_import import is_netx
     from snncompile.frontend.nir_import import is_nir
 
     in_memory = not isinstance(model, (str, Path))
     if not in_memory and is_nir(model):
         return stages.import_nir(model, dt=nir_dt, input_shape=input_shape, masks=masks)
+    if not in_memory and is_netx(model):
+        return stages.import_netx(model, input_shape=input_shape, masks=masks)
     if in_memory:
         if masks is not None and apicheck.is_module(model):  # masks zero weights in place: not the caller's
             import copy

@@ -114,6 +114,25 @@ def import_nir(model: str | Path, *, dt: float | None, input_shape: tuple[int, .
     return Traced(imp.graph, "s", imp.neuron_sources, imp.graph.copy(), imp.meta)
 
 
+def import_netx(model: str | Path, *, input_shape: tuple[int, ...] | None = None,
+                masks: str | Path | None = None) -> Traced:
+    """Read a lava-dl netx file; the imported (pre-pass) IR is kept as the oracle of a run."""
+    from snncompile.frontend.netx_import import import_netx as read_netx
+
+    if masks:
+        raise SnnCompileError("--masks applies to PyTorch checkpoints", "a netx file's zero weights are its "
+                              "pruned synapses already; drop --masks", EXIT_USAGE)
+    graph = read_netx(model)
+    if input_shape is not None and tuple(input_shape) != tuple(graph.input_shape):
+        raise SnnCompileError(f"--input-shape {tuple(input_shape)} differs from the netx file's input layer "
+                              f"{tuple(graph.input_shape)}", "drop --input-shape: the file declares it", EXIT_USAGE)
+    _check_finite(graph)
+    from snncompile.ir.nodes import Neuron
+
+    sources = {n: n for n in graph.of_type(Neuron)}
+    return Traced(graph, "s", sources, graph.copy(), {"name": graph.name})
+
+
 def optimize(graph: IRGraph, passes: list[str] | None = None, *, copy: bool = True,
              verify: bool | None = None) -> Optimized:
     """Run the passes; ``verify``: check the IR after each (None: ``passes.manager``'s default)."""

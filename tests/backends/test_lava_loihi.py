@@ -77,7 +77,7 @@ def _assert_bit_exact(q, x, lava) -> int:
 @pytest.mark.lava
 def test_shipped_ticket_on_standard_processes_is_bit_exact():
     """The pruned digits ticket (its max-pool an OR-pool, rewritten as LIF vth 0)."""
-    q, x = _digits("digits_scnn_ticket", n=3, steps=4)
+    q, x = _digits("digits_scnn_ticket", n=2, steps=4)
     assert rewrites(q), "the OR-pool should be rewritten"
     fired = _assert_bit_exact(q, x, run_lava(q, x, timeout_s=300, emit="loihi"))
     assert fired > 100

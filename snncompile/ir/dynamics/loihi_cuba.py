@@ -50,6 +50,11 @@ class LoihiCuba(Firing):
         if self.v_reset != 0.0 or not self.strict or self.reset_by is not None:
             raise ValueError("loihi_cuba: Lava's LIF fires on v > vth and resets to 0 (v_reset=0, strict)")
 
+    @property
+    def syn_decay(self) -> float:
+        """The fraction of I lost per step, (du + 1)/4096 (before truncation): for bounds."""
+        return (self.du + 1) / _ONE
+
     def current(self, i: Any, x: Any) -> Any:
         u = _decayed(i, self.du + 1) + x
         return u - (u > _LIMIT) * (2 * _LIMIT) + (u <= -_LIMIT) * (2 * _LIMIT)

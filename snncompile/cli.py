@@ -33,7 +33,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="checkpoint: a pickled nn.Module, or a state_dict with --arch; or a .nir graph")
+    p.add_argument("model", help="checkpoint: a pickled nn.Module, or a state_dict with --arch; or a .nir graph; "
+                   "or a lava-dl netx file (.net/.h5, docs/loihi.md)")
     p.add_argument("--arch", metavar="PKG.MOD:FACTORY", help="builds the model for a state_dict")
     p.add_argument("--trust-pickle", action="store_true",
                    help="unpickle classes outside torch/spikingjelly (runs the file's code)")

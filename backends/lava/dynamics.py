@@ -25,6 +25,7 @@ from snncompile.ir.dynamics import (
     LoihiCuba,
     OrPool,
     Threshold,
+    refused,
 )
 from snncompile.netlist.netlist import refusal
 
@@ -44,7 +45,9 @@ SJ_PARAMS.register(LI)(refusal("LI", _WHERE, _HINT))
 SJ_PARAMS.register(Integrator)(refusal("I", _WHERE, _HINT))
 SJ_PARAMS.register(CubaLI)(refusal("CubaLI", _WHERE, _HINT))
 SJ_PARAMS.register(CubaLIF)(refusal("CubaLIF", _WHERE, _HINT))
-SJ_PARAMS.register(LoihiCuba)(refusal("CubaLIF", _WHERE, "use --emit fused, or --fixed-point --emit loihi (Lava's own LIF)"))
+SJ_PARAMS.register(LoihiCuba)(refused(
+    "population `{name}` is a {model} neuron (Lava's integer CUBA LIF, from a netx file), which " + _WHERE + " cannot run",
+    "use --emit fused, or --fixed-point --emit loihi (Lava's own LIF)"))
 
 
 @SJ_PARAMS.register(IF)

@@ -256,3 +256,23 @@ def cifar_ticket(sparsity: float = 0.9, seed: int = 0) -> nn.Module:
                 keep = torch.rand(mod.weight.shape, generator=g) >= sparsity
                 mod.weight.mul_(keep).mul_(6.0)
     return randomize_bn(m, seed)
+
+
+def cifar_stock_ticket(sparsity: float = 0.9, seed: int = 0) -> nn.Module:
+    """CIFAR-size (3×32×32) 90 %-pruned ticket whose neurons are all stock-Loihi expressible:
+    128 channels at 32 px, a stride, max-pools over 128 channels (OR-pools), a spiking readout."""
+    torch.manual_seed(seed)
+    m = nn.Sequential(
+        nn.Conv2d(3, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), neuron.IFNode(),
+        nn.MaxPool2d(2),                                                        # 16×16
+        nn.Conv2d(128, 128, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(128),
+        neuron.LIFNode(tau=2.0),                                                # 8×8
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128 * 16, 10), neuron.IFNode(),
+    )
+    g = torch.Generator().manual_seed(seed + 7919)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                keep = torch.rand(mod.weight.shape, generator=g) >= sparsity
+                mod.weight.mul_(keep).mul_(6.0)
+    return randomize_bn(m, seed)

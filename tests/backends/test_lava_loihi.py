@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from equivalence import run_all
-from nets import SDSANet, binary_spike_inputs, exact_threshold_net, randomize_bn
-from spikingjelly.activation_based import neuron
+from nets import SDSANet, binary_spike_inputs, cifar_stock_ticket, exact_threshold_net
 from torch import nn
 
 from backends.lava import run_lava
@@ -42,26 +40,6 @@ def _digits(name: str, n: int, steps: int):
     graph = stages.optimize(tr.graph).graph
     q, _ = quantize_plan(lower(graph), x)
     return q, x
-
-
-def cifar_stock_ticket(sparsity: float = 0.9, seed: int = 0) -> nn.Module:
-    """CIFAR-size (3×32×32) 90 %-pruned ticket whose neurons are all stock-Loihi expressible:
-    128 channels at 32 px, a stride, max-pools over 128 channels (OR-pools), a spiking readout."""
-    torch.manual_seed(seed)
-    m = nn.Sequential(
-        nn.Conv2d(3, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), neuron.IFNode(),
-        nn.MaxPool2d(2),                                                        # 16×16
-        nn.Conv2d(128, 128, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(128),
-        neuron.LIFNode(tau=2.0),                                                # 8×8
-        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128 * 16, 10), neuron.IFNode(),
-    )
-    g = torch.Generator().manual_seed(seed + 7919)
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                keep = torch.rand(mod.weight.shape, generator=g) >= sparsity
-                mod.weight.mul_(keep).mul_(6.0)
-    return randomize_bn(m, seed)
 
 
 def _assert_bit_exact(q, x, lava) -> int:

@@ -2,19 +2,20 @@
 
 The file holds ``layer/0 … layer/n−1`` in feed-forward order (lava-dl 0.6.0's
 ``lava.lib.dl.netx.hdf5``); each layer has a ``type`` and a ``shape`` in (C, H, W) or
-(features,) order. Supported: ``input`` (only a shape, or a CUBA neuron fed directly by the
-input), ``conv``, ``flatten`` (C-order over (C, H, W), as netx connects it) and ``dense``, each
-with a CUBA neuron. netx's units become Lava's membrane units, the units of
-:class:`~snncompile.ir.dynamics.LoihiCuba`: a synapse of weight W delivers 64·W (Lava's LIF shifts
-its input by 6), a bias b is 64·b (``bias_exp`` = 6), the threshold is 64·vThMant, du = iDecay − 1,
-dv = vDecay. An input neuron receives its input through an identity synapse of 64. So the
-reference simulation steps Lava's bit-accurate LIF, and ``--fixed-point`` quantizes the
-network to the same integers (weights of at most 7 bits + sign keep exactly).
+(features,) order. Supported: ``input`` (a shape), ``conv``, ``flatten`` (C-order over
+(C, H, W), as netx connects it) and ``dense``, each with a CUBA neuron. netx's units become
+Lava's membrane units, the units of :class:`~snncompile.ir.dynamics.LoihiCuba`: a synapse of
+weight W delivers 64·W (Lava's LIF shifts its input by 6), a bias b is 64·b (``bias_exp`` = 6),
+the threshold is 64·vThMant, du = iDecay − 1, dv = vDecay. So the reference simulation steps
+Lava's bit-accurate LIF, and ``--fixed-point`` quantizes the network to the same integers
+(weights of at most 7 bits + sign keep exactly).
 
-Refused by name: pool, average, concat, convT, unpool, recurrent and complex dense (netx itself
+Refused by name: an input layer with a neuron (netx writes the input into that neuron's bias
+from the host), pool, average, concat, convT, unpool, recurrent and complex dense (netx itself
 cannot load most of them), synaptic delays, Sigma-Delta and resonate-and-fire neurons, graded
-spikes, and a bias on a neuron with current memory (iDecay < 4096: Lava adds the bias to v, our
-model to the current, which differ then). Every declared size is checked before an array is read.
+spikes, and a bias on a neuron with current memory (iDecay < 4096: Lava adds the bias to v,
+our model to the current, which differ then). Every declared size is checked before an array
+is read.
 """
 
 from __future__ import annotations
@@ -151,11 +152,12 @@ def _input(r: _Reader, what: str, layer: Any) -> None:
     r.last = r.g.add("input", Input(shape, "input"))
     r.g.input_shape = shape
     r.shape = shape
-    if "neuron" in layer:   # netx feeds the input straight into a neuron's a_in (shifted by 6)
-        n = shape[-1]
-        eye = Linear(shape, f"layer{what}_in", weight=np.eye(n) * SHIFT, mask=np.eye(n, dtype=bool))
-        syn = r.g.add(r.g.unique_name(f"layer{what}_in"), eye, [r.last])
-        r.add_neuron(what, layer, syn, shape, None)   # netx keeps an input layer's bias unapplied
+    if "neuron" in layer:
+        # netx's Input block leaves its in-port unconnected: the host writes the input into the
+        # neuron's bias each step (on the chip); its CPU model does not even compile in lava-nc 0.10
+        raise _bad(r.path, f"input layer {what} has a neuron, which netx drives through the neuron's bias "
+                   "from the host", "write the input layer with only a shape (the first conv/dense layer "
+                   "then receives the input)", EXIT_UNSUPPORTED)
 
 
 def _need_input(r: _Reader, what: str) -> None:

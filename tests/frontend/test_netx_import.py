@@ -95,6 +95,7 @@ def test_a_netx_file_compiles_like_any_model(netx, tmp_path):
     (lambda ls: ls[4].update(weight=np.full((4, 12), 300)), "8-bit", EXIT_USAGE),
     (lambda ls: ls.pop(2), "needs a `flatten`", EXIT_USAGE),
     (lambda ls: ls.pop(0), "before any input", EXIT_USAGE),
+    (lambda ls: ls[0].update(neuron=(10, 4096, 0)), "drives through the neuron's bias", EXIT_UNSUPPORTED),
 ])
 def test_what_netx_import_cannot_build_is_refused_by_name(tmp_path, change, match, code):
     rng = np.random.default_rng(0)

@@ -118,3 +118,17 @@ def test_only_the_loihi_emission_claims_chip_fit():
     fit = rep.mapping["chip_fit"]
     assert fit["claimed"] and list(fit["exact_rewrites"]) == ["pool2d_6"]
     assert not snncompile.compile("models/digits_scnn_ticket.pt", "lava", fixed_point=True).mapping["chip_fit"]["claimed"]
+
+
+@pytest.mark.lava
+def test_the_loihi_emission_builds_lava_standard_processes_only():
+    """Every neuron process is Lava's own LIFReset (no SJNeuron, no fused or product process)."""
+    from backends.lava import network
+
+    q, x = _digits("digits_scnn_ticket", n=1, steps=2)
+    arith = network.arithmetic(q, "loihi")
+    procs = network._processes(arith, x, 2, 2 + q.depth)
+    assert {type(p).__module__ for p in procs.values()} == {"lava.proc.io.source", "lava.proc.lif.process"}
+    assert {type(p).__name__ for n, p in procs.items() if n != q.source.name} == {"LIFReset"}
+    stock = network._processes(network.arithmetic(q, "stock"), x, 2, 2 + q.depth)
+    assert any(not type(p).__module__.startswith("lava.") for p in stock.values())   # SJNeuron: ours

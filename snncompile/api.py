@@ -17,8 +17,9 @@ import numpy as np
 
 from snncompile import apicheck, schema, targets
 from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.events import Binning, is_events
 from snncompile.fsutil import check_destination, check_folder, staged_outputs
-from snncompile.inputs import InputData, from_arrays, load_inputs
+from snncompile.inputs import InputData, event_inputs, from_arrays, load_inputs
 from snncompile.limits import check_memory
 from snncompile.targets import TargetSpec
 
@@ -63,6 +64,9 @@ class Options:
     nir_dt: float | None = None      # time step of a NIR graph's leaky neurons (see docs/nir.md)
     verify_ir: bool = False          # verify the IR after every pass (the CLI's --check)
     time_axis: int = 0               # where time is in an --input sequence: 0 [T, N, ...], 1 [N, T, ...]
+    event_frames: int | None = None  # event input: T frames per recording (tonic ToFrame n_time_bins)
+    event_window: float | None = None  # event input: frames of this many µs (tonic time_window)
+    event_count: int | None = None   # event input: frames of this many events (tonic event_count)
 
     def check(self) -> None:
         """Every value and destination, before any work (the CLI schema, ``schema.CLI``;
@@ -81,6 +85,15 @@ class Options:
             raise SnnCompileError(f"--time-axis {self.time_axis}: time is axis 0 ([T, N, ...]) or 1 ([N, T, ...])",
                                   "pass --time-axis 0 or 1", EXIT_USAGE)
         self._check_target_options(spec)
+        self.binning.check()
+        if self.binning.given and self.input is None:
+            raise SnnCompileError("--event-frames/--event-window/--event-count bin event input, but there is no "
+                                  "--input", "pass --input EVENTS.npy|.npz|.aedat4, or drop them", EXIT_USAGE)
+
+    @property
+    def binning(self) -> Binning:
+        """How event input becomes frames (docs/events.md)."""
+        return Binning(self.event_frames, self.event_window, self.event_count)
 
     def _check_sharding(self) -> None:
         if (self.workers or self.ray_address) and not self.simulate_on_target:
@@ -213,13 +226,21 @@ def _modes_kept(model: Any) -> Iterator[None]:
             m.training = training
 
 
-def _read_input(value: Path | tuple[np.ndarray, np.ndarray | None], input_shape,
-                time_axis: int = 0) -> InputData:
-    """``input=`` as checked by ``apicheck.check_input``: a file, or arrays ``(x, y)``;
+def _read_input(value: Path | tuple[Any, np.ndarray | None], input_shape, time_axis: int = 0,
+                binning: Binning | None = None) -> InputData:
+    """``input=`` as checked by ``apicheck.check_input``: a file, arrays ``(x, y)``, or event
+    recordings (a structured array or a list of them) binned by ``binning``;
     ``time_axis`` 1: a sequence stored batch-first."""
+    binning = binning or Binning()
     if isinstance(value, Path):
-        return load_inputs(value, input_shape, time_axis)
-    return from_arrays(value[0], value[1], input_shape, time_axis=time_axis)
+        return load_inputs(value, input_shape, time_axis, binning)
+    x, y = value
+    if isinstance(x, list) or is_events(x):
+        return event_inputs(x if isinstance(x, list) else [x], y, input_shape, binning, Path("<input events>"))
+    if binning.given:
+        raise SnnCompileError("event_frames/event_window/event_count bin event streams, but input= holds frames",
+                              "pass events (a structured array with fields t, x, y, p), or drop them", EXIT_USAGE)
+    return from_arrays(x, y, input_shape, time_axis=time_axis)
 
 
 def inspect(model: Any, passes: list[str] | None = None, *, arch: str | Callable[[], Any] | None = None,
@@ -273,7 +294,7 @@ def _compile(model: Any, opt: Options) -> Report:
     from snncompile.report import Report
 
     return_large_frees()
-    data = _read_input(opt.input, None) if opt.input is not None else None
+    data = _read_input(opt.input, None, binning=opt.binning) if opt.input is not None else None
     needs_source = opt.simulate_on_target or (opt.fixed_point and data is not None)
     tr = _trace(model, arch=opt.arch, trust_pickle=opt.trust_pickle, input_shape=opt.input_shape, data=data,
                 masks=opt.masks, keep_module=needs_source, nir_dt=opt.nir_dt)
@@ -283,7 +304,7 @@ def _compile(model: Any, opt: Options) -> Report:
     graph = optimized.graph
     in_shape = tuple(graph.input_shape)
     if data is not None:
-        data = _read_input(opt.input, in_shape, opt.time_axis).take(opt.samples)
+        data = _read_input(opt.input, in_shape, opt.time_axis, opt.binning).take(opt.samples)
     T = _steps(opt.steps, tr.meta, data, graph.model_steps)
     report = Report(model=_label(model), target=opt.target, steps=T, layers=layer_rows(graph),
                     passes=[s.to_dict() for s in optimized.stats])

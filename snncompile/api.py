@@ -67,6 +67,7 @@ class Options:
     event_frames: int | None = None  # event input: T frames per recording (tonic ToFrame n_time_bins)
     event_window: float | None = None  # event input: frames of this many µs (tonic time_window)
     event_count: int | None = None   # event input: frames of this many events (tonic event_count)
+    plot_layers: list[str] | None = None  # layers of the --plot spike raster (module paths; default a few)
 
     def check(self) -> None:
         """Every value and destination, before any work (the CLI schema, ``schema.CLI``;
@@ -116,6 +117,15 @@ class Options:
                 raise SnnCompileError(f"--plot {self.plot}: the chart is a PNG image",
                                       "give the file a .png name", EXIT_USAGE)
             check_destination(self.plot, "--plot")
+            if self.input is not None:
+                from snncompile.spikeplot import spike_paths
+
+                for p in spike_paths(self.plot).values():
+                    check_destination(p, "--plot")
+        if self.plot_layers is not None and (self.plot is None or self.input is None):
+            raise SnnCompileError("--plot-layers chooses the layers of the spike raster, which --plot draws when "
+                                  "inputs are simulated", "add --plot FILE.png --input FILE, or drop --plot-layers",
+                                  EXIT_USAGE)
 
     def _check_target_options(self, spec: TargetSpec) -> None:
         """Options only some targets take (``snncompile.targets.OPTIONS``)."""
@@ -328,6 +338,7 @@ def _compile(model: Any, opt: Options) -> Report:
 
     artifacts = get_target(opt.target).emit(net) if net is not None and opt.outdir is not None else {}
     values = None
+    pictures = None
     if x is None:  # nothing runs: the estimate needs only the IR, so the netlist can go
         net = qnet = None
     else:   # the reference keeps every neuron's values per step: refuse a run that cannot fit first
@@ -335,6 +346,7 @@ def _compile(model: Any, opt: Options) -> Report:
                      (x.size + T * x.shape[1] * report.graph["neurons"]) * 8 * 2, "pass fewer --steps or --samples")
         ref = stages.reference(graph, x)
         values = ref.values
+        pictures = _picture_layers(graph, ref.spikes, opt)
         torch64 = stages.run_source(tr, graph, x) if needs_source else None
         if qnet is not None:
             ints = stages.integer_reference(qnet, x)
@@ -350,6 +362,7 @@ def _compile(model: Any, opt: Options) -> Report:
     with staged_outputs() as outputs:  # all of them appear, or none
         if opt.plot is not None:
             report.outputs["plot"] = str(plot_energy(report.energy, opt.plot, outputs.write))
+            report.outputs.update(_spike_pictures(report, pictures, opt.plot, outputs.write))
         if opt.outdir is not None:
             out = Path(opt.outdir)
             report.outputs["ir"] = str(save_ir(graph, out / "model.ir.npz", outputs.write))
@@ -358,6 +371,36 @@ def _compile(model: Any, opt: Options) -> Report:
                 report.outputs[name] = str(outputs.write(out / name, lambda fh, data=data: fh.write(data)))
             report.write_json(out / "report.json", outputs.write)
     return report
+
+
+def _picture_layers(graph: IRGraph, spikes: dict[str, np.ndarray], opt: Options) -> tuple | None:
+    """With --plot: every neuron layer's reference spikes and those of the raster (checked
+    before anything is written)."""
+    if opt.plot is None:
+        return None
+    from snncompile.spikeplot import choose, layers_of
+
+    spiking = layers_of(graph, spikes)
+    return spiking, choose(spiking, opt.plot_layers)
+
+
+def _spike_pictures(report: Report, pictures: tuple | None, plot: str | Path, write) -> dict[str, str]:
+    """The raster of the chosen layers and every layer's firing rate, next to the energy chart."""
+    from snncompile.spikeplot import plot_raster, plot_rates, spike_paths
+
+    if pictures is None or not pictures[0]:
+        return {}
+    spiking, chosen = pictures
+    paths = spike_paths(plot)
+    sim = report.simulation or {}
+    agreed = ""
+    if "spike_agreement" in sim:
+        agreed = (f"; {sim['backend']} agreed spike for spike" if sim["spike_agreement"] == 1.0
+                  else f"; {sim['backend']} spike agreement {sim['spike_agreement']:.4f}")
+    T, N = spiking[0].spikes.shape[:2]
+    title = f"{report.model}: reference simulator, {N} sample(s), T = {T}{agreed}"
+    return {"raster": str(plot_raster(chosen, paths["raster"], f"Spike raster — {title}", write)),
+            "rates": str(plot_rates(spiking, paths["rates"], f"Firing rate per layer — {title}", write))}
 
 
 def _exact_rows(report: Report, net: Netlist) -> None:

@@ -139,6 +139,13 @@ def _firing_rates(func: str, name: str, value: Any) -> str:
               "0.1 or {'features.0': 0.2}")
 
 
+def _names(func: str, name: str, value: Any, example: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value or \
+            not all(isinstance(v, str) and v.strip() for v in value):
+        raise bad(func, name, value, "a non-empty list of layer names", example)
+    return list(value)
+
+
 def _callable(func: str, name: str, value: Any, example: str) -> Callable:
     if not callable(value):
         raise bad(func, name, value, "a callable", example)
@@ -205,6 +212,7 @@ _RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "event_frames": lambda f, n, v: _number(f, n, v, "int", 1, "16", hi=schema.MAX_STEPS),
     "event_window": lambda f, n, v: _number(f, n, v, "float", 0, "10000 (µs)", open_lo=True),
     "event_count": lambda f, n, v: _number(f, n, v, "int", 1, "2000"),
+    "plot_layers": lambda f, n, v: _names(f, n, v, "['features.2', 'classifier.2']"),
 }
 # Options whose absence has no meaning: None is a wrong value there, not "unset".
 NOT_NONE = {"target", "simulate_on_target", "trust_pickle", "energy_model", "timeout", "fixed_point",

@@ -106,7 +106,10 @@ def compile_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--ann-sparse", action="store_true", help="ANN variant counts only nonzero weights")
     p.add_argument("--firing-rates", metavar="R|NAME=R,...|FILE.json",
                    help="analytic SOPs from firing rates (no forward pass)")
-    p.add_argument("--plot", metavar="FILE.png", help="per-layer stacked energy bar chart")
+    p.add_argument("--plot", metavar="FILE.png", help="per-layer stacked energy bar chart; with --input also "
+                   "FILE_raster.png (spike raster) and FILE_rates.png (firing rate per layer)")
+    p.add_argument("--plot-layers", metavar="A,B,...", type=lambda v: [n.strip() for n in v.split(",") if n.strip()],
+                   help="layers of the spike raster, by module path (default: first, last and two between)")
     p.add_argument("--timeout", type=float, default=d["timeout"], help="seconds before a simulation is killed")
     p.add_argument("--workers", type=int, nargs="?", const=os.cpu_count() or 1, metavar="N",
                    help="simulate in N shards on Ray (N defaults to the core count); needs ray installed")
@@ -450,4 +453,4 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              plot=args.plot, emit=args.emit, workers=args.workers,
                              ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check, time_axis=args.time_axis,
                              event_frames=args.event_frames, event_window=args.event_window,
-                             event_count=args.event_count)
+                             event_count=args.event_count, plot_layers=args.plot_layers or None)

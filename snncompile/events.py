@@ -95,12 +95,11 @@ def _sensor_size(path: Path, data: Any) -> tuple[int, int, int]:
 
 def read_aedat4(path: Path) -> tuple[list[np.ndarray], tuple[int, int, int]]:
     """One recording from an AEDAT4 file (all its event streams), and the sensor's (W, H, 2)."""
-    from snncompile import deps
-
     try:
         import aedat
-    except ModuleNotFoundError as exc:
-        raise (deps.missing(exc) or exc) from None
+    except ModuleNotFoundError:   # the message of snncompile.deps, which sits above this stage
+        raise SnnCompileError("aedat is not installed; snncompile needs it for AEDAT4 event files",
+                              'run: pip install "snncompile[events]"', EXIT_USAGE) from None
     try:
         decoder = aedat.Decoder(path)
         streams = [s for s in decoder.id_to_stream().values() if s.get("type") == "events"]

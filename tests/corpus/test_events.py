@@ -4,6 +4,7 @@ tonic's ToFrame does, a DVS ticket simulated spike for spike from events, and th
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -161,7 +162,7 @@ def test_boundary_refusals(recs, monkeypatch):
     assert "needs" in _bad([ev], binning=Binning(window=1.0))   # 1 µs frames over 40 ms: ~40 000 frames
 
 
-def test_aedat4_refusals(files, tmp_path, recs):
+def test_aedat4_refusals(files, tmp_path, recs, monkeypatch):
     with pytest.raises(SnnCompileError, match="the sensor is 64×48 with 2 polarities .* the model takes 32×32×2"):
         load_inputs(write_aedat4(tmp_path / "big.aedat4", recs[0], 64, 48), SENSOR, binning=Binning(frames=T))
     junk = tmp_path / "junk.aedat4"
@@ -172,6 +173,9 @@ def test_aedat4_refusals(files, tmp_path, recs):
     np.save(frames, np.zeros((2, *SENSOR)))
     with pytest.raises(SnnCompileError, match="holds frames, not events"):
         load_inputs(frames, SENSOR, binning=Binning(frames=T))
+    monkeypatch.setitem(sys.modules, "aedat", None)   # not installed
+    with pytest.raises(SnnCompileError, match=r'aedat is not installed.*\n  hint: run: pip install "snncompile\[events\]"'):
+        load_inputs(files["aedat4"], SENSOR, binning=Binning(frames=T))
 
 
 def test_cli_energy_from_events_and_a_one_line_refusal(files, capsys):

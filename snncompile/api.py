@@ -243,14 +243,24 @@ def _read_input(value: Path | tuple[Any, np.ndarray | None], input_shape, time_a
     ``time_axis`` 1: a sequence stored batch-first."""
     binning = binning or Binning()
     if isinstance(value, Path):
-        return load_inputs(value, input_shape, time_axis, binning)
+        data = load_inputs(value, input_shape, time_axis, binning)
+        if data.events:
+            _events_time_major(time_axis)
+        return data
     x, y = value
     if isinstance(x, list) or is_events(x):
+        _events_time_major(time_axis)
         return event_inputs(x if isinstance(x, list) else [x], y, input_shape, binning, Path("<input events>"))
     if binning.given:
         raise SnnCompileError("event_frames/event_window/event_count bin event streams, but input= holds frames",
                               "pass events (a structured array with fields t, x, y, p), or drop them", EXIT_USAGE)
     return from_arrays(x, y, input_shape, time_axis=time_axis)
+
+
+def _events_time_major(time_axis: int) -> None:
+    if time_axis != 0:
+        raise SnnCompileError("--time-axis 1 reads frame arrays stored [N, T, ...], but the input holds events "
+                              "(binned time-major)", "drop --time-axis", EXIT_USAGE)
 
 
 def inspect(model: Any, passes: list[str] | None = None, *, arch: str | Callable[[], Any] | None = None,
@@ -269,7 +279,8 @@ def inspect(model: Any, passes: list[str] | None = None, *, arch: str | Callable
         "passes": passes, "arch": arch, "trust_pickle": trust_pickle, "input_shape": input_shape, "masks": masks,
         "nir_dt": nir_dt, "input": input}, ("passes", "input") + _TRACE_OPTIONS)
     passes, given = opts.pop("passes"), opts.pop("input")
-    data = _read_input(given, opts["input_shape"]) if given is not None else None
+    # only the input's shape is read: events are binned into a single frame
+    data = _read_input(given, opts["input_shape"], binning=Binning(count=1 << 62)) if given is not None else None
     with _modes_kept(model):
         tr = _trace(model, data=data, keep_module=False, **opts)
     opt = stages.optimize(tr.graph, passes, copy=False)
@@ -304,7 +315,7 @@ def _compile(model: Any, opt: Options) -> Report:
     from snncompile.report import Report
 
     return_large_frees()
-    data = _read_input(opt.input, None, binning=opt.binning) if opt.input is not None else None
+    data = _read_input(opt.input, None, opt.time_axis, opt.binning) if opt.input is not None else None
     needs_source = opt.simulate_on_target or (opt.fixed_point and data is not None)
     tr = _trace(model, arch=opt.arch, trust_pickle=opt.trust_pickle, input_shape=opt.input_shape, data=data,
                 masks=opt.masks, keep_module=needs_source, nir_dt=opt.nir_dt)

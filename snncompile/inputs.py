@@ -20,6 +20,7 @@ class InputData:
     y: np.ndarray | None      # labels [N], if the file has them
     sequence: bool            # True when x already has a time axis
     path: Path
+    events: bool = False      # x was binned from event streams
 
     @property
     def samples(self) -> int:
@@ -35,7 +36,7 @@ class InputData:
             raise SnnCompileError(f"--samples {n} but {self.path} has {self.samples} samples",
                                   f"use --samples {self.samples} or fewer (or drop --samples)", EXIT_USAGE)
         x = self.x[:, :n] if self.sequence else self.x[:n]
-        return InputData(x, None if self.y is None else self.y[:n], self.sequence, self.path)
+        return InputData(x, None if self.y is None else self.y[:n], self.sequence, self.path, self.events)
 
     def as_sequence(self, steps: int) -> np.ndarray:
         if self.sequence:
@@ -98,7 +99,9 @@ def event_inputs(recs: list, y: np.ndarray | None, input_shape: tuple[int, ...] 
                  declared: tuple[int, int, int] | None = None) -> InputData:
     """Event recordings binned into frames [T, N, P, H, W] and checked as a time-major sequence."""
     x = events.bin_recordings(str(path), recs, binning, input_shape, declared)
-    return from_arrays(x, y, input_shape or tuple(x.shape[2:]), path)
+    data = from_arrays(x, y, input_shape or tuple(x.shape[2:]), path)
+    data.events = True
+    return data
 
 
 def from_arrays(x: np.ndarray, y: np.ndarray | None, input_shape: tuple[int, ...] | None,

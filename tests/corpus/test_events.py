@@ -126,6 +126,16 @@ def test_api_energy_run_from_event_arrays_and_padding_of_shorter_recordings(tick
     assert report.steps == len(recs[1]) // 700 >= 2
     frames = snncompile.inputs.event_inputs([short, recs[1]], None, SENSOR, Binning(count=700)).x
     assert frames[0, 0].sum() == 700 and not frames[1:, 0].any() and frames[1:, 1].sum() > 0
+    with pytest.raises(SnnCompileError, match="--time-axis 1 reads frame arrays"):
+        snncompile.compile(ticket, target="energy", input=[short], event_count=700, input_shape=SENSOR,
+                           time_axis=1)
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    tiny = torch.nn.Sequential(layer.Conv2d(2, 4, 3), neuron.IFNode())   # inspect reads the shape from events
+    functional.set_step_mode(tiny, "m")
+    ev = recs[0][:3].copy()
+    ev["x"], ev["y"] = [0, 20, 5], [11, 2, 0]   # the sensor tonic infers: 2 × (max y + 1) × (max x + 1)
+    assert snncompile.inspect(tiny, input=[ev]).layers[-1].shape == (4, 10, 19)
     with pytest.raises(SnnCompileError, match="event_frames/event_window/event_count bin event streams"):
         snncompile.compile(ticket, target="energy", input=np.zeros((1, *SENSOR)), event_frames=4)
 

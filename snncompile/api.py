@@ -280,7 +280,7 @@ def inspect(model: Any, passes: list[str] | None = None, *, arch: str | Callable
         "nir_dt": nir_dt, "input": input}, ("passes", "input") + _TRACE_OPTIONS)
     passes, given = opts.pop("passes"), opts.pop("input")
     # only the input's shape is read: events are binned into a single frame
-    data = _read_input(given, opts["input_shape"], binning=Binning(count=1 << 62)) if given is not None else None
+    data = _read_input(given, opts["input_shape"], binning=Binning(shape_only=True)) if given is not None else None
     with _modes_kept(model):
         tr = _trace(model, data=data, keep_module=False, **opts)
     opt = stages.optimize(tr.graph, passes, copy=False)

@@ -42,9 +42,11 @@ class Binning:
     frames: int | None = None     # tonic n_time_bins
     window: float | None = None   # tonic time_window (µs, the unit of t)
     count: int | None = None      # tonic event_count
+    shape_only: bool = False      # only the frames' shape is wanted (inspect): one frame of all events
 
     @property
     def given(self) -> bool:
+        """A binning the user chose (``shape_only`` is none: frame input is fine with it)."""
         return any(v is not None for v in (self.frames, self.window, self.count))
 
     def check(self) -> None:
@@ -227,6 +229,8 @@ def to_frames(ev: np.ndarray, sensor: tuple[int, int, int], binning: Binning, st
 def bin_recordings(where: str, recs: list[Any], binning: Binning, input_shape: tuple[int, ...] | None,
                    declared: tuple[int, int, int] | None = None) -> np.ndarray:
     """Recordings checked and binned into time-major frames [T, N, P, H, W]."""
+    if binning.shape_only:
+        binning = Binning(count=max([len(r) for r in recs] + [1]))
     if not binning.given:
         raise SnnCompileError(f"{where} holds events; how they become frames is not given",
                               "pass --event-frames T (T frames per recording), --event-window US or --event-count N "

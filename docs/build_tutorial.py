@@ -54,6 +54,13 @@ SECTIONS = [
 ]
 
 
+# Energy charts whose simulation pictures (FILE_raster.png, FILE_rates.png) the tutorial shows.
+PICTURES = {"docs/img/binw_ticket_energy.png"}
+PICTURES_TEXT = ("With `--input`, `--plot` also draws the simulation: a spike raster of a few layers "
+                 "(`--plot-layers` chooses them by module path; large layers are subsampled and the caption "
+                 "says how) and the firing rate of every spiking layer.")
+
+
 def run(args: str) -> tuple[str, float, int]:
     env = dict(os.environ, COLUMNS="150", TERM="dumb")
     t0 = time.perf_counter()
@@ -77,6 +84,11 @@ def main() -> int:
         parts += [f"## {title}", "", text, "", "```", f"$ snncompile {args}", out, "```", ""]
         for png in [a for a in shlex.split(args) if a.endswith(".png")]:
             parts += [f"![energy plot]({Path(png).relative_to('docs')})", ""]
+            if png in PICTURES:   # --plot after a simulation also wrote a spike raster and firing rates
+                parts += [PICTURES_TEXT, ""]
+                for kind, alt in (("raster", "spike raster"), ("rates", "firing rates")):
+                    pic = Path(png).with_name(f"{Path(png).stem}_{kind}.png").relative_to("docs")
+                    parts += [f"![{alt}]({pic})", ""]
     (ROOT / "docs" / "tutorial.md").write_text("\n".join(parts))
     return 1 if failed else 0
 

@@ -17,8 +17,9 @@ import numpy as np
 
 from snncompile import apicheck, schema, targets
 from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.events import Binning, is_events
 from snncompile.fsutil import check_destination, check_folder, staged_outputs
-from snncompile.inputs import InputData, from_arrays, load_inputs
+from snncompile.inputs import InputData, event_inputs, from_arrays, load_inputs
 from snncompile.limits import check_memory
 from snncompile.targets import TargetSpec
 
@@ -63,6 +64,10 @@ class Options:
     nir_dt: float | None = None      # time step of a NIR graph's leaky neurons (see docs/nir.md)
     verify_ir: bool = False          # verify the IR after every pass (the CLI's --check)
     time_axis: int = 0               # where time is in an --input sequence: 0 [T, N, ...], 1 [N, T, ...]
+    event_frames: int | None = None  # event input: T frames per recording (tonic ToFrame n_time_bins)
+    event_window: float | None = None  # event input: frames of this many µs (tonic time_window)
+    event_count: int | None = None   # event input: frames of this many events (tonic event_count)
+    plot_layers: list[str] | None = None  # layers of the --plot spike raster (module paths; default a few)
 
     def check(self) -> None:
         """Every value and destination, before any work (the CLI schema, ``schema.CLI``;
@@ -81,6 +86,15 @@ class Options:
             raise SnnCompileError(f"--time-axis {self.time_axis}: time is axis 0 ([T, N, ...]) or 1 ([N, T, ...])",
                                   "pass --time-axis 0 or 1", EXIT_USAGE)
         self._check_target_options(spec)
+        self.binning.check()
+        if self.binning.given and self.input is None:
+            raise SnnCompileError("--event-frames/--event-window/--event-count bin event input, but there is no "
+                                  "--input", "pass --input EVENTS.npy|.npz|.aedat4, or drop them", EXIT_USAGE)
+
+    @property
+    def binning(self) -> Binning:
+        """How event input becomes frames (docs/events.md)."""
+        return Binning(self.event_frames, self.event_window, self.event_count)
 
     def _check_sharding(self) -> None:
         if (self.workers or self.ray_address) and not self.simulate_on_target:
@@ -103,6 +117,15 @@ class Options:
                 raise SnnCompileError(f"--plot {self.plot}: the chart is a PNG image",
                                       "give the file a .png name", EXIT_USAGE)
             check_destination(self.plot, "--plot")
+            if self.input is not None:
+                from snncompile.spikeplot import spike_paths
+
+                for p in spike_paths(self.plot).values():
+                    check_destination(p, "--plot")
+        if self.plot_layers is not None and (self.plot is None or self.input is None):
+            raise SnnCompileError("--plot-layers chooses the layers of the spike raster, which --plot draws when "
+                                  "inputs are simulated", "add --plot FILE.png --input FILE, or drop --plot-layers",
+                                  EXIT_USAGE)
 
     def _check_target_options(self, spec: TargetSpec) -> None:
         """Options only some targets take (``snncompile.targets.OPTIONS``)."""
@@ -219,13 +242,31 @@ def _modes_kept(model: Any) -> Iterator[None]:
             m.training = training
 
 
-def _read_input(value: Path | tuple[np.ndarray, np.ndarray | None], input_shape,
-                time_axis: int = 0) -> InputData:
-    """``input=`` as checked by ``apicheck.check_input``: a file, or arrays ``(x, y)``;
+def _read_input(value: Path | tuple[Any, np.ndarray | None], input_shape, time_axis: int = 0,
+                binning: Binning | None = None) -> InputData:
+    """``input=`` as checked by ``apicheck.check_input``: a file, arrays ``(x, y)``, or event
+    recordings (a structured array or a list of them) binned by ``binning``;
     ``time_axis`` 1: a sequence stored batch-first."""
+    binning = binning or Binning()
     if isinstance(value, Path):
-        return load_inputs(value, input_shape, time_axis)
-    return from_arrays(value[0], value[1], input_shape, time_axis=time_axis)
+        data = load_inputs(value, input_shape, time_axis, binning)
+        if data.events:
+            _events_time_major(time_axis)
+        return data
+    x, y = value
+    if isinstance(x, list) or is_events(x):
+        _events_time_major(time_axis)
+        return event_inputs(x if isinstance(x, list) else [x], y, input_shape, binning, Path("<input events>"))
+    if binning.given:
+        raise SnnCompileError("event_frames/event_window/event_count bin event streams, but input= holds frames",
+                              "pass events (a structured array with fields t, x, y, p), or drop them", EXIT_USAGE)
+    return from_arrays(x, y, input_shape, time_axis=time_axis)
+
+
+def _events_time_major(time_axis: int) -> None:
+    if time_axis != 0:
+        raise SnnCompileError("--time-axis 1 reads frame arrays stored [N, T, ...], but the input holds events "
+                              "(binned time-major)", "drop --time-axis", EXIT_USAGE)
 
 
 def inspect(model: Any, passes: list[str] | None = None, *, arch: str | Callable[[], Any] | None = None,
@@ -244,7 +285,8 @@ def inspect(model: Any, passes: list[str] | None = None, *, arch: str | Callable
         "passes": passes, "arch": arch, "trust_pickle": trust_pickle, "input_shape": input_shape, "masks": masks,
         "nir_dt": nir_dt, "input": input}, ("passes", "input") + _TRACE_OPTIONS)
     passes, given = opts.pop("passes"), opts.pop("input")
-    data = _read_input(given, opts["input_shape"]) if given is not None else None
+    # only the input's shape is read: events are binned into a single frame
+    data = _read_input(given, opts["input_shape"], binning=Binning(shape_only=True)) if given is not None else None
     with _modes_kept(model):
         tr = _trace(model, data=data, keep_module=False, **opts)
     opt = stages.optimize(tr.graph, passes, copy=False)
@@ -279,7 +321,7 @@ def _compile(model: Any, opt: Options) -> Report:
     from snncompile.report import Report
 
     return_large_frees()
-    data = _read_input(opt.input, None) if opt.input is not None else None
+    data = _read_input(opt.input, None, opt.time_axis, opt.binning) if opt.input is not None else None
     needs_source = opt.simulate_on_target or (opt.fixed_point and data is not None)
     tr = _trace(model, arch=opt.arch, trust_pickle=opt.trust_pickle, input_shape=opt.input_shape, data=data,
                 masks=opt.masks, keep_module=needs_source, nir_dt=opt.nir_dt)
@@ -289,7 +331,7 @@ def _compile(model: Any, opt: Options) -> Report:
     graph = optimized.graph
     in_shape = tuple(graph.input_shape)
     if data is not None:
-        data = _read_input(opt.input, in_shape, opt.time_axis).take(opt.samples)
+        data = _read_input(opt.input, in_shape, opt.time_axis, opt.binning).take(opt.samples)
     T = _steps(opt.steps, tr.meta, data, graph.model_steps)
     report = Report(model=_label(model), target=opt.target, steps=T, layers=layer_rows(graph),
                     passes=[s.to_dict() for s in optimized.stats])
@@ -314,6 +356,7 @@ def _compile(model: Any, opt: Options) -> Report:
 
     artifacts = get_target(opt.target).emit(net) if net is not None and opt.outdir is not None else {}
     values = None
+    pictures = None
     if x is None:  # nothing runs: the estimate needs only the IR, so the netlist can go
         net = qnet = None
     else:   # the reference keeps every neuron's values per step: refuse a run that cannot fit first
@@ -321,6 +364,7 @@ def _compile(model: Any, opt: Options) -> Report:
                      (x.size + T * x.shape[1] * report.graph["neurons"]) * 8 * 2, "pass fewer --steps or --samples")
         ref = stages.reference(graph, x)
         values = ref.values
+        pictures = _picture_layers(graph, ref.spikes, opt)
         torch64 = stages.run_source(tr, graph, x) if needs_source else None
         if qnet is not None:
             ints = stages.integer_reference(qnet, x)
@@ -336,6 +380,7 @@ def _compile(model: Any, opt: Options) -> Report:
     with staged_outputs() as outputs:  # all of them appear, or none
         if opt.plot is not None:
             report.outputs["plot"] = str(plot_energy(report.energy, opt.plot, outputs.write))
+            report.outputs.update(_spike_pictures(report, pictures, opt.plot, outputs.write))
         if opt.outdir is not None:
             out = Path(opt.outdir)
             report.outputs["ir"] = str(save_ir(graph, out / "model.ir.npz", outputs.write))
@@ -357,6 +402,36 @@ def _chip_fit_claim(opt: Options, qnet: Netlist | None) -> dict:
     return {"claimed": False, "emission": opt.emit,
             "why": "only --target lava --emit loihi --fixed-point builds the network from standard processes; "
                    "other emissions run custom CPU processes, so this mapping is an estimate of core use"}
+
+
+def _picture_layers(graph: IRGraph, spikes: dict[str, np.ndarray], opt: Options) -> tuple | None:
+    """With --plot: every neuron layer's reference spikes and those of the raster (checked
+    before anything is written)."""
+    if opt.plot is None:
+        return None
+    from snncompile.spikeplot import choose, layers_of
+
+    spiking = layers_of(graph, spikes)
+    return spiking, choose(spiking, opt.plot_layers)
+
+
+def _spike_pictures(report: Report, pictures: tuple | None, plot: str | Path, write) -> dict[str, str]:
+    """The raster of the chosen layers and every layer's firing rate, next to the energy chart."""
+    from snncompile.spikeplot import plot_raster, plot_rates, spike_paths
+
+    if pictures is None or not pictures[0]:
+        return {}
+    spiking, chosen = pictures
+    paths = spike_paths(plot)
+    sim = report.simulation or {}
+    agreed = ""
+    if "spike_agreement" in sim:
+        agreed = (f"; {sim['backend']} agreed spike for spike" if sim["spike_agreement"] == 1.0
+                  else f"; {sim['backend']} spike agreement {sim['spike_agreement']:.4f}")
+    T, N = spiking[0].spikes.shape[:2]
+    title = f"{report.model}: reference simulator, {N} sample(s), T = {T}{agreed}"
+    return {"raster": str(plot_raster(chosen, paths["raster"], f"Spike raster — {title}", write)),
+            "rates": str(plot_rates(spiking, paths["rates"], f"Firing rate per layer — {title}", write))}
 
 
 def _exact_rows(report: Report, net: Netlist) -> None:

@@ -139,6 +139,13 @@ def _firing_rates(func: str, name: str, value: Any) -> str:
               "0.1 or {'features.0': 0.2}")
 
 
+def _names(func: str, name: str, value: Any, example: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value or \
+            not all(isinstance(v, str) and v.strip() for v in value):
+        raise bad(func, name, value, "a non-empty list of layer names", example)
+    return list(value)
+
+
 def _callable(func: str, name: str, value: Any, example: str) -> Callable:
     if not callable(value):
         raise bad(func, name, value, "a callable", example)
@@ -152,7 +159,13 @@ def _array_or_path(func: str, name: str, value: Any, example: str) -> Path | np.
 
 
 def check_input(func: str, value: Any) -> Path | tuple[np.ndarray, np.ndarray | None]:
-    """``input=``: a .npy/.npz path, an array or tensor ``x``, or a pair ``(x, y)`` with labels."""
+    """``input=``: a .npy/.npz/.aedat4 path, an array or tensor ``x``, a pair ``(x, y)`` with
+    labels, or event recordings (a structured array with fields t, x, y, p, or a list of them)."""
+    if isinstance(value, list) and value and all(_events(v) for v in value):
+        return value, None
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], list) and value[0] and \
+            all(_events(v) for v in value[0]) and (value[1] is None or isinstance(value[1], np.ndarray)):
+        return value[0], value[1]
     if isinstance(value, tuple) and len(value) == 2 and all(
             isinstance(v, np.ndarray) or is_tensor(v) or v is None for v in value) and value[0] is not None:
         return as_array(value[0]), None if value[1] is None else as_array(value[1])
@@ -160,8 +173,12 @@ def check_input(func: str, value: Any) -> Path | tuple[np.ndarray, np.ndarray | 
         return as_array(value), None
     if isinstance(value, (str, os.PathLike)) and str(os.fspath(value)).strip():
         return Path(os.fspath(value))
-    raise bad(func, "input", value, "a .npy/.npz path, an array or tensor [N, ...] or [T, N, ...], or a pair (x, y)",
-              "'inputs.npz' or x_test or (x_test, y_test)")
+    raise bad(func, "input", value, "a .npy/.npz/.aedat4 path, an array or tensor [N, ...] or [T, N, ...], a pair "
+              "(x, y), or event recordings (a list of structured arrays)", "'inputs.npz' or x_test or (x_test, y_test)")
+
+
+def _events(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and bool(value.dtype.names)
 
 
 # Each option: how to check it (None is always allowed unless named in NOT_NONE).
@@ -192,6 +209,10 @@ _RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "nir_dt": lambda f, n, v: _number(f, n, v, "float", 0, "0.001", open_lo=True),
     "verify_ir": _bool,
     "time_axis": lambda f, n, v: _number(f, n, v, "int", 0, "1", hi=1),
+    "event_frames": lambda f, n, v: _number(f, n, v, "int", 1, "16", hi=schema.MAX_STEPS),
+    "event_window": lambda f, n, v: _number(f, n, v, "float", 0, "10000 (µs)", open_lo=True),
+    "event_count": lambda f, n, v: _number(f, n, v, "int", 1, "2000"),
+    "plot_layers": lambda f, n, v: _names(f, n, v, "['features.2', 'classifier.2']"),
 }
 # Options whose absence has no meaning: None is a wrong value there, not "unset".
 NOT_NONE = {"target", "simulate_on_target", "trust_pickle", "energy_model", "timeout", "fixed_point",

@@ -88,7 +88,14 @@ def compile_parser(verb: str | None = None) -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--target", default=d["target"], choices=list(targets.TARGETS), help=targets.target_help())
     p.add_argument("--steps", "-T", type=int, help="time steps per sample (default: from checkpoint)")
-    p.add_argument("--input", metavar="FILE", help=".npy inputs [N,...] or [T,N,...]; .npz with x (and y)")
+    p.add_argument("--input", metavar="FILE", help=".npy inputs [N,...] or [T,N,...]; .npz with x (and y); "
+                   "or event streams: .npy/.npz structured arrays (t, x, y, p) or .aedat4 (docs/events.md)")
+    p.add_argument("--event-frames", type=int, metavar="T", help="bin each event recording into T frames of "
+                   "equal time (tonic ToFrame n_time_bins)")
+    p.add_argument("--event-window", type=float, metavar="US", help="bin events into frames of US "
+                   "microseconds (tonic ToFrame time_window)")
+    p.add_argument("--event-count", type=int, metavar="N", help="bin events into frames of N events "
+                   "(tonic ToFrame event_count)")
     p.add_argument("--samples", type=int, help="use the first N samples of --input")
     p.add_argument("--time-axis", type=int, choices=[0, 1], default=d["time_axis"],
                    help="where time is in an --input sequence: 0 for [T,N,...] (default), 1 for [N,T,...]")
@@ -100,7 +107,10 @@ def compile_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--ann-sparse", action="store_true", help="ANN variant counts only nonzero weights")
     p.add_argument("--firing-rates", metavar="R|NAME=R,...|FILE.json",
                    help="analytic SOPs from firing rates (no forward pass)")
-    p.add_argument("--plot", metavar="FILE.png", help="per-layer stacked energy bar chart")
+    p.add_argument("--plot", metavar="FILE.png", help="per-layer stacked energy bar chart; with --input also "
+                   "FILE_raster.png (spike raster) and FILE_rates.png (firing rate per layer)")
+    p.add_argument("--plot-layers", metavar="A,B,...", type=lambda v: [n.strip() for n in v.split(",") if n.strip()],
+                   help="layers of the spike raster, by module path (default: first, last and two between)")
     p.add_argument("--timeout", type=float, default=d["timeout"], help="seconds before a simulation is killed")
     p.add_argument("--workers", type=int, nargs="?", const=os.cpu_count() or 1, metavar="N",
                    help="simulate in N shards on Ray (N defaults to the core count); needs ray installed")
@@ -424,7 +434,9 @@ def _run_compile(args: argparse.Namespace, err) -> object:
     passes = parse_passes(args.passes, args.no_passes)
     # flags are named as typed (--timeout), before the API names them as arguments (timeout=)
     schema.validate("command line", {"--steps": args.steps, "--samples": args.samples, "--timeout": args.timeout,
-                                     "--workers": args.workers}, schema.CLI)
+                                     "--workers": args.workers, "--event-frames": args.event_frames,
+                                     "--event-window": args.event_window, "--event-count": args.event_count},
+                    schema.CLI)
     if args.check and not args.simulate:
         raise SnnCompileError("--check compares a simulation with PyTorch, but nothing is simulated",
                               "add --simulate (and --input FILE), or drop --check", EXIT_USAGE)
@@ -446,4 +458,6 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              masks=args.masks, patch_mask=args.patch_mask, fixed_point=args.fixed_point,
                              chip=args.chip, ann_sparse=args.ann_sparse, firing_rates=args.firing_rates,
                              plot=args.plot, emit=args.emit, workers=args.workers,
-                             ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check, time_axis=args.time_axis)
+                             ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check, time_axis=args.time_axis,
+                             event_frames=args.event_frames, event_window=args.event_window,
+                             event_count=args.event_count, plot_layers=args.plot_layers or None)

@@ -50,6 +50,7 @@ DEPENDENCIES: tuple[Dependency, ...] = (
     Dependency("onnx", "onnx", "--target onnx", 'pip install "snncompile[onnx]"'),
     Dependency("onnxruntime", "onnxruntime", "--target onnx", 'pip install "snncompile[onnx]"'),
     Dependency("nir", "nir", ".nir models and --target nir", 'pip install "snncompile[nir]"'),
+    Dependency("aedat", "aedat", "AEDAT4 event files (--input FILE.aedat4)", 'pip install "snncompile[events]"'),
 )
 _BY_MODULE = {d.module: d for d in DEPENDENCIES}
 

@@ -1,4 +1,5 @@
-"""Load user inputs (.npy / .npz) and shape them as time-major [T, N, ...] sequences."""
+"""Load user inputs (.npy / .npz frames, or event streams: see :mod:`snncompile.events`) and
+shape them as time-major [T, N, ...] sequences."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snncompile import events
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.limits import check_array_file, check_regular_file
 from snncompile.schema import numeric_array, reading_arrays
@@ -18,6 +20,7 @@ class InputData:
     y: np.ndarray | None      # labels [N], if the file has them
     sequence: bool            # True when x already has a time axis
     path: Path
+    events: bool = False      # x was binned from event streams
 
     @property
     def samples(self) -> int:
@@ -33,7 +36,7 @@ class InputData:
             raise SnnCompileError(f"--samples {n} but {self.path} has {self.samples} samples",
                                   f"use --samples {self.samples} or fewer (or drop --samples)", EXIT_USAGE)
         x = self.x[:, :n] if self.sequence else self.x[:n]
-        return InputData(x, None if self.y is None else self.y[:n], self.sequence, self.path)
+        return InputData(x, None if self.y is None else self.y[:n], self.sequence, self.path, self.events)
 
     def as_sequence(self, steps: int) -> np.ndarray:
         if self.sequence:
@@ -41,16 +44,23 @@ class InputData:
         return np.broadcast_to(self.x[None], (steps, *self.x.shape))
 
 
-def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None, time_axis: int = 0) -> InputData:
-    """Read ``x`` (and ``y``) from .npy or .npz; decide static vs sequence by rank.
+def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None, time_axis: int = 0,
+                binning: events.Binning | None = None) -> InputData:
+    """Read ``x`` (and ``y``) from .npy or .npz, or event streams (.npy/.npz structured arrays,
+    .aedat4) binned by ``binning``; decide static vs sequence by rank.
     ``time_axis``: where time is in a sequence, 0 for ``[T, N, ...]``, 1 for batch-first
     ``[N, T, ...]`` (stored time-major here)."""
+    binning = binning or events.Binning()
     path = check_regular_file(path, "input file")
     if not path.exists():
         raise SnnCompileError(f"input file not found: {path}",
-                              "pass a .npy array or an .npz with keys x (and y)", EXIT_USAGE)
+                              "pass a .npy array, an .npz with keys x (and y), or events (.npy/.npz/.aedat4)",
+                              EXIT_USAGE)
+    if events.is_event_file(path):
+        recs, declared = events.read_aedat4(path)
+        return event_inputs(recs, None, input_shape, binning, path, declared)
     if path.suffix.lower() not in (".npy", ".npz"):
-        raise SnnCompileError(f"input file {path} is not a .npy or .npz file",
+        raise SnnCompileError(f"input file {path} is not a .npy, .npz or .aedat4 file",
                               "save the inputs with np.save(path.npy, x) or np.savez(path.npz, x=x, y=y)",
                               EXIT_USAGE)
     check_array_file(path, "input file")
@@ -58,16 +68,40 @@ def load_inputs(path: str | Path, input_shape: tuple[int, ...] | None, time_axis
                         "x (and y), e.g. np.savez(path, x=x.astype(np.float32), y=y)"):
         data = np.load(path, allow_pickle=False)
         if isinstance(data, np.ndarray):
+            if events.is_events(data):
+                return event_inputs([data], None, input_shape, binning, path)
             x, y = data, None
         else:
             with data:
+                found = events.recordings_from_npz(path, data.files, data)
+                if found is not None:
+                    return event_inputs(found[0], found[1], input_shape, binning, path, found[2])
                 if "x" not in data.files:
                     raise SnnCompileError(f"{path} has no array named 'x' (it has: "
                                           f"{', '.join(data.files) or 'nothing'})",
-                                          "save inputs with np.savez(path, x=..., y=...)", EXIT_USAGE)
+                                          "save inputs with np.savez(path, x=..., y=...), or events as "
+                                          "np.savez(path, events_0=..., events_1=..., y=...)", EXIT_USAGE)
                 x = data["x"]
                 y = data["y"] if "y" in data.files else None
+    _no_binning(path, binning)
     return from_arrays(x, y, input_shape, path, time_axis)
+
+
+def _no_binning(path: Path, binning: events.Binning) -> None:
+    if binning.given:
+        raise SnnCompileError(f"--event-frames/--event-window/--event-count bin event streams, but {path} holds "
+                              "frames, not events (a structured array with fields t, x, y, p)",
+                              "drop the event option, or pass an event file", EXIT_USAGE)
+
+
+def event_inputs(recs: list, y: np.ndarray | None, input_shape: tuple[int, ...] | None,
+                 binning: events.Binning, path: Path = Path("<events>"),
+                 declared: tuple[int, int, int] | None = None) -> InputData:
+    """Event recordings binned into frames [T, N, P, H, W] and checked as a time-major sequence."""
+    x = events.bin_recordings(str(path), recs, binning, input_shape, declared)
+    data = from_arrays(x, y, input_shape or tuple(x.shape[2:]), path)
+    data.events = True
+    return data
 
 
 def from_arrays(x: np.ndarray, y: np.ndarray | None, input_shape: tuple[int, ...] | None,

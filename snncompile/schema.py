@@ -134,6 +134,9 @@ CLI = {
     "--samples": Field("int", 1, example="--samples 100"),
     "--timeout": Field("float", 0, 7 * 24 * 3600.0, lo_open=True, example="--timeout 900"),
     "--workers": Field("int", 1, 4096, example="--workers 4"),
+    "--event-frames": Field("int", 1, MAX_STEPS, example="--event-frames 16"),
+    "--event-window": Field("float", 0, lo_open=True, example="--event-window 10000"),
+    "--event-count": Field("int", 1, example="--event-count 2000"),
 }
 
 META = {

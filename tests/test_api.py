@@ -49,6 +49,10 @@ WRONG_COMPILE = [
     ("plot", 3),
     ("nir_dt", -1.0), ("nir_dt", 0), ("nir_dt", "0.001"), ("nir_dt", math.nan),
     ("verify_ir", None), ("verify_ir", "x"),
+    ("event_frames", 0), ("event_frames", 2.5), ("event_frames", "16"),
+    ("event_window", 0), ("event_window", -1.0), ("event_window", math.inf), ("event_window", "1e4"),
+    ("event_count", 0), ("event_count", True),
+    ("plot_layers", "features.2"), ("plot_layers", []), ("plot_layers", [3]),
 ]
 
 

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 RANK = {
     "snncompile.errors": 0, "snncompile.fsutil": 0, "snncompile.ir": 0, "snncompile.inputs": 0,
+    "snncompile.events": 0,
     "snncompile.memory": 0, "snncompile.limits": 0, "snncompile.schema": 0, "snncompile.targets": 0,
     "snncompile.frontend": 1,
     "snncompile.passes": 2,
@@ -21,6 +22,7 @@ RANK = {
     "snncompile.fixedpoint": 4,
     "snncompile.sim": 5, "snncompile.parallel": 5, "snncompile.energy": 5, "snncompile.mapping": 5, "backends": 5,
     "snncompile.compare": 6, "snncompile.report": 6, "snncompile.render": 6, "snncompile.stages": 6,
+    "snncompile.spikeplot": 6,
     "snncompile.api": 7, "snncompile.apicheck": 7, "snncompile.deps": 7, "snncompile.cli": 7, "snncompile": 7, "snncompile.__main__": 7,
 }
 

@@ -63,6 +63,7 @@ class Options:
     nir_dt: float | None = None      # time step of a NIR graph's leaky neurons (see docs/nir.md)
     verify_ir: bool = False          # verify the IR after every pass (the CLI's --check)
     time_axis: int = 0               # where time is in an --input sequence: 0 [T, N, ...], 1 [N, T, ...]
+    output_file: str | Path | None = None   # the target's one file here instead of into outdir (netx)
 
     def check(self) -> None:
         """Every value and destination, before any work (the CLI schema, ``schema.CLI``;
@@ -74,7 +75,9 @@ class Options:
         self.steps, self.samples, self.timeout = checked["--steps"], checked["--samples"], checked["--timeout"]
         self.workers = checked["--workers"]
         self._check_sharding()
-        self._check_destinations(spec.artifacts)
+        self.fixed_point = self.fixed_point or spec.fixed_point_only
+        self._check_output_file(spec)
+        self._check_destinations(() if self.output_file is not None else spec.artifacts)
         if self.simulate_on_target and self.input is None:
             raise SnnCompileError("--simulate needs inputs", "pass --input FILE.npy|.npz", EXIT_USAGE)
         if self.time_axis not in (0, 1):
@@ -89,6 +92,15 @@ class Options:
         if self.ray_address and not self.workers:
             raise SnnCompileError("--ray-address needs --workers N (how many shards)",
                                   "e.g. --workers 8 --ray-address head:6379", EXIT_USAGE)
+
+    def _check_output_file(self, spec: TargetSpec) -> None:
+        if self.output_file is None:
+            return
+        if len(spec.artifacts) != 1:
+            raise SnnCompileError(f"--output-file names the one file a target writes, but --target {self.target} "
+                                  f"writes {len(spec.artifacts) or 'no'} files",
+                                  "use -o DIR, or a target with one file (netx)", EXIT_USAGE)
+        check_destination(self.output_file, "--output-file")
 
     def _check_destinations(self, artifacts: tuple[str, ...]) -> None:
         if self.outdir is None and artifacts:
@@ -299,13 +311,17 @@ def _compile(model: Any, opt: Options) -> Report:
     if opt.fixed_point:
         if x is None:
             report.notes.append("no --input: inputs assumed to lie in [0, 1] for the 8-bit input scale")
-        qnet, qinfo = stages.quantize(net, x, in_shape)
+        qnet, qinfo = stages.quantize(net, x, in_shape, targets.TARGETS[opt.target].integer_rules)
         report.fixed_point = {"quantization": qinfo.to_dict()}
         report.notes.extend(qinfo.to_dict()["warnings"])
     if opt.chip or opt.fixed_point:
         report.mapping = map_to_cores(qnet or net, load_chip(opt.chip or "loihi2")).to_dict()
 
-    artifacts = get_target(opt.target).emit(net) if net is not None and opt.outdir is not None else {}
+    wants_files = opt.outdir is not None or opt.output_file is not None
+    artifacts = get_target(opt.target).emit(qnet or net) if net is not None and wants_files else {}
+    describe = getattr(get_target(opt.target), "describe", None) if qnet is not None else None
+    if describe is not None:   # how to feed and read the written file (netx)
+        report.fixed_point[opt.target] = describe(qnet, T)
     values = None
     if x is None:  # nothing runs: the estimate needs only the IR, so the netlist can go
         net = qnet = None
@@ -333,9 +349,12 @@ def _compile(model: Any, opt: Options) -> Report:
             out = Path(opt.outdir)
             report.outputs["ir"] = str(save_ir(graph, out / "model.ir.npz", outputs.write))
             report.outputs["report"] = str(out / "report.json")
-            for name, data in artifacts.items():
+            for name, data in artifacts.items() if opt.output_file is None else ():
                 report.outputs[name] = str(outputs.write(out / name, lambda fh, data=data: fh.write(data)))
             report.write_json(out / "report.json", outputs.write)
+        if opt.output_file is not None:
+            (data,) = artifacts.values()
+            report.outputs["file"] = str(outputs.write(Path(opt.output_file), lambda fh: fh.write(data)))
     return report
 
 

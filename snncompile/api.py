@@ -281,7 +281,6 @@ def _compile(model: Any, opt: Options) -> Report:
     from snncompile.ir import save_ir
     from snncompile.mapping import load_chip, map_to_cores
     from snncompile.memory import return_large_frees
-    from snncompile.netlist.target import get as get_target
     from snncompile.report import Report
 
     return_large_frees()
@@ -317,11 +316,7 @@ def _compile(model: Any, opt: Options) -> Report:
     if opt.chip or opt.fixed_point:
         report.mapping = map_to_cores(qnet or net, load_chip(opt.chip or "loihi2")).to_dict()
 
-    wants_files = opt.outdir is not None or opt.output_file is not None
-    artifacts = get_target(opt.target).emit(qnet or net) if net is not None and wants_files else {}
-    describe = getattr(get_target(opt.target), "describe", None) if qnet is not None else None
-    if describe is not None:   # how to feed and read the written file (netx)
-        report.fixed_point[opt.target] = describe(qnet, T)
+    artifacts = _target_files(opt, net, qnet, report, T)
     values = None
     if x is None:  # nothing runs: the estimate needs only the IR, so the netlist can go
         net = qnet = None
@@ -356,6 +351,22 @@ def _compile(model: Any, opt: Options) -> Report:
             (data,) = artifacts.values()
             report.outputs["file"] = str(outputs.write(Path(opt.output_file), lambda fh: fh.write(data)))
     return report
+
+
+def _target_files(opt: Options, net: Netlist | None, qnet: Netlist | None, report: Report,
+                  steps: int) -> dict[str, bytes]:
+    """The target's files (when a destination was given); a target that can say how to feed
+    and read its file (netx) adds that to the fixed-point report."""
+    from snncompile.netlist.target import get as get_target
+
+    if net is None:
+        return {}
+    target = get_target(opt.target)
+    describe = getattr(target, "describe", None)
+    if describe is not None and qnet is not None:
+        report.fixed_point[opt.target] = describe(qnet, steps)
+    wants_files = opt.outdir is not None or opt.output_file is not None
+    return target.emit(qnet or net) if wants_files else {}
 
 
 def _exact_rows(report: Report, net: Netlist) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,28 +51,43 @@ class NetxTarget:
 
     def run(self, net: Netlist, x: np.ndarray, *, timeout_s: float,
             progress: Callable[[int, int], None] | None = None, emit: str | None = None) -> TargetRun:
-        from backends.netx.export import write
-        from snncompile.sim.kernels import input_values
-
         q = _fixed(net)
-        with tempfile.TemporaryDirectory(prefix="snncompile-netx-") as tmp:
-            job = Path(tmp)
-            lay = write(q, job / "model.net")
-            x_int = input_values(q, x).reshape(x.shape)
-            with open(job / "job.pkl", "wb") as fh:
-                pickle.dump({"x": x_int, "conv_input": lay.conv_input, "latency": lay.latency}, fh)
-            try:
-                done = subprocess.run([sys.executable, "-m", "backends.netx.run", str(job)], capture_output=True,
-                                      text=True, timeout=timeout_s, cwd=str(Path(__file__).resolve().parents[2]))
-            except subprocess.TimeoutExpired:
-                raise SnnCompileError(f"the netx run on Lava took longer than {timeout_s:g} s",
-                                      "pass a larger --timeout, or fewer --samples", EXIT_BACKEND) from None
-            if done.returncode != 0 or not (job / "result.npz").exists():
-                last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-                raise SnnCompileError(f"the netx run on Lava failed: {last}", "rerun with --debug", EXIT_BACKEND)
-            res = np.load(job / "result.npz")
-            spikes, wall = res["spikes"], float(res["__wall_s__"])
+        job = run_job(q, x, timeout_s)
         if progress:
             progress(x.shape[1], x.shape[1])
-        return TargetRun({q.output_pop: spikes}, None, wall, x.shape[0] * x.shape[1] + lay.latency,
+        return TargetRun({q.output_pop: job.spikes}, None, job.wall_s, x.shape[0] * x.shape[1] + job.latency,
                          "lava-dl-netx-cpu-fixed_pt", "hdf5")
+
+
+@dataclass
+class NetxJob:
+    """A finished netx run: output spikes [T, N, size], its wall time and peak memory in the child."""
+
+    spikes: np.ndarray
+    wall_s: float
+    peak_mb: float
+    latency: int
+
+
+def run_job(q: FixedNetlist, x: np.ndarray, timeout_s: float) -> NetxJob:
+    """Write ``q``'s netx file and run it on x [T, N, ...] (floats) in a child process."""
+    from backends.netx.export import write
+    from snncompile.sim.kernels import input_values
+
+    with tempfile.TemporaryDirectory(prefix="snncompile-netx-") as tmp:
+        job = Path(tmp)
+        lay = write(q, job / "model.net")
+        x_int = input_values(q, x).reshape(x.shape)
+        with open(job / "job.pkl", "wb") as fh:
+            pickle.dump({"x": x_int, "conv_input": lay.conv_input, "latency": lay.latency}, fh)
+        try:
+            done = subprocess.run([sys.executable, "-m", "backends.netx.run", str(job)], capture_output=True,
+                                  text=True, timeout=timeout_s, cwd=str(Path(__file__).resolve().parents[2]))
+        except subprocess.TimeoutExpired:
+            raise SnnCompileError(f"the netx run on Lava took longer than {timeout_s:g} s",
+                                  "pass a larger --timeout, or fewer --samples", EXIT_BACKEND) from None
+        if done.returncode != 0 or not (job / "result.npz").exists():
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise SnnCompileError(f"the netx run on Lava failed: {last}", "rerun with --debug", EXIT_BACKEND)
+        res = np.load(job / "result.npz")
+        return NetxJob(res["spikes"], float(res["__wall_s__"]), float(res["__peak_mb__"]), lay.latency)

@@ -116,3 +116,8 @@ def test_what_netx_cannot_hold_is_refused_by_name(make, words, tmp_path):
 def test_products_and_delays_are_refused_by_the_export_registry(pop, words):
     with pytest.raises(SnnCompileError, match=words):
         BLOCK(pop)(pop.name, pop, None, None, False)
+
+
+def test_output_file_needs_a_target_with_one_file(tmp_path):
+    with pytest.raises(SnnCompileError, match="writes 2 files"):
+        api.compile(_soft().eval(), "onnx", input_shape=(6,), steps=4, output_file=tmp_path / "m.onnx")

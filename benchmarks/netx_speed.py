@@ -49,9 +49,9 @@ def _cifar():
     m = nn.Sequential(
         nn.Conv2d(3, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), neuron.LIFNode(tau=2.0),
         nn.MaxPool2d(2),
-        nn.Conv2d(128, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), neuron.LIFNode(tau=2.0),
+        nn.Conv2d(128, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), neuron.LIFNode(tau=2.0, v_threshold=0.2),
         nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(128 * 8 * 8, 10), neuron.LIFNode(tau=2.0),
+        nn.Flatten(), nn.Linear(128 * 8 * 8, 10), neuron.LIFNode(tau=2.0, v_threshold=0.2),
     )
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():

@@ -52,6 +52,7 @@ class Layout:
     output_shape: tuple[int, ...]
 
 
+GROUPS_MAX = 127   # Lava's Conv holds groups (and kernel, stride, padding, dilation) as int8
 BLOCK = PopulationRegistry("netx export")   # (name, pop, proj, q, flat_source) → Block
 
 
@@ -100,7 +101,9 @@ def _neurons(name: str, pop: NeuronPopulation, proj: Projection, q: FixedNetlist
 def _conv(name: str, pop: NeuronPopulation, proj: Projection, node: Conv2d, bias: np.ndarray) -> dict:
     """A conv block: the integer kernel read back from the projection's integer matrix (the
     unrolled kernel must equal it: checked), bias per channel when uniform."""
-    k = _int_kernel(proj, node)
+    k, groups = _int_kernel(proj, node), int(node.groups)
+    if groups > GROUPS_MAX:   # Lava's Conv stores groups in int8: the same map as one block-diagonal kernel
+        k, groups = _ungrouped(k, groups, int(proj.in_shape[0])), 1
     C, H, W = pop.shape
     per_neuron = bias.reshape(C, H * W)
     uniform = bool(np.all(per_neuron == per_neuron[:, :1]))
@@ -108,7 +111,17 @@ def _conv(name: str, pop: NeuronPopulation, proj: Projection, node: Conv2d, bias
     b = per_neuron[:, 0] if uniform else bias.reshape(C, H, W).transpose(2, 1, 0)
     return {"shape": np.asarray(pop.shape, dtype=np.int64), "weight": k, "bias": b,
             "stride": np.asarray(node.stride, dtype=np.int64), "padding": np.asarray(node.padding, dtype=np.int64),
-            "dilation": np.asarray(node.dilation, dtype=np.int64), "groups": np.int64(node.groups)}
+            "dilation": np.asarray(node.dilation, dtype=np.int64), "groups": np.int64(groups)}
+
+
+def _ungrouped(k: np.ndarray, groups: int, c_in: int) -> np.ndarray:
+    """A grouped kernel (C_out, C_in/G, kH, kW) as the equal ungrouped one (C_out, C_in, kH, kW)."""
+    c_out, per_in = k.shape[:2]
+    full = np.zeros((c_out, c_in, *k.shape[2:]), dtype=k.dtype)
+    for o in range(c_out):
+        g = o // (c_out // groups)
+        full[o, g * per_in:(g + 1) * per_in] = k[o]
+    return full
 
 
 def _int_kernel(proj: Projection, node: Conv2d) -> np.ndarray:

@@ -121,3 +121,16 @@ def test_products_and_delays_are_refused_by_the_export_registry(pop, words):
 def test_output_file_needs_a_target_with_one_file(tmp_path):
     with pytest.raises(SnnCompileError, match="writes 2 files"):
         api.compile(_soft().eval(), "onnx", input_shape=(6,), steps=4, output_file=tmp_path / "m.onnx")
+
+
+def test_a_pool_over_128_channels_is_written_ungrouped(tmp_path):
+    """Lava's Conv keeps ``groups`` in an int8: 128 groups would wrap to −128 and lose every
+    pooled spike, so such a grouped conv is written as the equal block-diagonal kernel."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 128, 1), neuron.IFNode(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 4),
+                      neuron.IFNode()).eval()
+    out = tmp_path / "m.net"
+    api.compile(m, "netx", input_shape=(1, 2, 2), steps=2, output_file=out)
+    pool = _layers(out)[2]
+    assert pool["groups"] == 1 and pool["weight"].shape == (128, 128, 2, 2)
+    assert np.array_equal(pool["weight"].sum(axis=(2, 3)), 4 * np.eye(128, dtype=np.int64))

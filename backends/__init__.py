@@ -35,3 +35,12 @@ def _nir():
 
 
 register("nir", _nir)
+
+
+def _netx():
+    from backends.netx.target import NetxTarget
+
+    return NetxTarget()
+
+
+register("netx", _netx)

@@ -68,6 +68,7 @@ class Options:
     event_window: float | None = None  # event input: frames of this many µs (tonic time_window)
     event_count: int | None = None   # event input: frames of this many events (tonic event_count)
     plot_layers: list[str] | None = None  # layers of the --plot spike raster (module paths; default a few)
+    output_file: str | Path | None = None   # the target's one file here instead of into outdir (netx)
 
     def check(self) -> None:
         """Every value and destination, before any work (the CLI schema, ``schema.CLI``;
@@ -79,7 +80,9 @@ class Options:
         self.steps, self.samples, self.timeout = checked["--steps"], checked["--samples"], checked["--timeout"]
         self.workers = checked["--workers"]
         self._check_sharding()
-        self._check_destinations(spec.artifacts)
+        self.fixed_point = self.fixed_point or spec.fixed_point_only
+        self._check_output_file(spec)
+        self._check_destinations(() if self.output_file is not None else spec.artifacts)
         if self.simulate_on_target and self.input is None:
             raise SnnCompileError("--simulate needs inputs", "pass --input FILE.npy|.npz", EXIT_USAGE)
         if self.time_axis not in (0, 1):
@@ -103,6 +106,15 @@ class Options:
         if self.ray_address and not self.workers:
             raise SnnCompileError("--ray-address needs --workers N (how many shards)",
                                   "e.g. --workers 8 --ray-address head:6379", EXIT_USAGE)
+
+    def _check_output_file(self, spec: TargetSpec) -> None:
+        if self.output_file is None:
+            return
+        if len(spec.artifacts) != 1:
+            raise SnnCompileError(f"--output-file names the one file a target writes, but --target {self.target} "
+                                  f"writes {len(spec.artifacts) or 'no'} files",
+                                  "use -o DIR, or a target with one file (netx)", EXIT_USAGE)
+        check_destination(self.output_file, "--output-file")
 
     def _check_destinations(self, artifacts: tuple[str, ...]) -> None:
         if self.outdir is None and artifacts:
@@ -317,7 +329,6 @@ def _compile(model: Any, opt: Options) -> Report:
     from snncompile.ir import save_ir
     from snncompile.mapping import load_chip, map_to_cores
     from snncompile.memory import return_large_frees
-    from snncompile.netlist.target import get as get_target
     from snncompile.report import Report
 
     return_large_frees()
@@ -347,14 +358,14 @@ def _compile(model: Any, opt: Options) -> Report:
     if opt.fixed_point:
         if x is None:
             report.notes.append("no --input: inputs assumed to lie in [0, 1] for the 8-bit input scale")
-        qnet, qinfo = stages.quantize(net, x, in_shape)
+        qnet, qinfo = stages.quantize(net, x, in_shape, targets.TARGETS[opt.target].integer_rules)
         report.fixed_point = {"quantization": qinfo.to_dict()}
         report.notes.extend(qinfo.to_dict()["warnings"])
     if opt.chip or opt.fixed_point:
         report.mapping = map_to_cores(qnet or net, load_chip(opt.chip or "loihi2")).to_dict()
         report.mapping["chip_fit"] = _chip_fit_claim(opt, qnet)
 
-    artifacts = get_target(opt.target).emit(net) if net is not None and opt.outdir is not None else {}
+    artifacts = _target_files(opt, net, qnet, report, T)
     values = None
     pictures = None
     if x is None:  # nothing runs: the estimate needs only the IR, so the netlist can go
@@ -385,9 +396,12 @@ def _compile(model: Any, opt: Options) -> Report:
             out = Path(opt.outdir)
             report.outputs["ir"] = str(save_ir(graph, out / "model.ir.npz", outputs.write))
             report.outputs["report"] = str(out / "report.json")
-            for name, data in artifacts.items():
+            for name, data in artifacts.items() if opt.output_file is None else ():
                 report.outputs[name] = str(outputs.write(out / name, lambda fh, data=data: fh.write(data)))
             report.write_json(out / "report.json", outputs.write)
+        if opt.output_file is not None:
+            (data,) = artifacts.values()
+            report.outputs["file"] = str(outputs.write(Path(opt.output_file), lambda fh: fh.write(data)))
     return report
 
 
@@ -432,6 +446,22 @@ def _spike_pictures(report: Report, pictures: tuple | None, plot: str | Path, wr
     title = f"{report.model}: reference simulator, {N} sample(s), T = {T}{agreed}"
     return {"raster": str(plot_raster(chosen, paths["raster"], f"Spike raster — {title}", write)),
             "rates": str(plot_rates(spiking, paths["rates"], f"Firing rate per layer — {title}", write))}
+
+
+def _target_files(opt: Options, net: Netlist | None, qnet: Netlist | None, report: Report,
+                  steps: int) -> dict[str, bytes]:
+    """The target's files (when a destination was given); a target that can say how to feed
+    and read its file (netx) adds that to the fixed-point report."""
+    from snncompile.netlist.target import get as get_target
+
+    if net is None:
+        return {}
+    target = get_target(opt.target)
+    describe = getattr(target, "describe", None)
+    if describe is not None and qnet is not None:
+        report.fixed_point[opt.target] = describe(qnet, steps)
+    wants_files = opt.outdir is not None or opt.output_file is not None
+    return target.emit(qnet or net) if wants_files else {}
 
 
 def _exact_rows(report: Report, net: Netlist) -> None:

@@ -206,6 +206,7 @@ _RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "ann_sparse": _bool,
     "firing_rates": _firing_rates,
     "plot": lambda f, n, v: _path(f, n, v, "'energy.png'"),
+    "output_file": lambda f, n, v: _path(f, n, v, "'model.net'"),
     "nir_dt": lambda f, n, v: _number(f, n, v, "float", 0, "0.001", open_lo=True),
     "verify_ir": _bool,
     "time_axis": lambda f, n, v: _number(f, n, v, "int", 0, "1", hi=1),

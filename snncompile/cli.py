@@ -72,7 +72,8 @@ _VERB_HELP = {
                 "(as compile --simulate).",
     "energy": "Estimate the energy of a model on neuromorphic hardware and as an ANN (as compile --target "
               "energy).",
-    "export": "Write the optimized IR (model.ir.npz) and report.json to -o DIR (as compile --target ir).",
+    "export": "Write the optimized IR (model.ir.npz) and report.json to -o DIR (as compile --target ir); "
+              "with --format netx, a lava-dl netx HDF5 file to -o FILE.net (fixed point; docs/netx.md).",
 }
 
 
@@ -121,6 +122,12 @@ def compile_parser(verb: str | None = None) -> argparse.ArgumentParser:
                    help="quantize for Loihi-class integer hardware; simulate on Lava's fixed_pt models")
     p.add_argument("--chip", metavar="NAME|FILE.toml", help="map onto cores of loihi1, loihi2 or a chip profile "
                    "(default loihi2 with --fixed-point)")
+    p.add_argument("--output-file", metavar="FILE", help="write the target's one file here instead of into -o "
+                   "(export --format netx -o FILE sets it)")
+    if verb == "export":
+        p.add_argument("--format", choices=list(EXPORT_FORMATS), default="ir",
+                       help="ir: the optimized IR and report.json to -o DIR (default); netx: a lava-dl netx "
+                            "HDF5 file to -o FILE.net, quantized to netx's fixed point")
     p.add_argument("--check", action="store_true",
                    help="verify the IR after every pass, and exit with code 6 unless spike and prediction "
                         "agreement are exactly 1.0")
@@ -144,6 +151,29 @@ VERBS: dict[str, list[str]] = {
     "doctor": [],                       # what is installed and usable
     "setup": [],                        # install an optional part (setup lava)
 }
+
+
+# export --format F: the target it compiles for, and whether -o names a file rather than a folder
+EXPORT_FORMATS: dict[str, tuple[str, bool]] = {"ir": ("ir", False), "netx": ("netx", True)}
+
+
+def _export_argv(argv: list[str]) -> list[str]:
+    """``export`` arguments as compile arguments: ``--format F`` picks the target; for a
+    file format ``-o FILE`` becomes ``--output-file FILE``."""
+    fmt = next((a.split("=", 1)[1] for a in argv if a.startswith("--format=")), None)
+    if "--format" in argv and argv.index("--format") + 1 < len(argv):
+        fmt = argv[argv.index("--format") + 1]
+    target, to_file = EXPORT_FORMATS.get(fmt or "ir", EXPORT_FORMATS["ir"])
+    out: list[str] = []
+    args = iter(argv)
+    for a in args:
+        if to_file and a in ("-o", "--outdir"):
+            out += ["--output-file", next(args, "")]
+        elif to_file and a.startswith("--outdir="):
+            out.append("--output-file=" + a.split("=", 1)[1])
+        else:
+            out.append(a)
+    return out + ["--target", target]
 
 
 def sweep_parser() -> argparse.ArgumentParser:
@@ -307,10 +337,11 @@ def _dispatch(argv: list[str], err, as_json: bool) -> int:
     verb = argv[0] if argv and argv[0] in VERBS else None
     asks_help = any(a in ("-h", "--help", "--version") for a in argv)
     if verb in ("compile", "simulate", "energy", "export"):
-        argv = argv[1:] + VERBS[verb]
         if verb == "export" and not asks_help and \
                 not any(a in ("-o", "--outdir") or a.startswith("--outdir=") for a in argv):
-            raise SnnCompileError("export needs an output folder", "pass -o DIR", EXIT_USAGE)
+            raise SnnCompileError("export needs an output folder (or, with --format netx, a file)",
+                                  "pass -o DIR (or -o FILE.net with --format netx)", EXIT_USAGE)
+        argv = _export_argv(argv[1:]) if verb == "export" else argv[1:] + VERBS[verb]
     own = {"sweep": lambda: _run_sweep(argv[1:], err), "doctor": lambda: _run_doctor(argv[1:]),
            "setup": lambda: _run_setup(argv[1:], err)}
     if verb in own:
@@ -460,4 +491,5 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              plot=args.plot, emit=args.emit, workers=args.workers,
                              ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check, time_axis=args.time_axis,
                              event_frames=args.event_frames, event_window=args.event_window,
-                             event_count=args.event_count, plot_layers=args.plot_layers or None)
+                             event_count=args.event_count, plot_layers=args.plot_layers or None,
+                             output_file=args.output_file)

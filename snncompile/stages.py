@@ -144,9 +144,22 @@ def lower(graph: IRGraph) -> Netlist:
     return lower_graph(graph)
 
 
-def quantize(net: Netlist, x: np.ndarray | None, shape: tuple[int, ...]) -> tuple[Netlist, QuantInfo]:
+def _quantize_netx(net: Netlist, calib: np.ndarray) -> tuple[Netlist, QuantInfo]:
+    from snncompile.fixedpoint.netx import quantize_netx
+
+    return quantize_netx(net, calib)
+
+
+# a target's integer rules (``TargetSpec.integer_rules``) → its quantizer
+QUANTIZERS: dict[str, Callable[[Netlist, np.ndarray], tuple[Netlist, QuantInfo]]] = {
+    "loihi": quantize_plan, "netx": _quantize_netx}
+
+
+def quantize(net: Netlist, x: np.ndarray | None, shape: tuple[int, ...],
+             rules: str = "loihi") -> tuple[Netlist, QuantInfo]:
+    """Integers for ``net`` under ``rules`` (Lava's bit-accurate Loihi, or netx's file rules)."""
     calib = x if x is not None else np.ones((1, 1, *shape))
-    return quantize_plan(net, calib)
+    return QUANTIZERS[rules](net, calib)
 
 
 def reference(graph: IRGraph, x: np.ndarray) -> SimResult:
@@ -178,7 +191,7 @@ def verify(traced: Traced, graph: IRGraph, net: Netlist | None, out: dict[str, n
         got = {n: out[n] for n in torch_spikes if n in out}
     else:
         got = {n: net.populations[n].expand(out[n]).reshape(torch_spikes[n].shape)
-               for n in torch_spikes if n in net.populations}
+               for n in torch_spikes if n in net.populations and n in out}   # a file target reads its output only
     keep = {n: graph.node(n).alive for n in got if graph.node(n).alive is not None}
     agree, per_layer = spike_agreement(torch_spikes, got, keep)
     if net is None:

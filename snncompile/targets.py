@@ -41,6 +41,8 @@ class TargetSpec:
     ray_shards: bool = False
     options: tuple[str, ...] = ()   # fields of OPTIONS this target takes
     docs: str = ""                  # the page that describes it
+    integer_rules: str = "loihi"    # the quantizer of its fixed point (stages.QUANTIZERS)
+    fixed_point_only: bool = False  # always fixed point (--fixed-point implied)
 
 
 # Options that only some targets take; every other option applies to all of them.
@@ -65,6 +67,10 @@ TARGETS: dict[str, TargetSpec] = {t.name: t for t in (
            lowers=True, simulate=True, ray_shards=True, docs="docs/onnx.md"),
     TargetSpec("nir", "NIR", "write `model.nir` to `-o`", emissions=("graph",), artifacts=("model.nir",),
            lowers=True, docs="docs/nir.md"),
+    TargetSpec("netx", "netx", "write `model.net` (lava-dl netx HDF5, fixed point implied) to `-o`; "
+               "`--simulate` runs it with lava-dl on Lava", emissions=("hdf5",), artifacts=("model.net",),
+               lowers=True, simulate=True, fixed_point=True, options=("fixed_point",), docs="docs/netx.md",
+               integer_rules="netx", fixed_point_only=True),
 )}
 DEFAULT_TARGET = "lava"
 

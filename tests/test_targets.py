@@ -93,7 +93,7 @@ def test_readme_tables_are_the_declarations():
     ({"target": "onnx"}, "writes model.onnx and model_ann.onnx"),
     ({"target": "onnx", "outdir": "out", "emit": "fused"}, "--emit chooses how the lava target"),
     ({"target": "lava", "emit": "float32"}, "unknown Lava emission 'float32'"),
-    ({"target": "energy", "fixed_point": True}, "need the lava target"),
+    ({"target": "energy", "fixed_point": True}, "need the lava or netx target"),
     ({"target": "gpu"}, "unknown target 'gpu'"),
 ])
 def test_api_validation_reads_the_declarations(tmp_path, monkeypatch, kw, words):

@@ -13,6 +13,7 @@ import pytest
 from nets import TicketNet
 
 import backends.lava.network  # noqa: F401  (the stock Lava emission's process registry)
+import backends.netx.export  # noqa: F401  (the netx export registry)
 import backends.nir.export  # noqa: F401
 import backends.onnx.ann  # noqa: F401
 import backends.onnx.step  # noqa: F401

@@ -34,6 +34,7 @@ from snncompile.ir import (
     Concat,
     Conv2d,
     Delay,
+    Host,
     Input,
     IRGraph,
     Linear,
@@ -126,6 +127,23 @@ class ProductCount:
     acs: float | None = None          # SNN: nonzero products, per sample over all steps
 
 
+@dataclass
+class HostCount:
+    """A host operation (off the neuromorphic cores): its operations per sample and step
+    (:class:`snncompile.ir.host.HostCost`), and the values crossing the core/host boundary
+    (``values_in`` graded values read from the cores, ``values_out`` sent back)."""
+
+    name: str
+    source: str
+    op: str
+    shape: tuple[int, ...]
+    macs: int
+    comparisons: int
+    transcendentals: int
+    values_in: int
+    values_out: int
+
+
 ENERGY = Registry("energy count")
 
 
@@ -176,6 +194,14 @@ def _product(graph: IRGraph, name: str, node: MatMul, layers: Layers | None) -> 
     a_shape = graph.node(graph.inputs(name)[0]).shape
     macs = int(np.prod(node.shape)) * (int(a_shape[-1]) if node.mode == "matmul" else 1)
     return ProductCount(name, node.mode, tuple(node.shape), macs)
+
+
+@ENERGY.register(Host)
+def _host(graph: IRGraph, name: str, node: Host, layers: Layers | None) -> HostCount:
+    ins = [tuple(graph.node(s).shape) for s in graph.inputs(name)]
+    cost = node.fn.cost(ins, tuple(node.shape))
+    return HostCount(name, node.source, node.fn.describe(), tuple(node.shape), cost.macs, cost.comparisons,
+                     cost.transcendentals, int(sum(np.prod(s) for s in ins)), node.size)
 
 
 @ENERGY.register(Input, Output, BatchNorm, Pool2d, Reshape, Add, Mask, Transpose, Scale, Reduce, Concat, Slice,

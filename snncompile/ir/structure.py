@@ -27,6 +27,7 @@ from snncompile.ir.nodes import (
     Concat,
     Conv2d,
     Delay,
+    Host,
     Input,
     Linear,
     Mask,
@@ -51,7 +52,7 @@ PATHS = Registry("path structure")
 PATHS.register(Input, Output, Reshape, Transpose, Mask, Scale, BatchNorm, Concat)(lambda node: "one-to-one")
 PATHS.register(Reduce, Slice)(lambda node: "many-to-one")
 PATHS.register(Conv2d, Linear, AdaptiveAvgPool2d)(lambda node: "general")
-PATHS.register(Add, MatMul, Neuron, Delay)(not_applicable("path structure (never inside a chain)"))
+PATHS.register(Add, MatMul, Neuron, Delay, Host)(not_applicable("path structure (never inside a chain)"))
 
 
 @PATHS.register(Pool2d)
@@ -76,7 +77,7 @@ def unique_paths(nodes: list[Node]) -> bool:
 def is_population(graph: IRGraph, name: str) -> bool:
     """True for nodes that become neuron populations (or graded sources) when lowered."""
     node = graph.node(name)
-    return isinstance(node, (Input, Neuron, MatMul, Delay)) or (isinstance(node, Pool2d) and node.mode == "max")
+    return isinstance(node, (Input, Neuron, MatMul, Delay, Host)) or (isinstance(node, Pool2d) and node.mode == "max")
 
 
 def _all_sources(graph: IRGraph, name: str, step: Callable[[str, Node], bool | list[str]]) -> bool:
@@ -145,7 +146,7 @@ def binary_spikes(graph: IRGraph, name: str) -> bool:
             return list(graph.inputs(n))   # concat / AND of spikes
         if isinstance(node, Scale) and (node.factor, node.offset) in ((1.0, 0.0), (-1.0, 1.0)):
             return graph.inputs(n)[:1]     # s or NOT s = 1 − s
-        return False
+        return isinstance(node, Host) and node.fn.binary_out()   # a host keep mask
     return _all_sources(graph, name, step)
 
 

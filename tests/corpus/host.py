@@ -1,0 +1,80 @@
+"""Models with host partitions, our own definitions after the published patterns (read, never copied):
+
+- ``SparseSpikformerRef``: SparseSpikformer (token pruning + weight pruning): a Spikformer whose
+  token selector scores every token from its firing (a predictor MLP Linear → GELU → Linear,
+  softmax over keep/drop) and keeps the top-k tokens of each step (``topk`` then
+  ``zeros_like(score).scatter(-1, idx, 1)``: a boolean token mask multiplied in), attention on
+  the kept tokens; 90 % of every weight pruned to zero.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tests.corpus.published import MLP, SPS, SSA
+
+
+class TokenSelector(nn.Module):
+    """Scores tokens from their spikes with a small real-valued predictor; keeps the top ``keep``."""
+
+    def __init__(self, dim: int, keep: int) -> None:
+        super().__init__()
+        self.keep = keep
+        self.predictor = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        T, B, N, C = x.shape
+        flat = x.flatten(0, 1)
+        score = self.predictor(flat).softmax(dim=-1)[:, :, 0]        # P(keep) per token
+        idx = score.topk(self.keep, dim=-1)[1]
+        mask = torch.zeros_like(score).scatter(-1, idx, 1.0)
+        return (flat * mask.unsqueeze(-1)).reshape(T, B, N, C)
+
+
+class SparseSpikformerRef(nn.Module):
+    def __init__(self, T: int = 2, dim: int = 64, heads: int = 4, keep: int = 40, classes: int = 10) -> None:
+        super().__init__()
+        self.T = T
+        self.patch_embed = SPS(3, dim)
+        self.selector = TokenSelector(dim, keep)
+        self.attn, self.mlp = SSA(dim, heads), MLP(dim, 2 * dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
+        x = self.selector(self.patch_embed(x))
+        x = x + self.attn(x)
+        x = x + self.mlp(x)
+        return self.head(x.mean(2).mean(0))
+
+
+def prune_(model: nn.Module, amount: float = 0.9, seed: int = 0) -> nn.Module:
+    """Zero ``amount`` of every Conv/Linear weight (random, reproducible), as a pruned checkpoint
+    ships; the kept weights are rescaled by 1/√(1 − amount) so the layers keep firing."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                keep = (torch.rand(m.weight.shape, generator=g) >= amount).to(m.weight.dtype)
+                m.weight.mul_(keep / (1 - amount) ** 0.5)
+    return model
+
+
+def calibrate_bn_(model: nn.Module, images: torch.Tensor, gain: float = 2.5) -> nn.Module:
+    """BatchNorm statistics measured on ``images`` (as training leaves them), scale ``gain``,
+    so neurons fire at trained-network rates; the model is left in eval mode and at rest."""
+    from spikingjelly.clock_driven import functional
+
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None   # a cumulative average over the calibration batch
+            with torch.no_grad():
+                m.weight.fill_(gain)
+                m.bias.zero_()
+    model.train()
+    with torch.no_grad():
+        model(images)
+    functional.reset_net(model)
+    return model.eval()

@@ -22,16 +22,19 @@ from lava.proc.sparse.process import DelaySparse, Sparse  # noqa: E402
 from backends.lava.dynamics import SJ_PARAMS  # noqa: E402
 from backends.lava.procs.matmul.process import SpikeMatMul  # noqa: E402
 from backends.lava.procs.sj_neuron.process import SJNeuron  # noqa: E402
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError  # noqa: E402
 from snncompile.netlist import (  # noqa: E402
     OUTPUT,
     DelayPopulation,
     FixedNetlist,
+    HostPopulation,
     InputPopulation,
     Netlist,
     NeuronPopulation,
     OrPopulation,
     PopulationRegistry,
     ProductPopulation,
+    host_refusal,
 )
 
 GRADED_BITS = 24  # real-valued (graded) messages from the input population
@@ -175,6 +178,12 @@ def _neurons(plan: Netlist, name: str, pop: NeuronPopulation, x: np.ndarray, T: 
 @PROCESS.register(ProductPopulation)
 def _product(plan: Netlist, name: str, pop: ProductPopulation, x: np.ndarray, T: int, total: int) -> SpikeMatMul:
     return _matmul_process(plan, pop)
+
+
+@PROCESS.register(HostPopulation)
+def _host(plan: Netlist, name: str, pop: HostPopulation, x: np.ndarray, T: int, total: int) -> object:
+    raise SnnCompileError(host_refusal(pop, "the stock Lava emission"),
+                          "the reference simulator (--target energy) runs host partitions exactly", EXIT_UNSUPPORTED)
 
 
 @PROCESS.register(DelayPopulation)

@@ -7,6 +7,7 @@ from snncompile.netlist.netlist import (
     FixedPoint,
     Netlist,
     Projection,
+    refuse_host,
     synaptic_memory,
 )
 from snncompile.netlist.populations import (
@@ -32,4 +33,4 @@ from snncompile.netlist.populations import (
 __all__ = ["OUTPUT", "POPULATION_REGISTRIES", "POPULATION_TYPES", "BiasMap", "Chain", "DelayPopulation", "FixedNetlist",
            "FixedPoint", "InputPopulation", "MissingPopulation", "Netlist", "NeuronPopulation", "Operand",
            "OrPopulation", "Population", "PopulationRegistry", "ProductPopulation", "Projection",
-           "bias_map", "synaptic_memory", "OFF_CORE", "HostPopulation", "host_populations", "host_refusal"]
+           "bias_map", "synaptic_memory", "OFF_CORE", "HostPopulation", "host_populations", "host_refusal", "refuse_host"]

@@ -28,12 +28,14 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.fixedpoint import neuron_int
 from snncompile.ir import dynamics
 from snncompile.netlist import (
     OUTPUT,
     DelayPopulation,
     FixedNetlist,
+    HostPopulation,
     InputPopulation,
     Netlist,
     NeuronPopulation,
@@ -42,6 +44,7 @@ from snncompile.netlist import (
     PopulationRegistry,
     ProductPopulation,
     Projection,
+    host_refusal,
 )
 
 
@@ -331,6 +334,13 @@ def _product_kernel(pop: ProductPopulation, num: Numerics) -> Kernel:
         k.operands.append(Operand(len(k.sources) - 1, _where(num.net.populations[o.src], o.idx),
                                   tuple(o.shape), float(o.scale)))
     return k
+
+
+@KERNEL.register(HostPopulation)
+def _host_kernel(pop: HostPopulation, num: Numerics) -> Kernel:
+    """Host partitions stay float (the embedded CPU runs them so): the stepped kernels refuse them."""
+    raise SnnCompileError(host_refusal(pop, "the stepped (integer) simulator"),
+                          "simulate with the float reference (the default) or --target energy", EXIT_UNSUPPORTED)
 
 
 @KERNEL.register(DelayPopulation)

@@ -187,7 +187,7 @@ class NetlistStructure:
         order = {n: i for i, n in enumerate(self.graph.topo())}
         out = [Shortcut(p) for p in self.net.projections
                if not p.layers and p.dst != OUTPUT and p.synapses
-               and isinstance(self.graph.node(p.dst), Neuron)
+               and p.dst in self.graph.nx and isinstance(self.graph.node(p.dst), Neuron)   # host relays: no IR node
                and not isinstance(self.net.populations[p.src], InputPopulation)]
         return sorted(out, key=lambda s: (order[s.dst], s.src))
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from snncompile.ir.graph import IRGraph
+from snncompile.ir.host import Product
 from snncompile.ir.nodes import (
     AdaptiveAvgPool2d,
     Add,
@@ -126,8 +127,16 @@ def spike_valued(graph: IRGraph, name: str) -> bool:
             return list(graph.inputs(n))
         if isinstance(node, MatMul) and node.mode == "hadamard":   # AND of spikes
             return binary_spikes(graph, n)
+        if _masked(graph, n, node):   # tokens of spikes times a 0/1 keep mask: spikes of the kept tokens
+            return [s for s in graph.inputs(n) if not binary_spikes(graph, s)][:1] or graph.inputs(n)[:1]
         return False
     return _all_sources(graph, name, step)
+
+
+def _masked(graph: IRGraph, name: str, node: Node) -> bool:
+    """A host product with a 0/1 factor (a keep mask computed on the host)."""
+    return isinstance(node, Host) and isinstance(node.fn, Product) and \
+        any(binary_spikes(graph, s) for s in graph.inputs(name))
 
 
 def passes_values(node: Pool2d) -> bool:
@@ -146,6 +155,8 @@ def binary_spikes(graph: IRGraph, name: str) -> bool:
             return list(graph.inputs(n))   # concat / AND of spikes
         if isinstance(node, Scale) and (node.factor, node.offset) in ((1.0, 0.0), (-1.0, 1.0)):
             return graph.inputs(n)[:1]     # s or NOT s = 1 − s
+        if _masked(graph, n, node):
+            return list(graph.inputs(n))   # spikes ⊙ a 0/1 keep mask
         return isinstance(node, Host) and node.fn.binary_out()   # a host keep mask
     return _all_sources(graph, name, step)
 

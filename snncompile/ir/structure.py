@@ -261,7 +261,7 @@ def _consumed(graph: IRGraph, name: str, node: Node) -> list[tuple[str, np.ndarr
     """What a node that ends a synaptic path reads of its inputs ((source, elements)), or
     None for a node the adjoint passes through."""
     srcs = graph.inputs(name)
-    if isinstance(node, (Output, MatMul)):  # a product reads every element of both factors
+    if isinstance(node, (Output, MatMul, Host)):  # a product (a host op) reads every element of its inputs
         return [(s, every(graph.node(s).shape)) for s in srcs]
     if isinstance(node, Neuron):  # a live neuron consumes its input element
         return [(srcs[0], alive_of(graph, name))]

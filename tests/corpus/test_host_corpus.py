@@ -1,0 +1,113 @@
+"""Host partitions (issue 24): models with real-valued, data-dependent parts compiled as written,
+checked spike for spike against PyTorch on real inputs, priced with a host row, and their token
+selection's saving counted exactly."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from corpus.host import SparseSpikformerRef, calibrate_bn_, prune_
+from equivalence import assert_compiled_matches, assert_equivalent_after_each, assert_same_spikes, run_all
+from spikingjelly.clock_driven import functional
+
+from snncompile.energy.estimate import estimate_energy
+from snncompile.energy.tokens import token_saving
+from snncompile.ir import Host
+from snncompile.netlist import HostPopulation, host_populations
+from snncompile.passes import run_passes
+from snncompile.sim import simulate
+from snncompile.sim.netlist import simulate_netlist
+
+T, B, KEEP, DIM = 2, 3, 40, 64
+
+
+@pytest.fixture(scope="module")
+def sparse():
+    """A SparseSpikformer-style model (CIFAR 32 px, 64 tokens, 90 % pruned), its images and runs."""
+    torch.manual_seed(0)
+    model = prune_(SparseSpikformerRef(T=T, dim=DIM, keep=KEEP))
+    img = np.random.default_rng(0).random((B, 3, 32, 32)).astype(np.float32)
+    calibrate_bn_(model, torch.from_numpy(img))
+    x = np.broadcast_to(img[None], (T, B, 3, 32, 32))
+    return model, x, run_all(model, x, (3, 32, 32))
+
+
+def test_sparse_spikformer_traces_its_selector_as_host_operations(sparse):
+    _, _, runs = sparse
+    g = runs.trace.graph
+    fns = [type(g.node(n).fn).__name__ for n in g.topo() if isinstance(g.node(n), Host)]
+    assert fns == ["Gelu", "Softmax", "TopK", "ScatterOnes", "Product"]
+    hosts = host_populations(runs.plan)
+    assert {p.name for p in hosts} >= {"gelu", "softmax", "topk", "scatter", "product"}
+    assert all(isinstance(p, HostPopulation) for p in hosts)
+
+
+def test_sparse_spikformer_reference_and_netlist_agree_with_pytorch(sparse):
+    _, x, runs = sparse
+    rates = [s.mean() for s in runs.torch_spikes.values()]
+    assert min(rates) > 0.05, "a silent layer would prove little"
+    assert_same_spikes(runs.torch_spikes, runs.ref_spikes, "reference vs PyTorch:")
+    out = simulate_netlist(runs.plan, x)
+    assert_compiled_matches(runs, runs.trace.graph, runs.plan, x, out)
+    kept = out["scatter"].reshape(-1, 64).sum(-1)
+    assert np.all(kept == KEEP)   # every step of every sample keeps exactly k tokens
+
+
+def test_sparse_spikformer_survives_every_pass(sparse):
+    _, x, runs = sparse
+    assert_equivalent_after_each(runs, x)
+
+
+def _selector_io(model, x):
+    """Float64 run of the source: the selector's input tokens and its predictor's scores."""
+    m = copy.deepcopy(model).double().eval()
+    seen = {}
+    m.selector.register_forward_hook(lambda mod, args, out: seen.update(tokens=args[0]))
+    m.selector.predictor.register_forward_hook(lambda mod, args, out: seen.update(score=out))
+    functional.reset_net(m)
+    with torch.no_grad():
+        m(torch.as_tensor(np.array(x[0], dtype=np.float64)))
+    return seen["tokens"].numpy(), seen["score"].softmax(-1)[..., 0], m
+
+
+def test_sops_of_token_pruned_layers_count_kept_tokens_only(sparse):
+    model, x, runs = sparse
+    graph, _ = run_passes(runs.trace.graph, ["fold_batchnorm", "prune_synapses"])
+    values = simulate(graph, x, keep_values=True).values
+    report = estimate_energy(graph, steps=T, values=values)
+    tokens, score, m = _selector_io(model, x)
+    # the source's own choice: torch.topk on its float64 scores (saturated scores tie at 1.0)
+    kept = np.zeros(tuple(score.shape), dtype=bool)
+    np.put_along_axis(kept, torch.topk(score, KEEP, dim=-1).indices.numpy(), True, axis=-1)
+    kept = kept.reshape(T, B, -1)
+    fan = (m.attn.q_linear.weight.detach().numpy() != 0).sum(0).astype(np.float64)   # stored synapses per input
+    want = float(np.einsum("tbnc,c,tbn->", tokens, fan, kept.astype(np.float64))) / B
+    every = float(np.einsum("tbnc,c->", tokens, fan)) / B
+    row = next(r for r in report.layers if r.name == "attn_q_linear")
+    assert row.sops == pytest.approx(want, rel=1e-12)
+    assert want < every   # dropped tokens do fire: the selector saves their SOPs
+    saving = token_saving(graph, steps=T, x=x, report=report)
+    q = next(p for p in saving.layers if p.name == "attn_q_linear")
+    assert q.sops_all_tokens == pytest.approx(every, rel=1e-12)
+    assert saving.kept_fraction == KEEP / 64
+    assert q.macs_kept == pytest.approx(q.macs_all * KEEP / 64)
+    assert saving.snn_pj < saving.snn_pj_all_tokens and saving.ann_mac_saving > 0
+    stated = token_saving(graph, steps=T, keep_ratio=KEEP / 64)
+    assert stated.ann_mac_saving == pytest.approx(saving.ann_mac_saving)
+
+
+def test_host_row_prices_operations_and_boundary_transfers(sparse):
+    _, x, runs = sparse
+    values = simulate(runs.trace.graph, x, keep_values=True).values
+    d = estimate_energy(runs.trace.graph, steps=T, values=values).to_dict()
+    rows = {r["name"]: r for r in d["layers"] if r.get("off_core")}
+    assert set(rows) == {"gelu", "softmax", "topk", "scatter", "product"}
+    gelu = rows["gelu"]
+    assert gelu["transcendentals"] == T * 64 * DIM // 2 and gelu["transfers"] == T * 2 * 64 * DIM // 2
+    assert rows["topk"]["transfers"] == 0   # host to host: nothing crosses the boundary
+    host = d["variants"]["snn"]["breakdown_pj"]["host"]
+    assert host == pytest.approx(sum(r["energy_pj"]["snn"] for r in rows.values()))
+    assert d["variants"]["ann"]["breakdown_pj"]["host"] < host   # the ANN moves no values across

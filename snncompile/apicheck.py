@@ -192,10 +192,11 @@ _RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "nir_dt": lambda f, n, v: _number(f, n, v, "float", 0, "0.001", open_lo=True),
     "verify_ir": _bool,
     "time_axis": lambda f, n, v: _number(f, n, v, "int", 0, "1", hi=1),
+    "no_host": _bool,
 }
 # Options whose absence has no meaning: None is a wrong value there, not "unset".
 NOT_NONE = {"target", "simulate_on_target", "trust_pickle", "energy_model", "timeout", "fixed_point",
-            "ann_sparse", "verify_ir", "time_axis"}
+            "ann_sparse", "verify_ir", "time_axis", "no_host"}
 
 
 def check_options(func: str, values: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:

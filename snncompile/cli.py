@@ -97,6 +97,9 @@ def compile_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--energy-model", default=d["energy_model"],
                    help="45nm (default), 45nm-int8, lemaire, loihi, or a TOML file")
     p.add_argument("--ann-sparse", action="store_true", help="ANN variant counts only nonzero weights")
+    p.add_argument("--no-host", action="store_true",
+                   help="refuse host operations (GELU, softmax, top-k, gathers, real gates, max of real values: "
+                        "they need the embedded CPU / host) instead of compiling them as off-core partitions")
     p.add_argument("--firing-rates", metavar="R|NAME=R,...|FILE.json",
                    help="analytic SOPs from firing rates (no forward pass)")
     p.add_argument("--plot", metavar="FILE.png", help="per-layer stacked energy bar chart")
@@ -439,4 +442,5 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              masks=args.masks, patch_mask=args.patch_mask, fixed_point=args.fixed_point,
                              chip=args.chip, ann_sparse=args.ann_sparse, firing_rates=args.firing_rates,
                              plot=args.plot, emit=args.emit, workers=args.workers,
-                             ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check, time_axis=args.time_axis)
+                             ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check, time_axis=args.time_axis,
+                             no_host=args.no_host)

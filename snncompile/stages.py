@@ -91,10 +91,10 @@ def _check_finite(graph: IRGraph) -> None:
 
 
 def trace(loaded: LoadedModel, shape: tuple[int, ...], *, masks: str | Path | None = None,
-          keep_module: bool = True) -> Traced:
+          keep_module: bool = True, no_host: bool = False) -> Traced:
     name = loaded.meta.get("name") or Path(loaded.path).stem
     synapse_masks = apply_masks(loaded.module, read_masks(masks), masks) if masks else None
-    result = trace_model(loaded.module, shape, name=str(name), masks=synapse_masks)
+    result = trace_model(loaded.module, shape, name=str(name), masks=synapse_masks, no_host=no_host)
     _check_finite(result.graph)
     result.graph.meta["source_model"] = str(loaded.path)
     return Traced(result.graph, result.step_mode, result.neuron_sources,

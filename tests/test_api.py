@@ -48,7 +48,7 @@ WRONG_COMPILE = [
     ("firing_rates", [0.1]), ("firing_rates", {"neuron_2": 2.0}), ("firing_rates", -0.5), ("firing_rates", ""),
     ("plot", 3),
     ("nir_dt", -1.0), ("nir_dt", 0), ("nir_dt", "0.001"), ("nir_dt", math.nan),
-    ("verify_ir", None), ("verify_ir", "x"),
+    ("verify_ir", None), ("verify_ir", "x"), ("no_host", None), ("no_host", "yes"),
 ]
 
 

@@ -13,8 +13,10 @@ from corpus.host import SparseSpikformerRef, calibrate_bn_, prune_
 from equivalence import assert_compiled_matches, assert_equivalent_after_each, assert_same_spikes, run_all
 from spikingjelly.clock_driven import functional
 
+import snncompile
 from snncompile.energy.estimate import estimate_energy
 from snncompile.energy.tokens import token_saving
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import Host
 from snncompile.netlist import HostPopulation, host_populations
 from snncompile.passes import run_passes
@@ -111,3 +113,10 @@ def test_host_row_prices_operations_and_boundary_transfers(sparse):
     host = d["variants"]["snn"]["breakdown_pj"]["host"]
     assert host == pytest.approx(sum(r["energy_pj"]["snn"] for r in rows.values()))
     assert d["variants"]["ann"]["breakdown_pj"]["host"] < host   # the ANN moves no values across
+
+
+def test_no_host_refuses_each_host_operation_by_name_and_module_path():
+    model = SparseSpikformerRef(T=T, dim=32, keep=8).eval()
+    with pytest.raises(SnnCompileError, match=r"`gelu` at `selector\.predictor\.1` is a host operation") as err:
+        snncompile.compile(model, "energy", input_shape=(3, 32, 32), steps=T, no_host=True)
+    assert err.value.exit_code == EXIT_UNSUPPORTED and "--no-host" in err.value.hint

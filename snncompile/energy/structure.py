@@ -30,7 +30,7 @@ from snncompile.ir.counting import live_synapses
 from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import PATHS, Liveness, liveness
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT, Chain, InputPopulation, Netlist, OrPopulation, Projection
+from snncompile.netlist import OUTPUT, Chain, HostPopulation, InputPopulation, Netlist, OrPopulation, Projection
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,8 @@ class NetlistStructure:
         if pop == OUTPUT:
             return np.ones(self.net.output_shape)
         p = self.net.populations[pop]
+        if isinstance(p, HostPopulation) and p.driven:   # every element of its drive is read
+            return np.ones(p.in_shape)
         k = np.zeros(p.logical_size) if p.index is not None else np.ones(p.logical_size)
         if p.index is not None:
             k[p.index] = 1.0

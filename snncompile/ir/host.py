@@ -215,6 +215,20 @@ class MaxPool(HostFn):
         return HostCost(comparisons=_size(out_shape) * (self.kernel[0] * self.kernel[1] - 1))
 
 
+@dataclass(frozen=True)
+class Broadcast(HostFn):
+    """y = x repeated along its size-1 axes to the output shape (``expand`` of host values, e.g.
+    token indices spread over channels before a gather)."""
+
+    name: ClassVar[str] = "broadcast"
+
+    def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError("Broadcast needs the output shape: use host_apply")
+
+    def cost(self, in_shapes, out_shape) -> HostCost:
+        return HostCost()
+
+
 def _dim(axis: int, x: torch.Tensor) -> int:
     """Per-sample axis → axis of the batched [N, *shape] tensor."""
     return axis + 1 if axis >= 0 else x.dim() + axis
@@ -224,8 +238,10 @@ def host_apply(fn: HostFn, ins: list[torch.Tensor], out_shape: tuple[int, ...]) 
     """``fn`` on batched inputs [N, *in_shape_k] → [N, *out_shape]."""
     if isinstance(fn, ScatterOnes):
         return fn.apply_shaped(ins, out_shape)
+    if isinstance(fn, Broadcast):
+        return ins[0].expand(ins[0].shape[0], *out_shape).contiguous()
     return fn.apply(ins).reshape(ins[0].shape[0], *out_shape)
 
 
 HOST_FUNCTIONS: dict[str, type[HostFn]] = {c.name: c for c in (Identity, Gelu, Sigmoid, Softmax, TopK, ScatterOnes,
-                                                                Gather, Product, MaxPool)}
+                                                                Gather, Product, MaxPool, Broadcast)}

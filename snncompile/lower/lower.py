@@ -207,7 +207,8 @@ def _concat(lw, name, node: Concat, ins):
 @LOWER.register(Neuron)
 def _neuron(lw, name, node: Neuron, ins):
     src = ins[0].identity_of()
-    if src is not None and not isinstance(lw.pops[src], DelayPopulation):   # a delayed drive arrives one-to-one
+    # a delayed drive, or real values a host partition writes (max of BN output), arrive one-to-one
+    if src is not None and not isinstance(lw.pops[src], (DelayPopulation, HostPopulation)):
         raise SnnCompileError(f"neuron `{node.source or name}` reads another population directly",
                               "put a synaptic layer (Linear/Conv2d) between neuron layers", EXIT_UNSUPPORTED)
     kind = POPULATION_TYPES[node.dynamics.population_kind]   # neurons, or OR neurons of a spike max-pool

@@ -9,7 +9,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from corpus.host import SparseSpikformerRef, calibrate_bn_, prune_
+from corpus.host import GatedCNN, MaxPoolBNCNN, SparseSpikformerRef, TPSpikformerRef, calibrate_bn_, prune_
 from equivalence import assert_compiled_matches, assert_equivalent_after_each, assert_same_spikes, run_all
 from spikingjelly.clock_driven import functional
 
@@ -120,3 +120,27 @@ def test_no_host_refuses_each_host_operation_by_name_and_module_path():
     with pytest.raises(SnnCompileError, match=r"`gelu` at `selector\.predictor\.1` is a host operation") as err:
         snncompile.compile(model, "energy", input_shape=(3, 32, 32), steps=T, no_host=True)
     assert err.value.exit_code == EXIT_UNSUPPORTED and "--no-host" in err.value.hint
+
+
+@pytest.mark.parametrize("cls, fns, gain", [
+    (TPSpikformerRef, ["TopK", "Broadcast", "Gather"], 2.5),     # topk + gather of tokens
+    (GatedCNN, ["Sigmoid", "Product"], 2.5),                      # spikes × sigmoid(FC(mean spikes))
+    (MaxPoolBNCNN, [], 1.0),                                      # max-pool of BN output (IR Pool2d)
+])
+def test_published_host_patterns_compile_as_written_and_match_pytorch(cls, fns, gain):
+    torch.manual_seed(0)
+    model = prune_(cls(T=T))
+    img = np.random.default_rng(1).random((B, 3, 32, 32)).astype(np.float32)
+    calibrate_bn_(model, torch.from_numpy(img), gain=gain)
+    x = np.broadcast_to(img[None], (T, B, 3, 32, 32))
+    runs = run_all(model, x, (3, 32, 32))
+    g = runs.trace.graph
+    assert [type(g.node(n).fn).__name__ for n in g.topo() if isinstance(g.node(n), Host)] == fns
+    assert host_populations(runs.plan), "the data-dependent part runs as a host partition"
+    rates = [s.mean() for s in runs.torch_spikes.values()]
+    assert min(rates) > 0.01 and 0.05 < np.mean(rates) < 0.6, "every layer fires, none saturates"
+    assert_same_spikes(runs.torch_spikes, runs.ref_spikes, "reference vs PyTorch:")
+    assert_compiled_matches(runs, g, runs.plan, x, simulate_netlist(runs.plan, x))
+    rows = estimate_energy(g, steps=T, values=simulate(g, x, keep_values=True).values).to_dict()["layers"]
+    assert {r["name"] for r in rows if r.get("off_core")} == {p.name for p in host_populations(runs.plan)
+                                                               if not p.name.endswith(".in0")}

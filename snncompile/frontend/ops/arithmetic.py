@@ -13,7 +13,7 @@ from snncompile.frontend.ops.common import unsupported
 from snncompile.frontend.ops.context import Converter
 from snncompile.frontend.ops.host import product
 from snncompile.frontend.ops.registry import op, op_name
-from snncompile.ir import Add, Host, Mask, Reshape, Scale, Slice, Transpose
+from snncompile.ir import Add, Mask, Scale
 
 _SUBTRACT = ("sub", "__sub__", "isub")
 
@@ -67,20 +67,13 @@ def mul(cx: Converter, n: fx.Node) -> str:
         return cx.add("scale", Scale(cx.sample_shape(n), where, factor=float(scalars[0])),
                       [cx.env[tensor_args[0].name]])
     if len(consts) == 0 and len(tensor_args) == 2:
-        if any(_from_host(cx, cx.env[a.name]) for a in tensor_args):
+        if any(cx.from_host(cx.env[a.name]) for a in tensor_args):
             return product(cx, n, tensor_args)   # a factor computed on the host (a gate, a keep mask)
         return hadamard(cx, n, tensor_args, where)   # spike ⊙ spike (SDSA)
     if len(tensor_args) != 1 or len(consts) != 1:
         raise unsupported("multiplication other than by a static 0/1 keep-mask buffer "
                           "or a constant scalar", where)
     return _keep_mask(cx, n, tensor_args[0], consts[0], where)
-
-
-def _from_host(cx: Converter, name: str) -> bool:
-    """``name`` is a host operation's output, possibly reshaped, transposed or sliced."""
-    while isinstance(cx.g.node(name), (Reshape, Transpose, Slice)):
-        name = cx.g.inputs(name)[0]
-    return isinstance(cx.g.node(name), Host)
 
 
 def _keep_mask(cx: Converter, n: fx.Node, arg: fx.Node, const: fx.Node, where: str) -> str:

@@ -30,7 +30,15 @@ from snncompile.ir.counting import live_synapses
 from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import PATHS, Liveness, liveness
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT, Chain, HostPopulation, InputPopulation, Netlist, OrPopulation, Projection
+from snncompile.netlist import (
+    OUTPUT,
+    Chain,
+    HostPopulation,
+    InputPopulation,
+    Netlist,
+    OrPopulation,
+    Projection,
+)
 
 
 @dataclass(frozen=True)

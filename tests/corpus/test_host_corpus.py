@@ -18,12 +18,12 @@ from snncompile.energy.estimate import estimate_energy
 from snncompile.energy.tokens import token_saving
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import Host
-from snncompile.netlist import HostPopulation, host_populations
+from snncompile.netlist import OUTPUT, HostPopulation, host_populations
 from snncompile.passes import run_passes
 from snncompile.sim import simulate
 from snncompile.sim.netlist import simulate_netlist
 
-T, B, KEEP, DIM = 2, 3, 40, 64
+T, B, KEEP, DIM = 2, 2, 40, 64
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +130,9 @@ def test_no_host_refuses_each_host_operation_by_name_and_module_path():
 def test_published_host_patterns_compile_as_written_and_match_pytorch(cls, fns, gain):
     torch.manual_seed(0)
     model = prune_(cls(T=T))
-    img = np.random.default_rng(1).random((B, 3, 32, 32)).astype(np.float32)
+    img = np.random.default_rng(1).random((3, 3, 32, 32)).astype(np.float32)
     calibrate_bn_(model, torch.from_numpy(img), gain=gain)
-    x = np.broadcast_to(img[None], (T, B, 3, 32, 32))
+    x = np.broadcast_to(img[None], (T, 3, 3, 32, 32))
     runs = run_all(model, x, (3, 32, 32))
     g = runs.trace.graph
     assert [type(g.node(n).fn).__name__ for n in g.topo() if isinstance(g.node(n), Host)] == fns
@@ -144,3 +144,15 @@ def test_published_host_patterns_compile_as_written_and_match_pytorch(cls, fns, 
     rows = estimate_energy(g, steps=T, values=simulate(g, x, keep_values=True).values).to_dict()["layers"]
     assert {r["name"] for r in rows if r.get("off_core")} == {p.name for p in host_populations(runs.plan)
                                                                if not p.name.endswith(".in0")}
+
+
+@pytest.mark.lava
+def test_sparse_spikformer_on_lava_agrees_spike_for_spike(sparse):
+    """The fused Lava emission runs every host partition as a graded Python process (float64)."""
+    from backends.lava import run_lava
+
+    _, x, runs = sparse
+    lava = run_lava(runs.plan, x, timeout_s=300)
+    assert_compiled_matches(runs, runs.trace.graph, runs.plan, x, {**lava.spikes, OUTPUT: lava.output})
+    with pytest.raises(SnnCompileError, match=r"`gelu` is a host partition \(gelu at `selector\.predictor\.1`\)"):
+        run_lava(runs.plan, x, timeout_s=300, emit="stock")

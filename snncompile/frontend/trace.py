@@ -271,9 +271,12 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
     raise max(failures, key=lambda e: (getattr(e, "stage", 0), getattr(e, "progress", 0)))
 
 
-def refuse_real_max_pools(graph: IRGraph) -> None:
+def refuse_real_max_pools(graph: IRGraph, no_host: bool = True) -> None:
     """``--no-host``: a max-pool of real values (BN output) would be a host partition."""
     from snncompile.frontend.ops.host import refusal
+
+    if not no_host:
+        return
     from snncompile.ir.structure import binary_spikes
 
     for name in graph.of_type(Pool2d):
@@ -419,8 +422,7 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
         conv.masks = dict(masks or {})
         conv.no_host = no_host
         graph = conv.run()
-        if no_host:
-            refuse_real_max_pools(graph)
+        refuse_real_max_pools(graph, no_host)
         check_layers(graph, conv.sites, gm, conv.masks, _dtype_of(model))
     except SnnCompileError as exc:
         if getattr(exc, "stage", 0) == 1:

@@ -78,13 +78,24 @@ def topk(cx: Converter, n: fx.Node) -> None:
     return None
 
 
+_FIELDS = {0: False, 1: True, "values": False, "indices": True}
+
+
 def host_piece(cx: Converter, n: fx.Node) -> str:
-    """``topk(...)[0]`` (values) or ``[1]`` (indices)."""
+    """``topk(...)[0]`` / ``.values`` or ``[1]`` / ``.indices``."""
     src, fn = cx.host_pieces[n.args[0].name]
-    if n.args[1] not in (0, 1):
-        raise unsupported("indexing topk's result other than [0] or [1]", n.format_node())
-    fn = TopK(k=fn.k, axis=fn.axis, largest=fn.largest, indices=n.args[1] == 1)
+    if n.args[1] not in _FIELDS:
+        raise unsupported("a part of topk's result other than values ([0]) or indices ([1])", n.format_node())
+    fn = TopK(k=fn.k, axis=fn.axis, largest=fn.largest, indices=_FIELDS[n.args[1]])
     return add_host(cx, fn, [src], cx.sample_shape(n), cx.module_of(n))
+
+
+@op("getattr", opcodes=FUNCTION, early=True)
+def attribute(cx: Converter, n: fx.Node) -> str | None:
+    """``topk(...).values`` / ``.indices``; any other attribute as before (a size: skipped)."""
+    if isinstance(n.args[0], fx.Node) and n.args[0].name in cx.host_pieces:
+        return host_piece(cx, n)
+    return cx.refuse(n)
 
 
 @op("zeros_like")

@@ -64,6 +64,7 @@ class Options:
     verify_ir: bool = False          # verify the IR after every pass (the CLI's --check)
     time_axis: int = 0               # where time is in an --input sequence: 0 [T, N, ...], 1 [N, T, ...]
     no_host: bool = False            # refuse host operations (a pure neuromorphic network), see ir/host.py
+    keep_ratio: float | None = None  # tokens a selector keeps, for its saving without --input (energy/tokens.py)
 
     def check(self) -> None:
         """Every value and destination, before any work (the CLI schema, ``schema.CLI``;
@@ -328,6 +329,9 @@ def _compile(model: Any, opt: Options) -> Report:
                 report.fixed_point["integer_reference_bit_exact"] = report.simulation.pop("_bit_exact")
     report.energy = stages.estimate(graph, steps=T, values=values, firing_rates=opt.firing_rates,
                                     cost_model=opt.energy_model, ann_sparse=opt.ann_sparse, net=lowered)
+    report.energy.token_selection = stages.token_selection(graph, steps=T, x=x, values=values,
+                                                           keep_ratio=opt.keep_ratio, report=report.energy,
+                                                           cost_model=opt.energy_model)
     with staged_outputs() as outputs:  # all of them appear, or none
         if opt.plot is not None:
             report.outputs["plot"] = str(plot_energy(report.energy, opt.plot, outputs.write))

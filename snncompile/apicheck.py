@@ -193,6 +193,7 @@ _RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "verify_ir": _bool,
     "time_axis": lambda f, n, v: _number(f, n, v, "int", 0, "1", hi=1),
     "no_host": _bool,
+    "keep_ratio": lambda f, n, v: _number(f, n, v, "float", 0, "0.7", open_lo=True, hi=1.0),
 }
 # Options whose absence has no meaning: None is a wrong value there, not "unset".
 NOT_NONE = {"target", "simulate_on_target", "trust_pickle", "energy_model", "timeout", "fixed_point",

@@ -100,6 +100,8 @@ def compile_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--no-host", action="store_true",
                    help="refuse host operations (GELU, softmax, top-k, gathers, real gates, max of real values: "
                         "they need the embedded CPU / host) instead of compiling them as off-core partitions")
+    p.add_argument("--keep-ratio", type=float, metavar="R",
+                   help="fraction of tokens a token selector keeps: prices its saving without --input")
     p.add_argument("--firing-rates", metavar="R|NAME=R,...|FILE.json",
                    help="analytic SOPs from firing rates (no forward pass)")
     p.add_argument("--plot", metavar="FILE.png", help="per-layer stacked energy bar chart")
@@ -443,4 +445,4 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              chip=args.chip, ann_sparse=args.ann_sparse, firing_rates=args.firing_rates,
                              plot=args.plot, emit=args.emit, workers=args.workers,
                              ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check, time_axis=args.time_axis,
-                             no_host=args.no_host)
+                             no_host=args.no_host, keep_ratio=args.keep_ratio)

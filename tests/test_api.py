@@ -49,6 +49,7 @@ WRONG_COMPILE = [
     ("plot", 3),
     ("nir_dt", -1.0), ("nir_dt", 0), ("nir_dt", "0.001"), ("nir_dt", math.nan),
     ("verify_ir", None), ("verify_ir", "x"), ("no_host", None), ("no_host", "yes"),
+    ("keep_ratio", 0.0), ("keep_ratio", 1.5), ("keep_ratio", "x"),
 ]
 
 

@@ -385,6 +385,7 @@ class EnergyReport:
     memory: dict[str, Storage]
     layers: list[Row]
     notes: list[str]
+    token_selection: Any = None        # energy.tokens.TokenSaving: what token selectors save
 
     @property
     def cost_model(self) -> str:
@@ -407,4 +408,5 @@ class EnergyReport:
             "model_variant": self.model_variant, "variants": self.variants.to_dict(),
             "savings": self.savings.to_dict(), "memory": {v: m.to_dict() for v, m in self.memory.items()},
             "layers": [r.to_dict() for r in self.layers], "notes": list(self.notes),
+            **({"token_selection": self.token_selection.to_dict()} if self.token_selection is not None else {}),
         }

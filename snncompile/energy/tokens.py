@@ -129,9 +129,11 @@ def _kept_fraction(graph: IRGraph, masks: list[str], values: dict[str, np.ndarra
 
 
 def token_saving(graph: IRGraph, *, steps: int, x: np.ndarray | None = None, keep_ratio: float | None = None,
-                 cost_model: str = "45nm", report: EnergyReport | None = None) -> TokenSaving:
-    """The selectors' saving: exact from input ``x`` [T, B, ...] (both networks simulated), or
-    from a stated ``keep_ratio`` (fraction of tokens kept) without input."""
+                 cost_model: str = "45nm", report: EnergyReport | None = None,
+                 values: dict[str, np.ndarray] | None = None) -> TokenSaving:
+    """The selectors' saving: exact from input ``x`` [T, B, ...] (both networks simulated;
+    ``values``: ``graph``'s simulated values on ``x`` if known), or from a stated ``keep_ratio``
+    (fraction of tokens kept) without input."""
     from snncompile.sim import simulate  # (the simulator ranks after energy)
 
     products = selectors(graph)
@@ -142,7 +144,9 @@ def token_saving(graph: IRGraph, *, steps: int, x: np.ndarray | None = None, kee
         raise SnnCompileError(f"keep ratio {keep_ratio!r} is not in (0, 1]", "e.g. --keep-ratio 0.7", EXIT_USAGE)
     layers = pruned_layers(graph, products)
     masks = [m for m, _ in products.values()]
-    values = simulate(graph, x, keep_values=True).values if x is not None else None
+    if x is not None and values is None:
+        values = simulate(graph, x, keep_values=True).values
+    values = values if x is not None else None
     kept = _kept_fraction(graph, masks, values, keep_ratio)
     base = report or estimate_energy(graph, steps=steps, values=values, cost_model=cost_model)
     rows = {r.name: r for r in base.layers}

@@ -17,7 +17,9 @@ import snncompile
 from snncompile.energy.estimate import estimate_energy
 from snncompile.energy.tokens import token_saving
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+from snncompile.frontend import trace_model
 from snncompile.ir import Host
+from snncompile.lower import lower
 from snncompile.netlist import OUTPUT, HostPopulation, host_populations
 from snncompile.passes import run_passes
 from snncompile.sim import simulate
@@ -156,3 +158,23 @@ def test_sparse_spikformer_on_lava_agrees_spike_for_spike(sparse):
     assert_compiled_matches(runs, runs.trace.graph, runs.plan, x, {**lava.spikes, OUTPUT: lava.output})
     with pytest.raises(SnnCompileError, match=r"`gelu` is a host partition \(gelu at `selector\.predictor\.1`\)"):
         run_lava(runs.plan, x, timeout_s=300, emit="stock")
+
+
+def test_keep_ratio_prices_the_selector_without_input():
+    model = SparseSpikformerRef(T=T, dim=32, keep=8).eval()
+    d = snncompile.compile(model, "energy", input_shape=(3, 32, 32), steps=T, keep_ratio=0.5).to_dict()["energy"]
+    sel = d["token_selection"]
+    assert sel["mode"] == "keep ratio" and sel["kept_fraction"] == 0.5 and sel["snn_saving"] is None
+    assert [r["name"] for r in sel["layers"]] == ["attn_q_linear", "attn_k_linear", "attn_v_linear"]
+    assert all(r["macs_kept_tokens"] * 2 == r["macs_all_tokens"] for r in sel["layers"])
+    assert sel["ann_macs_all_tokens"] - sel["ann_macs"] == sum(r["macs_all_tokens"] / 2 for r in sel["layers"])
+
+
+def test_loihi_mapping_lists_host_partitions_as_needing_the_embedded_cpu():
+    from snncompile.mapping import load_chip, map_to_cores
+
+    graph, _ = run_passes(trace_model(prune_(GatedCNN(T=T, ch=8)).eval(), (3, 32, 32)).graph)
+    cmap = map_to_cores(lower(graph), load_chip("loihi2")).to_dict()
+    assert cmap["off_core"] == {"sigmoid": "sigmoid at `excite.2`: needs the embedded CPU / host",
+                                "product": "product at `forward`: needs the embedded CPU / host"}
+    assert {"sigmoid", "product"} <= set(cmap["unmapped"])

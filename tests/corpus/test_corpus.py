@@ -81,8 +81,13 @@ def test_max_pool_of_values_estimates_energy_and_lava_names_the_layer(name):
     graph, _ = run_passes(trace_model(model_of(name), RAW[name].shape).graph)
     energy = estimate_energy(graph, steps=T, values=simulate(graph, x, keep_values=True).values).to_dict()
     assert energy["variants"]["snn"]["sops"] > 0
+    assert any(r.get("off_core") and r["op"] == "host:maxpool" for r in energy["layers"])
+    from snncompile.ir.host import MaxPool
+    from snncompile.netlist import host_populations
+
+    assert any(isinstance(p.fn, MaxPool) for p in host_populations(lower(graph)))   # a host partition
     with pytest.raises(SnnCompileError, match=r"max pooling at `[\w.]+` \(MaxPool2d\) reads real values") as e:
-        lower(graph)
+        lower(graph, host=False)   # the cores alone cannot
     assert "after the spiking neuron" in e.value.hint and "--target energy" in e.value.hint
 
 

@@ -156,7 +156,9 @@ def test_counts_equal_independent_counts(name):
     # synapses: the report's per-layer count is the lowered network's, unrolled one projection at a time
     optimized, _ = run_passes(tr.graph)
     if RAW[name].pools_values:
-        return   # no lowered network to compare with (Lava refuses it: tested above)
+        # lowered since issue 24 (its max-pool of real values is a host partition), but the energy
+        # table's synapses of a conv feeding that pool and another path are not yet the lowering's
+        return
     net = lower(optimized)
     table = {r["name"]: r["synapses"] for r in estimate_energy(optimized, steps=T).to_dict()["layers"]}
     # residual shortcuts and relay inputs (no layer on the path): a row each, as many synapses

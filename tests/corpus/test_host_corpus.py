@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from corpus.host import GatedCNN, MaxPoolBNCNN, SparseSpikformerRef, TPSpikformerRef, calibrate_bn_, prune_
+from corpus.test_corpus import hook_counts
 from equivalence import assert_compiled_matches, assert_equivalent_after_each, assert_same_spikes, run_all
 from spikingjelly.clock_driven import functional
 
@@ -143,9 +144,17 @@ def test_published_host_patterns_compile_as_written_and_match_pytorch(cls, fns, 
     assert min(rates) > 0.01 and 0.05 < np.mean(rates) < 0.6, "every layer fires, none saturates"
     assert_same_spikes(runs.torch_spikes, runs.ref_spikes, "reference vs PyTorch:")
     assert_compiled_matches(runs, g, runs.plan, x, simulate_netlist(runs.plan, x))
-    rows = estimate_energy(g, steps=T, values=simulate(g, x, keep_values=True).values).to_dict()["layers"]
+    pruned, _ = run_passes(g, ["fold_batchnorm", "prune_synapses"])
+    rows = estimate_energy(pruned, steps=T, values=simulate(pruned, x, keep_values=True).values).to_dict()["layers"]
     assert {r["name"] for r in rows if r.get("off_core")} == {p.name for p in host_populations(runs.plan)
                                                                if not p.name.endswith(".in0")}
+    theirs = hook_counts(model, x, runs.trace.step_mode, g.output_steps)   # what the PyTorch layers received
+    synaptic = [r for r in rows if r["op"] in ("conv2d", "linear")]
+    assert {r["source"] for r in synaptic} == set(theirs)
+    for r in synaptic:
+        assert r["macs"] == theirs[r["source"]]["macs"], r["source"]
+        if r["input"] == "spikes":
+            assert r["sops"] == pytest.approx(theirs[r["source"]]["sops"], rel=1e-12), r["source"]
 
 
 @pytest.mark.lava

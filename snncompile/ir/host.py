@@ -117,6 +117,20 @@ class Softmax(HostFn):
 
 
 @dataclass(frozen=True)
+class LogSoftmax(Softmax):
+    """y[..., i, ...] = x_i − m − log Σ_j e^(x_j − m) along ``axis`` (SparseSpikformer's predictor head)."""
+
+    name: ClassVar[str] = "log_softmax"
+
+    def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
+        return torch.log_softmax(ins[0], dim=_dim(self.axis, ins[0]))
+
+    def cost(self, in_shapes, out_shape) -> HostCost:
+        n = _size(out_shape)
+        return HostCost(macs=2 * n, comparisons=n, transcendentals=n + n // max(1, out_shape[self.axis]))
+
+
+@dataclass(frozen=True)
 class TopK(HostFn):
     """The k largest (``largest``) or smallest values along per-sample axis ``axis``, sorted:
     ``indices``: y[..., r, ...] = i_r, the position of the r-th of them (ties: the lower index
@@ -243,5 +257,5 @@ def host_apply(fn: HostFn, ins: list[torch.Tensor], out_shape: tuple[int, ...]) 
     return fn.apply(ins).reshape(ins[0].shape[0], *out_shape)
 
 
-HOST_FUNCTIONS: dict[str, type[HostFn]] = {c.name: c for c in (Identity, Gelu, Sigmoid, Softmax, TopK, ScatterOnes,
+HOST_FUNCTIONS: dict[str, type[HostFn]] = {c.name: c for c in (Identity, Gelu, Sigmoid, Softmax, LogSoftmax, TopK, ScatterOnes,
                                                                 Gather, Product, MaxPool, Broadcast)}

@@ -1,8 +1,8 @@
 """Models with host partitions, our own definitions after the published patterns (read, never copied):
 
 - ``SparseSpikformerRef``: SparseSpikformer (token pruning + weight pruning): a Spikformer whose
-  token selector scores every token from its firing (a predictor MLP Linear → GELU → Linear,
-  softmax over keep/drop) and keeps the top-k tokens of each step (``topk`` then
+  token selector scores every token from its firing (a predictor MLP Linear → GELU → Linear →
+  LogSoftmax over keep/drop, as the official code's ``Predictor``) and keeps the top-k tokens of each step (``topk`` then
   ``zeros_like(score).scatter(-1, idx, 1)``: a boolean token mask multiplied in), attention on
   the kept tokens; 90 % of every weight pruned to zero.
 """
@@ -21,12 +21,13 @@ class TokenSelector(nn.Module):
     def __init__(self, dim: int, keep: int) -> None:
         super().__init__()
         self.keep = keep
-        self.predictor = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2))
+        self.predictor = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2),
+                                       nn.LogSoftmax(dim=-1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B, N, C = x.shape
         flat = x.flatten(0, 1)
-        score = self.predictor(flat).softmax(dim=-1)[:, :, 0]        # P(keep) per token
+        score = self.predictor(flat)[:, :, 0]                       # log P(keep) per token
         idx = score.topk(self.keep, dim=-1)[1]
         mask = torch.zeros_like(score).scatter(-1, idx, 1.0)
         return (flat * mask.unsqueeze(-1)).reshape(T, B, N, C)

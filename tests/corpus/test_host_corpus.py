@@ -44,9 +44,9 @@ def test_sparse_spikformer_traces_its_selector_as_host_operations(sparse):
     _, _, runs = sparse
     g = runs.trace.graph
     fns = [type(g.node(n).fn).__name__ for n in g.topo() if isinstance(g.node(n), Host)]
-    assert fns == ["Gelu", "Softmax", "TopK", "ScatterOnes", "Product"]
+    assert fns == ["Gelu", "LogSoftmax", "TopK", "ScatterOnes", "Product"]
     hosts = host_populations(runs.plan)
-    assert {p.name for p in hosts} >= {"gelu", "softmax", "topk", "scatter", "product"}
+    assert {p.name for p in hosts} >= {"gelu", "log_softmax", "topk", "scatter", "product"}
     assert all(isinstance(p, HostPopulation) for p in hosts)
 
 
@@ -80,7 +80,7 @@ def _selector_io(model, x):
     functional.reset_net(m)
     with torch.no_grad():
         m(torch.as_tensor(np.array(x[0], dtype=np.float64)))
-    return seen["tokens"].numpy(), seen["score"].softmax(-1)[..., 0], m
+    return seen["tokens"].numpy(), seen["score"][..., 0], m
 
 
 def test_sops_of_token_pruned_layers_count_kept_tokens_only(sparse):
@@ -114,7 +114,7 @@ def test_host_row_prices_operations_and_boundary_transfers(sparse):
     values = simulate(runs.trace.graph, x, keep_values=True).values
     d = estimate_energy(runs.trace.graph, steps=T, values=values).to_dict()
     rows = {r["name"]: r for r in d["layers"] if r.get("off_core")}
-    assert set(rows) == {"gelu", "softmax", "topk", "scatter", "product"}
+    assert set(rows) == {"gelu", "log_softmax", "topk", "scatter", "product"}
     gelu = rows["gelu"]
     assert gelu["transcendentals"] == T * 64 * DIM // 2 and gelu["transfers"] == T * 2 * 64 * DIM // 2
     assert rows["topk"]["transfers"] == 0   # host to host: nothing crosses the boundary

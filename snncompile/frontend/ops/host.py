@@ -14,7 +14,7 @@ from snncompile.frontend.ops.common import unsupported
 from snncompile.frontend.ops.context import Converter
 from snncompile.frontend.ops.registry import FUNCTION, layer, op, op_name
 from snncompile.ir import Host
-from snncompile.ir.host import Gather, Gelu, HostFn, Product, ScatterOnes, Sigmoid, Softmax, TopK
+from snncompile.ir.host import Gather, Gelu, HostFn, LogSoftmax, Product, ScatterOnes, Sigmoid, Softmax, TopK
 
 
 def refusal(what: str, path: str) -> SnnCompileError:
@@ -36,7 +36,7 @@ def _dim(n: fx.Node, pos: int, default: int | None) -> Any:
     return n.kwargs.get("dim", n.args[pos] if len(n.args) > pos else default)
 
 
-@layer(nn.GELU, nn.Sigmoid, nn.Softmax)
+@layer(nn.GELU, nn.Sigmoid, nn.Softmax, nn.LogSoftmax)
 def activation_module(cx: Converter, m: nn.Module, path: str, src: str, out_shape: tuple[int, ...]) -> str:
     if isinstance(m, nn.GELU):
         fn: HostFn = Gelu(tanh=m.approximate == "tanh")
@@ -44,13 +44,14 @@ def activation_module(cx: Converter, m: nn.Module, path: str, src: str, out_shap
         fn = Sigmoid()
     else:
         if m.dim is None:
-            raise unsupported("Softmax without dim", path)
+            raise unsupported(f"{type(m).__name__} without dim", path)
         rank = len(cx.g.node(src).shape)
-        fn = Softmax(m.dim - (len(cx.rec.shapes.get(path, ())) or rank + 1) + rank if m.dim >= 0 else m.dim)
+        axis = m.dim - (len(cx.rec.shapes.get(path, ())) or rank + 1) + rank if m.dim >= 0 else m.dim
+        fn = LogSoftmax(axis) if isinstance(m, nn.LogSoftmax) else Softmax(axis)
     return add_host(cx, fn, [src], out_shape, path)
 
 
-@op("gelu", "sigmoid", "softmax")
+@op("gelu", "sigmoid", "softmax", "log_softmax")
 def activation(cx: Converter, n: fx.Node) -> str:
     src = cx.ir_input(n.args[0], n.format_node())
     name, where = op_name(n), cx.module_of(n)
@@ -59,7 +60,8 @@ def activation(cx: Converter, n: fx.Node) -> str:
     elif name == "sigmoid":
         fn = Sigmoid()
     else:
-        fn = Softmax(cx.sample_axis(n.args[0], _dim(n, 1, -1), n.format_node()))
+        axis = cx.sample_axis(n.args[0], _dim(n, 1, -1), n.format_node())
+        fn = LogSoftmax(axis) if name == "log_softmax" else Softmax(axis)
     return add_host(cx, fn, [src], cx.sample_shape(n), where)
 
 

@@ -69,6 +69,8 @@ class Options:
     event_count: int | None = None   # event input: frames of this many events (tonic event_count)
     plot_layers: list[str] | None = None  # layers of the --plot spike raster (module paths; default a few)
     output_file: str | Path | None = None   # the target's one file here instead of into outdir (netx)
+    no_host: bool = False            # refuse host operations (a pure neuromorphic network), see ir/host.py
+    keep_ratio: float | None = None  # tokens a selector keeps, for its saving without --input (energy/tokens.py)
 
     def check(self) -> None:
         """Every value and destination, before any work (the CLI schema, ``schema.CLI``;
@@ -189,24 +191,25 @@ def layer_rows(graph: IRGraph) -> list[LayerRow]:
     return rows
 
 
-_TRACE_OPTIONS = ("arch", "trust_pickle", "input_shape", "masks", "nir_dt")
+_TRACE_OPTIONS = ("arch", "trust_pickle", "input_shape", "masks", "nir_dt", "no_host")
 
 
 def trace(model: Any, *, arch: str | Callable[[], Any] | None = None, trust_pickle: bool = False,
           input_shape: tuple[int, ...] | None = None, data: InputData | None = None,
-          masks: str | Path | None = None, keep_module: bool = True, nir_dt: float | None = None) -> stages.Traced:
+          masks: str | Path | None = None, keep_module: bool = True, nir_dt: float | None = None,
+          no_host: bool = False) -> stages.Traced:
     """Load and trace ``model``: a checkpoint path, a NIR graph (``.nir``), an ``nn.Module``,
     or a state_dict with ``arch`` (a factory callable or ``package.module:factory``)."""
     model = apicheck.check_model("trace", model)
     opts = apicheck.check_options("trace", {"arch": arch, "trust_pickle": trust_pickle, "input_shape": input_shape,
-                                            "masks": masks, "nir_dt": nir_dt}, _TRACE_OPTIONS)
+                                            "masks": masks, "nir_dt": nir_dt, "no_host": no_host}, _TRACE_OPTIONS)
     if data is not None and not isinstance(data, InputData):
         raise apicheck.bad("trace", "data", data, "an InputData (from snncompile.inputs)", "None")
     return _trace(model, data=data, keep_module=keep_module, **opts)
 
 
 def _trace(model: Any, *, arch, trust_pickle: bool, input_shape, data: InputData | None, masks,
-           keep_module: bool, nir_dt: float | None) -> stages.Traced:
+           keep_module: bool, nir_dt: float | None, no_host: bool = False) -> stages.Traced:
     from snncompile import stages
     from snncompile.frontend.load import load_object
     from snncompile.frontend.netx_import import is_netx
@@ -226,7 +229,7 @@ def _trace(model: Any, *, arch, trust_pickle: bool, input_shape, data: InputData
     else:
         loaded = stages.load(model, arch=arch, trust_pickle=trust_pickle)
     shape = stages.input_shape_of(input_shape, loaded.meta, data, loaded.module)
-    traced = stages.trace(loaded, shape, masks=masks, keep_module=keep_module)
+    traced = stages.trace(loaded, shape, masks=masks, keep_module=keep_module, no_host=bool(no_host))
     del loaded
     if not keep_module:  # torch.fx leaves reference cycles that would hold the weights twice
         gc.collect()
@@ -335,7 +338,7 @@ def _compile(model: Any, opt: Options) -> Report:
     data = _read_input(opt.input, None, opt.time_axis, opt.binning) if opt.input is not None else None
     needs_source = opt.simulate_on_target or (opt.fixed_point and data is not None)
     tr = _trace(model, arch=opt.arch, trust_pickle=opt.trust_pickle, input_shape=opt.input_shape, data=data,
-                masks=opt.masks, keep_module=needs_source, nir_dt=opt.nir_dt)
+                masks=opt.masks, keep_module=needs_source, nir_dt=opt.nir_dt, no_host=opt.no_host)
     if opt.patch_mask is not None:
         tr.graph.patch_mask = _read_patch_mask(opt.patch_mask)
     optimized = stages.optimize(tr.graph, opt.passes, copy=needs_source, verify=True if opt.verify_ir else None)
@@ -388,6 +391,9 @@ def _compile(model: Any, opt: Options) -> Report:
                 report.fixed_point["integer_reference_bit_exact"] = report.simulation.pop("_bit_exact")
     report.energy = stages.estimate(graph, steps=T, values=values, firing_rates=opt.firing_rates,
                                     cost_model=opt.energy_model, ann_sparse=opt.ann_sparse, net=lowered)
+    report.energy.token_selection = stages.token_selection(graph, steps=T, x=x, values=values,
+                                                           keep_ratio=opt.keep_ratio, report=report.energy,
+                                                           cost_model=opt.energy_model)
     with staged_outputs() as outputs:  # all of them appear, or none
         if opt.plot is not None:
             report.outputs["plot"] = str(plot_energy(report.energy, opt.plot, outputs.write))

@@ -214,10 +214,12 @@ _RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "event_window": lambda f, n, v: _number(f, n, v, "float", 0, "10000 (µs)", open_lo=True),
     "event_count": lambda f, n, v: _number(f, n, v, "int", 1, "2000"),
     "plot_layers": lambda f, n, v: _names(f, n, v, "['features.2', 'classifier.2']"),
+    "no_host": _bool,
+    "keep_ratio": lambda f, n, v: _number(f, n, v, "float", 0, "0.7", open_lo=True, hi=1.0),
 }
 # Options whose absence has no meaning: None is a wrong value there, not "unset".
 NOT_NONE = {"target", "simulate_on_target", "trust_pickle", "energy_model", "timeout", "fixed_point",
-            "ann_sparse", "verify_ir", "time_axis"}
+            "ann_sparse", "verify_ir", "time_axis", "no_host"}
 
 
 def check_options(func: str, values: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:

@@ -106,6 +106,11 @@ def compile_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--energy-model", default=d["energy_model"],
                    help="45nm (default), 45nm-int8, lemaire, loihi, or a TOML file")
     p.add_argument("--ann-sparse", action="store_true", help="ANN variant counts only nonzero weights")
+    p.add_argument("--no-host", action="store_true",
+                   help="refuse host operations (GELU, softmax, top-k, gathers, real gates, max of real values: "
+                        "they need the embedded CPU / host) instead of compiling them as off-core partitions")
+    p.add_argument("--keep-ratio", type=float, metavar="R",
+                   help="fraction of tokens a token selector keeps: prices its saving without --input")
     p.add_argument("--firing-rates", metavar="R|NAME=R,...|FILE.json",
                    help="analytic SOPs from firing rates (no forward pass)")
     p.add_argument("--plot", metavar="FILE.png", help="per-layer stacked energy bar chart; with --input also "
@@ -492,4 +497,5 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check, time_axis=args.time_axis,
                              event_frames=args.event_frames, event_window=args.event_window,
                              event_count=args.event_count, plot_layers=args.plot_layers or None,
-                             output_file=args.output_file)
+                             output_file=args.output_file,
+                             no_host=args.no_host, keep_ratio=args.keep_ratio)

@@ -16,6 +16,7 @@ from snncompile.ir import (
     Concat,
     Conv2d,
     Delay,
+    Host,
     Input,
     Linear,
     Mask,
@@ -181,6 +182,11 @@ def _delay_detail(node: Delay) -> str:
 @REPORT_ROW.register(BatchNorm)
 def _bn_detail(node: BatchNorm) -> str:
     return f"{node.shape[0]} channels"
+
+
+@REPORT_ROW.register(Host)
+def _host_detail(node: Host) -> str:
+    return f"{node.fn.describe()} [off-core: embedded CPU / host]"
 
 
 @REPORT_ROW.register(Input, Output, Reshape, Add, Mask, Transpose, Reduce, MatMul)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,10 +92,10 @@ def _check_finite(graph: IRGraph) -> None:
 
 
 def trace(loaded: LoadedModel, shape: tuple[int, ...], *, masks: str | Path | None = None,
-          keep_module: bool = True) -> Traced:
+          keep_module: bool = True, no_host: bool = False) -> Traced:
     name = loaded.meta.get("name") or Path(loaded.path).stem
     synapse_masks = apply_masks(loaded.module, read_masks(masks), masks) if masks else None
-    result = trace_model(loaded.module, shape, name=str(name), masks=synapse_masks)
+    result = trace_model(loaded.module, shape, name=str(name), masks=synapse_masks, no_host=no_host)
     _check_finite(result.graph)
     result.graph.meta["source_model"] = str(loaded.path)
     return Traced(result.graph, result.step_mode, result.neuron_sources,
@@ -210,6 +211,24 @@ def estimate(graph: IRGraph, *, steps: int, values: dict[str, np.ndarray] | None
     rates = parse_firing_rates(firing_rates) if firing_rates else None
     return estimate_energy(graph, steps=steps, values=None if rates else values, firing_rates=rates,
                            cost_model=cost_model, ann_sparse=ann_sparse, model_name=graph.name, net=net)
+
+
+def token_selection(graph: IRGraph, *, steps: int, x: np.ndarray | None, values: dict[str, np.ndarray] | None,
+                    keep_ratio: float | None, report: EnergyReport, cost_model: str) -> Any:
+    """What the model's token selectors save (None without selectors, or without input and
+    ``--keep-ratio``): exact from the simulation, else from the stated keep ratio."""
+    from snncompile.energy.tokens import selectors, token_saving
+
+    if not selectors(graph):
+        if keep_ratio is not None:
+            raise SnnCompileError("--keep-ratio was given, but the model has no token selector (a top-k keep mask "
+                                  "multiplied into the tokens)", "drop --keep-ratio", EXIT_USAGE)
+        return None
+    if x is None and keep_ratio is None:
+        report.notes.append("token selectors found: pass --input (exact) or --keep-ratio R to price what they save")
+        return None
+    return token_saving(graph, steps=steps, x=x, values=values, keep_ratio=None if x is not None else keep_ratio,
+                        cost_model=cost_model, report=report)
 
 
 @dataclass

@@ -53,6 +53,8 @@ WRONG_COMPILE = [
     ("event_window", 0), ("event_window", -1.0), ("event_window", math.inf), ("event_window", "1e4"),
     ("event_count", 0), ("event_count", True),
     ("plot_layers", "features.2"), ("plot_layers", []), ("plot_layers", [3]),
+    ("verify_ir", None), ("verify_ir", "x"), ("no_host", None), ("no_host", "yes"),
+    ("keep_ratio", 0.0), ("keep_ratio", 1.5), ("keep_ratio", "x"),
 ]
 
 

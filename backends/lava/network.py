@@ -24,16 +24,19 @@ from backends.lava.dynamics import SJ_PARAMS  # noqa: E402
 from backends.lava.procs.matmul.process import SpikeMatMul  # noqa: E402
 from backends.lava.procs.sj_neuron.process import SJNeuron  # noqa: E402
 from backends.lava.standard import standard_specs  # noqa: E402
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError  # noqa: E402
 from snncompile.netlist import (  # noqa: E402
     OUTPUT,
     DelayPopulation,
     FixedNetlist,
+    HostPopulation,
     InputPopulation,
     Netlist,
     NeuronPopulation,
     OrPopulation,
     PopulationRegistry,
     ProductPopulation,
+    host_refusal,
 )
 
 GRADED_BITS = 24  # real-valued (graded) messages from the input population
@@ -197,6 +200,12 @@ def _neurons(arith: _Float, name: str, pop: NeuronPopulation, x: np.ndarray, T: 
 @PROCESS.register(ProductPopulation)
 def _product(arith: _Float, name: str, pop: ProductPopulation, x: np.ndarray, T: int, total: int) -> SpikeMatMul:
     return _matmul_process(arith.plan, pop)
+
+
+@PROCESS.register(HostPopulation)
+def _host(plan: Netlist, name: str, pop: HostPopulation, x: np.ndarray, T: int, total: int) -> object:
+    raise SnnCompileError(host_refusal(pop, "the stock Lava emission"),
+                          "the reference simulator (--target energy) runs host partitions exactly", EXIT_UNSUPPORTED)
 
 
 @PROCESS.register(DelayPopulation)

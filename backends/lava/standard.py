@@ -28,12 +28,14 @@ from snncompile.fixedpoint.quantize import BIAS_EXP_MAX, BIAS_MANT_BITS
 from snncompile.netlist import (
     DelayPopulation,
     FixedNetlist,
+    HostPopulation,
     InputPopulation,
     Netlist,
     NeuronPopulation,
     OrPopulation,
     PopulationRegistry,
     ProductPopulation,
+    host_refusal,
 )
 
 EMISSION = "loihi"
@@ -150,6 +152,12 @@ def _product(plan: FixedNetlist, name: str, pop: ProductPopulation) -> LifSpec:
 def _delay(plan: FixedNetlist, name: str, pop: DelayPopulation) -> LifSpec:
     raise _refuse(f"`{name}` is a delay population (a recurrent loop or a NIR Delay): the loihi emission has no "
                   "standard process for it", "use --emit fused")
+
+
+@STANDARD.register(HostPopulation)
+def _host(plan: FixedNetlist, name: str, pop: HostPopulation) -> LifSpec:
+    raise _refuse(host_refusal(pop, "the loihi emission (Lava's standard processes)"),
+                  "use --emit fused, which runs host partitions as graded CPU processes")
 
 
 def standard_specs(plan: Netlist) -> dict[str, LifSpec | None]:

@@ -23,11 +23,13 @@ from snncompile.ir import Conv2d
 from snncompile.netlist import (
     DelayPopulation,
     FixedNetlist,
+    HostPopulation,
     InputPopulation,
     NeuronPopulation,
     OrPopulation,
     PopulationRegistry,
     ProductPopulation,
+    host_refusal,
 )
 from snncompile.netlist.netlist import Chain, Projection
 
@@ -69,6 +71,11 @@ def _product(name: str, pop, proj, q, flat) -> Block:
 @BLOCK.register(DelayPopulation)
 def _delay(name: str, pop, proj, q, flat) -> Block:
     raise _refuse(f"`{name}` is a delay line (a recurrent loop or a NIR Delay)")
+
+
+@BLOCK.register(HostPopulation)
+def _host(name: str, pop, proj, q, flat) -> Block:
+    raise SnnCompileError(host_refusal(pop, "a netx file"), HINT, EXIT_UNSUPPORTED)
 
 
 @BLOCK.register(InputPopulation)

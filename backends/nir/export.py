@@ -42,6 +42,7 @@ from snncompile.netlist import (
     Chain,
     DelayPopulation,
     FixedNetlist,
+    HostPopulation,
     InputPopulation,
     Netlist,
     NeuronPopulation,
@@ -234,6 +235,17 @@ def _product(name: str, pop: ProductPopulation, logical: bool) -> Any:
 
 _product.refused = True  # type: ignore[attr-defined]
 NIR_POPULATION.register(ProductPopulation)(_product)
+
+
+def _host(name: str, pop: HostPopulation, logical: bool) -> Any:
+    raise _unsupported(name, f"a host partition ({pop.fn.describe()} at `{pop.source}`) has no NIR primitive: NIR "
+                       "describes neurons and static synapses, not real-valued or data-dependent operations "
+                       "(GELU, softmax, top-k, gathers, real products, max of real values)",
+                       "export the network without its host operations (--no-host tells which they are)")
+
+
+_host.refused = True  # type: ignore[attr-defined]
+NIR_POPULATION.register(HostPopulation)(_host)
 
 
 @NIR_POPULATION.register(NeuronPopulation, OrPopulation)

@@ -17,8 +17,10 @@ import onnx
 from backends.onnx.builder import Builder
 from backends.onnx.network import INPUT, READOUT, NetworkEmitter, order
 from backends.onnx.ops import LINEAR, MAX
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.netlist import (
     DelayPopulation,
+    HostPopulation,
     InputPopulation,
     Netlist,
     NeuronPopulation,
@@ -26,6 +28,7 @@ from snncompile.netlist import (
     Population,
     PopulationRegistry,
     ProductPopulation,
+    host_refusal,
 )
 
 FORMAT = "snncompile ANN variant"
@@ -42,6 +45,12 @@ def _relu(em: NetworkEmitter, pop: NeuronPopulation) -> str:
 @ANN_ACTIVATION.register(OrPopulation)
 def _max(em: NetworkEmitter, pop: OrPopulation) -> str:
     return em.drive(pop.name, pop.bias, MAX)
+
+
+@ANN_ACTIVATION.register(HostPopulation)
+def _host(em: NetworkEmitter, pop: HostPopulation) -> str:
+    raise SnnCompileError(host_refusal(pop, "the ONNX ANN emission"),
+                          "the reference simulator (--target energy) runs host partitions exactly", EXIT_UNSUPPORTED)
 
 
 @ANN_ACTIVATION.register(ProductPopulation)

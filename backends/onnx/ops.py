@@ -24,6 +24,7 @@ from snncompile.ir import (
     Concat,
     Conv2d,
     Delay,
+    Host,
     Input,
     Linear,
     Mask,
@@ -215,4 +216,4 @@ def mask(b: Builder, node: Mask, x: str, in_shape, mode: str, where: str) -> str
 
 
 # populations and joins are not links of a chain: backends.onnx.step emits them by kind
-ONNX.register(Input, Output, Neuron, MatMul, Add, Delay)(not_applicable("onnx emission"))
+ONNX.register(Input, Output, Neuron, MatMul, Add, Delay, Host)(not_applicable("onnx emission"))

@@ -21,6 +21,7 @@ import onnx
 
 from backends.onnx.builder import Builder
 from backends.onnx.network import INPUT, READOUT, NetworkEmitter, order
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir.dynamics import (
     IF,
     LI,
@@ -38,6 +39,7 @@ from snncompile.ir.dynamics import (
 )
 from snncompile.netlist import (
     DelayPopulation,
+    HostPopulation,
     InputPopulation,
     Netlist,
     NeuronPopulation,
@@ -45,6 +47,7 @@ from snncompile.netlist import (
     Population,
     PopulationRegistry,
     ProductPopulation,
+    host_refusal,
 )
 
 FORMAT = "snncompile single time step"
@@ -133,6 +136,12 @@ def _neurons(em: NetworkEmitter, pop: NeuronPopulation, outputs: list, pops: lis
                  "state": f"{pop.name}.v", "v_init": pop.params.v_init, "spikes": f"{pop.name}.spikes",
                  "next_state": f"{pop.name}.v_next",
                  "kept": None if pop.index is None else [int(i) for i in pop.index]})
+
+
+@ONNX_STEP.register(HostPopulation)
+def _host(em: NetworkEmitter, pop: HostPopulation, outputs: list, pops: list[dict]) -> None:
+    raise SnnCompileError(host_refusal(pop, "the ONNX time-step emission"),
+                          "the reference simulator (--target energy) runs host partitions exactly", EXIT_UNSUPPORTED)
 
 
 @ONNX_STEP.register(ProductPopulation)

@@ -34,6 +34,7 @@ from snncompile.ir import (
     Concat,
     Conv2d,
     Delay,
+    Host,
     Input,
     IRGraph,
     Linear,
@@ -49,9 +50,10 @@ from snncompile.ir import (
     Transpose,
 )
 from snncompile.ir.counting import SYNAPSES, all_stored, binary_scales
+from snncompile.ir.host import MaxPool
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP
-from snncompile.ir.structure import spike_valued
+from snncompile.ir.structure import binary_spikes, spike_valued
 from snncompile.netlist import Netlist
 
 DEFAULT_BITS = 32   # width of weights, biases, activations and membranes unless a node says otherwise
@@ -126,6 +128,23 @@ class ProductCount:
     acs: float | None = None          # SNN: nonzero products, per sample over all steps
 
 
+@dataclass
+class HostCount:
+    """A host operation (off the neuromorphic cores): its operations per sample and step
+    (:class:`snncompile.ir.host.HostCost`), and the values crossing the core/host boundary
+    (``values_in`` graded values read from the cores, ``values_out`` sent back)."""
+
+    name: str
+    source: str
+    op: str
+    shape: tuple[int, ...]
+    macs: int
+    comparisons: int
+    transcendentals: int
+    values_in: int
+    values_out: int
+
+
 ENERGY = Registry("energy count")
 
 
@@ -178,7 +197,53 @@ def _product(graph: IRGraph, name: str, node: MatMul, layers: Layers | None) -> 
     return ProductCount(name, node.mode, tuple(node.shape), macs)
 
 
-@ENERGY.register(Input, Output, BatchNorm, Pool2d, Reshape, Add, Mask, Transpose, Scale, Reduce, Concat, Slice,
+@ENERGY.register(Host)
+def _host(graph: IRGraph, name: str, node: Host, layers: Layers | None) -> HostCount:
+    ins = [tuple(graph.node(s).shape) for s in graph.inputs(name)]
+    cost = node.fn.cost(ins, tuple(node.shape))
+    crossing = [int(np.prod(s)) for s, src in zip(ins, graph.inputs(name)) if not _on_host(graph, src)]
+    out = node.size if any(not _host_user(graph, u) for u in graph.users(name)) else 0
+    return HostCount(name, node.source, node.fn.describe(), tuple(node.shape), cost.macs, cost.comparisons,
+                     cost.transcendentals, sum(crossing), out)
+
+
+_VIEWS = (Reshape, Transpose, Slice)
+
+
+def _on_host(graph: IRGraph, name: str) -> bool:
+    """``name``'s values are made on the host (a host operation's output, reshaped or sliced)."""
+    while isinstance(graph.node(name), _VIEWS):
+        name = graph.inputs(name)[0]
+    return isinstance(graph.node(name), Host)
+
+
+def _host_user(graph: IRGraph, name: str) -> bool:
+    """Every use of ``name`` (through reshapes) is a host operation: its values stay on the host."""
+    node = graph.node(name)
+    if isinstance(node, _VIEWS):
+        return all(_host_user(graph, u) for u in graph.users(name))
+    return isinstance(node, Host)
+
+
+@ENERGY.register(Pool2d)
+def _pool(graph: IRGraph, name: str, node: Pool2d, layers: Layers | None) -> HostCount | None:
+    """A max-pool of real values (BN output) runs on the host; any other pool is free (an OR
+    of spikes is priced as neurons, an average is folded into the layer it feeds)."""
+    src = graph.inputs(name)[0]
+    if node.mode != "max" or binary_spikes(graph, src):
+        return None
+    fn = MaxPool(node.kernel, node.stride, node.padding)
+    cost = fn.cost([tuple(graph.node(src).shape)], tuple(node.shape))
+    return HostCount(name, node.source, fn.describe(), tuple(node.shape), cost.macs, cost.comparisons,
+                     cost.transcendentals, graph.node(src).size, node.size)
+
+
+def host_counts(graph: IRGraph, order: list[str] | None = None) -> list[HostCount]:
+    """Every host partition's operations per sample and step (Host nodes, max-pools of real values)."""
+    return _counts(graph, HostCount, (Host, Pool2d), order=order)
+
+
+@ENERGY.register(Input, Output, BatchNorm, Reshape, Add, Mask, Transpose, Scale, Reduce, Concat, Slice,
                  AdaptiveAvgPool2d, Delay)
 def _free(graph: IRGraph, name: str, node, layers: Layers | None) -> None:
     """Costs nothing of its own: folded into the synapses around it, or a host-side view

@@ -24,17 +24,20 @@ import numpy as np
 from snncompile.energy.costs import CostModel, load_cost_model
 from snncompile.energy.counts import (
     DEFAULT_BITS,
+    HostCount,
     LayerCount,
     NeuronCount,
     ProductCount,
     ShortcutCount,
     analytic_counts,
     dynamic_counts,
+    host_counts,
     neuron_counts,
     product_counts,
     shortcut_counts,
     static_counts,
 )
+from snncompile.energy.host import HOST_SOURCE, host_energy
 from snncompile.energy.pricing import (
     Tally,
     binarized,
@@ -52,6 +55,7 @@ from snncompile.energy.report import (
     BnnTotal,
     Breakdown,
     EnergyReport,
+    HostRow,
     NeuronRow,
     Priced,
     ProductRow,
@@ -141,6 +145,20 @@ class _Pricer:
             return None if pc.acs is None else {"ac": pc.acs, "mem": []}
         return ProductRow(pc.name, pc.mode, pc.shape, pc.macs, pc.acs, self.priced(tally))
 
+    def host(self, hc: HostCount) -> HostRow:
+        """Host operations in every variant; the spiking ones also move the values across the
+        core/host boundary (an ANN runs everything on one processor)."""
+        p = Priced()
+        parts = host_energy(hc, self.steps, transfers=True)
+        for v in VARIANTS:
+            if v in SPIKING and not self.have_snn:
+                continue
+            b = Breakdown(host=sum(host_energy(hc, self.steps, transfers=v in SPIKING).values()))
+            self.totals[v].add(b)
+            p.breakdown[v] = b
+        return HostRow(hc.name, hc.source, hc.op, hc.shape, hc.macs * self.steps, hc.comparisons * self.steps,
+                       hc.transcendentals * self.steps, (hc.values_in + hc.values_out) * self.steps, parts, p)
+
     def shortcut(self, sc: ShortcutCount) -> ShortcutRow:
         # the ANN twins add the shortcut (uncounted, like every residual add)
         priced = self.priced(lambda v: None if v not in SPIKING or sc.sops is None else {"ac": sc.sops, "mem": []})
@@ -212,9 +230,16 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
     out += [pricer.product(pc) for pc in products]
     shortcuts = shortcut_counts(layers, exact)
     out += [pricer.shortcut(sc) for sc in shortcuts]
+    hosts = host_counts(graph, order)
+    out += [pricer.host(hc) for hc in hosts]
     variants = _variants(rows, neurons, products, shortcuts, steps, ann_sparse, mode != "static", pricer.totals)
     model_variant, binary_layers = _model_variant(rows)
     notes += _notes(rows, products, shortcuts, cost, mode != "static", model_variant, binary_layers)
+    if hosts:
+        notes.append(f"host partitions (off-core: {', '.join(h.name for h in hosts)}) run on the embedded CPU / "
+                     "host: their MACs, comparisons and erf/exp evaluations are priced in category 'host' in "
+                     "every variant, the values crossing the core/host boundary in the spiking variants only; "
+                     f"costs: {HOST_SOURCE}")
     e = {v: variants.energy(v) for v in VARIANTS}
     savings = Savings(_ratio(e["ann"], e["snn"]), _ratio(e["snn"], e["snn_binary"]),
                       _ratio(e["ann"], e["snn_binary"]), _ratio(e["ann"], e["bnn"]))

@@ -6,7 +6,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from snncompile.energy.report import CATEGORIES, VARIANTS, EnergyReport, NeuronRow, Row, SynapticRow, num
+from snncompile.energy.report import (
+    CATEGORIES,
+    VARIANTS,
+    EnergyReport,
+    HostRow,
+    NeuronRow,
+    Row,
+    SynapticRow,
+    num,
+)
 
 LABELS = {"ann": "ANN", "snn": "SNN", "snn_binary": "SNN binary-weight", "bnn": "BNN"}
 UNVERIFIED = "[bold yellow]UNVERIFIED[/bold yellow]"
@@ -57,6 +66,8 @@ def _layer_cells(row: Row) -> tuple[str, str, str, str, str, str, str]:
             sops = fmt_n(row.sops)
         else:
             rate, sops = "real", "" if row.snn_macs is None else f"{fmt_n(row.snn_macs)} MAC"
+    elif isinstance(row, HostRow):   # off the cores: its MACs on the host, every step
+        return f"{row.op} [off-core]", "", "", "real", fmt_n(row.macs), ""
     else:   # spike products and shortcuts: spikes in, no rate of their own
         kind, rate, sops = row.op, "-", fmt_n(num(row.sops))
     return kind, "", f"{fmt_n(row.synapses)}/{fmt_n(row.synapses_dense)}", rate, fmt_n(row.macs), sops
@@ -98,8 +109,8 @@ def _operations(v: str, d) -> str:
 def _summary(energy: EnergyReport, console: Console) -> None:
     var, sav = energy.variants, energy.savings
     s = Table(title="totals per sample", title_justify="left")
-    for col in ("variant", "energy", "MAC", "synaptic", "neuron", "memory", "operations", "vs ANN",
-                "vs SNN"):
+    for col in ("variant", "energy", "MAC", "synaptic", "neuron", "memory", "host (off-core)", "operations",
+                "vs ANN", "vs SNN"):
         s.add_column(col, justify="left" if col in ("variant", "operations") else "right")
     vs_ann = {"ann": 1.0, "snn": sav.snn_vs_ann, "snn_binary": sav.snn_binary_vs_ann, "bnn": sav.bnn_vs_ann}
     vs_snn = {"snn": 1.0, "snn_binary": sav.snn_binary_vs_snn}
@@ -108,7 +119,7 @@ def _summary(energy: EnergyReport, console: Console) -> None:
         if v == energy.model_variant:
             label += " (this model)"
         if not d:
-            s.add_row(label, "-", "", "", "", "", "needs spikes or firing rates", "", "")
+            s.add_row(label, "-", "", "", "", "", "", "needs spikes or firing rates", "", "")
             continue
         s.add_row(label, fmt_pj(d.energy_pj), *(fmt_pj(d.breakdown.get(k)) for k in CATEGORIES),
                   _operations(v, d), _ratio(vs_ann[v]), _ratio(vs_snn[v]) if v in vs_snn else "")
@@ -119,7 +130,21 @@ def _summary(energy: EnergyReport, console: Console) -> None:
         parts = [f"{LABELS[v]} {fmt_bits(m.total_bits)} (weights {fmt_bits(m.weights_bits)})"
                  for v, m in energy.memory.items()]
         console.print("storage: " + ", ".join(parts))
+    _tokens(energy, console)
     _cost_model(energy, console)
+
+
+def _tokens(energy: EnergyReport, console: Console) -> None:
+    """What the token selectors save against the same network keeping every token."""
+    sel = energy.token_selection
+    if sel is None:
+        return
+    line = (f"token selection ({sel.mode}): {sel.kept_fraction:.1%} of tokens kept; ANN MACs "
+            f"{fmt_n(sel.ann_macs)} vs {fmt_n(sel.ann_macs_all_tokens)} keeping every token "
+            f"(−{sel.ann_mac_saving:.1%})")
+    if sel.snn_saving is not None:
+        line += f"; SNN {fmt_pj(sel.snn_pj)} vs {fmt_pj(sel.snn_pj_all_tokens)} (−{sel.snn_saving:.1%})"
+    console.print(escape(line))
 
 
 def _cost_model(energy: EnergyReport, console: Console) -> None:

@@ -13,7 +13,7 @@ from snncompile.energy.costs import CostModel
 
 VARIANTS = ("ann", "snn", "snn_binary", "bnn")
 SPIKING = ("snn", "snn_binary")
-CATEGORIES = ("mac", "synaptic", "neuron", "memory")
+CATEGORIES = ("mac", "synaptic", "neuron", "memory", "host")
 
 
 def num(v: float | None) -> int | float | None:
@@ -32,10 +32,11 @@ class Breakdown:
     synaptic: float = 0.0
     neuron: float = 0.0
     memory: float = 0.0
+    host: float = 0.0                  # host partitions (off the cores): operations and boundary transfers
 
     @property
     def total(self) -> float:
-        return float(self.mac + self.synaptic + self.neuron + self.memory)
+        return float(self.mac + self.synaptic + self.neuron + self.memory + self.host)
 
     def add(self, other: Breakdown) -> None:
         for k in CATEGORIES:
@@ -203,7 +204,44 @@ class ShortcutRow:
                 "energy_pj": self.priced.energy_dict(), "breakdown_pj": self.priced.breakdown_dict()}
 
 
-Row = SynapticRow | NeuronRow | ProductRow | ShortcutRow
+@dataclass
+class HostRow:
+    """A host partition (off the neuromorphic cores: the embedded CPU / host): its operations per
+    sample over all steps and the values crossing the core/host boundary, priced in category
+    ``host`` (:mod:`snncompile.energy.host`)."""
+
+    name: str
+    source: str
+    fn: str
+    shape: tuple[int, ...]
+    macs: int
+    comparisons: int
+    transcendentals: int
+    transfers: int
+    parts_pj: dict[str, float]
+    priced: Priced
+    role: str = "host"
+    neurons: int = 0
+    synapses: int = 0
+    synapses_dense: int = 0
+    firing_rate_in: float | None = None
+    sops: float | None = None
+
+    @property
+    def op(self) -> str:
+        return f"host:{self.fn}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "op": self.op, "role": "host", "input": "values", "neurons": 0,
+                "kind": "host partition (off-core: needs the embedded CPU / host)", "binary_weights": False,
+                "source": self.source, "out_shape": list(self.shape), "macs": self.macs,
+                "comparisons": self.comparisons, "transcendentals": self.transcendentals,
+                "transfers": self.transfers, "host_pj": dict(self.parts_pj), "sops": None,
+                "firing_rate_in": None, "synapses": 0, "synapses_dense": 0, "off_core": True,
+                "energy_pj": self.priced.energy_dict(), "breakdown_pj": self.priced.breakdown_dict()}
+
+
+Row = SynapticRow | NeuronRow | ProductRow | ShortcutRow | HostRow
 
 
 @dataclass
@@ -347,6 +385,7 @@ class EnergyReport:
     memory: dict[str, Storage]
     layers: list[Row]
     notes: list[str]
+    token_selection: Any = None        # energy.tokens.TokenSaving: what token selectors save
 
     @property
     def cost_model(self) -> str:
@@ -369,4 +408,5 @@ class EnergyReport:
             "model_variant": self.model_variant, "variants": self.variants.to_dict(),
             "savings": self.savings.to_dict(), "memory": {v: m.to_dict() for v, m in self.memory.items()},
             "layers": [r.to_dict() for r in self.layers], "notes": list(self.notes),
+            **({"token_selection": self.token_selection.to_dict()} if self.token_selection is not None else {}),
         }

@@ -30,7 +30,15 @@ from snncompile.ir.counting import live_synapses
 from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import PATHS, Liveness, liveness
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT, Chain, InputPopulation, Netlist, OrPopulation, Projection
+from snncompile.netlist import (
+    OUTPUT,
+    Chain,
+    HostPopulation,
+    InputPopulation,
+    Netlist,
+    OrPopulation,
+    Projection,
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,8 @@ class NetlistStructure:
         if pop == OUTPUT:
             return np.ones(self.net.output_shape)
         p = self.net.populations[pop]
+        if isinstance(p, HostPopulation) and p.driven:   # every element of its drive is read
+            return np.ones(p.in_shape)
         k = np.zeros(p.logical_size) if p.index is not None else np.ones(p.logical_size)
         if p.index is not None:
             k[p.index] = 1.0
@@ -187,7 +197,7 @@ class NetlistStructure:
         order = {n: i for i, n in enumerate(self.graph.topo())}
         out = [Shortcut(p) for p in self.net.projections
                if not p.layers and p.dst != OUTPUT and p.synapses
-               and isinstance(self.graph.node(p.dst), Neuron)
+               and p.dst in self.graph.nx and isinstance(self.graph.node(p.dst), Neuron)   # host relays: no IR node
                and not isinstance(self.net.populations[p.src], InputPopulation)]
         return sorted(out, key=lambda s: (order[s.dst], s.src))
 

@@ -37,6 +37,7 @@ from snncompile.netlist import (
     DelayPopulation,
     FixedNetlist,
     FixedPoint,
+    HostPopulation,
     InputPopulation,
     Netlist,
     NeuronPopulation,
@@ -45,7 +46,7 @@ from snncompile.netlist import (
     PopulationRegistry,
     ProductPopulation,
 )
-from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
+from snncompile.netlist.netlist import refuse_delays, refuse_dynamics, refuse_host
 
 MANTISSA = 254            # largest even 8-bit mixed-sign weight mantissa
 THRESHOLD_TARGET = 1 << 14
@@ -137,6 +138,8 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[FixedNetlist, Qu
     (one at a time) to explicit integer mantissas (``proj.explicit``) with ``proj.weight_exp``;
     every neuron and delay population's integer parameters in ``fixed``."""
     refuse_dynamics(plan, INT_DECAY)
+    refuse_host(plan, "the fixed-point datapath (host partitions stay float: GELU, softmax and their like have "
+                "no exact integer form)", "drop --fixed-point: the float reference runs host partitions exactly")
     refuse_delays(plan, "the fixed-point datapath (a delay of real values, not of spikes)",
                   "drop --fixed-point: a loop with no neuron on it runs in float", graded_only=True)
     # shares the chains' IR nodes: only explicit matrices are new
@@ -202,6 +205,12 @@ def _membrane_scale(pop: Population, incoming: list, f: float, th: np.ndarray,
 def _integers_already(name: str, pop: Population, ctx: _Quant) -> None:
     """The input (scaled by ``input_scale``) and products of integers need no parameters."""
     return None
+
+
+@QUANTIZE.register(HostPopulation)
+def _host(name: str, pop: HostPopulation, ctx: _Quant) -> None:
+    """Never reached: quantize_plan refuses host partitions first (they stay float)."""
+    raise ValueError(f"`{name}` is a host partition: quantize_plan refuses it (refuse_host)")
 
 
 @QUANTIZE.register(NeuronPopulation, OrPopulation)

@@ -43,7 +43,7 @@ from snncompile.frontend.ops.common import (
 from snncompile.frontend.ops.neurons import check_neurons
 from snncompile.frontend.ops.registry import family_of
 from snncompile.frontend.tracer import MISSING, DataDependent, ShapeTracer, flat_values, values_of
-from snncompile.ir import Input, IRGraph, Output
+from snncompile.ir import Input, IRGraph, Output, Pool2d
 
 _TORCH_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AvgPool1d,
                  nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
@@ -244,13 +244,14 @@ class _Converter(Converter):
 
 
 def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "model",
-                masks: dict[str, np.ndarray] | None = None) -> TraceResult:
+                masks: dict[str, np.ndarray] | None = None, no_host: bool = False) -> TraceResult:
     """Trace ``model`` for per-sample input ``input_shape`` into an IR graph.
 
     ``masks``: explicit synapse masks by module path (from ``--masks``), kept in the IR.
     Multi-step models are tried on ``[T, B, ...]`` first, then on a static ``[B, ...]``
     that forward() repeats over time itself; the error of the attempt that got furthest
-    is reported.
+    is reported. ``no_host``: refuse every host operation (real-valued or data-dependent: it
+    would need the chip's embedded CPU or the host) by name, with its module path.
     """
     mode = step_mode_of(model)
     check_neurons(model)
@@ -263,11 +264,25 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
     failures: list[SnnCompileError] = []
     for convention in conventions:
         try:
-            return _trace_as(model, meta, convention, tuple(input_shape), name, masks)
+            return _trace_as(model, meta, convention, tuple(input_shape), name, masks, no_host=no_host)
         except SnnCompileError as exc:
             failures.append(exc)
     # the attempt that got furthest says what actually stops the model (ties: the first tried)
     raise max(failures, key=lambda e: (getattr(e, "stage", 0), getattr(e, "progress", 0)))
+
+
+def refuse_real_max_pools(graph: IRGraph, no_host: bool = True) -> None:
+    """``--no-host``: a max-pool of real values (BN output) would be a host partition."""
+    from snncompile.frontend.ops.host import refusal
+
+    if not no_host:
+        return
+    from snncompile.ir.structure import binary_spikes
+
+    for name in graph.of_type(Pool2d):
+        node = graph.node(name)
+        if node.mode == "max" and not binary_spikes(graph, graph.inputs(name)[0]):
+            raise refusal("`max_pool2d` of real values", node.source or name)
 
 
 def _read_input_steps(gm: fx.GraphModule, convention: str) -> None:
@@ -369,7 +384,8 @@ def _trace_failure(exc: Exception, first_error: Exception | None, shape: tuple[i
 
 
 def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: tuple[int, ...],
-              name: str, masks: dict[str, np.ndarray] | None, batch: int = PROBE_B) -> TraceResult:
+              name: str, masks: dict[str, np.ndarray] | None, batch: int = PROBE_B,
+              no_host: bool = False) -> TraceResult:
     lead = {"m": (PROBE_T, batch), "loop-in": (PROBE_T, batch), "m-bf": (batch, PROBE_T)}.get(convention, (batch,))
     gm = _fx_trace(model, meta, (*lead, *input_shape), input_shape)
     _read_input_steps(gm, convention)
@@ -390,7 +406,7 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
                 raise unsupported("multi-step model that neither takes [T, B, ...] input nor repeats "
                                   "its input over time", "forward")
             if steps == batch and batch == PROBE_B:   # T and B would be indistinguishable
-                return _trace_as(model, meta, convention, input_shape, name, masks, batch=7)
+                return _trace_as(model, meta, convention, input_shape, name, masks, batch=7, no_host=no_host)
             layout.steps = steps
         elif convention in ("s", "loop-in") and calls and max(len(c) for c in calls.values()) > 1:
             layout = timefold.fold_loop(gm.graph, calls)
@@ -404,7 +420,9 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
             rec, _ = _record_shapes(model, gm.graph, lead, input_shape)
         conv = _Converter(gm, rec, convention, name, dict(meta.named_modules()), layout, batch)
         conv.masks = dict(masks or {})
+        conv.no_host = no_host
         graph = conv.run()
+        refuse_real_max_pools(graph, no_host)
         check_layers(graph, conv.sites, gm, conv.masks, _dtype_of(model))
     except SnnCompileError as exc:
         if getattr(exc, "stage", 0) == 1:

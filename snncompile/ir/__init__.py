@@ -9,6 +9,7 @@ from snncompile.ir.nodes import (
     Concat,
     Conv2d,
     Delay,
+    Host,
     Input,
     Linear,
     Mask,
@@ -26,4 +27,4 @@ from snncompile.ir.nodes import (
 
 __all__ = ["IRGraph", "load_ir", "save_ir", "Node", "Input", "Conv2d", "Linear",
            "BatchNorm", "Pool2d", "Reshape", "Add", "Mask", "Neuron", "Output",
-           "Transpose", "Scale", "Reduce", "MatMul", "Concat", "Slice", "AdaptiveAvgPool2d", "Delay"]
+           "Transpose", "Scale", "Reduce", "MatMul", "Concat", "Slice", "AdaptiveAvgPool2d", "Delay", "Host"]

@@ -28,6 +28,7 @@ from snncompile.ir.nodes import (
     Concat,
     Conv2d,
     Delay,
+    Host,
     Input,
     Linear,
     Mask,
@@ -149,7 +150,7 @@ def _pool(graph: IRGraph, name: str, node: Pool2d, live: Liveness | None) -> Syn
     return SynapseCount(dense if live is None else live_synapses(graph, name, live), dense, 0)
 
 
-@SYNAPSES.register(Input, Output, BatchNorm, Reshape, Add, Mask, Neuron, Transpose, Scale, Reduce, MatMul,
+@SYNAPSES.register(Input, Output, BatchNorm, Reshape, Add, Mask, Neuron, Transpose, Scale, Reduce, MatMul, Host,
                    Concat, Slice, AdaptiveAvgPool2d, Delay)
 def _none(graph: IRGraph, name: str, node, live: Liveness | None) -> None:
     """Not a synaptic layer."""

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from snncompile.ir.dynamics import IF, Dynamics
+from snncompile.ir.host import HostFn, Identity
 
 Pair = tuple[int, int]
 
@@ -453,8 +454,23 @@ class Delay(Node):
         return int(np.max(self.steps))
 
 
+@dataclass(eq=False)
+class Host(Node):
+    """A real-valued, data-dependent operation that runs off the neuromorphic cores (on the
+    chip's embedded CPU or the host): ``fn``, a typed host function of
+    :mod:`snncompile.ir.host` whose docstring holds its equation.
+
+        y[t] = fn(x_1[t], …, x_k[t])        (inputs in graph input order; k = fn.arity)
+
+    Stateful: no. Synaptic: no. Spiking: no (graded values; a keep mask is 0/1).
+    """
+
+    fn: HostFn = field(default_factory=Identity)
+    op: ClassVar[str] = "host"
+
+
 NODE_TYPES: dict[str, type[Node]] = {
     cls.op: cls for cls in (Input, Conv2d, Linear, BatchNorm, Pool2d, Reshape, Add, Mask, Neuron,
                             Transpose, Scale, Reduce, MatMul, Output, Concat, Slice,
-                            AdaptiveAvgPool2d, Delay)
+                            AdaptiveAvgPool2d, Delay, Host)
 }

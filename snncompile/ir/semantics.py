@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from snncompile.ir.dynamics import Dynamics, initial_state, step
+from snncompile.ir.host import host_apply
 from snncompile.ir.nodes import (
     AdaptiveAvgPool2d,
     Add,
@@ -22,6 +23,7 @@ from snncompile.ir.nodes import (
     Concat,
     Conv2d,
     Delay,
+    Host,
     Input,
     Linear,
     Mask,
@@ -222,6 +224,14 @@ def _reduce(node: Reduce, ins, steps, mode="affine"):
 def _matmul(node: MatMul, ins, steps, mode="affine"):
     a, b = ins
     return torch.matmul(a, b) if node.mode == "matmul" else a * b
+
+
+@STEP.register(Host)
+def _host(node: Host, ins, steps, mode="affine"):
+    if mode != "affine":
+        raise ValueError(f"a host operation ({node.fn.describe()}) is not linear: never inside a chain")
+    n = ins[0].shape[0]
+    return host_apply(node.fn, [x.reshape(n, *x.shape[1:]) for x in ins], tuple(node.shape))
 
 
 @STEP.register(Mask)

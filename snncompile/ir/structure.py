@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from snncompile.ir.graph import IRGraph
+from snncompile.ir.host import Product
 from snncompile.ir.nodes import (
     AdaptiveAvgPool2d,
     Add,
@@ -27,6 +28,7 @@ from snncompile.ir.nodes import (
     Concat,
     Conv2d,
     Delay,
+    Host,
     Input,
     Linear,
     Mask,
@@ -51,7 +53,7 @@ PATHS = Registry("path structure")
 PATHS.register(Input, Output, Reshape, Transpose, Mask, Scale, BatchNorm, Concat)(lambda node: "one-to-one")
 PATHS.register(Reduce, Slice)(lambda node: "many-to-one")
 PATHS.register(Conv2d, Linear, AdaptiveAvgPool2d)(lambda node: "general")
-PATHS.register(Add, MatMul, Neuron, Delay)(not_applicable("path structure (never inside a chain)"))
+PATHS.register(Add, MatMul, Neuron, Delay, Host)(not_applicable("path structure (never inside a chain)"))
 
 
 @PATHS.register(Pool2d)
@@ -76,7 +78,7 @@ def unique_paths(nodes: list[Node]) -> bool:
 def is_population(graph: IRGraph, name: str) -> bool:
     """True for nodes that become neuron populations (or graded sources) when lowered."""
     node = graph.node(name)
-    return isinstance(node, (Input, Neuron, MatMul, Delay)) or (isinstance(node, Pool2d) and node.mode == "max")
+    return isinstance(node, (Input, Neuron, MatMul, Delay, Host)) or (isinstance(node, Pool2d) and node.mode == "max")
 
 
 def _all_sources(graph: IRGraph, name: str, step: Callable[[str, Node], bool | list[str]]) -> bool:
@@ -125,8 +127,16 @@ def spike_valued(graph: IRGraph, name: str) -> bool:
             return list(graph.inputs(n))
         if isinstance(node, MatMul) and node.mode == "hadamard":   # AND of spikes
             return binary_spikes(graph, n)
+        if _masked(graph, n, node):   # tokens of spikes times a 0/1 keep mask: spikes of the kept tokens
+            return [s for s in graph.inputs(n) if not binary_spikes(graph, s)][:1] or graph.inputs(n)[:1]
         return False
     return _all_sources(graph, name, step)
+
+
+def _masked(graph: IRGraph, name: str, node: Node) -> bool:
+    """A host product with a 0/1 factor (a keep mask computed on the host)."""
+    return isinstance(node, Host) and isinstance(node.fn, Product) and \
+        any(binary_spikes(graph, s) for s in graph.inputs(name))
 
 
 def passes_values(node: Pool2d) -> bool:
@@ -145,7 +155,9 @@ def binary_spikes(graph: IRGraph, name: str) -> bool:
             return list(graph.inputs(n))   # concat / AND of spikes
         if isinstance(node, Scale) and (node.factor, node.offset) in ((1.0, 0.0), (-1.0, 1.0)):
             return graph.inputs(n)[:1]     # s or NOT s = 1 − s
-        return False
+        if _masked(graph, n, node):
+            return list(graph.inputs(n))   # spikes ⊙ a 0/1 keep mask
+        return isinstance(node, Host) and node.fn.binary_out()   # a host keep mask
     return _all_sources(graph, name, step)
 
 
@@ -249,7 +261,7 @@ def _consumed(graph: IRGraph, name: str, node: Node) -> list[tuple[str, np.ndarr
     """What a node that ends a synaptic path reads of its inputs ((source, elements)), or
     None for a node the adjoint passes through."""
     srcs = graph.inputs(name)
-    if isinstance(node, (Output, MatMul)):  # a product reads every element of both factors
+    if isinstance(node, (Output, MatMul, Host)):  # a product (a host op) reads every element of its inputs
         return [(s, every(graph.node(s).shape)) for s in srcs]
     if isinstance(node, Neuron):  # a live neuron consumes its input element
         return [(srcs[0], alive_of(graph, name))]

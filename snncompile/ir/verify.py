@@ -22,6 +22,7 @@ from snncompile.ir.nodes import (
     Concat,
     Conv2d,
     Delay,
+    Host,
     Input,
     Linear,
     Mask,
@@ -333,6 +334,13 @@ def _reduce(node: Reduce, ins: list[Shape]) -> Problems:
     if not bad:
         want = x[:node.axis] + ((1,) if node.keepdim else ()) + x[node.axis + 1:]
         yield from _same_shape(node, want, "reduced input")
+
+
+@CHECKS.register(Host)
+def _host(node: Host, ins: list[Shape]) -> Problems:
+    yield from _arity(ins, node.fn.arity)
+    if node.fn.elementwise and len(ins) == 1:
+        yield from _same_shape(node, ins[0], "host operation's input")
 
 
 @CHECKS.register(MatMul)

@@ -25,6 +25,7 @@ from snncompile.ir import (
     Concat,
     Conv2d,
     Delay,
+    Host,
     Input,
     IRGraph,
     Linear,
@@ -41,6 +42,7 @@ from snncompile.ir import (
 )
 from snncompile.ir.counting import conv_counts, linear_counts, pool_counts
 from snncompile.ir.dynamics import OrPool
+from snncompile.ir.host import Identity, MaxPool
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP, neuron_params
 from snncompile.netlist import (
@@ -49,6 +51,7 @@ from snncompile.netlist import (
     BiasMap,
     Chain,
     DelayPopulation,
+    HostPopulation,
     InputPopulation,
     Netlist,
     NeuronPopulation,
@@ -82,13 +85,14 @@ class _Value:
 
 
 class _Lowering:
-    def __init__(self, graph: IRGraph, dense: bool) -> None:
+    def __init__(self, graph: IRGraph, dense: bool, host: bool = True) -> None:
         self.graph, self.dense = graph, dense
         self.pops: dict[str, Population] = {}
         self.projs: list[Projection] = []
         self.vals: dict[str, _Value] = {}
         self.relays: dict[str, str | None] = {}   # delay → the population its drive is exactly
         self.netlist: Netlist | None = None
+        self.host = host   # real-valued max-pools become host partitions (else refused)
 
     def source(self, name: str, shape) -> _Value:
         return _Value([(name, [])], _zeros(shape), [])
@@ -167,6 +171,9 @@ def _pool(lw, name, node: Pool2d, ins):
     if node.mode in ("avg", "sum"):
         return lw.linear(name, node, ins[0])
     src = ins[0].identity_of()
+    if (src is None or not binary_pop(lw, src)) and lw.host:
+        fn = MaxPool(node.kernel, node.stride, node.padding)   # max of real values: a host partition
+        return _host_population(lw, name, Host(node.shape, node.source, fn=fn), ins)
     if src is None or isinstance(lw.pops[src], InputPopulation):
         feed = lw.graph.node(lw.graph.inputs(name)[0])
         what = "the input" if src is not None else \
@@ -200,7 +207,8 @@ def _concat(lw, name, node: Concat, ins):
 @LOWER.register(Neuron)
 def _neuron(lw, name, node: Neuron, ins):
     src = ins[0].identity_of()
-    if src is not None and not isinstance(lw.pops[src], DelayPopulation):   # a delayed drive arrives one-to-one
+    # a delayed drive, or real values a host partition writes (max of BN output), arrive one-to-one
+    if src is not None and not isinstance(lw.pops[src], (DelayPopulation, HostPopulation)):
         raise SnnCompileError(f"neuron `{node.source or name}` reads another population directly",
                               "put a synaptic layer (Linear/Conv2d) between neuron layers", EXIT_UNSUPPORTED)
     kind = POPULATION_TYPES[node.dynamics.population_kind]   # neurons, or OR neurons of a spike max-pool
@@ -233,6 +241,63 @@ def _matmul(lw, name, node: MatMul, ins):
         o.delay = pop.depth - lw.pops[o.src].depth - 1
     lw.pops[name] = pop
     return lw.source(name, node.shape)
+
+
+def binary_pop(lw: _Lowering, src: str) -> bool:
+    """``src`` sends 0/1 spikes (what OR neurons can max-pool)."""
+    pop = lw.pops[src]
+    return not pop.graded and not isinstance(pop, InputPopulation)
+
+
+@LOWER.register(Host)
+def _host(lw, name, node: Host, ins):
+    return _host_population(lw, name, node, ins)
+
+
+def _host_population(lw: _Lowering, name: str, node: Host, ins: list[_Value]) -> _Value:
+    """A host partition. One input arrives as its drive (synapses + bias); each input of a
+    several-input op is gathered from a population, through a relay host population
+    (``<name>.in<k>``, the identity) where it is not a population's output."""
+    in_shapes = [tuple(lw.graph.node(s).shape) for s in lw.graph.inputs(name)]
+    common = dict(fn=node.fn, source=node.source or name)
+    if len(ins) == 1:
+        pop = HostPopulation(name, node.size, tuple(node.shape), in_shape=in_shapes[0], driven=True, **common)
+        pop.bias = _bias_map(ins[0].bias, in_shapes[0])   # the drive has the input's shape
+        pop.depth = lw.connect(name, ins[0])
+        lw.pops[name] = pop
+        return lw.source(name, node.shape)
+    operands = []
+    for k, (value, shape) in enumerate(zip(ins, in_shapes)):
+        operand = _gathered(lw, value, shape)
+        if operand is None:
+            relay = f"{name}.in{k}"
+            lw.population(relay, value, HostPopulation(relay, int(np.prod(shape)), shape, fn=Identity(), in_shape=shape,
+                                                       driven=True, source=node.source or name))
+            operand = Operand(relay, np.arange(int(np.prod(shape))), shape)
+        operands.append(operand)
+    pop = HostPopulation(name, node.size, tuple(node.shape), operands=operands, bias=np.zeros(node.size), **common)
+    pop.depth = max(lw.pops[o.src].depth for o in operands) + 1
+    for o in operands:
+        o.delay = pop.depth - lw.pops[o.src].depth - 1
+    lw.pops[name] = pop
+    return lw.source(name, node.shape)
+
+
+def _gathered(lw: _Lowering, value: _Value, shape: tuple[int, ...]) -> Operand | None:
+    """``value`` as a gather of one population's outputs (reshaped, transposed, sliced, scaled), or None."""
+    if len(value.terms) != 1 or not _is_zero(value.bias):
+        return None
+    src, chain = value.terms[0]
+    if not all(isinstance(n, (Reshape, Transpose, Scale, Slice)) for n in chain) or \
+            isinstance(lw.pops[src], InputPopulation):
+        return None
+    if any(isinstance(n, Scale) and n.offset for n in chain):
+        return None
+    c = Chain(chain, tuple(lw.pops[src].shape))
+    with torch.no_grad():
+        idx = c.apply(torch.arange(lw.pops[src].logical_size, dtype=torch.float64)[None], "pattern")
+    scale = float(np.prod([n.factor for n in chain if isinstance(n, Scale)]))
+    return Operand(src, idx.reshape(-1).numpy().astype(np.int64), tuple(shape), scale=scale)
 
 
 @LOWER.register(Output)
@@ -321,13 +386,13 @@ def _bits(graph: IRGraph, layers: list[str]) -> int:
     return 32
 
 
-def lower(graph: IRGraph, dense: bool | None = None) -> Netlist:
+def lower(graph: IRGraph, dense: bool | None = None, host: bool = True) -> Netlist:
     """Lower ``graph``. ``dense``: emit every projection with its zero-valued synapses, as
     an exporter unaware of pruning does; default: dense unless the graph's synapses are
     pruned (the ``synapses_pruned`` fact of the prune_synapses pass)."""
     if dense is None:
         dense = "synapses_pruned" not in graph.facts
-    lw = _Lowering(graph, dense)
+    lw = _Lowering(graph, dense, host)
     back = graph.delayed_reads()   # a loop's Delay comes before its source
     waiting: dict[str, list[str]] = {}
     for src, delay in back:
@@ -349,7 +414,7 @@ def lower(graph: IRGraph, dense: bool | None = None) -> Netlist:
 def _finish(net: Netlist, graph: IRGraph, dense: bool) -> None:
     """Drop removed neurons (and every synapse touching them); choose implementations; count."""
     for name, pop in net.populations.items():
-        alive = getattr(graph.node(name), "alive", None)
+        alive = getattr(graph.node(name), "alive", None) if name in graph.nx else None   # relays: not in the IR
         if alive is not None and not alive.all():
             pop.index = np.flatnonzero(alive.ravel())
             pop.size = len(pop.index)
@@ -362,7 +427,8 @@ def _finish(net: Netlist, graph: IRGraph, dense: bool) -> None:
                 pop.params = pop.params.with_params(**per_neuron)
     # A population whose every neuron was removed does not exist on the chip (nor in Lava,
     # which refuses a process of shape (0,)); its synapses go with it.
-    operands = {o.src for p in net.populations.values() if isinstance(p, ProductPopulation) for o in p.operands}
+    operands = {o.src for p in net.populations.values() if isinstance(p, (ProductPopulation, HostPopulation))
+                for o in p.operands}
     empty = {n for n, p in net.populations.items()
              if p.size == 0 and isinstance(p, NeuronPopulation) and n not in operands and n != net.output_pop}
     for name in empty:

@@ -20,7 +20,9 @@ import scipy.sparse as sp
 from snncompile import schema
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.netlist import (
+    OFF_CORE,
     DelayPopulation,
+    HostPopulation,
     InputPopulation,
     Netlist,
     NeuronPopulation,
@@ -91,6 +93,7 @@ class CoreMap:
     chip: ChipProfile
     cores: list[CoreUse] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)   # custom processes (not synapses)
+    host: dict[str, str] = field(default_factory=dict)  # host partition → its op (needs the embedded CPU / host)
 
     @property
     def chips(self) -> int:
@@ -121,6 +124,7 @@ class CoreMap:
                            for k in per_core},
                 "cores": len(self.cores), "chips": self.chips, "layers": self.layers(),
                 "unmapped": self.unmapped,
+                "off_core": {name: f"{op}: {OFF_CORE}" for name, op in self.host.items()},
                 "per_core": [{"layer": c.layer, "neurons": c.neurons, "input_axons": c.input_axons,
                               "synapse_bits": c.synapse_bits, "output_axons": c.output_axons,
                               "bound": c.bound} for c in self.cores]}
@@ -173,6 +177,13 @@ def _off_chip(ctx: _Placing, name: str, pop) -> None:
 def _unmapped(ctx: _Placing, name: str, pop) -> None:
     """A spike·spike product has no static synapses: it runs off the cores (reported as unmapped)."""
     ctx.cmap.unmapped.append(name)
+
+
+@PLACE.register(HostPopulation)
+def _host(ctx: _Placing, name: str, pop: HostPopulation) -> None:
+    """A host partition runs on the embedded CPU / host: no core; listed as off-core."""
+    ctx.cmap.unmapped.append(name)
+    ctx.cmap.host[name] = f"{pop.fn.describe()} at `{pop.source}`"
 
 
 @PLACE.register(NeuronPopulation, OrPopulation, DelayPopulation)

@@ -7,13 +7,16 @@ from snncompile.netlist.netlist import (
     FixedPoint,
     Netlist,
     Projection,
+    refuse_host,
     synaptic_memory,
 )
 from snncompile.netlist.populations import (
+    OFF_CORE,
     POPULATION_REGISTRIES,
     POPULATION_TYPES,
     BiasMap,
     DelayPopulation,
+    HostPopulation,
     InputPopulation,
     MissingPopulation,
     NeuronPopulation,
@@ -23,9 +26,11 @@ from snncompile.netlist.populations import (
     PopulationRegistry,
     ProductPopulation,
     bias_map,
+    host_populations,
+    host_refusal,
 )
 
 __all__ = ["OUTPUT", "POPULATION_REGISTRIES", "POPULATION_TYPES", "BiasMap", "Chain", "DelayPopulation", "FixedNetlist",
            "FixedPoint", "InputPopulation", "MissingPopulation", "Netlist", "NeuronPopulation", "Operand",
            "OrPopulation", "Population", "PopulationRegistry", "ProductPopulation", "Projection",
-           "bias_map", "synaptic_memory"]
+           "bias_map", "synaptic_memory", "OFF_CORE", "HostPopulation", "host_populations", "host_refusal", "refuse_host"]

@@ -26,9 +26,11 @@ from snncompile.ir.structure import unique_paths
 from snncompile.netlist.ops import UNROLL
 from snncompile.netlist.populations import (
     DelayPopulation,
+    HostPopulation,
     InputPopulation,
     NeuronPopulation,
     Population,
+    host_refusal,
 )
 
 OUTPUT = "__output__"
@@ -246,6 +248,16 @@ def refuse_delays(net: Netlist, where: str, hint: str, graded_only: bool = False
         if isinstance(pop, DelayPopulation) and not (graded_only and pop.relay):
             raise SnnCompileError(f"`{name}` is a delay of {steps_text(pop.steps)} (a recurrent loop or a NIR Delay), "
                                   f"which {where} cannot run", hint, EXIT_UNSUPPORTED)
+
+
+def refuse_host(net: Netlist, where: str, hint: str = "") -> None:
+    """A clear error naming the first host partition of ``net``, which ``where`` (an emission
+    or datapath of neuromorphic cores only) cannot run."""
+    for pop in net.populations.values():
+        if isinstance(pop, HostPopulation):
+            raise SnnCompileError(host_refusal(pop, where), hint or "the reference simulator (--target energy / "
+                                  "--check) runs host partitions exactly; --no-host refuses them at compile time",
+                                  EXIT_UNSUPPORTED)
 
 
 def synaptic_memory(proj: Projection) -> int:

@@ -16,6 +16,7 @@ from snncompile.ir import (
     Concat,
     Conv2d,
     Delay,
+    Host,
     Input,
     Linear,
     Mask,
@@ -178,4 +179,4 @@ def _mask(node: Mask, in_shape, mode="linear"):
 
 
 # populations and joins are not links of a chain
-UNROLL.register(Input, Output, Neuron, MatMul, Add, Delay)(not_applicable("unrolling"))
+UNROLL.register(Input, Output, Neuron, MatMul, Add, Delay, Host)(not_applicable("unrolling"))

@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from snncompile.ir.dynamics import Dynamics, OrPool
+from snncompile.ir.host import HostFn, Identity
 from snncompile.ir.typeregistry import TypeRegistry
 
 POPULATION_TYPES: dict[str, type[Population]] = {}      # kind name → class (serialisation, coverage)
@@ -178,6 +179,40 @@ class ProductPopulation(Population):
     @property
     def graded(self) -> bool:
         return True
+
+
+OFF_CORE = "needs the embedded CPU / host"
+
+
+@dataclass(kw_only=True)
+class HostPopulation(Population):
+    """A host partition: runs ``fn`` (:mod:`snncompile.ir.host`) off the neuromorphic cores,
+    on the chip's embedded CPU or the host. Its inputs are graded values: when ``driven``, its
+    drive (Σ projections + bias, shaped ``in_shape``), else ``operands`` gathered from other
+    populations; it sends ``fn``'s real values (0/1 for a keep mask). ``source``: the op's
+    module path in the source model."""
+
+    kind: ClassVar[str] = "host"
+    fn: HostFn = field(default_factory=Identity)
+    operands: list[Operand] = field(default_factory=list)
+    in_shape: tuple[int, ...] = ()
+    driven: bool = False
+    source: str = ""
+
+    @property
+    def graded(self) -> bool:
+        return not self.fn.binary_out()
+
+
+def host_populations(net: object) -> list[HostPopulation]:
+    """The host partitions of a netlist (for emissions that must refuse them by name)."""
+    return [p for p in getattr(net, "populations", {}).values() if isinstance(p, HostPopulation)]
+
+
+def host_refusal(pop: HostPopulation, where: str) -> str:
+    """The message an emission that cannot run host partitions gives for ``pop``."""
+    return (f"`{pop.name}` is a host partition ({pop.fn.describe()} at `{pop.source or pop.name}`), which {OFF_CORE}; "
+            f"{where} runs only neuromorphic cores")
 
 
 @dataclass(kw_only=True)

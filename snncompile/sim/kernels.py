@@ -27,13 +27,17 @@ from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.fixedpoint import neuron_int
 from snncompile.ir import dynamics
+from snncompile.ir.host import HostFn, host_apply
 from snncompile.netlist import (
     OUTPUT,
     DelayPopulation,
     FixedNetlist,
+    HostPopulation,
     InputPopulation,
     Netlist,
     NeuronPopulation,
@@ -42,6 +46,7 @@ from snncompile.netlist import (
     PopulationRegistry,
     ProductPopulation,
     Projection,
+    host_refusal,
 )
 
 
@@ -255,6 +260,31 @@ class ProductKernel(Kernel):
 
 
 @dataclass
+class HostKernel(Kernel):
+    """A host partition (float64, as the embedded CPU computes it): its function on its drive,
+    or on operands gathered like a product's (:mod:`snncompile.ir.host`)."""
+
+    fn: HostFn | None = None
+    driven: bool = False
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+    operands: list[Operand] = field(default_factory=list)
+
+    def step(self, inputs: list[np.ndarray]) -> np.ndarray:
+        if self.driven:   # its drive has the input's shape, not its own
+            acc = np.zeros((inputs[0].shape[0], int(np.prod(self.in_shape))), dtype=np.float64)
+            for port, syn in self.synapses:
+                acc += syn(inputs[port])
+            ins = [(acc + self.bias).reshape(-1, *self.in_shape)]
+        else:
+            ins = [ProductKernel._gather(self, inputs, o) for o in self.operands]  # type: ignore[arg-type]
+        with torch.no_grad():
+            y = host_apply(self.fn, [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)) for a in ins],
+                           self.out_shape)
+        return y.reshape(y.shape[0], -1).numpy()
+
+
+@dataclass
 class DelayKernel(Kernel):
     """A delay split in two: :meth:`emit` sends its drive of ``steps`` ago (first in a step),
     :meth:`absorb` stores this step's drive at the end of the step."""
@@ -326,6 +356,22 @@ def _neuron_kernel(pop: NeuronPopulation, num: Numerics) -> Kernel:
 @KERNEL.register(ProductPopulation)
 def _product_kernel(pop: ProductPopulation, num: Numerics) -> Kernel:
     k = ProductKernel(pop.name, pop.size, num, True, hadamard=pop.product == "hadamard")
+    for o in pop.operands:
+        k.sources.append(o.src)
+        k.operands.append(Operand(len(k.sources) - 1, _where(num.net.populations[o.src], o.idx),
+                                  tuple(o.shape), float(o.scale)))
+    return k
+
+
+@KERNEL.register(HostPopulation)
+def _host_kernel(pop: HostPopulation, num: Numerics) -> Kernel:
+    """Host partitions run in float64 (the embedded CPU computes them so); the integer datapath
+    refuses them (quantize_plan does first: GELU, softmax and their like have no exact integer form)."""
+    if isinstance(num, IntNumerics):
+        raise SnnCompileError(host_refusal(pop, "the integer datapath"),
+                              "drop --fixed-point: host partitions run in float", EXIT_UNSUPPORTED)
+    k = HostKernel(pop.name, pop.size, num, pop.graded, bias=num.bias(pop) if pop.driven else None, fn=pop.fn,
+                   driven=pop.driven, in_shape=tuple(pop.in_shape), out_shape=tuple(pop.shape))
     for o in pop.operands:
         k.sources.append(o.src)
         k.operands.append(Operand(len(k.sources) - 1, _where(num.net.populations[o.src], o.idx),

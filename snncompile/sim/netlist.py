@@ -16,9 +16,11 @@ import numpy as np
 import torch
 
 from snncompile.ir import dynamics
+from snncompile.ir.host import host_apply
 from snncompile.netlist import (
     OUTPUT,
     DelayPopulation,
+    HostPopulation,
     InputPopulation,
     Netlist,
     NeuronPopulation,
@@ -55,6 +57,21 @@ def _neurons(net: Netlist, p: NeuronPopulation, full: dict[str, torch.Tensor], T
 @WHOLE.register(ProductPopulation)
 def _products(net: Netlist, p: ProductPopulation, full: dict[str, torch.Tensor], T: int, N: int) -> torch.Tensor:
     return _product(net, p, full, T * N)
+
+
+@WHOLE.register(HostPopulation)
+def _hosts(net: Netlist, p: HostPopulation, full: dict[str, torch.Tensor], T: int, N: int) -> torch.Tensor:
+    return host_values(net, p, full, T * N)
+
+
+def host_values(net: Netlist, p: HostPopulation, full: dict[str, torch.Tensor], rows: int) -> torch.Tensor:
+    """A host partition's outputs [rows, size]: ``fn`` on its drive or its gathered operands."""
+    if p.driven:
+        ins = [(_drive(net, p.name, full, rows, int(np.prod(p.in_shape))) + torch.as_tensor(p.bias)
+                ).reshape(rows, *p.in_shape)]
+    else:
+        ins = [gather(net, o, full).reshape(rows, *o.shape) for o in p.operands]
+    return host_apply(p.fn, ins, tuple(p.shape)).reshape(rows, -1)
 
 
 @WHOLE.register(InputPopulation, DelayPopulation)
@@ -115,6 +132,11 @@ def _neuron_step(run: _Run, p: NeuronPopulation) -> torch.Tensor:
 @ONE_STEP.register(ProductPopulation)
 def _product_step(run: _Run, p: ProductPopulation) -> torch.Tensor:
     return _product(run.net, p, run.full, run.N)
+
+
+@ONE_STEP.register(HostPopulation)
+def _host_step(run: _Run, p: HostPopulation) -> torch.Tensor:
+    return host_values(run.net, p, run.full, run.N)
 
 
 @ONE_STEP.register(DelayPopulation)

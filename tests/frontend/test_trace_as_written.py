@@ -212,8 +212,22 @@ class Poisson(ValueBranch):
         return self.sn(self.fc((torch.rand_like(x) < x).float()))
 
 
+def test_topk_token_selection_compiles_as_a_host_partition_and_no_host_names_it():
+    """``score.topk(k).indices`` then ``gather``: host operations traced as written, spike-exact."""
+    torch.manual_seed(0)
+    model = TopK().eval()
+    x = np.random.default_rng(0).random((3, 2, 6, 4))
+    tr = trace_model(model, (6, 4))
+    tor = run_torch(model, x, tr.step_mode, list(tr.neuron_sources.values()), tr.graph.output_time_reduced)
+    ref = simulate(tr.graph, x)
+    assert_same_spikes({n: tor.spikes[p] for n, p in tr.neuron_sources.items()}, ref.spikes)
+    np.testing.assert_allclose(ref.output.sum(0), tor.output.sum(0), rtol=1e-12, atol=1e-12)
+    with pytest.raises(SnnCompileError, match=r"`topk` at `forward` is a host operation") as e:
+        trace_model(model, (6, 4), no_host=True)
+    assert e.value.exit_code == EXIT_UNSUPPORTED
+
+
 @pytest.mark.parametrize("model,shape,match,hint", [
-    (TopK(), (6, 4), r"data-dependent selection at `forward`: `topk`", "keep-mask"),
     (ValueBranch(), (4,), "branches on the value of", "tensor values"),
     (Poisson(), (4,), "`rand_like` at `forward` draws random numbers", "--input"),
 ])

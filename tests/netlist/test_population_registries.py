@@ -58,7 +58,7 @@ def test_kind_names_are_the_serialised_strings():
     """Reports, ONNX metadata and JSON keep the names they had when kinds were strings."""
     assert {k: c.__name__ for k, c in POPULATION_TYPES.items()} == {
         "input": "InputPopulation", "neuron": "NeuronPopulation", "or": "OrPopulation",
-        "matmul": "ProductPopulation", "delay": "DelayPopulation"}
+        "matmul": "ProductPopulation", "delay": "DelayPopulation", "host": "HostPopulation"}
 
 
 def test_a_new_kind_without_entries_is_reported(monkeypatch):

@@ -10,6 +10,7 @@ from snncompile.frontend.ops import (  # noqa: F401 - each module registers its 
     containers,
     functional,
     hand_neurons,
+    host,
     indexing,
     inline_neurons,
     neurons,

@@ -11,6 +11,7 @@ from torch import fx
 from snncompile.frontend.ops.attention import hadamard
 from snncompile.frontend.ops.common import unsupported
 from snncompile.frontend.ops.context import Converter
+from snncompile.frontend.ops.host import product
 from snncompile.frontend.ops.registry import op, op_name
 from snncompile.ir import Add, Mask, Scale
 
@@ -65,8 +66,10 @@ def mul(cx: Converter, n: fx.Node) -> str:
             raise unsupported("multiplication of two tensors (only spike matmul is supported)", where)
         return cx.add("scale", Scale(cx.sample_shape(n), where, factor=float(scalars[0])),
                       [cx.env[tensor_args[0].name]])
-    if len(consts) == 0 and len(tensor_args) == 2:  # spike ⊙ spike (SDSA)
-        return hadamard(cx, n, tensor_args, where)
+    if len(consts) == 0 and len(tensor_args) == 2:
+        if any(cx.from_host(cx.env[a.name]) for a in tensor_args):
+            return product(cx, n, tensor_args)   # a factor computed on the host (a gate, a keep mask)
+        return hadamard(cx, n, tensor_args, where)   # spike ⊙ spike (SDSA)
     if len(tensor_args) != 1 or len(consts) != 1:
         raise unsupported("multiplication other than by a static 0/1 keep-mask buffer "
                           "or a constant scalar", where)

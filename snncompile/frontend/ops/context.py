@@ -14,7 +14,7 @@ from snncompile.frontend.fold import Folder, constant_nodes
 from snncompile.frontend.guard import Site
 from snncompile.frontend.ops.common import unsupported, unsupported_layer
 from snncompile.frontend.ops.registry import family_of, module_handler, op_name
-from snncompile.ir import Conv2d, Input, IRGraph, Linear, Neuron, Reshape, Scale, Slice, Transpose
+from snncompile.ir import Conv2d, Host, Input, IRGraph, Linear, Neuron, Reshape, Scale, Slice, Transpose
 from snncompile.ir.dynamics import OrPool
 from snncompile.ir.structure import binary_spikes, is_population
 
@@ -37,6 +37,8 @@ class Converter:
         self.T, self.B = (self.layout.steps or PROBE_T), batch
         self.lifted: set[str] = set()     # static [1, B, ...] values about to be repeated over T
         self.pieces: dict[str, tuple[str, int, list[tuple[int, int]], bool]] = {}   # chunk/split results
+        self.host_pieces: dict[str, tuple[str, Any]] = {}   # topk results: (IR input, TopK)
+        self.no_host = False                                # --no-host: refuse host operations
         self.modules = dict(gm.named_modules())   # the model's own modules: weights are read here
         self.probe_modules = probe_modules         # the same modules on the probe's device
         self.g = IRGraph(name)
@@ -130,6 +132,12 @@ class Converter:
     def module_of(self, n: fx.Node) -> str:
         stack = list((n.meta.get("nn_module_stack") or {}).values())
         return stack[-1][0] if stack else "forward"
+
+    def from_host(self, name: str) -> bool:
+        """``name`` is a host operation's output, possibly reshaped, transposed or sliced."""
+        while isinstance(self.g.node(name), (Reshape, Transpose, Slice)):
+            name = self.g.inputs(name)[0]
+        return isinstance(self.g.node(name), Host)
 
     def operand(self, src: str, where: str, module: str) -> str:
         """A product's factor as a population's spikes: a binary value that is not one

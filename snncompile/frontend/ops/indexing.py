@@ -57,6 +57,10 @@ def getitem(cx: Converter, n: fx.Node) -> str | None:
     where, (src0, *index) = n.format_node(), n.args
     if isinstance(src0, fx.Node) and src0.name in cx.pieces:
         return piece(cx, n, where)
+    if isinstance(src0, fx.Node) and src0.name in cx.host_pieces:
+        from snncompile.frontend.ops.host import host_piece  # (host imports this package's modules)
+
+        return host_piece(cx, n)
     if n.name not in cx.rec.shapes or src0.name not in cx.env:
         return None   # a Python value (a size), or an element of one
     by_tensor = any(isinstance(a, fx.Node) for a in flat_values(n.args[1:]))

@@ -9,8 +9,8 @@ from snncompile.frontend.ops.common import contextual, selection
 from snncompile.frontend.ops.context import Converter
 from snncompile.frontend.ops.registry import op, op_name
 
-SELECTION = ("topk", "sort", "argsort", "argmax", "argmin", "gather", "index_select", "masked_select",
-             "nonzero", "take_along_dim", "multinomial", "masked_fill", "scatter", "index_put")
+SELECTION = ("sort", "argsort", "argmax", "argmin", "index_select", "masked_select",
+             "nonzero", "take_along_dim", "multinomial", "masked_fill", "index_put")   # topk, gather, scatter: host
 RANDOM = ("rand", "rand_like", "randn", "randn_like", "bernoulli", "poisson", "randint", "normal")
 
 

@@ -87,6 +87,11 @@ def repeat(cx: Converter, n: fx.Node) -> str | None:
     if cx.layout.convention == "static-m" and src0 is not None and src0.name in cx.lifted \
             and cx.rec.shapes[n.name][:2] == (cx.T, cx.B):
         return cx.env[src0.name]
+    if src0 is not None and op_name(n) == "expand" and cx.from_host(cx.env[src0.name]):
+        from snncompile.frontend.ops.host import add_host  # (host imports arithmetic, which imports this)
+        from snncompile.ir.host import Broadcast
+
+        return add_host(cx, Broadcast(), [cx.env[src0.name]], cx.sample_shape(n), cx.module_of(n))
     return cx.refuse(n)
 
 

@@ -126,14 +126,18 @@ def test_usage_errors(capsys, digits_model):
 
 
 def test_console_script_and_module_entry_points(digits_model):
-    for cmd in ([str(Path(sys.executable).parent / "snncompile")], [sys.executable, "-m", "snncompile"]):
-        res = subprocess.run(cmd + ["inspect", str(digits_model), "--json"], capture_output=True,
-                             text=True, cwd=ROOT)
-        assert res.returncode == 0, res.stderr
-        assert json.loads(res.stdout)["graph"]["layers"] == 4
-    res = subprocess.run([sys.executable, "-m", "snncompile", "/nonexistent.pt"], capture_output=True,
-                         text=True, cwd=ROOT)
-    assert res.returncode == 2 and "Traceback" not in res.stderr and "not found" in res.stderr
+    # the three interpreters start side by side: each spends seconds importing torch
+    inspects = [subprocess.Popen(cmd + ["inspect", str(digits_model), "--json"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                for cmd in ([str(Path(sys.executable).parent / "snncompile")], [sys.executable, "-m", "snncompile"])]
+    missing = subprocess.Popen([sys.executable, "-m", "snncompile", "/nonexistent.pt"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    for proc in inspects:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert json.loads(out)["graph"]["layers"] == 4
+    _, err = missing.communicate(timeout=300)
+    assert missing.returncode == 2 and "Traceback" not in err and "not found" in err
 
 
 @pytest.mark.lava

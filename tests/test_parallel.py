@@ -19,9 +19,20 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 
 
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local 2-CPU Ray shared by the tests that inject no faults (each start-up costs
+    seconds); stopped at the end of the module."""
+    ray.shutdown()
+    parallel.start(2)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture
 def fresh_ray(monkeypatch):
-    """A local 2-CPU Ray started by the test (with the environment the test sets), then stopped."""
+    """A local 2-CPU Ray started by the test (with the environment the test sets, which Ray
+    captures at start-up), then stopped. These tests run last in the module."""
     ray.shutdown()
     yield monkeypatch
     ray.shutdown()
@@ -47,7 +58,7 @@ def _same(a, b) -> None:
 
 
 @pytest.mark.lava
-def test_sharded_run_equals_single_process(fresh_ray):
+def test_sharded_run_equals_single_process(ray_session):
     from backends.lava.target import LavaTarget
 
     net, x = _digits(45)
@@ -61,33 +72,13 @@ def test_sharded_run_equals_single_process(fresh_ray):
 
 
 @pytest.mark.lava
-def test_api_agreement_is_identical_with_workers(fresh_ray):
+def test_api_agreement_is_identical_with_workers(ray_session):
     kw = dict(input=MODELS / "digits_test.npz", samples=40, simulate_on_target=True)
     one = api.compile(MODELS / "digits_scnn.pt", **kw).simulation
     two = api.compile(MODELS / "digits_scnn.pt", workers=2, **kw).simulation
     assert two["workers"] == 2 and one["workers"] == 1
     for key in ("spike_agreement", "prediction_agreement", "accuracy", "per_layer_spike_agreement"):
         assert one[key] == two[key], key
-
-
-@pytest.mark.lava
-def test_a_worker_that_dies_is_retried_once(fresh_ray, tmp_path):
-    marker = tmp_path / "died-once"
-    fresh_ray.setenv(parallel.KILL_ONCE_ENV, f"1:{marker}")
-    net, x = _digits(20)
-    run = parallel.run_sharded("lava", net, x, workers=2, address=None, timeout_s=300)
-    assert marker.exists(), "the worker of shard 1 did not die"
-    from backends.lava.target import LavaTarget
-
-    _same(LavaTarget().run(net, x, timeout_s=300), run)
-
-
-@pytest.mark.lava
-def test_a_shard_that_fails_twice_makes_the_run_incomplete(fresh_ray):
-    fresh_ray.setenv(parallel.KILL_ONCE_ENV, "0:")  # dies on every try
-    net, x = _digits(10)
-    with pytest.raises(SnnCompileError, match=r"1 of 2 shards failed after one retry.*incomplete.*shard 0"):
-        parallel.run_sharded("lava", net, x, workers=2, address=None, timeout_s=300)
 
 
 def test_shards_cover_samples_in_order():
@@ -120,7 +111,7 @@ cost_models = ["45nm", "loihi"]
 
 
 @pytest.mark.lava
-def test_sweep_table_chart_and_failed_cells(fresh_ray, tmp_path, capsys):
+def test_sweep_table_chart_and_failed_cells(ray_session, monkeypatch, tmp_path, capsys):
     import torch
     from spikingjelly.activation_based import layer, neuron
     from torch import nn
@@ -128,7 +119,7 @@ def test_sweep_table_chart_and_failed_cells(fresh_ray, tmp_path, capsys):
     torch.save(nn.Sequential(layer.Linear(64, 10), neuron.IFNode()).state_dict(), tmp_path / "bad.pt")
     spec = tmp_path / "sweep.toml"
     spec.write_text(SPEC.format(models=MODELS))
-    fresh_ray.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     code = main(["sweep", str(spec), "-o", str(tmp_path / "out"), "--workers", "2", "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 5 and doc["exit_code"] == 5 and "incomplete" in doc["error"]
@@ -151,3 +142,23 @@ def test_sweep_table_chart_and_failed_cells(fresh_ray, tmp_path, capsys):
     csv_lines = (out / "sweep.csv").read_text().splitlines()
     assert len(csv_lines) == len(rows) + 1 and csv_lines[0].startswith("model,passes,precision")
     assert json.loads((out / "sweep.json").read_text())["complete"] is False
+
+
+@pytest.mark.lava
+def test_a_worker_that_dies_is_retried_once(fresh_ray, tmp_path):
+    marker = tmp_path / "died-once"
+    fresh_ray.setenv(parallel.KILL_ONCE_ENV, f"1:{marker}")
+    net, x = _digits(20)
+    run = parallel.run_sharded("lava", net, x, workers=2, address=None, timeout_s=300)
+    assert marker.exists(), "the worker of shard 1 did not die"
+    from backends.lava.target import LavaTarget
+
+    _same(LavaTarget().run(net, x, timeout_s=300), run)
+
+
+@pytest.mark.lava
+def test_a_shard_that_fails_twice_makes_the_run_incomplete(fresh_ray):
+    fresh_ray.setenv(parallel.KILL_ONCE_ENV, "0:")  # dies on every try
+    net, x = _digits(10)
+    with pytest.raises(SnnCompileError, match=r"1 of 2 shards failed after one retry.*incomplete.*shard 0"):
+        parallel.run_sharded("lava", net, x, workers=2, address=None, timeout_s=300)

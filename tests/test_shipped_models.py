@@ -77,7 +77,8 @@ def test_ticket_synapses_equal_its_nonzero_weights(root, tmp_path):
     fc = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][0]
 
     def jac(fn, shape):
-        j = torch.autograd.functional.jacobian(fn, torch.zeros(shape, dtype=torch.float64))
+        # vectorize: one batched backward pass (vmap) instead of one per output element
+        j = torch.autograd.functional.jacobian(fn, torch.zeros(shape, dtype=torch.float64), vectorize=True)
         return (j.reshape(-1, int(np.prod(shape))) != 0).numpy()
 
     from snncompile.ir import Neuron

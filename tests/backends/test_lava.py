@@ -6,6 +6,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 from equivalence import assert_backend_matches, assert_same_spikes, run_all
 from nets import CASES as NETWORK_CASES
 from nets import (
@@ -13,6 +14,7 @@ from nets import (
     exact_threshold_net,
     snntorch_soft_reset_net,
 )
+from torch import nn
 
 from backends.lava import compat, run_lava
 from snncompile.errors import SnnCompileError
@@ -48,19 +50,42 @@ def test_lava_matches_torch(case, emit):
             np.testing.assert_array_equal(lava.spikes[name].reshape(ref.values[name].shape), ref.values[name])
 
 
-@pytest.mark.lava
-@pytest.mark.parametrize("emit", ["fused", "stock"])
-def test_lava_exact_thresholds_all_neuron_options(emit):
-    """All reset modes × neuron models × decay_input, thresholds hit exactly, in one Lava run
-    per network (12 networks)."""
+class _Branches(nn.Module):
+    """Independent networks side by side on one input, outputs concatenated: one Lava network
+    (so one Lava start-up) checks every branch's populations at once."""
+
+    def __init__(self, nets: list[nn.Module]) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([n(x) for n in self.nets], dim=-1)
+
+
+@pytest.fixture(scope="module")
+def exact_options_runs():
+    """The 12 exact-threshold networks (reset modes × neuron models × decay_input) as branches
+    of one network, compiled once for both emissions."""
     names = [k for k in CASES if k.startswith("exact_")]
     assert len(names) == 12
-    for name in names:
-        make, shape, inputs = CASES[name]
-        x = inputs()
-        runs = run_all(make(), x, shape)
-        lava = run_lava(runs.plan, x, timeout_s=300, emit=emit)
-        assert_same_spikes(runs.torch_spikes, lava.spikes, f"{name}:")
+    x = CASES[names[0]][2]()
+    assert all(np.array_equal(CASES[n][2](), x) for n in names)  # one input feeds every branch
+    runs = run_all(_Branches([CASES[n][0]() for n in names]).eval(), x, (8,))
+    return runs, x
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("emit", ["fused", "stock"])
+def test_lava_exact_thresholds_all_neuron_options(emit, exact_options_runs):
+    """All reset modes × neuron models × decay_input, thresholds hit exactly: the 12 networks
+    run as independent branches of one Lava network, every population spike for spike."""
+    runs, x = exact_options_runs
+    dyn = [p.params for p in runs.plan.populations.values() if isinstance(p, NeuronPopulation)]
+    options = {(type(d).__name__, d.v_reset, getattr(d, "decay_input", None)) for d in dyn}
+    assert len(dyn) == 24 and len(options) == 12, options   # every option keeps its own population
+    assert len(runs.torch_spikes) == 24
+    lava = run_lava(runs.plan, x, timeout_s=300, emit=emit)
+    assert_same_spikes(runs.torch_spikes, lava.spikes, "exact thresholds:")
 
 
 @pytest.mark.lava

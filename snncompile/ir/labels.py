@@ -41,8 +41,8 @@ def labels(graph: IRGraph) -> dict[str, str]:
             if n == first:
                 continue
             owner = next((m for m in names if m != n and n.startswith(m + "_")), None)
-            if owner is not None:
-                out[n] = f"{base}.{n[len(owner) + 1:]}"
+            if owner is not None:   # a node a pass derived from another (``lif2_delay``)
+                out[n] = n if base == owner else f"{base}.{n[len(owner) + 1:]}"
             else:
                 calls += 1
                 out[n] = f"{base}#{calls}"

@@ -121,7 +121,7 @@ def test_cifar_ticket_exports_kernels_not_matrices(tmp_path):
     path.write_bytes(nir_bytes(net))
     graph = nir.read(path, type_check=False)   # nir 1.0.8 infers a (3, 1) kernel's output as (3, 3)'s
     kinds = sorted({type(v).__name__ for v in graph.nodes.values()})
-    assert {"Conv2d", "SumPool2d", "Flatten", "Affine"} <= set(kinds)
+    assert {"Conv2d", "Flatten", "Affine"} <= set(kinds)   # OR windows are one-hot Conv2d kernels
     assert max(np.asarray(v.weight).size for v in graph.nodes.values() if hasattr(v, "weight")) < 300_000
     x = np.random.default_rng(0).random((3, 2, 3, 32, 32))
     want = simulate_netlist(net, x)

@@ -1,17 +1,18 @@
 """Netlist → NIR graph: one neuron node per population, each projection as NIR primitives.
 
 A projection whose chain is made of primitives NIR has is written as those primitives in
-order — Conv2d (weights with their zeros: NIR has no sparse arrays), SumPool2d (a sum or
-the window of OR neurons), AvgPool2d, Flatten, Linear, Scale (a uniform or per-channel
+order — Conv2d (weights with their zeros: NIR has no sparse arrays; the window of OR
+neurons as a one-hot kernel, which every reader has), SumPool2d (a sum pool), AvgPool2d, Flatten, Linear, Scale (a uniform or per-channel
 factor) — so a convolution stays a kernel, never an unrolled matrix. Any other chain
 (transpose, slice, concat, mask, reduce, a reshape that is not a flatten) is written as
 one ``Affine`` holding its explicit synapse matrix. Several chains into one population
 are several NIR paths, which NIR sums.
 
 A population keeps its logical shape (C, H, W) when every projection into it is
-structured; removed neurons are then written with an infinite threshold (they never fire,
-as in the compiled network) and node metadata ``snncompile.alive`` marks them. Otherwise
-the population is written flat with its kept neurons only. Its folded bias goes on the
+structured and its removed neurons cannot change a kept one (:func:`_silent_removed`);
+removed neurons are then written with the layer's own finite parameters and node metadata
+``snncompile.alive`` marks them. Otherwise the population is written flat with its kept
+neurons only. Its folded bias goes on the
 last Conv2d (one value per channel) or Linear/Affine of one projection into it.
 
 Neurons become NIR ``IF``, ``LIF``, ``LI``, ``I``, ``CubaLIF`` or ``CubaLI`` written for
@@ -81,7 +82,7 @@ def _flatten_dims(shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, in
 
 
 def _is_window(node: Conv2d, shape: tuple[int, ...]) -> bool:
-    """A depthwise all-ones kernel (the synapses of OR neurons, a max-pool of spikes): a SumPool2d."""
+    """A depthwise all-ones kernel (the synapses of OR neurons, a max-pool of spikes)."""
     w = node.effective_weight
     return node.groups == shape[0] == w.shape[0] and w.shape[1] == 1 and node.dilation == (1, 1) \
         and bool(np.all(w == 1.0))

@@ -101,7 +101,7 @@ def _node_types(net) -> dict[str, str]:
 
 
 def test_cifar_ticket_exports_kernels_not_matrices(tmp_path):
-    """CIFAR-size ticket (10⁸-entry dense matrices if unrolled): written as Conv2d / SumPool2d /
+    """CIFAR-size ticket (10⁸-entry dense matrices if unrolled): written as Conv2d (OR windows one-hot) /
     Flatten / Affine(256→10) in milliseconds, and imported back spike for spike."""
     import nir
     from interchange.onnx_helpers import compile_model

@@ -375,8 +375,8 @@ def to_nir(net: Netlist) -> Any:
     out_of = {inp: "input"}
     for name, pop in sorted(net.populations.items(), key=lambda kv: kv[1].depth):
         if not isinstance(pop, InputPopulation):
-            nodes[name] = NIR_POPULATION(pop)(name, pop, name in plan.logical)
-            out_of[name] = name
+            out_of[name] = net.label(name)   # nodes named by the user's module paths
+            nodes[out_of[name]] = NIR_POPULATION(pop)(name, pop, name in plan.logical)
     flat: dict[str, str] = {}
 
     def flat_of(src: str) -> str:
@@ -390,13 +390,13 @@ def to_nir(net: Netlist) -> Any:
         return flat[src]
 
     for dst in plan.dsts:
-        target = "output" if dst == OUTPUT else dst
-        label = "readout" if dst == OUTPUT else dst
+        target = "output" if dst == OUTPUT else out_of[dst]
+        label = "readout" if dst == OUTPUT else out_of[dst]
         bias = plan.bias(dst)
         carrier = plan.carrier(dst) if all(id(p) in plan.structured for p in net.into(dst)) else None
         placed = bias is None or not np.any(bias)
         for i, proj in enumerate(net.into(dst)):
-            base = f"w_{proj.src}_{label}"
+            base = f"w_{out_of[proj.src]}_{label}"
             if id(proj) in plan.structured:
                 for k, ops in enumerate(plan.ops[id(proj)]):
                     prev = out_of[proj.src]
@@ -426,7 +426,7 @@ def to_nir(net: Netlist) -> Any:
             nodes[base] = nir.Affine(weight=w, bias=b.copy())
             edges += [(flat_of(proj.src), base), (base, target)]
     if net.output_kind in ("spikes", "membrane"):
-        edges.append((net.output_pop, "output"))
+        edges.append((out_of[net.output_pop], "output"))
         out_shape = plan.shape(net.output_pop)
     else:
         out_shape = plan.shape(OUTPUT)

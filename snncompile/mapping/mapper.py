@@ -91,6 +91,7 @@ class CoreMap:
     chip: ChipProfile
     cores: list[CoreUse] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)   # custom processes (not synapses)
+    labels: dict[str, str] = field(default_factory=dict)  # population → module path (reports)
 
     @property
     def chips(self) -> int:
@@ -113,10 +114,13 @@ class CoreMap:
         return list(out.values())
 
     def to_dict(self) -> dict:
+        """Layers named by module path (``population``: the netlist's name)."""
+        lab = self.labels.get
+        layers = [{**r, "layer": lab(r["layer"], r["layer"]), "population": r["layer"]} for r in self.layers()]
         return {"chip": self.chip.name, "source": self.chip.source, "unverified": list(self.chip.unverified),
-                "cores": len(self.cores), "chips": self.chips, "layers": self.layers(),
-                "unmapped": self.unmapped,
-                "per_core": [{"layer": c.layer, "neurons": c.neurons, "input_axons": c.input_axons,
+                "cores": len(self.cores), "chips": self.chips, "layers": layers,
+                "unmapped": [lab(n, n) for n in self.unmapped],
+                "per_core": [{"layer": lab(c.layer, c.layer), "population": c.layer, "neurons": c.neurons, "input_axons": c.input_axons,
                               "synapse_bits": c.synapse_bits, "output_axons": c.output_axons,
                               "bound": c.bound} for c in self.cores]}
 
@@ -185,7 +189,7 @@ def map_to_cores(plan: Netlist, chip: ChipProfile) -> CoreMap:
     for name, pop in plan.populations.items():
         offsets[name] = total
         total += pop.size
-    cmap = CoreMap(chip)
+    cmap = CoreMap(chip, labels=dict(plan.labels))
     core_of = np.full(total, -1)
     for name, pop in plan.populations.items():
         PLACE(pop)(_Placing(plan, chip, cmap, core_of, offsets, total), name, pop)

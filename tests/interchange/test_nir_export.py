@@ -61,10 +61,13 @@ def test_ticket_round_trip_cli(tmp_path, digits_test):
     want = simulate_netlist(net, x)
     back = simulate(api.trace(out / "model.nir").graph, x).spikes
     want = want.spikes if hasattr(want, "spikes") else want
-    assert set(back) == {n for n in want if n in net.populations and isinstance(net.populations[n], NeuronPopulation)}
-    for name in back:   # populations with removed neurons are written (and read back) in their logical shape
+    # NIR nodes are named by the nn.Sequential's module paths (2, 5, 6, 9), not neuron_2 …
+    pops = {net.label(n): n for n in want if n in net.populations and isinstance(net.populations[n], NeuronPopulation)}
+    assert set(back) == set(pops) == {"2", "5", "6", "9"}
+    for label in back:   # populations with removed neurons are written (and read back) in their logical shape
+        name = pops[label]
         idx = net.populations[name].index
-        flat = back[name].reshape(*want[name].shape[:2], -1)
+        flat = back[label].reshape(*want[name].shape[:2], -1)
         np.testing.assert_array_equal(flat if idx is None else flat[..., idx], want[name])
 
 
@@ -126,8 +129,10 @@ def test_cifar_ticket_exports_kernels_not_matrices(tmp_path):
     x = np.random.default_rng(0).random((3, 2, 3, 32, 32))
     want = simulate_netlist(net, x)
     back = simulate(api.trace(path).graph, x).spikes
-    assert set(back) == {n for n, p in net.populations.items() if not isinstance(p, InputPopulation)}
-    for name, s in back.items():
+    pops = {net.label(n): n for n, p in net.populations.items() if not isinstance(p, InputPopulation)}
+    assert set(back) == set(pops)
+    for label, s in back.items():
+        name = pops[label]
         idx = net.populations[name].index
         flat = s.reshape(3, 2, -1)
         np.testing.assert_array_equal(flat if idx is None else flat[..., idx], want[name])
@@ -153,7 +158,7 @@ def test_structure_kept_where_the_chain_allows():
     g.input_shape = (2, 3)
     net = stages.lower(g)
     kinds = _node_types(net)
-    assert kinds["w_in_n"] == "Affine" and kinds["n"] == "IF"
+    assert kinds["w_input_n"] == "Affine" and kinds["n"] == "IF"   # named after the NIR Input node
     import backends.nir.export as export
 
     limit, export.DENSE_LIMIT = export.DENSE_LIMIT, 10   # a fallback too large to write densely: refused

@@ -64,17 +64,16 @@ def _cells(text: str) -> list[tuple[str, bool]]:
     return cells
 
 
-def _run(capsys, *args) -> tuple[str, dict]:
-    assert main(["energy", TICKET, *args]) == 0
-    table = capsys.readouterr().out
-    assert main(["energy", TICKET, *args, "--json"]) == 0
-    return table, json.loads(capsys.readouterr().out)
+def _run(capsys, tmp_path, *args) -> tuple[str, dict]:
+    """The printed tables and the report.json of one run (the object --json prints)."""
+    assert main(["energy", TICKET, *args, "-o", str(tmp_path)]) == 0
+    return capsys.readouterr().out, json.loads((tmp_path / "report.json").read_text())
 
 
 @pytest.mark.parametrize("args", [(), ("--input", str(MODELS / "digits_test.npz"), "--samples", "16"),
                                   ("--firing-rates", "0.1")], ids=["static", "input", "rates"])
-def test_every_table_number_is_in_the_json(capsys, args):
-    table, doc = _run(capsys, *args)
+def test_every_table_number_is_in_the_json(capsys, tmp_path, args):
+    table, doc = _run(capsys, tmp_path, *args)
     nums: list[float] = []
     texts: list[str] = []
     _leaves(doc, nums, texts)
@@ -93,10 +92,10 @@ def test_every_table_number_is_in_the_json(capsys, args):
     assert checked > 150 and not missing, missing[:20]
 
 
-def test_pruned_ticket_weight_and_synapse_sparsity(capsys):
+def test_pruned_ticket_weight_and_synapse_sparsity(capsys, tmp_path):
     """A 90 %-pruned ticket shows ~90 % weight sparsity beside its synapse sparsity; SNN
     figures are omitted (no saving printed) without --input or rates."""
-    table, doc = _run(capsys)
+    table, doc = _run(capsys, tmp_path)
     totals = doc["energy"]["totals"]
     assert totals["weight_sparsity"] == pytest.approx(3472 / 3784)            # the ticket's own 91.8 %
     assert doc["graph"]["weight_sparsity"] == pytest.approx(3472 / 3784)

@@ -172,19 +172,24 @@ def _target_spec(name: str) -> TargetSpec:
 
 
 def layer_rows(graph: IRGraph) -> list[LayerRow]:
-    """One row per IR node; synaptic rows count live synapses (closed form)."""
-    from snncompile.ir import IRGraph, Neuron
-    from snncompile.ir.counting import layer_synapses
+    """One row per IR node, named by the user's module path; synaptic rows count live
+    synapses (closed form) and the nonzero weights of their tensor."""
+    from snncompile.ir import Conv2d, IRGraph, Linear, Neuron
+    from snncompile.ir.counting import layer_synapses, nonzero_weights
+    from snncompile.ir.labels import labels
     from snncompile.report import LayerRow, row_detail
 
     if not isinstance(graph, IRGraph):
         raise apicheck.bad("layer_rows", "graph", graph, "an IRGraph", "trace('model.pt').graph")
-    counts = layer_synapses(graph)
+    counts, names = layer_synapses(graph), labels(graph)
+    or_synapses = {graph.inputs(n)[0] for n in graph.of_type(Neuron) if graph.node(n).role == "or"}
     rows = []
     for name, node in graph.items():
-        row = LayerRow(name, node.op, tuple(node.shape), detail=row_detail(node))
+        row = LayerRow(names[name], node.op, tuple(node.shape), detail=row_detail(node), ir_name=name)
         if isinstance(node, Neuron):
             row.neurons = node.kept
+        if isinstance(node, (Conv2d, Linear)) and name not in or_synapses:   # OR synapses: no user weights
+            row.weights, row.weights_nonzero = int(node.weight.size), nonzero_weights(node)
         if name in counts:
             row.synapses, row.synapses_dense = counts[name].synapses, counts[name].synapses_dense
         rows.append(row)

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape as _e
 from rich.table import Table
 
-from snncompile.energy.render import fmt_n, fmt_pj
+from snncompile.energy.render import fmt_n, fmt_pj, pct
 from snncompile.report import Report
 
 _n = fmt_n
@@ -31,20 +31,19 @@ def _layers(report: Report, console: Console, verbose: bool) -> None:
     t = Table(title=f"{_e(str(report.model))} → {report.target}" + (f"  (T={report.steps})" if report.steps else ""),
               title_justify="left")
     for col, just in (("layer", "left"), ("op", "left"), ("shape", "left"), ("neurons", "right"),
-                      ("synapses", "right"), ("dense", "right"), ("sparsity", "right"),
-                      ("detail", "left")):
+                      ("synapses", "right"), ("dense", "right"), ("syn sparsity", "right"),
+                      ("wt sparsity", "right"), ("detail", "left")):
         t.add_column(col, justify=just)
     for r in report.layers:
         if not verbose and r.op in ("reshape", "output", "input") and not r.neurons:
             continue
         t.add_row(_e(r.name), r.op, "×".join(map(str, r.shape)), _n(r.neurons) if r.neurons else "",
                   _n(r.synapses) if r.synapses_dense else "", _n(r.synapses_dense) if r.synapses_dense else "",
-                  f"{r.sparsity:.1%}" if r.sparsity is not None else "", _e(r.detail))
+                  pct(r.sparsity), pct(r.weight_sparsity), _e(r.detail))
     g = report.graph
     t.add_section()
-    sp = 1 - g["synapses"] / g["synapses_dense"] if g["synapses_dense"] else 0.0
     t.add_row("total", f"{g['layers']} layers", "", _n(g["neurons"]), _n(g["synapses"]),
-              _n(g["synapses_dense"]), f"{sp:.1%}", "")
+              _n(g["synapses_dense"]), pct(g["synapse_sparsity"]), pct(g["weight_sparsity"]), "")
     console.print(t)
 
 

@@ -43,17 +43,28 @@ class LayerRow:
     synapses: int = 0
     synapses_dense: int = 0
     detail: str = ""
+    weights: int = 0                   # the layer's own weight tensor (0: none, or OR synapses)
+    weights_nonzero: int = 0
+    ir_name: str = ""                  # the IR node (``name`` is the user's module path)
 
     @property
     def sparsity(self) -> float | None:
+        """Synapse sparsity: 1 − synapses / synapses_dense (pairs over output positions)."""
         if not self.synapses_dense:
             return None
         return 1.0 - self.synapses / self.synapses_dense
 
+    @property
+    def weight_sparsity(self) -> float | None:
+        """1 − nonzero weights / weights of the layer's tensor."""
+        return 1.0 - self.weights_nonzero / self.weights if self.weights else None
+
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "op": self.op, "shape": list(self.shape), "neurons": self.neurons,
-                "synapses": self.synapses, "synapses_dense": self.synapses_dense,
-                "sparsity": self.sparsity, "detail": self.detail}
+        return {"name": self.name, "ir_name": self.ir_name or self.name, "op": self.op, "shape": list(self.shape),
+                "neurons": self.neurons, "synapses": self.synapses, "synapses_dense": self.synapses_dense,
+                "sparsity": self.sparsity, "synapse_sparsity": self.sparsity, "weights": self.weights,
+                "weights_nonzero": self.weights_nonzero, "weight_sparsity": self.weight_sparsity,
+                "detail": self.detail}
 
 
 @dataclass
@@ -72,12 +83,16 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def graph(self) -> dict[str, int]:
+    def graph(self) -> dict[str, int | float | None]:
         syn = [r for r in self.layers if r.synapses_dense]
+        dense, kept = sum(r.synapses_dense for r in syn), sum(r.synapses for r in syn)
+        weights, nonzero = sum(r.weights for r in self.layers), sum(r.weights_nonzero for r in self.layers)
         return {"layers": len(syn),
                 "neurons": sum(r.neurons for r in self.layers if r.op == "neuron"),
-                "synapses_dense": sum(r.synapses_dense for r in syn),
-                "synapses": sum(r.synapses for r in syn)}
+                "synapses_dense": dense, "synapses": kept,
+                "synapse_sparsity": 1 - kept / dense if dense else 0.0,
+                "weights": weights, "weights_nonzero": nonzero,
+                "weight_sparsity": 1 - nonzero / weights if weights else None}
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"model": self.model, "target": self.target, "steps": self.steps,

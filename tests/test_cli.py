@@ -56,7 +56,9 @@ def test_json_without_simulation_omits_it(capsys, digits_model, digits_test):
 def test_table_output_and_inspect(capsys, digits_model):
     code, out, _ = run_cli(capsys, "inspect", digits_model)
     assert code == 0
-    assert "conv2d_0" in out and "LIF tau=2" in out and "69,408" in out and "OR (max-pool" in out
+    assert "LIF tau=2" in out and "69,408" in out and "OR (max-pool" in out
+    # layers are named by the nn.Sequential's module paths, not the IR's conv2d_0 / neuron_2
+    assert "│ 0 " in out and "│ 6.or_syn " in out and "conv2d_0" not in out and "neuron_2" not in out
 
 
 def _error(capsys, *args):

@@ -73,7 +73,7 @@ def _plif(p: PLIF, full: np.ndarray, th: np.ndarray, vr: np.ndarray, meta: dict)
 @NIR_NODE.register(OrPool)
 def _or(p: OrPool, full: np.ndarray, th: np.ndarray, vr: np.ndarray, meta: dict) -> Any:
     # x > ½ ⟺ x ≥ 1 for spike counts: the same OR under NIR's strict threshold
-    return _lif(float(p.tau), p.decay_input, full, np.where(np.isfinite(th), 0.5, th), vr, meta)
+    return _lif(float(p.tau), p.decay_input, full, np.full_like(th, 0.5), vr, meta)
 
 
 @NIR_NODE.register(LI)

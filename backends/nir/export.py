@@ -1,17 +1,18 @@
 """Netlist → NIR graph: one neuron node per population, each projection as NIR primitives.
 
 A projection whose chain is made of primitives NIR has is written as those primitives in
-order — Conv2d (weights with their zeros: NIR has no sparse arrays), SumPool2d (a sum or
-the window of OR neurons), AvgPool2d, Flatten, Linear, Scale (a uniform or per-channel
+order — Conv2d (weights with their zeros: NIR has no sparse arrays; the window of OR
+neurons as a one-hot kernel, which every reader has), SumPool2d (a sum pool), AvgPool2d, Flatten, Linear, Scale (a uniform or per-channel
 factor) — so a convolution stays a kernel, never an unrolled matrix. Any other chain
 (transpose, slice, concat, mask, reduce, a reshape that is not a flatten) is written as
 one ``Affine`` holding its explicit synapse matrix. Several chains into one population
 are several NIR paths, which NIR sums.
 
 A population keeps its logical shape (C, H, W) when every projection into it is
-structured; removed neurons are then written with an infinite threshold (they never fire,
-as in the compiled network) and node metadata ``snncompile.alive`` marks them. Otherwise
-the population is written flat with its kept neurons only. Its folded bias goes on the
+structured and its removed neurons cannot change a kept one (:func:`_silent_removed`);
+removed neurons are then written with the layer's own finite parameters and node metadata
+``snncompile.alive`` marks them. Otherwise the population is written flat with its kept
+neurons only. Its folded bias goes on the
 last Conv2d (one value per channel) or Linear/Affine of one projection into it.
 
 Neurons become NIR ``IF``, ``LIF``, ``LI``, ``I``, ``CubaLIF`` or ``CubaLI`` written for
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from backends.nir.dynamics import DT, NIR_NODE
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
@@ -81,7 +83,7 @@ def _flatten_dims(shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, in
 
 
 def _is_window(node: Conv2d, shape: tuple[int, ...]) -> bool:
-    """A depthwise all-ones kernel (the synapses of OR neurons, a max-pool of spikes): a SumPool2d."""
+    """A depthwise all-ones kernel (the synapses of OR neurons, a max-pool of spikes)."""
     w = node.effective_weight
     return node.groups == shape[0] == w.shape[0] and w.shape[1] == 1 and node.dilation == (1, 1) \
         and bool(np.all(w == 1.0))
@@ -130,6 +132,53 @@ def _carries(op: _Op, bias: np.ndarray) -> bool:
     return False
 
 
+def _indicator(a: np.ndarray, grad: bool = False) -> torch.Tensor:
+    return torch.tensor(np.asarray(a, np.float64)[None], requires_grad=grad)
+
+
+def _kept(net: Netlist, name: str) -> np.ndarray:
+    """0/1 per logical unit of a population (the output: all ones)."""
+    if name == OUTPUT:
+        return np.ones(net.output_shape)
+    p = net.populations[name]
+    k = np.ones(p.logical_size)
+    if p.index is not None:
+        k[:] = 0.0
+        k[p.index] = 1.0
+    return k.reshape(p.shape)
+
+
+def _silent_removed(net: Netlist, name: str, bias: np.ndarray | None) -> bool:
+    """Whether the removed neurons of ``name`` may be written as ordinary neurons (finite,
+    uniform parameters) without changing a kept neuron: every removed neuron with a stored
+    synapse to a kept neuron has no stored synapse in and a constant drive that never
+    reaches threshold (``never_fires``), so it stays silent in any reader. The other removed
+    neurons may fire there, but reach only removed neurons (the dead-neuron pass removes
+    them for that). A population masked by patches fails this and is written flat."""
+    from snncompile.passes.dead_neurons import never_fires
+
+    pop = net.populations[name]
+    removed = 1.0 - _kept(net, name)
+    x = _indicator(removed, grad=True)
+    reach = torch.zeros((), dtype=torch.float64)
+    for proj in (p for p in net.projections if p.src == name):
+        for c in proj.chains:
+            reach = reach + (c.apply(x, "pattern") * _indicator(_kept(net, proj.dst))).sum()
+    if not reach.requires_grad:
+        return True
+    (g,) = torch.autograd.grad(reach, x)
+    feeds = (g[0].numpy() > 0) & (removed > 0)
+    if not feeds.any():
+        return True
+    drive = np.zeros(pop.shape)
+    with torch.no_grad():
+        for proj in net.into(name):
+            for c in proj.chains:
+                drive = drive + c.apply(_indicator(_kept(net, proj.src)), "pattern")[0].numpy().reshape(pop.shape)
+    b = np.zeros(pop.shape) if bias is None else np.broadcast_to(bias, pop.shape)
+    return not drive[feeds].any() and bool(np.all(never_fires(b[feeds], pop.params)))
+
+
 class _Plan:
     """Which projections are written structured and which populations keep their shape."""
 
@@ -139,10 +188,15 @@ class _Plan:
             ([OUTPUT] if net.output_kind == "values" else [])
         self.ops = {id(p): [_structured(c) for c in p.chains] for p in net.projections}
         structured = {id(p) for p in net.projections if all(o is not None for o in self.ops[id(p)])}
+        self.logical = set(self.dsts)
+        # removed neurons that could fire and reach a kept one: the population is written flat
+        unsafe = {d for d in self.dsts if d != OUTPUT and isinstance(net.populations[d], NeuronPopulation)
+                  and net.populations[d].index is not None and not _silent_removed(net, d, self.bias(d))}
         while True:
             self.structured = structured
             self.logical = {net.source.name} | {
-                d for d in self.dsts if net.into(d) and all(id(p) in structured for p in net.into(d))}
+                d for d in self.dsts if d not in unsafe and net.into(d)
+                and all(id(p) in structured for p in net.into(d))}
             keep = {id(p) for p in net.projections if id(p) in structured and p.src in self.logical
                     and p.dst in self.logical}
             for d in self.logical - {net.source.name}:
@@ -260,10 +314,12 @@ def _neuron(name: str, pop: NeuronPopulation, logical: bool) -> Any:
     full = np.ones(shape)
     th = np.broadcast_to(np.asarray(p.v_threshold if p.spiking else 1.0, np.float64).reshape(-1), (pop.size,)).copy()
     meta: dict[str, Any] = {"model": p.name, **stored_params(p)}
-    if logical and pop.index is not None:   # removed neurons: present, never firing
+    if logical and pop.index is not None:
+        # removed neurons: present with finite parameters (their layer's threshold; the plan
+        # made sure they cannot change a kept neuron), marked for our importer
         alive = np.zeros(pop.logical_size, dtype=np.uint8)
         alive[pop.index] = 1
-        th_full = np.full(pop.logical_size, np.inf)
+        th_full = np.full(pop.logical_size, float(np.median(th)) if th.size else 1.0)
         th_full[pop.index] = th
         th = th_full
         meta["alive"] = alive.reshape(shape)
@@ -287,12 +343,24 @@ def _nir_op(op: _Op, bias: np.ndarray | None) -> Any:
     if op.kind == "linear":
         w = np.asarray(node.effective_weight, np.float64)
         return nir.Linear(weight=w) if bias is None else nir.Affine(weight=w, bias=bias.reshape(-1).copy())
+    if op.kind == "sumpool" and isinstance(node, Conv2d):
+        # an OR window as an ordinary Conv2d (one-hot across channels): every reader has
+        # Conv2d, few have SumPool2d (snnTorch) or grouped convolutions (spikingjelly)
+        c, (kh, kw) = node.weight.shape[0], node.weight.shape[2:]
+        w = np.zeros((c, c, kh, kw))
+        w[np.arange(c), np.arange(c)] = 1.0
+        return nir.Conv2d(input_shape=tuple(op.in_shape[1:]), weight=w, stride=_pair(node.stride),
+                          padding=_pair(node.padding), dilation=_pair(node.dilation), groups=1, bias=np.zeros(c))
     if op.kind in ("sumpool", "avgpool"):
         cls = nir.SumPool2d if op.kind == "sumpool" else nir.AvgPool2d
         kernel = node.weight.shape[2:] if isinstance(node, Conv2d) else node.kernel
         return cls(kernel_size=_pair(kernel), stride=_pair(node.stride), padding=_pair(node.padding))
     if op.kind == "flatten":
-        return nir.Flatten(input_type={"input": np.array(op.in_shape)}, start_dim=op.dims[0], end_dim=op.dims[1])
+        # negative axes: NIR counts per-sample axes, snnTorch and Norse hand the dims to
+        # torch.nn.Flatten with the batch axis in front; counted from the end, both agree
+        nd = len(op.in_shape)
+        return nir.Flatten(input_type={"input": np.array(op.in_shape)}, start_dim=op.dims[0] - nd,
+                           end_dim=op.dims[1] - nd)
     return nir.Scale(scale=op.scale)
 
 
@@ -319,8 +387,8 @@ def to_nir(net: Netlist) -> Any:
     out_of = {inp: "input"}
     for name, pop in sorted(net.populations.items(), key=lambda kv: kv[1].depth):
         if not isinstance(pop, InputPopulation):
-            nodes[name] = NIR_POPULATION(pop)(name, pop, name in plan.logical)
-            out_of[name] = name
+            out_of[name] = net.label(name)   # nodes named by the user's module paths
+            nodes[out_of[name]] = NIR_POPULATION(pop)(name, pop, name in plan.logical)
     flat: dict[str, str] = {}
 
     def flat_of(src: str) -> str:
@@ -329,18 +397,18 @@ def to_nir(net: Netlist) -> Any:
             return out_of[src]
         if src not in flat:
             flat[src] = f"{out_of[src]}_flat"
-            nodes[flat[src]] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+            nodes[flat[src]] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=-len(shape), end_dim=-1)
             edges.append((out_of[src], flat[src]))
         return flat[src]
 
     for dst in plan.dsts:
-        target = "output" if dst == OUTPUT else dst
-        label = "readout" if dst == OUTPUT else dst
+        target = "output" if dst == OUTPUT else out_of[dst]
+        label = "readout" if dst == OUTPUT else out_of[dst]
         bias = plan.bias(dst)
         carrier = plan.carrier(dst) if all(id(p) in plan.structured for p in net.into(dst)) else None
         placed = bias is None or not np.any(bias)
         for i, proj in enumerate(net.into(dst)):
-            base = f"w_{proj.src}_{label}"
+            base = f"w_{out_of[proj.src]}_{label}"
             if id(proj) in plan.structured:
                 for k, ops in enumerate(plan.ops[id(proj)]):
                     prev = out_of[proj.src]
@@ -370,7 +438,7 @@ def to_nir(net: Netlist) -> Any:
             nodes[base] = nir.Affine(weight=w, bias=b.copy())
             edges += [(flat_of(proj.src), base), (base, target)]
     if net.output_kind in ("spikes", "membrane"):
-        edges.append((net.output_pop, "output"))
+        edges.append((out_of[net.output_pop], "output"))
         out_shape = plan.shape(net.output_pop)
     else:
         out_shape = plan.shape(OUTPUT)

@@ -18,6 +18,7 @@ Conventions (see docs/energy.md):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -49,7 +50,7 @@ from snncompile.ir import (
     Slice,
     Transpose,
 )
-from snncompile.ir.counting import SYNAPSES, all_stored, binary_scales
+from snncompile.ir.counting import SYNAPSES, all_stored, binary_scales, nonzero_weights
 from snncompile.ir.host import MaxPool
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP
@@ -78,7 +79,8 @@ class LayerCount:
     source: str = ""
     macs_sparse: int = 0                  # MACs with nonzero weights only (padding included)
     weights: int = 0                      # stored weights, dense
-    weights_nnz: int = 0                  # stored nonzero weights
+    weights_nnz: int = 0                  # stored weights (the mask; nonzero once zeros are pruned)
+    weights_nonzero: int = 0              # stored weights with a nonzero value (weight sparsity)
     rows: int = 0                         # output channels / features (CSR rows)
     fan_in: int = 0                       # weights per row: Cin/groups·kh·kw or in_features
     bias: int = 0                         # number of bias values
@@ -90,6 +92,8 @@ class LayerCount:
     input_spikes: float | None = None     # θ: Σ input values over steps, per sample
     fan_synapses: int | None = None       # synapses once per input element (differs from ``synapses``
                                           # when the input sums several populations)
+    outputs: int | None = None            # output elements that reach a kept neuron (None: all)
+    ir_name: str = ""                     # the IR node, once ``name`` is the module path
 
     @property
     def in_size(self) -> int:
@@ -98,6 +102,11 @@ class LayerCount:
     @property
     def out_size(self) -> int:
         return int(np.prod(self.out_shape))
+
+    @property
+    def kept_out(self) -> int:
+        """Output elements computed: those feeding a kept neuron (removed ones cost nothing)."""
+        return self.out_size if self.outputs is None else self.outputs
 
 
 @dataclass
@@ -115,6 +124,7 @@ class NeuronCount:
     size: int = 0                         # neurons before removal of dead ones
     firing_rate: float | None = None      # spikes per neuron per step
     spikes: float | None = None
+    ir_name: str = ""
 
 
 @dataclass
@@ -126,6 +136,7 @@ class ProductCount:
     shape: tuple[int, ...]
     macs: int                         # ANN: every product, one pass
     acs: float | None = None          # SNN: nonzero products, per sample over all steps
+    ir_name: str = ""
 
 
 @dataclass
@@ -160,6 +171,37 @@ def fan_out(graph: IRGraph, name: str, reaching: np.ndarray) -> np.ndarray:
     return g[0].numpy()
 
 
+def _pattern_sum(node: Conv2d | Linear, x: np.ndarray, dense: bool) -> np.ndarray:
+    """Per output element: Σ of ``x`` over the inputs it reads through a stored weight
+    (every weight with ``dense``)."""
+    if dense:
+        node = copy.copy(node)
+        node.mask = np.ones(node.weight.shape, dtype=bool)
+    with torch.no_grad():
+        return STEP(node)(node, [torch.from_numpy(x[None].astype(np.float64))], 1, "pattern")[0].numpy()
+
+
+def _macs(graph: IRGraph, name: str, node: Conv2d | Linear, layers: Layers, dense: int,
+          nnz: int) -> tuple[int, int, int]:
+    """(MACs, MACs with stored weights only, outputs computed), counting neither the outputs that reach no
+    kept neuron nor the inputs from removed neurons: no variant computes them (padding
+    still counts, as in published MAC tables)."""
+    rows = int(node.weight.shape[0])
+    if not layers.removes_neurons:   # every output is computed: the closed forms
+        return int(dense), int((node.size // rows) * nnz), int(node.size)
+    per_row = np.full(rows, node.weight[0].size) if all_stored(node.mask) \
+        else node.mask.reshape(rows, -1).sum(axis=1)
+    reach = np.asarray(layers.reaching(name), dtype=bool)
+    kept = reach.reshape(rows, -1).sum(axis=1) if isinstance(node, Conv2d) \
+        else reach.reshape(-1, rows).sum(axis=0)          # kept outputs per channel / feature
+    removed_in = (layers.sources(name) == 0).astype(np.float64)
+    if not removed_in.any():
+        return int(kept.sum() * node.weight[0].size), int((kept * per_row).sum()), int(kept.sum())
+    macs = kept.sum() * node.weight[0].size - (_pattern_sum(node, removed_in, True) * reach).sum()
+    sparse = (kept * per_row).sum() - (_pattern_sum(node, removed_in, False) * reach).sum()
+    return int(round(float(macs))), int(round(float(sparse))), int(kept.sum())
+
+
 @ENERGY.register(Conv2d, Linear)
 def _layer(graph: IRGraph, name: str, node: Conv2d | Linear, layers: Layers) -> LayerCount:
     src = graph.inputs(name)[0]
@@ -168,19 +210,16 @@ def _layer(graph: IRGraph, name: str, node: Conv2d | Linear, layers: Layers) -> 
     bits = int(getattr(node, "weight_bits", DEFAULT_BITS))
     count = SYNAPSES(node)(graph, name, node, None)   # closed form: dense count and MACs
     synapses, fan = layers.synapses(name)             # between kept neurons, as lowered
-    if isinstance(node, Conv2d):
-        positions = int(np.prod(node.shape[1:]))
-        macs_sparse, taps = nnz * positions, int(node.weight.shape[2] * node.weight.shape[3])
-    else:
-        macs_sparse, taps = (node.size // node.weight.shape[0]) * nnz, 0
+    taps = int(node.weight.shape[2] * node.weight.shape[3]) if isinstance(node, Conv2d) else 0
+    macs, macs_sparse, outputs = _macs(graph, name, node, layers, count.macs, nnz)
     binary = bits == 1 or node.binary or binary_scales(node.weight, node.mask) is not None
     return LayerCount(
-        name, node.op, in_shape, tuple(node.shape), synapses, count.synapses_dense, count.macs,
+        name, node.op, in_shape, tuple(node.shape), synapses, count.synapses_dense, macs,
         spike_valued(graph, src), source=node.source, macs_sparse=int(macs_sparse),
-        weights=int(node.weight.size), weights_nnz=nnz, rows=int(node.weight.shape[0]),
+        weights=int(node.weight.size), weights_nnz=nnz, weights_nonzero=nonzero_weights(node), rows=int(node.weight.shape[0]),
         fan_in=int(node.weight[0].size), bias=0 if node.bias is None else int(node.bias.size),
         weight_bits=bits, kernel_taps=taps, binary_weights=binary, alphas=int(node.weight.shape[0]),
-        role=layers.role(name), fan_synapses=fan)
+        role=layers.role(name), fan_synapses=fan, outputs=outputs)
 
 
 @ENERGY.register(Neuron)

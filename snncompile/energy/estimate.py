@@ -71,6 +71,7 @@ from snncompile.energy.report import (
 from snncompile.energy.structure import Layers, layers_of
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.ir import Conv2d, IRGraph, Linear, Neuron
+from snncompile.ir.labels import labels
 from snncompile.netlist import Netlist
 
 
@@ -125,16 +126,16 @@ class _Pricer:
             macs=r.macs if in_ann(r) else 0, macs_sparse=r.macs_sparse if in_ann(r) else 0, sops=r.sops,
             snn_macs=r.snn_macs, bops=r.macs if binarized(r) else 0, snn_weight_bits=fp_bits(r),
             firing_rate_in=r.firing_rate_in, input_spikes=r.input_spikes, weight_format=fmts, memory_bits=bits,
-            priced=priced)
+            priced=priced, weights_nonzero=r.weights_nonzero, ir_name=r.ir_name)
 
     def neuron(self, n: NeuronCount) -> NeuronRow:
         priced = self.priced(lambda v: neuron_tally(n, v, self.steps, self.word))
-        ann = n.size * DEFAULT_BITS if in_ann(n) else 0
+        ann = n.neurons * DEFAULT_BITS if in_ann(n) else 0
         return NeuronRow(
             n.name, n.model, n.reset, n.source, n.shape, n.neurons, n.firing_rate, n.spikes,
             n.neurons * self.steps if self.have_snn else 0, n.role, n.size - n.neurons,
             {"ann": ann, "snn": n.neurons * (n.state_bits + 1), "snn_binary": n.neurons * (n.state_bits + 1),
-             "bnn": n.size if in_ann(n) else 0}, priced)
+             "bnn": n.neurons if in_ann(n) else 0}, priced, ir_name=n.ir_name)
 
     def product(self, pc: ProductCount) -> ProductRow:
         def tally(v: str) -> Tally | None:
@@ -143,7 +144,7 @@ class _Pricer:
             if v == "bnn":
                 return {"bop": pc.macs, "mem": []}
             return None if pc.acs is None else {"ac": pc.acs, "mem": []}
-        return ProductRow(pc.name, pc.mode, pc.shape, pc.macs, pc.acs, self.priced(tally))
+        return ProductRow(pc.name, pc.mode, pc.shape, pc.macs, pc.acs, self.priced(tally), ir_name=pc.ir_name)
 
     def host(self, hc: HostCount) -> HostRow:
         """Host operations in every variant; the spiking ones also move the values across the
@@ -177,7 +178,7 @@ def _check_arguments(steps, values, firing_rates) -> int:
 
 def _fill_spikes(graph: IRGraph, rows: list[LayerCount], neurons: list[NeuronCount], layers: Layers, steps: int,
                  values: Mapping[str, np.ndarray] | None, firing_rates: Mapping[str, float] | None,
-                 cost: CostModel) -> tuple[str, list[str]]:
+                 cost: CostModel, names: dict[str, str]) -> tuple[str, list[str]]:
     """Fill SOPs and spikes (exact from values, analytic from rates); (mode, notes)."""
     if values is not None:
         first = values[graph.inputs(rows[0].name)[0]] if rows else None
@@ -190,7 +191,7 @@ def _fill_spikes(graph: IRGraph, rows: list[LayerCount], neurons: list[NeuronCou
     if firing_rates is not None:
         analytic_counts(graph, rows, firing_rates, steps, neurons)
         notes = ["SOPs analytic: input firing rate · T · synapses (no forward pass)"]
-        unknown = [nc.name for nc in neurons if nc.spikes is None]
+        unknown = [names[nc.name] for nc in neurons if nc.spikes is None]
         if unknown:
             what = ("counted as firing in every step (upper bound)" if cost.per_neuron_update
                     else "resets not counted")
@@ -218,17 +219,19 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
     layers = layers_of(graph, net)
     rows = static_counts(graph, layers=layers, order=order)
     neurons = neuron_counts(graph, order)
-    mode, notes = _fill_spikes(graph, rows, neurons, layers, steps, values, firing_rates, cost)
+    names = labels(graph)
+    mode, notes = _fill_spikes(graph, rows, neurons, layers, steps, values, firing_rates, cost, names)
     exact = values if mode == "exact" else None
     pricer = _Pricer(cost, steps, ann_sparse, mode != "static")
     at = {n: i for i, n in enumerate(order)}
-    out: list[Row] = []
-    for item in sorted([*rows, *neurons], key=lambda e: at[e.name]):
-        out.append(pricer.synaptic(item, _state_bits(graph, item.name)) if isinstance(item, LayerCount)
-                   else pricer.neuron(item))
+    items = sorted([*rows, *neurons], key=lambda e: at[e.name])
+    state = {r.name: _state_bits(graph, r.name) for r in rows}
     products = product_counts(graph, exact, order)
-    out += [pricer.product(pc) for pc in products]
     shortcuts = shortcut_counts(layers, exact)
+    _relabel(names, [*items, *products], shortcuts)      # rows carry the user's module paths from here
+    out: list[Row] = [pricer.synaptic(item, state[item.ir_name]) if isinstance(item, LayerCount)
+                      else pricer.neuron(item) for item in items]
+    out += [pricer.product(pc) for pc in products]
     out += [pricer.shortcut(sc) for sc in shortcuts]
     hosts = host_counts(graph, order)
     out += [pricer.host(hc) for hc in hosts]
@@ -246,6 +249,14 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
     return EnergyReport(model_name or graph.name, cost, mode, steps, bool(ann_sparse),
                         [r.name for r in rows if not r.input_spiking], binary_layers, model_variant, variants,
                         savings, _memory(rows, neurons, ann_sparse), out, notes)
+
+
+def _relabel(names: dict[str, str], counts: list, shortcuts: list[ShortcutCount]) -> None:
+    """Name counts by module path (``ir_name`` keeps the IR node)."""
+    for c in counts:
+        c.ir_name, c.name = c.name, names.get(c.name, c.name)
+    for sc in shortcuts:
+        sc.src, sc.dst = names.get(sc.src, sc.src), names.get(sc.dst, sc.dst)
 
 
 def _model_variant(rows: list[LayerCount]) -> tuple[str, list[str]]:
@@ -294,7 +305,7 @@ def _variants(rows: list[LayerCount], neurons: list[NeuronCount], products: list
     ann_macs = sum(r.macs_sparse if ann_sparse else r.macs for r in ann_rows)
     bops = sum(r.macs for r in ann_rows if binarized(r))
     bnn_macs = sum((r.macs_sparse if ann_sparse else r.macs) for r in ann_rows if not binarized(r))
-    ann_neurons = sum(n.size for n in neurons if in_ann(n))
+    ann_neurons = sum(n.neurons for n in neurons if in_ann(n))   # removed neurons are in no variant
     product_macs = sum(pc.macs for pc in products)
     ann = AnnTotal(int(ann_macs) + product_macs, ann_neurons, totals["ann"])
     bnn = BnnTotal(int(bops) + product_macs, int(bnn_macs), bops / 64 + bnn_macs, ann_neurons, totals["bnn"])
@@ -314,7 +325,7 @@ def _variants(rows: list[LayerCount], neurons: list[NeuronCount], products: list
 def _memory(rows: list[LayerCount], neurons: list[NeuronCount], ann_sparse: bool) -> dict[str, Storage]:
     """Storage in bits per variant at the real widths (not the runtime dtype)."""
     n = sum(nc.neurons for nc in neurons)
-    n_ann = sum(nc.size for nc in neurons if in_ann(nc))
+    n_ann = sum(nc.neurons for nc in neurons if in_ann(nc))
     state = sum(nc.neurons * nc.state_bits for nc in neurons)
     out: dict[str, Storage] = {}
     for v in VARIANTS:

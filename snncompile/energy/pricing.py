@@ -97,10 +97,10 @@ def _dense_layer(row: LayerCount, uses: float, w: tuple[int, int, str, int], act
     t: Tally = {op: uses, "mem": [
         (uses * act_bits / word, row.in_size * act_bits),            # input reads
         (uses * per_use / word, wmem),                               # weight reads
-        (repeat * row.out_size * DEFAULT_BITS / word, row.out_size * DEFAULT_BITS),  # output writes
+        (repeat * row.kept_out * DEFAULT_BITS / word, row.kept_out * DEFAULT_BITS),  # output writes
     ]}
     if row.bias:
-        t["mem"].append((repeat * row.out_size * DEFAULT_BITS / word, wmem))      # bias reads
+        t["mem"].append((repeat * row.kept_out * DEFAULT_BITS / word, wmem))      # bias reads
     return t
 
 
@@ -127,14 +127,14 @@ def synaptic_tally(row: LayerCount, variant: str, steps: int, ann_sparse: bool, 
     op = "ac_binary" if variant == "snn_binary" or row.role == "or" else "ac"
     sops, theta = row.sops, row.input_spikes or 0.0
     wmem = wbits + alpha + row.bias * DEFAULT_BITS
-    vmem = row.out_size * state_bits
+    vmem = row.kept_out * state_bits
     t: Tally = {op: sops, "mem": [
         (sops * (wbits / wused) / word, wmem),        # one (packed) weight per event
         (sops * state_bits / word, vmem),             # membrane read ...
         (sops * state_bits / word, vmem),             # ... and write per event
     ]}
     if row.bias:
-        t["mem"].append((steps * row.out_size * DEFAULT_BITS / word, wmem))
+        t["mem"].append((steps * row.kept_out * DEFAULT_BITS / word, wmem))
     if row.kernel_taps:  # event-driven conv: locate the spike's outputs (Lemaire)
         t["addr_mac"] = 2 * theta
         t["addr_ac"] = row.kernel_taps * theta
@@ -143,7 +143,7 @@ def synaptic_tally(row: LayerCount, variant: str, steps: int, ann_sparse: bool, 
 
 def neuron_tally(nc: NeuronCount, variant: str, steps: int, word: int) -> Tally:
     if variant in ("ann", "bnn"):  # ReLU / sign: one compare per neuron, one pass
-        return {"cmp": nc.size if in_ann(nc) else 0, "mem": []}
+        return {"cmp": nc.neurons if in_ann(nc) else 0, "mem": []}   # removed neurons: absent
     n_steps = nc.neurons * steps
     leaks = n_steps * leaks_per_update(nc.model)   # per dynamics type (snncompile.energy.dynamics_cost)
     t: Tally = {"neuron_steps": n_steps, "leaks": leaks,

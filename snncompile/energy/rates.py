@@ -11,6 +11,7 @@ import numpy as np
 from snncompile import schema
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.ir import Add, Conv2d, Delay, IRGraph, Linear, Mask, Neuron, Reshape
+from snncompile.ir.labels import labels
 
 ANY = "*"           # firing-rate key that applies to every layer not named otherwise
 
@@ -22,11 +23,14 @@ class Rates:
         self.graph = graph
         self.rates: dict[str, float] = {}
         alias: dict[str, str] = {}
+        names = labels(graph)   # the names the report prints (``6``: OR neurons, ``6.or_syn``)
         for name, node in graph.items():
             if isinstance(node, (Conv2d, Linear, Neuron)):
                 alias[name] = name
-                if node.source:
-                    alias.setdefault(node.source, name)
+                alias.setdefault(names[name], name)
+        for name, node in graph.items():
+            if isinstance(node, (Conv2d, Linear, Neuron)) and node.source:
+                alias.setdefault(node.source, name)
         unknown = []
         for key, value in rates.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
@@ -119,7 +123,7 @@ def parse_firing_rates(text: str) -> dict[str, float]:
             for row in data["layers"]:
                 r = row.get("firing_rate_out") if row.get("op") == "neuron" else row.get("firing_rate_in")
                 if r is not None:
-                    rates[row["name"]] = r
+                    rates[row.get("ir_name", row["name"])] = r
             if not rates:
                 raise SnnCompileError(f"{path} holds no measured firing rates",
                                       "use a report of a run with --input", EXIT_USAGE)

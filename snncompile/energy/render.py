@@ -51,7 +51,11 @@ def _ratio(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}×"
 
 
-def _layer_cells(row: Row) -> tuple[str, str, str, str, str, str, str]:
+def pct(v: float | None) -> str:
+    return "" if v is None else f"{v:.1%}"
+
+
+def _layer_cells(row: Row) -> tuple[str, str, str, str, str, str]:
     """(type, neurons, synapses kept/dense, rate in, MACs, SOPs) of one row."""
     if isinstance(row, NeuronRow):
         kind = "OR (max-pool)" if row.role == "or" else f"{row.model.upper()} {row.reset}"
@@ -78,20 +82,23 @@ def render_energy(energy: EnergyReport, console: Console) -> None:
     t = Table(title=f"energy per layer, per sample: {escape(str(energy.model))}  "
                     f"(T={energy.steps}, cost model {escape(energy.cost_model)}, SOPs {energy.mode})",
               title_justify="left")
-    for col in ("layer", "type", "neurons", "synapses kept/dense", "rate in", "MACs (ANN)",
-                "SOPs (SNN)", "ANN", "SNN", "SNN bin-w", "BNN"):
-        t.add_column(col, justify="left" if col in ("layer", "type") else "right")
+    for col in ("layer", "type", "neurons", "synapses\nkept/dense", "sparsity\nsyn/wt", "rate\nin",
+                "MACs\n(ANN)", "SOPs\n(SNN)", "ANN", "SNN", "SNN\nbin-w", "BNN"):
+        # numbers never wrap or shrink to an ellipsis: names and types wrap instead
+        text = col in ("layer", "type")
+        t.add_column(col, justify="left" if text else "right", no_wrap=not text,
+                     min_width={"layer": 10, "type": 13}.get(col), overflow="fold")
     for row in energy.layers:
         kind, neurons, syn, rate, macs, sops = _layer_cells(row)
-        t.add_row(escape(row.name), kind, neurons, syn, rate, macs, sops,
+        sparsity = f"{pct(row.synapse_sparsity)}/{pct(row.weight_sparsity) or '-'}" \
+            if isinstance(row, SynapticRow) else ""
+        t.add_row(escape(row.name), kind, neurons, syn, sparsity, rate, macs, sops,
                   *(fmt_pj(row.priced.energy(v)) for v in VARIANTS))
-    var = energy.variants
+    var, tot = energy.variants, energy.sparsity()
     t.add_section()
-    syn_layers = [r for r in energy.layers if not isinstance(r, NeuronRow)]
-    t.add_row("total", f"{len(syn_layers)} layers", fmt_n(sum(r.neurons for r in energy.layers)),
-              f"{fmt_n(sum(r.synapses for r in syn_layers))}/"
-              f"{fmt_n(sum(r.synapses_dense for r in syn_layers))}", "",
-              fmt_n(sum(r.macs for r in syn_layers)),
+    t.add_row("total", f"{tot['layers']} layers", fmt_n(tot["neurons"]),
+              f"{fmt_n(tot['synapses'])}/{fmt_n(tot['synapses_dense'])}",
+              f"{pct(tot['synapse_sparsity'])}/{pct(tot['weight_sparsity']) or '-'}", "", fmt_n(tot["macs"]),
               fmt_n(var.snn.sops) if var.snn else "",
               *(fmt_pj(var.energy(v)) for v in VARIANTS))
     console.print(t)

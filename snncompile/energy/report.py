@@ -95,10 +95,24 @@ class SynapticRow:
     memory_bits: dict[str, int]
     priced: Priced
     neurons: int = 0
+    weights_nonzero: int = 0
+    ir_name: str = ""
+
+    @property
+    def synapse_sparsity(self) -> float | None:
+        """1 − synapses / synapses_dense: (pre, post) pairs over output positions."""
+        return None if not self.synapses_dense else 1.0 - self.synapses / self.synapses_dense
+
+    @property
+    def weight_sparsity(self) -> float | None:
+        """1 − nonzero weights / weights of the layer's tensor (None for OR synapses: no user weights)."""
+        return None if not self.weights or self.role == "or" else 1.0 - self.weights_nonzero / self.weights
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "op": self.op, "source": self.source, "role": self.role,
+            "name": self.name, "ir_name": self.ir_name or self.name, "op": self.op, "source": self.source,
+            "role": self.role, "synapse_sparsity": self.synapse_sparsity, "weight_sparsity": self.weight_sparsity,
+            "weights_nonzero": self.weights_nonzero,
             "in_shape": list(self.in_shape), "out_shape": list(self.out_shape),
             "input": "spikes" if self.input_spiking else "real", "neurons": 0,
             "synapses": self.synapses, "synapses_dense": self.synapses_dense, "weights": self.weights,
@@ -129,6 +143,7 @@ class NeuronRow:
     removed: int
     memory_bits: dict[str, int]
     priced: Priced
+    ir_name: str = ""
     op: str = "neuron"
     synapses: int = 0
     synapses_dense: int = 0
@@ -136,7 +151,7 @@ class NeuronRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "op": "neuron", "model": self.model, "reset": self.reset, "source": self.source,
+            "name": self.name, "ir_name": self.ir_name or self.name, "op": "neuron", "model": self.model, "reset": self.reset, "source": self.source,
             "in_shape": list(self.shape), "out_shape": list(self.shape), "input": None,
             "neurons": self.neurons, "synapses": 0, "synapses_dense": 0, "macs": 0, "sops": None,
             "firing_rate_in": None, "firing_rate_out": self.firing_rate_out, "spikes": num(self.spikes),
@@ -156,6 +171,7 @@ class ProductRow:
     macs: int
     acs: float | None
     priced: Priced
+    ir_name: str = ""
     role: str = ""
     neurons: int = 0
     synapses: int = 0
@@ -171,7 +187,7 @@ class ProductRow:
         return self.acs
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "op": self.mode, "role": "", "input": "spikes", "neurons": 0,
+        return {"name": self.name, "ir_name": self.ir_name or self.name, "op": self.mode, "role": "", "input": "spikes", "neurons": 0,
                 "kind": "spike product (custom process, no synapses)", "binary_weights": False,
                 "out_shape": list(self.shape), "macs": self.macs, "sops": num(self.acs), "acs": num(self.acs),
                 "firing_rate_in": None, "synapses": 0, "synapses_dense": 0,
@@ -395,6 +411,18 @@ class EnergyReport:
     def source(self) -> str:
         return self.cost.source
 
+    def sparsity(self) -> dict[str, Any]:
+        """Totals of the table: synapses over every synaptic row (the ``synapses`` column),
+        weights over the layers' own tensors (OR synapses excluded)."""
+        syn = [r for r in self.layers if not isinstance(r, NeuronRow)]
+        w = [r for r in self.layers if isinstance(r, SynapticRow) and r.weight_sparsity is not None]
+        s, sd = sum(r.synapses for r in syn), sum(r.synapses_dense for r in syn)
+        n, nz = sum(r.weights for r in w), sum(r.weights_nonzero for r in w)
+        return {"synapses": s, "synapses_dense": sd, "synapse_sparsity": 1.0 - s / sd if sd else None,
+                "weights": n, "weights_nonzero": nz, "weight_sparsity": 1.0 - nz / n if n else None,
+                "macs": sum(r.macs for r in syn), "neurons": sum(r.neurons for r in self.layers),
+                "layers": len(syn)}
+
     @property
     def unverified(self) -> list[str]:
         return sorted(set(self.cost.unverified) | set(self.cost.derived))
@@ -407,6 +435,6 @@ class EnergyReport:
             "ann_sparse": bool(self.ann_sparse), "binary_weight_layers": list(self.binary_weight_layers),
             "model_variant": self.model_variant, "variants": self.variants.to_dict(),
             "savings": self.savings.to_dict(), "memory": {v: m.to_dict() for v, m in self.memory.items()},
-            "layers": [r.to_dict() for r in self.layers], "notes": list(self.notes),
+            "layers": [r.to_dict() for r in self.layers], "totals": self.sparsity(), "notes": list(self.notes),
             **({"token_selection": self.token_selection.to_dict()} if self.token_selection is not None else {}),
         }

@@ -244,12 +244,21 @@ class Layers:
         self.graph = graph
         self.net = NetlistStructure(graph, net) if net is not None else None
         self._sweep: SweepStructure | None = None
+        self._removes: bool | None = None
 
     @property
     def sweep(self) -> SweepStructure:
         if self._sweep is None:
             self._sweep = SweepStructure(self.graph)
         return self._sweep
+
+    @property
+    def removes_neurons(self) -> bool:
+        """True when a pass removed neurons (some layer outputs then reach none)."""
+        if self._removes is None:
+            self._removes = any(isinstance(n, Neuron) and n.kept != n.size
+                                for n in (self.graph.node(k) for k in self.graph.topo()))
+        return self._removes
 
     def role(self, name: str) -> str:
         return self.net.role(name) if self.net is not None else self.sweep.role(name)
@@ -260,6 +269,11 @@ class Layers:
 
     def reaching(self, name: str) -> np.ndarray:
         return self.net.reaching(name) if self.net is not None else self.sweep.reaching(name)
+
+    def sources(self, name: str) -> np.ndarray:
+        """Per input element of layer ``name``: the kept populations it carries (0: removed)."""
+        got = self.net.sources(name) if self.net is not None else None
+        return got if got is not None else self.sweep.live.sources(self.graph.inputs(name)[0])
 
     def shortcuts(self) -> list[Shortcut]:
         return self.net.shortcuts() if self.net is not None else []

@@ -149,13 +149,15 @@ def token_saving(graph: IRGraph, *, steps: int, x: np.ndarray | None = None, kee
     values = values if x is not None else None
     kept = _kept_fraction(graph, masks, values, keep_ratio)
     base = report or estimate_energy(graph, steps=steps, values=values, cost_model=cost_model)
-    rows = {r.name: r for r in base.layers}
+    rows = {getattr(r, "ir_name", "") or r.name: r for r in base.layers}   # IR names: rows show module paths
     out = TokenSaving("exact" if x is not None else "keep ratio", sorted(products), kept)
+    ir_names = {}
     for name, product in layers.items():
         r = rows[name]
         mask = products[product][0]
         share = kept if values is None else float(np.asarray(values[mask], dtype=np.float64).mean())
-        out.layers.append(PrunedLayer(name, r.macs, r.macs * share, r.sops))
+        out.layers.append(PrunedLayer(r.name, r.macs, r.macs * share, r.sops))
+        ir_names[r.name] = name
     ann = base.variants.ann.macs
     out.ann_macs_all_tokens = float(ann)
     out.ann_macs = float(ann) - sum(p.macs_all - p.macs_kept for p in out.layers)
@@ -163,9 +165,9 @@ def token_saving(graph: IRGraph, *, steps: int, x: np.ndarray | None = None, kee
         full = keep_every_token(graph)
         every = estimate_energy(full, steps=steps, values=simulate(full, x, keep_values=True).values,
                                 cost_model=cost_model)
-        full_rows = {r.name: r for r in every.layers}
+        full_rows = {getattr(r, "ir_name", "") or r.name: r for r in every.layers}
         for p in out.layers:
-            p.sops_all_tokens = full_rows[p.name].sops
+            p.sops_all_tokens = full_rows[ir_names[p.name]].sops
         out.snn_pj, out.snn_pj_all_tokens = base.variants.energy("snn"), every.variants.energy("snn")
     return out
 

@@ -80,6 +80,14 @@ def all_stored(mask: np.ndarray) -> bool:
     return mask.size > 0 and all(st == 0 for st in mask.strides) and bool(mask.flat[0])
 
 
+def nonzero_weights(node: Conv2d | Linear) -> int:
+    """Stored weights with a nonzero value: 1 − this / ``weight.size`` is the weight sparsity
+    (a different figure from the synapse sparsity, which counts over output positions)."""
+    if all_stored(node.mask):
+        return int(np.count_nonzero(node.weight))
+    return int(np.count_nonzero(node.weight[node.mask]))
+
+
 def _valid_counts(n_in: int, n_out: int, k: int, s: int, p: int, d: int) -> np.ndarray:
     """For each kernel tap, the number of output positions where it lands inside the input."""
     o = np.arange(n_out)[None, :] * s - p + np.arange(k)[:, None] * d

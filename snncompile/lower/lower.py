@@ -43,6 +43,7 @@ from snncompile.ir import (
 from snncompile.ir.counting import conv_counts, linear_counts, pool_counts
 from snncompile.ir.dynamics import OrPool
 from snncompile.ir.host import Identity, MaxPool
+from snncompile.ir.labels import labels
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP, neuron_params
 from snncompile.netlist import (
@@ -408,6 +409,8 @@ def lower(graph: IRGraph, dense: bool | None = None, host: bool = True) -> Netli
     if lw.netlist.output_pop is not None:   # read straight from a population: a relay's kind is known now
         lw.netlist.output_kind = "membrane" if lw.pops[lw.netlist.output_pop].graded else "spikes"
     _finish(lw.netlist, graph, dense)
+    names = labels(graph)
+    lw.netlist.labels = {p: names[p] for p in lw.netlist.populations if p in names}
     return lw.netlist
 
 

@@ -94,6 +94,7 @@ class CoreMap:
     cores: list[CoreUse] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)   # custom processes (not synapses)
     host: dict[str, str] = field(default_factory=dict)  # host partition → its op (needs the embedded CPU / host)
+    labels: dict[str, str] = field(default_factory=dict)  # population → module path (reports)
 
     @property
     def chips(self) -> int:
@@ -116,16 +117,20 @@ class CoreMap:
         return list(out.values())
 
     def to_dict(self) -> dict:
+        """Layers named by module path (``population``: the netlist's name)."""
+        lab = self.labels.get
+        layers = [{**r, "layer": lab(r["layer"], r["layer"]), "population": r["layer"]} for r in self.layers()]
         per_core = ("neurons_per_core", "input_axons_per_core", "output_axons_per_core", "synapse_bits_per_core",
                     "synapse_index_bits")
         return {"chip": self.chip.name, "source": self.chip.source, "unverified": list(self.chip.unverified),
                 "limits": {k: {"value": getattr(self.chip, k),
                                "status": "unverified" if k in self.chip.unverified else "cited (source)"}
                            for k in per_core},
-                "cores": len(self.cores), "chips": self.chips, "layers": self.layers(),
-                "unmapped": self.unmapped,
-                "off_core": {name: f"{op}: {OFF_CORE}" for name, op in self.host.items()},
-                "per_core": [{"layer": c.layer, "neurons": c.neurons, "input_axons": c.input_axons,
+                "cores": len(self.cores), "chips": self.chips, "layers": layers,
+                "unmapped": [lab(n, n) for n in self.unmapped],
+                "off_core": {lab(name, name): f"{op}: {OFF_CORE}" for name, op in self.host.items()},
+                "per_core": [{"layer": lab(c.layer, c.layer), "population": c.layer, "neurons": c.neurons,
+                              "input_axons": c.input_axons,
                               "synapse_bits": c.synapse_bits, "output_axons": c.output_axons,
                               "bound": c.bound} for c in self.cores]}
 
@@ -212,7 +217,7 @@ def map_to_cores(plan: Netlist, chip: ChipProfile) -> CoreMap:
         total += pop.size
     out_cost = np.zeros(total, dtype=np.int64)
     for _ in range(RESPLITS):
-        cmap = CoreMap(chip)
+        cmap = CoreMap(chip, labels=dict(plan.labels))
         core_of = np.full(total, -1)
         for name, pop in plan.populations.items():
             PLACE(pop)(_Placing(plan, chip, cmap, core_of, offsets, total, out_cost), name, pop)

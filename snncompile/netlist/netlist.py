@@ -187,6 +187,11 @@ class Netlist:
     output_bias: np.ndarray | None = None
     output_shape: tuple[int, ...] = ()
     output_depth: int = 0             # step offset at which output step 0 is read
+    labels: dict[str, str] = field(default_factory=dict)   # population → the user's module path
+
+    def label(self, name: str) -> str:
+        """The name reports and exports give population ``name`` (its module path)."""
+        return self.labels.get(name, name)
 
     @property
     def depth(self) -> int:

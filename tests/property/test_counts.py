@@ -5,6 +5,7 @@ synaptic modules received in a float64 run)."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 from hypothesis import assume, given, settings
 
 from snncompile.api import lowering_summary
@@ -15,7 +16,7 @@ from snncompile.netlist import OUTPUT
 from snncompile.sim import simulate
 
 from .netgen import NetSpec, net_specs
-from .pipeline import Brute, Case, compile_case, fired, kept, stage_names, window_matrix
+from .pipeline import Brute, Case, compile_case, fired, jacobian, kept, stage_names, window_matrix
 from .profiles import budget
 
 
@@ -59,6 +60,15 @@ def expected_projection_synapses(case: Case, brute: Brute) -> dict[tuple[str, st
 
 
 @settings(max_examples=budget(ci=200, fuzz=800))
+def _all_ones(mod):
+    """The module's map with every weight 1 (and no bias): its dense tap pattern."""
+    ones = torch.ones_like(mod.weight.detach())
+    if isinstance(mod, torch.nn.Conv2d):
+        return lambda x: torch.nn.functional.conv2d(x, ones, stride=mod.stride, padding=mod.padding,
+                                                    dilation=mod.dilation, groups=mod.groups)
+    return lambda x: torch.nn.functional.linear(x, ones)
+
+
 @given(spec=net_specs())
 def test_counts_equal_brute_force(spec: NetSpec) -> None:
     """Netlist synapses per projection and in total, per-layer synapses, nonzero weights,
@@ -84,7 +94,7 @@ def test_counts_equal_brute_force(spec: NetSpec) -> None:
     # per IR synaptic layer: live synapses (closed form), stored weights, MACs, SOPs
     values = simulate(g, x, keep_values=True).values
     energy = estimate_energy(g, steps=T, values=values).to_dict()
-    rows = {r["name"]: r for r in energy["layers"]}
+    rows = {r["ir_name"]: r for r in energy["layers"]}   # "name" is the module path
     closed = layer_synapses(g)
     rec = brute.record(x)
     for name, node in g.items():
@@ -109,8 +119,16 @@ def test_counts_equal_brute_force(spec: NetSpec) -> None:
             vals = rec.syn_in[i]
             nnz_w = int(np.count_nonzero(brute.weights(i)))
             positions = int(np.prod(node.shape[1:])) if isinstance(node, Conv2d) else 1
-            assert row["macs"] == int(brute.synapse(i).weight.numel()) * positions, f"{name}: MACs"
-            assert row["macs_sparse"] == nnz_w * positions, f"{name}: MACs of nonzero weights"
+            # MACs over kept outputs, without the taps on inputs from removed neurons (a padded
+            # tap counts): removed neurons cost nothing in the ANN twin either
+            w = brute.weights(i)
+            pattern = jacobian(_all_ones(brute.synapse(i)), brute.synapse_in_shape(i)) != 0
+            removed_in = ~(np.asarray(reached).reshape(-1) > 0)
+            row_nnz = np.repeat(np.count_nonzero(w.reshape(w.shape[0], -1), axis=1), positions)
+            fan_in = int(w[0].size)
+            assert row["macs"] == int((reach * (fan_in - (pattern & removed_in).sum(axis=1))).sum()), f"{name}: MACs"
+            assert row["macs_sparse"] == int((reach * (row_nnz - (m & removed_in).sum(axis=1))).sum()), \
+                f"{name}: MACs of nonzero weights"
             stage = spec.stages[i - 1] if i else None
             spiking = 0 not in brute.sources(i) and not (stage and stage.avgpool)
         nz = m & reach[:, None]

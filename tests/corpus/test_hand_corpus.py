@@ -5,6 +5,7 @@ them) with the same output, and its Conv/Linear MACs equal to hooks'."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from corpus.families import CIFAR
 from corpus.hand import DietSNN
@@ -18,9 +19,9 @@ from snncompile.passes import run_passes
 from snncompile.sim import simulate
 
 
-def _model() -> DietSNN:
+def _model(exact: bool) -> DietSNN:
     torch.manual_seed(0)
-    model = DietSNN(timesteps=4)
+    model = DietSNN(timesteps=4, exact=exact)
     prune_(model)
     with torch.no_grad():   # the pruned layers still drive their neurons
         for m in model.modules():
@@ -29,8 +30,10 @@ def _model() -> DietSNN:
     return model.double().eval()
 
 
-def test_diet_snn_compiles_spike_for_spike_with_equal_macs():
-    model = _model()
+@pytest.mark.parametrize("exact", [False, True], ids=["autograd-ge", "published-masked-zeros"])
+def test_diet_snn_compiles_spike_for_spike_with_equal_macs(exact):
+    """``exact``: DIET-SNN's published spike function, ``out = zeros_like(x); out[x > 0] = 1.0``."""
+    model = _model(exact)
     tr = trace_model(model, CIFAR)
     assert tr.step_mode == "loop" and tr.graph.model_steps == 4
     neurons = [n for n in tr.graph.nx.nodes if isinstance(getattr(tr.graph.node(n), "dynamics", None), PLIF)]

@@ -129,6 +129,64 @@ def test_a_hand_module_that_is_no_neuron_is_refused_with_its_equation():
         trace_model(Net(Squared(), HandLIF()), (20,))
 
 
+class MaskedSpike(torch.autograd.Function):
+    """DIET-SNN's published spike: a constant written into zeros where the membrane is over."""
+
+    strict = True
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.zeros_like(x)
+        if MaskedSpike.strict:
+            out[x > 0] = 1.0
+        else:
+            out[x >= 0] = 1.0
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class MaskedLIF(HandLIF):
+    """HandLIF whose spike is :class:`MaskedSpike`."""
+
+    def forward(self, x):
+        if self.mem is None:
+            self.mem = torch.zeros_like(x)
+        self.mem = self.beta * self.mem + x
+        spk = MaskedSpike.apply(self.mem - self.threshold)
+        self.mem = self.mem * (1 - spk)
+        return spk
+
+
+@pytest.mark.parametrize("strict", [True, False], ids=["gt", "ge"])
+def test_masked_constant_assignment_into_zeros_is_a_heaviside(strict, monkeypatch):
+    """``out = zeros_like(x); out[x > 0] = 1.0`` is ``where(x > 0, 1, 0)``: the `>` (strict)
+    and `>=` forms are identified and compile spike for spike."""
+    monkeypatch.setattr(MaskedSpike, "strict", strict)
+    torch.manual_seed(0)
+    model = Net(MaskedLIF(), MaskedLIF(0.8, 0.5))
+    dyn = trace_model(model, (20,)).graph.node("n1").dynamics
+    assert isinstance(dyn, PLIF) and dyn.strict is strict and dyn.v_reset == 0.0
+    rates = _same_spikes(model, (20,))
+    assert 0 < min(rates.values()) and max(rates.values()) < 1
+
+
+class WriteIntoInput(HandLIF):
+    """``out[x > 0] = 1.0`` into a tensor that is not fresh zeros: a write, still refused."""
+
+    def forward(self, x):
+        out = x.clone()
+        out[x > 0] = 1.0
+        return out
+
+
+def test_masked_assignment_into_a_computed_tensor_is_still_refused():
+    with pytest.raises(SnnCompileError, match=r"assigns into a tensor computed from the input"):
+        trace_model(Net(WriteIntoInput(), HandLIF()), (20,))
+
+
 class DietSNN(nn.Module):
     """DIET-SNN style: membranes in a dict over a time loop, learnable per-layer threshold and
     leak, soft reset, ``nn.ReLU`` placeholders declared (from the ANN) but never applied."""

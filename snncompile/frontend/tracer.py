@@ -15,7 +15,10 @@ not follow it).
 from __future__ import annotations
 
 import operator
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -193,6 +196,8 @@ class ShapeTracer(fx.Tracer):
                      type_expr: Any | None = None, proxy_factory_fn: Any = None) -> fx.Proxy:
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         proxy.node.meta["value"] = self._evaluate(kind, target, args, kwargs)
+        if target in _COMPARISONS:   # a spike may be made here: where, for reports of inline neurons
+            proxy.node.meta["site"] = user_site()
         return proxy
 
     def _evaluate(self, kind: str, target: Any, args: tuple, kwargs: dict) -> Any:
@@ -274,6 +279,24 @@ def values_of(graph: fx.Graph) -> dict[str, Any]:
 
 GETITEM = operator.getitem
 
+
+
+_COMPARISONS = {operator.gt, operator.ge, torch.gt, torch.ge, "gt", "ge", "__gt__", "__ge__"}
+_OURS = (str(Path(torch.__file__).parent) + os.sep, str(Path(__file__).parents[1]) + os.sep)
+
+
+def user_site() -> str | None:
+    """``Class.method (file.py:line)`` of the innermost module method of the user's on the call
+    stack (the forward() a comparison is written in; a custom autograd Function's forward,
+    which has no module, is skipped for its caller); None outside the user's code."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        me = frame.f_locals.get("self")
+        if isinstance(me, nn.Module) and not frame.f_code.co_filename.startswith(_OURS):
+            return (f"{type(me).__qualname__}.{frame.f_code.co_name} "
+                    f"({Path(frame.f_code.co_filename).name}:{frame.f_lineno})")
+        frame = frame.f_back
+    return None
 
 
 _ZEROS = {torch.zeros_like, torch.zeros, "zeros_like", "new_zeros"}

@@ -16,7 +16,7 @@ from snncompile.energy import estimate_energy
 from snncompile.frontend import trace_model
 from snncompile.ir.dynamics import PLIF
 from snncompile.passes import run_passes
-from snncompile.sim import simulate
+from snncompile.sim import run_torch, simulate
 
 
 def _model(exact: bool) -> DietSNN:
@@ -59,6 +59,11 @@ def test_diet_snn_compiles_spike_for_spike_with_equal_macs(exact):
         np.testing.assert_array_equal(ref.spikes[name], spikes, err_msg=name)
     got = ref.output.sum(0) if ref.output.ndim == 3 else ref.output
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    tor = run_torch(model, np.broadcast_to(x[None], (4, *x.shape)), tr.step_mode, list(tr.neuron_sources.values()),
+                    tr.graph.output_time_reduced)   # the spikes as `--check` records them in the source model
+    for name in neurons:
+        assert tr.neuron_sources[name].startswith("DietSNN.forward (hand.py:")
+        np.testing.assert_array_equal(tor.spikes[tr.neuron_sources[name]], ref.spikes[name], err_msg=name)
     graph, _ = run_passes(tr.graph, ["fold_batchnorm", "prune_synapses"])
     rows = [r for r in estimate_energy(graph, steps=4).to_dict()["layers"] if r["op"] in ("conv2d", "linear")]
     assert {r["source"]: r["macs"] for r in rows} == macs

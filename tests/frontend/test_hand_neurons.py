@@ -5,6 +5,8 @@ the equation found. Neuron recognition is a registry of families."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -230,6 +232,28 @@ def test_inline_dict_of_membranes_is_found_and_the_output_is_exact():
     got = ref.output.sum(0) if ref.output.ndim == 3 else ref.output
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert np.abs(want).max() > 0
+
+
+def test_inline_neurons_name_their_source_and_are_observed_where_their_spikes_go():
+    """An inline neuron's source is the forward() it is written in (file:line) and the
+    parameters it reads; its spikes are recorded in the source model as the input of the
+    layer they are passed to (the second's go to ``.view``: unobservable, left out)."""
+    torch.manual_seed(2)
+    model = DietSNN(T=3)
+    tr = trace_model(model, (3, 8, 8))
+    first, second = (tr.neuron_sources[n] for n in ("inline_neuron_0", "inline_neuron_1"))
+    line = DietSNN.forward.__code__.co_firstlineno
+    site = re.fullmatch(r"DietSNN\.forward \(test_hand_neurons\.py:(\d+)\): leak\.l0, threshold\.t0", first)
+    assert site and line < int(site[1]) < line + 15, first
+    assert second.endswith("leak.l2, threshold.t2") and tr.graph.node("inline_neuron_0").source == first
+    assert (first.module, second.module) == ("features.2", None)
+    x = np.random.default_rng(1).uniform(0, 1, (2, 3, 8, 8))
+    xs = np.broadcast_to(x[None], (3, *x.shape))
+    tor = run_torch(model, xs, tr.step_mode, list(tr.neuron_sources.values()), tr.graph.output_time_reduced)
+    assert set(tor.spikes) == {first}
+    spikes = simulate(tr.graph, xs).spikes["inline_neuron_0"]
+    assert 0 < spikes.mean() < 1
+    np.testing.assert_array_equal(tor.spikes[first], spikes)
 
 
 def test_unused_relu_placeholders_are_not_the_diagnosis():

@@ -107,7 +107,7 @@ def _zoo_builders() -> dict[str, tuple[Callable[[], nn.Module], tuple[int, ...],
         "spike_driven_transformer": (lambda: zoo("spike_driven_transformer").SpikeDrivenTransformer(
             T=T, num_classes=10, embed_dims=32, num_heads=4, depths=1), CIFAR, False),
         "qkformer": (lambda: zoo("qkformer").QKFormer(embed_dims=48, num_heads=(1, 2, 2), depths=(1, 1, 1),
-                                                        img_size=32, **small), CIFAR, False),
+                                                        **small), CIFAR, False),
         "maxformer": (lambda: zoo("maxformer").MaxFormer(embed_dims=48, depths=(1, 1, 1), cifar=True, **small),
                       CIFAR, False),
         "snas_net": (snas, CIFAR, False),
@@ -249,7 +249,7 @@ def _line(r: Row) -> str:
     agree = "-" if r.agreement is None else f"{r.agreement:.4f}"
     macs = "-" if r.macs_equal is None else ("yes" if r.macs_equal else "NO")
     return (f"{r.model:38} {r.origin:6} {'yes' if r.traced else 'no':6} {'yes' if r.compiled else 'no':7} "
-            f"{agree:>7} {macs:5} {r.seconds:6.1f}  {r.refusal}")
+            f"{agree:>7} {macs:5} {r.seconds:6.1f}  {r.refusal.split(' (hint: ')[0]}")   # --json: the hint too
 
 
 def main() -> None:

@@ -27,9 +27,9 @@ from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend.ops.context import Converter
 from snncompile.frontend.ops.hand_neurons import _agrees, _candidates, probe_input
 from snncompile.frontend.ops.registry import neuron_family
+from snncompile.frontend.taps import SpikeTap
 from snncompile.ir import Neuron
 from snncompile.ir.dynamics import Dynamics
-from snncompile.sim.torch_run import SpikeTap
 
 _COMPARE = {operator.gt, operator.ge, torch.gt, torch.ge, "gt", "ge", "__gt__", "__ge__"}
 _CAST = {"float", "double", "to", "type", "half"}

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import pkgutil
+import signal
 import sys
 import time
 from argparse import Namespace
@@ -36,6 +37,7 @@ from snncompile.errors import SnnCompileError  # noqa: E402
 CIFAR = (3, 32, 32)
 DVS = (2, 32, 32)
 T = 2
+ROW_SECONDS = 240   # per model (a loaded 2-core machine); over it, the row says TIMEOUT
 
 
 @dataclass
@@ -181,13 +183,35 @@ def _macs_equal(model: nn.Module, tr, x: np.ndarray) -> bool:
 
 
 def _row(name: str, origin: str, make: Callable[[], tuple[nn.Module, tuple[int, ...], int | None]]) -> Row:
+    """One model's row, within ROW_SECONDS."""
+    row, t0 = Row(name, origin), time.perf_counter()
+    signal.signal(signal.SIGALRM, _too_slow)
+    signal.alarm(ROW_SECONDS)
+    try:
+        return _fill(row, make, t0)
+    except TooSlow:
+        row.refusal = f"TIMEOUT: not finished within {ROW_SECONDS} s (a figure of this table, not a refusal)"
+        row.seconds = round(time.perf_counter() - t0, 1)
+        return row
+    finally:
+        signal.alarm(0)
+
+
+class TooSlow(BaseException):   # not caught as a model's own failure
+    """A row over its time budget."""
+
+
+def _too_slow(_signum: int, _frame: object) -> None:
+    raise TooSlow
+
+
+def _fill(row: Row, make: Callable[[], tuple[nn.Module, tuple[int, ...], int | None]], t0: float) -> Row:
     from corpus.tickets import images
 
     from snncompile.frontend import trace_model
     from snncompile.lower import lower
     from snncompile.passes import run_passes
 
-    row, t0 = Row(name, origin), time.perf_counter()
     try:
         model, shape, fed = make()
     except Exception as exc:  # noqa: BLE001 - a zoo constructor that cannot build this size

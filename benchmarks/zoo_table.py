@@ -76,7 +76,8 @@ def _zoo_builders() -> dict[str, tuple[Callable[[], nn.Module], tuple[int, ...],
         return m(net)
 
     def ottt() -> nn.Module:
-        return zoo("spiking_vggws_ottt").OTTTSpikingVGG([16, "M", 32, "M"], num_classes=10)
+        return zoo("spiking_vggws_ottt").OTTTSpikingVGG([16, "M", 32, "M"], num_classes=10,
+                                                         spiking_neuron=neuron.OTTTLIFNode)
 
     def snas() -> nn.Module:
         args = Namespace(timestep=T, second_avgpooling=2, dataset="cifar10", celltype="forward", tau=2.0,

@@ -76,7 +76,7 @@ def _zoo_builders() -> dict[str, tuple[Callable[[], nn.Module], tuple[int, ...],
         return m(net)
 
     def ottt() -> nn.Module:
-        return zoo("spiking_vggws_ottt").OTTTSpikingVGG([16, "M", 32, "M"], num_classes=10,
+        return zoo("spiking_vggws_ottt").OTTTSpikingVGG([16, "M", 32, "M", 512], num_classes=10,
                                                          spiking_neuron=neuron.OTTTLIFNode)
 
     def snas() -> nn.Module:

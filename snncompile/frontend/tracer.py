@@ -15,7 +15,10 @@ not follow it).
 from __future__ import annotations
 
 import operator
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,6 +118,26 @@ class ShapedProxy(fx.Proxy):
     def __itruediv__(self, other: Any) -> fx.Proxy:
         return self.tracer.create_proxy("call_function", operator.itruediv, (self, other), {})
 
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``out[mask] = c`` into a fresh tensor of zeros (DIET-SNN's spike function:
+        ``out = zeros_like(x); out[x > 0] = 1.0``) is ``where(mask, c, 0)``: recorded as
+        ``mask.to(dtype) * c`` and this proxy rebound to it, so every later read of ``out``
+        sees the written value. Any other item assignment is refused (trace.py names it)."""
+        old = self.node
+        mask, base = _value(index), old.meta.get("value", MISSING)
+        if not (isinstance(index, fx.Proxy) and isinstance(value, (int, float)) and not isinstance(value, bool)
+                and isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and isinstance(base, torch.Tensor)
+                and mask.shape == base.shape and _fresh_zeros(old)):
+            raise TypeError(f"'{type(self).__name__}' object does not support item assignment")
+        out = self.tracer.create_proxy("call_method", "to", (index, base.dtype), {})
+        if value != 1:
+            out = out * float(value)
+        self.node = out.node
+        while old is not None and not old.users:   # the zeros (and .clone()/.detach() of them) are dead now
+            inputs = old.all_input_nodes
+            old.graph.erase_node(old)
+            old = inputs[0] if len(inputs) == 1 and inputs[0].op != "placeholder" else None
+
     def item(self) -> Any:
         raise DataDependent(f"forward() reads a tensor value (`.item()` of `{self.node.format_node()}`)")
 
@@ -173,6 +196,8 @@ class ShapeTracer(fx.Tracer):
                      type_expr: Any | None = None, proxy_factory_fn: Any = None) -> fx.Proxy:
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
         proxy.node.meta["value"] = self._evaluate(kind, target, args, kwargs)
+        if target in _COMPARISONS:   # a spike may be made here: where, for reports of inline neurons
+            proxy.node.meta["site"] = user_site()
         return proxy
 
     def _evaluate(self, kind: str, target: Any, args: tuple, kwargs: dict) -> Any:
@@ -253,3 +278,38 @@ def values_of(graph: fx.Graph) -> dict[str, Any]:
 
 
 GETITEM = operator.getitem
+
+
+
+_COMPARISONS = {operator.gt, operator.ge, torch.gt, torch.ge, "gt", "ge", "__gt__", "__ge__"}
+_OURS = (str(Path(torch.__file__).parent) + os.sep, str(Path(__file__).parents[1]) + os.sep)
+
+
+def user_site() -> str | None:
+    """``Class.method (file.py:line)`` of the innermost module method of the user's on the call
+    stack (the forward() a comparison is written in; a custom autograd Function's forward,
+    which has no module, is skipped for its caller); None outside the user's code."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        me = frame.f_locals.get("self")
+        if isinstance(me, nn.Module) and not frame.f_code.co_filename.startswith(_OURS):
+            return (f"{type(me).__qualname__}.{frame.f_code.co_name} "
+                    f"({Path(frame.f_code.co_filename).name}:{frame.f_lineno})")
+        frame = frame.f_back
+    return None
+
+
+_ZEROS = {torch.zeros_like, torch.zeros, "zeros_like", "new_zeros"}
+_SAME = {"clone", "detach", "contiguous"}   # the same values in a new tensor
+
+
+def _fresh_zeros(n: fx.Node) -> bool:
+    """``n`` is a tensor of zeros made in forward() (``zeros_like(x)``, ``x.new_zeros(...)``,
+    possibly ``.clone()``/``.detach()``-ed) that nothing has read yet: writing into it
+    changes no other value of the graph."""
+    if n.users:
+        return False
+    while n.op == "call_method" and n.target in _SAME and isinstance(n.args[0], fx.Node) \
+            and len(n.args[0].users) == 1:
+        n = n.args[0]
+    return n.op in ("call_function", "call_method") and n.target in _ZEROS

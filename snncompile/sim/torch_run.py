@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from snncompile.frontend.taps import SpikeTap
+
 
 @dataclass
 class TorchRun:
@@ -18,7 +20,8 @@ class TorchRun:
 
 def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
               time_reduced: bool = False, batch_size: int = 256, output_steps: bool = False) -> TorchRun:
-    """Run ``model`` on x [T, B, ...] (float64 copy, state reset per batch).
+    """Run ``model`` on x [T, B, ...] (float64 copy, state reset per batch), recording the
+    spikes of the neuron modules ``paths`` (and of :class:`SpikeTap` inline neurons).
 
     ``step_mode`` is the calling convention (``snncompile.frontend.timefold``): "s" one call
     per step, "m" one call on [T, B, ...], "static-m"/"loop" one call on the static x[0]
@@ -43,7 +46,15 @@ def run_torch(model: nn.Module, x: np.ndarray, step_mode: str, paths: list[str],
             current[path].append(out.detach().numpy().astype(np.uint8))
         return fn
 
-    handles = [modules[p].register_forward_hook(hook(p)) for p in paths]
+    def tap(path: str):
+        def fn(_m, args):
+            current[path].append(args[0].detach().numpy().astype(np.uint8))
+        return fn
+
+    handles = [modules[p].register_forward_hook(hook(p)) for p in paths if not isinstance(p, SpikeTap)]
+    handles += [modules[p.module].register_forward_pre_hook(tap(p)) for p in paths
+                if isinstance(p, SpikeTap) and p.module is not None]
+    paths = [p for p in paths if not isinstance(p, SpikeTap) or p.module is not None]   # the rest: unobservable
     # snnTorch's spikes are float32 whatever the model's dtype: promote them (0/1, lossless)
     handles += [m.register_forward_pre_hook(_to_float64) for m in modules.values()
                 if any(True for _ in m.parameters(recurse=False))]

@@ -27,6 +27,22 @@ class SpikeFn(torch.autograd.Function):
         return grad * (x.abs() < 0.5).to(grad.dtype)
 
 
+class ExactSpike(torch.autograd.Function):
+    """DIET-SNN's spike function as published: a masked constant written into zeros (``>``)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        out = torch.zeros_like(x)
+        out[x > 0] = 1.0
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return grad * 0.3 * torch.clamp(1.0 - x.abs(), min=0.0)
+
+
 class HandLIF(nn.Module):
     """A LIF neuron whose membrane lives on the module between calls; hard reset to 0."""
 
@@ -67,11 +83,12 @@ class HandLIFNet(nn.Module):
 class DietSNN(nn.Module):
     """DIET-SNN style VGG: the converted ANN's layers (ReLUs kept as unused placeholders), a
     membrane per conv in a dict, learnable per-layer threshold and leak, soft reset, the
-    classifier's outputs accumulated over its own T steps."""
+    classifier's outputs accumulated over its own T steps. ``exact``: DIET-SNN's own spike
+    function (:class:`ExactSpike`, ``out[x > 0] = 1.0``) and its reset mask ``(mem_thr > 0)``."""
 
-    def __init__(self, timesteps: int = 4) -> None:
+    def __init__(self, timesteps: int = 4, exact: bool = False) -> None:
         super().__init__()
-        self.timesteps = timesteps
+        self.timesteps, self.exact = timesteps, exact
         self.features = nn.Sequential(
             nn.Conv2d(3, 128, 3, padding=1, bias=False), nn.ReLU(inplace=True), nn.AvgPool2d(2),
             nn.Conv2d(128, 64, 3, padding=1, bias=False), nn.ReLU(inplace=True), nn.AvgPool2d(2))
@@ -95,8 +112,9 @@ class DietSNN(nn.Module):
                 if isinstance(m, nn.Conv2d):
                     mem[k] = self.leak[f"l{k}"] * mem[k] + m(out)
                     mem_thr = mem[k] / self.threshold[f"t{k}"] - 1.0
-                    out = SpikeFn.apply(mem_thr)
-                    mem[k] = mem[k] - self.threshold[f"t{k}"] * (mem_thr >= 0).to(mem_thr.dtype)
+                    out = ExactSpike.apply(mem_thr) if self.exact else SpikeFn.apply(mem_thr)
+                    fired = (mem_thr > 0) if self.exact else (mem_thr >= 0)
+                    mem[k] = mem[k] - self.threshold[f"t{k}"] * fired.to(mem_thr.dtype)
                 elif isinstance(m, nn.AvgPool2d):
                     out = m(out)
             out_acc = out_acc + self.classifier(out.flatten(1))

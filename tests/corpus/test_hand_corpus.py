@@ -5,6 +5,7 @@ them) with the same output, and its Conv/Linear MACs equal to hooks'."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from corpus.families import CIFAR
 from corpus.hand import DietSNN
@@ -15,12 +16,12 @@ from snncompile.energy import estimate_energy
 from snncompile.frontend import trace_model
 from snncompile.ir.dynamics import PLIF
 from snncompile.passes import run_passes
-from snncompile.sim import simulate
+from snncompile.sim import run_torch, simulate
 
 
-def _model() -> DietSNN:
+def _model(exact: bool) -> DietSNN:
     torch.manual_seed(0)
-    model = DietSNN(timesteps=4)
+    model = DietSNN(timesteps=4, exact=exact)
     prune_(model)
     with torch.no_grad():   # the pruned layers still drive their neurons
         for m in model.modules():
@@ -29,8 +30,10 @@ def _model() -> DietSNN:
     return model.double().eval()
 
 
-def test_diet_snn_compiles_spike_for_spike_with_equal_macs():
-    model = _model()
+@pytest.mark.parametrize("exact", [False, True], ids=["autograd-ge", "published-masked-zeros"])
+def test_diet_snn_compiles_spike_for_spike_with_equal_macs(exact):
+    """``exact``: DIET-SNN's published spike function, ``out = zeros_like(x); out[x > 0] = 1.0``."""
+    model = _model(exact)
     tr = trace_model(model, CIFAR)
     assert tr.step_mode == "loop" and tr.graph.model_steps == 4
     neurons = [n for n in tr.graph.nx.nodes if isinstance(getattr(tr.graph.node(n), "dynamics", None), PLIF)]
@@ -56,6 +59,11 @@ def test_diet_snn_compiles_spike_for_spike_with_equal_macs():
         np.testing.assert_array_equal(ref.spikes[name], spikes, err_msg=name)
     got = ref.output.sum(0) if ref.output.ndim == 3 else ref.output
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    tor = run_torch(model, np.broadcast_to(x[None], (4, *x.shape)), tr.step_mode, list(tr.neuron_sources.values()),
+                    tr.graph.output_time_reduced)   # the spikes as `--check` records them in the source model
+    for name in neurons:
+        assert tr.neuron_sources[name].startswith("DietSNN.forward (hand.py:")
+        np.testing.assert_array_equal(tor.spikes[tr.neuron_sources[name]], ref.spikes[name], err_msg=name)
     graph, _ = run_passes(tr.graph, ["fold_batchnorm", "prune_synapses"])
     rows = [r for r in estimate_energy(graph, steps=4).to_dict()["layers"] if r["op"] in ("conv2d", "linear")]
     assert {r["source"]: r["macs"] for r in rows} == macs

@@ -5,6 +5,8 @@ the equation found. Neuron recognition is a registry of families."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -129,6 +131,64 @@ def test_a_hand_module_that_is_no_neuron_is_refused_with_its_equation():
         trace_model(Net(Squared(), HandLIF()), (20,))
 
 
+class MaskedSpike(torch.autograd.Function):
+    """DIET-SNN's published spike: a constant written into zeros where the membrane is over."""
+
+    strict = True
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.zeros_like(x)
+        if MaskedSpike.strict:
+            out[x > 0] = 1.0
+        else:
+            out[x >= 0] = 1.0
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class MaskedLIF(HandLIF):
+    """HandLIF whose spike is :class:`MaskedSpike`."""
+
+    def forward(self, x):
+        if self.mem is None:
+            self.mem = torch.zeros_like(x)
+        self.mem = self.beta * self.mem + x
+        spk = MaskedSpike.apply(self.mem - self.threshold)
+        self.mem = self.mem * (1 - spk)
+        return spk
+
+
+@pytest.mark.parametrize("strict", [True, False], ids=["gt", "ge"])
+def test_masked_constant_assignment_into_zeros_is_a_heaviside(strict, monkeypatch):
+    """``out = zeros_like(x); out[x > 0] = 1.0`` is ``where(x > 0, 1, 0)``: the `>` (strict)
+    and `>=` forms are identified and compile spike for spike."""
+    monkeypatch.setattr(MaskedSpike, "strict", strict)
+    torch.manual_seed(0)
+    model = Net(MaskedLIF(), MaskedLIF(0.8, 0.5))
+    dyn = trace_model(model, (20,)).graph.node("n1").dynamics
+    assert isinstance(dyn, PLIF) and dyn.strict is strict and dyn.v_reset == 0.0
+    rates = _same_spikes(model, (20,))
+    assert 0 < min(rates.values()) and max(rates.values()) < 1
+
+
+class WriteIntoInput(HandLIF):
+    """``out[x > 0] = 1.0`` into a tensor that is not fresh zeros: a write, still refused."""
+
+    def forward(self, x):
+        out = x.clone()
+        out[x > 0] = 1.0
+        return out
+
+
+def test_masked_assignment_into_a_computed_tensor_is_still_refused():
+    with pytest.raises(SnnCompileError, match=r"assigns into a tensor computed from the input"):
+        trace_model(Net(WriteIntoInput(), HandLIF()), (20,))
+
+
 class DietSNN(nn.Module):
     """DIET-SNN style: membranes in a dict over a time loop, learnable per-layer threshold and
     leak, soft reset, ``nn.ReLU`` placeholders declared (from the ANN) but never applied."""
@@ -172,6 +232,28 @@ def test_inline_dict_of_membranes_is_found_and_the_output_is_exact():
     got = ref.output.sum(0) if ref.output.ndim == 3 else ref.output
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert np.abs(want).max() > 0
+
+
+def test_inline_neurons_name_their_source_and_are_observed_where_their_spikes_go():
+    """An inline neuron's source is the forward() it is written in (file:line) and the
+    parameters it reads; its spikes are recorded in the source model as the input of the
+    layer they are passed to (the second's go to ``.view``: unobservable, left out)."""
+    torch.manual_seed(2)
+    model = DietSNN(T=3)
+    tr = trace_model(model, (3, 8, 8))
+    first, second = (tr.neuron_sources[n] for n in ("inline_neuron_0", "inline_neuron_1"))
+    line = DietSNN.forward.__code__.co_firstlineno
+    site = re.fullmatch(r"DietSNN\.forward \(test_hand_neurons\.py:(\d+)\): leak\.l0, threshold\.t0", first)
+    assert site and line < int(site[1]) < line + 15, first
+    assert second.endswith("leak.l2, threshold.t2") and tr.graph.node("inline_neuron_0").source == first
+    assert (first.module, second.module) == ("features.2", None)
+    x = np.random.default_rng(1).uniform(0, 1, (2, 3, 8, 8))
+    xs = np.broadcast_to(x[None], (3, *x.shape))
+    tor = run_torch(model, xs, tr.step_mode, list(tr.neuron_sources.values()), tr.graph.output_time_reduced)
+    assert set(tor.spikes) == {first}
+    spikes = simulate(tr.graph, xs).spikes["inline_neuron_0"]
+    assert 0 < spikes.mean() < 1
+    np.testing.assert_array_equal(tor.spikes[first], spikes)
 
 
 def test_unused_relu_placeholders_are_not_the_diagnosis():

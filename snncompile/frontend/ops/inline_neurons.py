@@ -27,6 +27,7 @@ from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend.ops.context import Converter
 from snncompile.frontend.ops.hand_neurons import _agrees, _candidates, probe_input
 from snncompile.frontend.ops.registry import neuron_family
+from snncompile.frontend.taps import SpikeTap
 from snncompile.ir import Neuron
 from snncompile.ir.dynamics import Dynamics
 
@@ -43,10 +44,11 @@ _PROBES = 12
 class InlineNeuron(nn.Module):
     """A neuron layer found inline in forward() (its update replaced by calls of this module)."""
 
-    def __init__(self, dynamics: Dynamics, equation: str) -> None:
+    def __init__(self, dynamics: Dynamics, equation: str, source: SpikeTap) -> None:
         super().__init__()
         self.dynamics = dynamics
         self.equation = equation
+        self.source = source   # where forward() computes it, and which module receives its spikes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:   # shapes only: the graph is converted, not run
         return x * 0
@@ -54,7 +56,9 @@ class InlineNeuron(nn.Module):
 
 @neuron_family("inline", lambda m: isinstance(m, InlineNeuron), recorded=False)
 def inline_neuron(cx: Converter, m: InlineNeuron, path: str, src: str, shape: tuple[int, ...]) -> str:
-    return cx.add(path, Neuron(shape, path, dynamics=m.dynamics), [src])
+    name = cx.add(path, Neuron(shape, str(m.source), dynamics=m.dynamics), [src])
+    cx.neuron_sources[name] = m.source
+    return name
 
 
 def _key(n: fx.Node) -> Any:
@@ -129,7 +133,7 @@ def rewrite(gm: fx.GraphModule) -> list[str]:
             continue
         inputs, inside, dyn, equation = found
         path = f"inline_neuron_{k}"
-        gm.add_submodule(path, InlineNeuron(dyn, equation))
+        gm.add_submodule(path, InlineNeuron(dyn, equation, _source(gm, steps, inside)))
         for x, s in zip(inputs, steps):
             with gm.graph.inserting_before(s):
                 call = gm.graph.call_module(path, (x,))
@@ -177,6 +181,23 @@ def _layer(gm: fx.GraphModule, steps: list[fx.Node]) -> tuple[list[fx.Node], set
             "mem/threshold - 1 > 0), then mem = mem*(1 - spike) (hard reset) or mem = mem - threshold*spike "
             "(soft reset)", EXIT_UNSUPPORTED)
     return inputs, inside, dyn, equation
+
+
+def _source(gm: fx.GraphModule, steps: list[fx.Node], inside: set[fx.Node]) -> SpikeTap:
+    """Where the neuron is written (the comparison's ``Class.forward (file:line)``) and the
+    parameters it reads; its spikes are observable as the input of the module every step's
+    spike is passed to alone (e.g. the next layer), if there is one."""
+    cmp = steps[0] if _is(steps[0], _COMPARE) else steps[0].args[0]
+    site = cmp.meta.get("site") or f"{_where(steps[0])}.forward"
+    params = dict(gm.named_parameters())
+    names = sorted({str(n.target) for n in inside if n.op == "get_attr" and str(n.target) in params})
+    label = f"{site}: {', '.join(names)}" if names else site
+    receivers = set()
+    for s in steps:
+        users = [u for u in s.users if u.op == "call_module" and u.args == (s,) and not u.kwargs]
+        receivers.add(users[0].target if len(users) == 1 else None)
+    module = receivers.pop() if len(receivers) == 1 else None
+    return SpikeTap(label, module)
 
 
 def _dead_tail(n: fx.Node, inside: set[fx.Node]) -> bool:

@@ -16,10 +16,20 @@ def adaptive_pool2d(cx: Converter, m: nn.Module, path: str, src: str, out_shape:
     return cx.add(path, adaptive_pool(out_shape, cx.g.node(src).shape, mode, path), [src])
 
 
+def _check_ceil(m: nn.Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...], path: str) -> None:
+    """``ceil_mode=True`` changes nothing when every window fits (the floor-mode output size,
+    e.g. an even size pooled by 2, as MA-SNN's downsampling does); otherwise it is refused."""
+    if not m.ceil_mode:
+        return
+    k, s, p = (pair(v) for v in (m.kernel_size, m.stride or m.kernel_size, m.padding))
+    floor = tuple((n + 2 * pi - ki) // si + 1 for n, ki, si, pi in zip(in_shape[-2:], k, s, p))
+    if floor != tuple(out_shape[-2:]):
+        raise unsupported("pooling with ceil_mode=True over a partial last window", path)
+
+
 @layer(nn.MaxPool2d)
 def max_pool2d(cx: Converter, m: nn.MaxPool2d, path: str, src: str, out_shape: tuple[int, ...]) -> str:
-    if m.ceil_mode:
-        raise unsupported("pooling with ceil_mode=True", path)
+    _check_ceil(m, cx.g.node(src).shape, out_shape, path)
     if pair(m.dilation) != (1, 1) or m.return_indices:
         raise unsupported("MaxPool2d with dilation or return_indices", path)
     node = Pool2d(out_shape, path, mode="max", kernel=pair(m.kernel_size),
@@ -29,8 +39,7 @@ def max_pool2d(cx: Converter, m: nn.MaxPool2d, path: str, src: str, out_shape: t
 
 @layer(nn.AvgPool2d)
 def avg_pool2d(cx: Converter, m: nn.AvgPool2d, path: str, src: str, out_shape: tuple[int, ...]) -> str:
-    if m.ceil_mode:
-        raise unsupported("pooling with ceil_mode=True", path)
+    _check_ceil(m, cx.g.node(src).shape, out_shape, path)
     if m.divisor_override:
         raise unsupported("AvgPool2d with divisor_override", path)
     node = Pool2d(out_shape, path, mode="avg", kernel=pair(m.kernel_size),

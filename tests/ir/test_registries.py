@@ -8,7 +8,9 @@ from typing import ClassVar
 import pytest
 
 import backends.onnx.ops  # noqa: F401  (the ONNX target's emitters load with the target)
-import snncompile.api  # noqa: F401  (imports every stage, so every registry is filled)
+import snncompile.energy  # noqa: F401  (the API imports its stages lazily: each stage that
+import snncompile.lower  # noqa: F401   fills a registry is imported here)
+import snncompile.report  # noqa: F401
 from snncompile.ir.nodes import NODE_TYPES, Node
 from snncompile.ir.registry import REGISTRIES, MissingBehaviour
 

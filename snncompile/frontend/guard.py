@@ -24,6 +24,7 @@ from torch import fx, nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import Conv2d, IRGraph, Linear
+from snncompile.threads import one_thread
 
 # largest difference allowed, relative to max(1, |source output|), by the model's float type
 _TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-1}
@@ -117,12 +118,8 @@ def check_layers(graph: IRGraph, sites: list[Site], root: fx.GraphModule, masks:
                  dtype: torch.dtype) -> None:
     """Raise an error naming the first traced synaptic layer that does not compute what the
     source computes on a random probe (see the module docstring)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)   # each probe is tiny: thread start-up would cost more than the work
-    try:
+    with one_thread():   # each probe is tiny: thread start-up would cost more than the work
         _check(graph, sites, _Operands(root) if any(s.call is not None for s in sites) else None, masks, dtype)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _stock_layer(m: nn.Module | None) -> bool:

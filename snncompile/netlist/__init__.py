@@ -6,6 +6,7 @@ from snncompile.netlist.netlist import (
     FixedNetlist,
     FixedPoint,
     Netlist,
+    OutputKind,
     Projection,
     synaptic_memory,
 )
@@ -26,6 +27,6 @@ from snncompile.netlist.populations import (
 )
 
 __all__ = ["OUTPUT", "POPULATION_REGISTRIES", "POPULATION_TYPES", "BiasMap", "Chain", "DelayPopulation", "FixedNetlist",
-           "FixedPoint", "InputPopulation", "MissingPopulation", "Netlist", "NeuronPopulation", "Operand",
+           "FixedPoint", "InputPopulation", "MissingPopulation", "Netlist", "NeuronPopulation", "Operand", "OutputKind",
            "OrPopulation", "Population", "PopulationRegistry", "ProductPopulation", "Projection",
            "bias_map", "synaptic_memory"]

@@ -16,7 +16,7 @@ from snncompile.ir import BatchNorm, Conv2d, IRGraph, Neuron, Pool2d
 from snncompile.ir.dynamics import OrPool
 from snncompile.ir.structure import binary_spikes
 from snncompile.passes.base import PassStats, sole_user
-from snncompile.passes.fold_batchnorm import fold_batchnorm
+from snncompile.passes.fold_batchnorm import fold_batchnorm, folding_keeps
 
 
 def or_layer(graph: IRGraph, name: str) -> None:
@@ -59,6 +59,12 @@ def stages(graph: IRGraph) -> list[list[str]]:
             nxt = after
         found.append(chain)
         cur = nxt
+
+
+def fusing_keeps(graph: IRGraph) -> tuple[str, ...]:
+    """The live synapses, as folding keeps them: a max-pool of spikes counts its window as
+    synapses already (ir.counting), which are the OR layer's. New OR neurons are counted."""
+    return tuple(c for c in folding_keeps(graph) if c == "synapses")
 
 
 def fuse_convpep(graph: IRGraph) -> PassStats:

@@ -62,9 +62,17 @@ def stages(graph: IRGraph) -> list[list[str]]:
 
 
 def fusing_keeps(graph: IRGraph) -> tuple[str, ...]:
-    """The live synapses, as folding keeps them: a max-pool of spikes counts its window as
-    synapses already (ir.counting), which are the OR layer's. New OR neurons are counted."""
+    """The live synapses, as folding keeps them, when no max-pool becomes an OR layer (the
+    live count of a max-pool's window and of its OR synapses differ where some of its
+    outputs reach no live neuron: the OR neurons are never removed)."""
+    if any(_spike_max_pool(graph, n) for n in graph.of_type(Pool2d)):
+        return ()
     return tuple(c for c in folding_keeps(graph) if c == "synapses")
+
+
+def _spike_max_pool(graph: IRGraph, name: str) -> bool:
+    # OR equals max only on 0/1 spikes: a max-pool of a sum of spikes (0, 1, 2) stays a max
+    return graph.node(name).mode == "max" and binary_spikes(graph, graph.inputs(name)[0])
 
 
 def fuse_convpep(graph: IRGraph) -> PassStats:
@@ -79,8 +87,7 @@ def fuse_convpep(graph: IRGraph) -> PassStats:
                            + " | ".join("→".join(c) for c in stem))
     for name in graph.of_type(Pool2d):
         pool = graph.node(name)
-        # OR equals max only on 0/1 spikes: a max-pool of a sum of spikes (0, 1, 2) stays a max
-        if pool.mode != "max" or not binary_spikes(graph, graph.inputs(name)[0]):
+        if not _spike_max_pool(graph, name):
             continue
         or_layer(graph, name)
         stats.nodes_fused += 1

@@ -74,25 +74,42 @@ def _ticket(zero_scale: bool):
 @pytest.mark.parametrize("zero_scale", [False, True])
 def test_counts_a_pass_keeps_are_carried_over_and_equal_a_full_recount(monkeypatch, zero_scale):
     """Without verification, a pass that declares it keeps the live-synapse count (folding
-    nonzero BatchNorm scales, OR-fusing, binarizing) costs no sweep; the table is the one a
-    recount after every pass gives (verification on recounts and checks each declaration)."""
-    import snncompile.ir.counting as counting
+    nonzero BatchNorm scales, binarizing) costs no sweep, and the dead-neuron pass reuses the
+    manager's sweep of the same graph; the table is the one a recount after every pass gives
+    (verification on recounts and checks each declaration)."""
+    import snncompile.ir.structure as structure
 
     sweeps = []
-    sweep = counting.liveness
-    monkeypatch.setattr(counting, "liveness", lambda g, *a: sweeps.append(1) or sweep(g, *a))
+    sweep = structure._sweep
+    monkeypatch.setattr(structure, "_sweep", lambda g, mode: sweeps.append(mode) or sweep(g, mode))
     g = _ticket(zero_scale)
     names = ["fold_batchnorm", "fuse_convpep", "binarize", "prune_synapses", "dead_neurons"]
     _, fast = run_passes(g, names, verify=False)
-    fast_sweeps, sweeps[:] = len(sweeps), []
+    fast_sweeps, sweeps[:] = list(sweeps), []
     _, full = run_passes(g, names, verify=True)
     assert [s.to_dict() for s in fast] == [s.to_dict() for s in full]
     assert ("synapses" in PASSES["fold_batchnorm"].kept(g)) is not zero_scale
-    assert fast_sweeps < len(sweeps)
-    changing = ("prune_synapses", "dead_neurons") + (("fold_batchnorm",) if zero_scale else ())
-    # one sweep before the first pass that changes counts, one after each that changed the graph
-    assert fast_sweeps == 1 + sum(1 for s in fast if s.changed and s.name in changing)
-    assert any(s.synapses_removed for s in full)
+    assert "synapses" not in PASSES["fuse_convpep"].kept(g)   # a max-pool of spikes becomes OR
+    # after prune_synapses no stored synapse is zero: dead_neurons's "connect" rounds are the
+    # manager's "pattern" sweeps of the same graphs (its last round's is the count after it)
+    assert set(fast_sweeps) == {"pattern"}
+    assert len(fast_sweeps) < len(sweeps) if not zero_scale else len(fast_sweeps) <= len(sweeps)
+    assert any(s.synapses_removed for s in full) and any(s.neurons_removed for s in full)
+
+
+def test_a_sweep_is_remembered_per_graph_state_and_shared_by_both_modes_once_pruned():
+    from snncompile.ir import Conv2d
+    from snncompile.ir.structure import liveness
+
+    g = _ticket(False)
+    stored_zeros = liveness(g, "connect")
+    assert stored_zeros is not liveness(g) and liveness(g) is liveness(g)
+    pruned, _ = run_passes(g, ["fold_batchnorm", "prune_synapses"], verify=False)
+    live = liveness(pruned)
+    assert liveness(pruned, "connect") is live
+    node = pruned.node(pruned.of_type(Conv2d)[0])
+    node.mask = np.array(node.mask)        # a new array: a new graph state, swept again
+    assert liveness(pruned) is not live
 
 
 def test_a_pass_that_changes_a_count_it_declares_kept_is_named(monkeypatch):

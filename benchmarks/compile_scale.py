@@ -209,9 +209,14 @@ def _run_forward(name: str, ckpt: str) -> dict:
 
 
 def _warm_compiler() -> None:
-    """Import snncompile (a fixed import cost, kept out of the compile's peak). The loader's
-    unpickling allowlist is not built: a state_dict checkpoint does not need it."""
+    """Import the compiler (a fixed import cost, kept out of the compile's peak): ``import
+    snncompile`` alone is lazy, so the stages and the targets are imported here, as they were
+    when the package imported them eagerly (~37 MB). torch's own modules loaded on first use
+    (fx's symbolic shapes while tracing) stay in the compile's peak. The loader's unpickling
+    allowlist is not built: a state_dict checkpoint does not need it."""
+    import backends  # noqa: F401  (registers the targets)
     import snncompile  # noqa: F401
+    import snncompile.stages  # noqa: F401
 
 
 def child(argv: list[str]) -> int:

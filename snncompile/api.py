@@ -551,37 +551,10 @@ def _steps(steps: int | None, meta: dict, data: InputData | None, model_steps: i
 
 
 def lowering_summary(net: Netlist) -> dict:
-    from snncompile.netlist import (
-        DelayPopulation,
-        InputPopulation,
-        NeuronPopulation,
-        OrPopulation,
-        ProductPopulation,
-    )
+    """The report's lowering section (:mod:`snncompile.netlist.summary`, per population kind)."""
+    from snncompile.netlist.summary import lowering_summary as summary
 
-    pops = [p for p in net.populations.values() if not isinstance(p, InputPopulation)]
-    neurons = [p for p in pops if isinstance(p, NeuronPopulation)]
-    return {
-        "populations": len(neurons),
-        "or_populations": sum(1 for p in pops if isinstance(p, OrPopulation)),
-        "custom_processes": [{"name": p.name, "kind": "spike matmul",
-                              "note": "no static synapses: not mappable to Loihi synapses"}
-                             for p in pops if isinstance(p, ProductPopulation)],
-        # recurrent loops and NIR Delays: on a chip the synapses' own delay; in Lava a relay process
-        "delay_lines": [{"name": p.name, "steps": int(np.max(p.steps)), "per_neuron": bool(np.ndim(p.steps)),
-                         "sends": "spikes" if p.relay else "values", "size": p.size}
-                        for p in pops if isinstance(p, DelayPopulation)],
-        "neurons": sum(p.size for p in neurons),
-        "neurons_removed": sum(p.logical_size - p.size for p in neurons),
-        "projections": sum(1 for p in net.projections if p.nnz),
-        "synapses": sum(p.nnz for p in net.projections),
-        "latency_steps": net.depth,
-        "output": net.output_kind,
-        "synaptic_memory_bytes": sum(p.memory_bits for p in net.projections) // 8,
-        "implementations": [{"from": p.src, "to": p.dst, "layers": p.layers, "impl": p.impl,
-                             "synapses": p.nnz, "delay": p.delay, "weight_bits": p.weight_bits,
-                             "memory_bits": p.memory_bits} for p in net.projections],
-    }
+    return summary(net)
 
 
 def _read_patch_mask(path: Path | np.ndarray) -> np.ndarray:

@@ -198,7 +198,7 @@ def verify(traced: Traced, graph: IRGraph, net: Netlist | None, out: dict[str, n
     agree, per_layer = spike_agreement(torch_spikes, got, keep)
     if net is None:
         pred = predictions(out[OUTPUT]) if OUTPUT in out else None
-    elif net.output_kind in ("spikes", "membrane"):
+    elif net.output_kind.from_population:
         pred = predictions(net.populations[net.output_pop].expand(out[net.output_pop]))
     else:
         pred = predictions(out[OUTPUT])

@@ -13,7 +13,7 @@ from snncompile.frontend import trace_model
 from snncompile.frontend.trace import TraceResult
 from snncompile.ir import IRGraph
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT, Netlist
+from snncompile.netlist import OUTPUT, Netlist, OutputKind
 from snncompile.passes import run_passes
 from snncompile.sim import run_torch, simulate
 
@@ -50,7 +50,7 @@ def assert_same_spikes(expected: dict[str, np.ndarray], actual: dict[str, np.nda
 def assert_backend_matches(runs: Runs, backend_out: dict[str, np.ndarray]) -> None:
     """Backend spikes equal PyTorch's for every neuron layer; predictions equal too."""
     assert_same_spikes(runs.torch_spikes, backend_out, "backend vs PyTorch:")
-    if runs.plan.output_kind == "spikes":
+    if runs.plan.output_kind is OutputKind.SPIKES:
         out = backend_out[runs.plan.output_pop]
     else:
         out = backend_out[OUTPUT]
@@ -72,7 +72,7 @@ def assert_compiled_matches(runs: Runs, graph: IRGraph, plan: Netlist, x: np.nda
         alive = np.ones(e.shape[2:], bool) if alive is None else np.asarray(alive).reshape(e.shape[2:])
         bad = np.argwhere((got != e) & alive)
         assert bad.size == 0, f"layer {name}: {len(bad)} kept spikes differ, first at {tuple(bad[0])}"
-    if plan.output_kind == "values":
+    if plan.output_kind is OutputKind.VALUES:
         final = out[OUTPUT]
         expected = simulate(graph, x).output
         np.testing.assert_allclose(final.reshape(expected.shape), expected, rtol=1e-12, atol=1e-12)

@@ -16,6 +16,7 @@ RANK = {
     "snncompile.errors": 0, "snncompile.fsutil": 0, "snncompile.ir": 0, "snncompile.inputs": 0,
     "snncompile.events": 0,
     "snncompile.memory": 0, "snncompile.limits": 0, "snncompile.schema": 0, "snncompile.targets": 0,
+    "snncompile.threads": 0,
     "snncompile.frontend": 1,
     "snncompile.passes": 2,
     "snncompile.netlist": 3, "snncompile.lower": 3,

@@ -34,6 +34,7 @@ from snncompile.netlist import (  # noqa: E402
     Netlist,
     NeuronPopulation,
     OrPopulation,
+    OutputKind,
     PopulationRegistry,
     ProductPopulation,
     host_refusal,
@@ -267,7 +268,7 @@ def run_plan(plan: Netlist, x: np.ndarray, record: list[str],
     for name in record:
         extractors[name] = Extractor(shape=(plan.populations[name].size,), buffer_size=64)
         _out_port(procs[name]).connect(extractors[name].in_port)
-    if plan.output_kind == "values":
+    if plan.output_kind is OutputKind.VALUES:
         extractors[OUTPUT] = Extractor(shape=(out_size,), buffer_size=64)
     for proj in plan.projections:
         if proj.nnz:

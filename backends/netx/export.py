@@ -31,7 +31,7 @@ from snncompile.netlist import (
     ProductPopulation,
     host_refusal,
 )
-from snncompile.netlist.netlist import Chain, Projection
+from snncompile.netlist.netlist import Chain, OutputKind, Projection
 
 
 @dataclass
@@ -154,8 +154,8 @@ def _int_kernel(proj: Projection, node: Conv2d) -> np.ndarray:
 
 def layout(q: FixedNetlist) -> Layout:
     """The netx blocks of ``q``: a chain input → … → output population, one projection each."""
-    if q.output_kind != "spikes":
-        raise _refuse(f"the network's output is a {q.output_kind} readout (real values, not spikes)")
+    if q.output_kind is not OutputKind.SPIKES:
+        raise _refuse(f"the network's output is a {q.output_kind.value} readout (real values, not spikes)")
     for name, pop in q.populations.items():
         if not isinstance(pop, (InputPopulation, NeuronPopulation)):
             BLOCK(pop)(name, pop, None, q, False)           # refuses by name

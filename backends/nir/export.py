@@ -49,6 +49,7 @@ from snncompile.netlist import (
     Netlist,
     NeuronPopulation,
     OrPopulation,
+    OutputKind,
     PopulationRegistry,
     ProductPopulation,
     Projection,
@@ -185,7 +186,7 @@ class _Plan:
     def __init__(self, net: Netlist) -> None:
         self.net = net
         self.dsts = [n for n, p in net.populations.items() if not isinstance(p, InputPopulation)] + \
-            ([OUTPUT] if net.output_kind == "values" else [])
+            ([OUTPUT] if net.output_kind is OutputKind.VALUES else [])
         self.ops = {id(p): [_structured(c) for c in p.chains] for p in net.projections}
         structured = {id(p) for p in net.projections if all(o is not None for o in self.ops[id(p)])}
         self.logical = set(self.dsts)
@@ -437,7 +438,7 @@ def to_nir(net: Netlist) -> Any:
             placed = True
             nodes[base] = nir.Affine(weight=w, bias=b.copy())
             edges += [(flat_of(proj.src), base), (base, target)]
-    if net.output_kind in ("spikes", "membrane"):
+    if net.output_kind.from_population:
         edges.append((out_of[net.output_pop], "output"))
         out_shape = plan.shape(net.output_pop)
     else:

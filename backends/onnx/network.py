@@ -9,7 +9,15 @@ import numpy as np
 from backends.onnx.builder import Builder
 from backends.onnx.ops import LINEAR, MAX, ONNX
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
-from snncompile.netlist import OUTPUT, FixedNetlist, InputPopulation, Netlist, Population, Projection
+from snncompile.netlist import (
+    OUTPUT,
+    FixedNetlist,
+    InputPopulation,
+    Netlist,
+    OutputKind,
+    Population,
+    Projection,
+)
 
 INPUT = "x"
 READOUT = "readout"
@@ -123,7 +131,7 @@ class NetworkEmitter:
     def readout(self) -> str:
         """The network's output value at this step, [N, *output_shape]."""
         net = self.net
-        if net.output_kind == "values":
+        if net.output_kind is OutputKind.VALUES:
             y = self.drive(OUTPUT, np.asarray(net.output_bias, dtype=np.float64))
         else:
             y = self.logical(net.output_pop)

@@ -189,7 +189,7 @@ def build_step(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
         b.add_output(value, name, (size,))
     b.add_output(readout, READOUT, tuple(net.output_shape))
     meta = {"format": FORMAT, "dtype": dtype, "input": INPUT, "input_shape": list(em.input_shape),
-            "readout": READOUT, "readout_kind": net.output_kind, "output_population": net.output_pop,
+            "readout": READOUT, "readout_kind": net.output_kind.value, "output_population": net.output_pop,
             "populations": pops}
     doc = ("One time step of a spiking network compiled by snncompile. Feed x[t] and every "
            "population's state (start: v_init in the metadata), read spikes and the new state; "

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
-from snncompile.netlist import Netlist
+from snncompile.netlist import Netlist, OutputKind
 from snncompile.netlist.target import TargetRun
 from snncompile.targets import TARGETS as SPECS
 
@@ -42,7 +42,7 @@ class OnnxTarget:
         t0 = time.perf_counter()
         out = run_steps(build_step(net, dtype), x, progress)
         readout = out.pop("readout")
-        return TargetRun(out, readout.reshape(*readout.shape[:2], -1) if net.output_kind == "values" else None,
+        return TargetRun(out, readout.reshape(*readout.shape[:2], -1) if net.output_kind is OutputKind.VALUES else None,
                          time.perf_counter() - t0, int(x.shape[0]), "onnxruntime-cpu", dtype)
 
     def emit(self, net: Netlist) -> dict[str, bytes]:

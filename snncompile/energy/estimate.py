@@ -73,6 +73,7 @@ from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.ir import Conv2d, IRGraph, Linear, Neuron
 from snncompile.ir.labels import labels
 from snncompile.netlist import Netlist
+from snncompile.threads import one_thread
 
 
 def _state_bits(graph: IRGraph, name: str) -> int:
@@ -201,6 +202,7 @@ def _fill_spikes(graph: IRGraph, rows: list[LayerCount], neurons: list[NeuronCou
                       "(simulate with inputs, or pass firing rates)"]
 
 
+@one_thread()   # hundreds of batch-1 structural steps (snncompile.threads)
 def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarray] | None = None,
                     firing_rates: Mapping[str, float] | None = None,
                     cost_model: str | CostModel = "45nm", ann_sparse: bool = False,

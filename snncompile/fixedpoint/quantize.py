@@ -42,6 +42,7 @@ from snncompile.netlist import (
     Netlist,
     NeuronPopulation,
     OrPopulation,
+    OutputKind,
     Population,
     PopulationRegistry,
     ProductPopulation,
@@ -164,7 +165,7 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[FixedNetlist, Qu
         if fixed is not None:
             q.fixed[name] = fixed
     outs = q.into(OUTPUT)
-    if outs or q.output_kind == "values":
+    if outs or q.output_kind is OutputKind.VALUES:
         peaks = [float(np.max(np.abs(p.weights.data))) / src_scale[p.src] for p in outs if p.weights.nnz]
         # with no synapse into the readout (all pruned) the bias alone sets the scale
         bias_peak = float(np.max(np.abs(q.output_bias), initial=0.0)) if q.output_bias is not None else 0.0

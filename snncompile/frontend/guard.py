@@ -24,9 +24,11 @@ from torch import fx, nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import Conv2d, IRGraph, Linear
+from snncompile.threads import one_thread
 
 # largest difference allowed, relative to max(1, |source output|), by the model's float type
 _TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-1}
+_NUMPY_DTYPE = {torch.float64: np.dtype(np.float64), torch.float32: np.dtype(np.float32)}
 
 
 @dataclass(frozen=True)
@@ -116,12 +118,8 @@ def check_layers(graph: IRGraph, sites: list[Site], root: fx.GraphModule, masks:
                  dtype: torch.dtype) -> None:
     """Raise an error naming the first traced synaptic layer that does not compute what the
     source computes on a random probe (see the module docstring)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)   # each probe is tiny: thread start-up would cost more than the work
-    try:
+    with one_thread():   # each probe is tiny: thread start-up would cost more than the work
         _check(graph, sites, _Operands(root) if any(s.call is not None for s in sites) else None, masks, dtype)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _stock_layer(m: nn.Module | None) -> bool:
@@ -140,11 +138,23 @@ def _stock_layer(m: nn.Module | None) -> bool:
     return getattr(m, "padding_mode", "zeros") == "zeros" and not isinstance(getattr(m, "padding", None), str)
 
 
+def _same_view(ir: np.ndarray, src: torch.Tensor) -> bool:
+    """``ir`` is a view of ``src``'s memory with the same start, dtype, shape and strides:
+    the same values by construction (the frontend keeps float32/64 weights uncopied)."""
+    if src.device.type != "cpu" or ir.dtype != _NUMPY_DTYPE.get(src.dtype):
+        return False
+    strides = tuple(s * src.element_size() for s in src.stride())
+    return ir.__array_interface__["data"][0] == src.data_ptr() and tuple(ir.shape) == tuple(src.shape) \
+        and ir.strides == strides
+
+
 def _equal(ir: np.ndarray | None, source: torch.Tensor | None) -> bool:
     if ir is None or source is None:
         return ir is None and source is None
     src = source.detach()
-    return tuple(ir.shape) == tuple(src.shape) and bool(np.array_equal(ir, src.numpy()))
+    if tuple(ir.shape) != tuple(src.shape):
+        return False
+    return _same_view(ir, src) or bool(np.array_equal(ir, src.numpy()))
 
 
 def _same_fields(node: Conv2d | Linear, m: nn.Module) -> bool:
@@ -153,7 +163,7 @@ def _same_fields(node: Conv2d | Linear, m: nn.Module) -> bool:
     costs one read per weight, no arithmetic (the probe below needs float64 copies)."""
     if node.gain is not None or not _equal(node.weight, m.weight):
         return False
-    if node.mask is not None and not (node.mask.shape == node.weight.shape and (node.mask | (node.weight == 0)).all()):
+    if not node.dense and not (node.mask.shape == node.weight.shape and (node.mask | (node.weight == 0)).all()):
         return False   # a masked-off nonzero weight: the layer computes with it, the IR without
     if not _equal(node.bias, m.bias):
         return False

@@ -40,7 +40,7 @@ from snncompile.frontend.ops.common import (
     unsupported,
     unsupported_layer,
 )
-from snncompile.frontend.ops.neurons import check_neurons
+from snncompile.frontend.ops.neurons import check_neurons, stock_neuron
 from snncompile.frontend.ops.registry import family_of
 from snncompile.frontend.tracer import MISSING, DataDependent, ShapeTracer, flat_values, values_of
 from snncompile.ir import Input, IRGraph, Output, Pool2d
@@ -323,6 +323,7 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
     concrete = {p.name: p.default for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     tracer = ShapeTracer(meta, is_leaf, [torch.empty(shape, dtype=_dtype_of(model), device="meta")])
     tracer.elementwise = is_neuron
+    tracer.passthrough = stock_neuron
     saved = _module_state(model)
     try:
         graph = tracer.trace(model, concrete_args=concrete or None)
@@ -337,7 +338,13 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
     finally:
         _restore_state(model, saved)
         reset_states(meta)
-    return fx.GraphModule(tracer.root, graph)
+    return _GraphModule(tracer.root, graph)
+
+
+try:   # generates forward()'s Python only when it is called: the compiler reads the graph
+    from torch.fx._lazy_graph_module import _LazyGraphModule as _GraphModule
+except ImportError:  # pragma: no cover  (a torch without it: the eager GraphModule, ~2 ms more)
+    _GraphModule = fx.GraphModule
 
 
 def _progress(tracer: fx.Tracer) -> int:

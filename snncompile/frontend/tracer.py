@@ -157,6 +157,10 @@ class ShapeTracer(fx.Tracer):
         self.leaf = leaf
         self.inputs = list(inputs)
         self.elementwise: Callable[[nn.Module], bool] = lambda m: False
+        # modules known to return a tensor shaped and typed as their input (stock neurons):
+        # their meta output is made, not computed (a neuron's Python costs ~0.2 ms a call)
+        self.passthrough: Callable[[nn.Module], bool] = lambda m: False
+        self._dtypes: dict[str, torch.dtype | None] = {}
         self._evaluating = False
         self.first_error: Exception | None = None   # the first operation that failed on meta values
 
@@ -219,30 +223,55 @@ class ShapeTracer(fx.Tracer):
         try:
             with torch.no_grad():
                 if kind == "call_function":
-                    return target(*a, **k)
+                    same = _same_operands(target, a, k)
+                    return target(*a, **k) if same is None else same
                 if kind == "call_method":
                     return getattr(a[0], target)(*a[1:], **k)
                 if kind == "call_module":
-                    mod = self.meta_modules[target]
-                    dtype = next((t.dtype for t in mod.parameters() if t.is_floating_point()), None)
-                    if dtype is not None:   # snnTorch's spikes are float32 in a float64 model
-                        a = tuple(v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
-                                  for v in a)
-                    shaped = _same_shape(mod, a, k)
-                    if shaped is not None:
-                        return shaped
-                    try:
-                        return mod(*a, **k)
-                    except Exception:
-                        if self.elementwise(mod) and a and isinstance(a[0], torch.Tensor):
-                            return torch.empty_like(a[0])   # a neuron: one output per input element
-                        raise
+                    return self._run_module(target, a, k)
         except Exception as exc:
             self.first_error = self.first_error or exc
             return MISSING
         finally:
             self._evaluating = False
         return MISSING
+
+
+    def _run_module(self, target: str, a: tuple, k: dict) -> Any:
+        mod = self.meta_modules[target]
+        if target not in self._dtypes:   # meta modules do not change while tracing
+            self._dtypes[target] = next((t.dtype for t in mod.parameters() if t.is_floating_point()), None)
+        dtype = self._dtypes[target]
+        if dtype is not None:   # snnTorch's spikes are float32 in a float64 model
+            a = tuple(v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in a)
+        shaped = _same_shape(mod, a, k)
+        if shaped is not None:
+            return shaped
+        if self.passthrough(mod) and len(a) == 1 and not k and isinstance(a[0], torch.Tensor) \
+                and a[0].is_floating_point():
+            return torch.empty_like(a[0])
+        try:
+            return mod(*a, **k)
+        except Exception:
+            if self.elementwise(mod) and a and isinstance(a[0], torch.Tensor):
+                return torch.empty_like(a[0])   # a neuron: one output per input element
+            raise
+
+
+# x + y on two contiguous float tensors of one shape and dtype: the result is shaped and typed as
+# either (the meta kernels of elementwise ops are Python decompositions, ~0.2 ms a call)
+_ELEMENTWISE = (operator.add, operator.sub, operator.mul, torch.add, torch.sub, torch.mul)
+
+
+def _same_operands(target: Any, args: tuple, kwargs: dict) -> torch.Tensor | None:
+    if kwargs or len(args) != 2 or not any(target is f for f in _ELEMENTWISE):
+        return None
+    x, y = args
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.is_floating_point()):
+        return None
+    if x.shape != y.shape or x.dtype != y.dtype or not (x.is_contiguous() and y.is_contiguous()):
+        return None
+    return torch.empty_like(x)
 
 
 # batch norm's meta kernel is a Python decomposition (a few ms per call on a paper-size

@@ -106,7 +106,7 @@ def _on_zeros(node: Conv2d | Linear, x: torch.Tensor, mode: str, channel_axis: i
 def _all_ones(node: Conv2d | Linear, mode: str) -> bool:
     """True if the node's structural pattern is all ones: every synapse stored (and, for
     ``connect``, nonzero). Its map is then a window sum of the channel sum, weights unread."""
-    if mode not in ("pattern", "connect") or not node.mask.all():
+    if mode not in ("pattern", "connect") or not node.dense:
         return False
     return mode == "pattern" or bool(np.all(node.weight != 0))
 

@@ -21,6 +21,7 @@ import torch
 
 from snncompile.ir.graph import IRGraph
 from snncompile.ir.host import Product
+from snncompile.ir.memo import memo
 from snncompile.ir.nodes import (
     AdaptiveAvgPool2d,
     Add,
@@ -222,11 +223,34 @@ def _f32(indicator: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(indicator[None].astype(np.float32))
 
 
+# node fields no sweep reads (report names and emission choices)
+_UNSWEPT = frozenset({"source", "impl", "weight_bits"})
+
+
 def liveness(graph: IRGraph, mode: str = "pattern") -> Liveness:
     """One forward and one adjoint sweep of 0/1 indicators. ``mode``: "pattern" follows
     every stored synapse, "connect" only stored nonzero ones. Indicators are kept as bool
     (one byte per element of a node, none when all true: read-only views, see :func:`every`);
-    float copies exist for one node at a time."""
+    float copies exist for one node at a time.
+
+    The sweep is remembered per state of the graph (:mod:`snncompile.ir.memo`; a few MB for
+    Spikformer-8-768 at 224 px): the pass manager's count and the dead-neuron pass ask for
+    the same graph in turn. Where no stored synapse has a zero weight (after prune_synapses)
+    the two modes are the same sweep, and "connect" is answered by "pattern"'s (which also
+    carries per-layer synapse counts)."""
+    if mode == "connect" and not memo(graph, "stores_zeros", lambda: stores_zeros(graph), _UNSWEPT):
+        mode = "pattern"
+    return memo(graph, f"liveness.{mode}", lambda: _sweep(graph, mode), _UNSWEPT)
+
+
+def stores_zeros(graph: IRGraph) -> bool:
+    """Some Conv2d / Linear node stores a synapse whose weight is zero (``pattern`` and
+    ``connect`` differ there)."""
+    return any(np.any(node.mask & (node.weight == 0)) for _, node in graph.items()
+               if isinstance(node, (Conv2d, Linear)))
+
+
+def _sweep(graph: IRGraph, mode: str) -> Liveness:
     order = graph.topo()
     fwd, drive, mult = _forward(graph, order, mode)
     back, synapses = _adjoint(graph, order, mode, fwd, mult)

@@ -58,11 +58,13 @@ from snncompile.netlist import (
     NeuronPopulation,
     Operand,
     OrPopulation,
+    OutputKind,
     Population,
     ProductPopulation,
     Projection,
     bias_map,
 )
+from snncompile.threads import one_thread
 
 # A max-pool of spikes is OR over the window: memoryless (tau=1 LIF: H = X), fires on ≥1.
 OR_PARAMS = OrPool()
@@ -307,12 +309,12 @@ def _output(lw, name, node: Output, ins):
     src = value.identity_of()
     if src is not None and not isinstance(lw.pops[src], InputPopulation):
         pop = lw.pops[src]
-        kind = "membrane" if pop.graded else "spikes"   # a non-spiking population: its values
+        kind = OutputKind.MEMBRANE if pop.graded else OutputKind.SPIKES   # a non-spiking population: its values
         lw.netlist = Netlist(lw.pops, lw.projs, kind, output_pop=pop.name, output_shape=tuple(node.shape),
                              output_depth=pop.depth)
     else:
         depth = lw.connect(OUTPUT, value)
-        lw.netlist = Netlist(lw.pops, lw.projs, "values", output_bias=value.bias.reshape(-1).numpy().copy(),
+        lw.netlist = Netlist(lw.pops, lw.projs, OutputKind.VALUES, output_bias=value.bias.reshape(-1).numpy().copy(),
                              output_shape=tuple(node.shape), output_depth=depth)
     return value
 
@@ -387,6 +389,7 @@ def _bits(graph: IRGraph, layers: list[str]) -> int:
     return 32
 
 
+@one_thread()   # hundreds of batch-1 steps on bias maps and 0/1 patterns
 def lower(graph: IRGraph, dense: bool | None = None, host: bool = True) -> Netlist:
     """Lower ``graph``. ``dense``: emit every projection with its zero-valued synapses, as
     an exporter unaware of pruning does; default: dense unless the graph's synapses are
@@ -407,7 +410,7 @@ def lower(graph: IRGraph, dense: bool | None = None, host: bool = True) -> Netli
     if lw.netlist is None:
         raise ValueError("graph has no output node")
     if lw.netlist.output_pop is not None:   # read straight from a population: a relay's kind is known now
-        lw.netlist.output_kind = "membrane" if lw.pops[lw.netlist.output_pop].graded else "spikes"
+        lw.netlist.output_kind = OutputKind.MEMBRANE if lw.pops[lw.netlist.output_pop].graded else OutputKind.SPIKES
     _finish(lw.netlist, graph, dense)
     names = labels(graph)
     lw.netlist.labels = {p: names[p] for p in lw.netlist.populations if p in names}

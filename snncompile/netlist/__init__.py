@@ -6,6 +6,7 @@ from snncompile.netlist.netlist import (
     FixedNetlist,
     FixedPoint,
     Netlist,
+    OutputKind,
     Projection,
     refuse_host,
     synaptic_memory,
@@ -31,6 +32,6 @@ from snncompile.netlist.populations import (
 )
 
 __all__ = ["OUTPUT", "POPULATION_REGISTRIES", "POPULATION_TYPES", "BiasMap", "Chain", "DelayPopulation", "FixedNetlist",
-           "FixedPoint", "InputPopulation", "MissingPopulation", "Netlist", "NeuronPopulation", "Operand",
+           "FixedPoint", "InputPopulation", "MissingPopulation", "Netlist", "NeuronPopulation", "Operand", "OutputKind",
            "OrPopulation", "Population", "PopulationRegistry", "ProductPopulation", "Projection",
            "bias_map", "synaptic_memory", "OFF_CORE", "HostPopulation", "host_populations", "host_refusal", "refuse_host"]

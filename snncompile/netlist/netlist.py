@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -177,12 +178,24 @@ class Projection:
                                     cols=cols, kernel_weights=0 if kernel is None else int(kernel.weight.size))
 
 
+class OutputKind(Enum):
+    """What the compiled network's output is (the value names the report and JSON)."""
+
+    SPIKES = "spikes"        # a spiking population's spikes (``output_pop``)
+    MEMBRANE = "membrane"    # a non-spiking population's values (``output_pop``), e.g. a NIR LI readout
+    VALUES = "values"        # an affine readout of populations: the projections into OUTPUT
+
+    @property
+    def from_population(self) -> bool:
+        """Read straight from population ``output_pop`` (no readout projections)."""
+        return self is not OutputKind.VALUES
+
+
 @dataclass
 class Netlist:
     populations: dict[str, Population]
     projections: list[Projection]
-    output_kind: str                  # "spikes" (a population), "membrane" (a non-spiking population's
-    #                                   values, e.g. a NIR LI readout) or "values" (affine readout)
+    output_kind: OutputKind
     output_pop: str | None = None
     output_bias: np.ndarray | None = None
     output_shape: tuple[int, ...] = ()

@@ -76,6 +76,11 @@ def _no_spike_max_pool(graph: IRGraph) -> bool:
                    for n in graph.of_type(Pool2d))
 
 
+# The counts of the pass table ("synapses": live synapses, ir.counting.synapse_total;
+# "neurons": kept neurons), which a pass may declare it keeps (Pass.keeps).
+COUNT_NAMES = ("synapses", "neurons")
+
+
 # Facts a pass may ensure, each with the check the manager runs after that pass.
 FACTS: dict[str, Callable[[IRGraph], bool]] = {
     "batchnorm_folded": _no_foldable_batchnorm,        # no BatchNorm right after a lone synapse
@@ -89,12 +94,20 @@ FACTS: dict[str, Callable[[IRGraph], bool]] = {
 
 @dataclass(frozen=True)
 class Pass:
-    """A named IR → IR rewrite with the facts it needs before and establishes after."""
+    """A named IR → IR rewrite with the facts it needs before and establishes after, and the
+    pass-table counts (:data:`COUNT_NAMES`) it never changes on a given graph: ``keeps``, a
+    tuple, or a function of the graph before the pass (the manager then skips recounting;
+    with IR verification on, it recounts and names a pass whose declaration was wrong)."""
 
     name: str
     fn: Callable[[IRGraph], PassStats]
     requires: tuple[str, ...] = ()   # facts to establish first, when a selected pass ensures them
     ensures: tuple[str, ...] = ()
+    keeps: tuple[str, ...] | Callable[[IRGraph], tuple[str, ...]] = ()
+
+    def kept(self, graph: IRGraph) -> tuple[str, ...]:
+        """The counts this pass keeps when run on ``graph`` (asked before it runs)."""
+        return self.keeps(graph) if callable(self.keeps) else self.keeps
 
     def __call__(self, graph: IRGraph) -> PassResult:
         stats = self.fn(graph)

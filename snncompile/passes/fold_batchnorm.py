@@ -55,6 +55,15 @@ def _fold_transposed(graph: IRGraph, name: str, stats: PassStats) -> bool:
     return True
 
 
+def folding_keeps(graph: IRGraph) -> tuple[str, ...]:
+    """The counts folding keeps: every count when no BatchNorm scale is zero (a nonzero
+    scale is a gain, no synapse appears or goes); only the neurons otherwise (a zero scale
+    is written into the weights, and the synapses it cut become stored zeros)."""
+    if all(np.all(graph.node(n).scale_shift()[0] != 0) for n in graph.of_type(BatchNorm)):
+        return ("synapses", "neurons")
+    return ("neurons",)
+
+
 def fold_batchnorm(graph: IRGraph) -> PassStats:
     stats = PassStats("fold_batchnorm")
     for name in graph.of_type(BatchNorm):

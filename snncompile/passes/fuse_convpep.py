@@ -16,7 +16,7 @@ from snncompile.ir import BatchNorm, Conv2d, IRGraph, Neuron, Pool2d
 from snncompile.ir.dynamics import OrPool
 from snncompile.ir.structure import binary_spikes
 from snncompile.passes.base import PassStats, sole_user
-from snncompile.passes.fold_batchnorm import fold_batchnorm
+from snncompile.passes.fold_batchnorm import fold_batchnorm, folding_keeps
 
 
 def or_layer(graph: IRGraph, name: str) -> None:
@@ -61,6 +61,20 @@ def stages(graph: IRGraph) -> list[list[str]]:
         cur = nxt
 
 
+def fusing_keeps(graph: IRGraph) -> tuple[str, ...]:
+    """The live synapses, as folding keeps them, when no max-pool becomes an OR layer (the
+    live count of a max-pool's window and of its OR synapses differ where some of its
+    outputs reach no live neuron: the OR neurons are never removed)."""
+    if any(_spike_max_pool(graph, n) for n in graph.of_type(Pool2d)):
+        return ()
+    return tuple(c for c in folding_keeps(graph) if c == "synapses")
+
+
+def _spike_max_pool(graph: IRGraph, name: str) -> bool:
+    # OR equals max only on 0/1 spikes: a max-pool of a sum of spikes (0, 1, 2) stays a max
+    return graph.node(name).mode == "max" and binary_spikes(graph, graph.inputs(name)[0])
+
+
 def fuse_convpep(graph: IRGraph) -> PassStats:
     stats = PassStats("fuse_convpep")
     stem = stages(graph)
@@ -73,8 +87,7 @@ def fuse_convpep(graph: IRGraph) -> PassStats:
                            + " | ".join("→".join(c) for c in stem))
     for name in graph.of_type(Pool2d):
         pool = graph.node(name)
-        # OR equals max only on 0/1 spikes: a max-pool of a sum of spikes (0, 1, 2) stays a max
-        if pool.mode != "max" or not binary_spikes(graph, graph.inputs(name)[0]):
+        if not _spike_max_pool(graph, name):
             continue
         or_layer(graph, name)
         stats.nodes_fused += 1

@@ -2,7 +2,10 @@
 
 Passes never lower the network. The pass table's synapse and neuron deltas come from the
 closed-form per-layer counts of :mod:`snncompile.ir.counting` (live neurons on both
-sides, conv positions and padding exact), computed before and after each pass.
+sides, conv positions and padding exact), computed before and after each pass that may
+change them: a count a pass declares it keeps (``Pass.keeps``) is carried over, since the
+live-synapse count is a whole-graph sweep (seconds on a paper-size model). With IR
+verification on (tests, ``--check``) every declaration is checked by recounting.
 """
 
 from __future__ import annotations
@@ -15,19 +18,20 @@ import networkx as nx
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.ir import IRGraph
 from snncompile.ir.counting import neuron_total, synapse_total
-from snncompile.passes.base import FACTS, Pass, PassResult, PassStats
+from snncompile.passes.base import COUNT_NAMES, FACTS, Pass, PassResult, PassStats
 from snncompile.passes.binarize import binarize
 from snncompile.passes.dead_neurons import dead_neurons
-from snncompile.passes.fold_batchnorm import fold_batchnorm
-from snncompile.passes.fuse_convpep import fuse_convpep
+from snncompile.passes.fold_batchnorm import fold_batchnorm, folding_keeps
+from snncompile.passes.fuse_convpep import fuse_convpep, fusing_keeps
 from snncompile.passes.mask_patches import mask_patches
 from snncompile.passes.prune_synapses import prune_synapses
 
 _ALL = (
-    Pass("fold_batchnorm", fold_batchnorm, ensures=("batchnorm_folded",)),
-    Pass("fuse_convpep", fuse_convpep, ensures=("stem_fused",)),
+    Pass("fold_batchnorm", fold_batchnorm, ensures=("batchnorm_folded",), keeps=folding_keeps),
+    Pass("fuse_convpep", fuse_convpep, ensures=("stem_fused",), keeps=fusing_keeps),
     # α is read from the weights: BatchNorm scales must be in them already
-    Pass("binarize", binarize, requires=("batchnorm_folded", "stem_fused"), ensures=("binary_marked",)),
+    Pass("binarize", binarize, requires=("batchnorm_folded", "stem_fused"), ensures=("binary_marked",),
+         keeps=("synapses", "neurons")),   # sign(w): the same stored synapses, no neuron touched
     Pass("mask_patches", mask_patches, ensures=("patches_masked",)),
     Pass("prune_synapses", prune_synapses, requires=("batchnorm_folded",), ensures=("synapses_pruned",)),
     # the cascade must start from every removal the other passes make
@@ -80,34 +84,58 @@ def parse_passes(spec: str | None, disabled: bool = False) -> list[str]:
     return order_passes(list(dict.fromkeys(names)))  # the dependency order, whatever was typed
 
 
+COUNTS: dict[str, Callable[[IRGraph], int]] = {"synapses": synapse_total, "neurons": neuron_total}
+assert tuple(COUNTS) == COUNT_NAMES
+
+
 def run_passes(graph: IRGraph, names: list[str] | None = None,
                after_each: Callable[[str, IRGraph], None] | None = None,
                copy: bool = True, verify: bool | None = None) -> tuple[IRGraph, list[PassStats]]:
     """Run ``names`` (default: all) in dependency order on ``graph`` (on a copy unless
     ``copy=False``). Each pass's stats gain the change in live synapses and kept neurons.
     ``after_each(name, graph)`` is called after every pass (tests check equivalence there).
-    ``verify`` (default: :func:`verify_by_default`): verify the IR first and after each pass;
-    the error names the pass after which the graph broke.
+    ``verify`` (default: :func:`verify_by_default`): verify the IR first and after each pass,
+    and every pass's declaration of the counts it keeps; the error names the pass after
+    which the graph broke.
     """
     g = graph.copy() if copy else graph
     verify = verify_by_default() if verify is None else verify
     if verify:
         g.verify("the frontend (before any pass)")
     results = []
-    syn, neu = synapse_total(g), neuron_total(g)
+    counts: dict[str, int] = {}   # the counts of the graph as it is now, computed when first needed
     for name in order_passes(list(names) if names is not None else list(DEFAULT)):
+        keeps = set(PASSES[name].kept(g))
+        for c in COUNT_NAMES:   # a count the pass may change: needed before it runs
+            if c not in counts and (c not in keeps or verify):
+                counts[c] = COUNTS[c](g)
         result: PassResult = PASSES[name](g)
         for fact in PASSES[name].ensures:
             if not FACTS[fact](g):  # pragma: no cover - a pass that breaks its promise is a bug
                 raise RuntimeError(f"pass {name} did not establish {fact!r}")
-        # an unmodified graph keeps its counts (a structural sweep of a 224 px model costs seconds)
-        syn1, neu1 = (synapse_total(g), neuron_total(g)) if result.modified else (syn, neu)
-        result.stats.synapses_removed = syn - syn1
-        result.stats.neurons_removed = max(result.stats.neurons_removed, neu - neu1)
-        syn, neu = syn1, neu1
+        counts = _counts_after(name, g, result, counts, keeps, verify)
         results.append(result.stats)
         if verify:
             g.verify(f"pass {name}")
         if after_each is not None:
             after_each(name, g)
     return g, results
+
+
+def _counts_after(name: str, g: IRGraph, result: PassResult, before: dict[str, int], keeps: set[str],
+                  verify: bool) -> dict[str, int]:
+    """The counts after pass ``name`` (an unmodified graph, or a count the pass keeps, is
+    carried over), with the pass's stats set from the change."""
+    after = dict(before)
+    if result.modified:
+        for c in COUNT_NAMES:
+            if c in before and (c not in keeps or verify):
+                after[c] = COUNTS[c](g)
+                if c in keeps and after[c] != before[c]:   # pragma: no cover - a wrong declaration is a bug
+                    raise RuntimeError(f"pass {name} declares it keeps the {c} count, but it changed "
+                                       f"{before[c]:,} → {after[c]:,}")
+    if "synapses" in before:
+        result.stats.synapses_removed = before["synapses"] - after["synapses"]
+    if "neurons" in before:
+        result.stats.neurons_removed = max(result.stats.neurons_removed, before["neurons"] - after["neurons"])
+    return after

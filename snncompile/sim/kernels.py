@@ -42,6 +42,7 @@ from snncompile.netlist import (
     Netlist,
     NeuronPopulation,
     OrPopulation,
+    OutputKind,
     Population,
     PopulationRegistry,
     ProductPopulation,
@@ -413,7 +414,7 @@ def step_order(net: Netlist) -> list[str]:
     pops = sorted(net.populations.values(), key=lambda p: p.depth)
     first = [p.name for p in pops if isinstance(p, DelayPopulation)]
     names = first + [p.name for p in pops if not isinstance(p, (InputPopulation, DelayPopulation))]
-    return names + ([OUTPUT] if net.output_kind == "values" else [])
+    return names + ([OUTPUT] if net.output_kind is OutputKind.VALUES else [])
 
 
 def input_values(net: Netlist, x: np.ndarray) -> np.ndarray:

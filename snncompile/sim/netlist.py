@@ -25,6 +25,7 @@ from snncompile.netlist import (
     Netlist,
     NeuronPopulation,
     OrPopulation,
+    OutputKind,
     PopulationRegistry,
     ProductPopulation,
 )
@@ -99,7 +100,7 @@ def simulate_netlist(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
             s = WHOLE(p)(net, p, full, T, N)
             out[p.name] = s.reshape(T, N, -1).numpy()
             full[p.name] = torch.as_tensor(p.expand(s.numpy()))
-        if net.output_kind == "values":
+        if net.output_kind is OutputKind.VALUES:
             y = _drive(net, OUTPUT, full, T * N, int(np.prod(net.output_shape))) + torch.as_tensor(net.output_bias)
             out[OUTPUT] = y.reshape(T, N, -1).numpy()
     return out
@@ -176,7 +177,7 @@ def _stepped(net: Netlist, x: np.ndarray) -> dict[str, np.ndarray]:
             for p in net.delays:   # this step's drive, sent ``steps`` steps from now
                 run.lines[p.name][t % len(run.lines[p.name])] = \
                     _drive(net, p.name, run.full, N, p.size) + torch.as_tensor(p.bias)
-    return {n: torch.stack(v).numpy() for n, v in rec.items() if n != OUTPUT or net.output_kind == "values"}
+    return {n: torch.stack(v).numpy() for n, v in rec.items() if n != OUTPUT or net.output_kind is OutputKind.VALUES}
 
 
 def _params(p) -> dynamics.Dynamics:

@@ -16,7 +16,7 @@ from nets import (
 from backends.lava import run_lava
 from snncompile.fixedpoint.quantize import quantize_plan
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT
+from snncompile.netlist import OUTPUT, OutputKind
 from snncompile.passes import run_passes
 from snncompile.sim.integer import simulate_int
 
@@ -50,5 +50,5 @@ def test_lava_fixed_pt_equals_integer_reference(case, emit):
         np.testing.assert_array_equal(s, ints[name], err_msg=name)
         fired += int(s.sum())
     assert fired > 0
-    if q.output_kind == "values":
+    if q.output_kind is OutputKind.VALUES:
         np.testing.assert_array_equal(lava.output, ints[OUTPUT])

@@ -16,7 +16,7 @@ from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.fixedpoint.neuron_int import LoihiLIF
 from snncompile.fixedpoint.quantize import quantize_plan
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT, OrPopulation
+from snncompile.netlist import OUTPUT, OrPopulation, OutputKind
 from snncompile.passes import run_passes
 from snncompile.sim.integer import simulate_int
 
@@ -47,7 +47,7 @@ def _assert_bit_exact(q, x, lava) -> int:
     assert lava.spikes
     for name, s in lava.spikes.items():
         np.testing.assert_array_equal(s, ints[name], err_msg=name)
-    if q.output_kind == "values":
+    if q.output_kind is OutputKind.VALUES:
         np.testing.assert_array_equal(lava.output, ints[OUTPUT])
     return sum(int(s.sum()) for s in lava.spikes.values())
 

@@ -149,3 +149,46 @@ def test_integer_bits_recognises_fake_quantisation_only():
     assert integer_bits(q) == 8
     assert integer_bits(w.numpy().astype(np.float64)) is None
     assert integer_bits(np.sign(q) * 0.3) is None   # binary: the binarize pass's business
+
+
+def _square_net() -> nn.Module:
+    torch.manual_seed(4)
+    return nn.Sequential(nn.Linear(16, 16), neuron.IFNode(), nn.Linear(16, 16), neuron.IFNode())
+
+
+def test_guard_trusts_only_the_very_view_of_the_layers_weight(monkeypatch):
+    """A capture sharing the layer's memory is skipped only when it is the same view (same
+    start, shape, strides, dtype): a transposed view of a square weight is compared, and caught."""
+    from snncompile.frontend.guard import _same_view
+
+    w = _square_net()[0].weight.detach()
+    a = synapses.as_numpy(w)
+    assert _same_view(a, w) and not _same_view(a.T, w) and not _same_view(a[1:], w[:-1])
+    assert not _same_view(a.astype(np.float64), w)
+    right = synapses.synapse_weights
+
+    def transposed(cx, m, path):
+        weight, mask = right(cx, m, path)
+        return (weight.T if path == "2" else weight), mask
+
+    monkeypatch.setattr(synapses, "synapse_weights", transposed)
+    with pytest.raises(SnnCompileError, match=r"`2` does not compute.*\(Linear\).*largest difference"):
+        trace_model(_square_net(), (16,))
+
+
+def test_meta_shortcuts_give_what_the_operation_gives():
+    """The tracer makes (not computes) the meta output of a stock neuron and of x ± y, x · y on
+    equal float shapes; anything else (broadcasting, other dtypes, strides) is run."""
+    from snncompile.frontend.tracer import _same_operands
+
+    x, y = torch.empty(2, 3, 4, device="meta"), torch.empty(2, 3, 4, device="meta")
+    for op in (torch.add, torch.mul, torch.sub):
+        out = _same_operands(op, (x, y), {})
+        ref = op(x, y)
+        assert (out.shape, out.dtype, out.stride()) == (ref.shape, ref.dtype, ref.stride())
+    assert _same_operands(torch.add, (x, torch.empty(3, 4, device="meta")), {}) is None
+    assert _same_operands(torch.add, (x, y.double()), {}) is None
+    assert _same_operands(torch.add, (x, y.transpose(0, 1).contiguous().transpose(0, 1)), {}) is None
+    assert _same_operands(torch.add, (x.long(), y.long()), {}) is None
+    assert _same_operands(torch.div, (x, y), {}) is None
+    assert _same_operands(torch.add, (x, y), {"alpha": 2}) is None

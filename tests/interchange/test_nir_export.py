@@ -12,7 +12,7 @@ from snncompile import api, stages
 from snncompile.errors import SnnCompileError
 from snncompile.frontend import trace_model
 from snncompile.ir.dynamics import LI
-from snncompile.netlist import InputPopulation, NeuronPopulation
+from snncompile.netlist import InputPopulation, NeuronPopulation, OutputKind
 from snncompile.sim import simulate
 from snncompile.sim.netlist import simulate_netlist
 
@@ -193,7 +193,7 @@ def test_new_dynamics_round_trip(tmp_path, framework):
     for name, p in net.populations.items():
         if type(p) is NeuronPopulation and p.params.spiking:
             np.testing.assert_array_equal(got.spikes[name].reshape(want[name].shape), want[name])
-    if net.output_kind == "membrane":
+    if net.output_kind is OutputKind.MEMBRANE:
         assert type(back.graph.node(net.output_pop).dynamics) is LI
         np.testing.assert_allclose(got.output.reshape(want[net.output_pop].shape), want[net.output_pop],
                                    rtol=1e-12, atol=1e-12)

@@ -6,7 +6,7 @@ import pytest
 from interchange.frameworks import agreement, make_norse, make_snntorch, spike_inputs
 
 from snncompile import api, stages
-from snncompile.netlist import NeuronPopulation
+from snncompile.netlist import NeuronPopulation, OutputKind
 
 
 @pytest.mark.lava
@@ -46,7 +46,7 @@ def test_cubalif_and_li_readout_on_lava():
         run = make_norse_readout(Path(tmp) / "n.nir")
         tr = api.trace(Path(tmp) / "n.nir", nir_dt=1e-6)
     net = stages.lower(stages.optimize(tr.graph).graph)
-    assert net.output_kind == "membrane" and net.populations[net.output_pop].graded
+    assert net.output_kind is OutputKind.MEMBRANE and net.populations[net.output_pop].graded
     ref = run(x)
     lava = stages.simulate_on("lava", net, x, timeout=300)
     (hidden,) = tr.neuron_sources

@@ -14,6 +14,7 @@ from interchange.frameworks import agreement, make_snntorch_recurrent, spike_inp
 from snncompile import api, stages
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.ir import Delay, Neuron
+from snncompile.netlist import OutputKind
 from snncompile.sim.kernels import run_kernels
 from snncompile.sim.netlist import simulate_netlist
 
@@ -411,7 +412,7 @@ def test_delays_in_a_row_and_an_output_read_through_a_delay(tmp_path):
     assert want.mean() > 0.05
     tr = api.trace(path, nir_dt=DT)
     net = stages.lower(stages.optimize(tr.graph).graph)
-    assert all(d.relay for d in net.delays) and net.output_kind == "spikes"   # delays of delays relay spikes
+    assert all(d.relay for d in net.delays) and net.output_kind is OutputKind.SPIKES   # delays of delays relay spikes
     late = np.concatenate([np.zeros_like(want[:1]), want[:-1]])
     for stage, got in _every_stage(tr, x).items():
         assert agreement({"lif": want}, got)[0] == 1.0, stage

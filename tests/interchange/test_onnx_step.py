@@ -28,7 +28,7 @@ from snncompile.fixedpoint.quantize import quantize_plan
 from snncompile.ir import Concat, Neuron, Pool2d, Slice
 from snncompile.ir.dynamics import CubaLIF, Threshold
 from snncompile.lower import lower
-from snncompile.netlist import OUTPUT, NeuronPopulation, OrPopulation
+from snncompile.netlist import OUTPUT, NeuronPopulation, OrPopulation, OutputKind
 from snncompile.sim import simulate
 
 
@@ -46,7 +46,7 @@ def assert_step_model_exact(c, x: np.ndarray, dtype: str = "float64") -> dict[st
         fired += int(want.sum())
     assert fired > 0
     readout = out["readout"].reshape(ref.output.shape)
-    if c.net.output_kind == "values":
+    if c.net.output_kind is OutputKind.VALUES:
         np.testing.assert_allclose(readout, ref.output, rtol=1e-12, atol=1e-12)
     else:
         np.testing.assert_array_equal(readout, ref.output)

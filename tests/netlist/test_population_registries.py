@@ -19,6 +19,7 @@ import backends.onnx.ann  # noqa: F401
 import backends.onnx.step  # noqa: F401
 import snncompile.api  # noqa: F401  (imports every stage, so every registry is filled)
 import snncompile.mapping.mapper  # noqa: F401
+import snncompile.netlist.summary  # noqa: F401  (the report's lowering summary)
 import snncompile.sim.netlist  # noqa: F401
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.fixedpoint.quantize import quantize_plan

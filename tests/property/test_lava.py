@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from backends.lava import LavaRun, run_lava
 from snncompile.fixedpoint.quantize import quantize_plan
-from snncompile.netlist import OUTPUT, NeuronPopulation
+from snncompile.netlist import OUTPUT, NeuronPopulation, OutputKind
 from snncompile.sim.integer import simulate_int
 from snncompile.sim.netlist import simulate_netlist
 
@@ -50,7 +50,7 @@ def test_lava_float_equals_pytorch(spec: NetSpec, emit: str) -> None:
         bad = np.argwhere(got[name] != ref[name])
         assert bad.size == 0, f"{emit}: population {name}: {len(bad)} spikes differ from the netlist " \
             f"reference, first at (t, n, i) = {tuple(bad[0])}"
-    if case.plan.output_kind == "values":
+    if case.plan.output_kind is OutputKind.VALUES:
         np.testing.assert_allclose(got[OUTPUT], ref[OUTPUT], rtol=1e-12, atol=1e-12,
                                    err_msg=f"{emit}: value output vs the netlist reference")
     assert_compiled_matches(case.runs, case.graph, case.plan, case.x, got)
@@ -74,5 +74,5 @@ def test_integer_reference_equals_lava_fixed_point(spec: NetSpec) -> None:
         bad = np.argwhere(lava.spikes[name] != ints[name])
         assert bad.size == 0, f"population {name}: {len(bad)} spikes differ from the integer reference, " \
             f"first at (t, n, i) = {tuple(bad[0])}"
-    if q.output_kind == "values":
+    if q.output_kind is OutputKind.VALUES:
         np.testing.assert_array_equal(lava.output, ints[OUTPUT], err_msg="value output")

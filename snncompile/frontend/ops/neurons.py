@@ -52,6 +52,12 @@ def spikingjelly_neuron(cx: Converter, m: nn.Module, path: str, src: str, shape:
     return cx.add(path, node, [src])
 
 
+def stock_neuron(m: nn.Module) -> bool:
+    """spikingjelly's own IFNode, LIFNode or ParametricLIFNode (not a subclass): its output is
+    one spike per input element, of the input's dtype, in either step mode."""
+    return type(m) in NEURON_TYPES
+
+
 _EQUATIONS = ("neuronal_charge", "neuronal_fire", "neuronal_reset")   # replaced: other dynamics
 _STEPS = ("single_step_forward", "multi_step_forward", "forward")       # replaced without super(): too
 

@@ -15,6 +15,9 @@ from snncompile.cli import main
 from snncompile.errors import SnnCompileError
 
 ray = pytest.importorskip("ray")
+# Under pytest-xdist every Ray test runs in one worker: two local Ray clusters on 2 cores would
+# fight over ports and CPUs, and the module's shared session must stay in one process.
+pytestmark = pytest.mark.xdist_group("ray")
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 

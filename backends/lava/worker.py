@@ -15,6 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+# Fault injection for the tests: when set, the worker stops answering after its first batch,
+# with its Lava processes up, as a hung runtime does (the parent's --timeout must end the run).
+STALL_ENV = "SNNCOMPILE_LAVA_STALL"
+
 
 def _rss_mb() -> float:
     with open("/proc/self/statm") as fh:
@@ -27,8 +31,12 @@ def main(job_dir: str) -> int:
         spec = pickle.load(fh)  # our own file, written by the parent a moment ago
     t0 = time.perf_counter()
 
+    stall = bool(os.environ.get(STALL_ENV))
+
     def progress(done: int, total: int) -> None:
         print(f"progress {done} {total}", flush=True)
+        while stall:   # never returns: Lava's processes stay up, waiting on this one
+            time.sleep(3600)
 
     if spec.get("emit", "fused") == "fused":
         from backends.lava.fused import batch_size, run_fused

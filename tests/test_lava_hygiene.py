@@ -157,3 +157,57 @@ def test_run_hitting_timeout(tmp_path):
         time.sleep(0.1)
     assert _procs_in(tmp_path) == [], "processes of the run left behind"
     _assert_no_temp(tmp_path)
+
+
+def _lava_groups(tmp: Path) -> list[int]:
+    """Lava workers of the run (group leaders) whose runtime is up (more than one process)."""
+    groups = []
+    for pid in _procs_in(tmp):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"backends.lava.worker" in cmd and os.getpgid(pid) == pid and _group_size(pid) > 2:
+                groups.append(pid)
+        except OSError:
+            pass
+    return groups
+
+
+def test_ctrl_c_during_workers_stops_every_child():
+    """Ctrl-C as a terminal sends it (SIGINT to the whole foreground group) while two Ray shards
+    each run a Lava worker: Ray kills its task processes, and each Lava worker's reaper then
+    kills the Lava processes that Ray does not know of and removes their folder."""
+    pytest.importorskip("ray")
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="snr", dir="/tmp"))   # short: Ray's socket paths live under it
+    try:
+        from backends.lava.worker import STALL_ENV
+
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), STALL_ENV: "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "snncompile", M, "--input", X, "--simulate", "--samples",
+                                 "4", "--steps", "4", "--workers", "2", "--json"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        _STARTED[-1].append(proc)
+        end = time.monotonic() + 300
+        while len(_lava_groups(tmp)) < 2:
+            assert proc.poll() is None and time.monotonic() < end, f"no two Lava shards: {proc.communicate()}"
+            time.sleep(0.5)
+        time.sleep(2)   # both runtimes stalled after their first batch
+        before = len(_procs_in(tmp))
+        os.killpg(proc.pid, signal.SIGINT)
+        t0 = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        assert time.monotonic() - t0 < 20, "the run took too long to stop"
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        assert json.loads(out.strip().splitlines()[-1])["exit_code"] == 130
+        end = time.monotonic() + 10
+        while _procs_in(tmp) and time.monotonic() < end:
+            time.sleep(0.2)
+        left = _procs_in(tmp)
+        assert left == [], f"{len(left)} of {before} processes left running"
+        _assert_no_temp(tmp)
+    finally:
+        for pid in _procs_in(tmp):   # a failing case must not leave Ray or Lava behind
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)

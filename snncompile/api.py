@@ -51,6 +51,7 @@ class Options:
     emit: str | None = None          # target emission variant (lava: "fused" default, "stock")
     workers: int | None = None       # simulate in this many shards on Ray (None: one process)
     ray_address: str | None = None   # join this Ray cluster instead of starting one locally
+    ray_connect_timeout: float = 30.0   # seconds to reach ray_address before giving up
     progress: Progress | None = None
     passes: list[str] | None = None
     masks: str | Path | None = None
@@ -69,10 +70,10 @@ class Options:
         what each target takes, ``snncompile.targets``)."""
         spec = _target_spec(self.target)
         values = {"--steps": self.steps, "--samples": self.samples, "--timeout": self.timeout,
-                  "--workers": self.workers}
+                  "--workers": self.workers, "--ray-connect-timeout": self.ray_connect_timeout}
         checked = schema.validate("command line", values, schema.CLI)
         self.steps, self.samples, self.timeout = checked["--steps"], checked["--samples"], checked["--timeout"]
-        self.workers = checked["--workers"]
+        self.workers, self.ray_connect_timeout = checked["--workers"], checked["--ray-connect-timeout"]
         self._check_sharding()
         self._check_destinations(spec.artifacts)
         if self.simulate_on_target and self.input is None:
@@ -89,6 +90,10 @@ class Options:
         if self.ray_address and not self.workers:
             raise SnnCompileError("--ray-address needs --workers N (how many shards)",
                                   "e.g. --workers 8 --ray-address head:6379", EXIT_USAGE)
+        if self.ray_address:   # before minutes of compiling, not after
+            from snncompile.parallel import probe
+
+            probe(self.ray_address, self.ray_connect_timeout)
 
     def _check_destinations(self, artifacts: tuple[str, ...]) -> None:
         if self.outdir is None and artifacts:
@@ -358,7 +363,8 @@ def _simulation(tr: stages.Traced, graph: IRGraph, net: Netlist, x: np.ndarray, 
     from snncompile.netlist import FixedNetlist
 
     res = stages.timed_run(opt.target, net, x, timeout=opt.timeout, progress=opt.progress, emit=opt.emit,
-                           workers=opt.workers, ray_address=opt.ray_address)
+                           workers=opt.workers, ray_address=opt.ray_address,
+                           ray_connect_timeout=opt.ray_connect_timeout)
     out = stages.target_outputs(res.run)
     bit_exact = None
     if isinstance(net, FixedNetlist):  # the integer reference must predict the chip run exactly

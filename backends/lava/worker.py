@@ -20,6 +20,8 @@ import numpy as np
 # Fault injection for the tests: when set, the worker stops answering after its first batch,
 # with its Lava processes up, as a hung runtime does (the parent's --timeout must end the run).
 STALL_ENV = "SNNCOMPILE_LAVA_STALL"
+# A file the worker could not write (full or read-only TMPDIR): this exit code and a stderr line.
+OS_ERROR_EXIT, OS_ERROR_TAG = 75, "snncompile-worker-oserror:"
 
 
 def _rss_mb() -> float:
@@ -115,4 +117,9 @@ def main(job_dir: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    try:
+        sys.exit(main(sys.argv[1]))
+    except OSError as exc:   # a full or read-only TMPDIR: one line for the parent to report
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"{OS_ERROR_TAG} {exc.strerror or exc}{where}", file=sys.stderr, flush=True)
+        sys.exit(OS_ERROR_EXIT)

@@ -1,0 +1,27 @@
+"""Differential fuzzing of the frontend (issue #27 item 8): random models written the way
+users write them (tests/property/frontgen.py) are traced, lowered and simulated by the
+reference simulators, which must equal PyTorch (float64) spike for spike on every neuron
+layer; a failing model is shrunk by hypothesis and printed as its :class:`FuzzSpec`."""
+
+from __future__ import annotations
+
+from equivalence import assert_compiled_matches, assert_same_spikes
+from hypothesis import assume, note, settings
+from hypothesis import given as given_
+
+from snncompile.sim.netlist import simulate_netlist
+
+from .frontgen import FuzzSpec, build, fuzz_specs, inputs
+from .pipeline import compile_model, fired
+from .profiles import budget
+
+
+@settings(max_examples=budget(ci=12, fuzz=600))
+@given_(spec=fuzz_specs())
+def test_frontend_equals_pytorch(spec: FuzzSpec) -> None:
+    note(spec.describe())
+    model, x = build(spec), inputs(spec)
+    runs, graph, _ = compile_model(model, x, (2, spec.size, spec.size))
+    assume(fired(runs) > 0)
+    assert_same_spikes(runs.torch_spikes, runs.ref_spikes, "unoptimized reference vs PyTorch:")
+    assert_compiled_matches(runs, graph, runs.plan, x, simulate_netlist(runs.plan, x))

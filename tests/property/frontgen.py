@@ -1,6 +1,6 @@
 """Random spiking models in the styles users write, for differential fuzzing of the frontend
-(issue #27 item 8): ``nn.Sequential`` or a custom ``forward``; spikingjelly IF/LIF neurons or
-a hand-written stateful LIF (tests/corpus/hand.py); SEW connections (ADD, AND, IAND), concat
+(issue #27 item 8): ``nn.Sequential`` or a custom ``forward``; spikingjelly IF/LIF neurons, snnTorch's Leaky
+(``init_hidden``) or a hand-written stateful LIF (tests/corpus/hand.py); SEW connections (ADD, AND, IAND), concat
 of two branches, avg/max pooling; weights used as stored or computed in ``forward``
 (``w * mask``, ``torch.where(mask, w, 0)``, ``sign(w) * alpha``). A :class:`FuzzSpec` is the
 whole description: ``describe()`` prints the model as code, ``build()`` makes it again."""
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from spikingjelly.activation_based import neuron
 from torch import nn
 
-NEURONS = ("if", "lif", "hand")
+NEURONS = ("if", "lif", "hand", "snntorch")
 BLOCKS = ("conv", "sew_add", "sew_and", "sew_iand", "concat", "avgpool", "maxpool")
 WEIGHTS = ("plain", "mask_mul", "where", "sign_alpha")
 
@@ -73,6 +73,10 @@ def _neuron(spec: FuzzSpec) -> nn.Module:
         return neuron.IFNode(v_threshold=spec.threshold)
     if spec.neuron == "lif":
         return neuron.LIFNode(tau=2.0, v_threshold=spec.threshold)
+    if spec.neuron == "snntorch":   # its hidden-state style: one call per step, state on the module
+        import snntorch as snn
+
+        return snn.Leaky(beta=0.5, threshold=spec.threshold, init_hidden=True)
     return HandLIF(beta=0.5, threshold=spec.threshold)
 
 

@@ -19,7 +19,7 @@ from .pipeline import compile_model, fired
 from .profiles import budget, slow_phases
 
 
-@settings(max_examples=budget(ci=12, fuzz=600))
+@settings(max_examples=budget(ci=8, fuzz=600))
 @given_(spec=fuzz_specs())
 def test_frontend_equals_pytorch(spec: FuzzSpec) -> None:
     note(spec.describe())

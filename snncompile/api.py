@@ -52,6 +52,7 @@ class Options:
     emit: str | None = None          # target emission variant (lava: "fused" default, "stock", "loihi")
     workers: int | None = None       # simulate in this many shards on Ray (None: one process)
     ray_address: str | None = None   # join this Ray cluster instead of starting one locally
+    ray_connect_timeout: float = 30.0   # seconds to reach ray_address before giving up
     progress: Progress | None = None
     passes: list[str] | None = None
     masks: str | Path | None = None
@@ -77,10 +78,10 @@ class Options:
         what each target takes, ``snncompile.targets``)."""
         spec = _target_spec(self.target)
         values = {"--steps": self.steps, "--samples": self.samples, "--timeout": self.timeout,
-                  "--workers": self.workers}
+                  "--workers": self.workers, "--ray-connect-timeout": self.ray_connect_timeout}
         checked = schema.validate("command line", values, schema.CLI)
         self.steps, self.samples, self.timeout = checked["--steps"], checked["--samples"], checked["--timeout"]
-        self.workers = checked["--workers"]
+        self.workers, self.ray_connect_timeout = checked["--workers"], checked["--ray-connect-timeout"]
         self._check_sharding()
         self.fixed_point = self.fixed_point or spec.fixed_point_only
         self._check_output_file(spec)
@@ -108,6 +109,10 @@ class Options:
         if self.ray_address and not self.workers:
             raise SnnCompileError("--ray-address needs --workers N (how many shards)",
                                   "e.g. --workers 8 --ray-address head:6379", EXIT_USAGE)
+        if self.ray_address:   # before minutes of compiling, not after
+            from snncompile.parallel import probe
+
+            probe(self.ray_address, self.ray_connect_timeout)
 
     def _check_output_file(self, spec: TargetSpec) -> None:
         if self.output_file is None:
@@ -494,7 +499,8 @@ def _simulation(tr: stages.Traced, graph: IRGraph, net: Netlist, x: np.ndarray, 
     from snncompile.netlist import FixedNetlist
 
     res = stages.timed_run(opt.target, net, x, timeout=opt.timeout, progress=opt.progress, emit=opt.emit,
-                           workers=opt.workers, ray_address=opt.ray_address)
+                           workers=opt.workers, ray_address=opt.ray_address,
+                           ray_connect_timeout=opt.ray_connect_timeout)
     out = stages.target_outputs(res.run)
     bit_exact = None
     if isinstance(net, FixedNetlist):  # the integer reference must predict the chip run exactly

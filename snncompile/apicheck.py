@@ -197,6 +197,7 @@ _RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "emit": lambda f, n, v: _text(f, n, v, "'fused'"),
     "workers": lambda f, n, v: _number(f, n, v, "int", 1, "4", hi=4096),
     "ray_address": lambda f, n, v: _text(f, n, v, "'head:6379'"),
+    "ray_connect_timeout": lambda f, n, v: _number(f, n, v, "float", 0, "30.0", open_lo=True, hi=3600.0),
     "progress": lambda f, n, v: _callable(f, n, v, "lambda what, done, total: None"),
     "passes": _passes,
     "masks": lambda f, n, v: _path(f, n, v, "'masks.pkl'"),
@@ -219,7 +220,7 @@ _RULES: dict[str, Callable[[str, str, Any], Any]] = {
 }
 # Options whose absence has no meaning: None is a wrong value there, not "unset".
 NOT_NONE = {"target", "simulate_on_target", "trust_pickle", "energy_model", "timeout", "fixed_point",
-            "ann_sparse", "verify_ir", "time_axis", "no_host"}
+            "ann_sparse", "ray_connect_timeout", "verify_ir", "time_axis", "no_host"}
 
 
 def check_options(func: str, values: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:

@@ -121,6 +121,8 @@ def compile_parser(verb: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, nargs="?", const=os.cpu_count() or 1, metavar="N",
                    help="simulate in N shards on Ray (N defaults to the core count); needs ray installed")
     p.add_argument("--ray-address", metavar="ADDR", help="run the shards on an existing Ray cluster")
+    p.add_argument("--ray-connect-timeout", type=float, default=d["ray_connect_timeout"], metavar="S",
+                   help="seconds to reach --ray-address before giving up")
     p.add_argument("--emit", choices=targets.cli_emissions(), default=d["emit"], help=targets.emit_help())
     p.add_argument("--patch-mask", metavar="FILE.npy", help="0/1 keep-mask over patches (H, W) or tokens (N,)")
     p.add_argument("--fixed-point", action="store_true",
@@ -189,6 +191,8 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, nargs="?", const=os.cpu_count() or 1, default=os.cpu_count() or 1,
                    metavar="N", help="Ray workers on this machine (default: the core count)")
     p.add_argument("--ray-address", metavar="ADDR", help="run on an existing Ray cluster")
+    p.add_argument("--ray-connect-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds to reach --ray-address before giving up")
     p.add_argument("--json", action="store_true", help="print the result table as one JSON object")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -205,12 +209,15 @@ def _run_sweep(argv: list[str], err) -> int:
     from snncompile.sweep import load_spec, run_sweep, write_outputs
 
     args = sweep_parser().parse_args(argv)
-    workers = schema.validate("command line", {"--workers": args.workers}, schema.CLI)["--workers"]
+    checked = schema.validate("command line", {"--workers": args.workers,
+                                               "--ray-connect-timeout": args.ray_connect_timeout}, schema.CLI)
+    workers = checked["--workers"]
     spec = load_spec(args.spec)
     with Progress(TextColumn("sweep cells"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("cells", total=len(spec.cells))
         result = run_sweep(spec, workers=workers, address=args.ray_address,
+                           connect_timeout=checked["--ray-connect-timeout"],
                            progress=lambda done, total: bar.update(task, completed=done, total=total))
     if args.outdir:
         result["outputs"] = write_outputs(result, args.outdir)
@@ -471,7 +478,8 @@ def _run_compile(args: argparse.Namespace, err) -> object:
     # flags are named as typed (--timeout), before the API names them as arguments (timeout=)
     schema.validate("command line", {"--steps": args.steps, "--samples": args.samples, "--timeout": args.timeout,
                                      "--workers": args.workers, "--event-frames": args.event_frames,
-                                     "--event-window": args.event_window, "--event-count": args.event_count},
+                                     "--event-window": args.event_window, "--event-count": args.event_count,
+                                     "--ray-connect-timeout": args.ray_connect_timeout},
                     schema.CLI)
     if args.check and not args.simulate:
         raise SnnCompileError("--check compares a simulation with PyTorch, but nothing is simulated",
@@ -494,7 +502,8 @@ def _run_compile(args: argparse.Namespace, err) -> object:
                              masks=args.masks, patch_mask=args.patch_mask, fixed_point=args.fixed_point,
                              chip=args.chip, ann_sparse=args.ann_sparse, firing_rates=args.firing_rates,
                              plot=args.plot, emit=args.emit, workers=args.workers,
-                             ray_address=args.ray_address, nir_dt=args.nir_dt, verify_ir=args.check, time_axis=args.time_axis,
+                             ray_address=args.ray_address, ray_connect_timeout=args.ray_connect_timeout,
+                             nir_dt=args.nir_dt, verify_ir=args.check, time_axis=args.time_axis,
                              event_frames=args.event_frames, event_window=args.event_window,
                              event_count=args.event_count, plot_layers=args.plot_layers or None,
                              output_file=args.output_file,

@@ -40,25 +40,82 @@ def ray_module() -> Any:
     return ray
 
 
-def start(workers: int | None, address: str | None = None) -> Any:
-    """Start Ray on this machine (``workers`` CPUs) or join the cluster at ``address``."""
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``host:port`` of a Ray address (``ray://`` too), or None for ``auto``/``local``."""
+    rest = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def probe(address: str, timeout_s: float) -> None:
+    """Fail within ``timeout_s`` when nothing listens at ``address``: Ray's own client retries
+    an unreachable head for minutes."""
+    import socket
+
+    where = _host_port(address)
+    if where is None:
+        return
+    try:
+        socket.create_connection(where, timeout=timeout_s).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise SnnCompileError(f"cannot reach the Ray cluster at {address} within {timeout_s:g} s ({reason})",
+                              "check --ray-address (ray status on the head node) and the network, raise "
+                              "--ray-connect-timeout, or run without --ray-address", EXIT_BACKEND) from None
+
+
+def start(workers: int | None, address: str | None = None, connect_timeout: float = 30.0) -> Any:
+    """Start Ray on this machine (``workers`` CPUs) or join the cluster at ``address``
+    (refused when it does not answer within ``connect_timeout`` seconds)."""
     ray = ray_module()
     if ray.is_initialized():
         return ray
+    if address:
+        probe(address, connect_timeout)
     env = {k: v for k, v in os.environ.items() if k in (KILL_ONCE_ENV, "PYTHONPATH")}
     runtime_env = {"env_vars": env} if env else None
     try:
         if address:
-            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+            _join(ray, address, runtime_env, connect_timeout)
         else:
             ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=False,
                      runtime_env=runtime_env, logging_level=logging.ERROR)
+    except SnnCompileError:
+        raise
     except Exception as exc:  # noqa: BLE001 - connection and start-up failures of every kind
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise SnnCompileError(f"could not start or join {where}: {type(exc).__name__}: {exc}",
                               "check --ray-address (ray status on the head node), or run without it",
                               EXIT_BACKEND) from None
     return ray
+
+
+def _join(ray: Any, address: str, runtime_env: dict | None, timeout_s: float) -> None:
+    """``ray.init(address)`` bounded in time: something that accepts connections but is not a
+    Ray head makes Ray's client retry for minutes. The attempt runs in a daemon thread, which
+    is abandoned (it does not keep the process alive) when it overruns."""
+    import threading
+
+    failure: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=attempt, name="ray-join", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise SnnCompileError(f"cannot reach the Ray cluster at {address} within {timeout_s:g} s (no answer "
+                              "from a Ray head there)",
+                              "check --ray-address (ray status on the head node) and the network, raise "
+                              "--ray-connect-timeout, or run without --ray-address", EXIT_BACKEND)
+    if failure:
+        raise failure[0]
 
 
 def shards(n: int, k: int) -> list[tuple[int, int]]:
@@ -90,9 +147,9 @@ def _maybe_die(index: int) -> None:
 
 def run_sharded(target: str, net: Netlist, x: np.ndarray, *, workers: int, address: str | None,
                 timeout_s: float, emit: str | None = None,
-                progress: Callable[[int, int], None] | None = None) -> TargetRun:
+                progress: Callable[[int, int], None] | None = None, connect_timeout: float = 30.0) -> TargetRun:
     """Simulate x [T, N, ...] in ``workers`` shards on Ray; merged like a single run."""
-    ray = start(workers, address)
+    ray = start(workers, address, connect_timeout)
     parts = shards(x.shape[1], workers)
     task = ray.remote(max_retries=1, retry_exceptions=False, num_cpus=1)(_run_shard)
     net_ref = ray.put(net)  # shipped to each worker once

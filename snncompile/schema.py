@@ -133,6 +133,7 @@ CLI = {
     "--steps": Field("int", 1, MAX_STEPS, example="--steps 8"),
     "--samples": Field("int", 1, example="--samples 100"),
     "--timeout": Field("float", 0, 7 * 24 * 3600.0, lo_open=True, example="--timeout 900"),
+    "--ray-connect-timeout": Field("float", 0, 3600.0, lo_open=True, example="--ray-connect-timeout 30"),
     "--workers": Field("int", 1, 4096, example="--workers 4"),
     "--event-frames": Field("int", 1, MAX_STEPS, example="--event-frames 16"),
     "--event-window": Field("float", 0, lo_open=True, example="--event-window 10000"),

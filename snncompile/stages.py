@@ -243,7 +243,7 @@ class TargetResult:
 
 def timed_run(target: str, net: Netlist, x: np.ndarray, *, timeout: float,
               progress: Progress | None, emit: str | None = None, workers: int | None = None,
-              ray_address: str | None = None) -> TargetResult:
+              ray_address: str | None = None, ray_connect_timeout: float = 30.0) -> TargetResult:
     """Run on the target, in one process or (``workers``) in shards on Ray."""
     t0 = time.perf_counter()
     if workers:
@@ -251,7 +251,7 @@ def timed_run(target: str, net: Netlist, x: np.ndarray, *, timeout: float,
 
         cb = (lambda done, total: progress(f"{target} shards on ray", done, total)) if progress else None
         run = run_sharded(target, net, x, workers=workers, address=ray_address, timeout_s=timeout, emit=emit,
-                          progress=cb)
+                          progress=cb, connect_timeout=ray_connect_timeout)
     else:
         run = simulate_on(target, net, x, timeout=timeout, progress=progress, emit=emit)
     return TargetResult(run, time.perf_counter() - t0)

@@ -15,6 +15,7 @@ sample with the Pareto front marked. The spec (paths relative to the spec's fold
     cost_models = ["45nm", "loihi"]
     simulate = true
     timeout = 900                                 # seconds per cell's simulation
+    cell_timeout = 3600                           # seconds per cell in all (default: timeout + 600, >= 3600)
     [arch]                                        # --arch per model file, where needed
     "models/digits_spikformer_convpep.pt" = "models.digits_arch:digits_spikformer"
 """
@@ -54,6 +55,7 @@ class Cell:
     simulate: bool
     timeout: float
     arch: str | None = None
+    cell_timeout: float = 3600.0   # the whole cell (load, compile, simulate, estimate): then cancelled
 
 
 @dataclass
@@ -69,6 +71,7 @@ _SPEC = {
     "input": schema.Field("str"), "models": schema.Field("strings", required=True),
     "passes": schema.Field("strings"), "precision": schema.Field("strings"),
     "cost_models": schema.Field("strings"), "arch": None, "max_cells": schema.Field("int", 1),
+    "cell_timeout": schema.Field("float", 0, 30 * 24 * 3600.0, lo_open=True),
 }
 # A grid beyond this many cells (models × passes × precisions × cost models) is refused:
 # it is almost always a glob or list mistake, and would queue work for days. `max_cells` raises it.
@@ -118,10 +121,11 @@ def load_spec(path: str | Path) -> Spec:
     from snncompile.api import defaults  # the CLI's and the API's defaults, here too
 
     default = defaults()
+    timeout = float(data.get("timeout", default["timeout"]))
+    cell_timeout = float(data.get("cell_timeout", max(3600.0, timeout + 600.0)))
     cells = [Cell(m, ps, pr, list(data.get("cost_models") or [default["energy_model"]]),
                   str(root / data["input"]) if data.get("input") else None, data.get("samples"),
-                  data.get("steps"), simulate, float(data.get("timeout", default["timeout"])),
-                  arch_of.get(str(Path(m).resolve())))
+                  data.get("steps"), simulate, timeout, arch_of.get(str(Path(m).resolve())), cell_timeout)
              for m, ps, pr in itertools.product(dict.fromkeys(models), data.get("passes") or ["default"],
                                                 precisions)]
     if not cells and not unmatched:
@@ -191,32 +195,44 @@ def run_cell(cell: Cell) -> list[dict[str, Any]]:
 
 
 def run_sweep(spec: Spec, *, workers: int | None, address: str | None = None,
-              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Every cell as a Ray task; rows in spec order, whatever order they finish in."""
+              progress: Callable[[int, int], None] | None = None, connect_timeout: float = 30.0) -> dict[str, Any]:
+    """Every cell as a Ray task; rows in spec order, whatever order they finish in. A cell
+    running longer than its ``cell_timeout`` is cancelled and becomes failed rows; the
+    others go on. At most as many cells as the cluster has CPUs are queued at once, so a
+    cell's clock starts when it can start."""
     from snncompile.parallel import start
 
-    ray = start(workers, address)
+    ray = start(workers, address, connect_timeout)
     task = ray.remote(max_retries=1, retry_exceptions=False, num_cpus=1)(run_cell)
+    slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
     t0 = time.perf_counter()
-    pending = {task.remote(cell): i for i, cell in enumerate(spec.cells)}
+    waiting = list(range(len(spec.cells)))[::-1]
+    pending: dict[Any, tuple[int, float]] = {}   # task → (cell, deadline)
     results: dict[int, list[dict]] = {}
     total = len(spec.cells)
     if progress:
         progress(0, total)
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        i = pending.pop(done[0])
-        try:
-            results[i] = ray.get(done[0])
-        except Exception as exc:  # noqa: BLE001 - the worker died twice
-            cell = spec.cells[i]
-            text = (str(exc).strip().splitlines() or [""])[-1][:300]
-            results[i] = [{"model": cell.model, "passes": cell.passes, "precision": cell.precision,
-                           "cost_model": c, "status": "failed",
-                           "error": f"worker failed twice ({type(exc).__name__}: {text})"}
-                          for c in cell.cost_models]
-        if progress:
-            progress(total - len(pending), total)
+    try:
+        while pending or waiting:
+            while waiting and len(pending) < slots:
+                i = waiting.pop()
+                pending[task.remote(spec.cells[i])] = (i, time.monotonic() + spec.cells[i].cell_timeout)
+            first = min(d for _, d in pending.values())
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=max(0.1, first - time.monotonic()))
+            if done:
+                i, _ = pending.pop(done[0])
+                results[i] = _cell_result(ray, done[0], spec.cells[i])
+            for ref, (i, deadline) in list(pending.items()):
+                if time.monotonic() >= deadline:
+                    ray.cancel(ref, force=True)   # the Lava worker's reaper stops its processes
+                    del pending[ref]
+                    results[i] = _failed_rows(spec.cells[i], f"the cell did not finish within "
+                                              f"{spec.cells[i].cell_timeout:g} s (cell_timeout) and was cancelled")
+            if progress:
+                progress(len(results), total)
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
     rows = [dict.fromkeys(COLUMNS) | r for i in range(total) for r in results[i]]
     for r in rows:
         r["model"] = _relative(r["model"], spec.root)
@@ -226,6 +242,19 @@ def run_sweep(spec: Spec, *, workers: int | None, address: str | None = None,
     return {"cells": total, "rows": rows, "failed_rows": failed, "complete": failed == 0,
             "wall_s": round(time.perf_counter() - t0, 2), "pareto": pareto(rows),
             "cells_spec": [asdict(c) for c in spec.cells]}
+
+
+def _cell_result(ray: Any, ref: Any, cell: Cell) -> list[dict[str, Any]]:
+    try:
+        return ray.get(ref)
+    except Exception as exc:  # noqa: BLE001 - the worker died twice
+        text = (str(exc).strip().splitlines() or [""])[-1][:300]
+        return _failed_rows(cell, f"worker failed twice ({type(exc).__name__}: {text})")
+
+
+def _failed_rows(cell: Cell, error: str) -> list[dict[str, Any]]:
+    return [{"model": cell.model, "passes": cell.passes, "precision": cell.precision, "cost_model": c,
+             "status": "failed", "error": error} for c in cell.cost_models]
 
 
 def _relative(path: str, root: Path) -> str:

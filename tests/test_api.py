@@ -38,6 +38,8 @@ WRONG_COMPILE = [
     ("emit", 3), ("emit", ""),
     ("workers", 0), ("workers", "2"), ("workers", 2.5),
     ("ray_address", 3),
+    ("ray_connect_timeout", 0), ("ray_connect_timeout", -1.0), ("ray_connect_timeout", None),
+    ("ray_connect_timeout", "30"), ("ray_connect_timeout", math.inf),
     ("progress", 3), ("progress", "print"),
     ("passes", "binarize"), ("passes", ["nope"]), ("passes", [1]),
     ("masks", 3), ("masks", [np.ones(3)]),

@@ -15,6 +15,7 @@ import h5py
 import nir
 import numpy as np
 import pytest
+import torch
 
 from snncompile.cli import main
 from tests.test_bad_inputs import Case, _snapshot  # the first corpus's case, setup and snapshot
@@ -141,7 +142,60 @@ def sweep_grid(passes: int, extra: str = "") -> Callable[[Path], None]:
     return setup
 
 
+def _net(n_in: int = 64) -> torch.nn.Module:
+    from spikingjelly.activation_based import layer, neuron
+
+    with torch.device("meta"):   # shapes only: the cases give the weights themselves
+        return torch.nn.Sequential(layer.Linear(n_in, 10), neuron.IFNode())
+
+
+WIDE_ARCH = """
+from torch import nn
+from spikingjelly.activation_based import layer, neuron
+
+def wide():
+    return nn.Sequential(layer.Linear(400_000_000, 10), neuron.IFNode())
+"""
+
+
+def zero_stride(as_module: bool) -> Callable[[Path], None]:
+    """A [10, 4e8] weight (4e9 elements, 16 GB as float32) over a storage of one float."""
+    def setup(d: Path) -> None:
+        import torch
+
+        w = torch.zeros(1).as_strided((10, 400_000_000), (0, 0))
+        if as_module:
+            net = _net(400_000_000)
+            net[0].weight = torch.nn.Parameter(w, requires_grad=False)
+            net[0].bias = torch.nn.Parameter(torch.zeros(10), requires_grad=False)
+            torch.save({"model": net, "steps": 2}, d / "m.pt")
+        else:
+            (d / "widemod.py").write_text(WIDE_ARCH)
+            torch.save({"state_dict": {"0.weight": w, "0.bias": torch.zeros(10)}, "steps": 2}, d / "m.pt")
+    return setup
+
+
+def meta_tensors(as_module: bool) -> Callable[[Path], None]:
+    def setup(d: Path) -> None:
+        import torch
+
+        net = _net()
+        torch.save({"model": net, "steps": 2} if as_module else {"state_dict": net.state_dict(), "steps": 2},
+                   d / "m.pt")
+        (d / "widemod.py").write_text(WIDE_ARCH + "\ndef small():\n    return nn.Sequential(layer.Linear(64, 10), "
+                                      "neuron.IFNode())\n")
+    return setup
+
+
+def quantized_buffer(d: Path) -> None:
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    net.register_buffer("scale_q", torch.quantize_per_tensor(torch.ones(4), 0.5, 0, torch.qint8))
+    torch.save(net, d / "m.pt")
+
+
 G = ["g.nir", "--steps", "2"]
+SHAPE = ["--input-shape", "1,8,8", "--target", "energy"]
 CASES = [
     # NIR: values
     Case("nir-string-weight", G, 2, "weight", nir_file(lambda: _graph(
@@ -198,6 +252,15 @@ CASES = [
     Case("npz-header-1e13", [M, "--input", "x.npz"], 2, "memory", npz_header),
     Case("steps-beyond-memory", [M, "--input", X, "--steps", "5000", "--target", "energy"], 2, "--steps"),
     Case("npz-zip-bomb", [M, "--input", "x.npz"], 2, "memory", zip_bomb),
+    # checkpoint tensors: values that are not there, sizes declared beyond what is stored
+    Case("ckpt-meta-module", ["m.pt", *SHAPE], 2, "meta device", meta_tensors(True)),
+    Case("ckpt-meta-state-dict", ["m.pt", "--arch", "widemod:small", *SHAPE], 2, "meta device",
+         meta_tensors(False)),
+    Case("ckpt-zero-stride-4e9-state-dict", ["m.pt", "--arch", "widemod:wide", *SHAPE], 2,
+         "4,000,000,000 elements over a storage of 4 B", zero_stride(False)),
+    Case("ckpt-zero-stride-4e9-module", ["m.pt", *SHAPE], 2, "4,000,000,000 elements over a storage of 4 B",
+         zero_stride(True)),
+    Case("ckpt-quantized-buffer-in-module", ["m.pt", *SHAPE], 2, "quantized", quantized_buffer),
 ]
 
 

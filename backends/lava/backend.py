@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import numpy as np
 
 from backends.lava.dynamics import SJ_PARAMS
 from backends.lava.standard import standard_specs
+from backends.lava.worker import OS_ERROR_EXIT, OS_ERROR_TAG
 from snncompile.errors import EXIT_BACKEND, SnnCompileError
 from snncompile.netlist import OUTPUT, Netlist, NeuronPopulation
 from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
@@ -93,6 +95,26 @@ def _refuse_for(plan: Netlist, emit: str) -> None:
                       "run late)", "use --emit fused")
 
 
+def _temp_error(exc: OSError, where: Path) -> SnnCompileError:
+    return SnnCompileError(f"cannot write the Lava simulation's temporary files in {where}: "
+                           f"{exc.strerror or exc}",
+                           "free space there, or point TMPDIR at a writable folder with room (the job, its "
+                           "inputs and the recorded spikes go there)", EXIT_BACKEND)
+
+
+@contextmanager
+def _job_folder() -> Iterator[Path]:
+    """A fresh folder in TMPDIR for one run, removed whatever happens."""
+    try:
+        tmp = tempfile.mkdtemp(prefix="snncompile-lava-")
+    except OSError as exc:
+        raise _temp_error(exc, Path(tempfile.gettempdir())) from None
+    try:
+        yield Path(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
              timeout_s: float = 600.0, progress: Callable[[int, int], None] | None = None,
              emit: str = "fused", batch: int | None = None) -> LavaRun:
@@ -113,11 +135,14 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
     _refuse_for(plan, emit)
     _require_lava()
     T, N = x.shape[:2]
-    with _signals_unwind(), tempfile.TemporaryDirectory(prefix="snncompile-lava-") as tmp:
-        job = Path(tmp)
-        with open(job / "job.pkl", "wb") as fh:
-            pickle.dump({"plan": plan, "x": np.asarray(x, np.float64), "record": record, "emit": emit,
-                         "batch": batch}, fh)
+    with _signals_unwind(), _job_folder() as job:
+        tmp = str(job)
+        try:
+            with open(job / "job.pkl", "wb") as fh:
+                pickle.dump({"plan": plan, "x": np.asarray(x, np.float64), "record": record, "emit": emit,
+                             "batch": batch}, fh)
+        except OSError as exc:
+            raise _temp_error(exc, job.parent) from None
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -168,19 +193,23 @@ def run_lava(plan: Netlist, x: np.ndarray, record: list[str] | None = None,
             raise
         finally:
             sel.close()
-        result = job / "result.npz"
-        if proc.returncode != 0 or not result.exists():
-            err = "".join(err_chunks).strip().splitlines()
-            tail = [ln for ln in err if ln.strip() and "Triton" not in ln][-3:]
-            raise SnnCompileError("the Lava simulation failed: " + (" | ".join(tail) or
-                                                                      f"exit code {proc.returncode}"),
-                                  "rerun with --debug for the full log; check that lava-nc "
-                                  "0.10.0 is installed (make venv)", EXIT_BACKEND)
-        with np.load(result, allow_pickle=False) as data:
-            spikes = {k: data[k] if plan.populations[k].graded else data[k].astype(np.uint8)
-                      for k in data.files if not (k == OUTPUT or k.startswith("__"))}
-            output = data[OUTPUT] if OUTPUT in data.files else None
-            wall = float(data["__wall_s__"])
-            steps = int(data["__steps__"])
-            peak = float(data["__peak_mb__"])
-    return LavaRun(spikes, output, wall, steps, peak)
+        return _result(plan, job, proc.returncode, "".join(err_chunks))
+
+
+def _result(plan: Netlist, job: Path, code: int, stderr: str) -> LavaRun:
+    """The worker's result file, or the reason it wrote none."""
+    result = job / "result.npz"
+    if code == OS_ERROR_EXIT:
+        line = next((ln for ln in stderr.splitlines() if ln.startswith(OS_ERROR_TAG)), "")
+        raise _temp_error(OSError(line[len(OS_ERROR_TAG):].strip() or "a write failed"), job.parent)
+    if code != 0 or not result.exists():
+        tail = [ln for ln in stderr.strip().splitlines() if ln.strip() and "Triton" not in ln][-3:]
+        raise SnnCompileError("the Lava simulation failed: " + (" | ".join(tail) or f"exit code {code}"),
+                              "rerun with --debug for the full log; check that lava-nc "
+                              "0.10.0 is installed (make venv)", EXIT_BACKEND)
+    with np.load(result, allow_pickle=False) as data:
+        spikes = {k: data[k] if plan.populations[k].graded else data[k].astype(np.uint8)
+                  for k in data.files if not (k == OUTPUT or k.startswith("__"))}
+        output = data[OUTPUT] if OUTPUT in data.files else None
+        return LavaRun(spikes, output, float(data["__wall_s__"]), int(data["__steps__"]),
+                       float(data["__peak_mb__"]))

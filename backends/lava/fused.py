@@ -10,6 +10,7 @@ is :class:`snncompile.sim.kernels.Kernel` (float64, or Loihi's integer datapath)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,18 @@ SELECT: dict[type[Numerics], tuple[str, type]] = {Numerics: ("floating_pt", np.f
 STATE_BUDGET = 1 << 25   # bytes of float64 state per population and batch (sets the batch size)
 ERRORS = "errors.txt"    # a process model's traceback, polled by the driver (backend.run_lava)
 CHANNEL_SLOTS = 2        # messages a channel buffers (a step sends once per channel)
+
+
+def _reserve(path: Path) -> None:
+    """Allocate a record's blocks now: a memory-mapped sparse file on a full disk fails with
+    SIGBUS inside a Lava process (which then hangs the run); here it is an ENOSPC OSError."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:   # name the file: the parent's message shows it
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        os.close(fd)
 
 
 def batch_size(net: Netlist, samples: int) -> int:
@@ -77,6 +90,7 @@ def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
             rec = workdir / f"record_{i}.npy"
             np.lib.format.open_memmap(rec, mode="w+", shape=(T, N, k.size),
                                       dtype=np.float64 if k.graded else np.uint8).flush()
+            _reserve(rec)
             files[name] = rec
         cls, model = classes(k.graded, len(k.sources), name != OUTPUT, select)
         models[cls] = model

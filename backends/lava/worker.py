@@ -9,11 +9,19 @@ from __future__ import annotations
 import os
 import pickle
 import resource
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+# Fault injection for the tests: when set, the worker stops answering after its first batch,
+# with its Lava processes up, as a hung runtime does (the parent's --timeout must end the run).
+STALL_ENV = "SNNCOMPILE_LAVA_STALL"
+# A file the worker could not write (full or read-only TMPDIR): this exit code and a stderr line.
+OS_ERROR_EXIT, OS_ERROR_TAG = 75, "snncompile-worker-oserror:"
 
 
 def _rss_mb() -> float:
@@ -21,14 +29,68 @@ def _rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie is dead: its parent just has not reaped it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _start_reaper(job: Path) -> int:
+    """Fork a reaper into our group: if this worker dies without saying "done" on the returned
+    pipe (SIGKILL, e.g. Ray killing a cancelled task's children), it kills the whole group, and
+    removes the job folder when our parent is gone too. A thread would die with the worker, and
+    Lava's processes, forked into our group, outlive it otherwise."""
+    leader, parent = os.getpid(), os.getppid()
+    r, w = os.pipe()
+    if os.fork():
+        os.close(r)
+        return w
+    os.close(w)
+    os.set_blocking(r, False)
+    while os.getppid() == leader:
+        try:
+            if os.read(r, 4) == b"done":
+                os._exit(0)
+        except BlockingIOError:
+            pass
+        time.sleep(0.3)
+    _kill_group_but_me()
+    end = time.monotonic() + 5   # a killer (Ray) may kill our parent just after the worker
+    while time.monotonic() < end:
+        if not _alive(parent):   # nobody else will remove it
+            shutil.rmtree(job, ignore_errors=True)
+            break
+        time.sleep(0.2)
+    os._exit(1)
+
+
+def _kill_group_but_me() -> None:
+    me, group = os.getpid(), os.getpgid(0)
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != me:
+            try:
+                if os.getpgid(int(name)) == group:
+                    os.kill(int(name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
 def main(job_dir: str) -> int:
     job = Path(job_dir)
+    # only as a group leader (run_lava starts us so): then the group is ours alone to kill
+    reaper = _start_reaper(job) if os.getpgid(0) == os.getpid() else None
     with open(job / "job.pkl", "rb") as fh:
         spec = pickle.load(fh)  # our own file, written by the parent a moment ago
     t0 = time.perf_counter()
 
+    stall = bool(os.environ.get(STALL_ENV))
+
     def progress(done: int, total: int) -> None:
         print(f"progress {done} {total}", flush=True)
+        while stall:   # never returns: Lava's processes stay up, waiting on this one
+            time.sleep(3600)
 
     if spec.get("emit", "fused") == "fused":
         from backends.lava.fused import batch_size, run_fused
@@ -48,9 +110,16 @@ def main(job_dir: str) -> int:
              __steps__=np.array(steps),
              __peak_mb__=np.array(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base))
     os.replace(tmp, job / "result.npz")
+    if reaper is not None:
+        os.write(reaper, b"done")
     print("done", flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    try:
+        sys.exit(main(sys.argv[1]))
+    except OSError as exc:   # a full or read-only TMPDIR: one line for the parent to report
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"{OS_ERROR_TAG} {exc.strerror or exc}{where}", file=sys.stderr, flush=True)
+        sys.exit(OS_ERROR_EXIT)

@@ -16,6 +16,7 @@ from torch import nn
 
 from snncompile import schema
 from snncompile.errors import EXIT_UNSAFE, EXIT_USAGE, SnnCompileError
+from snncompile.frontend.tensor_check import check_model, prepare_state
 from snncompile.limits import check_regular_file
 
 # Modules whose classes may be unpickled without --trust-pickle: building them runs no
@@ -264,7 +265,7 @@ def _build_with_state(spec: Any, state: dict[str, torch.Tensor], path: Path) -> 
     with tensor values, or keeps tensors the checkpoint does not hold) is built normally."""
     factory = _arch_factory(spec)
     spec = _arch_name(spec)
-    state = _prepare_state(state)
+    state = _prepare_state(prepare_state(state, path))
     try:
         with torch.device("meta"):
             model = factory()
@@ -357,5 +358,6 @@ def _from_object(obj: Any, arch: Any, path: Path) -> LoadedModel:
     meta = schema.validate(f"checkpoint {path}", meta, schema.META,
                            hint="fix the metadata saved beside the model (e.g. steps=8, input_shape=(1, 8, 8)), "
                                 "or re-save without it and pass --steps / --input-shape")
+    check_model(model, path)
     model.eval()
     return LoadedModel(model, path, meta)

@@ -16,6 +16,7 @@ from snncompile.errors import EXIT_BACKEND, EXIT_USAGE, SnnCompileError
 from snncompile.sweep import Cell, Spec, load_spec, run_sweep
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.xdist_group("ray")   # one local Ray at a time under pytest-xdist
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 

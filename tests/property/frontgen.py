@@ -158,8 +158,8 @@ def _next(kind: str, spikes: bool) -> bool:
 @st.composite
 def fuzz_specs(draw: st.DrawFn) -> FuzzSpec:
     """SEW AND/IAND and max-pooling only where the input is spikes: a product with a sum of
-    spikes is not a spike gate, and a max-pool of real values is refused today (see
-    test_maxpool_of_a_sew_sum in test_frontend_fuzz.py)."""
+    spikes is not a spike gate, and a max-pool of real values is a host partition
+    (test_maxpool_of_a_sew_sum in test_frontend_fuzz.py)."""
     size = draw(st.sampled_from((4, 8)))
     pools_left = 1 if size == 4 else 2
     blocks: list[str] = []

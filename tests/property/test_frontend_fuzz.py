@@ -12,7 +12,6 @@ from hypothesis import assume, note, settings
 from hypothesis import given as given_
 
 from backends.lava import run_lava
-from snncompile.errors import SnnCompileError
 from snncompile.sim.netlist import simulate_netlist
 
 from .frontgen import FuzzSpec, build, fuzz_specs, inputs
@@ -45,11 +44,9 @@ def test_frontend_fuzz_on_lava(spec: FuzzSpec) -> None:
     assert_compiled_matches(runs, graph, runs.plan, x, dict(lava.spikes))
 
 
-@pytest.mark.xfail(strict=True, raises=SnnCompileError,
-                   reason="found by the fuzzer: max-pooling a SEW-ADD sum (real values) is refused (exit 3) "
-                          "where design.md's host partitions call for a typed host population")
 def test_maxpool_of_a_sew_sum() -> None:
-    """The fuzzer's minimal model: stem → SEW-ADD block → MaxPool2d → Linear → IF."""
+    """The fuzzer's minimal model: stem → SEW-ADD block → MaxPool2d → Linear → IF. Found refused
+    (exit 3); a max-pool of real values is now a host partition (issue #24), exact."""
     spec = FuzzSpec("custom", "if", 0.5, 2, 4, ("sew_add", "maxpool"), "plain", 1.0, 0)
     model, x = build(spec), inputs(spec)
     runs, graph, _ = compile_model(model, x, (2, spec.size, spec.size))

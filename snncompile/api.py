@@ -397,7 +397,8 @@ def _compile(model: Any, opt: Options) -> Report:
             report.simulation = _simulation(tr, graph, qnet or net, x, data, ref, torch64, opt)
             if qnet is not None:
                 report.fixed_point["lava"] = {k: report.simulation[k] for k in (
-                    "spike_agreement", "prediction_agreement", "accuracy", "per_layer_spike_agreement")}
+                    "spike_agreement", "prediction_agreement", "accuracy", "per_layer_spike_agreement",
+                    "per_layer_ir_names")}
                 report.fixed_point["integer_reference_bit_exact"] = report.simulation.pop("_bit_exact")
     report.energy = stages.estimate(graph, steps=T, values=values, firing_rates=opt.firing_rates,
                                     cost_model=opt.energy_model, ann_sparse=opt.ann_sparse, net=lowered)
@@ -523,7 +524,8 @@ def _simulation(tr: stages.Traced, graph: IRGraph, net: Netlist, x: np.ndarray, 
         "reference": {"torch_dtype": "float64",
                       "reference_simulator_spike_agreement": ref_fid.spike_agreement,
                       "torch_accuracy": None if data.y is None else float((pred_torch == data.y).mean())},
-        "per_layer_spike_agreement": fid.per_layer_spike_agreement,
+        "per_layer_spike_agreement": fid.per_layer_spike_agreement,   # keyed by module path
+        "per_layer_ir_names": fid.per_layer_ir_names,
         "compared_neurons": "kept neurons only (removed ones do not exist in the compiled network)",
         "lava_steps": res.run.steps,
         "lava_run_s": round(res.run.wall_s, 3),

@@ -103,11 +103,11 @@ def _fixed_point(report: Report, console: Console) -> None:
         ft.add_column(col, justify="left" if col == "projection" else "right")
     fid = fx.get("lava") or fx.get("integer_reference") or {}
     per_layer = fid.get("per_layer_spike_agreement", {})
-    for e in q["layers"]:
-        dst = e["projection"].split("→")[-1]
-        agree = per_layer.get(dst)
+    for e in q["layers"]:   # both keyed by module path
+        layer = e.get("layer") or e["projection"]
+        agree = per_layer.get(layer.split("→")[-1])
         style = "yellow" if e["warning"] else ""
-        ft.add_row(_e(e["projection"]), str(e["weight_exp"]), f"{e['rel_weight_error']:.2%}",
+        ft.add_row(_e(layer), str(e["weight_exp"]), f"{e['rel_weight_error']:.2%}",
                    f"{e['max_abs_error_lsb']:.2f}", str(e["saturated"]),
                    "" if agree is None else f"{agree:.4f}", style=style)
     console.print(ft)
@@ -126,12 +126,13 @@ def _fixed_point(report: Report, console: Console) -> None:
 def _neuron_kinds(q: dict, console: Console) -> None:
     """Which populations are Lava's stock LIF and which are extended (not a stock Loihi neuron)."""
     neurons = q.get("neurons", {})
-    stock = [n for n, d in neurons.items() if d["stock_loihi"]]
+    stock = [d.get("layer", n) for n, d in neurons.items() if d["stock_loihi"]]
     if stock:
         console.print(f"stock Loihi LIF (Lava's bit-accurate model): {', '.join(stock)}")
     for n, d in neurons.items():
         if not d["stock_loihi"]:
-            console.print(f"[yellow]{n}: not a stock Loihi neuron[/yellow] ({'; '.join(d['reasons'])})")
+            console.print(f"[yellow]{d.get('layer', n)}: not a stock Loihi neuron[/yellow] "
+                          f"({'; '.join(d['reasons'])})")
 
 
 def _mapping(report: Report, console: Console) -> None:

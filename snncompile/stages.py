@@ -23,6 +23,7 @@ from snncompile.frontend.load import LoadedModel
 from snncompile.frontend.masks import apply_masks, read_masks
 from snncompile.inputs import InputData
 from snncompile.ir import IRGraph
+from snncompile.ir.labels import labels
 from snncompile.lower import lower as lower_graph
 from snncompile.netlist import OUTPUT, Netlist
 from snncompile.netlist.target import TargetRun
@@ -52,12 +53,14 @@ class Optimized:
 @dataclass
 class Verification:
     spike_agreement: float
-    per_layer_spike_agreement: dict[str, float]
+    per_layer_spike_agreement: dict[str, float]   # keyed by the user's module path (``labels``)
     prediction_agreement: float
     accuracy: float | None
+    per_layer_ir_names: dict[str, str] = field(default_factory=dict)   # module path → IR neuron
 
     def to_dict(self) -> dict:
         return {"spike_agreement": self.spike_agreement, "per_layer_spike_agreement": self.per_layer_spike_agreement,
+                "per_layer_ir_names": self.per_layer_ir_names,
                 "prediction_agreement": self.prediction_agreement, "accuracy": self.accuracy}
 
 
@@ -203,8 +206,10 @@ def verify(traced: Traced, graph: IRGraph, net: Netlist | None, out: dict[str, n
     else:
         pred = predictions(out[OUTPUT])
     pred_torch = predictions(torch_run.output, graph.output_time_reduced)
-    return Verification(agree, per_layer, float((pred == pred_torch).mean()),
-                        None if y is None else float((pred == y).mean()))
+    names = labels(graph)
+    return Verification(agree, {names.get(n, n): a for n, a in per_layer.items()},
+                        float((pred == pred_torch).mean()), None if y is None else float((pred == y).mean()),
+                        {names.get(n, n): n for n in per_layer})
 
 
 def estimate(graph: IRGraph, *, steps: int, values: dict[str, np.ndarray] | None, firing_rates: str | None,

@@ -193,3 +193,28 @@ def test_inspect_takes_a_module_and_an_input_for_its_shape(digits):
     rep = snncompile.inspect(module, input=digits[0])
     assert rep.target == "ir" and rep.layers[0].shape == (1, 8, 8)
     assert [r.name for r in rep.layers] == [r.name for r in snncompile.inspect(MODEL).layers]
+
+
+# ---- layers named by the user's module paths ------------------------------------------------
+
+def test_fixed_point_report_names_layers_by_module_path():
+    """digits_scnn is an nn.Sequential: its neurons are modules 2, 5, 9 (IR neuron_2, …)."""
+    from rich.console import Console
+
+    from snncompile.render import _fixed_point
+
+    rep = snncompile.compile(MODEL, "lava", input=DATA, samples=12, fixed_point=True)
+    fx = rep.fixed_point
+    ref = fx["integer_reference"]
+    assert ref["per_layer_ir_names"] == {"2": "neuron_2", "5": "neuron_5", "9": "neuron_9"}
+    per_layer = ref["per_layer_spike_agreement"]
+    assert set(per_layer) == {"2", "5", "9"} and all(0.9 < a <= 1.0 for a in per_layer.values())
+    rows = {e["projection"]: e["layer"] for e in fx["quantization"]["layers"]}
+    assert rows["input→neuron_2"] == "input→2" and rows["neuron_2→neuron_5"] == "2→5"
+    assert {d["layer"] for d in fx["quantization"]["neurons"].values()} >= {"2", "5", "9"}
+    console = Console(record=True, width=200)
+    _fixed_point(rep, console)
+    text = console.export_text()
+    assert "2→5 " in text and "neuron_2" not in text
+    row = next(line for line in text.splitlines() if line.lstrip("│ ").startswith("input→2"))
+    assert f"{per_layer['2']:.4f}" in row   # the spike agreement column reads the module-path keys

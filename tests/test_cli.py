@@ -154,7 +154,9 @@ def test_fixed_point_digits_fidelity_and_mapping(capsys, digits_model, digits_te
     assert fx["lava"]["spike_agreement"] == fx["integer_reference"]["spike_agreement"]
     assert rep["simulation"]["backend"] == "lava-cpu-fixed_pt" and rep["simulation"]["samples"] == 540
     assert rep["mapping"]["chip"] == "loihi2" and rep["mapping"]["cores"] >= 4
-    assert {e["projection"] for e in fx["quantization"]["layers"]} >= {"input→neuron_2"}
+    assert {(e["projection"], e["layer"]) for e in fx["quantization"]["layers"]} >= {("input→neuron_2", "input→2")}
+    assert fx["lava"]["per_layer_ir_names"] == {"2": "neuron_2", "5": "neuron_5", "9": "neuron_9"}   # module paths
+    assert set(fx["lava"]["per_layer_spike_agreement"]) == set(fx["integer_reference"]["per_layer_spike_agreement"])
 
 
 def test_over_capacity_network_fails_clearly(capsys, tmp_path):

@@ -65,7 +65,8 @@ def _no_activation(em: NetworkEmitter, pop: Population) -> None:
 
 
 def build_ann(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
-    """Input ``x`` [N, *input shape]; outputs ``readout`` and ``<population>.act`` per population."""
+    """Input ``x`` [N, *input shape]; outputs ``readout`` and ``<population>.act`` per population
+    (named by its module path, as in the step model)."""
     b = Builder(dtype)
     em = NetworkEmitter(b, net)
     outputs = []
@@ -75,7 +76,7 @@ def build_ann(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
         act = ANN_ACTIVATION(pop)(em, pop)
         if act is not None:
             em.kept[pop.name] = act
-            outputs.append((act, f"{pop.name}.act", pop.size))
+            outputs.append((act, f"{net.label(pop.name)}.act", pop.size))
     readout = em.readout()
     for value, name, size in outputs:
         b.add_output(value, name, (size,))

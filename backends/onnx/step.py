@@ -1,7 +1,9 @@
 """The single time step of a compiled netlist as an ONNX model.
 
 Inputs: ``x`` (the input at step t, [N, *input shape]) and ``<population>.v`` (membrane of
-every neuron or OR population, [N, kept neurons]). Outputs: ``<population>.spikes``
+every neuron or OR population, [N, kept neurons]). A population's tensors are named by its
+module path in the user's model (``Netlist.label``: ``features.3.v``); the metadata keeps the
+IR name (``name``) next to it (``layer``). Outputs: ``<population>.spikes``
 (0/1, kept neurons), ``<population>.v_next``, ``<product>.values`` for spike products, and
 ``readout`` (the output value at step t, [N, *output shape]). Populations step in depth
 order with no latency between them, as in the reference simulator. A delay population
@@ -128,13 +130,14 @@ ONNX_STEP = PopulationRegistry("ONNX time step")   # (emitter, population, outpu
 def _neurons(em: NetworkEmitter, pop: NeuronPopulation, outputs: list, pops: list[dict]) -> None:
     b = em.b
     check_supported(pop)
-    v = b.add_input(f"{pop.name}.v", (pop.size,))
+    io = em.net.label(pop.name)
+    v = b.add_input(f"{io}.v", (pop.size,))
     s, v_next = neuron_step(b, v, em.drive(pop.name, pop.bias), pop.params, pop.name, _threshold(b, pop))
     em.kept[pop.name] = s
-    outputs += [(s, f"{pop.name}.spikes", pop.size), (v_next, f"{pop.name}.v_next", pop.size)]
-    pops.append({"name": pop.name, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
-                 "state": f"{pop.name}.v", "v_init": pop.params.v_init, "spikes": f"{pop.name}.spikes",
-                 "next_state": f"{pop.name}.v_next",
+    outputs += [(s, f"{io}.spikes", pop.size), (v_next, f"{io}.v_next", pop.size)]
+    pops.append({"name": pop.name, "layer": io, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
+                 "state": f"{io}.v", "v_init": pop.params.v_init, "spikes": f"{io}.spikes",
+                 "next_state": f"{io}.v_next",
                  "kept": None if pop.index is None else [int(i) for i in pop.index]})
 
 
@@ -147,9 +150,10 @@ def _host(em: NetworkEmitter, pop: HostPopulation, outputs: list, pops: list[dic
 @ONNX_STEP.register(ProductPopulation)
 def _product(em: NetworkEmitter, pop: ProductPopulation, outputs: list, pops: list[dict]) -> None:
     em.kept[pop.name] = em.product(pop)
-    outputs.append((em.kept[pop.name], f"{pop.name}.values", pop.size))
-    pops.append({"name": pop.name, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
-                 "values": f"{pop.name}.values"})
+    io = em.net.label(pop.name)
+    outputs.append((em.kept[pop.name], f"{io}.values", pop.size))
+    pops.append({"name": pop.name, "layer": io, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
+                 "values": f"{io}.values"})
 
 
 @ONNX_STEP.register(InputPopulation, DelayPopulation)
@@ -164,17 +168,17 @@ def build_step(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
     pops, outputs = [], []
     lines = {}
     for pop in net.delays:   # they send first: a loop's delay is read before its source steps
-        longest = int(np.max(pop.steps))
-        line = b.add_input(f"{pop.name}.line", (longest * pop.size,))
+        longest, io = int(np.max(pop.steps)), net.label(pop.name)
+        line = b.add_input(f"{io}.line", (longest * pop.size,))
         lines[pop.name] = line
         # the drive of step t − k is block longest − k of the line (oldest first)
         where = (longest - np.broadcast_to(np.asarray(pop.steps), (pop.size,))) * pop.size + np.arange(pop.size)
         em.kept[pop.name] = b.op("Gather", [line, b.ints(where, f"{pop.name}_due")], f"{pop.name}_oldest", axis=1)
-        outputs.append((em.kept[pop.name], f"{pop.name}.values", pop.size))
-        pops.append({"name": pop.name, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
-                     "steps": np.asarray(pop.steps).tolist(), "state": f"{pop.name}.line",
-                     "state_size": longest * pop.size, "v_init": 0.0, "values": f"{pop.name}.values",
-                     "next_state": f"{pop.name}.line_next"})
+        outputs.append((em.kept[pop.name], f"{io}.values", pop.size))
+        pops.append({"name": pop.name, "layer": io, "kind": pop.kind, "size": pop.size, "shape": list(pop.shape),
+                     "steps": np.asarray(pop.steps).tolist(), "state": f"{io}.line",
+                     "state_size": longest * pop.size, "v_init": 0.0, "values": f"{io}.values",
+                     "next_state": f"{io}.line_next"})
     for pop in order(net):
         ONNX_STEP(pop)(em, pop, outputs, pops)
     for pop in net.delays:   # this step's drive joins the line
@@ -183,7 +187,7 @@ def build_step(net: Netlist, dtype: str = "float64") -> onnx.ModelProto:
                               b.ints([longest * pop.size], f"{pop.name}_e1"), b.ints([1], f"{pop.name}_ax1")],
                     f"{pop.name}_rest")
         line_next = b.op("Concat", [rest, em.drive(pop.name, pop.bias)], f"{pop.name}_line_next", axis=1)
-        outputs.append((line_next, f"{pop.name}.line_next", longest * pop.size))
+        outputs.append((line_next, f"{net.label(pop.name)}.line_next", longest * pop.size))
     readout = em.readout()
     for value, name, size in outputs:
         b.add_output(value, name, (size,))

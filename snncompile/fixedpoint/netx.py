@@ -163,7 +163,7 @@ def quantize_netx(plan: Netlist, x_sample: np.ndarray) -> tuple[FixedNetlist, Qu
     s_in = input_scale(x_sample)
     xr = np.asarray(x_sample, dtype=np.float64)
     in_err = float(np.linalg.norm(np.round(xr * s_in) / s_in - xr) / max(np.linalg.norm(xr), 1e-300))
-    info = QuantInfo(input_scale=s_in, input_rel_error=in_err)
+    info = QuantInfo(input_scale=s_in, input_rel_error=in_err, labels=dict(plan.labels))
     peak_in = float(np.max(np.abs(np.round(xr * s_in)), initial=1.0))
     # (scale of a source's values, their largest magnitude, whether they can be negative)
     sources = {n: ((s_in, peak_in, bool(np.min(xr, initial=0.0) < 0)) if isinstance(p, InputPopulation)
@@ -177,11 +177,12 @@ def quantize_netx(plan: Netlist, x_sample: np.ndarray) -> tuple[FixedNetlist, Qu
         proj = incoming[0]
         th = float(np.max(pop.params.v_threshold))
         s_p = _scale(pop, proj, sources[proj.src][0], th)
-        label = f"{proj.src}→{proj.dst}"
+        label = f"{q.label(proj.src)}→{q.label(proj.dst)}"   # messages name the user's module paths
         if isinstance(pop, OrPopulation):
             proj.weights, err = _or_weights(name, proj), LayerError(label, 0, 0.0, 0.0, 0)
         else:
             s_p, proj.weights, err = _fit_a_in(proj, pop, s_p, sources[proj.src], label)
+        err.projection, err.layer = f"{proj.src}→{proj.dst}", label
         info.errors.append(err)
         info.scales[name] = s_p
         proj.weight_exp = 0

@@ -61,12 +61,13 @@ WARN_REL_ERROR = 0.01
 
 @dataclass
 class LayerError:
-    projection: str
+    projection: str        # IR names, ``src→dst``
     weight_exp: int
     rel_weight_error: float
     max_abs_error_lsb: float
     saturated: int
     warning: str = ""
+    layer: str = ""        # the same by the user's module paths (``Netlist.label``)
 
 
 @dataclass
@@ -79,14 +80,16 @@ class QuantInfo:
     notes: list[str] = field(default_factory=list)   # neuron parameters rounded (soft-reset amounts)
     extended: dict[str, list[str]] = field(default_factory=dict)   # not a stock Loihi neuron: why
     stock: list[str] = field(default_factory=list)                 # populations of Lava's stock LIF
+    labels: dict[str, str] = field(default_factory=dict)           # population → module path
 
     def to_dict(self) -> dict:
         return {"input_scale": self.input_scale, "input_rel_error": self.input_rel_error,
                 "population_scales": self.scales, "output_scale": self.output_scale,
                 "layers": [e.__dict__ for e in self.errors],
                 "stock_loihi": not self.extended,
-                "neurons": {**{n: {"stock_loihi": True, "dynamics": "LoihiLIF"} for n in self.stock},
-                            **{n: {"stock_loihi": False, "dynamics": "ExtendedLIF",
+                "neurons": {**{n: {"layer": self.labels.get(n, n), "stock_loihi": True, "dynamics": "LoihiLIF"}
+                               for n in self.stock},
+                            **{n: {"layer": self.labels.get(n, n), "stock_loihi": False, "dynamics": "ExtendedLIF",
                                    "note": "not a stock Loihi neuron", "reasons": r}
                                for n, r in self.extended.items()}},
                 "warnings": [e.warning for e in self.errors if e.warning] + self.notes}
@@ -152,7 +155,7 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[FixedNetlist, Qu
     s_in = input_scale(x_sample)
     xr = np.asarray(x_sample, dtype=np.float64)
     in_err = float(np.linalg.norm(np.round(xr * s_in) / s_in - xr) / max(np.linalg.norm(xr), 1e-300))
-    info = QuantInfo(input_scale=s_in, input_rel_error=in_err)
+    info = QuantInfo(input_scale=s_in, input_rel_error=in_err, labels=dict(q.labels))
     src_scale: dict[str, float] = {n: 1.0 for n in q.populations}  # spikes are 0/1 integers
     for name, pop in sorted(q.populations.items(), key=lambda kv: kv[1].depth):
         if isinstance(pop, InputPopulation):
@@ -171,7 +174,7 @@ def quantize_plan(plan: Netlist, x_sample: np.ndarray) -> tuple[FixedNetlist, Qu
         bias_peak = float(np.max(np.abs(q.output_bias), initial=0.0)) if q.output_bias is not None else 0.0
         s_out = MANTISSA * 2.0 ** 6 / (max(peaks) if peaks else (bias_peak or 1.0))
         for proj in outs:
-            _quantize_projection(proj, s_out / src_scale[proj.src], info)
+            _quantize_projection(proj, s_out / src_scale[proj.src], info, q)
         q.output_qbias = _bias_int(np.asarray(q.output_bias) * s_out)
         info.output_scale = s_out
         q.output_scale = s_out
@@ -225,7 +228,7 @@ def _neurons(name: str, pop: NeuronPopulation, ctx: _Quant) -> FixedPoint:
     s_p = decay.scale or _membrane_scale(pop, incoming, f, th, src_scale)
     info.scales[name] = s_p
     for proj in incoming:
-        _quantize_projection(proj, f * s_p / (SYN * src_scale[proj.src]), info)
+        _quantize_projection(proj, f * s_p / (SYN * src_scale[proj.src]), info, q)
     bias = _bias_int(np.asarray(pop.bias, dtype=np.float64) * f * s_p)
     # a current-based neuron's bias feeds its current (I accumulates it); Lava adds a bias to v
     in_current = decay.du != neuron_int.DU_NONE and bool(np.any(bias))
@@ -287,7 +290,7 @@ def _reset_by_int(name: str, pop: Population, th: np.ndarray, s_p: float, info: 
     return q
 
 
-def _quantize_projection(proj, factor: float, info: QuantInfo) -> None:
+def _quantize_projection(proj, factor: float, info: QuantInfo, net: Netlist) -> None:
     w = proj.weights.tocsr().astype(np.float64) * factor
     exp = _exp_for(float(np.max(np.abs(w.data))) if w.nnz else 0.0)
     qw, saturated = _quantize_matrix(w, exp)
@@ -295,11 +298,11 @@ def _quantize_projection(proj, factor: float, info: QuantInfo) -> None:
     denom = float(np.linalg.norm(w.data)) or 1.0
     rel = float(np.linalg.norm(approx - w.data) / denom)
     lsb = float(np.max(np.abs(approx - w.data)) / 2.0 ** exp) if w.nnz else 0.0
-    label = f"{proj.src}→{proj.dst}"
+    layer = f"{net.label(proj.src)}→{net.label(proj.dst)}"
     warn = ""
     if rel > WARN_REL_ERROR or saturated:
-        warn = (f"{label}: weights lose precision in 8 bits (relative error {rel:.2%}"
+        warn = (f"{layer}: weights lose precision in 8 bits (relative error {rel:.2%}"
                 + (f", {saturated} saturated" if saturated else "") + ")")
-    info.errors.append(LayerError(label, exp, rel, lsb, saturated, warn))
+    info.errors.append(LayerError(f"{proj.src}→{proj.dst}", exp, rel, lsb, saturated, warn, layer))
     proj.weights = qw
     proj.weight_exp = exp

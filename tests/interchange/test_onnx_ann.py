@@ -62,6 +62,9 @@ def test_ann_equals_torch_relu_twin(factory, shape):
         want = relu_twin(model)(torch.as_tensor(x)).numpy()
     assert np.abs(want).max() > 0
     np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-12, atol=1e-12)
+    # activations are named by the model's neuron modules (``sn1.act``; in a Sequential ``2.act``)
+    acts = {o.name for o in build_ann(c.net).graph.output}
+    assert {f"{n}.act" for n, m in model.named_modules() if isinstance(m, neuron.BaseNode)} <= acts
 
 
 def test_or_populations_become_max_pools():

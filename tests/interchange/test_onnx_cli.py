@@ -17,6 +17,7 @@ from snncompile.cli import main
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.inputs import load_inputs
 from snncompile.ir import load_ir
+from snncompile.ir.labels import labels
 from snncompile.sim import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,10 +44,18 @@ def test_shipped_ticket_round_trips(tmp_path, name):
     graph = load_ir(tmp_path / "model.ir.npz")
     x = load_inputs(data, tuple(graph.input_shape)).take(24).as_sequence(rep.steps)
     out, ref = run_steps(step, x), simulate(graph, x)
+    names = labels(graph)   # reports and tensors name layers by module path, the IR name alongside
+    assert sim["per_layer_ir_names"] == {names[n]: n for n in sim["per_layer_ir_names"].values()}
+    assert set(sim["per_layer_spike_agreement"]) == set(sim["per_layer_ir_names"]) and \
+        set(sim["per_layer_spike_agreement"].values()) == {1.0}
+    inputs = {i.name for i in step.graph.input}
     for layer, spikes in ref.spikes.items():
         meta = next((p for p in json.loads(step.metadata_props[0].value)["populations"] if p["name"] == layer), None)
         if meta is None:
             continue
+        assert meta["layer"] == names[layer]
+        assert meta["state"] in inputs and meta["state"] == f"{names[layer]}.v" if "state" in meta else \
+            meta["values"] == f"{names[layer]}.values"
         want = spikes.reshape(*spikes.shape[:2], -1)
         want = want if meta["kept"] is None else want[..., meta["kept"]]
         np.testing.assert_array_equal(out[layer], want, err_msg=layer)

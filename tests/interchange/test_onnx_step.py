@@ -103,6 +103,10 @@ def test_interface_and_metadata():
         pop = c.net.populations[p["name"]]
         assert p["size"] == pop.size and p["v_init"] == pop.params.v_init
         assert p["kept"] == (None if pop.index is None else pop.index.tolist())
+    # tensors are named by the user's module paths (sn1, sn2, sn3; the max-pool's OR neurons: pool)
+    layers = {p["layer"] for p in meta["populations"]}
+    assert {"sn1", "sn2", "sn3", "pool"} <= layers and {f"{lay}.v" for lay in layers} <= inputs
+    assert {"sn1.spikes", "sn3.v_next"} <= outputs and all(p["layer"] == c.net.label(p["name"]) for p in meta["populations"])
 
 
 def test_target_run_matches_kernels_layout():

@@ -62,7 +62,7 @@ def test_report_names_stock_loihi_and_extended_neurons():
     _, _, plan = _plan(conv_net("s"), x, (1, 8, 8))
     q, info = quantize_plan(plan, x)
     neurons = info.to_dict()["neurons"]
-    assert neurons["neuron_2"] == {"stock_loihi": True, "dynamics": "LoihiLIF"}
+    assert neurons["neuron_2"] == {"layer": "2", "stock_loihi": True, "dynamics": "LoihiLIF"}   # module path 2
     assert type(q.fixed["neuron_2"].params).__name__ == "LoihiLIF"
     assert q.fixed["neuron_2"].params.threshold % 64 == 0          # vth << 6
     for name, why in (("neuron_6", "soft"), ("neuron_11", "reset to")):

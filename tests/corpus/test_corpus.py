@@ -160,11 +160,13 @@ def test_counts_equal_independent_counts(name):
         # table's synapses of a conv feeding that pool and another path are not yet the lowering's
         return
     net = lower(optimized)
-    table = {r["name"]: r["synapses"] for r in estimate_energy(optimized, steps=T).to_dict()["layers"]}
+    table = {r.get("ir_name") or r["name"]: r["synapses"]   # IR names (rows show module paths)
+             for r in estimate_energy(optimized, steps=T).to_dict()["layers"]}
     # residual shortcuts and relay inputs (no layer on the path): a row each, as many synapses
     for proj in net.projections:
         if not proj.layers and proj.dst != OUTPUT:   # (the readout is read by the host)
-            assert table[f"{proj.src}→{proj.dst}"] == int(proj.matrix().nnz), f"shortcut {proj.src}→{proj.dst}"
+            key = f"{net.labels.get(proj.src, proj.src)}→{net.labels.get(proj.dst, proj.dst)}"   # module paths
+            assert table[key] == int(proj.matrix().nnz), f"shortcut {key}"
     lowered: dict[str, int] = {}
     for proj in net.projections:
         if len(proj.layers) == 1 and len(proj.chains) == 1 and proj.chains[0].unique_paths:

@@ -52,8 +52,8 @@ def assert_backend_matches(runs: Runs, backend_out: dict[str, np.ndarray]) -> No
     assert_same_spikes(runs.torch_spikes, backend_out, "backend vs PyTorch:")
     if runs.plan.output_kind is OutputKind.SPIKES:
         out = backend_out[runs.plan.output_pop]
-    else:
-        out = backend_out[OUTPUT]
+    else:   # a graded population's values (a host partition, a NIR LI readout) or a readout's
+        out = backend_out[runs.plan.output_pop if runs.plan.output_kind.from_population else OUTPUT]
         np.testing.assert_allclose(out.reshape(runs.ref_output.shape), runs.ref_output,
                                    rtol=1e-12, atol=1e-12)
     reduced = runs.trace.graph.output_time_reduced

@@ -340,7 +340,7 @@ CASES = [
     Case("unknown-pass", [M, "--passes", "quantum"], 2, "unknown pass"),
     Case("check-without-simulate", [M, "--check", "-o", "out"], 2, "--check"),
     Case("simulate-without-input", [M, "--simulate"], 2, "--simulate needs inputs"),
-    Case("fixed-point-energy-target", [M, "--target", "energy", "--fixed-point"], 2, "lava target"),
+    Case("fixed-point-energy-target", [M, "--target", "energy", "--fixed-point"], 2, "need the lava or netx target"),
     Case("emit-energy-target", [M, "--target", "energy", "--emit", "stock"], 2, "--emit"),
     Case("input-shape-bad", ["m.pt", "--steps", "2", "--input-shape", "4x"], 2, "--input-shape",
          module_with(_mlp())),

@@ -37,7 +37,7 @@ class Converter:
         self.T, self.B = (self.layout.steps or PROBE_T), batch
         self.lifted: set[str] = set()     # static [1, B, ...] values about to be repeated over T
         self.pieces: dict[str, tuple[str, int, list[tuple[int, int]], bool]] = {}   # chunk/split results
-        self.host_pieces: dict[str, tuple[str, Any]] = {}   # topk results: (IR input, TopK)
+        self.host_pieces: dict[str, tuple[str, Any]] = {}   # topk/sort/max results: (IR input, HostFn)
         self.no_host = False                                # --no-host: refuse host operations
         self.modules = dict(gm.named_modules())   # the model's own modules: weights are read here
         self.probe_modules = probe_modules         # the same modules on the probe's device

@@ -1,0 +1,85 @@
+"""Token selection and masking after the published patterns (read, never copied):
+
+- ``ArgsortSpikformerRef``: the official SparseSpikformer's selector ranks tokens by a predictor's
+  keep score with ``argsort`` (descending) and keeps the first ``keep`` of each row, picking each
+  row's own tokens (``x[arange(R)[:, None], idx]``, what its ``batch_index_select`` computes with
+  offsets); ``sort=True`` ranks with ``sort(..., stable=True)[1]`` instead.
+- ``MaskedTokenSpikformerRef``: tokens dropped by a boolean mask (``masked_fill``) where the
+  predictor's drop class wins (``max(-1)[1]``), then gated by ``torch.where`` on the predictor's
+  confidence (``amax(-1)`` of real values).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tests.corpus.published import MLP, SPS, SSA
+
+
+class ArgsortSelector(nn.Module):
+    def __init__(self, dim: int, keep: int, sort: bool) -> None:
+        super().__init__()
+        self.keep, self.sort = keep, sort
+        self.predictor = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2),
+                                       nn.LogSoftmax(dim=-1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        T, B, N, C = x.shape
+        flat = x.flatten(0, 1)
+        score = self.predictor(flat)[:, :, 0]
+        if self.sort:
+            order = score.sort(dim=1, descending=True, stable=True)[1]
+        else:
+            order = torch.argsort(score, dim=1, descending=True)
+        idx = order[:, :self.keep]
+        rows = torch.arange(flat.shape[0], device=x.device)[:, None]
+        return flat[rows, idx].reshape(T, B, self.keep, C)
+
+
+class MaskedSelector(nn.Module):
+    def __init__(self, dim: int, threshold: float) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.predictor = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        T, B, N, C = x.shape
+        flat = x.flatten(0, 1)
+        logits = self.predictor(flat)
+        drop = logits.max(-1)[1].bool()                        # the drop class wins
+        kept = flat.masked_fill(drop.unsqueeze(-1), 0.0)
+        sure = logits.amax(-1) > self.threshold                # confident tokens pass whole
+        return torch.where(sure.unsqueeze(-1), kept, kept * 0.5).reshape(T, B, N, C)
+
+
+class _Spikformer(nn.Module):
+    def __init__(self, T: int, dim: int, selector: nn.Module, classes: int = 10) -> None:
+        super().__init__()
+        self.T = T
+        self.patch_embed = SPS(3, dim)
+        self.selector = selector
+        self.attn, self.mlp = SSA(dim, 4), MLP(dim, 2 * dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
+        x = self.selector(self.patch_embed(x))
+        x = x + self.attn(x)
+        x = x + self.mlp(x)
+        return self.head(x.mean(2).mean(0))
+
+
+class ArgsortSpikformerRef(_Spikformer):
+    def __init__(self, T: int = 2, dim: int = 32, keep: int = 24, sort: bool = False) -> None:
+        super().__init__(T, dim, ArgsortSelector(dim, keep, sort))
+
+
+class SortSpikformerRef(ArgsortSpikformerRef):
+    def __init__(self, T: int = 2, dim: int = 32, keep: int = 24) -> None:
+        super().__init__(T, dim, keep, sort=True)
+
+
+class MaskedTokenSpikformerRef(_Spikformer):
+    def __init__(self, T: int = 2, dim: int = 32, threshold: float = 0.0) -> None:
+        super().__init__(T, dim, MaskedSelector(dim, threshold))

@@ -298,7 +298,10 @@ class Where(HostFn):
     a: float | None = None
     b: float | None = None
     name: ClassVar[str] = "where"
-    arity: ClassVar[int] = 3
+
+    @property
+    def arity(self) -> int:  # type: ignore[override]
+        return 1 + (self.a is None) + (self.b is None)
 
     def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
         rank = max(t.dim() for t in ins)

@@ -38,9 +38,9 @@ class ArgsortSelector(nn.Module):
 
 
 class MaskedSelector(nn.Module):
-    def __init__(self, dim: int, threshold: float) -> None:
+    def __init__(self, dim: int, confidence: float) -> None:
         super().__init__()
-        self.threshold = threshold
+        self.confidence = confidence
         self.predictor = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,7 +49,7 @@ class MaskedSelector(nn.Module):
         logits = self.predictor(flat)
         drop = logits.max(-1)[1].bool()                        # the drop class wins
         kept = flat.masked_fill(drop.unsqueeze(-1), 0.0)
-        sure = logits.amax(-1) > self.threshold                # confident tokens pass whole
+        sure = logits.amax(-1) > self.confidence                # confident tokens pass whole
         return torch.where(sure.unsqueeze(-1), kept, kept * 0.5).reshape(T, B, N, C)
 
 
@@ -81,5 +81,5 @@ class SortSpikformerRef(ArgsortSpikformerRef):
 
 
 class MaskedTokenSpikformerRef(_Spikformer):
-    def __init__(self, T: int = 2, dim: int = 32, threshold: float = 0.0) -> None:
-        super().__init__(T, dim, MaskedSelector(dim, threshold))
+    def __init__(self, T: int = 2, dim: int = 32, confidence: float = 0.0) -> None:
+        super().__init__(T, dim, MaskedSelector(dim, confidence))

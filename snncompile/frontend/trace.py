@@ -27,6 +27,7 @@ from snncompile.frontend.ops import (
     SUPPORTED,
     Converter,
     call_op,
+    host_select,
     inline_neurons,
     is_neuron,
     op_name,
@@ -390,6 +391,7 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
     gm = _fx_trace(model, meta, (*lead, *input_shape), input_shape)
     _read_input_steps(gm, convention)
     inline_neurons.rewrite(gm)   # membrane recurrences written in forward() → neuron calls
+    host_select.rewrite_batch_index_select(gm)   # x.reshape(R·N, C)[idx + offsets] → x[rows, idx]
     values = values_of(gm.graph)
     layout = timefold.TimeLayout(convention, steps=PROBE_T if convention in ("m", "m-bf") else None)
     modules = dict(gm.named_modules())

@@ -1,9 +1,10 @@
 """Token selection and masking after the published patterns (read, never copied):
 
 - ``ArgsortSpikformerRef``: the official SparseSpikformer's selector ranks tokens by a predictor's
-  keep score with ``argsort`` (descending) and keeps the first ``keep`` of each row, picking each
-  row's own tokens (``x[arange(R)[:, None], idx]``, what its ``batch_index_select`` computes with
-  offsets); ``sort=True`` ranks with ``sort(..., stable=True)[1]`` instead.
+  keep score with ``argsort`` (descending), keeps the first ``keep`` of each row and picks each
+  row's own tokens with a ``batch_index_select`` (rows flattened into one axis, indices offset by
+  row·N); ``SortSpikformerRef`` ranks with ``sort(..., stable=True)[1]`` and picks with
+  ``x[arange(R)[:, None], idx]`` instead.
 - ``MaskedTokenSpikformerRef``: tokens dropped by a boolean mask (``masked_fill``) where the
   predictor's drop class wins (``max(-1)[1]``), then gated by ``torch.where`` on the predictor's
   confidence (``amax(-1)`` of real values).
@@ -15,6 +16,13 @@ import torch
 from torch import nn
 
 from tests.corpus.published import MLP, SPS, SSA
+
+
+def batch_index_select(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Row r of the result: x[r, idx[r]] (x [R, N, C], idx [R, k]), through one flat [R·N, C] axis."""
+    R, N, C = x.shape
+    offset = torch.arange(R, dtype=torch.long, device=x.device).view(R, 1) * N
+    return x.reshape(R * N, C)[(idx + offset).reshape(-1)].reshape(R, idx.shape[1], C)
 
 
 class ArgsortSelector(nn.Module):
@@ -30,11 +38,11 @@ class ArgsortSelector(nn.Module):
         score = self.predictor(flat)[:, :, 0]
         if self.sort:
             order = score.sort(dim=1, descending=True, stable=True)[1]
-        else:
-            order = torch.argsort(score, dim=1, descending=True)
-        idx = order[:, :self.keep]
-        rows = torch.arange(flat.shape[0], device=x.device)[:, None]
-        return flat[rows, idx].reshape(T, B, self.keep, C)
+            idx = order[:, :self.keep]
+            rows = torch.arange(flat.shape[0], device=x.device)[:, None]
+            return flat[rows, idx].reshape(T, B, self.keep, C)
+        order = torch.argsort(score, dim=1, descending=True)
+        return batch_index_select(flat, order[:, :self.keep]).reshape(T, B, self.keep, C)
 
 
 class MaskedSelector(nn.Module):

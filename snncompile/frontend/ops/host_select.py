@@ -9,8 +9,10 @@ import operator
 from typing import Any
 
 import numpy as np
+import torch
 from torch import fx
 
+from snncompile.frontend.fold import Folder, constant_nodes
 from snncompile.frontend.ops.common import unsupported
 from snncompile.frontend.ops.context import Converter
 from snncompile.frontend.ops.host import add_host
@@ -146,3 +148,61 @@ def rows_index(cx: Converter, n: fx.Node) -> str | None:
         raise unsupported("indexing tokens by a per-row index of more than one axis", n.format_node())
     return add_host(cx, IndexSelect(axis=0), [cx.env[src.name], cx.env[idx.name]], cx.sample_shape(n),
                     cx.module_of(n))
+
+
+_FLAT = {"reshape", "view", "flatten"}
+
+
+def _shape(n: Any) -> tuple[int, ...] | None:
+    v = n.meta.get("value") if isinstance(n, fx.Node) else None
+    return tuple(v.shape) if isinstance(v, torch.Tensor) else None
+
+
+def _offset_rows(folder: Folder, idx_sum: fx.Node, rows: int, tokens: int) -> fx.Node | None:
+    """``idx + arange(R)[:, None]·N`` (either order): idx, else None."""
+    if idx_sum.op not in ("call_function", "call_method") or op_name(idx_sum) not in ("add", "__add__", "__radd__"):
+        return None
+    for idx, off in (idx_sum.args[:2], idx_sum.args[1::-1]):
+        if isinstance(idx, fx.Node) and folder.is_constant(off) and not folder.is_constant(idx):
+            value = folder.array(off)
+            want = np.arange(rows)[:, None] * tokens
+            if value is not None and value.shape == want.shape and np.array_equal(value, want):
+                return idx
+    return None
+
+
+def rewrite_batch_index_select(gm: fx.GraphModule) -> int:
+    """DynamicViT's / SparseSpikformer's ``batch_index_select``,
+    ``x.reshape(R·N, C)[(idx + arange(R)[:, None]·N).reshape(-1)].reshape(R, k, C)``, flattens the
+    rows into one axis only to index each row's own tokens: rewritten to ``x[arange(R)[:, None], idx]``
+    (the same values), which :func:`rows_index` compiles. Returns how many were rewritten."""
+    folder = Folder(gm, constant_nodes(gm.graph))
+    done = 0
+    for n in list(gm.graph.nodes):
+        if n.op != "call_function" or n.target is not operator.getitem or len(n.users) != 1:
+            continue
+        flat, where = n.args
+        out = next(iter(n.users))
+        if not (isinstance(flat, fx.Node) and isinstance(where, fx.Node) and op_name(flat) in _FLAT
+                and op_name(where) in _FLAT and op_name(out) in _FLAT and isinstance(where.args[0], fx.Node)):
+            continue
+        x, full, idx_shape = flat.args[0], _shape(flat.args[0]), _shape(where.args[0])
+        if full is None or idx_shape is None or len(full) < 3 or len(idx_shape) != 2 or _shape(out) != (
+                full[0], idx_shape[1], *full[2:]):
+            continue
+        idx = _offset_rows(folder, where.args[0], full[0], full[1])
+        if idx is None:
+            continue
+        name = f"_rows_{done}"
+        gm.register_buffer(name, torch.arange(full[0])[:, None])
+        with gm.graph.inserting_before(out):
+            rows = gm.graph.get_attr(name)
+            rows.meta["value"] = getattr(gm, name)
+            pick = gm.graph.call_function(operator.getitem, (x, (rows, idx)))
+        pick.meta.update({k: out.meta[k] for k in ("value", "nn_module_stack") if k in out.meta})
+        out.replace_all_uses_with(pick)
+        done += 1
+    if done:
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
+    return done

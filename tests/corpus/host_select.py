@@ -19,10 +19,10 @@ from tests.corpus.published import MLP, SPS, SSA
 
 
 def batch_index_select(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Row r of the result: x[r, idx[r]] (x [R, N, C], idx [R, k]), through one flat [R·N, C] axis."""
-    R, N, C = x.shape
+    """Row r of the result: x[r, idx[r]] (x [R, N, C] or [R, N], idx [R, k]), through one flat axis of R·N."""
+    R, N = x.shape[:2]
     offset = torch.arange(R, dtype=torch.long, device=x.device).view(R, 1) * N
-    return x.reshape(R * N, C)[(idx + offset).reshape(-1)].reshape(R, idx.shape[1], C)
+    return x.reshape(R * N, *x.shape[2:])[(idx + offset).reshape(-1)].reshape(R, idx.shape[1], *x.shape[2:])
 
 
 class ArgsortSelector(nn.Module):

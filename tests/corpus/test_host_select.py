@@ -9,6 +9,7 @@ import pytest
 import torch
 from equivalence import assert_same_spikes
 from spikingjelly.activation_based import neuron
+from corpus.host_select import batch_index_select
 from torch import nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
@@ -72,7 +73,10 @@ class Ranked(nn.Module):
         s = self.sn(self.embed(x))
         T, B, N, C = s.shape
         flat, count = s.flatten(0, 1), s.flatten(0, 1).sum(-1)
-        if self.how == "argsort":
+        if self.how == "batch_index_select":   # both forms of the published helper: [R, N, C] and [R, N]
+            idx = count.argsort(dim=1, descending=True)[:, :3]
+            y = batch_index_select(flat, idx) * batch_index_select(count, idx).unsqueeze(-1)
+        elif self.how == "argsort":
             idx = count.argsort(dim=1, descending=True)[:, :3]
             y = flat[torch.arange(T * B)[:, None], idx]
         elif self.how == "sort":
@@ -88,6 +92,7 @@ class Ranked(nn.Module):
 
 @pytest.mark.parametrize("how, fns, refused", [
     ("argsort", ["Sort", "IndexSelect"], "sort"),
+    ("batch_index_select", ["Sort", "IndexSelect", "IndexSelect", "Product"], "sort"),
     ("sort", ["Sort", "Product"], "sort"),
     ("amax", ["Max", "Product"], "max"),
     ("masked_fill", ["Compare", "Where"], "compare"),

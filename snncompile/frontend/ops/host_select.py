@@ -173,7 +173,7 @@ def _offset_rows(folder: Folder, idx_sum: fx.Node, rows: int, tokens: int) -> fx
 
 def rewrite_batch_index_select(gm: fx.GraphModule) -> int:
     """DynamicViT's / SparseSpikformer's ``batch_index_select``,
-    ``x.reshape(R·N, C)[(idx + arange(R)[:, None]·N).reshape(-1)].reshape(R, k, C)``, flattens the
+    ``x.reshape(R·N, C)[(idx + arange(R)[:, None]·N).reshape(-1)].reshape(R, k, C)`` (or of x [R, N]), flattens the
     rows into one axis only to index each row's own tokens: rewritten to ``x[arange(R)[:, None], idx]``
     (the same values), which :func:`rows_index` compiles. Returns how many were rewritten."""
     folder = Folder(gm, constant_nodes(gm.graph))
@@ -187,7 +187,7 @@ def rewrite_batch_index_select(gm: fx.GraphModule) -> int:
                 and op_name(where) in _FLAT and op_name(out) in _FLAT and isinstance(where.args[0], fx.Node)):
             continue
         x, full, idx_shape = flat.args[0], _shape(flat.args[0]), _shape(where.args[0])
-        if full is None or idx_shape is None or len(full) < 3 or len(idx_shape) != 2 or _shape(out) != (
+        if full is None or idx_shape is None or len(full) < 2 or len(idx_shape) != 2 or _shape(out) != (
                 full[0], idx_shape[1], *full[2:]):
             continue
         idx = _offset_rows(folder, where.args[0], full[0], full[1])

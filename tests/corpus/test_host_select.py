@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from corpus.host_select import batch_index_select
 from equivalence import assert_same_spikes
 from spikingjelly.activation_based import neuron
-from corpus.host_select import batch_index_select
 from torch import nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError

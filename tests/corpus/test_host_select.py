@@ -115,3 +115,18 @@ def test_ranked_tokens_match_pytorch_and_no_host_names_the_op(how, fns, refused)
     with pytest.raises(SnnCompileError, match=rf"`{refused}` at `forward` is a host operation") as e:
         trace_model(model, (6, 4), no_host=True)
     assert e.value.exit_code == EXIT_UNSUPPORTED
+
+
+class WindowScored(Ranked):
+    """Scores from the mean over every step (the official SparseSpikformer's ``x.mean(0)``)."""
+
+    def forward(self, x):
+        s = self.sn(self.embed(x))
+        peak = s.mean(0).sum(-1).amax(-1, keepdim=True)          # [B, 1]: needs all T steps
+        return self.sn2(self.head(s * peak[None, :, :, None]))
+
+
+def test_a_host_operation_on_a_mean_over_time_is_refused_not_miscompiled():
+    with pytest.raises(SnnCompileError, match=r"`max` at `forward` reads a mean over the time steps") as e:
+        trace_model(WindowScored("amax").eval(), (6, 4))
+    assert e.value.exit_code == EXIT_UNSUPPORTED and "each step" in e.value.hint

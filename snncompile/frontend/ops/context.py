@@ -44,6 +44,7 @@ class Converter:
         self.g = IRGraph(name)
         self.env: dict[str, str] = {}           # fx node name → IR node name
         self.time_reduced: set[str] = set()
+        self.after_mean: set[str] = set()        # fx values computed from a mean over time
         self.neuron_sources: dict[str, str] = {}
         self.neuron_calls: dict[str, int] = {}
         self.masks: dict[str, np.ndarray] = {}   # module path → explicit synapse mask

@@ -3,8 +3,7 @@
 - ``ArgsortSpikformerRef``: the official SparseSpikformer's selector ranks tokens by a predictor's
   keep score with ``argsort`` (descending), keeps the first ``keep`` of each row and picks each
   row's own tokens with a ``batch_index_select`` (rows flattened into one axis, indices offset by
-  row·N); ``SortSpikformerRef`` ranks with ``sort(..., stable=True)[1]`` and picks with
-  ``x[arange(R)[:, None], idx]`` instead.
+  row·N). (``sort``, and picking with ``x[arange(R)[:, None], idx]``: tests/corpus/test_host_select.py.)
 - ``MaskedTokenSpikformerRef``: tokens dropped by a boolean mask (``masked_fill``) where the
   predictor's drop class wins (``max(-1)[1]``), then gated by ``torch.where`` on the predictor's
   confidence (``amax(-1)`` of real values).
@@ -26,9 +25,9 @@ def batch_index_select(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 
 class ArgsortSelector(nn.Module):
-    def __init__(self, dim: int, keep: int, sort: bool) -> None:
+    def __init__(self, dim: int, keep: int) -> None:
         super().__init__()
-        self.keep, self.sort = keep, sort
+        self.keep = keep
         self.predictor = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2),
                                        nn.LogSoftmax(dim=-1))
 
@@ -36,11 +35,6 @@ class ArgsortSelector(nn.Module):
         T, B, N, C = x.shape
         flat = x.flatten(0, 1)
         score = self.predictor(flat)[:, :, 0]
-        if self.sort:
-            order = score.sort(dim=1, descending=True, stable=True)[1]
-            idx = order[:, :self.keep]
-            rows = torch.arange(flat.shape[0], device=x.device)[:, None]
-            return flat[rows, idx].reshape(T, B, self.keep, C)
         order = torch.argsort(score, dim=1, descending=True)
         return batch_index_select(flat, order[:, :self.keep]).reshape(T, B, self.keep, C)
 
@@ -79,13 +73,8 @@ class _Spikformer(nn.Module):
 
 
 class ArgsortSpikformerRef(_Spikformer):
-    def __init__(self, T: int = 2, dim: int = 32, keep: int = 24, sort: bool = False) -> None:
-        super().__init__(T, dim, ArgsortSelector(dim, keep, sort))
-
-
-class SortSpikformerRef(ArgsortSpikformerRef):
     def __init__(self, T: int = 2, dim: int = 32, keep: int = 24) -> None:
-        super().__init__(T, dim, keep, sort=True)
+        super().__init__(T, dim, ArgsortSelector(dim, keep))
 
 
 class MaskedTokenSpikformerRef(_Spikformer):

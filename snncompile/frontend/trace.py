@@ -27,6 +27,7 @@ from snncompile.frontend.ops import (
     SUPPORTED,
     Converter,
     call_op,
+    host_select,
     inline_neurons,
     is_neuron,
     op_name,
@@ -43,7 +44,7 @@ from snncompile.frontend.ops.common import (
 from snncompile.frontend.ops.neurons import check_neurons, stock_neuron
 from snncompile.frontend.ops.registry import family_of
 from snncompile.frontend.tracer import MISSING, DataDependent, ShapeTracer, flat_values, values_of
-from snncompile.ir import Input, IRGraph, Output, Pool2d
+from snncompile.ir import Host, Input, IRGraph, Output, Pool2d
 
 _TORCH_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AvgPool1d,
                  nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Dropout, nn.Identity)
@@ -208,7 +209,26 @@ class _Converter(Converter):
                 self.get_attr(n)
             elif n.op == "output":
                 self.output(n)
+            if n.op in ("call_module", "call_function", "call_method"):
+                self._after_time_mean(n)
         return self.g
+
+    def _after_time_mean(self, n: fx.Node) -> None:
+        """A value computed from a mean over the time steps (``x.mean(0)``) is carried per step
+        (it is summed at the output); a host operation on it would see one step's value, not the
+        mean over every step, so it is refused (a selector scoring tokens from the whole window)."""
+        if not any(a.name in self.after_mean for a in n.all_input_nodes):
+            return
+        self.after_mean.add(n.name)
+        out = self.env.get(n.name)
+        if out is None or not isinstance(self.g.node(out), Host) \
+                or any(self.env.get(a.name) == out for a in n.all_input_nodes):
+            return
+        raise SnnCompileError(
+            f"`{self.g.node(out).fn.describe()}` at `{self.module_of(n)}` reads a mean over the time steps "
+            "(e.g. `x.mean(0)`): the host would need every step before it could compute the first",
+            "score from each step's values (e.g. x.flatten(0, 1)) instead of their mean over time, or compile "
+            "the network after the selector with a static keep-mask (--patch-mask)", EXIT_UNSUPPORTED)
 
     def placeholder(self, n: fx.Node) -> None:
         if self.g.of_type(Input) and (not n.users or n.args):
@@ -397,6 +417,7 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
     gm = _fx_trace(model, meta, (*lead, *input_shape), input_shape)
     _read_input_steps(gm, convention)
     inline_neurons.rewrite(gm)   # membrane recurrences written in forward() → neuron calls
+    host_select.rewrite_batch_index_select(gm)   # x.reshape(R·N, C)[idx + offsets] → x[rows, idx]
     values = values_of(gm.graph)
     layout = timefold.TimeLayout(convention, steps=PROBE_T if convention in ("m", "m-bf") else None)
     modules = dict(gm.named_modules())

@@ -243,6 +243,119 @@ class Broadcast(HostFn):
         return HostCost()
 
 
+@dataclass(frozen=True)
+class Sort(HostFn):
+    """(y, i) = sort(x) along per-sample axis ``axis``, ascending or ``descending``: y[..., r, ...] =
+    x[..., i_r, ...] with i a permutation and y ordered; ``stable``: equal values keep their order
+    (torch.sort(stable=True)); else torch.sort's own order of ties, applied as the source applies it.
+    ``indices``: the output is i (``argsort``), sent as exact small integers; else y."""
+
+    axis: int = -1
+    descending: bool = False
+    stable: bool = False
+    indices: bool = True
+    name: ClassVar[str] = "sort"
+
+    def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
+        x = ins[0]
+        values, order = torch.sort(x, dim=_dim(self.axis, x), descending=self.descending, stable=self.stable)
+        return order.to(x.dtype) if self.indices else values
+
+    def cost(self, in_shapes, out_shape) -> HostCost:
+        n = in_shapes[0][self.axis]
+        rows = _size(in_shapes[0]) // n
+        return HostCost(comparisons=rows * n * max(1, math.ceil(math.log2(max(n, 2)))))   # n log2 n per row
+
+
+@dataclass(frozen=True)
+class IndexSelect(HostFn):
+    """y[..., r, ...] = x[..., idx[r], ...] along per-sample axis ``axis``, with idx one index
+    vector per sample (``torch.index_select``; ``x[arange(B)[:, None], idx]``; DynamicViT's
+    ``batch_index_select``: ``x.reshape(B·N, C)[idx + N·b]`` picks sample b's own rows)."""
+
+    axis: int = 0
+    name: ClassVar[str] = "index_select"
+    arity: ClassVar[int] = 2
+
+    def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
+        x, idx = ins
+        d = _dim(self.axis, x)
+        i = idx.round().to(torch.int64).reshape(idx.shape[0], -1)   # [N, k]: one vector per sample
+        view = [i.shape[0]] + [1] * (x.dim() - 1)
+        view[d] = i.shape[1]
+        return torch.gather(x, d, i.reshape(view).expand(*x.shape[:d], i.shape[1], *x.shape[d + 1:]))
+
+    def cost(self, in_shapes, out_shape) -> HostCost:
+        return HostCost()
+
+
+@dataclass(frozen=True)
+class Where(HostFn):
+    """y = a where mask ≠ 0, else b (``torch.where(mask, a, b)``; ``x.masked_fill(mask, v)`` is
+    where(mask, v, x)); a constant side is held as ``a`` / ``b`` and read from no input. Inputs,
+    in order: mask, then a and b unless constant; broadcasting as torch."""
+
+    a: float | None = None
+    b: float | None = None
+    name: ClassVar[str] = "where"
+
+    @property
+    def arity(self) -> int:  # type: ignore[override]
+        return 1 + (self.a is None) + (self.b is None)
+
+    def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
+        rank = max(t.dim() for t in ins)
+        # per-sample shapes broadcast as torch aligns them: from the right, after the batch axis
+        mask, *rest = (t.reshape(t.shape[0], *[1] * (rank - t.dim()), *t.shape[1:]) for t in ins)
+        a = torch.tensor(self.a, dtype=torch.float64) if self.a is not None else rest.pop(0)
+        b = torch.tensor(self.b, dtype=torch.float64) if self.b is not None else rest.pop(0)
+        return torch.where(mask != 0, a, b)
+
+    def cost(self, in_shapes, out_shape) -> HostCost:
+        return HostCost(comparisons=_size(out_shape))
+
+
+@dataclass(frozen=True)
+class Max(HostFn):
+    """y = max_j x[..., j, ...] along per-sample axis ``axis`` (``amax``, ``x.max(dim)``);
+    ``indices``: the position of the maximum instead (``x.max(dim)[1]``; ties as torch.max)."""
+
+    axis: int = -1
+    indices: bool = False
+    name: ClassVar[str] = "max"
+
+    def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
+        x = ins[0]
+        values, where = torch.max(x, dim=_dim(self.axis, x))
+        return where.to(x.dtype) if self.indices else values
+
+    def cost(self, in_shapes, out_shape) -> HostCost:
+        return HostCost(comparisons=_size(in_shapes[0]) - _size(out_shape))
+
+
+_COMPARISONS = {"gt": torch.gt, "ge": torch.ge, "lt": torch.lt, "le": torch.le, "eq": torch.eq, "ne": torch.ne}
+
+
+@dataclass(frozen=True)
+class Compare(HostFn):
+    """y = 1 if x ``op`` c else 0, op one of > ≥ < ≤ = ≠ (a boolean token mask from real scores;
+    ``mask.bool()`` is x ≠ 0)."""
+
+    op: str = "ne"
+    c: float = 0.0
+    name: ClassVar[str] = "compare"
+    elementwise: ClassVar[bool] = True
+
+    def binary_out(self) -> bool:
+        return True
+
+    def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
+        return _COMPARISONS[self.op](ins[0], self.c).to(ins[0].dtype)
+
+    def cost(self, in_shapes, out_shape) -> HostCost:
+        return HostCost(comparisons=_size(out_shape))
+
+
 def _dim(axis: int, x: torch.Tensor) -> int:
     """Per-sample axis → axis of the batched [N, *shape] tensor."""
     return axis + 1 if axis >= 0 else x.dim() + axis
@@ -258,4 +371,5 @@ def host_apply(fn: HostFn, ins: list[torch.Tensor], out_shape: tuple[int, ...]) 
 
 
 HOST_FUNCTIONS: dict[str, type[HostFn]] = {c.name: c for c in (Identity, Gelu, Sigmoid, Softmax, LogSoftmax, TopK, ScatterOnes,
-                                                                Gather, Product, MaxPool, Broadcast)}
+                                                                Gather, Product, MaxPool, Broadcast, Sort, IndexSelect,
+                                                                Where, Max, Compare)}

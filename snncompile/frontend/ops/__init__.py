@@ -11,6 +11,7 @@ from snncompile.frontend.ops import (  # noqa: F401 - each module registers its 
     functional,
     hand_neurons,
     host,
+    host_select,
     indexing,
     inline_neurons,
     neurons,

@@ -37,13 +37,14 @@ class Converter:
         self.T, self.B = (self.layout.steps or PROBE_T), batch
         self.lifted: set[str] = set()     # static [1, B, ...] values about to be repeated over T
         self.pieces: dict[str, tuple[str, int, list[tuple[int, int]], bool]] = {}   # chunk/split results
-        self.host_pieces: dict[str, tuple[str, Any]] = {}   # topk results: (IR input, TopK)
+        self.host_pieces: dict[str, tuple[str, Any]] = {}   # topk/sort/max results: (IR input, HostFn)
         self.no_host = False                                # --no-host: refuse host operations
         self.modules = dict(gm.named_modules())   # the model's own modules: weights are read here
         self.probe_modules = probe_modules         # the same modules on the probe's device
         self.g = IRGraph(name)
         self.env: dict[str, str] = {}           # fx node name → IR node name
         self.time_reduced: set[str] = set()
+        self.after_mean: set[str] = set()        # fx values computed from a mean over time
         self.neuron_sources: dict[str, str] = {}
         self.neuron_calls: dict[str, int] = {}
         self.masks: dict[str, np.ndarray] = {}   # module path → explicit synapse mask

@@ -5,6 +5,7 @@ converter (``--no-host``) refuses each by name with its module path."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from torch import fx, nn
@@ -84,11 +85,11 @@ _FIELDS = {0: False, 1: True, "values": False, "indices": True}
 
 
 def host_piece(cx: Converter, n: fx.Node) -> str:
-    """``topk(...)[0]`` / ``.values`` or ``[1]`` / ``.indices``."""
+    """``topk/sort/max(...)[0]`` / ``.values`` or ``[1]`` / ``.indices``."""
     src, fn = cx.host_pieces[n.args[0].name]
     if n.args[1] not in _FIELDS:
-        raise unsupported("a part of topk's result other than values ([0]) or indices ([1])", n.format_node())
-    fn = TopK(k=fn.k, axis=fn.axis, largest=fn.largest, indices=_FIELDS[n.args[1]])
+        raise unsupported(f"a part of {fn.name}'s result other than values ([0]) or indices ([1])", n.format_node())
+    fn = dataclasses.replace(fn, indices=_FIELDS[n.args[1]])
     return add_host(cx, fn, [src], cx.sample_shape(n), cx.module_of(n))
 
 

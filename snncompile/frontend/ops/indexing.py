@@ -78,6 +78,11 @@ def getitem(cx: Converter, n: fx.Node) -> str | None:
                          "only spikes can pass between layers on a neuromorphic chip; return or record "
                          "the state, but compute the next layer from the spikes (element 0)")
     if by_tensor:
+        from snncompile.frontend.ops.host_select import rows_index  # (host imports this package's modules)
+
+        picked = rows_index(cx, n)
+        if picked is not None:
+            return picked
         raise selection(f"indexing by a tensor (`{where}`)", cx.module_of(n))
     lifted = static_lift(cx, n, isinstance(index[0], tuple) and index[0][:1] == (None,))
     return lifted if lifted is not None else cx.refuse(n)

@@ -172,6 +172,8 @@ def _layer(gm: fx.GraphModule, steps: list[fx.Node]) -> tuple[list[fx.Node], set
     consts = _constants(gm, core)
     equation = _equation(program)
     dyn = _identify(program, consts, shape, len(steps))
+    if dyn is None and len(steps) == 1 and not any(_is(n, _ARITH) for n in core):
+        return None   # one comparison with no membrane (a token mask from scores): a host comparison
     if dyn is None:
         path = _where(steps[0])
         raise SnnCompileError(

@@ -104,6 +104,7 @@ def reduce(cx: Converter, n: fx.Node) -> str:
     dims = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
     if cx.mode == "m" and dims in (0, (0,), [0]):
         cx.time_reduced.add(n.name)
+        cx.after_mean.add(n.name)   # carried per step: no host operation may read it (trace.py)
         return cx.ir_input(n.args[0], where)
     src = cx.ir_input(n.args[0], where)
     if isinstance(dims, (tuple, list)) and len(dims) == 1:

@@ -9,22 +9,14 @@ from snncompile.frontend.ops.common import contextual, selection
 from snncompile.frontend.ops.context import Converter
 from snncompile.frontend.ops.registry import op, op_name
 
-SELECTION = ("sort", "argsort", "argmax", "argmin", "index_select", "masked_select",
-             "nonzero", "take_along_dim", "multinomial", "masked_fill", "index_put")   # topk, gather, scatter: host
+SELECTION = ("argmax", "argmin", "index_select", "masked_select", "nonzero", "take_along_dim", "multinomial",
+             "index_put")   # topk, sort, argsort, gather, scatter, masked_fill, where: host
 RANDOM = ("rand", "rand_like", "randn", "randn_like", "bernoulli", "poisson", "randint", "normal")
 
 
 @op(*SELECTION, early=True)
 def select(cx: Converter, n: fx.Node) -> None:
     raise selection(f"`{op_name(n)}`", cx.module_of(n))
-
-
-@op("where", early=True)
-def where(cx: Converter, n: fx.Node) -> None:
-    """``torch.where(cond, a, b)`` selects by values; ``where(cond)`` alone is refused by name."""
-    if len(n.args) == 3:
-        raise selection(f"`{op_name(n)}`", cx.module_of(n))
-    return cx.refuse(n)
 
 
 @op(*RANDOM, early=True)

@@ -115,12 +115,14 @@ class NetlistStructure:
     def _terms(self, name: str) -> list[Term]:
         return self.terms.get(id(self.graph.node(name)), [])
 
-    def kept(self, pop: str) -> np.ndarray:
-        """0/1 per logical element of a population (or of the output), 1 where kept."""
+    def kept(self, pop: str, reads: bool = True) -> np.ndarray:
+        """0/1 per logical element of a population (or of the output), 1 where kept;
+        ``reads``: per element of what it reads (a driven host partition reads its whole
+        drive), else per element it sends."""
         if pop == OUTPUT:
             return np.ones(self.net.output_shape)
         p = self.net.populations[pop]
-        if isinstance(p, HostPopulation) and p.driven:   # every element of its drive is read
+        if isinstance(p, HostPopulation) and p.driven and reads:   # every element of its drive is read
             return np.ones(p.in_shape)
         k = np.zeros(p.logical_size) if p.index is not None else np.ones(p.logical_size)
         if p.index is not None:
@@ -146,7 +148,7 @@ class NetlistStructure:
         mixed: dict[int, np.ndarray] = {}               # by the last mixing node on the way
         with torch.no_grad():
             for t in terms:
-                reach = t.before.apply(_indicator(self.kept(t.proj.src)), "pattern")[0].numpy()
+                reach = t.before.apply(_indicator(self.kept(t.proj.src, reads=False)), "pattern")[0].numpy()
                 last = next((n for n in reversed(t.before.nodes) if not _one_to_one(n)), None)
                 if last is None:
                     counted = counted + reach

@@ -29,7 +29,8 @@ def test_demo_equivalence_json(capsys, tmp_path, digits_model, digits_test):
     assert code == 0, err
     rep = json.loads(out)  # exactly one JSON object on stdout
     assert rep["target"] == "lava" and rep["steps"] == 8
-    assert set(rep["graph"]) == {"layers", "neurons", "synapses_dense", "synapses"}
+    assert set(rep["graph"]) == {"layers", "neurons", "synapses_dense", "synapses", "weights", "weights_nonzero",
+                                 "weight_sparsity", "synapse_sparsity"}
     # after the passes the max-pool is an OR layer: depthwise 2×2 ones into 16×4×4 neurons
     assert rep["graph"]["layers"] == 4 and rep["graph"]["neurons"] == 8 * 64 + 16 * 64 + 16 * 16 + 10
     assert rep["lowering"]["synapses"] == 3872 + 61952 + 16 * 16 * 4 + 2560

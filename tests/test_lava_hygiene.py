@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,34 @@ ROOT = Path(__file__).resolve().parents[1]
 M, X = str(ROOT / "models" / "digits_scnn.pt"), str(ROOT / "models" / "digits_test.npz")
 
 pytestmark = pytest.mark.lava
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A TMPDIR short enough for Lava's Unix sockets (pytest's tmp_path can pass 107 bytes)."""
+    d = Path(tempfile.mkdtemp(prefix="snh-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_tmpdir_too_long_for_lavas_sockets_is_one_clear_error(tmp_path, monkeypatch):
+    """Past 107 bytes Lava's shared-memory manager dies with an AttributeError: say so first."""
+    import numpy as np
+
+    from backends.lava.backend import run_lava
+    from snncompile.errors import SnnCompileError
+    from snncompile.frontend import trace_model
+    from snncompile.lower import lower
+    from tests.nets import conv_net
+
+    deep = tmp_path / ("d" * 60)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    net = lower(trace_model(conv_net("s"), (1, 8, 8)).graph)
+    with pytest.raises(SnnCompileError, match="too long a path for Lava's Unix sockets") as e:
+        run_lava(net, np.zeros((2, 1, 1, 8, 8)), timeout_s=30)
+    assert "TMPDIR" in e.value.hint
+    assert not [p for p in deep.iterdir() if p.name.startswith(("snncompile-lava-", "pymp-"))]   # nothing left
 
 
 @pytest.fixture(autouse=True)
@@ -96,8 +127,8 @@ def _assert_no_temp(tmp: Path) -> None:
     assert left == [], f"left in TMPDIR: {left}"
 
 
-def test_worker_killed_is_detected_promptly(tmp_path):
-    proc = _start(tmp_path, "--timeout", "600")
+def test_worker_killed_is_detected_promptly(short_tmp):
+    proc = _start(short_tmp, "--timeout", "600")
     worker = _worker(proc)
     os.kill(worker, signal.SIGKILL)
     t0 = time.monotonic()
@@ -105,13 +136,13 @@ def test_worker_killed_is_detected_promptly(tmp_path):
     assert time.monotonic() - t0 < 30, "the dead worker was waited for"
     assert proc.returncode == 5 and "Traceback" not in err
     assert "Lava" in json.loads(out.strip().splitlines()[-1])["error"]
-    _assert_clean(tmp_path, worker)
-    assert _procs_in(tmp_path) == []
+    _assert_clean(short_tmp, worker)
+    assert _procs_in(short_tmp) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["SIGTERM", "SIGHUP", "SIGINT"])
-def test_signal_stops_children_and_cleans_up(sig, tmp_path):
-    proc = _start(tmp_path, "--timeout", "600")
+def test_signal_stops_children_and_cleans_up(sig, short_tmp):
+    proc = _start(short_tmp, "--timeout", "600")
     worker = _worker(proc)
     os.kill(proc.pid, sig)
     t0 = time.monotonic()
@@ -119,8 +150,8 @@ def test_signal_stops_children_and_cleans_up(sig, tmp_path):
     assert time.monotonic() - t0 < 15, "the run took too long to stop"
     assert proc.returncode == 128 + sig and "Traceback" not in err
     assert json.loads(out.strip().splitlines()[-1])["exit_code"] == 128 + sig
-    _assert_clean(tmp_path, worker)
-    assert _procs_in(tmp_path) == []
+    _assert_clean(short_tmp, worker)
+    assert _procs_in(short_tmp) == []
 
 
 
@@ -142,9 +173,9 @@ def _procs_in(tmp: Path) -> list[int]:
     return found
 
 
-def test_run_hitting_timeout(tmp_path):
+def test_run_hitting_timeout(short_tmp):
     """The stalled worker (a hung runtime) makes --timeout fire, whatever the machine's load."""
-    proc = _start(tmp_path, "--timeout", "4", json_out=False)
+    proc = _start(short_tmp, "--timeout", "4", json_out=False)
     t0 = time.monotonic()
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 5 and "Traceback" not in err, err
@@ -153,10 +184,10 @@ def test_run_hitting_timeout(tmp_path):
     assert "--timeout" in err.split("hint:", 1)[1]
     assert time.monotonic() - t0 < 90
     end = time.monotonic() + 5
-    while _procs_in(tmp_path) and time.monotonic() < end:
+    while _procs_in(short_tmp) and time.monotonic() < end:
         time.sleep(0.1)
-    assert _procs_in(tmp_path) == [], "processes of the run left behind"
-    _assert_no_temp(tmp_path)
+    assert _procs_in(short_tmp) == [], "processes of the run left behind"
+    _assert_no_temp(short_tmp)
 
 
 def _lava_groups(tmp: Path) -> list[int]:

@@ -102,6 +102,10 @@ def _temp_error(exc: OSError, where: Path) -> SnnCompileError:
                            "inputs and the recorded spikes go there)", EXIT_BACKEND)
 
 
+SOCKET_PATH_MAX = 107   # Unix socket path bytes (Linux sun_path, less its NUL)
+SOCKET_SUFFIX = 33      # /pymp-XXXXXXXX/listener-XXXXXXXX that Lava's runtime adds
+
+
 @contextmanager
 def _job_folder() -> Iterator[Path]:
     """A fresh folder in TMPDIR for one run, removed whatever happens."""
@@ -109,6 +113,13 @@ def _job_folder() -> Iterator[Path]:
         tmp = tempfile.mkdtemp(prefix="snncompile-lava-")
     except OSError as exc:
         raise _temp_error(exc, Path(tempfile.gettempdir())) from None
+    # Lava's runtime listens on a Unix socket at <tmp>/pymp-XXXXXXXX/listener-XXXXXXXX: past
+    # the kernel's 107-byte limit its shared-memory manager fails with an AttributeError
+    if len(os.fsencode(tmp)) + SOCKET_SUFFIX > SOCKET_PATH_MAX:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SnnCompileError(f"the temporary folder {tempfile.gettempdir()} has too long a path for Lava's "
+                              f"Unix sockets (at most {SOCKET_PATH_MAX - SOCKET_SUFFIX - 25} characters)",
+                              "set TMPDIR to a shorter folder, e.g. TMPDIR=/tmp", EXIT_BACKEND)
     try:
         yield Path(tmp)
     finally:

@@ -1,6 +1,9 @@
 import logging
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +26,12 @@ def digits_model() -> Path:
 @pytest.fixture(scope="session")
 def digits_test() -> Path:
     return MODELS / "digits_test.npz"
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A TMPDIR short enough for Lava's Unix sockets: under pytest-xdist, tmp_path can pass
+    the 49 characters a TMPDIR may have (backends/lava/backend.py SOCKET_PATH_MAX)."""
+    d = Path(tempfile.mkdtemp(prefix="snh-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 M, X = str(ROOT / "models" / "digits_scnn.pt"), str(ROOT / "models" / "digits_test.npz")
 
 pytestmark = pytest.mark.lava
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A TMPDIR short enough for Lava's Unix sockets (pytest's tmp_path can pass 107 bytes)."""
-    d = Path(tempfile.mkdtemp(prefix="snh-", dir="/tmp"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_a_tmpdir_too_long_for_lavas_sockets_is_one_clear_error(tmp_path, monkeypatch):
@@ -208,7 +199,6 @@ def test_ctrl_c_during_workers_stops_every_child():
     each run a Lava worker: Ray kills its task processes, and each Lava worker's reaper then
     kills the Lava processes that Ray does not know of and removes their folder."""
     pytest.importorskip("ray")
-    import shutil
     import tempfile
 
     tmp = Path(tempfile.mkdtemp(prefix="snr", dir="/tmp"))   # short: Ray's socket paths live under it

@@ -35,7 +35,8 @@ def _ours(tmp: Path) -> list[str]:
     return [p.name for p in tmp.iterdir() if p.name.startswith(("snncompile-lava-", "pymp-"))]
 
 
-def test_full_tmpdir_when_writing_the_job(tmp_path, monkeypatch):
+def test_full_tmpdir_when_writing_the_job(short_tmp, monkeypatch):
+    tmp_path = short_tmp   # Lava's sockets need a short TMPDIR (pytest's tmp_path can be too long)
     import backends.lava.backend as backend
 
     def full(*_a, **_k):
@@ -60,7 +61,8 @@ def test_full_tmpdir_when_writing_the_job(tmp_path, monkeypatch):
 
 
 @pytest.mark.lava
-def test_full_tmpdir_in_the_lava_worker(tmp_path):
+def test_full_tmpdir_in_the_lava_worker(short_tmp):
+    tmp_path = short_tmp   # Lava's sockets need a short TMPDIR (pytest's tmp_path can be too long)
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(FULL_DISK)

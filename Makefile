@@ -41,9 +41,9 @@ XDIST := -n $(TEST_WORKERS) --dist loadgroup
 test: venv
 	$(BIN)/python -m pytest -q $(XDIST)
 
-# Everything but the Lava simulations (seconds instead of minutes).
+# Everything but the Lava simulations, property tests with a quarter of CI's examples.
 test-fast: venv
-	$(BIN)/python -m pytest -q -m "not lava" $(XDIST)
+	HYPOTHESIS_PROFILE=fast $(BIN)/python -m pytest -q -m "not lava" $(XDIST)
 
 # The wheel in a fresh venv with the torch pin and [spikingjelly] from the package index (~5 min).
 test-wheel: venv

@@ -234,7 +234,8 @@ def token_selection(graph: IRGraph, *, steps: int, x: np.ndarray | None, values:
                                   "indices picking tokens, or a keep mask made from them)", "drop --keep-ratio",
                                   EXIT_USAGE)
         return None
-    if x is None and keep_ratio is None:
+    if x is None and keep_ratio is None and (unknown or any(s.kind == "mask" for s in found)):
+        # a gather keeps k of N by construction (priced without input); a mask's share is data-dependent
         report.notes.append("token selectors found: pass --input (exact) or --keep-ratio R to price what they save")
         return None
     try:

@@ -52,7 +52,7 @@ class PrunedLayer:
 class TokenSaving:
     """The selector's saving against the same network keeping every token (per sample)."""
 
-    mode: str                                  # "exact" (simulated) | "keep ratio" (stated)
+    mode: str                                  # "exact" (simulated) | "keep ratio" (stated) | "static" (gathers' k/N)
     selectors: list[str]
     kept_fraction: float                       # tokens kept / tokens, mean over selectors, steps, samples
     layers: list[PrunedLayer] = field(default_factory=list)
@@ -125,7 +125,8 @@ def _checked(graph: IRGraph, x: np.ndarray | None, keep_ratio: float | None) -> 
         raise SnnCompileError("the model has no token selector (top-k or sorted-order indices picking tokens, or a "
                               "keep mask made from them)", "--keep-ratio applies to SparseSpikformer-style token "
                               "selectors", EXIT_UNSUPPORTED)
-    if x is None and (keep_ratio is None or not 0.0 < keep_ratio <= 1.0):
+    static = all(s.kind == "gather" for s in found)   # k of N by construction: no ratio to state
+    if x is None and not (static and keep_ratio is None) and (keep_ratio is None or not 0.0 < keep_ratio <= 1.0):
         raise SnnCompileError(f"keep ratio {keep_ratio!r} is not in (0, 1]", "e.g. --keep-ratio 0.7", EXIT_USAGE)
     return {s.name: s for s in found}
 
@@ -139,7 +140,8 @@ def token_saving(graph: IRGraph, *, steps: int, x: np.ndarray | None = None, kee
                  values: dict[str, np.ndarray] | None = None) -> TokenSaving:
     """The selectors' saving: exact from input ``x`` [T, B, ...] (both networks simulated;
     ``values``: ``graph``'s simulated values on ``x`` if known), or from a stated ``keep_ratio``
-    (fraction of tokens a mask selector keeps) without input."""
+    (fraction of tokens a mask selector keeps) without input; gathers alone keep k of N by
+    construction, priced without either (``static``)."""
     from snncompile.sim import simulate  # (the simulator ranks after energy)
 
     found = _checked(graph, x, keep_ratio)
@@ -151,7 +153,8 @@ def token_saving(graph: IRGraph, *, steps: int, x: np.ndarray | None = None, kee
     every = estimate_energy(full, steps=steps, cost_model=cost_model,
                             values=None if x is None else simulate(full, x, keep_values=True).values)
     rows, full_rows = _rows(base), _rows(every)
-    out = TokenSaving("exact" if x is not None else "keep ratio", sorted(found),
+    mode = "exact" if x is not None else "keep ratio" if keep_ratio is not None else "static"
+    out = TokenSaving(mode, sorted(found),
                       float(np.mean([_kept(s, values, keep_ratio) for s in found.values()])),
                       kinds={n: s.kind for n, s in found.items()})
     masked, cut = pruned_layers(graph, found), 0.0

@@ -208,7 +208,7 @@ def _reshaped(name: str, node: Node, old_in: list[Shape], new_in: list[Shape]) -
         raise refusal(f"{what} cannot take a different number of tokens")
     if shape == tuple(node.shape):
         return node
-    for f in fields(node):   # a parameter array of the node's own shape would have to grow: refuse
+    for f in fields(node) if not node.synaptic else ():   # a per-element array would have to grow: refuse
         v = getattr(node, f.name)
         if isinstance(v, np.ndarray) and v.ndim and tuple(v.shape) == tuple(node.shape) and f.name != "alive":
             raise refusal(f"{what} has a parameter `{f.name}` per element")

@@ -120,7 +120,7 @@ def find_selectors(graph: IRGraph) -> tuple[list[Selector], list[str]]:
             continue
         idx = _index_input(graph, name, node)
         if idx is None:
-            if isinstance(node.fn, Where):
+            if isinstance(node.fn, Where) and 0.0 in (node.fn.a, node.fn.b):   # masked_fill(mask, 0)
                 unknown.append(f"`{node.fn.describe()}` at `{node.source or name}` (a boolean token mask: how many "
                                "tokens it keeps is data-dependent, there is no k to set to N)")
             continue

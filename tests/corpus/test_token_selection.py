@@ -7,6 +7,7 @@ cannot be rebuilt without named, never guessed."""
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from spikingjelly.clock_driven import functional
 from torch import nn
 
 import snncompile
+from snncompile.cli import main
 from snncompile.energy.estimate import estimate_energy
 from snncompile.energy.every_token import _reshape, find_selectors, keep_every_token
 from snncompile.energy.tokens import token_saving
@@ -38,7 +40,7 @@ def _hand_macs(d: int, blocks: list[int], scored: list[int], classes: int = 10) 
     return stem + block + sum(n * (d * d // 2 + d // 2 * 2) for n in scored) + d * classes
 
 
-def test_gather_selectors_gflops_equal_a_hand_count_with_and_without_the_selector():
+def test_gather_selectors_gflops_equal_a_hand_count_with_and_without_the_selector(capsys, tmp_path):
     """The paper's pattern (argsort + batch_index_select before blocks 1 and 2, keep rates of the
     initial 64 tokens): 64 → 48 → 32 tokens, priced without input (k/N is the model's)."""
     model = SparseSpikformerPaper(T=T, dim=DIM, heads=4, depth=3, pruning_loc=(1, 2), keep_rates=(0.75, 0.5)).eval()
@@ -52,8 +54,11 @@ def test_gather_selectors_gflops_equal_a_hand_count_with_and_without_the_selecto
     assert sel.ann_gflops == pytest.approx(2 * sel.ann_macs / 1e9)
     full = keep_every_token(graph)
     assert full.node(found[0].k_node).stop == 64 and graph.node(found[0].k_node).stop == 48   # graph untouched
-    # through the API as the CLI runs it (every pass): the report's JSON section
-    d = snncompile.compile(model, "energy", input_shape=(3, 32, 32), steps=T).to_dict()["energy"]["token_selection"]
+    # through the CLI (every pass), no input and no ratio needed for gathers: the --json section
+    torch.save(model, tmp_path / "m.pt")
+    capsys.readouterr()
+    assert main(["energy", str(tmp_path / "m.pt"), "--trust-pickle", "--input-shape", "3,32,32", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)["energy"]["token_selection"]
     assert d["selector_kinds"] == {"index_select": "gather", "index_select_2": "gather"}
     assert d["ann_gflops_all_tokens"] == pytest.approx(2 * _hand_macs(DIM, [64] * 3, [64, 64]) / 1e9)
     assert 0 < d["ann_mac_saving"] < 1 and d["ann_gflops"] < d["ann_gflops_all_tokens"]

@@ -44,6 +44,7 @@ from snncompile.ir import (
     Transpose,
 )
 from snncompile.ir.host import Broadcast, Gather, IndexSelect, Max, Product, ScatterOnes, Sort, TopK, Where
+from snncompile.ir.labels import labels
 from snncompile.ir.nodes import Node
 
 _VIEWS = (Reshape, Transpose, Slice)
@@ -159,6 +160,7 @@ def keep_every_token(graph: IRGraph, found: list[Selector] | None = None) -> IRG
     re-derived from its inputs downstream of a changed one."""
     found = find_selectors(graph)[0] if found is None else found
     k_nodes = {s.k_node for s in found}
+    names = labels(graph)   # module paths, as every report names layers
     g = graph.copy()
     old = {n: tuple(graph.node(n).shape) for n in graph.topo()}
     for name in g.topo():
@@ -168,7 +170,7 @@ def keep_every_token(graph: IRGraph, found: list[Selector] | None = None) -> IRG
         if name in k_nodes:
             new = _every(node, new_in)
         elif any(a != old[i] for a, i in zip(new_in, ins)):
-            new = _reshaped(name, node, [old[i] for i in ins], new_in)
+            new = _reshaped(names.get(name, name), node, [old[i] for i in ins], new_in)
         else:
             continue
         if new is not node:
@@ -199,13 +201,15 @@ def _changed_axes(old: Shape, new: Shape) -> list[int]:
     return [a for a, (o, n) in enumerate(zip(old, new)) if o != n]
 
 
-def _reshaped(name: str, node: Node, old_in: list[Shape], new_in: list[Shape]) -> Node:
-    """``node`` with its shape re-derived from inputs whose token axes changed size."""
-    what = f"`{node.op}` node `{node.source or name}`"
+def _reshaped(label: str, node: Node, old_in: list[Shape], new_in: list[Shape]) -> Node:
+    """``node`` (named ``label`` in messages) with its shape re-derived from inputs whose token
+    axes changed size."""
+    what = f"`{node.op}` node `{label}`"
     changed = sorted({a for o, n in zip(old_in, new_in) for a in _changed_axes(o, n)})
     shape = _shape_of(node, old_in, new_in, changed, what)
     if shape is None:
-        raise refusal(f"{what} cannot take a different number of tokens")
+        shapes = ", ".join(str(o) for o in old_in)
+        raise refusal(f"{what} ({shapes} → {tuple(node.shape)}) cannot take {new_in[0]} instead")
     if shape == tuple(node.shape):
         return node
     for f in fields(node) if not node.synaptic else ():   # a per-element array would have to grow: refuse

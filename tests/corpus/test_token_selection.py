@@ -16,13 +16,14 @@ from corpus.host import SparseSpikformerRef, calibrate_bn_, prune_
 from corpus.host_select import MaskedTokenSpikformerRef
 from corpus.sparse_paper import SparseSpikformerPaper
 from corpus.test_corpus import hook_counts
+from spikingjelly.activation_based import neuron
 from spikingjelly.clock_driven import functional
 from torch import nn
 
 import snncompile
 from snncompile.cli import main
 from snncompile.energy.estimate import estimate_energy
-from snncompile.energy.every_token import _reshape, find_selectors, keep_every_token
+from snncompile.energy.every_token import NoEveryTokenNetwork, _reshape, find_selectors, keep_every_token
 from snncompile.energy.tokens import token_saving
 from snncompile.frontend import trace_model
 from snncompile.passes import run_passes
@@ -158,3 +159,29 @@ def test_reshape_targets_follow_the_token_axis_or_refuse():
     assert _reshape((4, 24, 8), (4, 8, 24), (4, 8, 64)) is None             # tokens mixed into another axis
     assert _reshape((24 * 32,), (24, 32), (64, 32)) == (64 * 32,)           # flattened whole
     assert _reshape((2, 12, 32), (24, 32), (64, 32)) is None                # tokens split: no k → N
+
+
+class GridAfterGather(nn.Module):
+    """Top-16 tokens gathered, then laid out on a 4 × 4 grid and convolved: no every-token twin."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.sn = nn.Linear(4, 8), neuron.IFNode(step_mode="m")
+        self.conv, self.sn2 = nn.Conv2d(8, 4, 3, 1, 1), neuron.IFNode(step_mode="m")
+
+    def forward(self, x):                                # x: [T, B, 64, 4]
+        s = self.sn(self.embed(x))
+        T, B, N, C = s.shape
+        flat = s.flatten(0, 1)
+        idx = flat.sum(-1).topk(16, dim=1)[1]
+        kept = torch.gather(flat, 1, idx.unsqueeze(-1).expand(-1, -1, C))
+        return self.sn2(self.conv(kept.transpose(1, 2).reshape(T * B, C, 4, 4)).reshape(T, B, -1))
+
+
+def test_a_network_without_an_every_token_twin_is_refused_naming_the_node():
+    graph = trace_model(GridAfterGather().eval(), (64, 4)).graph
+    assert [s.kind for s in find_selectors(graph)[0]] == ["gather"]
+    with pytest.raises(NoEveryTokenNetwork, match=r"`reshape` node `reshape` \(\(8, 16\) → \(8, 4, 4\)\) cannot take \(8, 64\)"):
+        keep_every_token(graph)
+    with pytest.raises(NoEveryTokenNetwork):
+        token_saving(graph, steps=T)

@@ -110,7 +110,8 @@ def compile_parser(verb: str | None = None) -> argparse.ArgumentParser:
                    help="refuse host operations (GELU, softmax, top-k, gathers, real gates, max of real values: "
                         "they need the embedded CPU / host) instead of compiling them as off-core partitions")
     p.add_argument("--keep-ratio", type=float, metavar="R",
-                   help="fraction of tokens a token selector keeps: prices its saving without --input")
+                   help="fraction of tokens a keep-mask token selector keeps: prices its saving without --input "
+                        "(a gather keeps k of N by construction and is priced without it; docs/energy.md)")
     p.add_argument("--firing-rates", metavar="R|NAME=R,...|FILE.json",
                    help="analytic SOPs from firing rates (no forward pass)")
     p.add_argument("--plot", metavar="FILE.png", help="per-layer stacked energy bar chart; with --input also "

@@ -222,19 +222,28 @@ def estimate(graph: IRGraph, *, steps: int, values: dict[str, np.ndarray] | None
 def token_selection(graph: IRGraph, *, steps: int, x: np.ndarray | None, values: dict[str, np.ndarray] | None,
                     keep_ratio: float | None, report: EnergyReport, cost_model: str) -> Any:
     """What the model's token selectors save (None without selectors, or without input and
-    ``--keep-ratio``): exact from the simulation, else from the stated keep ratio."""
-    from snncompile.energy.tokens import selectors, token_saving
+    ``--keep-ratio``): exact from the simulation, else from the stated keep ratio. A selector
+    the network cannot be rebuilt without (every token kept) is named in a note, never guessed."""
+    from snncompile.energy.every_token import NoEveryTokenNetwork, find_selectors
+    from snncompile.energy.tokens import token_saving
 
-    if not selectors(graph):
+    found, unknown = find_selectors(graph)
+    if not found and not unknown:
         if keep_ratio is not None:
-            raise SnnCompileError("--keep-ratio was given, but the model has no token selector (a top-k keep mask "
-                                  "multiplied into the tokens)", "drop --keep-ratio", EXIT_USAGE)
+            raise SnnCompileError("--keep-ratio was given, but the model has no token selector (top-k or sorted-order "
+                                  "indices picking tokens, or a keep mask made from them)", "drop --keep-ratio",
+                                  EXIT_USAGE)
         return None
-    if x is None and keep_ratio is None:
+    if x is None and keep_ratio is None and (unknown or any(s.kind == "mask" for s in found)):
+        # a gather keeps k of N by construction (priced without input); a mask's share is data-dependent
         report.notes.append("token selectors found: pass --input (exact) or --keep-ratio R to price what they save")
         return None
-    return token_saving(graph, steps=steps, x=x, values=values, keep_ratio=None if x is not None else keep_ratio,
-                        cost_model=cost_model, report=report)
+    try:
+        return token_saving(graph, steps=steps, x=x, values=values, keep_ratio=None if x is not None else keep_ratio,
+                            cost_model=cost_model, report=report)
+    except NoEveryTokenNetwork as exc:
+        report.notes.append(f"token selection not priced: {exc.message}")
+        return None
 
 
 @dataclass

@@ -146,12 +146,15 @@ def _tokens(energy: EnergyReport, console: Console) -> None:
     sel = energy.token_selection
     if sel is None:
         return
-    line = (f"token selection ({sel.mode}): {sel.kept_fraction:.1%} of tokens kept; ANN MACs "
-            f"{fmt_n(sel.ann_macs)} vs {fmt_n(sel.ann_macs_all_tokens)} keeping every token "
+    kinds = ", ".join(sorted(set(sel.kinds.values())))
+    line = (f"token selection ({sel.mode}; {kinds}): {sel.kept_fraction:.1%} of tokens kept; ANN "
+            f"{sel.ann_gflops:.4g} GFLOPs (2·MACs) vs {sel.ann_gflops_all_tokens:.4g} keeping every token "
             f"(−{sel.ann_mac_saving:.1%})")
     if sel.snn_saving is not None:
         line += f"; SNN {fmt_pj(sel.snn_pj)} vs {fmt_pj(sel.snn_pj_all_tokens)} (−{sel.snn_saving:.1%})"
     console.print(escape(line))
+    for note in sel.notes:
+        console.print(escape(f"  {note}"))
 
 
 def _cost_model(energy: EnergyReport, console: Console) -> None:

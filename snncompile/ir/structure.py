@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from snncompile.ir.graph import IRGraph
-from snncompile.ir.host import Product
+from snncompile.ir.host import Gather, IndexSelect, Product
 from snncompile.ir.memo import memo
 from snncompile.ir.nodes import (
     AdaptiveAvgPool2d,
@@ -113,8 +113,10 @@ def _all_sources(graph: IRGraph, name: str, step: Callable[[str, Node], bool | l
 
 
 def _passes_through(node: Node) -> bool:
-    return isinstance(node, (Reshape, Mask, Transpose, Slice, Delay)) or (isinstance(node, Pool2d)
-                                                                         and passes_values(node))
+    """The node's values are some of its first input's (a gather picks tokens of x, not idx)."""
+    return isinstance(node, (Reshape, Mask, Transpose, Slice, Delay)) or (
+        isinstance(node, Pool2d) and passes_values(node)) or (
+        isinstance(node, Host) and isinstance(node.fn, (Gather, IndexSelect)))
 
 
 def spike_valued(graph: IRGraph, name: str) -> bool:

@@ -1,5 +1,6 @@
-"""SparseSpikformer at the paper's CIFAR-10 configuration, our own definition after the official
-code's structure (Rocherster/SparseSpikformer ``cifar10/sparse_new_model.py``, read, not copied):
+"""SparseSpikformer at the paper's configurations, our own definition after the official code's
+structure (Rocherster/SparseSpikformer ``cifar10/``, ``dvs128/`` and ``cifar10dvs/``
+``sparse_new_model.py``, read, not copied). CIFAR-10 (``PAPER``):
 
 - ``cifar10/cifar10.yml``: T = 4, 4 blocks (``layer``), dim 384, 12 heads, patch 4, MLP ratio 4,
   32 px images, 10 classes;
@@ -10,6 +11,16 @@ code's structure (Rocherster/SparseSpikformer ``cifar10/sparse_new_model.py``, r
 - its SPS stem: four conv-BN-LIF stages (dim/8, dim/4, dim/2, dim) at full resolution, a max-pool
   of spikes after the third and the fourth, then a relative-position conv-BN-LIF added to the
   features.
+
+DVS128 Gesture (``DVS128``) and CIFAR10-DVS (``CIFAR10DVS``), ``dvs128/`` and ``cifar10dvs/``
+``sparse_new_model.py`` (``spikformer``) and ``sparse_new_train.py``: the same model on batch-first
+[B, T = 16, 2, 128, 128] event frames (forward() makes them time-major), dim 256, 16 heads, 4 blocks,
+MLP ratio 4, 11 (10) classes; its SPS max-pools after *every* one of the four conv stages
+(128 → 64 → 32 → 16 → 8 px: 64 tokens, as at CIFAR-10, but the stem's first stages run at 128, 64
+and 32 px); ``pruning_loc = [1, 2, 3]``. Keep rates: the training scripts' ``base_rate`` is 0.7
+(the loss's keep ratio [0.7, 0.49, 0.343]); the model registered for evaluation keeps
+``token_ratio`` [0.5, 0.25, 0.125] (DVS128) and [0.8, 0.64, 0.512] (CIFAR10-DVS) of the tokens.
+``CONFIGS`` names each with its input shape, steps and those rates.
 
 One difference, on purpose: the official eval forward scores the tokens from ``x.mean(0)`` (the
 whole window); here each step's tokens are scored (``x.flatten(0, 1)``), which our tracing compiles
@@ -26,18 +37,46 @@ from tests.corpus.published import MLP, SSA, _lif
 
 PAPER = {"T": 4, "dim": 384, "heads": 12, "depth": 4, "mlp_ratio": 4, "pruning_loc": (1, 2, 3),
          "keep_rates": (0.9, 0.81, 0.729)}
+DVS128 = {"T": 16, "dim": 256, "heads": 16, "depth": 4, "mlp_ratio": 4, "pruning_loc": (1, 2, 3),
+          "keep_rates": (0.7, 0.7 ** 2, 0.7 ** 3), "classes": 11, "cin": 2, "pools": (0, 1, 2, 3),
+          "batch_first": True}
+CIFAR10DVS = dict(DVS128, classes=10)
+
+
+def powers(base: float) -> tuple[float, float, float]:
+    """The official keep ratios of a base rate: [r, r², r³] of the initial tokens."""
+    return (base, base ** 2, base ** 3)
+
+
+# name → model kwargs, per-sample input shape (C, H, W), steps, and the keep base rates to price
+# ((r, where the official code uses it)): the training script's base_rate, the evaluation model's
+Rates = tuple[tuple[float, str], ...]
+CONFIGS: dict[str, dict] = {
+    "cifar10": {"model": PAPER, "input_shape": (3, 32, 32), "steps": 4,
+                "base_rates": ((0.9, "base_rate default, cifar10/sparse_new_train.py"), (0.8, "lower"),
+                               (0.7, "lower"))},
+    "dvs128": {"model": DVS128, "input_shape": (2, 128, 128), "steps": 16,
+               "base_rates": ((0.7, "base_rate default, the training keep ratio"),
+                              (0.5, "token_ratio of the registered model, used at evaluation"))},
+    "cifar10dvs": {"model": CIFAR10DVS, "input_shape": (2, 128, 128), "steps": 16,
+                   "base_rates": ((0.7, "the training keep ratio, sparse_new_train.py"),
+                                  (0.8, "token_ratio of the registered model, used at evaluation"))},
+}
 
 
 class PaperSPS(nn.Module):
-    """Spiking patch splitting: 32 px → 8 × 8 = 64 tokens of ``dim`` channels."""
+    """Spiking patch splitting: four conv-BN-LIF stages, a max-pool after the stages in ``pools``
+    (CIFAR-10: the third and fourth, 32 px → 8 × 8 = 64 tokens; DVS: all four, 128 px → 64
+    tokens), then the relative-position conv-BN-LIF added to the features."""
 
-    def __init__(self, cin: int, dim: int) -> None:
+    def __init__(self, cin: int, dim: int, pools: tuple[int, ...] = (2, 3)) -> None:
         super().__init__()
         chans = [cin, dim // 8, dim // 4, dim // 2, dim]
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, 1, 1, bias=False) for a, b in zip(chans, chans[1:]))
         self.bns = nn.ModuleList(nn.BatchNorm2d(b) for b in chans[1:])
         self.lifs = nn.ModuleList(_lif() for _ in chans[1:])
         self.pool = nn.MaxPool2d(3, 2, 1)
+        self.pools = tuple(pools)
         self.rpe_conv = nn.Conv2d(dim, dim, 3, 1, 1, bias=False)
         self.rpe_bn = nn.BatchNorm2d(dim)
         self.rpe_lif = _lif()
@@ -48,7 +87,7 @@ class PaperSPS(nn.Module):
         for i, (conv, bn, lif) in enumerate(zip(self.convs, self.bns, self.lifs)):
             x = bn(conv(x)).reshape(T, B, -1, H, W).contiguous()
             x = lif(x).flatten(0, 1).contiguous()
-            if i >= 2:   # the third and fourth stages pool (spikes: an OR)
+            if i in self.pools:   # a max-pool of spikes: an OR
                 x = self.pool(x)
                 H, W = H // 2, W // 2
         feat = x.reshape(T, B, -1, H, W).contiguous()
@@ -68,21 +107,27 @@ class Predictor(nn.Module):
 
 
 class SparseSpikformerPaper(nn.Module):
-    """``keep_rates`` are of the initial tokens, as the official ``int(init_n * token_ratio[i])``."""
+    """``keep_rates`` are of the initial tokens, as the official ``int(init_n * token_ratio[i])``.
+    ``batch_first``: the DVS models' input, [B, T, C, H, W] frames made time-major in forward()
+    (``T`` is then the input's); otherwise a static [B, C, H, W] image repeated over ``T`` steps."""
 
     def __init__(self, T: int = 4, dim: int = 384, heads: int = 12, depth: int = 4, mlp_ratio: int = 4,
                  pruning_loc: tuple[int, ...] = (1, 2, 3), keep_rates: tuple[float, ...] = (0.9, 0.81, 0.729),
-                 classes: int = 10, cin: int = 3) -> None:
+                 classes: int = 10, cin: int = 3, pools: tuple[int, ...] = (2, 3), batch_first: bool = False) -> None:
         super().__init__()
         self.T, self.pruning_loc, self.keep_rates = T, tuple(pruning_loc), tuple(keep_rates)
-        self.patch_embed = PaperSPS(cin, dim)
+        self.batch_first = batch_first
+        self.patch_embed = PaperSPS(cin, dim, pools)
         self.predictor = nn.ModuleList(Predictor(dim) for _ in pruning_loc)
         self.blocks = nn.ModuleList(nn.ModuleList([SSA(dim, heads), MLP(dim, mlp_ratio * dim)])
                                     for _ in range(depth))
         self.head = nn.Linear(dim, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
+        if self.batch_first:
+            x = x.permute(1, 0, 2, 3, 4)                                 # [T, B, C, H, W] event frames
+        else:
+            x = x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
         x = self.patch_embed(x)
         T, B, N, C = x.shape
         p = 0

@@ -14,7 +14,7 @@ import pytest
 import torch
 from corpus.host import SparseSpikformerRef, calibrate_bn_, prune_
 from corpus.host_select import MaskedTokenSpikformerRef
-from corpus.sparse_paper import SparseSpikformerPaper
+from corpus.sparse_paper import CONFIGS, DVS128, SparseSpikformerPaper, powers
 from corpus.test_corpus import hook_counts
 from spikingjelly.activation_based import neuron
 from spikingjelly.clock_driven import functional
@@ -32,13 +32,19 @@ from snncompile.sim import simulate
 T, DIM = 2, 32
 
 
-def _hand_macs(d: int, blocks: list[int], scored: list[int], classes: int = 10) -> int:
-    """One pass, one sample: the paper SPS stem at 32 px, each block on its n tokens (q, k, v, proj,
-    an MLP of 4d, Q·Kᵀ and (Q·Kᵀ)·V: 2·n²·d), each predictor on the tokens it scores, the head."""
-    ch, res = [3, d // 8, d // 4, d // 2, d], [32, 32, 32, 16]
+def _hand_macs(d: int, blocks: list[int], scored: list[int], classes: int = 10, cin: int = 3,
+               res: tuple[int, ...] = (32, 32, 32, 16)) -> int:
+    """One pass, one sample: the paper SPS stem (its four stages at resolutions ``res``: 32 px
+    pooled after the third and fourth; DVS 128 px pooled after each) and the relative-position
+    conv at 8 × 8, each block on its n tokens (q, k, v, proj, an MLP of 4d, Q·Kᵀ and (Q·Kᵀ)·V:
+    2·n²·d), each predictor on the tokens it scores, the head."""
+    ch = [cin, d // 8, d // 4, d // 2, d]
     stem = sum(r * r * b * a * 9 for r, a, b in zip(res, ch, ch[1:])) + 8 * 8 * d * d * 9
     block = sum(4 * n * d * d + 2 * n * d * 4 * d + 2 * n * n * d for n in blocks)
     return stem + block + sum(n * (d * d // 2 + d // 2 * 2) for n in scored) + d * classes
+
+
+DVS_RES = (128, 64, 32, 16)
 
 
 def test_gather_selectors_gflops_equal_a_hand_count_with_and_without_the_selector(capsys, tmp_path):
@@ -63,6 +69,41 @@ def test_gather_selectors_gflops_equal_a_hand_count_with_and_without_the_selecto
     assert d["selector_kinds"] == {"index_select": "gather", "index_select_2": "gather"}
     assert d["ann_gflops_all_tokens"] == pytest.approx(2 * _hand_macs(DIM, [64] * 3, [64, 64]) / 1e9)
     assert 0 < d["ann_mac_saving"] < 1 and d["ann_gflops"] < d["ann_gflops_all_tokens"]
+
+
+def test_dvs128_configuration_selectors_found_and_priced_against_a_hand_count():
+    """The official DVS128 Gesture configuration (batch-first 2 × 128 × 128 frames, dim 256, four
+    max-pools in the stem: 64 tokens; keep 0.7, 0.49, 0.343 → 44, 31, 21): traced batch-first,
+    its three gathers found with their k of N, its GFLOPs with and without them a hand count."""
+    model = SparseSpikformerPaper(**DVS128).eval()
+    graph = trace_model(model, CONFIGS["dvs128"]["input_shape"]).graph
+    assert graph.step_mode == "m-bf"
+    found, unknown = find_selectors(graph)
+    assert unknown == [] and [(s.kind, s.k, s.n) for s in found] == [("gather", 44, 64), ("gather", 31, 44),
+                                                                      ("gather", 21, 31)]
+    sel = token_saving(graph, steps=16)
+    hand = _hand_macs(256, [64, 44, 31, 21], [64, 44, 31], classes=11, cin=2, res=DVS_RES)
+    hand_all = _hand_macs(256, [64] * 4, [64] * 3, classes=11, cin=2, res=DVS_RES)
+    assert sel.ann_macs == hand and sel.ann_macs_all_tokens == hand_all
+    assert sel.ann_mac_saving == pytest.approx(1 - hand / hand_all)
+
+
+def test_a_scaled_down_dvs_instance_through_the_cli(capsys, tmp_path):
+    """The DVS model at dim 32 (128 px, [B, T, 2, H, W] frames, T = 16), keep rates [0.5, 0.25]
+    before blocks 1 and 2 (the evaluation model's base rate): the CLI's token_selection section
+    equals the hand count with and without the selectors."""
+    model = SparseSpikformerPaper(**dict(DVS128, dim=32, heads=4, depth=3, pruning_loc=(1, 2),
+                                         keep_rates=powers(0.5)[:2])).eval()
+    torch.save(model, tmp_path / "dvs.pt")
+    capsys.readouterr()
+    assert main(["energy", str(tmp_path / "dvs.pt"), "--trust-pickle", "--input-shape", "2,128,128", "--steps", "16",
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)["energy"]["token_selection"]
+    hand = _hand_macs(32, [64, 32, 16], [64, 32], classes=11, cin=2, res=DVS_RES)
+    hand_all = _hand_macs(32, [64] * 3, [64, 64], classes=11, cin=2, res=DVS_RES)
+    assert d["mode"] == "static" and d["kept_fraction"] == pytest.approx((32 / 64 + 16 / 32) / 2)
+    assert d["ann_macs"] == hand and d["ann_macs_all_tokens"] == hand_all
+    assert d["ann_gflops"] == pytest.approx(2 * hand / 1e9)
 
 
 def _lif_updates(model: nn.Module, x: np.ndarray) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """What a token selector saves, for every selector kind (issue 24): the every-token baseline of
 gather selectors (argsort/top-k indices, layers after them k tokens wide) against a hand count of
-the SparseSpikformer paper pattern; every count of the exact report following the kept tokens
+the SparseSpikformer paper pattern (the CIFAR-10 configuration scaled down; the DVS128 Gesture
+configuration at full size and scaled down, through the CLI and spike for spike); every count of the exact report following the kept tokens
 (SOPs, neuron updates) against float64 counts of the PyTorch source; a selector the network
 cannot be rebuilt without named, never guessed."""
 
@@ -16,6 +17,7 @@ from corpus.host import SparseSpikformerRef, calibrate_bn_, prune_
 from corpus.host_select import MaskedTokenSpikformerRef
 from corpus.sparse_paper import CONFIGS, DVS128, SparseSpikformerPaper, powers
 from corpus.test_corpus import hook_counts
+from equivalence import assert_compiled_matches, assert_same_spikes, run_all
 from spikingjelly.activation_based import neuron
 from spikingjelly.clock_driven import functional
 from torch import nn
@@ -28,6 +30,7 @@ from snncompile.energy.tokens import token_saving
 from snncompile.frontend import trace_model
 from snncompile.passes import run_passes
 from snncompile.sim import simulate
+from snncompile.sim.netlist import simulate_netlist
 
 T, DIM = 2, 32
 
@@ -104,6 +107,26 @@ def test_a_scaled_down_dvs_instance_through_the_cli(capsys, tmp_path):
     assert d["mode"] == "static" and d["kept_fraction"] == pytest.approx((32 / 64 + 16 / 32) / 2)
     assert d["ann_macs"] == hand and d["ann_macs_all_tokens"] == hand_all
     assert d["ann_gflops"] == pytest.approx(2 * hand / 1e9)
+
+
+def test_a_scaled_down_dvs_instance_agrees_with_pytorch_spike_for_spike():
+    """The DVS model (batch-first 2 × 128 × 128 event frames, the stem pooling after each stage,
+    gathers before blocks 1 and 2), 90 % pruned and calibrated on the frames: the reference
+    simulator and the lowered netlist spike as PyTorch does, the gathers keeping 32 and 16 tokens."""
+    torch.manual_seed(0)
+    model = prune_(SparseSpikformerPaper(**dict(DVS128, dim=32, heads=4, depth=3, pruning_loc=(1, 2),
+                                                keep_rates=powers(0.5)[:2])))
+    frames = np.random.default_rng(4).poisson(0.3, (2, 4, 2, 128, 128)).astype(np.float32)   # [B, T, ...]
+    calibrate_bn_(model, torch.from_numpy(frames))
+    x = np.ascontiguousarray(frames.transpose(1, 0, 2, 3, 4))                               # [T, B, ...]
+    runs = run_all(model, x, (2, 128, 128))
+    assert runs.trace.graph.step_mode == "m-bf"
+    assert min(s.mean() for s in runs.torch_spikes.values()) > 0.01, "a silent layer would prove little"
+    assert_same_spikes(runs.torch_spikes, runs.ref_spikes, "reference vs PyTorch:")
+    out = simulate_netlist(runs.plan, x)
+    assert_compiled_matches(runs, runs.trace.graph, runs.plan, x, out)
+    tokens = {n.split("_")[1]: s.shape[2] for n, s in runs.ref_spikes.items() if n.startswith("blocks_")}
+    assert tokens == {"0": 64, "1": 32, "2": 16}   # [T, B, tokens, C] in every block after each gather
 
 
 def _lif_updates(model: nn.Module, x: np.ndarray) -> dict[str, float]:

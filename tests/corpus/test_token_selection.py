@@ -1,9 +1,9 @@
 """What a token selector saves, for every selector kind (issue 24): the every-token baseline of
 gather selectors (argsort/top-k indices, layers after them k tokens wide) against a hand count of
 the SparseSpikformer paper pattern (the CIFAR-10 configuration scaled down; the DVS128 Gesture
-configuration at full size and scaled down, through the CLI and spike for spike); every count of the exact report following the kept tokens
-(SOPs, neuron updates) against float64 counts of the PyTorch source; a selector the network
-cannot be rebuilt without named, never guessed."""
+configuration at full size and scaled down, through the CLI and spike for spike); every count of
+the exact report following the kept tokens (SOPs, neuron updates) against float64 counts of the
+PyTorch source; a selector the network cannot be rebuilt without named, never guessed."""
 
 from __future__ import annotations
 

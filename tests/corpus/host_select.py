@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tests.corpus.host import Predictor
 from tests.corpus.published import MLP, SPS, SSA
 
 
@@ -28,8 +29,7 @@ class ArgsortSelector(nn.Module):
     def __init__(self, dim: int, keep: int) -> None:
         super().__init__()
         self.keep = keep
-        self.predictor = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2),
-                                       nn.LogSoftmax(dim=-1))
+        self.predictor = Predictor(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B, N, C = x.shape
@@ -43,7 +43,7 @@ class MaskedSelector(nn.Module):
     def __init__(self, dim: int, confidence: float) -> None:
         super().__init__()
         self.confidence = confidence
-        self.predictor = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2))
+        self.predictor = Predictor(dim, log_probs=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B, N, C = x.shape

@@ -149,7 +149,7 @@ def token_saving(graph: IRGraph, *, steps: int, x: np.ndarray | None = None, kee
     values = values if x is not None else None
     kept = _kept_fraction(graph, masks, values, keep_ratio)
     base = report or estimate_energy(graph, steps=steps, values=values, cost_model=cost_model)
-    rows = {getattr(r, "ir_name", "") or r.name: r for r in base.layers}   # IR names: rows show module paths
+    rows = {r.ir_name: r for r in base.layers}   # IR names: rows show module paths
     out = TokenSaving("exact" if x is not None else "keep ratio", sorted(products), kept)
     ir_names = {}
     for name, product in layers.items():
@@ -165,7 +165,7 @@ def token_saving(graph: IRGraph, *, steps: int, x: np.ndarray | None = None, kee
         full = keep_every_token(graph)
         every = estimate_energy(full, steps=steps, values=simulate(full, x, keep_values=True).values,
                                 cost_model=cost_model)
-        full_rows = {getattr(r, "ir_name", "") or r.name: r for r in every.layers}
+        full_rows = {r.ir_name: r for r in every.layers}
         for p in out.layers:
             p.sops_all_tokens = full_rows[ir_names[p.name]].sops
         out.snn_pj, out.snn_pj_all_tokens = base.variants.energy("snn"), every.variants.energy("snn")

@@ -452,3 +452,35 @@ def test_parse_firing_rates_forms(tmp_path):
     again = estimate_energy(g, steps=4, firing_rates=rates).to_dict()
     assert again["variants"]["snn"]["sops"] == pytest.approx(exact["variants"]["snn"]["sops"])
     assert again["variants"]["snn"]["spikes"] == pytest.approx(exact["variants"]["snn"]["spikes"])
+
+
+class _HostAndShortcut(nn.Module):
+    """A max-pool of BN output (a host row) feeding IF neurons whose spikes also skip straight into
+    the next neurons (a shortcut row)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.MaxPool2d(3, 2, 1))
+        self.sn1, self.sn2 = neuron.IFNode(v_threshold=0.3), neuron.IFNode(v_threshold=0.3)
+
+    def forward(self, x):
+        a = self.sn1(self.stem(x))
+        return self.sn2(a + a)
+
+
+def test_every_row_kind_names_its_module_path_and_keeps_its_ir_node():
+    from snncompile.energy.report import HostRow, ShortcutRow
+    from snncompile.ir.labels import labels
+    torch.manual_seed(8)
+    g = trace_model(_HostAndShortcut().eval(), (1, 8, 8)).graph
+    x = np.random.default_rng(8).random((3, 2, 1, 8, 8)) * 4
+    report = estimate_energy(g, steps=3, values=simulate(g, x, keep_values=True).values)
+    names = labels(g)
+    kinds = {type(r) for r in report.layers}
+    assert {HostRow, ShortcutRow} <= kinds
+    for r in report.layers:
+        ir = r.ir_name.split("→")                         # a shortcut joins two IR nodes
+        assert all(n in names for n in ir) and r.to_dict()["ir_name"] == r.ir_name
+        assert r.name == "→".join(names[n] for n in ir)
+    host = next(r for r in report.layers if isinstance(r, HostRow))
+    assert host.name == "stem.2" and host.ir_name != host.name

@@ -145,12 +145,16 @@ def live_synapses(graph: IRGraph, name: str, live: Liveness, per_population: boo
     once per element (what one unit of input value meets)."""
     if name in live.synapses:   # the adjoint sweep counted them already
         return live.synapses[name][0 if per_population else 1]
+    return int(round(float((_live_fan_in(graph, name, live, per_population) * live.reaching[name]).sum())))
+
+
+def _live_fan_in(graph: IRGraph, name: str, live: Liveness, per_population: bool = True) -> np.ndarray:
+    """Per output element of ``name``: its stored synapses from live sources (float64)."""
     node = graph.node(name)
     src = graph.inputs(name)[0]
     x = torch.as_tensor((live.sources(src) if per_population else live.reached[src])[None].astype(np.float64))
     with torch.no_grad():
-        fan_in = STEP(node)(node, [x], 1, "pattern")[0].numpy()
-    return int(round(float((fan_in * live.reaching[name]).sum())))
+        return STEP(node)(node, [x], 1, "pattern")[0].numpy()
 
 
 @SYNAPSES.register(Conv2d)
@@ -167,11 +171,14 @@ def _linear(graph: IRGraph, name: str, node: Linear, live: Liveness | None) -> S
 
 @SYNAPSES.register(Pool2d)
 def _pool(graph: IRGraph, name: str, node: Pool2d, live: Liveness | None) -> SynapseCount | None:
-    """A max-pool of spikes lowers to OR neurons fed by its window: those are synapses."""
+    """A max-pool of spikes lowers to OR neurons fed by its window: those are synapses. Their
+    targets are the OR neurons themselves, every one kept (the lowering keeps them all, as its
+    OR conv + neuron form does): not only the outputs that reach a live neuron further on."""
     if node.mode != "max" or not spike_valued(graph, graph.inputs(name)[0]):
         return None
     dense = pool_counts(node, tuple(graph.node(graph.inputs(name)[0]).shape))
-    return SynapseCount(dense if live is None else live_synapses(graph, name, live), dense, 0)
+    return SynapseCount(dense if live is None else int(round(float(_live_fan_in(graph, name, live).sum()))),
+                        dense, 0)
 
 
 @SYNAPSES.register(Input, Output, BatchNorm, Reshape, Add, Mask, Neuron, Transpose, Scale, Reduce, MatMul, Host,

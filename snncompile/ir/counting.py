@@ -14,14 +14,13 @@ Conventions (shared with the energy report and the netlist):
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from snncompile.ir.graph import IRGraph
-from snncompile.ir.memo import memo
+from snncompile.ir.memo import memo, memo_arrays
 from snncompile.ir.nodes import (
     AdaptiveAvgPool2d,
     Add,
@@ -81,27 +80,13 @@ def all_stored(mask: np.ndarray) -> bool:
     return mask.size > 0 and all(st == 0 for st in mask.strides) and bool(mask.flat[0])
 
 
-_NONZERO: dict[tuple[int, int], tuple[weakref.ref, weakref.ref, int]] = {}
-
-
 def nonzero_weights(node: Conv2d | Linear) -> int:
     """Stored weights with a nonzero value: 1 − this / ``weight.size`` is the weight sparsity
     (a different figure from the synapse sparsity, which counts over output positions)."""
-    # IR arrays are never written in place, so a count holds while both arrays live (a sweep
-    # over hundreds of tickets re-estimates the same graph; ResNet-18: 20 ms a time)
-    key = (id(node.weight), id(node.mask))
-    got = _NONZERO.get(key)
-    if got is not None and got[0]() is node.weight and got[1]() is node.mask:
-        return got[2]
-    n = int(np.count_nonzero(node.weight if all_stored(node.mask) else node.weight[node.mask]))
-    try:
-        _NONZERO[key] = (weakref.ref(node.weight), weakref.ref(node.mask), n)
-    except TypeError:   # an array type without weak references: not remembered
-        pass
-    if len(_NONZERO) > 4096:   # forget dead entries
-        for k in [k for k, v in _NONZERO.items() if v[0]() is None or v[1]() is None]:
-            del _NONZERO[k]
-    return n
+    # remembered while both arrays live: a sweep over hundreds of tickets re-estimates the
+    # same graph (ResNet-18: 20 ms a time)
+    return memo_arrays("nonzero_weights", (node.weight, node.mask), lambda: int(
+        np.count_nonzero(node.weight if all_stored(node.mask) else node.weight[node.mask])))
 
 
 def _valid_counts(n_in: int, n_out: int, k: int, s: int, p: int, d: int) -> np.ndarray:

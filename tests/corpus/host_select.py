@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tests.corpus.host import Predictor
+from tests.corpus.host import Predictor, TokenSelector
 from tests.corpus.published import MLP, SPS, SSA
 
 
@@ -25,11 +25,8 @@ def batch_index_select(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return x.reshape(R * N, *x.shape[2:])[(idx + offset).reshape(-1)].reshape(R, idx.shape[1], *x.shape[2:])
 
 
-class ArgsortSelector(nn.Module):
-    def __init__(self, dim: int, keep: int) -> None:
-        super().__init__()
-        self.keep = keep
-        self.predictor = Predictor(dim)
+class ArgsortSelector(TokenSelector):
+    """The same predictor; the top ``keep`` tokens picked by ``argsort`` and a batched index."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B, N, C = x.shape

@@ -19,7 +19,7 @@ from torch.nn.utils import prune
 
 from snncompile.energy import estimate_energy, load_cost_model, measured_firing_rates, parse_firing_rates
 from snncompile.energy.plot import plot_energy
-from snncompile.energy.render import render_energy
+from snncompile.energy.render import fmt_pj, render_energy
 from snncompile.errors import SnnCompileError
 from snncompile.frontend import trace_model
 from snncompile.ir import Conv2d, Linear
@@ -323,6 +323,12 @@ def test_render_and_plot(tmp_path, monkeypatch):
     for needle in ("│ 0 ", "LIF hard", "real", "SNN binary-weight", "BNN", "UNVERIFIED", "Lemaire",
                    "bop 0.05 pJ UNVERIFIED", "memory.word_bits 32 UNVERIFIED", "SOPs exact"):
         assert needle in text, needle
+    con = Console(record=True, width=100)                  # narrower than the table: never cropped
+    render_energy(e, con)
+    table = [ln.rstrip() for ln in con.export_text().splitlines() if ln[:1] in "┏┃┡│├└"]
+    assert all(ln[-1] in "┓┃┩│┤┘" for ln in table) and any(ln.endswith(" BNN ┃") for ln in table)
+    (total,) = [ln for ln in table if ln.startswith("│ total ")]      # whole numbers, not squeezed
+    assert all(f" {fmt_pj(e.variants.energy(v))} │" in total for v in VARIANTS), total
     static = estimate_energy(trace_model(conv_stack().eval(), (2, 8, 8)).graph, steps=4)
     con = Console(record=True, width=240)
     render_energy(static, con)

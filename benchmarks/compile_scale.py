@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from benchmarks.memory import status_kb, tree_rss
 
 if TYPE_CHECKING:
     import torch
@@ -154,14 +155,6 @@ def build_checkpoint(name: str, outdir: Path) -> Checkpoint:
 
 # ---- child: one measurement -----------------------------------------------------------------
 
-def _status_kb(key: str, pid: str = "self") -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def _reset_peak() -> bool:
     """Reset VmHWM to the current RSS (Linux clear_refs); False if not permitted."""
     try:
@@ -231,13 +224,13 @@ def child(argv: list[str]) -> int:
     if kind == "compile":  # the forward child does not depend on the compiler importing
         _warm_compiler()
 
-    baseline = _status_kb("VmRSS") * 1024
-    import_peak = _status_kb("VmHWM") * 1024
+    baseline = status_kb("VmRSS") * 1024
+    import_peak = status_kb("VmHWM") * 1024
     reset = _reset_peak()
     t0 = time.perf_counter()
     extra = _run_compile(name, ckpt) if kind == "compile" else _run_forward(name, ckpt)
     wall = extra.pop("forward_s", time.perf_counter() - t0)  # forward: the pass alone, not the load
-    peak = _status_kb("VmHWM") * 1024
+    peak = status_kb("VmHWM") * 1024
     result = {"wall_s": round(wall, 3), "peak_delta": peak - baseline, "baseline_rss": baseline,
               "process_peak": max(peak, import_peak), "hwm_reset": reset, **extra}
     Path(out).write_text(json.dumps(result))
@@ -245,21 +238,6 @@ def child(argv: list[str]) -> int:
 
 
 # ---- parent: run a child under a memory cap -------------------------------------------------
-
-def _tree_rss(pid: int) -> int:
-    """RSS in bytes of ``pid`` and its descendants (0 for a process that is gone)."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            total += _status_kb("VmRSS", str(p)) * 1024
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo.extend(int(c) for c in f.read().split())
-        except (OSError, ValueError):
-            continue
-    return total
-
 
 @dataclass
 class Outcome:
@@ -292,7 +270,7 @@ def run_child(kind: str, name: str, ckpt: Path, cap: float, timeout: float, work
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=ferr, stderr=subprocess.STDOUT)
         try:
             while proc.poll() is None:
-                rss = _tree_rss(proc.pid)
+                rss = tree_rss(proc.pid)
                 max_rss = max(max_rss, rss)
                 elapsed = time.monotonic() - t0
                 if rss > cap or elapsed > timeout:

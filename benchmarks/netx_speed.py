@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.memory import TreeMemory
+
 REPO = Path(__file__).resolve().parent.parent
 SPARSITY = 0.9
 
@@ -79,59 +81,6 @@ def _network(name: str, n: int):
     graph = stages.optimize(trace_model(model, shape).graph).graph
     q, _ = quantize_netx(stages.lower(graph), x)
     return q, x
-
-
-def _descendants(root: int) -> list[int]:
-    """Every live process below ``root`` (Lava forks one runtime process per Lava process)."""
-    parent = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parent.items() if pp == p]
-        out += kids
-        todo += kids
-    return out
-
-
-def _pss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
-class TreeMemory:
-    """Peak proportional set size (PSS, shared pages split between sharers) summed over every
-    process this one starts while the block runs: the worker and all its Lava processes."""
-
-    def __enter__(self) -> TreeMemory:
-        import os
-        import threading
-
-        self.peak, self._stop = 0.0, threading.Event()
-
-        def sample() -> None:
-            while not self._stop.wait(0.05):
-                self.peak = max(self.peak, _pss_mb(_descendants(os.getpid())))
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def measure(name: str, n: int, timeout: float) -> dict:

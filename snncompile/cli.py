@@ -192,7 +192,7 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, nargs="?", const=os.cpu_count() or 1, default=os.cpu_count() or 1,
                    metavar="N", help="Ray workers on this machine (default: the core count)")
     p.add_argument("--ray-address", metavar="ADDR", help="run on an existing Ray cluster")
-    p.add_argument("--ray-connect-timeout", type=float, default=30.0, metavar="S",
+    p.add_argument("--ray-connect-timeout", type=float, default=_defaults()["ray_connect_timeout"], metavar="S",
                    help="seconds to reach --ray-address before giving up")
     p.add_argument("--json", action="store_true", help="print the result table as one JSON object")
     p.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -231,6 +231,16 @@ CASES = {
 }
 
 
+def _prune_(model: nn.Module, sparsity: float, seed: int) -> None:
+    """Zero each Conv2d/Linear weight with probability `sparsity` (seeded masks), scale the rest ×6."""
+    g = torch.Generator().manual_seed(seed + 7919)  # not the init's stream: masks independent of weights
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                keep = torch.rand(mod.weight.shape, generator=g) >= sparsity
+                mod.weight.mul_(keep).mul_(6.0)
+
+
 def cifar_ticket(sparsity: float = 0.9, seed: int = 0) -> nn.Module:
     """CIFAR-size (3×32×32) pruned VGG-style ticket: 128 and 256 channels, BN, strides,
     padding, a non-square kernel/stride/padding, max-pool chains over ≥128 channels (past
@@ -249,12 +259,7 @@ def cifar_ticket(sparsity: float = 0.9, seed: int = 0) -> nn.Module:
         nn.MaxPool2d((2, 1)), nn.MaxPool2d((1, 2)),                             # 1×4, then 1×2
         nn.Flatten(), nn.Linear(256, 10),
     )
-    g = torch.Generator().manual_seed(seed + 7919)  # not the init's stream: masks independent of weights
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                keep = torch.rand(mod.weight.shape, generator=g) >= sparsity
-                mod.weight.mul_(keep).mul_(6.0)
+    _prune_(m, sparsity, seed)
     return randomize_bn(m, seed)
 
 
@@ -269,10 +274,5 @@ def cifar_stock_ticket(sparsity: float = 0.9, seed: int = 0) -> nn.Module:
         neuron.LIFNode(tau=2.0),                                                # 8×8
         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128 * 16, 10), neuron.IFNode(),
     )
-    g = torch.Generator().manual_seed(seed + 7919)
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                keep = torch.rand(mod.weight.shape, generator=g) >= sparsity
-                mod.weight.mul_(keep).mul_(6.0)
+    _prune_(m, sparsity, seed)
     return randomize_bn(m, seed)

@@ -14,7 +14,7 @@ import pytest
 import backends  # noqa: F401  (registers the targets' code)
 from snncompile import targets
 from snncompile.api import Options, defaults
-from snncompile.cli import compile_parser
+from snncompile.cli import compile_parser, sweep_parser
 from snncompile.errors import SnnCompileError
 from snncompile.netlist import target as registry
 
@@ -36,6 +36,14 @@ def test_cli_and_api_share_their_defaults():
         field = CLI_TO_API.get(dest, dest)
         assert field in api, f"--{dest} has no api.Options field"
         assert action.default == api[field], f"--{dest}: CLI default {action.default!r}, API {api[field]!r}"
+
+
+def test_sweep_flags_share_the_api_defaults():
+    api = defaults()
+    shared = {a.dest: a.default for a in sweep_parser()._actions if a.dest in api}
+    shared.pop("workers")   # a sweep always runs on Ray: its default is the core count, not "no shards"
+    assert shared.keys() >= {"ray_address", "ray_connect_timeout"}
+    assert shared == {k: api[k] for k in shared}
 
 
 def test_every_api_option_has_a_flag():

@@ -154,6 +154,7 @@ class HostCount:
     transcendentals: int
     values_in: int
     values_out: int
+    ir_name: str = ""
 
 
 ENERGY = Registry("energy count")
@@ -430,6 +431,7 @@ class ShortcutCount:
     dst: str
     synapses: int
     sops: float | None = None     # spikes delivered over all steps (exact mode)
+    ir_name: str = ""             # "src→dst" in IR names, once src and dst are module paths
 
     @property
     def name(self) -> str:

@@ -159,12 +159,13 @@ class _Pricer:
             self.totals[v].add(b)
             p.breakdown[v] = b
         return HostRow(hc.name, hc.source, hc.op, hc.shape, hc.macs * self.steps, hc.comparisons * self.steps,
-                       hc.transcendentals * self.steps, (hc.values_in + hc.values_out) * self.steps, parts, p)
+                       hc.transcendentals * self.steps, (hc.values_in + hc.values_out) * self.steps, parts, p,
+                       ir_name=hc.ir_name)
 
     def shortcut(self, sc: ShortcutCount) -> ShortcutRow:
         # the ANN twins add the shortcut (uncounted, like every residual add)
         priced = self.priced(lambda v: None if v not in SPIKING or sc.sops is None else {"ac": sc.sops, "mem": []})
-        return ShortcutRow(sc.name, sc.synapses, sc.sops, priced)
+        return ShortcutRow(sc.name, sc.synapses, sc.sops, priced, ir_name=sc.ir_name)
 
 
 def _check_arguments(steps, values, firing_rates) -> int:
@@ -230,12 +231,12 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
     state = {r.name: _state_bits(graph, r.name) for r in rows}
     products = product_counts(graph, exact, order)
     shortcuts = shortcut_counts(layers, exact)
-    _relabel(names, [*items, *products], shortcuts)      # rows carry the user's module paths from here
+    hosts = host_counts(graph, order)
+    _relabel(names, [*items, *products, *hosts], shortcuts)   # rows carry the user's module paths from here
     out: list[Row] = [pricer.synaptic(item, state[item.ir_name]) if isinstance(item, LayerCount)
                       else pricer.neuron(item) for item in items]
     out += [pricer.product(pc) for pc in products]
     out += [pricer.shortcut(sc) for sc in shortcuts]
-    hosts = host_counts(graph, order)
     out += [pricer.host(hc) for hc in hosts]
     variants = _variants(rows, neurons, products, shortcuts, steps, ann_sparse, mode != "static", pricer.totals)
     model_variant, binary_layers = _model_variant(rows)
@@ -258,6 +259,7 @@ def _relabel(names: dict[str, str], counts: list, shortcuts: list[ShortcutCount]
     for c in counts:
         c.ir_name, c.name = c.name, names.get(c.name, c.name)
     for sc in shortcuts:
+        sc.ir_name = sc.name
         sc.src, sc.dst = names.get(sc.src, sc.src), names.get(sc.dst, sc.dst)
 
 

@@ -101,8 +101,25 @@ def render_energy(energy: EnergyReport, console: Console) -> None:
               f"{pct(tot['synapse_sparsity'])}/{pct(tot['weight_sparsity']) or '-'}", "", fmt_n(tot["macs"]),
               fmt_n(var.snn.sops) if var.snn else "",
               *(fmt_pj(var.energy(v)) for v in VARIANTS))
-    console.print(t)
+    # a table wider than the console (pipes get 150 columns) is printed at its own width:
+    # fitted, rich would squeeze its number columns or crop the last ones
+    _print_whole(console, t)
     _summary(energy, console)
+
+
+def _print_whole(console: Console, table: Table) -> None:
+    """Print ``table`` at its natural width where the console is narrower (rich's print cannot
+    go wider than the console, so the console is widened for it)."""
+    need = console.measure(table, options=console.options.update_width(10_000)).maximum
+    width = console.width
+    if need <= width:
+        console.print(table)
+        return
+    console.width = need
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def _operations(v: str, d) -> str:

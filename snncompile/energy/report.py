@@ -207,13 +207,14 @@ class ShortcutRow:
     neurons: int = 0
     macs: int = 0
     firing_rate_in: float | None = None
+    ir_name: str = ""
 
     @property
     def synapses_dense(self) -> int:
         return self.synapses
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "op": "shortcut", "role": "", "input": "spikes", "neurons": 0,
+        return {"name": self.name, "ir_name": self.ir_name or self.name, "op": "shortcut", "role": "", "input": "spikes", "neurons": 0,
                 "kind": "direct synapses between populations (residual shortcut / relay), weight 1",
                 "binary_weights": False, "macs": 0, "sops": num(self.sops), "firing_rate_in": None,
                 "synapses": self.synapses, "synapses_dense": self.synapses,
@@ -242,13 +243,14 @@ class HostRow:
     synapses_dense: int = 0
     firing_rate_in: float | None = None
     sops: float | None = None
+    ir_name: str = ""
 
     @property
     def op(self) -> str:
         return f"host:{self.fn}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "op": self.op, "role": "host", "input": "values", "neurons": 0,
+        return {"name": self.name, "ir_name": self.ir_name or self.name, "op": self.op, "role": "host", "input": "values", "neurons": 0,
                 "kind": "host partition (off-core: needs the embedded CPU / host)", "binary_weights": False,
                 "source": self.source, "out_shape": list(self.shape), "macs": self.macs,
                 "comparisons": self.comparisons, "transcendentals": self.transcendentals,

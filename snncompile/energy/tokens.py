@@ -132,7 +132,7 @@ def _checked(graph: IRGraph, x: np.ndarray | None, keep_ratio: float | None) -> 
 
 
 def _rows(report: EnergyReport) -> dict[str, Any]:
-    return {getattr(r, "ir_name", "") or r.name: r for r in report.layers}   # IR names: rows show module paths
+    return {r.ir_name: r for r in report.layers}   # IR names: rows show module paths
 
 
 def token_saving(graph: IRGraph, *, steps: int, x: np.ndarray | None = None, keep_ratio: float | None = None,

@@ -90,11 +90,15 @@ def _source(site: Site, x: torch.Tensor, operands: _Operands | None, mask: np.nd
     with torch.no_grad():
         if site.module is not None:
             m = site.module
+            # a multi-step spikingjelly layer takes [T, N, ...]: the probe is one step
+            multi = getattr(m, "step_mode", "s") == "m" and not isinstance(m, nn.Linear)
+            inp = x[None] if multi else x
             if mask is not None:   # --masks: the ticket the user asked to apply to this layer
                 masked = m.weight.detach() * torch.from_numpy(mask).to(m.weight.dtype)
-                return torch.func.functional_call(m, {"weight": masked}, (x,))
-            multi = getattr(m, "step_mode", "s") == "m" and not isinstance(m, nn.Linear)
-            return m(x[None])[0] if multi else m(x)
+                out = torch.func.functional_call(m, {"weight": masked}, (inp,))
+            else:
+                out = m(inp)
+            return out[0] if multi else out
         n = site.call
         args = [operands.value(a) for a in n.args[1:]]
         kwargs = {k: operands.value(v) for k, v in n.kwargs.items()}

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from snncompile.ir.graph import IRGraph
-from snncompile.ir.memo import memo
+from snncompile.ir.memo import memo, memo_arrays
 from snncompile.ir.nodes import (
     AdaptiveAvgPool2d,
     Add,
@@ -83,12 +83,17 @@ def all_stored(mask: np.ndarray) -> bool:
 def nonzero_weights(node: Conv2d | Linear) -> int:
     """Stored weights with a nonzero value: 1 − this / ``weight.size`` is the weight sparsity
     (a different figure from the synapse sparsity, which counts over output positions)."""
-    # counted as "not equal to zero" through a boolean array: numpy's count_nonzero on
-    # float32 is ~8x slower than on bool (ResNet-18: 20 ms against 3 ms); NaN counts as nonzero
-    zeros = node.weight == 0
-    if all_stored(node.mask):
-        return int(node.weight.size - np.count_nonzero(zeros))
-    return int(np.count_nonzero(node.mask) - np.count_nonzero(zeros & node.mask))
+    # remembered while both arrays live (a sweep re-estimates the same graph); counted as "not
+    # equal to zero" through a boolean array: numpy's count_nonzero on float32 is ~8x slower
+    # than on bool (ResNet-18: 20 ms against 3 ms); NaN counts as nonzero
+    return memo_arrays("nonzero_weights", (node.weight, node.mask), lambda: _nonzero(node.weight, node.mask))
+
+
+def _nonzero(weight: np.ndarray, mask: np.ndarray) -> int:
+    zeros = weight == 0
+    if all_stored(mask):
+        return int(weight.size - np.count_nonzero(zeros))
+    return int(np.count_nonzero(mask) - np.count_nonzero(zeros & mask))
 
 
 def _valid_counts(n_in: int, n_out: int, k: int, s: int, p: int, d: int) -> np.ndarray:
@@ -132,12 +137,16 @@ def live_synapses(graph: IRGraph, name: str, live: Liveness, per_population: boo
     once per element (what one unit of input value meets)."""
     if name in live.synapses:   # the adjoint sweep counted them already
         return live.synapses[name][0 if per_population else 1]
+    return int(round(float((_live_fan_in(graph, name, live, per_population) * live.reaching[name]).sum())))
+
+
+def _live_fan_in(graph: IRGraph, name: str, live: Liveness, per_population: bool = True) -> np.ndarray:
+    """Per output element of ``name``: its stored synapses from live sources (float64)."""
     node = graph.node(name)
     src = graph.inputs(name)[0]
     x = torch.as_tensor((live.sources(src) if per_population else live.reached[src])[None].astype(np.float64))
     with torch.no_grad():
-        fan_in = STEP(node)(node, [x], 1, "pattern")[0].numpy()
-    return int(round(float((fan_in * live.reaching[name]).sum())))
+        return STEP(node)(node, [x], 1, "pattern")[0].numpy()
 
 
 @SYNAPSES.register(Conv2d)
@@ -154,11 +163,14 @@ def _linear(graph: IRGraph, name: str, node: Linear, live: Liveness | None) -> S
 
 @SYNAPSES.register(Pool2d)
 def _pool(graph: IRGraph, name: str, node: Pool2d, live: Liveness | None) -> SynapseCount | None:
-    """A max-pool of spikes lowers to OR neurons fed by its window: those are synapses."""
+    """A max-pool of spikes lowers to OR neurons fed by its window: those are synapses. Their
+    targets are the OR neurons themselves, every one kept (the lowering keeps them all, as its
+    OR conv + neuron form does): not only the outputs that reach a live neuron further on."""
     if node.mode != "max" or not spike_valued(graph, graph.inputs(name)[0]):
         return None
     dense = pool_counts(node, tuple(graph.node(graph.inputs(name)[0]).shape))
-    return SynapseCount(dense if live is None else live_synapses(graph, name, live), dense, 0)
+    return SynapseCount(dense if live is None else int(round(float(_live_fan_in(graph, name, live).sum()))),
+                        dense, 0)
 
 
 @SYNAPSES.register(Input, Output, BatchNorm, Reshape, Add, Mask, Neuron, Transpose, Scale, Reduce, MatMul, Host,

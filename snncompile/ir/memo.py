@@ -84,3 +84,24 @@ def remember(graph: IRGraph, key: str, value: object, ignore: frozenset[str] = f
     """Record ``value`` as what ``key`` is for ``graph`` in its current state (a pass that
     has just established it, so that a later check does not recompute it)."""
     _MEMOS.setdefault(graph, {})[key] = (state(graph, ignore), value)
+
+
+_BY_ARRAYS: dict[tuple, tuple[tuple[weakref.ref, ...], Any]] = {}
+
+
+def memo_arrays(key: str, arrays: tuple[np.ndarray, ...], compute: Callable[[], T]) -> T:
+    """``compute()``, or its result from an earlier call with the same ``key`` on the same
+    array objects while they all live (by identity, as :func:`memo` compares arrays: IR
+    arrays are never written in place). Entries go when one of their arrays does; an array
+    type without weak references is not remembered."""
+    k = (key, *map(id, arrays))
+    got = _BY_ARRAYS.get(k)
+    if got is not None and all(r() is a for r, a in zip(got[0], arrays)):
+        return got[1]
+    value = compute()
+    try:
+        refs = tuple(weakref.ref(a, lambda _, k=k: _BY_ARRAYS.pop(k, None)) for a in arrays)
+    except TypeError:
+        return value
+    _BY_ARRAYS[k] = (refs, value)
+    return value

@@ -62,11 +62,9 @@ def stages(graph: IRGraph) -> list[list[str]]:
 
 
 def fusing_keeps(graph: IRGraph) -> tuple[str, ...]:
-    """The live synapses, as folding keeps them, when no max-pool becomes an OR layer (the
-    live count of a max-pool's window and of its OR synapses differ where some of its
-    outputs reach no live neuron: the OR neurons are never removed)."""
-    if any(_spike_max_pool(graph, n) for n in graph.of_type(Pool2d)):
-        return ()
+    """The live synapses, as folding keeps them: a max-pool of spikes counts its window into
+    every OR neuron (:mod:`snncompile.ir.counting`), as its OR synapses do once fused. (Not the
+    neurons: the OR neurons are new Neuron nodes.)"""
     return tuple(c for c in folding_keeps(graph) if c == "synapses")
 
 

@@ -15,14 +15,22 @@ from torch import nn
 from tests.corpus.published import MLP, SPS, SSA, _lif
 
 
+class Predictor(nn.Sequential):
+    """The selector's real-valued token scorer: Linear → GELU → Linear to keep/drop, then LogSoftmax
+    unless ``log_probs`` is False (raw logits). A Sequential, so its layers are ``predictor.0`` … ``.3``."""
+
+    def __init__(self, dim: int, log_probs: bool = True) -> None:
+        head = [nn.LogSoftmax(dim=-1)] if log_probs else []
+        super().__init__(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2), *head)
+
+
 class TokenSelector(nn.Module):
     """Scores tokens from their spikes with a small real-valued predictor; keeps the top ``keep``."""
 
     def __init__(self, dim: int, keep: int) -> None:
         super().__init__()
         self.keep = keep
-        self.predictor = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2),
-                                       nn.LogSoftmax(dim=-1))
+        self.predictor = Predictor(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B, N, C = x.shape

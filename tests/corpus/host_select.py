@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tests.corpus.host import Predictor, TokenSelector
 from tests.corpus.published import MLP, SPS, SSA
 
 
@@ -24,12 +25,8 @@ def batch_index_select(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return x.reshape(R * N, *x.shape[2:])[(idx + offset).reshape(-1)].reshape(R, idx.shape[1], *x.shape[2:])
 
 
-class ArgsortSelector(nn.Module):
-    def __init__(self, dim: int, keep: int) -> None:
-        super().__init__()
-        self.keep = keep
-        self.predictor = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2),
-                                       nn.LogSoftmax(dim=-1))
+class ArgsortSelector(TokenSelector):
+    """The same predictor; the top ``keep`` tokens picked by ``argsort`` and a batched index."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B, N, C = x.shape
@@ -43,7 +40,7 @@ class MaskedSelector(nn.Module):
     def __init__(self, dim: int, confidence: float) -> None:
         super().__init__()
         self.confidence = confidence
-        self.predictor = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2))
+        self.predictor = Predictor(dim, log_probs=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B, N, C = x.shape

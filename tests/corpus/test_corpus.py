@@ -160,12 +160,12 @@ def test_counts_equal_independent_counts(name):
         # table's synapses of a conv feeding that pool and another path are not yet the lowering's
         return
     net = lower(optimized)
-    table = {r.get("ir_name") or r["name"]: r["synapses"]   # IR names (rows show module paths)
+    table = {r["ir_name"]: r["synapses"]   # IR names (rows show module paths)
              for r in estimate_energy(optimized, steps=T).to_dict()["layers"]}
     # residual shortcuts and relay inputs (no layer on the path): a row each, as many synapses
     for proj in net.projections:
         if not proj.layers and proj.dst != OUTPUT:   # (the readout is read by the host)
-            key = f"{net.labels.get(proj.src, proj.src)}→{net.labels.get(proj.dst, proj.dst)}"   # module paths
+            key = f"{proj.src}→{proj.dst}"
             assert table[key] == int(proj.matrix().nnz), f"shortcut {key}"
     lowered: dict[str, int] = {}
     for proj in net.projections:

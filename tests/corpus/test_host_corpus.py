@@ -115,8 +115,9 @@ def test_host_row_prices_operations_and_boundary_transfers(sparse):
     _, x, runs = sparse
     values = simulate(runs.trace.graph, x, keep_values=True).values
     d = estimate_energy(runs.trace.graph, steps=T, values=values).to_dict()
-    rows = {r["name"]: r for r in d["layers"] if r.get("off_core")}
+    rows = {r["ir_name"]: r for r in d["layers"] if r.get("off_core")}
     assert set(rows) == {"gelu", "log_softmax", "topk", "scatter", "product"}
+    assert rows["gelu"]["name"] == "selector.predictor.1"   # rows show module paths, as every table does
     gelu = rows["gelu"]
     assert gelu["transcendentals"] == T * 64 * DIM // 2 and gelu["transfers"] == T * 2 * 64 * DIM // 2
     assert rows["topk"]["transfers"] == 0   # host to host: nothing crosses the boundary
@@ -155,7 +156,7 @@ def test_published_host_patterns_compile_as_written_and_match_pytorch(cls, fns, 
     assert_compiled_matches(runs, g, runs.plan, x, simulate_netlist(runs.plan, x))
     pruned, _ = run_passes(g, ["fold_batchnorm", "prune_synapses"])
     rows = estimate_energy(pruned, steps=T, values=simulate(pruned, x, keep_values=True).values).to_dict()["layers"]
-    assert {r["name"] for r in rows if r.get("off_core")} == {p.name for p in host_populations(runs.plan)
+    assert {r["ir_name"] for r in rows if r.get("off_core")} == {p.name for p in host_populations(runs.plan)
                                                                if not re.search(r"\.in\d+$", p.name)}   # relays
     theirs = hook_counts(model, x, runs.trace.step_mode, g.output_steps)   # what the PyTorch layers received
     synaptic = [r for r in rows if r["op"] in ("conv2d", "linear")]

@@ -19,7 +19,7 @@ from torch.nn.utils import prune
 
 from snncompile.energy import estimate_energy, load_cost_model, measured_firing_rates, parse_firing_rates
 from snncompile.energy.plot import plot_energy
-from snncompile.energy.render import render_energy
+from snncompile.energy.render import fmt_pj, render_energy
 from snncompile.errors import SnnCompileError
 from snncompile.frontend import trace_model
 from snncompile.ir import Conv2d, Linear
@@ -323,6 +323,12 @@ def test_render_and_plot(tmp_path, monkeypatch):
     for needle in ("│ 0 ", "LIF hard", "real", "SNN binary-weight", "BNN", "UNVERIFIED", "Lemaire",
                    "bop 0.05 pJ UNVERIFIED", "memory.word_bits 32 UNVERIFIED", "SOPs exact"):
         assert needle in text, needle
+    con = Console(record=True, width=100)                  # narrower than the table: never cropped
+    render_energy(e, con)
+    table = [ln.rstrip() for ln in con.export_text().splitlines() if ln[:1] in "┏┃┡│├└"]
+    assert all(ln[-1] in "┓┃┩│┤┘" for ln in table) and any(ln.endswith(" BNN ┃") for ln in table)
+    (total,) = [ln for ln in table if ln.startswith("│ total ")]      # whole numbers, not squeezed
+    assert all(f" {fmt_pj(e.variants.energy(v))} │" in total for v in VARIANTS), total
     static = estimate_energy(trace_model(conv_stack().eval(), (2, 8, 8)).graph, steps=4)
     con = Console(record=True, width=240)
     render_energy(static, con)
@@ -452,3 +458,35 @@ def test_parse_firing_rates_forms(tmp_path):
     again = estimate_energy(g, steps=4, firing_rates=rates).to_dict()
     assert again["variants"]["snn"]["sops"] == pytest.approx(exact["variants"]["snn"]["sops"])
     assert again["variants"]["snn"]["spikes"] == pytest.approx(exact["variants"]["snn"]["spikes"])
+
+
+class _HostAndShortcut(nn.Module):
+    """A max-pool of BN output (a host row) feeding IF neurons whose spikes also skip straight into
+    the next neurons (a shortcut row)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.MaxPool2d(3, 2, 1))
+        self.sn1, self.sn2 = neuron.IFNode(v_threshold=0.3), neuron.IFNode(v_threshold=0.3)
+
+    def forward(self, x):
+        a = self.sn1(self.stem(x))
+        return self.sn2(a + a)
+
+
+def test_every_row_kind_names_its_module_path_and_keeps_its_ir_node():
+    from snncompile.energy.report import HostRow, ShortcutRow
+    from snncompile.ir.labels import labels
+    torch.manual_seed(8)
+    g = trace_model(_HostAndShortcut().eval(), (1, 8, 8)).graph
+    x = np.random.default_rng(8).random((3, 2, 1, 8, 8)) * 4
+    report = estimate_energy(g, steps=3, values=simulate(g, x, keep_values=True).values)
+    names = labels(g)
+    kinds = {type(r) for r in report.layers}
+    assert {HostRow, ShortcutRow} <= kinds
+    for r in report.layers:
+        ir = r.ir_name.split("→")                         # a shortcut joins two IR nodes
+        assert all(n in names for n in ir) and r.to_dict()["ir_name"] == r.ir_name
+        assert r.name == "→".join(names[n] for n in ir)
+    host = next(r for r in report.layers if isinstance(r, HostRow))
+    assert host.name == "stem.2" and host.ir_name != host.name

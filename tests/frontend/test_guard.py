@@ -81,6 +81,17 @@ def test_guard_catches_a_mask_capture_that_drops_nonzero_weights_of_a_stock_laye
         trace_model(_ws_net(), (3, 8, 8))
 
 
+def test_masks_on_a_multi_step_layer_are_probed_with_a_time_axis():
+    """--masks on a multi-step spikingjelly conv (the shipped ticket's layers): the guard runs
+    the masked layer on a [T, N, ...] probe (it failed with "expected x with shape [T, N, C, H, W]")."""
+    torch.manual_seed(0)
+    model = nn.Sequential(layer.Conv2d(2, 4, 3, padding=1, step_mode="m"), neuron.IFNode(step_mode="m"))
+    mask = (torch.rand(model[0].weight.shape, generator=torch.Generator().manual_seed(1)) > 0.5).numpy()
+    g = trace_model(model, (2, 6, 6), masks={"0": mask}).graph
+    (conv,) = g.of_type(Conv2d)
+    np.testing.assert_array_equal(g.node(conv).mask, mask)
+
+
 class _MaskedConv(nn.Conv2d):
     def __init__(self, *a, **kw) -> None:
         super().__init__(*a, **kw)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from snncompile.ir import Conv2d, Input, IRGraph, Linear, Neuron, Output
 from snncompile.ir.counting import layer_synapses, live_synapses
 from snncompile.ir.dynamics import IF
-from snncompile.ir.memo import memo, remember
+from snncompile.ir.memo import _BY_ARRAYS, memo, memo_arrays, remember
 from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import liveness
 
@@ -121,3 +121,20 @@ def test_memo_forgets_on_any_change_and_remember_records():
     assert memo(g, "k", lambda: 99) == 7
     g.add("extra", Neuron((3, 3, 3), dynamics=IF(v_threshold=1.0)), ["c2"])
     assert memo(g, "k", lambda: 99) == 99
+
+
+def test_memo_arrays_holds_while_the_same_arrays_live():
+    from snncompile.ir.counting import nonzero_weights
+
+    w, m = np.arange(6.0).reshape(2, 3), np.ones((2, 3), bool)
+    assert memo_arrays("k", (w, m), lambda: 1) == 1
+    assert memo_arrays("k", (w, m), lambda: 2) == 1           # the same objects: remembered
+    assert memo_arrays("k", (w.copy(), m), lambda: 3) == 3    # an equal but other array: computed
+    key = ("k", id(w), id(m))
+    assert key in _BY_ARRAYS
+    del w
+    assert key not in _BY_ARRAYS                              # gone with its array
+    node = Linear((2,), weight=np.array([[0.0, 1.0], [2.0, 0.0]]), bias=None)
+    assert nonzero_weights(node) == 2
+    node.weight = np.ones((2, 2))                             # a pass replaces arrays, never writes them
+    assert nonzero_weights(node) == 4

@@ -97,7 +97,7 @@ def test_counts_equal_brute_force(spec: NetSpec) -> None:
     # per IR synaptic layer: live synapses (closed form), stored weights, MACs, SOPs
     values = simulate(g, x, keep_values=True).values
     energy = estimate_energy(g, steps=T, values=values).to_dict()
-    rows = {r.get("ir_name") or r["name"]: r for r in energy["layers"]}   # "name" is the module path
+    rows = {r["ir_name"]: r for r in energy["layers"]}   # "name" is the module path
     closed = layer_synapses(g)
     rec = brute.record(x)
     for name, node in g.items():

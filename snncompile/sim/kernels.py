@@ -99,7 +99,8 @@ class IntSynapses(Synapses):
         del w
 
     def __call__(self, s: np.ndarray) -> np.ndarray:
-        y = (self.w @ np.asarray(s, dtype=self.dtype).T).T
+        # one copy that casts and transposes: scipy wants the inputs [n_src, B] in C order
+        y = (self.w @ np.ascontiguousarray(np.asarray(s).T, dtype=self.dtype)).T
         return shift(np.asarray(y, dtype=np.int64), self.exp)
 
 
@@ -216,6 +217,9 @@ class Kernel:
 
     def synaptic(self, inputs: list[np.ndarray]) -> np.ndarray:
         """The sum of every projection's output (no bias)."""
+        if len(self.synapses) == 1:   # one projection: its output is the sum (no zeros + add)
+            port, syn = self.synapses[0]
+            return np.asarray(syn(inputs[port]), dtype=self.num.dtype)
         acc = np.zeros((inputs[0].shape[0] if inputs else 1, self.size), dtype=self.num.dtype)
         for port, syn in self.synapses:
             acc += syn(inputs[port])

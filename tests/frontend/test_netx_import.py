@@ -179,8 +179,9 @@ def test_netx_delays_become_delayed_branches(tmp_path):
 
 @pytest.mark.lava
 def test_netx_delays_equal_netx_running_the_file(tmp_path):
-    """Delays per synapse, per input and per output (netx's DelayDense): our reference and the
-    integer reference of the quantized network equal lava-dl's own run, spike for spike."""
+    """Delays per synapse, per input and per output (netx's DelayDense): our reference, the
+    integer reference of the quantized network and its fused Lava emission equal lava-dl's own
+    run, spike for spike."""
     path = _delay_file(tmp_path / "d.net")
     x = (np.random.default_rng(1).random((T, 1, 20)) < 0.4).astype(np.float64)
     g = import_netx(path)
@@ -190,3 +191,6 @@ def test_netx_delays_equal_netx_running_the_file(tmp_path):
     assert 0 < ours.sum() < ours.size and ours.any(axis=0).all()
     q, _ = quantize_plan(lower(g), x)
     np.testing.assert_array_equal(simulate_int(q, x)["layer4"][:, 0], ours)
+    from backends.lava import run_lava
+
+    np.testing.assert_array_equal(run_lava(q, x, record=["layer4"], timeout_s=120).spikes["layer4"][:, 0], ours)

@@ -1,15 +1,16 @@
-"""The fused Lava emission: one process per population, batches of samples at once.
+"""The fused Lava emission: the whole network in one Lava process, batches of samples at once.
 
 See :mod:`backends.lava.procs.fused.process` for the process semantics. Compared with
 the stock emission (``backends.lava.network``: Lava's own Dense/Sparse/Conv processes, one
 sample after another, one step of latency per synapse hop) this runs ``T`` Lava steps
-per batch instead of ``N·T + depth``, with a third of the processes and channels, and
-reads the recorded spikes back from memory-mapped files once. Arithmetic per population
+per batch instead of ``N·T + depth``, with one process and no channels, and reads the
+recorded spikes back from memory-mapped files once. Arithmetic per population
 is :class:`snncompile.sim.kernels.Kernel` (float64, or Loihi's integer datapath).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -23,8 +24,8 @@ compat.install()
 from lava.magma.core.run_conditions import RunSteps  # noqa: E402
 from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
 
-from backends.lava.procs.fused.models import classes  # noqa: E402
-from backends.lava.procs.fused.process import FusedSource  # noqa: E402
+import backends.lava.procs.fused.models  # noqa: E402,F401  (Lava finds the models in the process's package)
+from backends.lava.procs.fused.process import FusedNetwork  # noqa: E402
 from snncompile.netlist import OUTPUT, Netlist  # noqa: E402
 from snncompile.sim.kernels import (  # noqa: E402
     IntNumerics,
@@ -41,7 +42,6 @@ SELECT: dict[type[Numerics], tuple[str, type]] = {Numerics: ("floating_pt", np.f
 
 STATE_BUDGET = 1 << 25   # bytes of float64 state per population and batch (sets the batch size)
 ERRORS = "errors.txt"    # a process model's traceback, polled by the driver (backend.run_lava)
-CHANNEL_SLOTS = 2        # messages a channel buffers (a step sends once per channel)
 
 
 def _reserve(path: Path) -> None:
@@ -65,9 +65,13 @@ def batch_size(net: Netlist, samples: int) -> int:
 
 def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
               progress: Callable[[int, int], None] | None = None,
-              batch: int | None = None) -> dict[str, np.ndarray]:
+              batch: int | None = None, release: bool = False) -> dict[str, np.ndarray]:
     """Simulate ``plan`` on x [T, N, *shape]; returns {population: [T, N, size]} for
-    ``record`` and OUTPUT for a value readout (same layout as ``network.run_plan``)."""
+    ``record`` and OUTPUT for a value readout (same layout as ``network.run_plan``).
+
+    ``release``: drop the plan's explicit synapse matrices once its kernels hold their own
+    copy (the worker's private plan; a quantized CIFAR ticket's int64 matrices are ~50 MB).
+    """
     select, message = SELECT[type(numerics(plan))]
     xin = input_values(plan, x)
     T, N = xin.shape[:2]
@@ -75,42 +79,35 @@ def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
     data = workdir / "input.npy"
     np.save(data, xin.astype(message))
     del xin
-    source = plan.source
-    procs = {source.name: FusedSource(batch=B, size=source.size, steps=T, samples=N, data=str(data),
-                                      name=source.name)}
     files: dict[str, Path] = {}
-    models = {}
-    kernels = {}
+    kernels = []
     for i, name in enumerate(step_order(plan)):
         k = build_kernel(plan, name)
-        if not k.sources:  # driven by its bias alone: still joined to the network Lava runs
-            k.sources.append(source.name)
-        rec = None
+        kernels.append(k)
+        if release:
+            for proj in plan.into(name):
+                proj.explicit = None
         if name in record or name == OUTPUT:
             rec = workdir / f"record_{i}.npy"
             np.lib.format.open_memmap(rec, mode="w+", shape=(T, N, k.size),
                                       dtype=np.float64 if k.graded else np.uint8).flush()
             _reserve(rec)
             files[name] = rec
-        cls, model = classes(k.graded, len(k.sources), name != OUTPUT, select)
-        models[cls] = model
-        kernels[name] = k
-        procs[name] = cls(batch=B, size=k.size, steps=T, samples=N,
-                          in_sizes=tuple(plan.populations[s].size for s in k.sources),
-                          has_out=name != OUTPUT, record=None if rec is None else str(rec),
-                          errors=str(workdir / ERRORS), kernel=k, name=name)
-    for name, k in kernels.items():   # after every process exists: a loop's delay reads a later one
-        for port, src in enumerate(k.sources):
-            procs[src].out.connect(getattr(procs[name], f"in_{port}"))
-    cfg = Loihi2SimCfg(select_tag=select, exception_proc_model_map=models)
-    anchor = procs[source.name]
+    proc = FusedNetwork(batch=B, steps=T, samples=N, source=plan.source.name, data=str(data), kernels=kernels,
+                        records={n: str(f) for n, f in files.items()}, errors=str(workdir / ERRORS))
+    del kernels
+    cfg = Loihi2SimCfg(select_tag=select)
     batches = -(-N // B)
+    # Lava forks its runtime processes from here: frozen objects are left out of the collector's
+    # passes, which would otherwise write to (and so copy) every page of the parent's heap
+    # (no gc.collect first: a full pass over torch's and Lava's objects costs ~0.4 s)
+    gc.freeze()
     try:
         for b in range(batches):
-            anchor.run(condition=RunSteps(num_steps=T), run_cfg=cfg,
-                       compile_config={"pypy_channel_size": CHANNEL_SLOTS})
+            proc.run(condition=RunSteps(num_steps=T), run_cfg=cfg)
             if progress:
                 progress((b + 1) * T, batches * T)
     finally:
-        anchor.stop()
+        proc.stop()
+        gc.unfreeze()
     return {name: np.load(path) for name, path in files.items()}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import resource
 import shutil
 import signal
 import sys
@@ -27,6 +26,15 @@ OS_ERROR_EXIT, OS_ERROR_TAG = 75, "snncompile-worker-oserror:"
 def _rss_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM). Not ``ru_maxrss``: Linux carries that over
+    exec from the forked copy of the parent, so a worker started by a large driver reported
+    the driver's size (264 MB for a 42 MB run)."""
+    with open("/proc/self/status") as fh:
+        line = next(ln for ln in fh if ln.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 def _alive(pid: int) -> bool:
@@ -83,8 +91,6 @@ def main(job_dir: str) -> int:
     reaper = _start_reaper(job) if os.getpgid(0) == os.getpid() else None
     with open(job / "job.pkl", "rb") as fh:
         spec = pickle.load(fh)  # our own file, written by the parent a moment ago
-    t0 = time.perf_counter()
-
     stall = bool(os.environ.get(STALL_ENV))
 
     def progress(done: int, total: int) -> None:
@@ -92,23 +98,24 @@ def main(job_dir: str) -> int:
         while stall:   # never returns: Lava's processes stay up, waiting on this one
             time.sleep(3600)
 
-    if spec.get("emit", "fused") == "fused":
+    # imports before the clock and the memory baseline (as backends.netx.run): both count the run
+    fused = spec.get("emit", "fused") == "fused"
+    if fused:
         from backends.lava.fused import batch_size, run_fused
-
-        base = _rss_mb()
-        T, N = spec["x"].shape[:2]
-        steps = T * -(-N // (spec.get("batch") or batch_size(spec["plan"], N)))
-        out = run_fused(spec["plan"], spec["x"], spec["record"], job, progress, spec.get("batch"))
     else:
         from backends.lava.network import run_plan
-
-        base = _rss_mb()
+    t0, base = time.perf_counter(), _rss_mb()
+    T, N = spec["x"].shape[:2]
+    if fused:
+        steps = T * -(-N // (spec.get("batch") or batch_size(spec["plan"], N)))
+        out = run_fused(spec["plan"], spec["x"], spec["record"], job, progress, spec.get("batch"), release=True)
+    else:
         out = run_plan(spec["plan"], spec["x"], spec["record"], progress, spec.get("emit", "stock"))
-        steps = spec["x"].shape[0] * spec["x"].shape[1] + spec["plan"].depth
+        steps = T * N + spec["plan"].depth
     tmp = job / "result.tmp.npz"
     np.savez(tmp, **{k: v for k, v in out.items()}, __wall_s__=np.array(time.perf_counter() - t0),
              __steps__=np.array(steps),
-             __peak_mb__=np.array(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base))
+             __peak_mb__=np.array(peak_rss_mb() - base))
     os.replace(tmp, job / "result.npz")
     if reaper is not None:
         os.write(reaper, b"done")

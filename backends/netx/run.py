@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -81,6 +80,7 @@ def main(job_dir: str) -> int:
     with open(job / "job.pkl", "rb") as fh:
         spec = pickle.load(fh)  # our own file, written by the parent a moment ago
     from backends.lava import compat
+    from backends.lava.worker import peak_rss_mb
 
     compat.import_netx()   # imports before the baseline: the peak counts the run, as the Lava worker's does
     import lava.proc.io.sink  # noqa: F401
@@ -92,7 +92,7 @@ def main(job_dir: str) -> int:
                    progress=lambda d, t: print(f"progress {d} {t}", flush=True))
     tmp = job / "result.tmp.npz"
     np.savez(tmp, spikes=out, __wall_s__=np.array(time.perf_counter() - t0),
-             __peak_mb__=np.array(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base))
+             __peak_mb__=np.array(peak_rss_mb() - base))
     os.replace(tmp, job / "result.npz")
     print("done", flush=True)
     return 0

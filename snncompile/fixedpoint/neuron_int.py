@@ -43,13 +43,21 @@ DECAY_MAX = DECAY_ONE - 1          # du and dv are unsigned 12-bit
 
 def decayed(x: np.ndarray, d: int | np.ndarray) -> np.ndarray:
     """``sign(x·(4096 − d))·(|x·(4096 − d)| >> 12)``: the decayed value truncated toward zero."""
-    p = np.asarray(x, dtype=np.int64) * (DECAY_ONE - np.asarray(d, dtype=np.int64))
-    return np.sign(p) * (np.abs(p) >> DECAY_BITS)
+    x = np.asarray(x, dtype=np.int64)
+    if np.ndim(d) == 0 and int(d) == 0:           # no decay: the product is x << 12, exactly undone
+        return x
+    if np.ndim(d) == 0 and int(d) == DECAY_ONE:   # the value is forgotten
+        return np.zeros_like(x)
+    p = x * (DECAY_ONE - np.asarray(d, dtype=np.int64))
+    # truncation toward zero: an arithmetic shift floors, so a negative p first gets 4095 added
+    return (p + ((p >> 63) & (DECAY_ONE - 1))) >> DECAY_BITS
 
 
 def wrap_current(u: np.ndarray) -> np.ndarray:
     """Lava's 24-bit wrap of u: above 2^23 subtract 2^24, at or below −2^23 add 2^24
     (exactly +2^23 is kept, as in ``AbstractPyLifModelFixed``)."""
+    if u.size == 0 or (u.max() <= UV_LIMIT and u.min() > -UV_LIMIT):   # nothing to wrap (the usual case)
+        return u
     u = np.where(u > UV_LIMIT, u - 2 * UV_LIMIT, u)
     return np.where(u <= -UV_LIMIT, u + 2 * UV_LIMIT, u)
 

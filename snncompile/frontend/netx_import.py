@@ -10,10 +10,14 @@ the threshold is 64·vThMant, du = iDecay − 1, dv = vDecay. So the reference s
 Lava's bit-accurate LIF, and ``--fixed-point`` quantizes the network to the same integers
 (weights of at most 7 bits + sign keep exactly).
 
+A dense layer's ``delay`` (netx builds a ``DelayDense``: a synapse of delay d delivers d steps
+later than one without) becomes one ``Linear`` per distinct delay value, fed by a ``Delay`` of
+the layer's input by d steps, the branches summed into the neuron.
+
 Refused by name: an input layer with a neuron (netx writes the input into that neuron's bias
 from the host), pool, average, concat, convT, unpool, recurrent and complex dense (netx itself
-cannot load most of them), synaptic delays, Sigma-Delta and resonate-and-fire neurons, graded
-spikes, and a bias on a neuron with current memory (iDecay < 4096: Lava adds the bias to v,
+cannot load most of them), synaptic delays on a conv (netx's loader ignores them), delays past
+62 steps (netx clamps them), Sigma-Delta and resonate-and-fire neurons, graded spikes, and a bias on a neuron with current memory (iDecay < 4096: Lava adds the bias to v,
 our model to the current, which differ then). Every declared size is checked before an array
 is read.
 """
@@ -28,7 +32,7 @@ import numpy as np
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.ir import IRGraph
 from snncompile.ir.dynamics import LoihiCuba
-from snncompile.ir.nodes import Conv2d, Input, Linear, Neuron, Output, Reshape
+from snncompile.ir.nodes import Add, Conv2d, Delay, Input, Linear, Neuron, Output, Reshape
 from snncompile.limits import check_memory, check_regular_file
 
 SUFFIXES = (".net", ".h5", ".hdf5")
@@ -173,6 +177,9 @@ def _conv(r: _Reader, what: str, layer: Any) -> None:
     c, h, w = r.shape
     out = _ints(r.path, f"layer {what} shape", r.read("shape", what, layer))
     groups = _ints(r.path, f"layer {what} groups", layer["groups"][()], 1)[0] if "groups" in layer else 1
+    if "delay" in layer:   # lava-dl 0.6's create_conv never reads it: netx would run the layer without
+        raise _bad(r.path, f"layer {what} is a conv with synaptic delays, which netx's loader ignores",
+                   "remove the conv layer's `delay` (netx delays exist on dense layers only)", EXIT_UNSUPPORTED)
     ds = layer["weight"] if "weight" in layer else None
     if ds is None or len(ds.shape) not in (4, 5) or ds.shape[0] != out[0] or groups <= 0 or c % groups \
             or ds.shape[1] * groups != c:
@@ -204,17 +211,49 @@ def _dense(r: _Reader, what: str, layer: Any) -> None:
     _need_input(r, what)
     if len(r.shape) != 1:
         raise _bad(r.path, f"layer {what}: a dense layer after a {r.shape} layer needs a `flatten` layer between")
-    if "delay" in layer:
-        raise _bad(r.path, f"layer {what} has synaptic delays", "snncompile imports netx files without delays",
-                   EXIT_UNSUPPORTED)
     out = _ints(r.path, f"layer {what} shape", r.read("shape", what, layer))
     if len(out) != 1:
         raise _bad(r.path, f"layer {what}: dense shape {out} is not (features,)")
     weight = r.weights(what, layer, (out[0], r.shape[0])) * SHIFT
     bias = r.bias(what, layer, out[0])
-    node = Linear(tuple(out), f"layer{what}_dense", weight=weight, bias=bias, mask=weight != 0)
-    syn = r.g.add(r.g.unique_name(f"layer{what}_dense"), node, [r.last])
+    delay = _delays(r, what, layer, weight.shape) if "delay" in layer else np.zeros(weight.shape, np.int64)
+    groups = [int(d) for d in np.unique(delay[weight != 0])] or [0]
+    syn = ""
+    for i, d in enumerate(groups):   # one Linear per delay value, fed by the input d steps ago; summed
+        w = np.where(delay == d, weight, 0.0) if len(groups) > 1 else weight
+        src = r.last if d == 0 else r.g.add(r.g.unique_name(f"layer{what}_delay{d}"),
+                                            Delay(r.shape, f"layer{what}_delay{d}", steps=d), [r.last])
+        suffix = "" if len(groups) == 1 else f"_d{d}"
+        node = Linear(tuple(out), f"layer{what}_dense{suffix}", weight=w, bias=bias if i == 0 else None, mask=w != 0)
+        branch = r.g.add(r.g.unique_name(f"layer{what}_dense{suffix}"), node, [src])
+        syn = branch if not syn else r.g.add(r.g.unique_name(f"layer{what}_sum"), Add(tuple(out), f"layer{what}_sum"),
+                                             [syn, branch])
     r.add_neuron(what, layer, syn, tuple(out), bias)
+
+
+MAX_DELAY = 62   # Loihi's longest synaptic delay (netx clamps longer ones to it, with a warning)
+
+
+def _delays(r: _Reader, what: str, layer: Any, shape: tuple[int, int]) -> np.ndarray:
+    """A dense layer's ``delay`` as netx reads it: one value, per output neuron, per input
+    (when the count matches neither, it is refused) or per synapse ([out, in]); whole steps in
+    0 … 62. DelayDense adds d steps to the one every synapse takes."""
+    n_out, n_in = shape
+    d = np.asarray(layer["delay"][()], dtype=np.float64)
+    if d.ndim == 0:
+        d = np.full(shape, float(d))
+    elif d.ndim == 1 and d.size == n_out:   # netx tests the output count first
+        d = np.repeat(d.reshape(-1, 1), n_in, axis=1)
+    elif d.ndim == 1 and d.size == n_in:
+        d = np.repeat(d.reshape(1, -1), n_out, axis=0)
+    elif d.shape != shape:
+        raise _bad(r.path, f"layer {what}: `delay` has shape {d.shape}, expected one value, {n_out} (per output), "
+                   f"{n_in} (per input) or {shape} (per synapse)")
+    if not np.all(np.isfinite(d)) or np.any(d != np.round(d)) or d.min() < 0 or d.max() > MAX_DELAY:
+        raise _bad(r.path, f"layer {what}: delays must be whole steps in 0 … {MAX_DELAY}, got {d.min():g} … "
+                   f"{d.max():g}", "netx clamps delays above 62 (Loihi's longest); clamp them in the file",
+                   EXIT_UNSUPPORTED)
+    return d.astype(np.int64)
 
 
 LAYERS = {"input": _input, "conv": _conv, "flatten": _flatten, "dense": _dense}

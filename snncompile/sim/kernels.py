@@ -16,7 +16,7 @@ synapses. Fixed-point kernels follow Lava's bit-accurate datapath: integer manti
 sum, shift by ``weight_exp``, then :func:`snncompile.fixedpoint.neuron_int.step` (Lava's
 bit-accurate LIF: the sum enters the current, the bias the membrane).
 
-The same kernels run inside the fused Lava processes (one kernel per process), the
+The same kernels run inside the fused Lava process (all of them in one process), the
 integer reference simulator and the one-process floor of the benchmark.
 """
 
@@ -79,20 +79,28 @@ class Synapses:
         return np.ascontiguousarray((self.w @ np.asarray(s, dtype=np.float64).T).T)
 
 
+INT32_SUM = 2**31 - 1   # a target's largest possible |sum| below this: the sum runs in int32
+
+
 class IntSynapses(Synapses):
-    """One projection on Lava's integer datapath: mantissas summed exactly in int64, then
-    shifted by ``weight_exp``."""
+    """One projection on Lava's integer datapath: mantissas summed exactly, then shifted by
+    ``weight_exp``. From spikes (0/1) no target's sum can pass the sum of its |weights|: when
+    that fits int32 the weights and the sum stay int32 (scipy would otherwise copy the weights
+    to the inputs' int64 at every step); graded sources sum in int64."""
 
     def __init__(self, proj: Projection, src: Population) -> None:
         w = proj.weights.tocsr()
         w.sort_indices()
         self.shape = w.shape
         self.exp = proj.weight_exp
-        self.w = w.astype(np.int16 if np.abs(w.data).max(initial=0) < 2**15 else np.int64)
+        bound = int(np.abs(w).sum(axis=1).max()) if w.nnz else 0
+        self.dtype = np.int32 if not src.graded and bound <= INT32_SUM else np.int64
+        self.w = w.astype(self.dtype)
         del w
 
     def __call__(self, s: np.ndarray) -> np.ndarray:
-        y = (self.w @ np.asarray(s, dtype=np.int64).T).T
+        # one copy that casts and transposes: scipy wants the inputs [n_src, B] in C order
+        y = (self.w @ np.ascontiguousarray(np.asarray(s).T, dtype=self.dtype)).T
         return shift(np.asarray(y, dtype=np.int64), self.exp)
 
 
@@ -209,6 +217,9 @@ class Kernel:
 
     def synaptic(self, inputs: list[np.ndarray]) -> np.ndarray:
         """The sum of every projection's output (no bias)."""
+        if len(self.synapses) == 1:   # one projection: its output is the sum (no zeros + add)
+            port, syn = self.synapses[0]
+            return np.asarray(syn(inputs[port]), dtype=self.num.dtype)
         acc = np.zeros((inputs[0].shape[0] if inputs else 1, self.size), dtype=self.num.dtype)
         for port, syn in self.synapses:
             acc += syn(inputs[port])
@@ -440,12 +451,19 @@ def run_kernels(net: Netlist, x: np.ndarray, record: list[str] | None = None,
         for k in kernels:
             k.reset(hi - lo)
         for t in range(T):
-            cur = {source: xin[t, lo:hi]}
-            for k in kernels:
-                # a delay sends first: its sources have not stepped yet
-                cur[k.name] = k.emit() if k.sends_first else k.step([cur[s] for s in k.sources])
-                if k.name in out:
-                    out[k.name][t, lo:hi] = cur[k.name]
-            for k in kernels:   # a delay keeps this step's drive (read after every population stepped)
-                k.absorb([cur[s] for s in k.sources])
+            cur = step_kernels(kernels, source, xin[t, lo:hi])
+            for name, rec in out.items():
+                rec[t, lo:hi] = cur[name]
     return out
+
+
+def step_kernels(kernels: list[Kernel], source: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    """One time step of every kernel (in :func:`step_order`) on the input values ``x`` [B, n]
+    of population ``source``: {population: its outputs [B, size]} (fresh arrays)."""
+    cur = {source: x}
+    for k in kernels:
+        # a delay sends first: its sources have not stepped yet
+        cur[k.name] = k.emit() if k.sends_first else k.step([cur[s] for s in k.sources])
+    for k in kernels:   # a delay keeps this step's drive (read after every population stepped)
+        k.absorb([cur[s] for s in k.sources])
+    return cur

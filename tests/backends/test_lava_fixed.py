@@ -35,8 +35,8 @@ CASES = {
 @pytest.mark.parametrize("emit", ["fused", "stock"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_lava_fixed_pt_equals_integer_reference(case, emit):
-    """stock: Lava's own bit-accurate Sparse/Dense models; fused: our kernels in one process
-    per population. Both must equal the integer reference bit for bit."""
+    """stock: Lava's own bit-accurate Sparse/Dense models; fused: our kernels in one Lava
+    process. Both must equal the integer reference bit for bit."""
     make, shape, inputs = CASES[case]
     x = inputs()
     runs = run_all(make(), x, shape)

@@ -13,7 +13,7 @@ from snncompile.fixedpoint.neuron_int import LoihiLIF
 from snncompile.fixedpoint.quantize import quantize_plan
 from snncompile.frontend.netx_import import import_netx
 from snncompile.ir.dynamics import LoihiCuba
-from snncompile.ir.nodes import Neuron
+from snncompile.ir.nodes import Add, Delay, Linear, Neuron
 from snncompile.lower import lower
 from snncompile.sim import simulate
 from snncompile.sim.integer import simulate_int
@@ -89,7 +89,9 @@ def test_a_netx_file_compiles_like_any_model(netx, tmp_path):
 
 @pytest.mark.parametrize("change,match,code", [
     (lambda ls: ls.insert(2, {"type": "pool", "shape": np.array([8, 5, 5])}), "`pool`", EXIT_UNSUPPORTED),
-    (lambda ls: ls[3].update(delay=np.ones(12)), "delays", EXIT_UNSUPPORTED),
+    (lambda ls: ls[3].update(delay=np.full(12, 63)), r"whole steps in 0 … 62", EXIT_UNSUPPORTED),
+    (lambda ls: ls[3].update(delay=np.ones(5)), "`delay` has shape", EXIT_USAGE),
+    (lambda ls: ls[1].update(delay=np.ones(8)), "conv with synaptic delays", EXIT_UNSUPPORTED),
     (lambda ls: ls[3].update(bias=np.ones(12)), "iDecay=3000 < 4096", EXIT_UNSUPPORTED),
     (lambda ls: ls[3].update(weight=np.ones((12, 799))), "declares shape", EXIT_USAGE),
     (lambda ls: ls[4].update(weight=np.full((4, 12), 300)), "8-bit", EXIT_USAGE),
@@ -132,3 +134,63 @@ def test_a_file_that_is_not_netx_is_refused(tmp_path):
         fh["layer/1/neuron"].create_dataset("type", data=np.bytes_("SDNN"))
     with pytest.raises(SnnCompileError, match="SDNN neuron"):
         import_netx(tmp_path / "c.net")
+
+
+def _delay_file(path, seed: int = 0):
+    """input 20 → dense 24 → dense 16 with a delay per synapse → dense 10 with one per input →
+    dense 6 with one per output neuron (delays 0 … 4; current memory and leaks on the way)."""
+    rng = np.random.default_rng(seed)
+
+    def w(shape, p=0.5):
+        return (rng.integers(-30, 90, shape) * (rng.random(shape) < p)).astype(np.int32)
+
+    return write_netx(path, [
+        {"type": "input", "shape": np.array([20])},
+        {"type": "dense", "shape": np.array([24]), "weight": w((24, 20)), "neuron": (100, 4096, 300)},
+        {"type": "dense", "shape": np.array([16]), "weight": w((16, 24)), "neuron": (100, 4096, 300),
+         "delay": rng.integers(0, 5, (16, 24))},
+        {"type": "dense", "shape": np.array([10]), "weight": w((10, 16), 0.7), "neuron": (90, 3000, 200),
+         "delay": rng.integers(0, 4, 16)},
+        {"type": "dense", "shape": np.array([6]), "weight": w((6, 10), 0.8), "neuron": (100, 4096, 100),
+         "delay": rng.integers(0, 3, 6)},
+    ])
+
+
+def test_netx_delays_become_delayed_branches(tmp_path):
+    """A dense layer's delays: one Linear per delay value d, fed by a Delay of the input by d
+    (none for d = 0), summed; the branches' weights add up to the file's."""
+    g = import_netx(_delay_file(tmp_path / "d.net"))
+    import h5py
+
+    with h5py.File(tmp_path / "d.net") as fh:
+        for layer, axis in ((2, None), (3, 0), (4, 1)):   # per synapse, per input, per output
+            weight, delay = fh[f"layer/{layer}/weight"][()], fh[f"layer/{layer}/delay"][()]
+            delay = np.broadcast_to(delay if axis is None else np.expand_dims(delay, axis), weight.shape)
+            values = sorted(set(delay[weight != 0].tolist()))
+            branches = [g.node(n) for n in g.of_type(Linear) if n.startswith(f"layer{layer}_dense")]
+            assert len(branches) == len(values) > 1
+            np.testing.assert_array_equal(sum(b.weight for b in branches), weight * 64)
+            for b, d in zip(branches, values):
+                np.testing.assert_array_equal(b.weight != 0, (weight != 0) & (delay == d))
+            steps = sorted(g.node(n).steps for n in g.of_type(Delay) if n.startswith(f"layer{layer}_"))
+            assert steps == [d for d in values if d]
+            assert len([n for n in g.of_type(Add) if n.startswith(f"layer{layer}_")]) == len(values) - 1
+
+
+@pytest.mark.lava
+def test_netx_delays_equal_netx_running_the_file(tmp_path):
+    """Delays per synapse, per input and per output (netx's DelayDense): our reference, the
+    integer reference of the quantized network and its fused Lava emission equal lava-dl's own
+    run, spike for spike."""
+    path = _delay_file(tmp_path / "d.net")
+    x = (np.random.default_rng(1).random((T, 1, 20)) < 0.4).astype(np.float64)
+    g = import_netx(path)
+    ours = simulate(g, x).spikes["layer4"][:, 0].reshape(T, -1)
+    out = run_netx(path, x[:, 0], latency=4)
+    np.testing.assert_array_equal(out[4:4 + T], ours)
+    assert 0 < ours.sum() < ours.size and ours.any(axis=0).all()
+    q, _ = quantize_plan(lower(g), x)
+    np.testing.assert_array_equal(simulate_int(q, x)["layer4"][:, 0], ours)
+    from backends.lava import run_lava
+
+    np.testing.assert_array_equal(run_lava(q, x, record=["layer4"], timeout_s=120).spikes["layer4"][:, 0], ours)

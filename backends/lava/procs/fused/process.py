@@ -1,47 +1,36 @@
-"""Fused processes: one Lava process per population, its incoming synapses inside it.
+"""The fused process: the whole network in one Lava process, a batch of samples at once.
 
 The stock emission builds one process per projection and one per population, and streams
-samples one after another. Here each population is a single process that owns a
-:class:`snncompile.sim.kernels.Kernel` (the synapses of every projection into it, its
-neuron parameters and state) and steps a whole batch of samples at once:
+samples one after another. Here one process owns every population's
+:class:`snncompile.sim.kernels.Kernel` (the synapses of every projection into it, its neuron
+parameters and state) and steps them all on a batch of samples, in
+:func:`snncompile.sim.kernels.step_order` within each Lava time step:
 
-- ``in_k`` ports carry the current outputs ``[B, size]`` of its k-th source population
-  (spikes as uint8, graded values as float64 or int32), ``out`` carries its own;
-- every process receives its inputs, steps, then sends, all in the same Lava time step, so
-  step t of a population sees step t of its sources (no hop latency, no delays needed);
-  a delay population sends first (its drive of ``steps`` ago), then receives: a recurrent
-  loop passes through one, so no process waits on one that waits on it;
+- step t of a population sees step t of its sources (no hop latency, no delays needed); a
+  delay population emits its drive of ``steps`` ago before anything steps and stores this
+  step's drive after, so a recurrent loop closes without waiting;
 - batch b of the input occupies Lava steps ``b·T + 1 … (b+1)·T``; state resets at each
   batch's first step;
-- each process writes what is recorded straight into a memory-mapped file (no per-step
-  messages back to the host), read once after the run.
+- the input is read from a memory-mapped ``.npy`` file and what is recorded is written
+  straight into memory-mapped files, read once after the run: the process has no ports.
+
+One process instead of one per population: Lava forks an OS process per Lava process and
+builds channels and semaphores for each, which cost more than the arithmetic on networks of
+this size (digits: 0.6 s of a 1 s run), and every forked process copies the parent's pages
+it touches (≈ 30–100 MB of PSS each on the CIFAR ticket).
 """
 
 from __future__ import annotations
 
-from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 
 
-class _Fused(AbstractProcess):
-    def __init__(self, *, batch: int, size: int, steps: int, samples: int, in_sizes: tuple[int, ...] = (),
-                 has_out: bool = True, record: str | None = None, errors: str = "errors.txt",
-                 name: str | None = None, **params) -> None:
-        super().__init__(batch=batch, size=size, steps=steps, samples=samples, record=record,
-                         in_sizes=tuple(in_sizes), has_out=has_out, errors=errors, name=name, **params)
-        for k, n in enumerate(in_sizes):
-            setattr(self, f"in_{k}", InPort(shape=(batch, n)))
-        if has_out:
-            self.out = OutPort(shape=(batch, size))
+class FusedNetwork(AbstractProcess):
+    """Every population's kernel (proc param ``kernels``, in step order), fed from ``data``
+    (path of a [T, N, n] ``.npy`` file of the input population ``source``); ``records``:
+    {population: path of a [T, N, size] ``.npy`` file} written as the run goes."""
 
-
-class FusedSource(_Fused):
-    """Sends batch rows of the input (proc param ``data``: path of a [T, N, n] .npy file)."""
-
-
-class FusedSpiking(_Fused):
-    """A neuron (or OR) population with its incoming synapses; sends spikes (uint8)."""
-
-
-class FusedGraded(_Fused):
-    """A product population or the value readout; sends real values (or none: readout)."""
+    def __init__(self, *, batch: int, steps: int, samples: int, source: str, data: str, kernels: list,
+                 records: dict[str, str], errors: str = "errors.txt", name: str | None = None) -> None:
+        super().__init__(batch=batch, steps=steps, samples=samples, source=source, data=data, kernels=kernels,
+                         records=records, errors=errors, name=name)

@@ -43,6 +43,7 @@ from snncompile.frontend.ops.common import (
 )
 from snncompile.frontend.ops.neurons import check_neurons, stock_neuron
 from snncompile.frontend.ops.registry import family_of
+from snncompile.frontend.ops.window import follow_window
 from snncompile.frontend.tracer import MISSING, DataDependent, ShapeTracer, flat_values, values_of
 from snncompile.ir import Host, Input, IRGraph, Output, Pool2d
 
@@ -217,6 +218,7 @@ class _Converter(Converter):
         """A value computed from a mean over the time steps (``x.mean(0)``) is carried per step
         (it is summed at the output); a host operation on it would see one step's value, not the
         mean over every step, so it is refused (a selector scoring tokens from the whole window)."""
+        follow_window(self, n)
         if not any(a.name in self.after_mean for a in n.all_input_nodes):
             return
         self.after_mean.add(n.name)

@@ -62,17 +62,19 @@ def _products(net: Netlist, p: ProductPopulation, full: dict[str, torch.Tensor],
 
 @WHOLE.register(HostPopulation)
 def _hosts(net: Netlist, p: HostPopulation, full: dict[str, torch.Tensor], T: int, N: int) -> torch.Tensor:
-    return host_values(net, p, full, T * N)
+    return host_values(net, p, full, T * N, steps=T)
 
 
-def host_values(net: Netlist, p: HostPopulation, full: dict[str, torch.Tensor], rows: int) -> torch.Tensor:
-    """A host partition's outputs [rows, size]: ``fn`` on its drive or its gathered operands."""
+def host_values(net: Netlist, p: HostPopulation, full: dict[str, torch.Tensor], rows: int,
+                steps: int | None = None) -> torch.Tensor:
+    """A host partition's outputs [rows, size]: ``fn`` on its drive or its gathered operands
+    (rows = ``steps`` × samples, time-major, for a window host: it reads every step)."""
     if p.driven:
         ins = [(_drive(net, p.name, full, rows, int(np.prod(p.in_shape))) + torch.as_tensor(p.bias)
                 ).reshape(rows, *p.in_shape)]
     else:
         ins = [gather(net, o, full).reshape(rows, *o.shape) for o in p.operands]
-    return host_apply(p.fn, ins, tuple(p.shape)).reshape(rows, -1)
+    return host_apply(p.fn, ins, tuple(p.shape), steps=steps).reshape(rows, -1)
 
 
 @WHOLE.register(InputPopulation, DelayPopulation)

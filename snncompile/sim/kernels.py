@@ -35,6 +35,7 @@ from snncompile.ir import dynamics
 from snncompile.ir.host import HostFn, host_apply
 from snncompile.netlist import (
     OUTPUT,
+    WINDOW_HINT,
     DelayPopulation,
     FixedNetlist,
     HostPopulation,
@@ -48,6 +49,7 @@ from snncompile.netlist import (
     ProductPopulation,
     Projection,
     host_refusal,
+    window_refusal,
 )
 
 
@@ -371,6 +373,9 @@ def _host_kernel(pop: HostPopulation, num: Numerics) -> Kernel:
     if isinstance(num, IntNumerics):
         raise SnnCompileError(host_refusal(pop, "the integer datapath"),
                               "drop --fixed-point: host partitions run in float", EXIT_UNSUPPORTED)
+    if pop.fn.window:
+        raise SnnCompileError(window_refusal(pop, "a stepped kernel (the fused Lava emission, the integer datapath)"),
+                              WINDOW_HINT, EXIT_UNSUPPORTED)
     k = HostKernel(pop.name, pop.size, num, pop.graded, bias=num.bias(pop) if pop.driven else None, fn=pop.fn,
                    driven=pop.driven, in_shape=tuple(pop.in_shape), out_shape=tuple(pop.shape))
     for o in pop.operands:

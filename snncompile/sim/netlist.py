@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import dynamics
 from snncompile.ir.host import host_apply
 from snncompile.netlist import (
     OUTPUT,
+    WINDOW_HINT,
     DelayPopulation,
     HostPopulation,
     InputPopulation,
@@ -28,6 +30,7 @@ from snncompile.netlist import (
     OutputKind,
     PopulationRegistry,
     ProductPopulation,
+    window_refusal,
 )
 from snncompile.sim.kernels import step_order
 
@@ -139,6 +142,9 @@ def _product_step(run: _Run, p: ProductPopulation) -> torch.Tensor:
 
 @ONE_STEP.register(HostPopulation)
 def _host_step(run: _Run, p: HostPopulation) -> torch.Tensor:
+    if p.fn.window:
+        raise SnnCompileError(window_refusal(p, "the stepped netlist simulation (a netlist with delays)"), WINDOW_HINT,
+                              EXIT_UNSUPPORTED)
     return host_values(run.net, p, run.full, run.N)
 
 

@@ -118,7 +118,8 @@ def test_ranked_tokens_match_pytorch_and_no_host_names_the_op(how, fns, refused)
 
 
 class WindowScored(Ranked):
-    """Scores from the mean over every step (the official SparseSpikformer's ``x.mean(0)``)."""
+    """Scores from the mean over every step (the official SparseSpikformer's ``x.mean(0)``), used at
+    every step again: a window host (time barrier)."""
 
     def forward(self, x):
         s = self.sn(self.embed(x))
@@ -126,7 +127,30 @@ class WindowScored(Ranked):
         return self.sn2(self.head(s * peak[None, :, :, None]))
 
 
-def test_a_host_operation_on_a_mean_over_time_is_refused_not_miscompiled():
-    with pytest.raises(SnnCompileError, match=r"`max` at `forward` reads a mean over the time steps") as e:
-        trace_model(WindowScored("amax").eval(), (6, 4))
+class WindowHead(Ranked):
+    """A host operation on the mean over time that never comes back to the steps."""
+
+    def forward(self, x):
+        s = self.sn(self.embed(x))
+        return torch.log_softmax(self.head(s.mean(0)), dim=-1)
+
+
+def test_a_mean_over_time_read_by_a_host_and_used_per_step_is_a_window_host():
+    model = WindowScored("amax").eval()
+    with torch.no_grad():
+        model.embed.weight.mul_(3.0)
+    x = np.random.default_rng(0).random((4, 2, 6, 4))
+    tr = trace_model(model, (6, 4))
+    g = tr.graph
+    assert [type(g.node(n).fn).__name__ for n in g.topo() if isinstance(g.node(n), Host)] == [
+        "TimeMean", "Max", "Product"]
+    tor = run_torch(model, x, tr.step_mode, list(tr.neuron_sources.values()), g.output_time_reduced)
+    spikes = {n: tor.spikes[p] for n, p in tr.neuron_sources.items()}
+    assert all(0.02 < s.mean() < 0.98 for s in spikes.values()), "every layer fires, none saturates"
+    assert_same_spikes(spikes, simulate(g, x).spikes)
+
+
+def test_a_host_operation_on_a_mean_over_time_that_never_returns_to_the_steps_is_refused():
+    with pytest.raises(SnnCompileError, match=r"`log_softmax` at `forward` reads a mean over the time steps") as e:
+        trace_model(WindowHead("amax").eval(), (6, 4))
     assert e.value.exit_code == EXIT_UNSUPPORTED and "each step" in e.value.hint

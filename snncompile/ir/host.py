@@ -41,6 +41,7 @@ class HostFn:
     arity: ClassVar[int] = 1
     elementwise: ClassVar[bool] = False   # output shape = input shape, one value per element
     window: ClassVar[bool] = False        # a time barrier: every step's output reads every step's input
+    selects: ClassVar[bool] = False       # its outputs are elements of its first input (a gather of tokens)
 
     def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
@@ -61,6 +62,7 @@ class Identity(HostFn):
     """y = x: real values received from synapses (a relay into a host operation)."""
 
     name: ClassVar[str] = "identity"
+    selects: ClassVar[bool] = True
     elementwise: ClassVar[bool] = True
 
     def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
@@ -188,6 +190,7 @@ class Gather(HostFn):
 
     axis: int = 0
     name: ClassVar[str] = "gather"
+    selects: ClassVar[bool] = True
     arity: ClassVar[int] = 2
 
     def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
@@ -236,6 +239,7 @@ class Broadcast(HostFn):
     token indices spread over channels before a gather)."""
 
     name: ClassVar[str] = "broadcast"
+    selects: ClassVar[bool] = True
 
     def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError("Broadcast needs the output shape: use host_apply")
@@ -276,6 +280,7 @@ class IndexSelect(HostFn):
 
     axis: int = 0
     name: ClassVar[str] = "index_select"
+    selects: ClassVar[bool] = True
     arity: ClassVar[int] = 2
 
     def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:

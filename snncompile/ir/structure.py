@@ -130,6 +130,8 @@ def spike_valued(graph: IRGraph, name: str) -> bool:
             return binary_spikes(graph, n)
         if _masked(graph, n, node):   # tokens of spikes times a 0/1 keep mask: spikes of the kept tokens
             return [s for s in graph.inputs(n) if not binary_spikes(graph, s)][:1] or graph.inputs(n)[:1]
+        if _selects(node):   # kept tokens gathered from spikes (or sums of them)
+            return graph.inputs(n)[:1]
         return False
     return _all_sources(graph, name, step)
 
@@ -138,6 +140,11 @@ def _masked(graph: IRGraph, name: str, node: Node) -> bool:
     """A host product with a 0/1 factor (a keep mask computed on the host)."""
     return isinstance(node, Host) and isinstance(node.fn, Product) and \
         any(binary_spikes(graph, s) for s in graph.inputs(name))
+
+
+def _selects(node: Node) -> bool:
+    """A host gather: its values are elements of its first input (index_select of kept tokens)."""
+    return isinstance(node, Host) and node.fn.selects
 
 
 def passes_values(node: Pool2d) -> bool:
@@ -158,6 +165,8 @@ def binary_spikes(graph: IRGraph, name: str) -> bool:
             return graph.inputs(n)[:1]     # s or NOT s = 1 − s
         if _masked(graph, n, node):
             return list(graph.inputs(n))   # spikes ⊙ a 0/1 keep mask
+        if _selects(node):
+            return graph.inputs(n)[:1]     # spikes of the kept tokens, gathered
         return isinstance(node, Host) and node.fn.binary_out()   # a host keep mask
     return _all_sources(graph, name, step)
 

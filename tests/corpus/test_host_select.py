@@ -14,7 +14,7 @@ from torch import nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend import trace_model
-from snncompile.ir import Host
+from snncompile.ir import Host, load_ir, save_ir
 from snncompile.ir.host import Compare, IndexSelect, Max, Sort, Where, host_apply
 from snncompile.sim import run_torch, simulate
 
@@ -135,7 +135,7 @@ class WindowHead(Ranked):
         return torch.log_softmax(self.head(s.mean(0)), dim=-1)
 
 
-def test_a_mean_over_time_read_by_a_host_and_used_per_step_is_a_window_host():
+def test_a_mean_over_time_read_by_a_host_and_used_per_step_is_a_window_host(tmp_path):
     model = WindowScored("amax").eval()
     with torch.no_grad():
         model.embed.weight.mul_(3.0)
@@ -148,6 +148,9 @@ def test_a_mean_over_time_read_by_a_host_and_used_per_step_is_a_window_host():
     spikes = {n: tor.spikes[p] for n, p in tr.neuron_sources.items()}
     assert all(0.02 < s.mean() < 0.98 for s in spikes.values()), "every layer fires, none saturates"
     assert_same_spikes(spikes, simulate(g, x).spikes)
+    saved = load_ir(save_ir(g, tmp_path / "model.ir.npz"))   # host functions by name (-o DIR writes the IR)
+    assert [g.node(n).fn for n in g.of_type(Host)] == [saved.node(n).fn for n in saved.of_type(Host)]
+    assert_same_spikes(spikes, simulate(saved, x).spikes)
 
 
 def test_a_host_operation_on_a_mean_over_time_that_never_returns_to_the_steps_is_refused():

@@ -27,14 +27,11 @@ import numpy as np
 from backends.lava.dynamics import SJ_PARAMS
 from backends.lava.standard import standard_specs
 from backends.lava.worker import OS_ERROR_EXIT, OS_ERROR_TAG
-from snncompile.errors import EXIT_BACKEND, EXIT_UNSUPPORTED, SnnCompileError
+from snncompile.errors import EXIT_BACKEND, SnnCompileError
 from snncompile.netlist import (
     OUTPUT,
-    WINDOW_HINT,
     Netlist,
     NeuronPopulation,
-    host_populations,
-    window_refusal,
 )
 from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
 
@@ -94,9 +91,6 @@ EMISSIONS = ("fused", "stock", "loihi")
 
 def _refuse_for(plan: Netlist, emit: str) -> None:
     """Name what ``emit`` cannot build before a worker starts."""
-    for pop in host_populations(plan):
-        if emit == "fused" and pop.fn.window:   # Lava steps every process once per step, together
-            raise SnnCompileError(window_refusal(pop, "the fused Lava emission"), WINDOW_HINT, EXIT_UNSUPPORTED)
     if emit == "loihi":
         standard_specs(plan)   # refuses by name what standard processes cannot run
     if emit == "stock":

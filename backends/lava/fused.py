@@ -25,7 +25,8 @@ from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: E402
 
 from backends.lava.procs.fused.models import classes  # noqa: E402
 from backends.lava.procs.fused.process import FusedSource  # noqa: E402
-from snncompile.netlist import OUTPUT, Netlist  # noqa: E402
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError  # noqa: E402
+from snncompile.netlist import OUTPUT, WINDOW_HINT, HostPopulation, Netlist, window_stages  # noqa: E402
 from snncompile.sim.kernels import (  # noqa: E402
     IntNumerics,
     Numerics,
@@ -33,6 +34,7 @@ from snncompile.sim.kernels import (  # noqa: E402
     input_values,
     numerics,
     step_order,
+    window_values,
 )
 
 # the Lava process models and the input message type of each arithmetic
@@ -67,26 +69,78 @@ def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
               progress: Callable[[int, int], None] | None = None,
               batch: int | None = None) -> dict[str, np.ndarray]:
     """Simulate ``plan`` on x [T, N, *shape]; returns {population: [T, N, size]} for
-    ``record`` and OUTPUT for a value readout (same layout as ``network.run_plan``)."""
+    ``record`` and OUTPUT for a value readout (same layout as ``network.run_plan``).
+
+    With window hosts (time barriers, :func:`snncompile.netlist.window_stages`) the run is staged,
+    as a chip and its host would run it: stage k is one Lava run over all T steps whose boundary
+    values are recorded; the host then computes the window hosts of stage k + 1 from every step
+    (:func:`snncompile.sim.kernels.window_values`); stage k + 1 is a second Lava run fed with them."""
     select, message = SELECT[type(numerics(plan))]
     xin = input_values(plan, x)
     T, N = xin.shape[:2]
     B = batch_size(plan, N) if batch is None else max(1, min(batch, N))
-    data = workdir / "input.npy"
-    np.save(data, xin.astype(message))
-    del xin
-    source = plan.source
-    procs = {source.name: FusedSource(batch=B, size=source.size, steps=T, samples=N, data=str(data),
-                                      name=source.name)}
+    stage = window_stages(plan)
+    order = step_order(plan)
+    if OUTPUT in order:   # the readout runs with the last of its sources
+        stage[OUTPUT] = max((stage[p.src] for p in plan.into(OUTPUT)), default=0)
+    last = max(stage.values(), default=0)
+    if last == 0:
+        return _run_stage(plan, order, {plan.source.name: xin}, set(record) | {OUTPUT}, workdir, B,
+                          progress, (select, message), workdir / ERRORS)
+    if plan.delays or select != "floating_pt":
+        raise SnnCompileError("window hosts (time barriers) with a recurrent loop or on the fixed-point datapath "
+                              "cannot be staged", WINDOW_HINT, EXIT_UNSUPPORTED)
+    values: dict[str, np.ndarray] = {plan.source.name: xin}   # every population a later stage reads
+    out: dict[str, np.ndarray] = {}
+    for k in range(last + 1):
+        names = [n for n in order if stage[n] == k]
+        for n in names:
+            pop = plan.populations.get(n)
+            if isinstance(pop, HostPopulation) and pop.fn.window:   # on the host, from every step
+                values[n] = window_values(plan, n, values)
+        stepped = [n for n in names if n not in values]
+        feeds = {s: values[s] for n in stepped for s in _sources(plan, n) if s in values}
+        later = {s for n in order if stage[n] > k for s in _sources(plan, n)}
+        wanted = (set(record) | {OUTPUT} | later) & set(stepped)
+        got = _run_stage(plan, stepped, feeds, wanted, workdir / f"stage{k}", B,
+                         progress, (select, message), workdir / ERRORS) if stepped else {}
+        values.update(got)
+        out.update({n: v for n, v in {**got, **{n: values[n] for n in names if n in values}}.items()
+                    if n in record or n == OUTPUT})
+    return out
+
+
+def _sources(plan: Netlist, name: str) -> list[str]:
+    """The populations ``name`` reads (projections and operands)."""
+    pop = plan.populations.get(name)
+    return [p.src for p in plan.into(name)] + [o.src for o in getattr(pop, "operands", [])]
+
+
+def _run_stage(plan: Netlist, order: list[str], feeds: dict[str, np.ndarray], record: set[str], workdir: Path,
+               B: int, progress: Callable[[int, int], None] | None, types: tuple[str, type],
+               errors: Path) -> dict[str, np.ndarray]:
+    """One Lava run of the populations ``order`` over all T steps, ``feeds`` ({population: [T, N, size]}:
+    the input, or values of an earlier stage) sent by source processes; returns ``record``'s outputs.
+    A process model's traceback goes to ``errors`` (polled by the driver)."""
+    select, message = types
+    workdir.mkdir(parents=True, exist_ok=True)
+    T, N = next(iter(feeds.values())).shape[:2]
+    procs = {}
+    for i, (name, values) in enumerate(feeds.items()):
+        data = workdir / f"input_{i}.npy"
+        np.save(data, np.asarray(values).reshape(T, N, -1).astype(message))
+        procs[name] = FusedSource(batch=B, size=int(np.prod(values.shape[2:])), steps=T, samples=N, data=str(data),
+                                  name=name)
+    anchor_name = next(iter(feeds))
     files: dict[str, Path] = {}
     models = {}
     kernels = {}
-    for i, name in enumerate(step_order(plan)):
+    for i, name in enumerate(order):
         k = build_kernel(plan, name)
         if not k.sources:  # driven by its bias alone: still joined to the network Lava runs
-            k.sources.append(source.name)
+            k.sources.append(anchor_name)
         rec = None
-        if name in record or name == OUTPUT:
+        if name in record:
             rec = workdir / f"record_{i}.npy"
             np.lib.format.open_memmap(rec, mode="w+", shape=(T, N, k.size),
                                       dtype=np.float64 if k.graded else np.uint8).flush()
@@ -96,14 +150,15 @@ def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
         models[cls] = model
         kernels[name] = k
         procs[name] = cls(batch=B, size=k.size, steps=T, samples=N,
-                          in_sizes=tuple(plan.populations[s].size for s in k.sources),
+                          in_sizes=tuple(procs[s].out.shape[1] if s in feeds else plan.populations[s].size
+                                         for s in k.sources),
                           has_out=name != OUTPUT, record=None if rec is None else str(rec),
-                          errors=str(workdir / ERRORS), kernel=k, name=name)
+                          errors=str(errors), kernel=k, name=name)
     for name, k in kernels.items():   # after every process exists: a loop's delay reads a later one
         for port, src in enumerate(k.sources):
             procs[src].out.connect(getattr(procs[name], f"in_{port}"))
     cfg = Loihi2SimCfg(select_tag=select, exception_proc_model_map=models)
-    anchor = procs[source.name]
+    anchor = procs[anchor_name]
     batches = -(-N // B)
     try:
         for b in range(batches):

@@ -272,6 +272,7 @@ class HostKernel(Kernel):
     in_shape: tuple[int, ...] = ()
     out_shape: tuple[int, ...] = ()
     operands: list[Operand] = field(default_factory=list)
+    window_steps: int | None = None   # a window host: rows are every step of every sample (window_values)
 
     def step(self, inputs: list[np.ndarray]) -> np.ndarray:
         if self.driven:   # its drive has the input's shape, not its own
@@ -283,7 +284,7 @@ class HostKernel(Kernel):
             ins = [ProductKernel._gather(self, inputs, o) for o in self.operands]  # type: ignore[arg-type]
         with torch.no_grad():
             y = host_apply(self.fn, [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)) for a in ins],
-                           self.out_shape)
+                           self.out_shape, steps=self.window_steps)
         return y.reshape(y.shape[0], -1).numpy()
 
 
@@ -374,8 +375,12 @@ def _host_kernel(pop: HostPopulation, num: Numerics) -> Kernel:
         raise SnnCompileError(host_refusal(pop, "the integer datapath"),
                               "drop --fixed-point: host partitions run in float", EXIT_UNSUPPORTED)
     if pop.fn.window:
-        raise SnnCompileError(window_refusal(pop, "a stepped kernel (the fused Lava emission, the integer datapath)"),
+        raise SnnCompileError(window_refusal(pop, "a stepped kernel (the integer datapath, a one-step run)"),
                               WINDOW_HINT, EXIT_UNSUPPORTED)
+    return _host_kernel_of(pop, num)
+
+
+def _host_kernel_of(pop: HostPopulation, num: Numerics) -> HostKernel:
     k = HostKernel(pop.name, pop.size, num, pop.graded, bias=num.bias(pop) if pop.driven else None, fn=pop.fn,
                    driven=pop.driven, in_shape=tuple(pop.in_shape), out_shape=tuple(pop.shape))
     for o in pop.operands:
@@ -404,6 +409,11 @@ def build_kernel(net: Netlist, name: str) -> Kernel:
     else:
         pop = net.populations[name]
         k = KERNEL(pop)(pop, num)
+    return _joined(net, name, k, num)
+
+
+def _joined(net: Netlist, name: str, k: Kernel, num: Numerics) -> Kernel:
+    """``k`` with the synapses of every projection into ``name`` unrolled."""
     for proj in net.into(name):
         if proj.nnz == 0:
             continue
@@ -411,6 +421,20 @@ def build_kernel(net: Netlist, name: str) -> Kernel:
             k.sources.append(proj.src)
         k.synapses.append((k.sources.index(proj.src), num.synapses(proj, net.populations[proj.src])))
     return k
+
+
+def window_values(net: Netlist, name: str, recorded: dict[str, np.ndarray]) -> np.ndarray:
+    """Window host ``name`` (a time barrier) computed on the host between two stages of a stepped
+    run: its sources' outputs over every step, ``recorded`` [T, N, size], → its outputs [T, N, size]."""
+    pop = net.populations[name]
+    num = numerics(net)
+    if not (isinstance(pop, HostPopulation) and pop.fn.window) or isinstance(num, IntNumerics):
+        raise ValueError(f"`{name}` is not a float window host")
+    k = _joined(net, name, _host_kernel_of(pop, num), num)
+    T, N = next(iter(recorded.values())).shape[:2]
+    k.window_steps = T
+    y = k.step([np.asarray(recorded[s], dtype=np.float64).reshape(T * N, -1) for s in k.sources])
+    return y.reshape(T, N, -1)
 
 
 def step_order(net: Netlist) -> list[str]:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from backends.lava import compat
 
@@ -90,9 +91,24 @@ def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
     if plan.delays or select != "floating_pt":
         raise SnnCompileError("window hosts (time barriers) with a recurrent loop or on the fixed-point datapath "
                               "cannot be staged", WINDOW_HINT, EXIT_UNSUPPORTED)
+    # the host computes between stages in this process, which then starts the next stage's Lava
+    # processes: a torch thread pool started here would be inherited by them half-initialised (they
+    # hang in their first torch call), so the host's arithmetic stays on this one thread
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _staged(plan, order, stage, xin, record, workdir, B, progress, (select, message))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _staged(plan: Netlist, order: list[str], stage: dict[str, int], xin: np.ndarray, record: list[str],
+            workdir: Path, B: int, progress: Callable[[int, int], None] | None, types: tuple[str, type]
+            ) -> dict[str, np.ndarray]:
+    """Stage by stage: the window hosts of stage k from every step, then stage k as one Lava run."""
     values: dict[str, np.ndarray] = {plan.source.name: xin}   # every population a later stage reads
     out: dict[str, np.ndarray] = {}
-    for k in range(last + 1):
+    for k in range(max(stage.values()) + 1):
         names = [n for n in order if stage[n] == k]
         for n in names:
             pop = plan.populations.get(n)
@@ -103,7 +119,7 @@ def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
         later = {s for n in order if stage[n] > k for s in _sources(plan, n)}
         wanted = (set(record) | {OUTPUT} | later) & set(stepped)
         got = _run_stage(plan, stepped, feeds, wanted, workdir / f"stage{k}", B,
-                         progress, (select, message), workdir / ERRORS) if stepped else {}
+                         progress, types, workdir / ERRORS) if stepped else {}
         values.update(got)
         out.update({n: v for n, v in {**got, **{n: values[n] for n in names if n in values}}.items()
                     if n in record or n == OUTPUT})

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from corpus.host_select import batch_index_select
-from equivalence import assert_same_spikes
+from equivalence import assert_same_spikes, run_all
 from spikingjelly.activation_based import neuron
 from torch import nn
 
@@ -16,7 +16,9 @@ from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend import trace_model
 from snncompile.ir import Host, load_ir, save_ir
 from snncompile.ir.host import Compare, IndexSelect, Max, Sort, Where, host_apply
+from snncompile.netlist import window_stages
 from snncompile.sim import run_torch, simulate
+from snncompile.sim.netlist import simulate_netlist
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +129,18 @@ class WindowScored(Ranked):
         return self.sn2(self.head(s * peak[None, :, :, None]))
 
 
+class WindowGathered(Ranked):
+    """The official SparseSpikformer's eval selector in small: tokens ranked by their spikes averaged over
+    every step, the top 3 indices repeated over T and gathered from every step (``batch_index_select``)."""
+
+    def forward(self, x):
+        s = self.sn(self.embed(x))
+        T, B, N, C = s.shape
+        keep = torch.argsort(s.mean(0).sum(-1), dim=1, descending=True)[:, :3]
+        keep = keep.unsqueeze(0).repeat(T, 1, 1).reshape(T * B, -1)
+        return self.sn2(self.head(batch_index_select(s.flatten(0, 1), keep).reshape(T, B, -1, C)))
+
+
 class WindowHead(Ranked):
     """A host operation on the mean over time that never comes back to the steps."""
 
@@ -135,22 +149,48 @@ class WindowHead(Ranked):
         return torch.log_softmax(self.head(s.mean(0)), dim=-1)
 
 
-def test_a_mean_over_time_read_by_a_host_and_used_per_step_is_a_window_host(tmp_path):
-    model = WindowScored("amax").eval()
-    with torch.no_grad():
-        model.embed.weight.mul_(3.0)
+@pytest.fixture(scope="module")
+def windows():
+    """Both window models (a gate from the mean over time; SparseSpikformer's gather), inputs, PyTorch's spikes."""
     x = np.random.default_rng(0).random((4, 2, 6, 4))
-    tr = trace_model(model, (6, 4))
-    g = tr.graph
-    assert [type(g.node(n).fn).__name__ for n in g.topo() if isinstance(g.node(n), Host)] == [
-        "TimeMean", "Max", "Product"]
-    tor = run_torch(model, x, tr.step_mode, list(tr.neuron_sources.values()), g.output_time_reduced)
-    spikes = {n: tor.spikes[p] for n, p in tr.neuron_sources.items()}
-    assert all(0.02 < s.mean() < 0.98 for s in spikes.values()), "every layer fires, none saturates"
-    assert_same_spikes(spikes, simulate(g, x).spikes)
+    out = {}
+    for cls in (WindowScored, WindowGathered):
+        torch.manual_seed(0)
+        model = cls("amax").eval()
+        with torch.no_grad():
+            model.embed.weight.mul_(3.0)
+        runs = run_all(model, x, (6, 4))
+        out[cls.__name__] = (model, runs)
+    return x, out
+
+
+@pytest.mark.parametrize("name, fns", [("WindowScored", ["TimeMean", "Max", "Product"]),
+                                       ("WindowGathered", ["TimeMean", "Sort", "IndexSelect"])])
+def test_a_mean_over_time_read_by_a_host_and_used_per_step_is_a_window_host(windows, name, fns, tmp_path):
+    x, models = windows
+    _, runs = models[name]
+    g = runs.trace.graph
+    assert [type(g.node(n).fn).__name__ for n in g.topo() if isinstance(g.node(n), Host)] == fns
+    assert all(0.02 < s.mean() < 0.98 for s in runs.torch_spikes.values()), "every layer fires, none saturates"
+    assert_same_spikes(runs.torch_spikes, runs.ref_spikes)
+    assert_same_spikes(runs.torch_spikes, simulate_netlist(runs.plan, x))
     saved = load_ir(save_ir(g, tmp_path / "model.ir.npz"))   # host functions by name (-o DIR writes the IR)
     assert [g.node(n).fn for n in g.of_type(Host)] == [saved.node(n).fn for n in saved.of_type(Host)]
-    assert_same_spikes(spikes, simulate(saved, x).spikes)
+    assert_same_spikes(runs.torch_spikes, simulate(saved, x).spikes)
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("name", ["WindowScored", "WindowGathered"])
+def test_window_hosts_run_staged_on_lava_spike_for_spike(windows, name):
+    """Stage 0 (the network before the barrier) is one Lava run over all T steps, the host averages,
+    stage 1 is a second Lava run fed with the means."""
+    from backends.lava import run_lava
+
+    x, models = windows
+    _, runs = models[name]
+    assert max(window_stages(runs.plan).values()) == 1
+    lava = run_lava(runs.plan, x, timeout_s=300)
+    assert_same_spikes(runs.torch_spikes, lava.spikes, "Lava vs PyTorch:")
 
 
 def test_a_host_operation_on_a_mean_over_time_that_never_returns_to_the_steps_is_refused():

@@ -180,7 +180,7 @@ def test_a_mean_over_time_read_by_a_host_and_used_per_step_is_a_window_host(wind
 
 
 @pytest.mark.lava
-@pytest.mark.parametrize("name", ["WindowScored", "WindowGathered"])
+@pytest.mark.parametrize("name", ["WindowScored"])   # the gather: tests/corpus/test_sparse_official.py
 def test_window_hosts_run_staged_on_lava_spike_for_spike(windows, name):
     """Stage 0 (the network before the barrier) is one Lava run over all T steps, the host averages,
     stage 1 is a second Lava run fed with the means."""

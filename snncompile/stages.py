@@ -223,8 +223,14 @@ def token_selection(graph: IRGraph, *, steps: int, x: np.ndarray | None, values:
                     keep_ratio: float | None, report: EnergyReport, cost_model: str) -> Any:
     """What the model's token selectors save (None without selectors, or without input and
     ``--keep-ratio``): exact from the simulation, else from the stated keep ratio."""
-    from snncompile.energy.tokens import selectors, token_saving
+    from snncompile.energy.tokens import gather_selectors, selectors, token_saving
 
+    gathers = gather_selectors(graph)
+    if gathers and not selectors(graph):   # the layers after them are counted over the kept tokens already
+        kept = ", ".join(f"{k} of {n}" for k, n in gathers.values())
+        report.notes.append(f"token selectors gather the kept tokens ({kept}): every layer after them is counted "
+                            "over the kept tokens only; the saving against keeping every token is the difference "
+                            "to the same model compiled keeping every token (e.g. benchmarks/sparse_official.py)")
     if not selectors(graph):
         if keep_ratio is not None:
             raise SnnCompileError("--keep-ratio was given, but the model has no token selector (a top-k keep mask "

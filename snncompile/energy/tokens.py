@@ -22,7 +22,7 @@ from snncompile.energy.estimate import estimate_energy
 from snncompile.energy.report import EnergyReport, num
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
 from snncompile.ir import Conv2d, Host, IRGraph, Linear, Reshape, Slice, Transpose
-from snncompile.ir.host import Product, ScatterOnes, TopK
+from snncompile.ir.host import Gather, IndexSelect, Product, ScatterOnes, Sort, TopK
 from snncompile.ir.structure import binary_spikes
 
 _VIEWS = (Reshape, Transpose, Slice)
@@ -90,6 +90,23 @@ def selectors(graph: IRGraph) -> dict[str, tuple[str, str]]:
                 top = _through_views(graph, graph.inputs(mask)[0])
                 if isinstance(graph.node(top), Host) and isinstance(graph.node(top).fn, TopK):
                     out[name] = (mask, top)
+    return out
+
+
+def gather_selectors(graph: IRGraph) -> dict[str, tuple[int, int]]:
+    """Gathers of kept tokens (index_select / gather whose indices are a slice of a sort or a top-k: the
+    official SparseSpikformer, TP-Spikformer) → (tokens kept, tokens) per row; every later layer has
+    the kept tokens only in its shapes, so its counts are those of the kept tokens already."""
+    out = {}
+    for name in graph.of_type(Host):
+        node = graph.node(name)
+        if not isinstance(node.fn, (IndexSelect, Gather)) or len(graph.inputs(name)) != 2:
+            continue
+        x, idx = graph.inputs(name)
+        src = _through_views(graph, idx)
+        if isinstance(graph.node(src), Host) and isinstance(graph.node(src).fn, (Sort, TopK)):
+            axis = node.fn.axis
+            out[name] = (int(node.shape[axis]), int(graph.node(x).shape[axis]))
     return out
 
 
@@ -172,5 +189,5 @@ def token_saving(graph: IRGraph, *, steps: int, x: np.ndarray | None = None, kee
     return out
 
 
-__all__ = ["PrunedLayer", "TokenSaving", "binary_spikes", "keep_every_token", "pruned_layers", "selectors",
-           "token_saving"]
+__all__ = ["PrunedLayer", "TokenSaving", "binary_spikes", "gather_selectors", "keep_every_token", "pruned_layers",
+           "selectors", "token_saving"]

@@ -15,6 +15,7 @@ from corpus.test_corpus import hook_counts
 from equivalence import Runs, assert_compiled_matches, assert_same_spikes
 from spikingjelly.clock_driven import functional
 
+from snncompile import stages
 from snncompile.energy.estimate import estimate_energy
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend import trace_model
@@ -113,7 +114,7 @@ def test_macs_equal_hooks_and_sops_after_the_selector_count_kept_tokens(official
 
 
 def test_window_host_has_its_own_off_core_energy_row(official):
-    _, _, runs, graph, ref = official
+    _, x, runs, graph, ref = official
     d = estimate_energy(graph, steps=T, values=ref.values).to_dict()
     rows = {r["name"]: r for r in d["layers"] if r.get("off_core")}
     means = [r for r in rows.values() if r["op"].startswith("host:time_mean")]
@@ -123,6 +124,11 @@ def test_window_host_has_its_own_off_core_energy_row(official):
     host = d["variants"]["snn"]["breakdown_pj"]["host"]
     assert host == pytest.approx(sum(r["energy_pj"]["snn"] for r in rows.values()))
     assert 0 < host < d["variants"]["snn"]["energy_pj"]
+    # the gather selectors are named with their keep counts (the layers after them count kept tokens only)
+    report = estimate_energy(graph, steps=T, values=ref.values)
+    assert stages.token_selection(graph, steps=T, x=x, values=ref.values, keep_ratio=None, report=report,
+                                  cost_model="45nm") is None
+    assert any("(57 of 64, 51 of 57, 46 of 51)" in n for n in report.notes)
 
 
 def test_stepped_runs_refuse_the_window_host_by_name(official):

@@ -16,6 +16,7 @@ from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend import trace_model
 from snncompile.ir import Host, load_ir, save_ir
 from snncompile.ir.host import Compare, IndexSelect, Max, Sort, Where, host_apply
+from snncompile.mapping import load_chip, map_to_cores
 from snncompile.netlist import window_stages
 from snncompile.sim import run_torch, simulate
 from snncompile.sim.netlist import simulate_netlist
@@ -174,6 +175,8 @@ def test_a_mean_over_time_read_by_a_host_and_used_per_step_is_a_window_host(wind
     assert all(0.02 < s.mean() < 0.98 for s in runs.torch_spikes.values()), "every layer fires, none saturates"
     assert_same_spikes(runs.torch_spikes, runs.ref_spikes)
     assert_same_spikes(runs.torch_spikes, simulate_netlist(runs.plan, x))
+    cmap = map_to_cores(runs.plan, load_chip("loihi2")).to_dict()   # the mapping says the run is staged
+    assert cmap["stages"]["count"] == 2 and any("time_mean (window" in v for v in cmap["off_core"].values())
     saved = load_ir(save_ir(g, tmp_path / "model.ir.npz"))   # host functions by name (-o DIR writes the IR)
     assert [g.node(n).fn for n in g.of_type(Host)] == [saved.node(n).fn for n in saved.of_type(Host)]
     assert_same_spikes(runs.torch_spikes, simulate(saved, x).spikes)

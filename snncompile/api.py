@@ -359,6 +359,7 @@ def _compile(model: Any, opt: Options) -> Report:
     T = _steps(opt.steps, tr.meta, data, graph.model_steps)
     report = Report(model=_label(model), target=opt.target, steps=T, layers=layer_rows(graph),
                     passes=[s.to_dict() for s in optimized.stats])
+    report.notes.extend(tr.graph.meta.get("notes", []))   # the frontend's (e.g. outputs not emitted)
     report.notes.extend(w for s in optimized.stats for w in s.warnings)
 
     net = stages.lower(graph) if targets.TARGETS[opt.target].lowers else None

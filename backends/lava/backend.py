@@ -28,7 +28,11 @@ from backends.lava.dynamics import SJ_PARAMS
 from backends.lava.standard import standard_specs
 from backends.lava.worker import OS_ERROR_EXIT, OS_ERROR_TAG
 from snncompile.errors import EXIT_BACKEND, SnnCompileError
-from snncompile.netlist import OUTPUT, Netlist, NeuronPopulation
+from snncompile.netlist import (
+    OUTPUT,
+    Netlist,
+    NeuronPopulation,
+)
 from snncompile.netlist.netlist import refuse_delays, refuse_dynamics
 
 

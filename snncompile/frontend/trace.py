@@ -43,6 +43,7 @@ from snncompile.frontend.ops.common import (
 )
 from snncompile.frontend.ops.neurons import check_neurons, stock_neuron
 from snncompile.frontend.ops.registry import family_of
+from snncompile.frontend.ops.window import follow_window
 from snncompile.frontend.tracer import MISSING, DataDependent, ShapeTracer, flat_values, values_of
 from snncompile.ir import Host, Input, IRGraph, Output, Pool2d
 
@@ -216,7 +217,9 @@ class _Converter(Converter):
     def _after_time_mean(self, n: fx.Node) -> None:
         """A value computed from a mean over the time steps (``x.mean(0)``) is carried per step
         (it is summed at the output); a host operation on it would see one step's value, not the
-        mean over every step, so it is refused (a selector scoring tokens from the whole window)."""
+        mean over every step, so it is refused. A chain that comes back to the steps (the official
+        SparseSpikformer's selector) never gets here: the mean is a window host (frontend.ops.window)."""
+        follow_window(self, n)
         if not any(a.name in self.after_mean for a in n.all_input_nodes):
             return
         self.after_mean.add(n.name)
@@ -227,8 +230,10 @@ class _Converter(Converter):
         raise SnnCompileError(
             f"`{self.g.node(out).fn.describe()}` at `{self.module_of(n)}` reads a mean over the time steps "
             "(e.g. `x.mean(0)`): the host would need every step before it could compute the first",
-            "score from each step's values (e.g. x.flatten(0, 1)) instead of their mean over time, or compile "
-            "the network after the selector with a static keep-mask (--patch-mask)", EXIT_UNSUPPORTED)
+            "score from each step's values (e.g. x.flatten(0, 1)) instead of their mean over time, use the result "
+            "at every step again (repeat it over T or gather tokens from x.flatten(0, 1): a window host, compiled "
+            "exactly), or compile the network after the selector with a static keep-mask (--patch-mask)",
+            EXIT_UNSUPPORTED)
 
     def placeholder(self, n: fx.Node) -> None:
         if self.g.of_type(Input) and (not n.users or n.args):
@@ -261,6 +266,28 @@ class _Converter(Converter):
         reduced = self.layout.reduced or arg.name in self.time_reduced
         self.g.output_time_reduced = bool(reduced)
         self.add("output", Output(node.shape, "output"), [src])
+        self._note_other_outputs(n, arg)
+
+    def _note_other_outputs(self, n: fx.Node, first: fx.Node) -> None:
+        """forward() returns several values (the official SparseSpikformer: ``(x, decisions)``): the
+        first is the network's output; the others are said not to be emitted, not dropped silently."""
+        if self.layout.output is not None:
+            return
+        others = [a for a in _flat_nodes(n.args[0]) if a is not first and a.name in self.rec.shapes]
+        if others:
+            names = ", ".join(f"`{a.name}`" for a in others[:3]) + (", …" if len(others) > 3 else "")
+            self.g.meta.setdefault("notes", []).append(
+                f"forward() returns several values: the first tensor (`{first.name}`) is the compiled network's "
+                f"output; the other {len(others)} ({names}, e.g. a selector's kept-token indices) are host-side "
+                "values the compiler does not emit")
+
+
+def _flat_nodes(value: Any) -> list[fx.Node]:
+    """The fx nodes inside a (nested) tuple / list / dict return value."""
+    if isinstance(value, fx.Node):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else ()
+    return [m for v in items for m in _flat_nodes(v)]
 
 
 def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "model",

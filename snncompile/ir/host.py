@@ -40,6 +40,8 @@ class HostFn:
     name: ClassVar[str] = "host"
     arity: ClassVar[int] = 1
     elementwise: ClassVar[bool] = False   # output shape = input shape, one value per element
+    window: ClassVar[bool] = False        # a time barrier: every step's output reads every step's input
+    selects: ClassVar[bool] = False       # its outputs are elements of its first input (a gather of tokens)
 
     def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
@@ -60,6 +62,7 @@ class Identity(HostFn):
     """y = x: real values received from synapses (a relay into a host operation)."""
 
     name: ClassVar[str] = "identity"
+    selects: ClassVar[bool] = True
     elementwise: ClassVar[bool] = True
 
     def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
@@ -187,6 +190,7 @@ class Gather(HostFn):
 
     axis: int = 0
     name: ClassVar[str] = "gather"
+    selects: ClassVar[bool] = True
     arity: ClassVar[int] = 2
 
     def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
@@ -235,6 +239,7 @@ class Broadcast(HostFn):
     token indices spread over channels before a gather)."""
 
     name: ClassVar[str] = "broadcast"
+    selects: ClassVar[bool] = True
 
     def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError("Broadcast needs the output shape: use host_apply")
@@ -275,6 +280,7 @@ class IndexSelect(HostFn):
 
     axis: int = 0
     name: ClassVar[str] = "index_select"
+    selects: ClassVar[bool] = True
     arity: ClassVar[int] = 2
 
     def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
@@ -356,13 +362,46 @@ class Compare(HostFn):
         return HostCost(comparisons=_size(out_shape))
 
 
+@dataclass(frozen=True)
+class TimeMean(HostFn):
+    """A time barrier (window host): y[t] = (1/T) · Σ_{τ=0}^{T−1} x[τ] for every step t = 0 … T−1, per
+    sample and element (the official SparseSpikformer's ``spatial_x = x.mean(0)``, its selector then
+    reading the same value at every step). It needs every step of its input before its first output,
+    so a run is staged: the network before the barrier runs all T steps, the host averages, the
+    network after it runs all T steps. ``apply`` needs T (:func:`host_apply`'s ``steps``)."""
+
+    name: ClassVar[str] = "time_mean"
+    elementwise: ClassVar[bool] = True
+    window: ClassVar[bool] = True
+
+    def apply(self, ins: list[torch.Tensor]) -> torch.Tensor:
+        raise ValueError("a time mean needs the number of steps: use host_apply(..., steps=T)")
+
+    def apply_window(self, ins: list[torch.Tensor], steps: int) -> torch.Tensor:
+        x = ins[0]
+        per = x.reshape(steps, x.shape[0] // steps, *x.shape[1:])   # rows are time-major: [T·N, ...]
+        return per.mean(0, keepdim=True).expand_as(per).reshape(x.shape)
+
+    def cost(self, in_shapes, out_shape) -> HostCost:
+        return HostCost(macs=_size(out_shape))   # one accumulation per element and step (1/T folded into the next op)
+
+    def describe(self) -> str:
+        return "time_mean (window: reads all T steps before its first output)"
+
+
 def _dim(axis: int, x: torch.Tensor) -> int:
     """Per-sample axis → axis of the batched [N, *shape] tensor."""
     return axis + 1 if axis >= 0 else x.dim() + axis
 
 
-def host_apply(fn: HostFn, ins: list[torch.Tensor], out_shape: tuple[int, ...]) -> torch.Tensor:
-    """``fn`` on batched inputs [N, *in_shape_k] → [N, *out_shape]."""
+def host_apply(fn: HostFn, ins: list[torch.Tensor], out_shape: tuple[int, ...], steps: int | None = None
+               ) -> torch.Tensor:
+    """``fn`` on batched inputs [N, *in_shape_k] → [N, *out_shape]; a window function (``fn.window``)
+    needs ``steps`` = T, its rows being every step of every sample, time-major."""
+    if isinstance(fn, TimeMean):
+        if steps is None:
+            raise ValueError(f"`{fn.name}` is a window host: it needs every step (steps=T), not one step")
+        return fn.apply_window(ins, steps).reshape(ins[0].shape[0], *out_shape)
     if isinstance(fn, ScatterOnes):
         return fn.apply_shaped(ins, out_shape)
     if isinstance(fn, Broadcast):
@@ -372,4 +411,4 @@ def host_apply(fn: HostFn, ins: list[torch.Tensor], out_shape: tuple[int, ...]) 
 
 HOST_FUNCTIONS: dict[str, type[HostFn]] = {c.name: c for c in (Identity, Gelu, Sigmoid, Softmax, LogSoftmax, TopK, ScatterOnes,
                                                                 Gather, Product, MaxPool, Broadcast, Sort, IndexSelect,
-                                                                Where, Max, Compare)}
+                                                                Where, Max, Compare, TimeMean)}

@@ -13,6 +13,7 @@ from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.fsutil import write_atomic
 from snncompile.ir.dynamics import LEGACY_FIELDS, Dynamics, from_legacy, make, stored_fields, stored_params
 from snncompile.ir.graph import IRGraph
+from snncompile.ir.host import HOST_FUNCTIONS, HostFn
 from snncompile.ir.nodes import NODE_TYPES, Neuron
 
 FORMAT = "snncompile-ir/2"
@@ -43,6 +44,9 @@ def save_ir(graph: IRGraph, path: str | Path, write=write_atomic) -> Path:
                         key = f"{len(arrays)}"
                         arrays[key] = getattr(value, k)
                         array_keys.append([f"{f.name}.{k}", key])
+            elif isinstance(value, HostFn):   # a host function by its name and its (scalar) fields
+                attrs[f.name] = {"host_fn": value.name, "params": {k.name: _jsonable(getattr(value, k.name))
+                                                                   for k in fields(value)}}
             elif isinstance(value, np.ndarray):
                 key = f"{len(arrays)}"
                 arrays[key] = value
@@ -71,6 +75,14 @@ def _neuron_kwargs(kwargs: dict) -> dict:
         return {**kwargs, "dynamics": make(d["type"], params)}
     old = {k: kwargs.pop(k) for k in LEGACY_FIELDS if k in kwargs}
     return {**kwargs, "dynamics": from_legacy(old)}
+
+
+def _host_fn(stored: dict, path: Path, name: str) -> HostFn:
+    cls = HOST_FUNCTIONS.get(stored["host_fn"])
+    if cls is None:
+        raise SnnCompileError(f"{path}: host node `{name}` has an unknown function `{stored['host_fn']}`",
+                              "re-export it with this version of snncompile", EXIT_USAGE)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.get("params", {}).items()})
 
 
 def load_ir(path: str | Path) -> IRGraph:
@@ -106,6 +118,8 @@ def load_ir(path: str | Path) -> IRGraph:
         for k, v in list(kwargs.items()):
             if isinstance(v, list):
                 kwargs[k] = tuple(v)
+            elif isinstance(v, dict) and "host_fn" in v:
+                kwargs[k] = _host_fn(v, path, e["name"])
         if cls is Neuron:
             try:
                 kwargs = _neuron_kwargs(kwargs)

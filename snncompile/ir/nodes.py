@@ -471,6 +471,8 @@ class Host(Node):
 
         y[t] = fn(x_1[t], …, x_k[t])        (inputs in graph input order; k = fn.arity)
 
+    except a window function (``fn.window``, a time barrier: TimeMean), y[t] = fn(x[0 … T−1])[t].
+
     Stateful: no. Synaptic: no. Spiking: no (graded values; a keep mask is 0/1).
     """
 

@@ -231,7 +231,7 @@ def _host(node: Host, ins, steps, mode="affine"):
     if mode != "affine":
         raise ValueError(f"a host operation ({node.fn.describe()}) is not linear: never inside a chain")
     n = ins[0].shape[0]
-    return host_apply(node.fn, [x.reshape(n, *x.shape[1:]) for x in ins], tuple(node.shape))
+    return host_apply(node.fn, [x.reshape(n, *x.shape[1:]) for x in ins], tuple(node.shape), steps=steps)
 
 
 @STEP.register(Mask)

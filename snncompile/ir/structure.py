@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from snncompile.ir.graph import IRGraph
-from snncompile.ir.host import Gather, IndexSelect, Product
+from snncompile.ir.host import Product
 from snncompile.ir.memo import memo
 from snncompile.ir.nodes import (
     AdaptiveAvgPool2d,
@@ -113,10 +113,9 @@ def _all_sources(graph: IRGraph, name: str, step: Callable[[str, Node], bool | l
 
 
 def _passes_through(node: Node) -> bool:
-    """The node's values are some of its first input's (a gather picks tokens of x, not idx)."""
+    """The node's values are some of its first input's (host gathers: :func:`_selects`)."""
     return isinstance(node, (Reshape, Mask, Transpose, Slice, Delay)) or (
-        isinstance(node, Pool2d) and passes_values(node)) or (
-        isinstance(node, Host) and isinstance(node.fn, (Gather, IndexSelect)))
+        isinstance(node, Pool2d) and passes_values(node))
 
 
 def spike_valued(graph: IRGraph, name: str) -> bool:
@@ -132,6 +131,8 @@ def spike_valued(graph: IRGraph, name: str) -> bool:
             return binary_spikes(graph, n)
         if _masked(graph, n, node):   # tokens of spikes times a 0/1 keep mask: spikes of the kept tokens
             return [s for s in graph.inputs(n) if not binary_spikes(graph, s)][:1] or graph.inputs(n)[:1]
+        if _selects(node):   # kept tokens gathered from spikes (or sums of them)
+            return graph.inputs(n)[:1]
         return False
     return _all_sources(graph, name, step)
 
@@ -140,6 +141,11 @@ def _masked(graph: IRGraph, name: str, node: Node) -> bool:
     """A host product with a 0/1 factor (a keep mask computed on the host)."""
     return isinstance(node, Host) and isinstance(node.fn, Product) and \
         any(binary_spikes(graph, s) for s in graph.inputs(name))
+
+
+def _selects(node: Node) -> bool:
+    """A host gather: its values are elements of its first input (index_select of kept tokens)."""
+    return isinstance(node, Host) and node.fn.selects
 
 
 def passes_values(node: Pool2d) -> bool:
@@ -160,6 +166,8 @@ def binary_spikes(graph: IRGraph, name: str) -> bool:
             return graph.inputs(n)[:1]     # s or NOT s = 1 − s
         if _masked(graph, n, node):
             return list(graph.inputs(n))   # spikes ⊙ a 0/1 keep mask
+        if _selects(node):
+            return graph.inputs(n)[:1]     # spikes of the kept tokens, gathered
         return isinstance(node, Host) and node.fn.binary_out()   # a host keep mask
     return _all_sources(graph, name, step)
 

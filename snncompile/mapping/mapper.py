@@ -29,6 +29,7 @@ from snncompile.netlist import (
     OrPopulation,
     PopulationRegistry,
     ProductPopulation,
+    window_stages,
 )
 
 CHIPS_DIR = Path(__file__).parent / "chips"
@@ -95,6 +96,7 @@ class CoreMap:
     unmapped: list[str] = field(default_factory=list)   # custom processes (not synapses)
     host: dict[str, str] = field(default_factory=dict)  # host partition → its op (needs the embedded CPU / host)
     labels: dict[str, str] = field(default_factory=dict)  # population → module path (reports)
+    stages: int = 1   # > 1: window hosts (time barriers) split a run into stages (netlist.window_stages)
 
     @property
     def chips(self) -> int:
@@ -129,6 +131,9 @@ class CoreMap:
                 "cores": len(self.cores), "chips": self.chips, "layers": layers,
                 "unmapped": [lab(n, n) for n in self.unmapped],
                 "off_core": {lab(name, name): f"{op}: {OFF_CORE}" for name, op in self.host.items()},
+                **({"stages": {"count": self.stages, "schedule": "the cores run each stage for all T steps; "
+                               "between stages the host computes the window hosts from every step"}}
+                   if self.stages > 1 else {}),
                 "per_core": [{"layer": lab(c.layer, c.layer), "population": c.layer, "neurons": c.neurons,
                               "input_axons": c.input_axons,
                               "synapse_bits": c.synapse_bits, "output_axons": c.output_axons,
@@ -217,7 +222,7 @@ def map_to_cores(plan: Netlist, chip: ChipProfile) -> CoreMap:
         total += pop.size
     out_cost = np.zeros(total, dtype=np.int64)
     for _ in range(RESPLITS):
-        cmap = CoreMap(chip, labels=dict(plan.labels))
+        cmap = CoreMap(chip, labels=dict(plan.labels), stages=max(window_stages(plan).values(), default=0) + 1)
         core_of = np.full(total, -1)
         for name, pop in plan.populations.items():
             PLACE(pop)(_Placing(plan, chip, cmap, core_of, offsets, total, out_cost), name, pop)

@@ -278,6 +278,18 @@ def refuse_host(net: Netlist, where: str, hint: str = "") -> None:
                                   EXIT_UNSUPPORTED)
 
 
+def window_stages(net: Netlist) -> dict[str, int]:
+    """Stage of every population: 0 before any window host (time barrier), k + 1 from a window
+    host whose inputs reach stage k. A run (chip + host) is staged: stage k runs all T steps, then
+    the window hosts of stage k + 1 compute, then stage k + 1 runs all T steps."""
+    stage: dict[str, int] = {}
+    for pop in sorted(net.populations.values(), key=lambda p: p.depth):
+        srcs = [pr.src for pr in net.into(pop.name)] + [o.src for o in getattr(pop, "operands", [])]
+        before = max((stage.get(s, 0) for s in srcs), default=0)
+        stage[pop.name] = before + int(isinstance(pop, HostPopulation) and pop.fn.window)
+    return stage
+
+
 def synaptic_memory(proj: Projection) -> int:
     """Bits to store ``proj`` as emitted (the one formula, :func:`ir.counting.synaptic_memory_bits`)."""
     return proj.memory_bits

@@ -215,6 +215,17 @@ def host_refusal(pop: HostPopulation, where: str) -> str:
             f"{where} runs only neuromorphic cores")
 
 
+def window_refusal(pop: HostPopulation, where: str) -> str:
+    """The message of a simulator or emission that steps one time step at a time, for a window
+    host (a time barrier: it needs every step of its input before its first output)."""
+    return (f"`{pop.name}` is a window host ({pop.fn.describe()} at `{pop.source or pop.name}`): a time barrier "
+            f"that needs all T steps of its input before its first output; {where} runs one step at a time")
+
+
+WINDOW_HINT = ("simulate with the reference (the energy target, or --check): it runs the network before the barrier "
+               "for all T steps, then the host, then the network after it")
+
+
 @dataclass(kw_only=True)
 class DelayPopulation(Population):
     """Sends its drive of ``steps`` steps ago (per neuron if an array): a recurrent loop or

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from snncompile.netlist.netlist import Netlist
+from snncompile.netlist.netlist import Netlist, window_stages
 from snncompile.netlist.populations import (
     DelayPopulation,
     HostPopulation,
@@ -69,6 +69,13 @@ def lowering_summary(net: Netlist) -> dict[str, Any]:
                            "neurons": 0, "neurons_removed": 0}
     for pop in net.populations.values():
         SUMMARY(pop)(pop, out)
+    stages = window_stages(net)
+    if any(stages.values()):   # window hosts (time barriers): the run is staged (issue 24)
+        out["stages"] = {"count": max(stages.values()) + 1,
+                         "barriers": [n for n, p in net.populations.items()
+                                      if isinstance(p, HostPopulation) and p.fn.window],
+                         "schedule": "stage k runs all T steps on the cores, then the host computes the window "
+                                     "host(s) of stage k + 1 from every step, then stage k + 1 runs all T steps"}
     out.update({
         "projections": sum(1 for p in net.projections if p.nnz),
         "synapses": sum(p.nnz for p in net.projections),

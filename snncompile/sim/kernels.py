@@ -35,6 +35,7 @@ from snncompile.ir import dynamics
 from snncompile.ir.host import HostFn, host_apply
 from snncompile.netlist import (
     OUTPUT,
+    WINDOW_HINT,
     DelayPopulation,
     FixedNetlist,
     HostPopulation,
@@ -48,6 +49,7 @@ from snncompile.netlist import (
     ProductPopulation,
     Projection,
     host_refusal,
+    window_refusal,
 )
 
 
@@ -281,6 +283,7 @@ class HostKernel(Kernel):
     in_shape: tuple[int, ...] = ()
     out_shape: tuple[int, ...] = ()
     operands: list[Operand] = field(default_factory=list)
+    window_steps: int | None = None   # a window host: rows are every step of every sample (window_values)
 
     def step(self, inputs: list[np.ndarray]) -> np.ndarray:
         if self.driven:   # its drive has the input's shape, not its own
@@ -292,7 +295,7 @@ class HostKernel(Kernel):
             ins = [ProductKernel._gather(self, inputs, o) for o in self.operands]  # type: ignore[arg-type]
         with torch.no_grad():
             y = host_apply(self.fn, [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)) for a in ins],
-                           self.out_shape)
+                           self.out_shape, steps=self.window_steps)
         return y.reshape(y.shape[0], -1).numpy()
 
 
@@ -382,6 +385,13 @@ def _host_kernel(pop: HostPopulation, num: Numerics) -> Kernel:
     if isinstance(num, IntNumerics):
         raise SnnCompileError(host_refusal(pop, "the integer datapath"),
                               "drop --fixed-point: host partitions run in float", EXIT_UNSUPPORTED)
+    if pop.fn.window:
+        raise SnnCompileError(window_refusal(pop, "a stepped kernel (the integer datapath, a one-step run)"),
+                              WINDOW_HINT, EXIT_UNSUPPORTED)
+    return _host_kernel_of(pop, num)
+
+
+def _host_kernel_of(pop: HostPopulation, num: Numerics) -> HostKernel:
     k = HostKernel(pop.name, pop.size, num, pop.graded, bias=num.bias(pop) if pop.driven else None, fn=pop.fn,
                    driven=pop.driven, in_shape=tuple(pop.in_shape), out_shape=tuple(pop.shape))
     for o in pop.operands:
@@ -410,6 +420,11 @@ def build_kernel(net: Netlist, name: str) -> Kernel:
     else:
         pop = net.populations[name]
         k = KERNEL(pop)(pop, num)
+    return _joined(net, name, k, num)
+
+
+def _joined(net: Netlist, name: str, k: Kernel, num: Numerics) -> Kernel:
+    """``k`` with the synapses of every projection into ``name`` unrolled."""
     for proj in net.into(name):
         if proj.nnz == 0:
             continue
@@ -417,6 +432,20 @@ def build_kernel(net: Netlist, name: str) -> Kernel:
             k.sources.append(proj.src)
         k.synapses.append((k.sources.index(proj.src), num.synapses(proj, net.populations[proj.src])))
     return k
+
+
+def window_values(net: Netlist, name: str, recorded: dict[str, np.ndarray]) -> np.ndarray:
+    """Window host ``name`` (a time barrier) computed on the host between two stages of a stepped
+    run: its sources' outputs over every step, ``recorded`` [T, N, size], → its outputs [T, N, size]."""
+    pop = net.populations[name]
+    num = numerics(net)
+    if not (isinstance(pop, HostPopulation) and pop.fn.window) or isinstance(num, IntNumerics):
+        raise ValueError(f"`{name}` is not a float window host")
+    k = _joined(net, name, _host_kernel_of(pop, num), num)
+    T, N = next(iter(recorded.values())).shape[:2]
+    k.window_steps = T
+    y = k.step([np.asarray(recorded[s], dtype=np.float64).reshape(T * N, -1) for s in k.sources])
+    return y.reshape(T, N, -1)
 
 
 def step_order(net: Netlist) -> list[str]:
@@ -451,16 +480,17 @@ def run_kernels(net: Netlist, x: np.ndarray, record: list[str] | None = None,
         for k in kernels:
             k.reset(hi - lo)
         for t in range(T):
-            cur = step_kernels(kernels, source, xin[t, lo:hi])
+            cur = step_kernels(kernels, {source: xin[t, lo:hi]})
             for name, rec in out.items():
                 rec[t, lo:hi] = cur[name]
     return out
 
 
-def step_kernels(kernels: list[Kernel], source: str, x: np.ndarray) -> dict[str, np.ndarray]:
-    """One time step of every kernel (in :func:`step_order`) on the input values ``x`` [B, n]
-    of population ``source``: {population: its outputs [B, size]} (fresh arrays)."""
-    cur = {source: x}
+def step_kernels(kernels: list[Kernel], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One time step of every kernel (in :func:`step_order`) on ``inputs`` ({population: its
+    values [B, n]}: the input population's, or an earlier stage's): {population: its outputs
+    [B, size]} (fresh arrays)."""
+    cur = dict(inputs)
     for k in kernels:
         # a delay sends first: its sources have not stepped yet
         cur[k.name] = k.emit() if k.sends_first else k.step([cur[s] for s in k.sources])

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.ir import dynamics
 from snncompile.ir.host import host_apply
 from snncompile.netlist import (
     OUTPUT,
+    WINDOW_HINT,
     DelayPopulation,
     HostPopulation,
     InputPopulation,
@@ -28,6 +30,7 @@ from snncompile.netlist import (
     OutputKind,
     PopulationRegistry,
     ProductPopulation,
+    window_refusal,
 )
 from snncompile.sim.kernels import step_order
 
@@ -62,17 +65,19 @@ def _products(net: Netlist, p: ProductPopulation, full: dict[str, torch.Tensor],
 
 @WHOLE.register(HostPopulation)
 def _hosts(net: Netlist, p: HostPopulation, full: dict[str, torch.Tensor], T: int, N: int) -> torch.Tensor:
-    return host_values(net, p, full, T * N)
+    return host_values(net, p, full, T * N, steps=T)
 
 
-def host_values(net: Netlist, p: HostPopulation, full: dict[str, torch.Tensor], rows: int) -> torch.Tensor:
-    """A host partition's outputs [rows, size]: ``fn`` on its drive or its gathered operands."""
+def host_values(net: Netlist, p: HostPopulation, full: dict[str, torch.Tensor], rows: int,
+                steps: int | None = None) -> torch.Tensor:
+    """A host partition's outputs [rows, size]: ``fn`` on its drive or its gathered operands
+    (rows = ``steps`` × samples, time-major, for a window host: it reads every step)."""
     if p.driven:
         ins = [(_drive(net, p.name, full, rows, int(np.prod(p.in_shape))) + torch.as_tensor(p.bias)
                 ).reshape(rows, *p.in_shape)]
     else:
         ins = [gather(net, o, full).reshape(rows, *o.shape) for o in p.operands]
-    return host_apply(p.fn, ins, tuple(p.shape)).reshape(rows, -1)
+    return host_apply(p.fn, ins, tuple(p.shape), steps=steps).reshape(rows, -1)
 
 
 @WHOLE.register(InputPopulation, DelayPopulation)
@@ -137,6 +142,9 @@ def _product_step(run: _Run, p: ProductPopulation) -> torch.Tensor:
 
 @ONE_STEP.register(HostPopulation)
 def _host_step(run: _Run, p: HostPopulation) -> torch.Tensor:
+    if p.fn.window:
+        raise SnnCompileError(window_refusal(p, "the stepped netlist simulation (a netlist with delays)"), WINDOW_HINT,
+                              EXIT_UNSUPPORTED)
     return host_values(run.net, p, run.full, run.N)
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from snncompile.ir import Delay, Input, IRGraph, Neuron, Output, dynamics
+from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
+from snncompile.ir import Delay, Host, Input, IRGraph, Neuron, Output, dynamics
 from snncompile.ir.semantics import STEP, delayed_step, neuron_params
 
 
@@ -88,6 +89,11 @@ def _run_loop(graph: IRGraph, group: list[str], vals: dict[str, torch.Tensor], T
                     if node.alive is not None:
                         y = y * torch.as_tensor(node.alive.astype(np.float64))
                 else:
+                    if isinstance(node, Host) and node.fn.window:   # one step of a loop is not the window
+                        raise SnnCompileError(f"`{node.fn.describe()}` at `{node.source or name}` is inside a "
+                                              "recurrent loop: a window host needs all T steps of its input "
+                                              "first, and the loop computes them from its own output",
+                                              "take the mean over time outside the loop", EXIT_UNSUPPORTED)
                     y = STEP(node)(node, ins, 1)
             hist[name].append(y)
     return {n: torch.stack(hist[n]).reshape(T * B, *graph.node(n).shape) for n in group}

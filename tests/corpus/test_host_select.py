@@ -8,15 +8,18 @@ import numpy as np
 import pytest
 import torch
 from corpus.host_select import batch_index_select
-from equivalence import assert_same_spikes
+from equivalence import assert_same_spikes, run_all
 from spikingjelly.activation_based import neuron
 from torch import nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
 from snncompile.frontend import trace_model
-from snncompile.ir import Host
+from snncompile.ir import Host, load_ir, save_ir
 from snncompile.ir.host import Compare, IndexSelect, Max, Sort, Where, host_apply
+from snncompile.mapping import load_chip, map_to_cores
+from snncompile.netlist import window_stages
 from snncompile.sim import run_torch, simulate
+from snncompile.sim.netlist import simulate_netlist
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +121,8 @@ def test_ranked_tokens_match_pytorch_and_no_host_names_the_op(how, fns, refused)
 
 
 class WindowScored(Ranked):
-    """Scores from the mean over every step (the official SparseSpikformer's ``x.mean(0)``)."""
+    """Scores from the mean over every step (the official SparseSpikformer's ``x.mean(0)``), used at
+    every step again: a window host (time barrier)."""
 
     def forward(self, x):
         s = self.sn(self.embed(x))
@@ -126,7 +130,73 @@ class WindowScored(Ranked):
         return self.sn2(self.head(s * peak[None, :, :, None]))
 
 
-def test_a_host_operation_on_a_mean_over_time_is_refused_not_miscompiled():
-    with pytest.raises(SnnCompileError, match=r"`max` at `forward` reads a mean over the time steps") as e:
-        trace_model(WindowScored("amax").eval(), (6, 4))
+class WindowGathered(Ranked):
+    """The official SparseSpikformer's eval selector in small: tokens ranked by their spikes averaged over
+    every step, the top 3 indices repeated over T and gathered from every step (``batch_index_select``)."""
+
+    def forward(self, x):
+        s = self.sn(self.embed(x))
+        T, B, N, C = s.shape
+        keep = torch.argsort(s.mean(0).sum(-1), dim=1, descending=True)[:, :3]
+        keep = keep.unsqueeze(0).repeat(T, 1, 1).reshape(T * B, -1)
+        return self.sn2(self.head(batch_index_select(s.flatten(0, 1), keep).reshape(T, B, -1, C)))
+
+
+class WindowHead(Ranked):
+    """A host operation on the mean over time that never comes back to the steps."""
+
+    def forward(self, x):
+        s = self.sn(self.embed(x))
+        return torch.log_softmax(self.head(s.mean(0)), dim=-1)
+
+
+@pytest.fixture(scope="module")
+def windows():
+    """Both window models (a gate from the mean over time; SparseSpikformer's gather), inputs, PyTorch's spikes."""
+    x = np.random.default_rng(0).random((4, 2, 6, 4))
+    out = {}
+    for cls in (WindowScored, WindowGathered):
+        torch.manual_seed(0)
+        model = cls("amax").eval()
+        with torch.no_grad():
+            model.embed.weight.mul_(3.0)
+        runs = run_all(model, x, (6, 4))
+        out[cls.__name__] = (model, runs)
+    return x, out
+
+
+@pytest.mark.parametrize("name, fns", [("WindowScored", ["TimeMean", "Max", "Product"]),
+                                       ("WindowGathered", ["TimeMean", "Sort", "IndexSelect"])])
+def test_a_mean_over_time_read_by_a_host_and_used_per_step_is_a_window_host(windows, name, fns, tmp_path):
+    x, models = windows
+    _, runs = models[name]
+    g = runs.trace.graph
+    assert [type(g.node(n).fn).__name__ for n in g.topo() if isinstance(g.node(n), Host)] == fns
+    assert all(0.02 < s.mean() < 0.98 for s in runs.torch_spikes.values()), "every layer fires, none saturates"
+    assert_same_spikes(runs.torch_spikes, runs.ref_spikes)
+    assert_same_spikes(runs.torch_spikes, simulate_netlist(runs.plan, x))
+    cmap = map_to_cores(runs.plan, load_chip("loihi2")).to_dict()   # the mapping says the run is staged
+    assert cmap["stages"]["count"] == 2 and any("time_mean (window" in v for v in cmap["off_core"].values())
+    saved = load_ir(save_ir(g, tmp_path / "model.ir.npz"))   # host functions by name (-o DIR writes the IR)
+    assert [g.node(n).fn for n in g.of_type(Host)] == [saved.node(n).fn for n in saved.of_type(Host)]
+    assert_same_spikes(runs.torch_spikes, simulate(saved, x).spikes)
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("name", ["WindowScored"])   # the gather: tests/corpus/test_sparse_official.py
+def test_window_hosts_run_staged_on_lava_spike_for_spike(windows, name):
+    """Stage 0 (the network before the barrier) is one Lava run over all T steps, the host averages,
+    stage 1 is a second Lava run fed with the means."""
+    from backends.lava import run_lava
+
+    x, models = windows
+    _, runs = models[name]
+    assert max(window_stages(runs.plan).values()) == 1
+    lava = run_lava(runs.plan, x, timeout_s=300)
+    assert_same_spikes(runs.torch_spikes, lava.spikes, "Lava vs PyTorch:")
+
+
+def test_a_host_operation_on_a_mean_over_time_that_never_returns_to_the_steps_is_refused():
+    with pytest.raises(SnnCompileError, match=r"`log_softmax` at `forward` reads a mean over the time steps") as e:
+        trace_model(WindowHead("amax").eval(), (6, 4))
     assert e.value.exit_code == EXIT_UNSUPPORTED and "each step" in e.value.hint

@@ -45,6 +45,7 @@ class Converter:
         self.env: dict[str, str] = {}           # fx node name → IR node name
         self.time_reduced: set[str] = set()
         self.after_mean: set[str] = set()        # fx values computed from a mean over time
+        self.windowed: set[str] = set()          # fx values computed from a window host (frontend.ops.window)
         self.neuron_sources: dict[str, str] = {}
         self.neuron_calls: dict[str, int] = {}
         self.masks: dict[str, np.ndarray] = {}   # module path → explicit synapse mask

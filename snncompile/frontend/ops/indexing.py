@@ -11,6 +11,7 @@ from snncompile.frontend.ops.common import contextual, selection, unsupported
 from snncompile.frontend.ops.context import Converter
 from snncompile.frontend.ops.registry import FUNCTION, op, op_name
 from snncompile.frontend.ops.shape import static_lift
+from snncompile.frontend.ops.window import lift_window
 from snncompile.frontend.tracer import flat_values
 from snncompile.ir import Concat, Slice
 
@@ -84,7 +85,12 @@ def getitem(cx: Converter, n: fx.Node) -> str | None:
         if picked is not None:
             return picked
         raise selection(f"indexing by a tensor (`{where}`)", cx.module_of(n))
-    lifted = static_lift(cx, n, isinstance(index[0], tuple) and index[0][:1] == (None,))
+    lifts = isinstance(index[0], tuple) and index[0][:1] == (None,)
+    if lifts and all(i is None or i == slice(None) for i in index[0][1:]):   # v[None, :, None]: new axes only
+        window = lift_window(cx, n, src0)
+        if window is not None:
+            return window
+    lifted = static_lift(cx, n, lifts)
     return lifted if lifted is not None else cx.refuse(n)
 
 

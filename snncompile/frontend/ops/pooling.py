@@ -7,6 +7,7 @@ from torch import fx, nn
 from snncompile.frontend.ops.common import VOTING, adaptive_pool, pair, unsupported
 from snncompile.frontend.ops.context import Converter
 from snncompile.frontend.ops.registry import layer, op, op_name
+from snncompile.frontend.ops.window import time_window, window_needed
 from snncompile.ir import Pool2d, Reduce
 
 
@@ -103,6 +104,8 @@ def reduce(cx: Converter, n: fx.Node) -> str:
     name, where = op_name(n), n.format_node()
     dims = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
     if cx.mode == "m" and dims in (0, (0,), [0]):
+        if name == "mean" and window_needed(cx, n):
+            return time_window(cx, n)
         cx.time_reduced.add(n.name)
         cx.after_mean.add(n.name)   # carried per step: no host operation may read it (trace.py)
         return cx.ir_input(n.args[0], where)

@@ -9,6 +9,7 @@ from torch import fx, nn
 from snncompile.frontend.ops.common import unsupported
 from snncompile.frontend.ops.context import Converter
 from snncompile.frontend.ops.registry import FUNCTION, layer, op, op_name
+from snncompile.frontend.ops.window import lift_window
 from snncompile.ir import Transpose
 
 
@@ -71,6 +72,9 @@ def static_lift(cx: Converter, n: fx.Node, lifts: bool) -> str | None:
 
 @op("unsqueeze", "squeeze")
 def squeeze(cx: Converter, n: fx.Node) -> str | None:
+    window = lift_window(cx, n, _source(cx, n))
+    if window is not None:
+        return window
     lifted = static_lift(cx, n, op_name(n) == "unsqueeze" and n.args[1:2] == (0,))
     if lifted is not None:
         return lifted
@@ -84,6 +88,9 @@ def squeeze(cx: Converter, n: fx.Node) -> str | None:
 def repeat(cx: Converter, n: fx.Node) -> str | None:
     """``static-m``: the lifted input repeated over T is the input (the model's own T)."""
     src0 = _source(cx, n)
+    window = lift_window(cx, n, src0)
+    if window is not None:
+        return window
     if cx.layout.convention == "static-m" and src0 is not None and src0.name in cx.lifted \
             and cx.rec.shapes[n.name][:2] == (cx.T, cx.B):
         return cx.env[src0.name]

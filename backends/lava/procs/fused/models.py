@@ -20,8 +20,8 @@ class _Network(PyLoihiProcessModel):
         super().__init__(proc_params)
         p = proc_params
         self.batch, self.steps, self.samples = p["batch"], p["steps"], p["samples"]
-        self.kernels, self.source, self.errors = p["kernels"], p["source"], p["errors"]
-        self.data = np.load(p["data"], mmap_mode="r")
+        self.kernels, self.errors = p["kernels"], p["errors"]
+        self.feeds = {name: np.load(path, mmap_mode="r") for name, path in p["feeds"].items()}
         self.recs = {name: np.load(path, mmap_mode="r+") for name, path in p["records"].items()}
 
     def run_spk(self) -> None:
@@ -43,9 +43,11 @@ class _Network(PyLoihiProcessModel):
         if t == 0:
             for k in self.kernels:
                 k.reset(self.batch)
-        x = np.zeros((self.batch, self.data.shape[2]), dtype=self.data.dtype)
-        x[: hi - lo] = self.data[t, lo:hi]   # a last, partial batch is padded with zeros
-        cur = step_kernels(self.kernels, self.source, x)
+        xs = {}
+        for name, data in self.feeds.items():
+            x = xs[name] = np.zeros((self.batch, data.shape[2]), dtype=data.dtype)
+            x[: hi - lo] = data[t, lo:hi]   # a last, partial batch is padded with zeros
+        cur = step_kernels(self.kernels, xs)
         for name, rec in self.recs.items():
             rec[t, lo:hi] = cur[name][: hi - lo]
             if t == self.steps - 1 and hi == self.samples:

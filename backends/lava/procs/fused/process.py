@@ -26,11 +26,12 @@ from lava.magma.core.process.process import AbstractProcess
 
 
 class FusedNetwork(AbstractProcess):
-    """Every population's kernel (proc param ``kernels``, in step order), fed from ``data``
-    (path of a [T, N, n] ``.npy`` file of the input population ``source``); ``records``:
-    {population: path of a [T, N, size] ``.npy`` file} written as the run goes."""
+    """Every population's kernel (proc param ``kernels``, in step order), fed by ``feeds``
+    ({population: path of a [T, N, n] ``.npy`` file}: the input population, or in a staged run
+    the values of an earlier stage); ``records``: {population: path of a [T, N, size] ``.npy``
+    file} written as the run goes."""
 
-    def __init__(self, *, batch: int, steps: int, samples: int, source: str, data: str, kernels: list,
+    def __init__(self, *, batch: int, steps: int, samples: int, feeds: dict[str, str], kernels: list,
                  records: dict[str, str], errors: str = "errors.txt", name: str | None = None) -> None:
-        super().__init__(batch=batch, steps=steps, samples=samples, source=source, data=data, kernels=kernels,
+        super().__init__(batch=batch, steps=steps, samples=samples, feeds=feeds, kernels=kernels,
                          records=records, errors=errors, name=name)

@@ -29,6 +29,8 @@ from snncompile.sim.kernels import build_kernel
 from snncompile.sim.netlist import simulate_netlist
 
 T, B, N = 4, 2, 64   # CIFAR: 32 px, patch 4 → 64 tokens
+# one worker builds the module fixture once (it takes ~9 s) instead of each xdist worker building it
+pytestmark = pytest.mark.xdist_group("sparse_official")
 
 
 @pytest.fixture(scope="module")

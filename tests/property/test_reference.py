@@ -16,7 +16,7 @@ from .pipeline import compile_case, fired, value_output
 from .profiles import budget
 
 
-@settings(max_examples=budget(ci=300, fuzz=1500))
+@settings(max_examples=budget(ci=150, fuzz=1500))
 @given(spec=net_specs())
 def test_reference_simulator_equals_pytorch(spec: NetSpec) -> None:
     """Unoptimized IR reference = PyTorch on every neuron; after every default pass = PyTorch

@@ -76,7 +76,7 @@ def test_compiles_as_written_and_matches_pytorch_spike_for_spike(name):
 
 
 @pytest.mark.parametrize("name", [n for n in FAMILIES if RAW[n].pools_values])
-def test_max_pool_of_values_estimates_energy_and_lava_names_the_layer(name):
+def test_max_pool_of_values_is_a_priced_host_partition_and_no_host_names_the_layer(name):
     x, T = inputs(name, n=2)
     graph, _ = run_passes(trace_model(model_of(name), RAW[name].shape).graph)
     energy = estimate_energy(graph, steps=T, values=simulate(graph, x, keep_values=True).values).to_dict()

@@ -121,7 +121,7 @@ def find_selectors(graph: IRGraph) -> tuple[list[Selector], list[str]]:
             continue
         idx = _index_input(graph, name, node)
         if idx is None:
-            if isinstance(node.fn, Where) and 0.0 in (node.fn.a, node.fn.b):   # masked_fill(mask, 0)
+            if _token_mask_fill(graph, name, node):
                 unknown.append(f"`{node.fn.describe()}` at `{node.source or name}` (a boolean token mask: how many "
                                "tokens it keeps is data-dependent, there is no k to set to N)")
             continue
@@ -132,6 +132,16 @@ def find_selectors(graph: IRGraph) -> tuple[list[Selector], list[str]]:
         elif isinstance(node.fn, (Gather, IndexSelect)):
             found.append(Selector(name, "gather", *k))
     return found, unknown
+
+
+def _token_mask_fill(graph: IRGraph, name: str, node: Host) -> bool:
+    """``masked_fill(mask, 0)`` / ``where(mask, x, 0)`` whose mask covers whole tokens: one value
+    per token, broadcast over the channels (the last axis). An elementwise ``where(x > 0, x, 0)``
+    or an attention mask is no token selection."""
+    if not isinstance(node.fn, Where) or 0.0 not in (node.fn.a, node.fn.b):
+        return False
+    mask, out = tuple(graph.node(graph.inputs(name)[0]).shape), tuple(node.shape)
+    return bool(out and mask) and out[-1] > 1 and mask[-1] == 1 and any(m > 1 for m in mask)
 
 
 def _mask_selector(graph: IRGraph, name: str) -> Selector | None:

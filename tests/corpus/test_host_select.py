@@ -88,6 +88,8 @@ class Ranked(nn.Module):
             y = flat * count.amax(1, keepdim=True).unsqueeze(-1)
         elif self.how == "masked_fill":
             y = flat.masked_fill((count < 3).unsqueeze(-1), 0.0)
+        elif self.how == "elementwise_where":   # per element, not per token: no token selection
+            y = torch.where(self.embed(x).flatten(0, 1) > 0.5, flat, 0.0)
         else:
             y = torch.where((count > 2).unsqueeze(-1), flat, 0.5 * flat)
         return self.sn2(self.head(y.reshape(T, B, -1, C)))

@@ -218,6 +218,17 @@ def test_a_selector_without_a_k_is_named_in_a_note_never_guessed():
     assert "`where` at `selector`" in note and "data-dependent" in note
 
 
+@pytest.mark.parametrize("how, token_mask", [("masked_fill", True), ("elementwise_where", False)])
+def test_only_a_mask_over_whole_tokens_is_named_as_a_token_selector(how, token_mask):
+    from corpus.test_host_select import Ranked
+
+    graph = trace_model(Ranked(how).eval(), (6, 4)).graph
+    found, unknown = find_selectors(graph)
+    assert found == [] and len(unknown) == token_mask
+    if token_mask:
+        assert "a boolean token mask" in unknown[0]
+
+
 def test_reshape_targets_follow_the_token_axis_or_refuse():
     assert _reshape((24, 4, 8), (24, 32), (64, 32)) == (64, 4, 8)          # heads split off the channels
     assert _reshape((4, 24, 8), (4, 8, 24), (4, 8, 64)) is None             # tokens mixed into another axis

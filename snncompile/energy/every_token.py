@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -227,21 +228,28 @@ def _reshaped(label: str, node: Node, old_in: list[Shape], new_in: list[Shape]) 
         if isinstance(v, np.ndarray) and v.ndim and tuple(v.shape) == tuple(node.shape) and f.name != "alive":
             raise refusal(f"{what} has a parameter `{f.name}` per element")
     if isinstance(node, Neuron):
-        return replace(node, shape=shape, alive=_alive(node, shape, what))
+        return replace(node, shape=shape, dynamics=_dynamics(node, shape, what),
+                       alive=None if node.alive is None else _regrow(node.alive, node, shape, what, "neurons removed"))
     return replace(node, shape=shape)
 
 
-def _alive(node: Neuron, shape: Shape, what: str) -> np.ndarray | None:
-    """Removed neurons the same at every token position stay so; else refused."""
-    if node.alive is None:
-        return None
-    alive = np.asarray(node.alive)
-    for a in _changed_axes(tuple(node.shape), shape):
-        first = np.take(alive, [0], axis=a)
-        if not np.array_equal(np.broadcast_to(first, alive.shape), alive):
-            raise refusal(f"{what} has neurons removed at some token positions only")
-        alive = np.take(first, [0] * shape[a], axis=a)
-    return alive
+def _dynamics(node: Neuron, shape: Shape, what: str) -> Any:
+    """The neuron's dynamics with its per-neuron arrays (thresholds, decays) regrown to ``shape``."""
+    dyn = node.dynamics
+    grown = {f.name: _regrow(v, node, shape, what, f"a parameter `{f.name}` that differs")
+             for f in fields(dyn) if isinstance(v := getattr(dyn, f.name), np.ndarray) and v.ndim}
+    return replace(dyn, **grown) if grown else dyn
+
+
+def _regrow(values: np.ndarray, node: Neuron, shape: Shape, what: str, differs: str) -> np.ndarray:
+    """A per-neuron array the same at every token position, regrown to ``shape``; else refused."""
+    a = np.broadcast_to(np.asarray(values), tuple(node.shape))
+    for ax in _changed_axes(tuple(node.shape), shape):
+        first = np.take(a, [0], axis=ax)
+        if not np.array_equal(np.broadcast_to(first, a.shape), a):
+            raise refusal(f"{what} has {differs} between token positions")
+        a = np.take(first, [0] * shape[ax], axis=ax)
+    return np.ascontiguousarray(a)
 
 
 def _same(node: Node, old_in: list[Shape], new_in: list[Shape], changed: list[int], what: str) -> Shape | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -260,3 +261,42 @@ def test_a_network_without_an_every_token_twin_is_refused_naming_the_node():
         keep_every_token(graph)
     with pytest.raises(NoEveryTokenNetwork):
         token_saving(graph, steps=T)
+
+
+class LinearAfterGather(nn.Module):
+    """Top-16 of 64 tokens gathered, then a linear layer and a neuron per token and channel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.sn = nn.Linear(4, 8), neuron.IFNode(step_mode="m")
+        self.head, self.sn2 = nn.Linear(8, 4), neuron.IFNode(step_mode="m")
+
+    def forward(self, x):                                # x: [T, B, 64, 4]
+        s = self.sn(self.embed(x))
+        T, B, N, C = s.shape
+        flat = s.flatten(0, 1)
+        idx = flat.sum(-1).topk(16, dim=1)[1]
+        kept = torch.gather(flat, 1, idx.unsqueeze(-1).expand(-1, -1, C))
+        return self.sn2(self.head(kept).reshape(T, B, 16, -1))
+
+
+@pytest.mark.parametrize("per_token", [False, True])
+def test_per_neuron_thresholds_are_regrown_to_every_token_or_refused(per_token):
+    """A neuron's per-neuron threshold the same at every token position is regrown to N tokens
+    (and simulates); one that differs between positions has no every-token twin."""
+    graph = trace_model(LinearAfterGather().eval(), (64, 4)).graph
+    (name,) = [n for n in graph.topo() if graph.node(n).op == "neuron" and graph.node(n).shape == (16, 4)]
+    node = graph.node(name)
+    th = np.broadcast_to(np.array([0.5, 1.0, 1.5, 2.0]), node.shape).copy()
+    if per_token:
+        th[3, 1] = 0.75
+    graph.nx.nodes[name]["node"] = replace(node, dynamics=replace(node.dynamics, v_threshold=th))
+    if per_token:
+        with pytest.raises(NoEveryTokenNetwork, match=r"parameter `v_threshold` that differs between token positions"):
+            keep_every_token(graph)
+        return
+    full = keep_every_token(graph)
+    grown = full.node(name).dynamics.v_threshold
+    assert grown.shape == (64, 4) and (grown == th[0]).all()
+    x = np.random.default_rng(0).random((T, 2, 64, 4))
+    assert simulate(full, x).spikes[name].shape[-2:] == (64, 4)

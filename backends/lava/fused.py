@@ -66,6 +66,27 @@ def batch_size(net: Netlist, samples: int) -> int:
     return int(max(1, min(samples, STATE_BUDGET // (8 * max(1, largest)))))
 
 
+def _stages(plan: Netlist) -> tuple[dict[str, int], list[str]]:
+    """Each population's stage (:func:`snncompile.netlist.window_stages`) and the step order."""
+    stage = window_stages(plan)
+    order = step_order(plan)
+    if OUTPUT in order:   # the readout runs with the last of its sources
+        stage[OUTPUT] = max((stage[p.src] for p in plan.into(OUTPUT)), default=0)
+    return stage, order
+
+
+def _window_host(plan: Netlist, name: str) -> bool:
+    pop = plan.populations.get(name)
+    return isinstance(pop, HostPopulation) and pop.fn.window
+
+
+def lava_runs(plan: Netlist) -> int:
+    """How many Lava runs over all T steps a fused simulation of ``plan`` makes per batch:
+    1, or one per stage with populations on the cores when window hosts stage it."""
+    stage, order = _stages(plan)
+    return max(1, len({stage[n] for n in order if not _window_host(plan, n)}))
+
+
 def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
               progress: Callable[[int, int], None] | None = None,
               batch: int | None = None, release: bool = False) -> dict[str, np.ndarray]:
@@ -83,10 +104,7 @@ def run_fused(plan: Netlist, x: np.ndarray, record: list[str], workdir: Path,
     xin = input_values(plan, x)
     T, N = xin.shape[:2]
     B = batch_size(plan, N) if batch is None else max(1, min(batch, N))
-    stage = window_stages(plan)
-    order = step_order(plan)
-    if OUTPUT in order:   # the readout runs with the last of its sources
-        stage[OUTPUT] = max((stage[p.src] for p in plan.into(OUTPUT)), default=0)
+    stage, order = _stages(plan)
     run = _Stage(plan, workdir, B, progress, (select, message), release)
     if max(stage.values(), default=0) == 0:
         return run(order, {plan.source.name: xin}, set(record) | {OUTPUT}, workdir)
@@ -112,8 +130,7 @@ def _staged(plan: Netlist, order: list[str], stage: dict[str, int], xin: np.ndar
     for k in range(max(stage.values()) + 1):
         names = [n for n in order if stage[n] == k]
         for n in names:
-            pop = plan.populations.get(n)
-            if isinstance(pop, HostPopulation) and pop.fn.window:   # on the host, from every step
+            if _window_host(plan, n):   # on the host, from every step
                 values[n] = window_values(plan, n, values)
         stepped = [n for n in names if n not in values]
         feeds = {s: values[s] for n in stepped for s in _sources(plan, n) if s in values}
@@ -140,6 +157,7 @@ class _Stage:
         self.plan, self.workdir, self.batch, self.progress = plan, workdir, batch, progress
         self.select, self.message = types
         self.release = release
+        self.runs, self.done = lava_runs(plan), 0   # Lava runs in all, and finished (for progress)
 
     def __call__(self, order: list[str], feeds: dict[str, np.ndarray], record: set[str],
                  workdir: Path) -> dict[str, np.ndarray]:
@@ -181,8 +199,9 @@ class _Stage:
         try:
             for b in range(batches):
                 proc.run(condition=RunSteps(num_steps=T), run_cfg=cfg)
-                if self.progress:
-                    self.progress((b + 1) * T, batches * T)
+                if self.progress:   # over every stage's run: one bar from 0 to the end
+                    self.progress((self.done * batches + b + 1) * T, self.runs * batches * T)
+            self.done += 1
         finally:
             proc.stop()
             gc.unfreeze()

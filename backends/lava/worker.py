@@ -101,13 +101,14 @@ def main(job_dir: str) -> int:
     # imports before the clock and the memory baseline (as backends.netx.run): both count the run
     fused = spec.get("emit", "fused") == "fused"
     if fused:
-        from backends.lava.fused import batch_size, run_fused
+        from backends.lava.fused import batch_size, lava_runs, run_fused
     else:
         from backends.lava.network import run_plan
     t0, base = time.perf_counter(), _rss_mb()
     T, N = spec["x"].shape[:2]
     if fused:
-        steps = T * -(-N // (spec.get("batch") or batch_size(spec["plan"], N)))
+        # every stage of a staged run (window hosts) steps all T steps of every batch again
+        steps = T * -(-N // (spec.get("batch") or batch_size(spec["plan"], N))) * lava_runs(spec["plan"])
         out = run_fused(spec["plan"], spec["x"], spec["record"], job, progress, spec.get("batch"), release=True)
     else:
         out = run_plan(spec["plan"], spec["x"], spec["record"], progress, spec.get("emit", "stock"))

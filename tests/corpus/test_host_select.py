@@ -194,8 +194,13 @@ def test_window_hosts_run_staged_on_lava_spike_for_spike(windows, name):
     x, models = windows
     _, runs = models[name]
     assert max(window_stages(runs.plan).values()) == 1
-    lava = run_lava(runs.plan, x, timeout_s=300)
+    seen: list[tuple[int, int]] = []
+    lava = run_lava(runs.plan, x, timeout_s=300, progress=lambda d, t: seen.append((d, t)))
     assert_same_spikes(runs.torch_spikes, lava.spikes, "Lava vs PyTorch:")
+    T = x.shape[0]
+    assert lava.steps == 2 * T   # both stages step all T steps (one batch of N samples)
+    done = [d for d, _ in seen]   # one bar over both stages, never restarting
+    assert done == sorted(done) and seen[-1] == (2 * T, 2 * T) and {t for _, t in seen} == {2 * T}
 
 
 def test_a_host_operation_on_a_mean_over_time_that_never_returns_to_the_steps_is_refused():

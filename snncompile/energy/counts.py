@@ -54,7 +54,7 @@ from snncompile.ir.counting import SYNAPSES, all_stored, binary_scales, nonzero_
 from snncompile.ir.host import MaxPool
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP
-from snncompile.ir.structure import binary_spikes, spike_valued
+from snncompile.ir.structure import binary_spikes, spike_valued, time_invariant
 from snncompile.netlist import Netlist
 
 DEFAULT_BITS = 32   # width of weights, biases, activations and membranes unless a node says otherwise
@@ -94,6 +94,8 @@ class LayerCount:
                                           # when the input sums several populations)
     outputs: int | None = None            # output elements that reach a kept neuron (None: all)
     ir_name: str = ""                     # the IR node, once ``name`` is the module path
+    once: bool = False                    # real-valued input the same at every step (made from a
+                                          # window host): computed once per sample, not every step
 
     @property
     def in_size(self) -> int:
@@ -143,7 +145,9 @@ class ProductCount:
 class HostCount:
     """A host operation (off the neuromorphic cores): its operations per sample and step
     (:class:`snncompile.ir.host.HostCost`), and the values crossing the core/host boundary
-    (``values_in`` graded values read from the cores, ``values_out`` sent back)."""
+    (``values_in`` graded values read from the cores, ``values_out`` sent back). ``once``: every
+    input is the same at every step (made from a window host), so the operations and the values
+    read happen once per sample; ``out_once``: the output is, so it is sent once."""
 
     name: str
     source: str
@@ -155,6 +159,8 @@ class HostCount:
     values_in: int
     values_out: int
     ir_name: str = ""
+    once: bool = False
+    out_once: bool = False
 
 
 ENERGY = Registry("energy count")
@@ -220,7 +226,7 @@ def _layer(graph: IRGraph, name: str, node: Conv2d | Linear, layers: Layers) -> 
         weights=int(node.weight.size), weights_nnz=nnz, weights_nonzero=nonzero_weights(node), rows=int(node.weight.shape[0]),
         fan_in=int(node.weight[0].size), bias=0 if node.bias is None else int(node.bias.size),
         weight_bits=bits, kernel_taps=taps, binary_weights=binary, alphas=int(node.weight.shape[0]),
-        role=layers.role(name), fan_synapses=fan, outputs=outputs)
+        role=layers.role(name), fan_synapses=fan, outputs=outputs, once=time_invariant(graph, src))
 
 
 @ENERGY.register(Neuron)
@@ -244,7 +250,8 @@ def _host(graph: IRGraph, name: str, node: Host, layers: Layers | None) -> HostC
     crossing = [int(np.prod(s)) for s, src in zip(ins, graph.inputs(name)) if not _on_host(graph, src)]
     out = node.size if any(not _host_user(graph, u) for u in graph.users(name)) else 0
     return HostCount(name, node.source, node.fn.describe(), tuple(node.shape), cost.macs, cost.comparisons,
-                     cost.transcendentals, sum(crossing), out)
+                     cost.transcendentals, sum(crossing), out, once=all(time_invariant(graph, s) for s in graph.inputs(name)),
+                     out_once=time_invariant(graph, name))
 
 
 _VIEWS = (Reshape, Transpose, Slice)
@@ -274,8 +281,9 @@ def _pool(graph: IRGraph, name: str, node: Pool2d, layers: Layers | None) -> Hos
         return None
     fn = MaxPool(node.kernel, node.stride, node.padding)
     cost = fn.cost([tuple(graph.node(src).shape)], tuple(node.shape))
+    once = time_invariant(graph, src)
     return HostCount(name, node.source, fn.describe(), tuple(node.shape), cost.macs, cost.comparisons,
-                     cost.transcendentals, graph.node(src).size, node.size)
+                     cost.transcendentals, graph.node(src).size, node.size, once=once, out_once=once)
 
 
 def host_counts(graph: IRGraph, order: list[str] | None = None) -> list[HostCount]:
@@ -348,7 +356,7 @@ def dynamic_counts(graph: IRGraph, rows: list[LayerCount], values: Mapping[str, 
             row.input_spikes = float(flat.sum() / B)
             row.firing_rate_in = float(v.mean())
         else:
-            row.snn_macs = float(row.macs_sparse * T)
+            row.snn_macs = float(row.macs_sparse * (1 if row.once else T))
     for nc in neurons or []:
         _check_values(graph, values, [nc.name])
         s = np.asarray(values[nc.name])
@@ -390,7 +398,7 @@ def analytic_counts(graph: IRGraph, rows: list[LayerCount], rates: Mapping[str, 
             # r sums the rates of the populations an input element adds up: per element
             row.sops = r * steps * (row.synapses if row.fan_synapses is None else row.fan_synapses)
         else:
-            row.snn_macs = float(row.macs_sparse * steps)
+            row.snn_macs = float(row.macs_sparse * (1 if row.once else steps))
     if missing:
         raise SnnCompileError(f"no firing rate for the spiking input of {', '.join(missing)}",
                               f"give a rate for these layers (IR name or module path), for the neurons "

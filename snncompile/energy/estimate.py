@@ -37,7 +37,7 @@ from snncompile.energy.counts import (
     shortcut_counts,
     static_counts,
 )
-from snncompile.energy.host import HOST_SOURCE, host_energy
+from snncompile.energy.host import HOST_SOURCE, host_energy, host_operations
 from snncompile.energy.pricing import (
     Tally,
     binarized,
@@ -155,11 +155,12 @@ class _Pricer:
         for v in VARIANTS:
             if v in SPIKING and not self.have_snn:
                 continue
-            b = Breakdown(host=sum(host_energy(hc, self.steps, transfers=v in SPIKING).values()))
+            # the ANN twins evaluate once per sample, as their synaptic layers are counted
+            steps = self.steps if v in SPIKING else 1
+            b = Breakdown(host=sum(host_energy(hc, steps, transfers=v in SPIKING).values()))
             self.totals[v].add(b)
             p.breakdown[v] = b
-        return HostRow(hc.name, hc.source, hc.op, hc.shape, hc.macs * self.steps, hc.comparisons * self.steps,
-                       hc.transcendentals * self.steps, (hc.values_in + hc.values_out) * self.steps, parts, p,
+        return HostRow(hc.name, hc.source, hc.op, hc.shape, *host_operations(hc, self.steps), parts, p,
                        ir_name=hc.ir_name)
 
     def shortcut(self, sc: ShortcutCount) -> ShortcutRow:

@@ -23,10 +23,18 @@ HOST_SOURCE = ("M. Horowitz, ISSCC 2014: FP32 MULT 3.7 pJ, ADD 0.9 pJ, 1 MB SRAM
                "compare = FP32 add (UNVERIFIED); erf/exp = 8 MACs (DERIVED)")
 
 
+def host_operations(hc: HostCount, steps: int) -> tuple[int, int, int, int]:
+    """(MACs, comparisons, transcendentals, values crossing the boundary) per sample over
+    ``steps`` steps: what is the same at every step (``once``, ``out_once``) counts once."""
+    n = 1 if hc.once else steps
+    return (hc.macs * n, hc.comparisons * n, hc.transcendentals * n,
+            hc.values_in * n + hc.values_out * (1 if hc.out_once else steps))
+
+
 def host_energy(hc: HostCount, steps: int, transfers: bool) -> dict[str, float]:
     """pJ per sample over ``steps`` steps by part; ``transfers``: the values cross the core/host
-    boundary (the spiking variants; an ANN runs everything on one processor)."""
-    out = {"mac": hc.macs * steps * HOST_COSTS["mac"], "cmp": hc.comparisons * steps * HOST_COSTS["cmp"],
-           "transcendental": hc.transcendentals * steps * HOST_COSTS["transcendental"]}
-    out["transfer"] = (hc.values_in + hc.values_out) * steps * HOST_COSTS["transfer"] if transfers else 0.0
-    return out
+    boundary (the spiking variants; an ANN runs everything on one processor, one pass: steps 1)."""
+    macs, cmps, trans, moved = host_operations(hc, steps)
+    return {"mac": macs * HOST_COSTS["mac"], "cmp": cmps * HOST_COSTS["cmp"],
+            "transcendental": trans * HOST_COSTS["transcendental"],
+            "transfer": moved * HOST_COSTS["transfer"] if transfers else 0.0}

@@ -137,6 +137,19 @@ def spike_valued(graph: IRGraph, name: str) -> bool:
     return _all_sources(graph, name, step)
 
 
+def time_invariant(graph: IRGraph, name: str) -> bool:
+    """True if ``name``'s values are the same at every step: made from window hosts' outputs
+    (a mean over all T steps) through stateless nodes only, so a chip's host computes them once
+    per sample (the official SparseSpikformer's predictor on ``x.mean(0)``)."""
+    def step(n: str, node: Node) -> bool | list[str]:
+        if isinstance(node, Host) and node.fn.window:
+            return True
+        if isinstance(node, (Neuron, Delay, Input)) or not graph.inputs(n):
+            return False   # state, or the input: values of their own at every step
+        return list(graph.inputs(n))
+    return _all_sources(graph, name, step)
+
+
 def _masked(graph: IRGraph, name: str, node: Node) -> bool:
     """A host product with a 0/1 factor (a keep mask computed on the host)."""
     return isinstance(node, Host) and isinstance(node.fn, Product) and \

@@ -124,6 +124,9 @@ def test_host_row_prices_operations_and_boundary_transfers(sparse):
     host = d["variants"]["snn"]["breakdown_pj"]["host"]
     assert host == pytest.approx(sum(r["energy_pj"]["snn"] for r in rows.values()))
     assert d["variants"]["ann"]["breakdown_pj"]["host"] < host   # the ANN moves no values across
+    # the ANN twin evaluates once per sample: its GELU once, where the SNN's runs every step
+    once = (gelu["macs"] * 4.6 + gelu["comparisons"] * 0.9 + gelu["transcendentals"] * 8 * 4.6) / T
+    assert gelu["energy_pj"]["ann"] == pytest.approx(once, rel=1e-12)
 
 
 def test_no_host_refuses_each_host_operation_by_name_and_module_path():

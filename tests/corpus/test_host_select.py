@@ -184,6 +184,26 @@ def test_a_mean_over_time_read_by_a_host_and_used_per_step_is_a_window_host(wind
     assert_same_spikes(runs.torch_spikes, simulate(saved, x).spikes)
 
 
+def test_what_reads_only_a_window_host_is_time_invariant_and_priced_once(windows):
+    from snncompile.energy.estimate import estimate_energy
+    from snncompile.ir.structure import time_invariant
+
+    x, models = windows
+    g = models["WindowScored"][1].trace.graph
+    hosts = {type(g.node(n).fn).__name__: n for n in g.topo() if isinstance(g.node(n), Host)}
+    # the mean and the peak over it are the same every step; the gate times each step's spikes is not
+    assert time_invariant(g, hosts["TimeMean"]) and time_invariant(g, hosts["Max"])
+    assert not time_invariant(g, hosts["Product"]) and not time_invariant(g, g.inputs(hosts["TimeMean"])[0])
+    T = x.shape[0]
+    rows = {r.ir_name: r for r in estimate_energy(g, steps=T, values=simulate(g, x, keep_values=True).values).layers
+            if getattr(r, "ir_name", "") in hosts.values()}
+    per_step = {n: g.node(n).fn.cost([tuple(g.node(s).shape) for s in g.inputs(n)], tuple(g.node(n).shape))
+                for n in hosts.values()}
+    assert rows[hosts["Max"]].comparisons == per_step[hosts["Max"]].comparisons          # once
+    assert rows[hosts["Product"]].macs == T * per_step[hosts["Product"]].macs            # every step
+    assert rows[hosts["TimeMean"]].macs == T * per_step[hosts["TimeMean"]].macs          # reads every step
+
+
 @pytest.mark.lava
 @pytest.mark.parametrize("name", ["WindowScored"])   # the gather: tests/corpus/test_sparse_official.py
 def test_window_hosts_run_staged_on_lava_spike_for_spike(windows, name):

@@ -191,8 +191,8 @@ def numeric_array(where: str, array: Any, what: str, *, fix: str) -> np.ndarray:
     if a.dtype == object:
         raise SnnCompileError(f"{where}: {what} holds Python objects, which would have to be unpickled",
                               f"refused as unsafe; {fix}", EXIT_UNSAFE)
-    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise SnnCompileError(f"{where}: {what} has dtype {a.dtype}, not numbers", fix, EXIT_USAGE)
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.issubdtype(a.dtype, np.complexfloating):
+        raise SnnCompileError(f"{where}: {what} has dtype {a.dtype}, not real numbers", fix, EXIT_USAGE)
     if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
         raise SnnCompileError(f"{where}: {what} contains NaN or inf values", f"clean the data; {fix}", EXIT_USAGE)
     return a

@@ -319,6 +319,8 @@ CASES = [
     Case("input-nan", [M, "--input", "x.npy"], 2, "NaN", npy("x.npy", np.full((2, 1, 8, 8), np.nan))),
     Case("input-inf", [M, "--input", "x.npy"], 2, "inf", npy("x.npy", np.full((2, 1, 8, 8), np.inf))),
     Case("input-strings", [M, "--input", "x.npy"], 2, "numbers", npy("x.npy", np.array([["a", "b"]]))),
+    Case("input-complex", [M, "--input", "x.npy"], 2, "not real numbers",   # was cast, the imaginary part dropped
+         npy("x.npy", np.ones((2, 1, 8, 8), np.complex64))),
     Case("input-npz-no-x", [M, "--input", "x.npz"], 2, "x", npz("x.npz", data=np.zeros((2, 1, 8, 8)))),
     Case("input-corrupt-npz", [M, "--input", "x.npz"], 2, "cannot read", text("x.npz", "PK\x03\x04garbage")),
     Case("input-bad-extension", [M, "--input", "x.csv"], 2, ".npy", text("x.csv", "1,2,3")),

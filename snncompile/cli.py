@@ -480,7 +480,7 @@ def _run_compile(args: argparse.Namespace, err) -> object:
     schema.validate("command line", {"--steps": args.steps, "--samples": args.samples, "--timeout": args.timeout,
                                      "--workers": args.workers, "--event-frames": args.event_frames,
                                      "--event-window": args.event_window, "--event-count": args.event_count,
-                                     "--ray-connect-timeout": args.ray_connect_timeout},
+                                     "--ray-connect-timeout": args.ray_connect_timeout, "--keep-ratio": args.keep_ratio},
                     schema.CLI)
     if args.check and not args.simulate:
         raise SnnCompileError("--check compares a simulation with PyTorch, but nothing is simulated",

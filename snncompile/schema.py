@@ -138,6 +138,7 @@ CLI = {
     "--event-frames": Field("int", 1, MAX_STEPS, example="--event-frames 16"),
     "--event-window": Field("float", 0, lo_open=True, example="--event-window 10000"),
     "--event-count": Field("int", 1, example="--event-count 2000"),
+    "--keep-ratio": Field("float", 0, 1, lo_open=True, example="--keep-ratio 0.7"),
 }
 
 META = {

@@ -172,6 +172,9 @@ def _export_argv(argv: list[str]) -> list[str]:
     if "--format" in argv and argv.index("--format") + 1 < len(argv):
         fmt = argv[argv.index("--format") + 1]
     target, to_file = EXPORT_FORMATS.get(fmt or "ir", EXPORT_FORMATS["ir"])
+    if to_file and any(a == "--output-file" or a.startswith("--output-file=") for a in argv):
+        raise SnnCompileError(f"export --format {fmt} writes one file, named by -o, but --output-file names "
+                              "another", "pass only -o FILE", EXIT_USAGE)
     out: list[str] = []
     args = iter(argv)
     for a in args:

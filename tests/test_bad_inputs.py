@@ -344,6 +344,8 @@ CASES = [
     Case("simulate-without-input", [M, "--simulate"], 2, "--simulate needs inputs"),
     Case("fixed-point-energy-target", [M, "--target", "energy", "--fixed-point"], 2, "need the lava or netx target"),
     Case("emit-energy-target", [M, "--target", "energy", "--emit", "stock"], 2, "--emit"),
+    Case("export-netx-two-files", ["export", M, "--format", "netx", "-o", "a.net", "--output-file", "b.net"], 2,
+         "pass only -o FILE"),   # b.net was written, -o a.net silently ignored
     Case("keep-ratio-nan", [M, "--target", "energy", "--keep-ratio", "nan"], 2, "--keep-ratio = nan"),   # the flag,
     Case("keep-ratio-above-one", [M, "--target", "energy", "--keep-ratio", "1.5"], 2, "--keep-ratio 0.7"),  # not keep_ratio=
     Case("input-shape-bad", ["m.pt", "--steps", "2", "--input-shape", "4x"], 2, "--input-shape",

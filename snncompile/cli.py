@@ -172,6 +172,9 @@ def _export_argv(argv: list[str]) -> list[str]:
     if "--format" in argv and argv.index("--format") + 1 < len(argv):
         fmt = argv[argv.index("--format") + 1]
     target, to_file = EXPORT_FORMATS.get(fmt or "ir", EXPORT_FORMATS["ir"])
+    if to_file and any(a == "--output-file" or a.startswith("--output-file=") for a in argv):
+        raise SnnCompileError(f"export --format {fmt} writes one file, named by -o, but --output-file names "
+                              "another", "pass only -o FILE", EXIT_USAGE)
     out: list[str] = []
     args = iter(argv)
     for a in args:
@@ -480,7 +483,7 @@ def _run_compile(args: argparse.Namespace, err) -> object:
     schema.validate("command line", {"--steps": args.steps, "--samples": args.samples, "--timeout": args.timeout,
                                      "--workers": args.workers, "--event-frames": args.event_frames,
                                      "--event-window": args.event_window, "--event-count": args.event_count,
-                                     "--ray-connect-timeout": args.ray_connect_timeout},
+                                     "--ray-connect-timeout": args.ray_connect_timeout, "--keep-ratio": args.keep_ratio},
                     schema.CLI)
     if args.check and not args.simulate:
         raise SnnCompileError("--check compares a simulation with PyTorch, but nothing is simulated",

@@ -29,6 +29,7 @@ import numpy as np
 
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.limits import check_memory
+from snncompile.schema import MAX_STEPS
 
 FIELDS = ("t", "x", "y", "p")
 AEDAT_SUFFIXES = (".aedat4",)
@@ -157,14 +158,15 @@ def check_recording(where: str, ev: Any, sensor: tuple[int, int, int]) -> np.nda
                               f"{', '.join(FIELDS)}", _FIX, EXIT_USAGE)
     for f in FIELDS:
         kind = ev.dtype[f].kind
-        if kind not in "iub" and not (f == "t" and kind == "f"):
-            raise SnnCompileError(f"{where}: field {f} has dtype {ev.dtype[f]}, not integers", _FIX, EXIT_USAGE)
+        if kind not in ("iuf" if f == "t" else "iub"):   # timestamps are numbers to subtract: not booleans
+            raise SnnCompileError(f"{where}: field {f} has dtype {ev.dtype[f]}, not {'numbers' if f == 't' else 'integers'}",
+                                  _FIX, EXIT_USAGE)
     if len(ev) == 0:
         raise SnnCompileError(f"{where} has no events", "drop empty recordings (or record longer)", EXIT_USAGE)
     t = ev["t"]
     if t.dtype.kind == "f" and not np.isfinite(t).all():
         raise SnnCompileError(f"{where}: timestamps t contain NaN or inf", _FIX, EXIT_USAGE)
-    down = np.flatnonzero(np.diff(t) < 0)
+    down = np.flatnonzero(t[1:] < t[:-1])   # not np.diff: unsigned differences wrap around
     if down.size:
         i = int(down[0])
         raise SnnCompileError(f"{where}: timestamps are not sorted (t[{i}] = {t[i]} > t[{i + 1}] = {t[i + 1]})",
@@ -172,7 +174,10 @@ def check_recording(where: str, ev: Any, sensor: tuple[int, int, int]) -> np.nda
     P, H, W = sensor
     for f, size, axis in (("x", W, "width"), ("y", H, "height")):
         lo, hi = int(ev[f].min()), int(ev[f].max())
-        if lo < 0 or hi >= size:
+        if lo < 0:
+            raise SnnCompileError(f"{where}: {f} spans {lo} … {hi}, negative pixel coordinates",
+                                  "store x and y as pixel indices from 0", EXIT_USAGE)
+        if hi >= size:
             raise SnnCompileError(f"{where}: {f} spans {lo} … {hi}, outside the model's {axis} {size}",
                                   "crop or downsample the events to the model's input size", EXIT_USAGE)
     pols = np.unique(ev["p"].astype(np.int64))
@@ -185,6 +190,11 @@ def check_recording(where: str, ev: Any, sensor: tuple[int, int, int]) -> np.nda
     return ev
 
 
+def _span(t: np.ndarray) -> int | float:
+    """``t[-1] - t[0]`` without the wrap-around of fixed-width integers."""
+    return int(t[-1]) - int(t[0]) if t.dtype.kind in "iu" else float(t[-1]) - float(t[0])
+
+
 def slices(t: np.ndarray, binning: Binning) -> np.ndarray:
     """[start, end) event indices of each frame, as tonic's slicers compute them."""
     if binning.count is not None:
@@ -193,11 +203,11 @@ def slices(t: np.ndarray, binning: Binning) -> np.ndarray:
         starts = np.arange(int(np.floor((n - count) / binning.count) + 1)) * binning.count
         return np.stack([starts, starts + count], -1)
     if binning.window is not None:
-        duration = t[-1] - t[0]
+        duration = _span(t)
         n = max(int(np.floor((duration - binning.window) / binning.window) + 1), 1)
         starts_t = np.arange(n) * binning.window + t[0]
     else:
-        window = (t[-1] - t[0]) // binning.frames
+        window = _span(t) // binning.frames
         starts_t = np.arange(binning.frames) * window + t[0]
         n, binning = binning.frames, Binning(window=window)
     return np.stack([np.searchsorted(t, starts_t), np.searchsorted(t, starts_t + binning.window)], -1)[:n]
@@ -206,14 +216,19 @@ def slices(t: np.ndarray, binning: Binning) -> np.ndarray:
 def frame_count(where: str, t: np.ndarray, binning: Binning) -> int:
     """How many frames ``binning`` makes of timestamps ``t`` (checked before anything is allocated)."""
     if binning.frames is not None:
-        if t[-1] - t[0] < binning.frames:
-            raise SnnCompileError(f"{where} spans {t[-1] - t[0]} µs, less than one µs per frame for "
+        if _span(t) < binning.frames:
+            raise SnnCompileError(f"{where} spans {_span(t)} µs, less than one µs per frame for "
                                   f"--event-frames {binning.frames}: every frame would be empty",
                                   "pass fewer --event-frames, or --event-count N", EXIT_USAGE)
         return binning.frames
     if binning.count is not None:
         return int(np.floor((len(t) - min(binning.count, len(t))) / binning.count) + 1)
-    return max(int(np.floor((t[-1] - t[0] - binning.window) / binning.window) + 1), 1)
+    n = max(np.floor((_span(t) - binning.window) / binning.window) + 1, 1.0)
+    if n > MAX_STEPS:
+        raise SnnCompileError(f"{where}: --event-window {binning.window:g} µs over its {_span(t):g} µs makes {n:.3g} "
+                              f"frames, more than {MAX_STEPS:,} time steps", "pass a larger --event-window (or "
+                              "--event-frames T)", EXIT_USAGE)
+    return int(n)
 
 
 def to_frames(ev: np.ndarray, sensor: tuple[int, int, int], binning: Binning, steps: int) -> np.ndarray:

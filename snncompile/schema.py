@@ -138,6 +138,7 @@ CLI = {
     "--event-frames": Field("int", 1, MAX_STEPS, example="--event-frames 16"),
     "--event-window": Field("float", 0, lo_open=True, example="--event-window 10000"),
     "--event-count": Field("int", 1, example="--event-count 2000"),
+    "--keep-ratio": Field("float", 0, 1, lo_open=True, example="--keep-ratio 0.7"),
 }
 
 META = {
@@ -191,8 +192,8 @@ def numeric_array(where: str, array: Any, what: str, *, fix: str) -> np.ndarray:
     if a.dtype == object:
         raise SnnCompileError(f"{where}: {what} holds Python objects, which would have to be unpickled",
                               f"refused as unsafe; {fix}", EXIT_UNSAFE)
-    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise SnnCompileError(f"{where}: {what} has dtype {a.dtype}, not numbers", fix, EXIT_USAGE)
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.issubdtype(a.dtype, np.complexfloating):
+        raise SnnCompileError(f"{where}: {what} has dtype {a.dtype}, not real numbers", fix, EXIT_USAGE)
     if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
         raise SnnCompileError(f"{where}: {what} contains NaN or inf values", f"clean the data; {fix}", EXIT_USAGE)
     return a

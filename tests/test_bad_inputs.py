@@ -319,6 +319,8 @@ CASES = [
     Case("input-nan", [M, "--input", "x.npy"], 2, "NaN", npy("x.npy", np.full((2, 1, 8, 8), np.nan))),
     Case("input-inf", [M, "--input", "x.npy"], 2, "inf", npy("x.npy", np.full((2, 1, 8, 8), np.inf))),
     Case("input-strings", [M, "--input", "x.npy"], 2, "numbers", npy("x.npy", np.array([["a", "b"]]))),
+    Case("input-complex", [M, "--input", "x.npy"], 2, "not real numbers",   # was cast, the imaginary part dropped
+         npy("x.npy", np.ones((2, 1, 8, 8), np.complex64))),
     Case("input-npz-no-x", [M, "--input", "x.npz"], 2, "x", npz("x.npz", data=np.zeros((2, 1, 8, 8)))),
     Case("input-corrupt-npz", [M, "--input", "x.npz"], 2, "cannot read", text("x.npz", "PK\x03\x04garbage")),
     Case("input-bad-extension", [M, "--input", "x.csv"], 2, ".npy", text("x.csv", "1,2,3")),
@@ -342,6 +344,10 @@ CASES = [
     Case("simulate-without-input", [M, "--simulate"], 2, "--simulate needs inputs"),
     Case("fixed-point-energy-target", [M, "--target", "energy", "--fixed-point"], 2, "need the lava or netx target"),
     Case("emit-energy-target", [M, "--target", "energy", "--emit", "stock"], 2, "--emit"),
+    Case("export-netx-two-files", ["export", M, "--format", "netx", "-o", "a.net", "--output-file", "b.net"], 2,
+         "pass only -o FILE"),   # b.net was written, -o a.net silently ignored
+    Case("keep-ratio-nan", [M, "--target", "energy", "--keep-ratio", "nan"], 2, "--keep-ratio = nan"),   # the flag,
+    Case("keep-ratio-above-one", [M, "--target", "energy", "--keep-ratio", "1.5"], 2, "--keep-ratio 0.7"),  # not keep_ratio=
     Case("input-shape-bad", ["m.pt", "--steps", "2", "--input-shape", "4x"], 2, "--input-shape",
          module_with(_mlp())),
     Case("input-shape-zero", ["m.pt", "--steps", "2", "--input-shape", "0"], 2, "--input-shape",

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from snncompile.cli import main
+from tests.netx_files import write_netx
 from tests.test_bad_inputs import Case, _snapshot  # the first corpus's case, setup and snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,7 +195,40 @@ def quantized_buffer(d: Path) -> None:
     torch.save(net, d / "m.pt")
 
 
+def netx_file(layer: int = 1, edit: Callable[[h5py.Group], None] | None = None, flat: int = 72,
+              **over) -> Callable[[Path], None]:
+    """A small netx file (input 1×6×6 → conv 2@3×3 → flatten → dense 3 of ``flat`` inputs) with
+    ``over`` in layer ``layer`` (None removes a key), then ``edit`` of that layer's HDF5 group."""
+    def setup(d: Path) -> None:
+        layers = [{"type": "input", "shape": np.array([1, 6, 6])},
+                  {"type": "conv", "shape": np.array([2, 6, 6]), "weight": np.ones((2, 1, 3, 3), np.int32),
+                   "padding": np.array([1, 1]), "neuron": (10, 4096, 0)},
+                  {"type": "flatten", "shape": np.array([flat])},
+                  {"type": "dense", "shape": np.array([3]), "weight": np.ones((3, flat), np.int32),
+                   "neuron": (10, 4096, 0)}]
+        for k, v in over.items():
+            layers[layer].pop(k) if v is None else layers[layer].update({k: v})
+        write_netx(d / "m.net", layers)
+        if edit:
+            with h5py.File(d / "m.net", "r+") as fh:
+                edit(fh[f"layer/{layer}"])
+    return setup
+
+
+def _replace(key: str, make: Callable[[h5py.Group], None]) -> Callable[[h5py.Group], None]:
+    def edit(g: h5py.Group) -> None:
+        del g[key]
+        make(g)
+    return edit
+
+
+def layer_is_dataset(d: Path) -> None:
+    with h5py.File(d / "m.net", "w") as fh:
+        fh.create_dataset("layer", data=3)
+
+
 G = ["g.nir", "--steps", "2"]
+NX = ["m.net", "--steps", "2", "--target", "energy"]
 SHAPE = ["--input-shape", "1,8,8", "--target", "energy"]
 CASES = [
     # NIR: values
@@ -237,6 +271,22 @@ CASES = [
     Case("nir-conv-padding-negative", G, 2, "padding", nir_file(conv(padding=np.array([-2, 1])))),
     Case("nir-conv-padding-huge", G, 2, "padding", nir_file(conv(padding=np.array([10 ** 6, 10 ** 6])))),
     Case("nir-conv-weight-1d", G, 2, "weight", nir_file(conv(weight=np.ones(18)))),
+    # netx files: convolution geometry, sizes and HDF5 objects of the wrong kind
+    Case("netx-conv-stride-zero", NX, 2, "stride", netx_file(stride=np.array([0, 0]))),
+    Case("netx-conv-dilation-zero", NX, 2, "dilation", netx_file(dilation=np.array([0, 0]), padding=None)),
+    Case("netx-conv-padding-negative", NX, 2, "padding", netx_file(padding=np.array([-1, -1]), flat=8,
+                                                                  shape=np.array([2, 2, 2]))),
+    Case("netx-conv-kernel-beyond-input", NX, 2, "no neurons", netx_file(
+        weight=np.ones((2, 1, 9, 9), np.int32), padding=None, shape=np.array([2, -2, -2]), flat=8)),
+    Case("netx-dense-zero-features", NX, 2, "at least one feature", netx_file(
+        3, shape=np.array([0]), weight=np.zeros((0, 72), np.int32))),
+    Case("netx-layer-is-dataset", NX, 2, "no `layer` group", layer_is_dataset),
+    Case("netx-weight-is-group", NX, 2, "`weight` is a group", netx_file(
+        3, _replace("weight", lambda g: g.create_group("weight")))),
+    Case("netx-conv-weight-is-group", NX, 2, "`weight` is a group", netx_file(
+        1, _replace("weight", lambda g: g.create_group("weight")))),
+    Case("netx-weight-link-loop", NX, 2, "cannot read", netx_file(
+        3, _replace("weight", lambda g: g.__setitem__("weight", h5py.SoftLink("/layer/3/weight"))))),
     # special files: refused by type, never opened (opening a FIFO blocks)
     Case("model-fifo", ["m.pt"], 2, "FIFO", fifo("m.pt")),
     Case("nir-fifo", G, 2, "FIFO", fifo("g.nir")),

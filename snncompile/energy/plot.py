@@ -11,8 +11,8 @@ from snncompile.fsutil import write_atomic
 
 LABELS = {"ann": "ANN", "snn": "SNN", "snn_binary": "SNN bin-w", "bnn": "BNN"}
 CAT_LABELS = {"mac": "MAC", "synaptic": "synaptic (AC / bin. add / BOP)", "neuron": "neuron update / activation",
-              "memory": "memory access"}
-CAT_COLORS = {"mac": "#4C72B0", "synaptic": "#55A868", "neuron": "#C44E52", "memory": "#8172B2"}
+              "memory": "memory access", "host": "host partitions (off-core)"}
+CAT_COLORS = {"mac": "#4C72B0", "synaptic": "#55A868", "neuron": "#C44E52", "memory": "#8172B2", "host": "#DD8452"}
 HATCH = {"ann": "", "snn": "//", "snn_binary": "..", "bnn": "xx"}
 
 

@@ -149,6 +149,8 @@ def token_saving(graph: IRGraph, *, steps: int, x: np.ndarray | None = None, kee
     if x is not None and values is None:
         values = simulate(graph, x, keep_values=True).values
     values = values if x is not None else None
+    if report is not None and report.mode != ("exact" if x is not None else "static"):
+        report = None   # its SOPs are from --firing-rates: the every-token network's are not, so price both alike
     base = report or estimate_energy(graph, steps=steps, values=values, cost_model=cost_model)
     every = estimate_energy(full, steps=steps, cost_model=cost_model,
                             values=None if x is None else simulate(full, x, keep_values=True).values)

@@ -79,9 +79,9 @@ class _Reader:
 
     def read(self, key: str, what: str, layer: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
         """A dataset of ``layer``, its declared shape checked before it is read."""
-        if key not in layer:
+        ds = _dataset(self.path, what, layer, key)
+        if ds is None:
             raise _bad(self.path, f"layer {what} has no `{key}`")
-        ds = layer[key]
         if shape is not None and tuple(ds.shape) != shape and int(np.prod(ds.shape)) != int(np.prod(shape)):
             raise _bad(self.path, f"layer {what}: `{key}` declares shape {tuple(ds.shape)}, expected {shape}")
         return np.asarray(ds[()], dtype=np.float64)
@@ -133,6 +133,18 @@ class _Reader:
         return w
 
 
+def _dataset(path: Path, what: str, layer: Any, key: str) -> Any:
+    """``layer[key]`` if present (None if not), refused unless an array (a group there is malformed)."""
+    import h5py
+
+    if key not in layer:
+        return None
+    ds = layer[key]
+    if not isinstance(ds, h5py.Dataset):
+        raise _bad(path, f"layer {what}: `{key}` is a {type(ds).__name__.lower()}, not an array")
+    return ds
+
+
 def _declared(path: Path, fh: Any) -> None:
     """Refuse, from the headers alone, a file whose arrays cannot fit in memory."""
     import h5py
@@ -180,7 +192,7 @@ def _conv(r: _Reader, what: str, layer: Any) -> None:
     if "delay" in layer:   # lava-dl 0.6's create_conv never reads it: netx would run the layer without
         raise _bad(r.path, f"layer {what} is a conv with synaptic delays, which netx's loader ignores",
                    "remove the conv layer's `delay` (netx delays exist on dense layers only)", EXIT_UNSUPPORTED)
-    ds = layer["weight"] if "weight" in layer else None
+    ds = _dataset(r.path, what, layer, "weight")
     if ds is None or len(ds.shape) not in (4, 5) or ds.shape[0] != out[0] or groups <= 0 or c % groups \
             or ds.shape[1] * groups != c:
         raise _bad(r.path, f"layer {what}: conv weight {None if ds is None else tuple(ds.shape)} does not match "
@@ -188,10 +200,16 @@ def _conv(r: _Reader, what: str, layer: Any) -> None:
     k = tuple(ds.shape[2:4])
     geo = {key: _ints(r.path, f"layer {what} {key}", layer[key][()], 2) if key in layer else dflt
            for key, dflt in (("stride", (1, 1)), ("padding", (0, 0)), ("dilation", (1, 1)))}
+    if min(k) < 1 or min(geo["stride"]) < 1 or min(geo["dilation"]) < 1 or min(geo["padding"]) < 0:
+        raise _bad(r.path, f"layer {what}: conv kernel {k}, stride {geo['stride']}, dilation {geo['dilation']}, "
+                   f"padding {geo['padding']}: kernel, stride and dilation must be >= 1, padding >= 0")
     ho = (h + 2 * geo["padding"][0] - geo["dilation"][0] * (k[0] - 1) - 1) // geo["stride"][0] + 1
     wo = (w + 2 * geo["padding"][1] - geo["dilation"][1] * (k[1] - 1) - 1) // geo["stride"][1] + 1
     if tuple(out) != (out[0], ho, wo) or len(out) != 3:
         raise _bad(r.path, f"layer {what}: declared shape {out}, the convolution gives {(out[0], ho, wo)}")
+    if min(out) < 1:
+        raise _bad(r.path, f"layer {what}: the convolution gives shape {out}, with no neurons",
+                   "use a kernel no larger than the padded input")
     weight = r.weights(what, layer, (out[0], c // groups, *k)) * SHIFT
     bias = r.bias(what, layer, out[0])
     node = Conv2d(tuple(out), f"layer{what}_conv", weight=weight, bias=bias, stride=geo["stride"],
@@ -212,8 +230,8 @@ def _dense(r: _Reader, what: str, layer: Any) -> None:
     if len(r.shape) != 1:
         raise _bad(r.path, f"layer {what}: a dense layer after a {r.shape} layer needs a `flatten` layer between")
     out = _ints(r.path, f"layer {what} shape", r.read("shape", what, layer))
-    if len(out) != 1:
-        raise _bad(r.path, f"layer {what}: dense shape {out} is not (features,)")
+    if len(out) != 1 or out[0] < 1:
+        raise _bad(r.path, f"layer {what}: dense shape {out} is not (features,) with at least one feature")
     weight = r.weights(what, layer, (out[0], r.shape[0])) * SHIFT
     bias = r.bias(what, layer, out[0])
     delay = _delays(r, what, layer, weight.shape) if "delay" in layer else np.zeros(weight.shape, np.int64)
@@ -274,12 +292,14 @@ def import_netx(path: str | Path) -> IRGraph:
         with h5py.File(path, "r") as fh:
             _declared(path, fh)
             return _layers(path, fh)
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:   # RuntimeError: h5py's link loops
         raise _bad(path, f"cannot read it: {exc}") from None
 
 
 def _layers(path: Path, fh: Any) -> IRGraph:
-    if "layer" not in fh:
+    import h5py
+
+    if not isinstance(fh.get("layer"), h5py.Group):
         raise _bad(path, "no `layer` group")
     keys = list(fh["layer"].keys())
     if sorted(keys, key=lambda k: int(k) if k.isdigit() else -1) != [str(i) for i in range(len(keys))]:
@@ -287,6 +307,8 @@ def _layers(path: Path, fh: Any) -> IRGraph:
     r = _Reader(path, fh)
     for i in range(len(keys)):
         layer = fh["layer"][str(i)]
+        if not isinstance(layer, h5py.Group):
+            raise _bad(path, f"layer {i} is a {type(layer).__name__.lower()}, not a group of datasets")
         kind = _text(layer["type"][()]) if "type" in layer else ""
         if kind in REFUSED:
             raise _bad(path, f"layer {i} is `{kind}` ({REFUSED[kind]}), which snncompile's netx import (like netx's "

@@ -170,6 +170,18 @@ def test_boundary_refusals(recs, monkeypatch):
     assert "field x has dtype float32" in _bad([floats])
     monkeypatch.setenv("SNNCOMPILE_MEMORY_BUDGET", "100000000")
     assert "needs" in _bad([ev], binning=Binning(window=1.0))   # 1 µs frames over 40 ms: ~40 000 frames
+    flags = ev.astype([("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("t", "?")])
+    assert "field t has dtype bool, not numbers" in _bad([flags])   # was a raw TypeError (bool subtraction)
+    unsigned = ev.astype([("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("t", "<u8")])
+    unsigned["t"][10] = 0
+    assert "not sorted (t[9]" in _bad([unsigned])   # np.diff of unsigned timestamps wrapped: not seen
+    below = ev.copy()
+    below["y"][5] = -1
+    assert "y spans -1 … " in _bad([below]) and "negative pixel coordinates" in _bad([below])
+    assert "more than 100,000 time steps" in _bad([ev], binning=Binning(window=1e-300))   # not a 300-digit count
+    wide_t = ev.copy()
+    wide_t["t"][0], wide_t["t"][-1] = -(1 << 62), 1 << 62   # the span overflows int64
+    assert "more than 100,000 time steps" in _bad([wide_t], binning=Binning(window=10.0))
 
 
 def test_aedat4_refusals(files, tmp_path, recs, monkeypatch):

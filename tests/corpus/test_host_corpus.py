@@ -182,6 +182,20 @@ def test_sparse_spikformer_on_lava_agrees_spike_for_spike(sparse):
         run_lava(runs.plan, x, timeout_s=300, emit="stock")
 
 
+def test_firing_rates_do_not_mix_into_the_exact_token_saving():
+    """With --input and --firing-rates the report's SOPs are analytic; the every-token network is
+    simulated: the selector's SNN saving prices both networks from the simulation (it compared
+    the rates' energy with the simulated one: a 'saving' of −35 %)."""
+    model = SparseSpikformerRef(T=T, dim=32, keep=8).eval()
+    x = np.random.default_rng(1).random((2, 3, 32, 32)).astype(np.float32)
+    kw = dict(input_shape=(3, 32, 32), steps=T, input=x)
+    exact = snncompile.compile(model, "energy", **kw).energy.token_selection
+    rated = snncompile.compile(model, "energy", firing_rates="0.2", **kw).energy
+    assert rated.mode == "analytic" and rated.token_selection.mode == "exact"
+    assert rated.token_selection.snn_pj == pytest.approx(exact.snn_pj, rel=1e-12)
+    assert rated.token_selection.snn_pj_all_tokens == pytest.approx(exact.snn_pj_all_tokens, rel=1e-12)
+
+
 def test_keep_ratio_prices_the_selector_without_input():
     model = SparseSpikformerRef(T=T, dim=32, keep=8).eval()
     d = snncompile.compile(model, "energy", input_shape=(3, 32, 32), steps=T, keep_ratio=0.5).to_dict()["energy"]

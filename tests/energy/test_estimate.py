@@ -313,6 +313,15 @@ def test_max_pool_of_real_values_is_counted_without_lowering():
     assert e2["variants"]["snn"]["sops"] == 0
 
 
+def test_plot_of_a_model_with_a_host_partition(tmp_path):
+    """The `host` category (GELU on the host) has its bar and legend entry (it was a KeyError)."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.GELU(), nn.Linear(8, 4), neuron.LIFNode()).eval()
+    e = estimate_energy(trace_model(model, (1, 4, 4)).graph, steps=2)
+    assert e.variants.get("ann").breakdown.host > 0
+    png = plot_energy(e, tmp_path / "energy.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_render_and_plot(tmp_path, monkeypatch):
     x = np.random.default_rng(9).random((4, 2, 2, 8, 8))
     g = trace_model(conv_stack().eval(), (2, 8, 8)).graph

@@ -238,6 +238,8 @@ def token_selection(graph: IRGraph, *, steps: int, x: np.ndarray | None, values:
         # a gather keeps k of N by construction (priced without input); a mask's share is data-dependent
         report.notes.append("token selectors found: pass --input (exact) or --keep-ratio R to price what they save")
         return None
+    if x is not None and keep_ratio is not None:
+        report.notes.append(f"--keep-ratio {keep_ratio:g} not used: the tokens kept are measured from --input")
     try:
         return token_saving(graph, steps=steps, x=x, values=values, keep_ratio=None if x is not None else keep_ratio,
                             cost_model=cost_model, report=report)

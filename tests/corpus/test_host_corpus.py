@@ -196,6 +196,14 @@ def test_firing_rates_do_not_mix_into_the_exact_token_saving():
     assert rated.token_selection.snn_pj_all_tokens == pytest.approx(exact.snn_pj_all_tokens, rel=1e-12)
 
 
+def test_keep_ratio_beside_an_input_is_named_as_unused():
+    model = SparseSpikformerRef(T=T, dim=32, keep=8).eval()
+    x = np.random.default_rng(1).random((2, 3, 32, 32)).astype(np.float32)
+    energy = snncompile.compile(model, "energy", input_shape=(3, 32, 32), steps=T, input=x, keep_ratio=0.5).energy
+    assert energy.token_selection.mode == "exact"
+    assert "--keep-ratio 0.5 not used: the tokens kept are measured from --input" in energy.notes
+
+
 def test_keep_ratio_prices_the_selector_without_input():
     model = SparseSpikformerRef(T=T, dim=32, keep=8).eval()
     d = snncompile.compile(model, "energy", input_shape=(3, 32, 32), steps=T, keep_ratio=0.5).to_dict()["energy"]

@@ -285,6 +285,8 @@ CASES = [
         3, _replace("weight", lambda g: g.create_group("weight")))),
     Case("netx-conv-weight-is-group", NX, 2, "`weight` is a group", netx_file(
         1, _replace("weight", lambda g: g.create_group("weight")))),
+    Case("netx-bias-beyond-13-bits", NX, 2, "13-bit bias", netx_file(bias=np.array([1e300, 0.0]))),
+    Case("netx-bias-fractional", NX, 2, "whole numbers", netx_file(bias=np.array([0.5, 0.0]))),
     Case("netx-weight-link-loop", NX, 2, "cannot read", netx_file(
         3, _replace("weight", lambda g: g.__setitem__("weight", h5py.SoftLink("/layer/3/weight"))))),
     # special files: refused by type, never opened (opening a FIFO blocks)

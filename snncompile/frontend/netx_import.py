@@ -36,6 +36,7 @@ from snncompile.ir.nodes import Add, Conv2d, Delay, Input, Linear, Neuron, Outpu
 from snncompile.limits import check_memory, check_regular_file
 
 SUFFIXES = (".net", ".h5", ".hdf5")
+BIAS_RANGE = (-4096, 4095)      # bias_mant: signed 13 bit (netx writes bias_exp 6 beside it)
 SHIFT = 64                      # Lava's LIF shifts the synaptic input and the bias by 6 bits
 WEIGHT_RANGE = (-256, 255)      # netx weights are 8-bit mantissas (mixed sign)
 NEURONS = ("CUBA", "LOIHI")
@@ -124,6 +125,10 @@ class _Reader:
         b = self.read("bias", what, layer)
         if b.size not in (1, n):
             raise _bad(self.path, f"layer {what}: {b.size} biases for {n} neurons or channels")
+        if not np.all(np.isfinite(b)) or np.any(b != np.round(b)) or b.min(initial=0) < BIAS_RANGE[0] \
+                or b.max(initial=0) > BIAS_RANGE[1]:
+            raise _bad(self.path, f"layer {what}: biases must be whole numbers in [{BIAS_RANGE[0]}, {BIAS_RANGE[1]}] "
+                       "(Loihi's signed 13-bit bias mantissa)")
         return np.broadcast_to(b.reshape(-1), (n,)) * SHIFT
 
     def weights(self, what: str, layer: Any, shape: tuple[int, ...]) -> np.ndarray:

@@ -237,21 +237,30 @@ def test_reshape_targets_follow_the_token_axis_or_refuse():
     assert _reshape((2, 12, 32), (24, 32), (64, 32)) is None                # tokens split: no k → N
 
 
-class GridAfterGather(nn.Module):
-    """Top-16 tokens gathered, then laid out on a 4 × 4 grid and convolved: no every-token twin."""
+class _Top16(nn.Module):
+    """Spikes of 64 tokens, the top 16 by spike count gathered (``topk`` + ``gather``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tail: nn.Module) -> None:
         super().__init__()
         self.embed, self.sn = nn.Linear(4, 8), neuron.IFNode(step_mode="m")
-        self.conv, self.sn2 = nn.Conv2d(8, 4, 3, 1, 1), neuron.IFNode(step_mode="m")
+        self.tail, self.sn2 = tail, neuron.IFNode(step_mode="m")
 
-    def forward(self, x):                                # x: [T, B, 64, 4]
-        s = self.sn(self.embed(x))
-        T, B, N, C = s.shape
-        flat = s.flatten(0, 1)
+    def gathered(self, x: torch.Tensor) -> torch.Tensor:   # x: [T, B, 64, 4] → [T·B, 16, 8]
+        flat = self.sn(self.embed(x)).flatten(0, 1)
         idx = flat.sum(-1).topk(16, dim=1)[1]
-        kept = torch.gather(flat, 1, idx.unsqueeze(-1).expand(-1, -1, C))
-        return self.sn2(self.conv(kept.transpose(1, 2).reshape(T * B, C, 4, 4)).reshape(T, B, -1))
+        return torch.gather(flat, 1, idx.unsqueeze(-1).expand(-1, -1, flat.shape[-1]))
+
+
+class GridAfterGather(_Top16):
+    """The 16 tokens laid out on a 4 × 4 grid and convolved: no every-token twin."""
+
+    def __init__(self) -> None:
+        super().__init__(nn.Conv2d(8, 4, 3, 1, 1))
+
+    def forward(self, x):
+        T, B = x.shape[:2]
+        kept = self.gathered(x)
+        return self.sn2(self.tail(kept.transpose(1, 2).reshape(T * B, 8, 4, 4)).reshape(T, B, -1))
 
 
 def test_a_network_without_an_every_token_twin_is_refused_naming_the_node():
@@ -263,21 +272,15 @@ def test_a_network_without_an_every_token_twin_is_refused_naming_the_node():
         token_saving(graph, steps=T)
 
 
-class LinearAfterGather(nn.Module):
-    """Top-16 of 64 tokens gathered, then a linear layer and a neuron per token and channel."""
+class LinearAfterGather(_Top16):
+    """The 16 tokens through a linear layer into a neuron per token and channel."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.embed, self.sn = nn.Linear(4, 8), neuron.IFNode(step_mode="m")
-        self.head, self.sn2 = nn.Linear(8, 4), neuron.IFNode(step_mode="m")
+        super().__init__(nn.Linear(8, 4))
 
-    def forward(self, x):                                # x: [T, B, 64, 4]
-        s = self.sn(self.embed(x))
-        T, B, N, C = s.shape
-        flat = s.flatten(0, 1)
-        idx = flat.sum(-1).topk(16, dim=1)[1]
-        kept = torch.gather(flat, 1, idx.unsqueeze(-1).expand(-1, -1, C))
-        return self.sn2(self.head(kept).reshape(T, B, 16, -1))
+    def forward(self, x):
+        T, B = x.shape[:2]
+        return self.sn2(self.tail(self.gathered(x)).reshape(T, B, 16, -1))
 
 
 @pytest.mark.parametrize("per_token", [False, True])

@@ -59,6 +59,14 @@ def _path(func: str, name: str, value: Any, example: str, what: str = "file") ->
     return Path(os.fspath(value))
 
 
+def _file(func: str, name: str, value: Any, example: str) -> Path:
+    """A path for one output file: a name ending in a separator names a folder."""
+    path = _path(func, name, value, example)
+    if str(os.fspath(value)).endswith(("/", os.sep)):
+        raise bad(func, name, value, "a file path (it ends with '/': a folder)", example)
+    return path
+
+
 def _number(func: str, name: str, value: Any, kind: str, lo: float, example: str, *, open_lo: bool = False,
             hi: float | None = None) -> int | float:
     what = ("an integer" if kind == "int" else "a number") + (f" > {lo:g}" if open_lo else f" >= {lo:g}")
@@ -206,8 +214,8 @@ _RULES: dict[str, Callable[[str, str, Any], Any]] = {
     "chip": lambda f, n, v: _name_or_path(f, n, v, "'loihi2'"),
     "ann_sparse": _bool,
     "firing_rates": _firing_rates,
-    "plot": lambda f, n, v: _path(f, n, v, "'energy.png'"),
-    "output_file": lambda f, n, v: _path(f, n, v, "'model.net'"),
+    "plot": lambda f, n, v: _file(f, n, v, "'energy.png'"),
+    "output_file": lambda f, n, v: _file(f, n, v, "'model.net'"),
     "nir_dt": lambda f, n, v: _number(f, n, v, "float", 0, "0.001", open_lo=True),
     "verify_ir": _bool,
     "time_axis": lambda f, n, v: _number(f, n, v, "int", 0, "1", hi=1),

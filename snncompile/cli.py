@@ -178,10 +178,13 @@ def _export_argv(argv: list[str]) -> list[str]:
     out: list[str] = []
     args = iter(argv)
     for a in args:
-        if to_file and a in ("-o", "--outdir"):
-            out += ["--output-file", next(args, "")]
-        elif to_file and a.startswith("--outdir="):
-            out.append("--output-file=" + a.split("=", 1)[1])
+        if to_file and (a in ("-o", "--outdir") or a.startswith("--outdir=")):
+            name = next(args, "") if "=" not in a else a.split("=", 1)[1]
+            if name.endswith(("/", os.sep)):
+                raise SnnCompileError(f"export --format {fmt} writes one file, but -o {name} ends with '/': "
+                                      "it names a folder", f"give a file name, e.g. -o {name.rstrip('/' + os.sep) or 'model.net'}",
+                                      EXIT_USAGE)
+            out += ["--output-file", name]
         else:
             out.append(a)
     return out + ["--target", target]

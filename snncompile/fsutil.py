@@ -43,7 +43,13 @@ def write_atomic(path: str | Path, write: Writer) -> Path:
 
 def check_destination(path: str | Path, what: str = "output") -> Path:
     """Refuse, before any work, a file destination that cannot be written: a folder in its
-    place, or a file where one of its parent folders should be."""
+    place (or a name ending in a separator, which names one), something that is not a regular
+    file (a FIFO, socket or device: writing would block or replace it), or a file where one of
+    its parent folders should be."""
+    if isinstance(path, str) and path.endswith(("/", os.sep)):
+        raise SnnCompileError(f"{what} {path} ends with '/': it names a folder, not a file",
+                              f"give a file name (e.g. {path.rstrip('/' + os.sep) or 'out'}), or -o DIR for a "
+                              "folder of outputs", EXIT_USAGE)
     path = Path(path)
     with os_errors(path):   # a name longer than the file system allows fails even a stat
         return _check_destination(path, what)
@@ -53,6 +59,9 @@ def _check_destination(path: Path, what: str) -> Path:
     if path.is_dir():
         raise SnnCompileError(f"{what} {path} is a folder, not a file",
                               f"remove or rename the folder {path}, or choose another output path", EXIT_USAGE)
+    if path.exists() and not path.is_file():
+        raise SnnCompileError(f"{what} {path} exists and is not a regular file (a FIFO, socket or device)",
+                              "choose another output path", EXIT_USAGE)
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

@@ -48,7 +48,7 @@ WRONG_COMPILE = [
     ("chip", 3),
     ("ann_sparse", None), ("ann_sparse", 0),
     ("firing_rates", [0.1]), ("firing_rates", {"neuron_2": 2.0}), ("firing_rates", -0.5), ("firing_rates", ""),
-    ("plot", 3), ("output_file", 3),
+    ("plot", 3), ("plot", "out/"), ("output_file", 3), ("output_file", "model.net/"),
     ("nir_dt", -1.0), ("nir_dt", 0), ("nir_dt", "0.001"), ("nir_dt", math.nan),
     ("verify_ir", None), ("verify_ir", "x"),
     ("event_frames", 0), ("event_frames", 2.5), ("event_frames", "16"),

@@ -287,6 +287,10 @@ CASES = [
         1, _replace("weight", lambda g: g.create_group("weight")))),
     Case("netx-bias-beyond-13-bits", NX, 2, "13-bit bias", netx_file(bias=np.array([1e300, 0.0]))),
     Case("netx-bias-fractional", NX, 2, "whole numbers", netx_file(bias=np.array([0.5, 0.0]))),
+    # a file destination: a name ending in '/' names a folder, a FIFO there is no file to replace
+    Case("export-file-trailing-slash", ["export", M, "--format", "netx", "-o", "m.net/"], 2, "ends with '/'",
+         lambda d: (d / "m.net").write_bytes(b"keep")),
+    Case("export-file-fifo", ["export", M, "--format", "netx", "-o", "m.net"], 2, "not a regular file", fifo("m.net")),
     Case("netx-weight-link-loop", NX, 2, "cannot read", netx_file(
         3, _replace("weight", lambda g: g.__setitem__("weight", h5py.SoftLink("/layer/3/weight"))))),
     # special files: refused by type, never opened (opening a FIFO blocks)

@@ -21,6 +21,7 @@ import numpy as np
 
 from snncompile import schema
 from snncompile.errors import EXIT_USAGE, SnnCompileError
+from snncompile.fsutil import names_folder
 
 
 def _shown(value: Any) -> str:
@@ -62,7 +63,7 @@ def _path(func: str, name: str, value: Any, example: str, what: str = "file") ->
 def _file(func: str, name: str, value: Any, example: str) -> Path:
     """A path for one output file: a name ending in a separator names a folder."""
     path = _path(func, name, value, example)
-    if str(os.fspath(value)).endswith(("/", os.sep)):
+    if names_folder(os.fspath(value)):
         raise bad(func, name, value, "a file path (it ends with '/': a folder)", example)
     return path
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from snncompile import targets
 from snncompile.errors import EXIT_BACKEND, EXIT_MISMATCH, EXIT_PIPE, EXIT_USAGE, SnnCompileError
+from snncompile.fsutil import names_folder
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -180,7 +181,7 @@ def _export_argv(argv: list[str]) -> list[str]:
     for a in args:
         if to_file and (a in ("-o", "--outdir") or a.startswith("--outdir=")):
             name = next(args, "") if "=" not in a else a.split("=", 1)[1]
-            if name.endswith(("/", os.sep)):
+            if names_folder(name):
                 raise SnnCompileError(f"export --format {fmt} writes one file, but -o {name} ends with '/': "
                                       "it names a folder", f"give a file name, e.g. -o {name.rstrip('/' + os.sep) or 'model.net'}",
                                       EXIT_USAGE)

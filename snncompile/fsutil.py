@@ -41,12 +41,18 @@ def write_atomic(path: str | Path, write: Writer) -> Path:
     return path
 
 
+def names_folder(path: str | Path) -> bool:
+    """A path written with a trailing separator names a folder (``Path`` drops the separator:
+    ask before converting)."""
+    return isinstance(path, str) and path.endswith(("/", os.sep))
+
+
 def check_destination(path: str | Path, what: str = "output") -> Path:
     """Refuse, before any work, a file destination that cannot be written: a folder in its
     place (or a name ending in a separator, which names one), something that is not a regular
     file (a FIFO, socket or device: writing would block or replace it), or a file where one of
     its parent folders should be."""
-    if isinstance(path, str) and path.endswith(("/", os.sep)):
+    if names_folder(path):
         raise SnnCompileError(f"{what} {path} ends with '/': it names a folder, not a file",
                               f"give a file name (e.g. {path.rstrip('/' + os.sep) or 'out'}), or -o DIR for a "
                               "folder of outputs", EXIT_USAGE)

@@ -97,6 +97,10 @@ class LayerCount:
     once: bool = False                    # real-valued input the same at every step (made from a
                                           # window host): computed once per sample, not every step
 
+    def evaluations(self, steps: int) -> int:
+        """How often the layer computes per sample: every step, or once (``once``)."""
+        return 1 if self.once else steps
+
     @property
     def in_size(self) -> int:
         return int(np.prod(self.in_shape))
@@ -249,9 +253,9 @@ def _host(graph: IRGraph, name: str, node: Host, layers: Layers | None) -> HostC
     cost = node.fn.cost(ins, tuple(node.shape))
     crossing = [int(np.prod(s)) for s, src in zip(ins, graph.inputs(name)) if not _on_host(graph, src)]
     out = node.size if any(not _host_user(graph, u) for u in graph.users(name)) else 0
+    once = all(time_invariant(graph, s) for s in graph.inputs(name))
     return HostCount(name, node.source, node.fn.describe(), tuple(node.shape), cost.macs, cost.comparisons,
-                     cost.transcendentals, sum(crossing), out, once=all(time_invariant(graph, s) for s in graph.inputs(name)),
-                     out_once=time_invariant(graph, name))
+                     cost.transcendentals, sum(crossing), out, once=once, out_once=once or node.fn.window)
 
 
 _VIEWS = (Reshape, Transpose, Slice)
@@ -356,7 +360,7 @@ def dynamic_counts(graph: IRGraph, rows: list[LayerCount], values: Mapping[str, 
             row.input_spikes = float(flat.sum() / B)
             row.firing_rate_in = float(v.mean())
         else:
-            row.snn_macs = float(row.macs_sparse * (1 if row.once else T))
+            row.snn_macs = float(row.macs_sparse * row.evaluations(T))
     for nc in neurons or []:
         _check_values(graph, values, [nc.name])
         s = np.asarray(values[nc.name])
@@ -398,7 +402,7 @@ def analytic_counts(graph: IRGraph, rows: list[LayerCount], rates: Mapping[str, 
             # r sums the rates of the populations an input element adds up: per element
             row.sops = r * steps * (row.synapses if row.fan_synapses is None else row.fan_synapses)
         else:
-            row.snn_macs = float(row.macs_sparse * (1 if row.once else steps))
+            row.snn_macs = float(row.macs_sparse * row.evaluations(steps))
     if missing:
         raise SnnCompileError(f"no firing rate for the spiking input of {', '.join(missing)}",
                               f"give a rate for these layers (IR name or module path), for the neurons "

@@ -121,7 +121,7 @@ def synaptic_tally(row: LayerCount, variant: str, steps: int, ann_sparse: bool, 
     if not row.input_spiking:  # real-valued input: MACs with the kept weights, every step
         if row.snn_macs is None:
             return None
-        return _dense_layer(row, row.snn_macs, w, DEFAULT_BITS, 1 if row.once else steps, word, "mac")
+        return _dense_layer(row, row.snn_macs, w, DEFAULT_BITS, row.evaluations(steps), word, "mac")
     if row.sops is None:
         return None
     op = "ac_binary" if variant == "snn_binary" or row.role == "or" else "ac"

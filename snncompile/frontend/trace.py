@@ -18,7 +18,7 @@ import torch
 from torch import fx, nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, EXIT_USAGE, SnnCompileError
-from snncompile.frontend import timefold
+from snncompile.frontend import timefold, trace_cache
 from snncompile.frontend.fold import refresh_hooked_weights
 from snncompile.frontend.guard import check_layers
 from snncompile.frontend.ops import (
@@ -304,14 +304,18 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
     check_neurons(model)
     detach_pruned(model)
     refresh_hooked_weights(model)
-    meta = _meta_copy(model)
+    arch = trace_cache.architecture(model)   # a ticket of a network traced before reuses its trace
+    meta = trace_cache.meta_model(arch)
+    if meta is None:
+        meta = _meta_copy(model)
+        trace_cache.keep_meta(arch, meta)
     # "loop-in": one call on [T, B, ...] that forward() reads step by step (x[t], snnTorch)
     # "m-bf": one call on batch-first [B, T, ...] that forward() transposes to [T, B, ...] itself
     conventions = ("m", "static-m", "m-bf") if mode == "m" else ("s", "loop-in")
     failures: list[SnnCompileError] = []
     for convention in conventions:
         try:
-            return _trace_as(model, meta, convention, tuple(input_shape), name, masks, no_host=no_host)
+            return _trace_as(model, meta, convention, tuple(input_shape), name, masks, no_host=no_host, arch=arch)
         except SnnCompileError as exc:
             failures.append(exc)
     # the attempt that got furthest says what actually stops the model (ties: the first tried)
@@ -359,7 +363,9 @@ def _staged(exc: SnnCompileError, stage: int, progress: int = 0) -> SnnCompileEr
 
 
 def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
-              input_shape: tuple[int, ...]) -> fx.GraphModule:
+              input_shape: tuple[int, ...], arch: tuple | None = None) -> fx.GraphModule:
+    """``model`` traced on input ``shape`` (values on ``meta``'s tensors); for ``arch`` (see
+    :mod:`trace_cache`), a copy of the trace of a model of the same architecture, if any."""
     reset_states(meta)
     params = list(inspect.signature(model.forward).parameters.values())[1:]
     extra = [p.name for p in params if p.default is inspect.Parameter.empty
@@ -368,6 +374,11 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
         raise _staged(unsupported(f"model with more than one input (forward() also takes {', '.join(extra)})",
                                   "forward"), 1)
     concrete = {p.name: p.default for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    # the tracer's own choices are part of what a trace depends on
+    how = (tuple(shape), _dtype_of(model), is_leaf, is_neuron, stock_neuron)
+    remembered = trace_cache.lookup(arch, how, model)
+    if remembered is not None:   # a ticket of an architecture traced before: its weights are read below
+        return _GraphModule(model, remembered)
     tracer = ShapeTracer(meta, is_leaf, [torch.empty(shape, dtype=_dtype_of(model), device="meta")])
     tracer.elementwise = is_neuron
     tracer.passthrough = stock_neuron
@@ -385,6 +396,7 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
     finally:
         _restore_state(model, saved)
         reset_states(meta)
+    trace_cache.store(arch, how, graph)
     return _GraphModule(tracer.root, graph)
 
 
@@ -439,9 +451,9 @@ def _trace_failure(exc: Exception, first_error: Exception | None, shape: tuple[i
 
 def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: tuple[int, ...],
               name: str, masks: dict[str, np.ndarray] | None, batch: int = PROBE_B,
-              no_host: bool = False) -> TraceResult:
+              no_host: bool = False, arch: tuple | None = None) -> TraceResult:
     lead = {"m": (PROBE_T, batch), "loop-in": (PROBE_T, batch), "m-bf": (batch, PROBE_T)}.get(convention, (batch,))
-    gm = _fx_trace(model, meta, (*lead, *input_shape), input_shape)
+    gm = _fx_trace(model, meta, (*lead, *input_shape), input_shape, arch)
     _read_input_steps(gm, convention)
     inline_neurons.rewrite(gm)   # membrane recurrences written in forward() → neuron calls
     host_select.rewrite_batch_index_select(gm)   # x.reshape(R·N, C)[idx + offsets] → x[rows, idx]
@@ -461,7 +473,8 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
                 raise unsupported("multi-step model that neither takes [T, B, ...] input nor repeats "
                                   "its input over time", "forward")
             if steps == batch and batch == PROBE_B:   # T and B would be indistinguishable
-                return _trace_as(model, meta, convention, input_shape, name, masks, batch=7, no_host=no_host)
+                return _trace_as(model, meta, convention, input_shape, name, masks, batch=7, no_host=no_host,
+                                 arch=arch)
             layout.steps = steps
         elif convention in ("s", "loop-in") and calls and max(len(c) for c in calls.values()) > 1:
             layout = timefold.fold_loop(gm.graph, calls)

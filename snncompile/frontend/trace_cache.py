@@ -1,0 +1,200 @@
+"""Traced fx graphs remembered by architecture, for sweeps over many tickets of one network.
+
+Symbolic tracing costs more than the rest of an energy estimate (ResNet-18: ~10 ms of ~35).
+A ticket of an architecture already traced in this process (same classes, same attributes,
+same parameter and buffer shapes, same input shape) gets a copy of that trace, bound to its
+own modules and tensors; only the weights differ, and the frontend reads those from the new
+model as always (and checks every traced layer against it). A trace is reused only when
+nothing in it depends on more than its key:
+
+* every attribute of every module is part of the key (plain values, tensor shapes, function
+  names); a module holding anything else (an arbitrary object, a closure, a module-level
+  tensor) is not remembered;
+* a trace that captured a tensor computed in ``forward()`` from non-parameter values (fx's
+  ``_tensor_constant`` attributes: a value of the traced model, not of its architecture) is
+  not remembered.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import types
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+_SIZE = 8   # architectures remembered (a trace holds no weights: meta shapes only)
+_ATOMS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size)
+_EXACT_ATOMS = frozenset(_ATOMS)
+_CONTAINERS = frozenset((dict, OrderedDict, list, tuple, set, frozenset))
+_OWN = ("_parameters", "_buffers", "_modules")   # read separately (shapes; the module walk)
+_SMALL_ARRAY = 4096   # numpy attributes up to this size are keyed by value; larger ones are not remembered
+_DEPTH = 6
+
+
+class _Unkeyed(Exception):
+    """A value the key cannot hold faithfully: the model is traced afresh."""
+
+
+@dataclass
+class _Architecture:
+    meta: nn.Module | None = None   # the meta-device copy of the first model traced (shapes only)
+    traces: dict[tuple, fx.Graph] = field(default_factory=dict)   # by how it was traced
+
+
+_SEEN: OrderedDict[tuple, _Architecture] = OrderedDict()
+
+
+def architecture(model: nn.Module) -> tuple | None:
+    """The key of ``model``'s architecture, or None when it cannot be remembered."""
+    try:
+        return tuple(_module_key(path, m) for path, m in model.named_modules())
+    except (_Unkeyed, RecursionError):
+        return None
+
+
+def meta_model(arch: tuple | None) -> nn.Module | None:
+    """The meta copy remembered for ``arch`` (None: make one and :func:`keep_meta` it)."""
+    entry = _entry(arch)
+    return None if entry is None else entry.meta
+
+
+def keep_meta(arch: tuple | None, meta: nn.Module) -> None:
+    if arch is not None:
+        _entry(arch, create=True).meta = meta
+
+
+def lookup(arch: tuple | None, how: tuple, model: nn.Module) -> fx.Graph | None:
+    """A copy of the trace remembered for ``arch`` traced ``how`` (input shape, dtype, the
+    tracer's choices) whose every attribute read exists in ``model``; None if there is none."""
+    entry = _entry(arch)
+    graph = None if entry is None else entry.traces.get(how)
+    if graph is None:
+        return None
+    if not all(_resolves(model, str(n.target)) for n in graph.nodes if n.op in ("get_attr", "call_module")):
+        return None
+    return copy.deepcopy(graph)
+
+
+def store(arch: tuple | None, how: tuple, graph: fx.Graph) -> None:
+    """Remember a copy of ``graph`` (fresh from the tracer, before any rewrite)."""
+    if arch is None or any(_made_by_tracer(str(n.target)) for n in graph.nodes if n.op == "get_attr"):
+        return
+    _entry(arch, create=True).traces[how] = copy.deepcopy(graph)
+
+
+def clear() -> None:
+    _SEEN.clear()
+
+
+def _entry(arch: tuple | None, create: bool = False) -> _Architecture | None:
+    if arch is None:
+        return None
+    entry = _SEEN.get(arch)
+    if entry is None and create:
+        entry = _SEEN[arch] = _Architecture()
+        while len(_SEEN) > _SIZE:
+            _SEEN.popitem(last=False)
+    if entry is not None:
+        _SEEN.move_to_end(arch)
+    return entry
+
+
+def _made_by_tracer(target: str) -> bool:
+    # fx names tensors it found outside the module tree _tensor_constantN (or _param_constantN)
+    return any(part.startswith(("_tensor_constant", "_param_constant")) for part in target.split("."))
+
+
+def _resolves(model: nn.Module, target: str) -> bool:
+    obj: Any = model
+    for part in target.split("."):
+        obj = getattr(obj, part, _MISSING)
+        if obj is _MISSING:
+            return False
+    return True
+
+
+_MISSING = object()
+
+
+def _module_key(path: str, m: nn.Module) -> tuple:
+    hooks = {k: v for k, v in m.__dict__.items() if "hook" in k and isinstance(v, dict) and v}
+    attrs = tuple((k, _value_key(_ranked(v, hooks), 0) if k in hooks else _value_key(v, 0))
+                  for k, v in m.__dict__.items() if k not in _OWN)
+    params = tuple((k, _value_key(v, 0)) for k, v in m._parameters.items())
+    buffers = tuple((k, _value_key(v, 0)) for k, v in m._buffers.items())
+    # the class's forward too: a class patched between two traces is a different program
+    return path, type(m), getattr(type(m), "forward", None), attrs, params, buffers
+
+
+def _ranked(hooks: dict, every: dict[str, dict]) -> list:
+    """A hook dict keyed by registration rank instead of its handle ids (global counters:
+    the same pruning applied to two tickets registers hooks under different ids)."""
+    ids = sorted({k for d in every.values() for k in d if isinstance(k, int)})
+    rank = {k: i for i, k in enumerate(ids)}
+    return [(rank.get(k, k), v) for k, v in hooks.items()]
+
+
+def _value_key(v: Any, depth: int) -> Any:
+    t = type(v)
+    if t in _EXACT_ATOMS:   # most attributes: flags, sizes, names, torch's empty hook dicts
+        return t, v
+    if t in _CONTAINERS and not v:
+        return t
+    if depth > _DEPTH:
+        raise _Unkeyed
+    if isinstance(v, _ATOMS):
+        return t, v
+    if isinstance(v, torch.Tensor):   # its values are read from the model; its shape shapes the trace
+        return "tensor", tuple(v.shape), v.dtype, v.device.type, v.requires_grad, isinstance(v, nn.Parameter)
+    if isinstance(v, (enum.Enum, type)):
+        return "const", v
+    if isinstance(v, np.ndarray):
+        if v.size > _SMALL_ARRAY or v.dtype == object:
+            raise _Unkeyed
+        return "array", v.shape, v.dtype.str, v.tobytes()
+    if isinstance(v, np.generic):
+        return "scalar", v.dtype.str, v.tobytes()
+    if isinstance(v, (tuple, list, set, frozenset)):
+        items = sorted(v, key=repr) if isinstance(v, (set, frozenset)) else v
+        return type(v), tuple(_value_key(x, depth + 1) for x in items)
+    if isinstance(v, dict):
+        return type(v), tuple((_value_key(k, depth + 1), _value_key(x, depth + 1)) for k, x in v.items())
+    return _callable_key(v, depth)
+
+
+def _callable_key(v: Any, depth: int) -> Any:
+    if isinstance(v, (types.BuiltinFunctionType, types.BuiltinMethodType)):
+        return "builtin", v
+    if isinstance(v, types.FunctionType):   # snnTorch's surrogates are closures over their slope
+        try:
+            cells = tuple(_value_key(c.cell_contents, depth + 1) for c in v.__closure__ or ())
+        except ValueError:   # an empty cell
+            raise _Unkeyed from None
+        return ("function", v.__code__, cells, _value_key(v.__defaults__, depth + 1),
+                _value_key(v.__kwdefaults__, depth + 1))
+    if isinstance(v, types.MethodType):
+        owner = v.__self__
+        return "method", v.__func__, ("module", type(owner)) if isinstance(owner, nn.Module) \
+            else _value_key(owner, depth + 1)
+    if isinstance(v, nn.Module) or not _plain_object(v):
+        raise _Unkeyed   # a module outside the tree, or an object whose state is not in its __dict__
+    return "object", type(v), tuple((k, _value_key(x, depth + 1)) for k, x in vars(v).items())
+
+
+class _Plain:
+    pass
+
+
+_PLAIN_SIZE = _Plain.__basicsize__   # an instance of Python classes: a __dict__ (and weak references) only
+
+
+def _plain_object(v: Any) -> bool:
+    """An instance of Python classes only (no C base such as functools.partial, no
+    __slots__): all its state is in its __dict__."""
+    return hasattr(v, "__dict__") and type(v).__basicsize__ == _PLAIN_SIZE

@@ -1,0 +1,186 @@
+"""Traces remembered by architecture (``snncompile.frontend.trace_cache``): a second ticket of
+one network gets the first one's trace, bound to its own weights, and compiles to the IR a
+trace from scratch gives; anything a trace depends on beyond the architecture makes a new one."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from nets import cifar_ticket, randomize_bn, snntorch_soft_reset_net
+from spikingjelly.activation_based import neuron
+from torch import fx, nn
+from torch.nn.utils import prune
+
+from snncompile.frontend import trace as trace_mod
+from snncompile.frontend import trace_cache, trace_model
+from snncompile.ir import Conv2d, Neuron
+from tests.energy.zoo import SpikingResNet18
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    trace_cache.clear()
+    yield
+    trace_cache.clear()
+
+
+@pytest.fixture
+def traces(monkeypatch) -> list[int]:
+    """Counts the symbolic traces made (a reused trace makes none)."""
+    made: list[int] = []
+    real = trace_mod.ShapeTracer.trace
+
+    def counting(self, *args, **kwargs):
+        made.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(trace_mod.ShapeTracer, "trace", counting)
+    return made
+
+
+def _from_scratch(model: nn.Module, shape: tuple[int, ...]):
+    trace_cache.clear()
+    try:
+        return trace_model(model, shape).graph
+    finally:
+        trace_cache.clear()
+
+
+def assert_same_ir(a, b) -> None:
+    """Same nodes, edges, types and parameter values (arrays element for element)."""
+    assert [(n, a.inputs(n), type(a.node(n))) for n in a.topo()] == \
+        [(n, b.inputs(n), type(b.node(n))) for n in b.topo()]
+    for name in a.topo():
+        pa, pb = a.node(name).params(), b.node(name).params()
+        assert pa.keys() == pb.keys(), name
+        for k in pa:
+            if isinstance(pa[k], np.ndarray):
+                assert np.array_equal(pa[k], pb[k], equal_nan=pa[k].dtype.kind == "f"), (name, k)
+            else:
+                assert pa[k] == pb[k], (name, k)
+
+
+def test_a_second_ticket_reuses_the_trace_and_compiles_its_own_weights(traces):
+    first = trace_model(cifar_ticket(seed=0), (3, 32, 32)).graph
+    made = len(traces)
+    second = trace_model(cifar_ticket(seed=1), (3, 32, 32)).graph
+    assert len(traces) == made   # no new symbolic trace
+    assert_same_ir(second, _from_scratch(cifar_ticket(seed=1), (3, 32, 32)))
+    conv = first.of_type(Conv2d)[1]
+    assert not np.array_equal(first.node(conv).weight, second.node(conv).weight)
+
+
+def test_resnet18_tickets_at_cifar_size():
+    trace_model(SpikingResNet18(imagenet=False).eval(), (3, 32, 32))
+    torch.manual_seed(5)
+    ticket = randomize_bn(SpikingResNet18(imagenet=False), seed=5)
+    assert_same_ir(trace_model(ticket, (3, 32, 32)).graph, _from_scratch(ticket, (3, 32, 32)))
+
+
+def _pruned(seed: int, amount: float = 0.9) -> nn.Module:
+    model = cifar_ticket(sparsity=0.0, seed=seed)
+    torch.manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            prune.random_unstructured(m, "weight", amount=amount)
+    return model
+
+
+def test_torch_pruned_tickets_read_their_own_masks(traces):
+    trace_model(_pruned(0), (3, 32, 32))
+    made = len(traces)
+    ticket = _pruned(1)
+    got = trace_model(ticket, (3, 32, 32)).graph
+    assert len(traces) == made
+    assert_same_ir(got, _from_scratch(_pruned(1), (3, 32, 32)))
+    conv = got.node(got.of_type(Conv2d)[1])
+    assert np.array_equal(conv.weight != 0, ticket[4].weight_mask.numpy().astype(bool) & (conv.weight != 0))
+    # another pruning amount is another hook: a new trace (the amount is part of the key)
+    trace_model(_pruned(2, amount=0.5), (3, 32, 32))
+    assert len(traces) > made
+
+
+def test_another_threshold_or_shape_is_another_trace(traces):
+    trace_model(cifar_ticket(seed=0), (3, 32, 32))
+    made = len(traces)
+    other = cifar_ticket(seed=0)
+    other[2].v_threshold = 0.5
+    got = trace_model(other, (3, 32, 32)).graph
+    assert len(traces) > made
+    assert got.node(got.of_type(Neuron)[0]).dynamics.v_threshold == 0.5
+
+    def fully_convolutional() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), neuron.IFNode(), nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(8, 4), neuron.IFNode())
+
+    trace_model(fully_convolutional(), (3, 32, 32))
+    made = len(traces)
+    assert trace_model(fully_convolutional(), (3, 64, 64)).graph.node("input").shape == (3, 64, 64)
+    assert len(traces) > made
+
+
+def test_snntorch_surrogate_closures_are_keyed_by_their_values(traces):
+    trace_model(snntorch_soft_reset_net(beta=0.5), (8,))
+    made = len(traces)
+    got = trace_model(snntorch_soft_reset_net(beta=0.5), (8,)).graph
+    assert len(traces) == made
+    assert_same_ir(got, _from_scratch(snntorch_soft_reset_net(beta=0.5), (8,)))
+    # β is a buffer (read from each model, as weights are); the surrogate is a closure over its slope
+    assert_same_ir(trace_model(snntorch_soft_reset_net(beta=0.25), (8,)).graph,
+                   _from_scratch(snntorch_soft_reset_net(beta=0.25), (8,)))
+    from snntorch import surrogate
+
+    key = trace_cache._value_key
+    assert key(surrogate.atan(alpha=2.0), 0) == key(surrogate.atan(alpha=2.0), 0)
+    assert key(surrogate.atan(alpha=2.0), 0) != key(surrogate.atan(alpha=3.0), 0)
+
+
+class _Gain(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 8)
+        self.sn = neuron.IFNode()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sn(self.fc(x))
+
+
+def test_a_class_patched_between_traces_is_traced_again(traces, monkeypatch):
+    torch.manual_seed(0)
+    before = trace_model(_Gain(), (16,)).graph
+    made = len(traces)
+    monkeypatch.setattr(_Gain, "forward", lambda self, x: self.sn(self.fc(x * 2.0)))
+    torch.manual_seed(0)
+    model = _Gain()
+    got = trace_model(model, (16,)).graph
+    assert len(traces) > made
+    assert_same_ir(got, _from_scratch(model, (16,)))
+    with pytest.raises(AssertionError):
+        assert_same_ir(got, before)
+
+
+def test_an_attribute_the_key_cannot_hold_is_never_remembered(traces):
+    model = _Gain()
+    model.pick = functools.partial(max, 1)   # state outside any __dict__
+    assert trace_cache.architecture(model) is None
+    trace_model(model, (16,))
+    made = len(traces)
+    trace_model(model, (16,))
+    assert len(traces) > made
+
+
+def test_a_trace_holding_a_tensor_made_in_forward_is_not_remembered():
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    c = graph.get_attr("_tensor_constant0")
+    graph.output(graph.call_function(torch.add, (x, c)))
+    arch = trace_cache.architecture(_Gain())
+    trace_cache.store(arch, ("how",), graph)
+    assert trace_cache.lookup(arch, ("how",), _Gain()) is None
+    plain = fx.Graph()
+    plain.output(plain.placeholder("x"))
+    trace_cache.store(arch, ("how",), plain)
+    assert trace_cache.lookup(arch, ("how",), _Gain()) is not None

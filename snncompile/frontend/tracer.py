@@ -280,18 +280,51 @@ _BN_RANKS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
 
 
 def _same_shape(mod: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor | None:
-    """The meta output of an eval-mode batch norm (torch's, or spikingjelly's wrapper in
-    either step mode) on a valid input, without running it; None: run the module."""
-    ranks = next((r for cls, r in _BN_RANKS.items() if isinstance(mod, cls)), None)
-    if ranks is None or mod.training or kwargs or len(args) != 1 or not isinstance(args[0], torch.Tensor):
+    """The meta output of an eval-mode batch norm, convolution or linear layer (torch's, or
+    spikingjelly's wrapper in either step mode) on a valid input, without running it; None:
+    run the module (it then also raises what it raises on an invalid input)."""
+    if kwargs or len(args) != 1 or not isinstance(args[0], torch.Tensor) or not args[0].is_floating_point():
         return None
-    own = type(mod) in _BN_RANKS or type(mod).__module__.startswith("spikingjelly.activation_based.layer")
-    x, lead = args[0], 2 if getattr(mod, "step_mode", "s") == "m" else 1
-    if not own or x.dim() - lead + 1 not in ranks or x.shape[lead] != mod.num_features:
-        return None
-    if not x.is_floating_point() or any(p.dtype != x.dtype for p in (mod.weight, mod.running_mean) if p is not None):
+    x, cls = args[0], type(mod)
+    if not (cls.__module__.startswith("torch.nn.modules") or (cls.__module__.startswith(_SJ_LAYER)
+                                                              and cls.__name__ in _SJ_STOCK)):
+        return None   # a subclass (spikingjelly's WSConv2d) may compute something else: run it
+    weight = getattr(mod, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.dtype != x.dtype:
         return None   # a dtype mismatch raises in the module: let it
+    lead = 2 if getattr(mod, "step_mode", "s") == "m" else 1
+    if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+        return _batch_norm_shape(mod, x, lead)
+    if isinstance(mod, nn.modules.conv._ConvNd) and not isinstance(mod, nn.modules.conv._ConvTransposeNd):
+        return _conv_shape(mod, x, lead)
+    if isinstance(mod, nn.Linear) and x.dim() >= 2 and x.shape[-1] == mod.in_features:
+        return x.new_empty((*x.shape[:-1], mod.out_features))
+    return None
+
+
+_SJ_LAYER = "spikingjelly.activation_based.layer"
+_SJ_STOCK = {"Conv1d", "Conv2d", "Conv3d", "Linear", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d"}
+
+
+def _batch_norm_shape(mod: nn.Module, x: torch.Tensor, lead: int) -> torch.Tensor | None:
+    ranks = next((r for cls, r in _BN_RANKS.items() if isinstance(mod, cls)), None)
+    if ranks is None or mod.training or x.dim() - lead + 1 not in ranks or x.shape[lead] != mod.num_features:
+        return None
+    if mod.running_mean is not None and mod.running_mean.dtype != x.dtype:
+        return None
     return torch.empty_like(x)
+
+
+def _conv_shape(mod: nn.Module, x: torch.Tensor, lead: int) -> torch.Tensor | None:
+    """out = ⌊(n + 2p − d·(k − 1) − 1) / s⌋ + 1 per spatial axis (torch's Conv*d), batched input only."""
+    dims = len(mod.kernel_size)
+    if isinstance(mod.padding, str) or x.dim() != lead + 1 + dims or x.shape[lead] != mod.in_channels:
+        return None
+    out = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in
+           zip(x.shape[lead + 1:], mod.kernel_size, mod.stride, mod.padding, mod.dilation)]
+    if min(out) < 1:
+        return None
+    return x.new_empty((*x.shape[:lead], mod.out_channels, *out))
 
 
 def flat_values(x: Any) -> list[Any]:

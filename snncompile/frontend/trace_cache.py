@@ -7,9 +7,11 @@ own modules and tensors; only the weights differ, and the frontend reads those f
 model as always (and checks every traced layer against it). A trace is reused only when
 nothing in it depends on more than its key:
 
-* every attribute of every module is part of the key (plain values, tensor shapes, function
-  names); a module holding anything else (an arbitrary object, a closure, a module-level
-  tensor) is not remembered;
+* every attribute of every module is part of the key (plain values, tensor shapes, functions
+  with the values they close over); a module holding anything else (an arbitrary object, a
+  C-level callable) is not remembered;
+* so is the code of the user's own classes: their methods and the module-level functions
+  and values those read (a notebook cell run again redefines a helper, not the class);
 * a trace that captured a tensor computed in ``forward()`` from non-parameter values (fx's
   ``_tensor_constant`` attributes: a value of the traced model, not of its architecture) is
   not remembered.
@@ -53,7 +55,9 @@ _SEEN: OrderedDict[tuple, _Architecture] = OrderedDict()
 def architecture(model: nn.Module) -> tuple | None:
     """The key of ``model``'s architecture, or None when it cannot be remembered."""
     try:
-        return tuple(_module_key(path, m) for path, m in model.named_modules())
+        modules = tuple(_module_key(path, m) for path, m in model.named_modules())
+        code = tuple(_class_code(cls) for cls in dict.fromkeys(type(m) for m in model.modules()))
+        return modules, code
     except (_Unkeyed, RecursionError):
         return None
 
@@ -120,6 +124,51 @@ def _resolves(model: nn.Module, target: str) -> bool:
 
 
 _MISSING = object()
+
+
+# code the user does not edit while a session runs: keyed by its classes alone
+_LIBRARIES = ("torch", "spikingjelly", "snntorch", "norse", "sinabs", "torchvision", "timm", "snncompile")
+
+
+def _class_code(cls: type) -> tuple:
+    """The code a user's class runs: every method of its own classes (a notebook cell run
+    again defines them anew) and the module-level functions and values they read (a helper
+    redefined between two compilations is another program)."""
+    out = []
+    for klass in cls.__mro__:
+        if klass is object or klass.__module__.split(".")[0] in _LIBRARIES:
+            continue
+        for name, attr in klass.__dict__.items():
+            fn = attr.__func__ if isinstance(attr, (staticmethod, classmethod)) else attr
+            if isinstance(fn, types.FunctionType):
+                out.append((name, fn.__code__, _globals_read(fn, 0)))
+    return cls, tuple(out)
+
+
+def _globals_read(fn: types.FunctionType, depth: int) -> tuple:
+    """The module-level names ``fn``'s code reads, with what they hold now."""
+    out = []
+    for name in _names(fn.__code__):
+        if name not in fn.__globals__:
+            continue   # a builtin, an attribute name, or not defined yet
+        v = fn.__globals__[name]
+        if isinstance(v, types.FunctionType):
+            user = v.__module__ is None or v.__module__.split(".")[0] not in _LIBRARIES
+            out.append((name, v.__code__, _globals_read(v, depth + 1) if user and depth < 2 else ()))
+        elif isinstance(v, (types.ModuleType, type, types.BuiltinFunctionType)):
+            out.append((name, "ref", v))
+        else:
+            out.append((name, _value_key(v, 0)))
+    return tuple(out)
+
+
+def _names(code: types.CodeType) -> list[str]:
+    """Global and attribute names read by ``code`` and the functions nested in it."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _names(const)
+    return names
 
 
 def _module_key(path: str, m: nn.Module) -> tuple:

@@ -162,6 +162,32 @@ def test_a_class_patched_between_traces_is_traced_again(traces, monkeypatch):
         assert_same_ir(got, before)
 
 
+def _gain(x: torch.Tensor) -> torch.Tensor:
+    return x * 2.0
+
+
+class _Helped(_Gain):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sn(self.fc(_gain(x)))
+
+
+def test_a_helper_redefined_between_traces_is_traced_again(traces, monkeypatch):
+    """A notebook cell run again: the class is the same object, the function it calls is new."""
+    import sys
+
+    torch.manual_seed(0)
+    before = trace_model(_Helped(), (16,)).graph
+    made = len(traces)
+    monkeypatch.setattr(sys.modules[__name__], "_gain", lambda x: x * 3.0)
+    torch.manual_seed(0)
+    model = _Helped()
+    got = trace_model(model, (16,)).graph
+    assert len(traces) > made
+    assert_same_ir(got, _from_scratch(model, (16,)))
+    with pytest.raises(AssertionError):
+        assert_same_ir(got, before)
+
+
 def test_an_attribute_the_key_cannot_hold_is_never_remembered(traces):
     model = _Gain()
     model.pick = functools.partial(max, 1)   # state outside any __dict__

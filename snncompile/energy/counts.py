@@ -19,6 +19,7 @@ Conventions (see docs/energy.md):
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -103,11 +104,11 @@ class LayerCount:
 
     @property
     def in_size(self) -> int:
-        return int(np.prod(self.in_shape))
+        return int(math.prod(self.in_shape))   # np.prod costs ~5 µs a call; priced per variant
 
     @property
     def out_size(self) -> int:
-        return int(np.prod(self.out_shape))
+        return int(math.prod(self.out_shape))
 
     @property
     def kept_out(self) -> int:

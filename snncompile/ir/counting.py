@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -96,10 +97,32 @@ def _nonzero(weight: np.ndarray, mask: np.ndarray) -> int:
     return int(np.count_nonzero(mask) - np.count_nonzero(zeros & mask))
 
 
+# Pure functions of ints (shapes, strides): remembered across the tickets of one
+# architecture. Equal arguments of another type (1.0 for 1) give the same counts, so one
+# entry serves both. The arrays are shared by every caller: read-only.
+@lru_cache(maxsize=1024)
 def _valid_counts(n_in: int, n_out: int, k: int, s: int, p: int, d: int) -> np.ndarray:
     """For each kernel tap, the number of output positions where it lands inside the input."""
     o = np.arange(n_out)[None, :] * s - p + np.arange(k)[:, None] * d
-    return ((o >= 0) & (o < n_in)).sum(axis=1)
+    counts = ((o >= 0) & (o < n_in)).sum(axis=1)
+    counts.flags.writeable = False
+    return counts
+
+
+@lru_cache(maxsize=1024)
+def _per_tap(in_hw: tuple[int, int], out_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+             padding: tuple[int, int], dilation: tuple[int, int]) -> tuple[np.ndarray, np.int64]:
+    """Per kernel tap (kh × kw): the output positions where it lands inside the input; and
+    their sum over the taps."""
+    vy = _valid_counts(in_hw[0], out_hw[0], kernel[0], stride[0], padding[0], dilation[0])
+    vx = _valid_counts(in_hw[1], out_hw[1], kernel[1], stride[1], padding[1], dilation[1])
+    per_tap = np.outer(vy, vx)
+    per_tap.flags.writeable = False
+    return per_tap, per_tap.sum()
+
+
+def _pair(v) -> tuple:
+    return (v[0], v[1])   # a tuple whatever the field holds (a list read from a file): a cache key
 
 
 def conv_counts(node: Conv2d, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -107,20 +130,20 @@ def conv_counts(node: Conv2d, in_shape: tuple[int, ...]) -> tuple[int, int, int]
     _, h, w = in_shape
     cout, cin_g, kh, kw = node.weight.shape
     _, ho, wo = node.shape
-    vy = _valid_counts(h, ho, kh, node.stride[0], node.padding[0], node.dilation[0])
-    vx = _valid_counts(w, wo, kw, node.stride[1], node.padding[1], node.dilation[1])
-    per_tap = np.outer(vy, vx)
-    taps = np.full((kh, kw), cout * cin_g) if all_stored(node.mask) else node.mask.sum(axis=(0, 1))
-    return int((taps * per_tap).sum()), int(cout * cin_g * per_tap.sum()), int(cout * ho * wo * cin_g * kh * kw)
+    per_tap, positions = _per_tap((h, w), (ho, wo), (kh, kw), _pair(node.stride), _pair(node.padding),
+                                  _pair(node.dilation))
+    dense = int(cout * cin_g * positions)
+    # every tap stored cout·cin_g times (a dense layer): the stored count is the dense one
+    stored = dense if all_stored(node.mask) else int((node.mask.sum(axis=(0, 1)) * per_tap).sum())
+    return stored, dense, int(cout * ho * wo * cin_g * kh * kw)
 
 
 def pool_counts(node: Pool2d, in_shape: tuple[int, ...]) -> int:
     """(input, output) pairs of a pooling window that lie inside the input, over every output."""
     c, h, w = in_shape
     _, ho, wo = node.shape
-    vy = _valid_counts(h, ho, node.kernel[0], node.stride[0], node.padding[0], 1)
-    vx = _valid_counts(w, wo, node.kernel[1], node.stride[1], node.padding[1], 1)
-    return int(c * np.outer(vy, vx).sum())
+    _, positions = _per_tap((h, w), (ho, wo), _pair(node.kernel), _pair(node.stride), _pair(node.padding), (1, 1))
+    return int(c * positions)
 
 
 def linear_counts(node: Linear) -> tuple[int, int, int]:

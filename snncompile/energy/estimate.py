@@ -192,7 +192,7 @@ def _fill_spikes(graph: IRGraph, rows: list[LayerCount], neurons: list[NeuronCou
         return "exact", ["SOPs exact: Σ over steps and input spikes of each input's fan-out "
                          "(stored synapses into live neurons)"]
     if firing_rates is not None:
-        analytic_counts(graph, rows, firing_rates, steps, neurons)
+        analytic_counts(graph, rows, firing_rates, steps, neurons, names)
         notes = ["SOPs analytic: input firing rate · T · synapses (no forward pass)"]
         unknown = [names[nc.name] for nc in neurons if nc.spikes is None]
         if unknown:

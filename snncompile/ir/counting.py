@@ -63,7 +63,13 @@ def binary_scales(weight: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
     """Per-output-row α if every stored nonzero weight of each row is exactly ±α_row, else
     None. The one definition of "binary" (the binarize pass and the energy report use it)."""
     rows = weight.shape[0]
-    first = np.abs(weight[0][mask[0]])
+    dense = all_stored(mask)
+    if dense and weight[0].size >= 2:   # two stored weights of row 0 of different nonzero size: real-valued
+        a, b = abs(float(weight.flat[0])), abs(float(weight.flat[1]))
+        if a > 0 and b > 0 and a != b:
+            return None
+    # a dense layer's mask selects every weight: the row itself, without a boolean gather
+    first = np.abs(weight[0] if dense else weight[0][mask[0]])
     first = first[first > 0]  # cheap early exit on real-valued layers, before touching all weights
     if first.size and first.max() != first.min():
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -94,8 +95,8 @@ class IRGraph:
         if order is not None:
             return [[n] for n in order]
         index = {n: i for i, n in enumerate(self.nx.nodes)}
-        if nx.is_directed_acyclic_graph(self.nx):
-            order = list(nx.lexicographical_topological_sort(self.nx, key=index.__getitem__))
+        order = self._acyclic_order(index)
+        if order is not None:
             self._dag_order = (self._order_key(), order)
             return [[n] for n in order]
         cond = nx.condensation(self.nx)
@@ -114,11 +115,30 @@ class IRGraph:
             groups.append(list(nx.lexicographical_topological_sort(sub, key=index.__getitem__)))
         return groups
 
+    def _acyclic_order(self, index: dict[str, int]) -> list[str] | None:
+        """Every node after its inputs, the ready node first in ``index`` order (networkx's
+        lexicographical_topological_sort, without its generic machinery: ~3x faster); None
+        if the graph has a cycle."""
+        succ = self.nx._succ
+        waiting = {n: len(p) for n, p in self.nx._pred.items()}
+        ready = [(index[n], n) for n, k in waiting.items() if k == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            _, n = heapq.heappop(ready)
+            order.append(n)
+            for m in succ[n]:
+                waiting[m] -= 1
+                if waiting[m] == 0:
+                    heapq.heappush(ready, (index[m], m))
+        return order if len(order) == len(waiting) else None
+
     # The order of an acyclic graph depends on its nodes and edges alone: kept while they
     # stay as they are (the estimate and the lowering ask for it a dozen times, and whether
-    # the graph has a loop three times).
+    # the graph has a loop three times). The key: the nodes and each one's successors, in order.
     def _order_key(self) -> tuple:
-        return tuple(self.nx.nodes), tuple(self.nx.edges)
+        succ = self.nx._succ
+        return tuple(succ), tuple(tuple(s) for s in succ.values())
 
     def _dag_order_now(self) -> list[str] | None:
         """The order :meth:`schedule` found for the graph as it is now, if it is acyclic."""

@@ -19,6 +19,7 @@ Conventions (see docs/energy.md):
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -103,11 +104,11 @@ class LayerCount:
 
     @property
     def in_size(self) -> int:
-        return int(np.prod(self.in_shape))
+        return int(math.prod(self.in_shape))   # np.prod costs ~5 µs a call; priced per variant
 
     @property
     def out_size(self) -> int:
-        return int(np.prod(self.out_shape))
+        return int(math.prod(self.out_shape))
 
     @property
     def kept_out(self) -> int:
@@ -383,13 +384,14 @@ def measured_firing_rates(graph: IRGraph, values: Mapping[str, np.ndarray]) -> d
 
 
 def analytic_counts(graph: IRGraph, rows: list[LayerCount], rates: Mapping[str, float], steps: int,
-                    neurons: list[NeuronCount] | None = None) -> None:
+                    neurons: list[NeuronCount] | None = None, names: Mapping[str, str] | None = None) -> None:
     """Fill SOPs from firing rates without a forward pass: SOP = rate·T·synapses.
 
     ``rates`` maps synaptic layers (their input rate), neuron layers (their output rate,
     traced through reshapes and residual adds) or ``"*"`` (every other layer) to a rate.
+    ``names``: the graph's :func:`~snncompile.ir.labels.labels`, when the caller has them.
     """
-    table = Rates(graph, rates)
+    table = Rates(graph, rates, names)
     missing = []
     for row in rows:
         if row.input_spiking:

@@ -71,6 +71,7 @@ from snncompile.energy.report import (
 from snncompile.energy.structure import Layers, layers_of
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.ir import Conv2d, IRGraph, Linear, Neuron
+from snncompile.ir.counting import nonzero_weights_ahead
 from snncompile.ir.labels import labels
 from snncompile.netlist import Netlist
 from snncompile.threads import one_thread
@@ -103,6 +104,8 @@ class _Pricer:
         self.cost, self.steps, self.ann_sparse, self.have_snn = cost, steps, ann_sparse, have_snn
         self.word = cost.memory["word_bits"] if cost.memory else DEFAULT_BITS
         self.totals = {v: Breakdown() for v in VARIANTS}
+        # per priced layer (by row object, for this estimate only): its weights in each variant
+        self.weights: dict[int, dict[str, tuple[int, int, str, int]]] = {}
 
     def priced(self, tally_of) -> Priced:
         """``tally_of(variant)``: the row's tally (None: not priced in that variant)."""
@@ -115,10 +118,12 @@ class _Pricer:
         return p
 
     def synaptic(self, r: LayerCount, state_bits: int) -> SynapticRow:
-        priced = self.priced(lambda v: synaptic_tally(r, v, self.steps, self.ann_sparse, self.word, state_bits))
+        ws = self.weights[id(r)] = {v: layer_weights(r, v, self.ann_sparse) for v in VARIANTS}
+        priced = self.priced(lambda v: synaptic_tally(r, v, self.steps, self.ann_sparse, self.word, state_bits,
+                                                      ws[v]))
         fmts, bits = {}, {}
         for v in VARIANTS:
-            b, alpha, fmt, _ = layer_weights(r, v, self.ann_sparse)
+            b, alpha, fmt, _ = ws[v]
             fmts[v] = fmt
             bits[v] = 0 if fmt == "none" else b + alpha + r.bias * DEFAULT_BITS
         return SynapticRow(
@@ -192,7 +197,7 @@ def _fill_spikes(graph: IRGraph, rows: list[LayerCount], neurons: list[NeuronCou
         return "exact", ["SOPs exact: Σ over steps and input spikes of each input's fan-out "
                          "(stored synapses into live neurons)"]
     if firing_rates is not None:
-        analytic_counts(graph, rows, firing_rates, steps, neurons)
+        analytic_counts(graph, rows, firing_rates, steps, neurons, names)
         notes = ["SOPs analytic: input firing rate · T · synapses (no forward pass)"]
         unknown = [names[nc.name] for nc in neurons if nc.spikes is None]
         if unknown:
@@ -220,8 +225,10 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
     steps = _check_arguments(steps, values, firing_rates)
     cost = cost_model if isinstance(cost_model, CostModel) else load_cost_model(cost_model)
     order = graph.topo()
-    layers = layers_of(graph, net)
-    rows = static_counts(graph, layers=layers, order=order)
+    # the weights are read (nonzero counts) on a worker thread while the graph is lowered
+    with nonzero_weights_ahead(graph.node(n) for n in order if isinstance(graph.node(n), (Conv2d, Linear))):
+        layers = layers_of(graph, net)
+        rows = static_counts(graph, layers=layers, order=order)
     neurons = neuron_counts(graph, order)
     names = labels(graph)
     mode, notes = _fill_spikes(graph, rows, neurons, layers, steps, values, firing_rates, cost, names)
@@ -252,7 +259,7 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
                       _ratio(e["ann"], e["snn_binary"]), _ratio(e["ann"], e["bnn"]))
     return EnergyReport(model_name or graph.name, cost, mode, steps, bool(ann_sparse),
                         [r.name for r in rows if not r.input_spiking], binary_layers, model_variant, variants,
-                        savings, _memory(rows, neurons, ann_sparse), out, notes)
+                        savings, _memory(rows, neurons, ann_sparse, pricer.weights), out, notes)
 
 
 def _relabel(names: dict[str, str], counts: list, shortcuts: list[ShortcutCount]) -> None:
@@ -327,15 +334,17 @@ def _variants(rows: list[LayerCount], neurons: list[NeuronCount], products: list
     return Variants(ann, snn("snn"), snn("snn_binary"), bnn)
 
 
-def _memory(rows: list[LayerCount], neurons: list[NeuronCount], ann_sparse: bool) -> dict[str, Storage]:
-    """Storage in bits per variant at the real widths (not the runtime dtype)."""
+def _memory(rows: list[LayerCount], neurons: list[NeuronCount], ann_sparse: bool,
+            weights: dict[int, dict[str, tuple[int, int, str, int]]]) -> dict[str, Storage]:
+    """Storage in bits per variant at the real widths (not the runtime dtype); ``weights``:
+    each row's ``layer_weights`` per variant, by ``id(row)`` (:attr:`_Pricer.weights`)."""
     n = sum(nc.neurons for nc in neurons)
     n_ann = sum(nc.neurons for nc in neurons if in_ann(nc))
     state = sum(nc.neurons * nc.state_bits for nc in neurons)
     out: dict[str, Storage] = {}
     for v in VARIANTS:
         keep = rows if v in SPIKING else [r for r in rows if in_ann(r)]
-        w = int(sum(sum(layer_weights(r, v, ann_sparse)[:2]) for r in keep))
+        w = int(sum(sum(weights[id(r)][v][:2]) for r in keep))
         bias = int(sum(r.bias for r in keep) * DEFAULT_BITS)
         if v == "ann":
             out[v] = Storage(w, bias, activation_bits=n_ann * DEFAULT_BITS)

@@ -105,8 +105,9 @@ def _dense_layer(row: LayerCount, uses: float, w: tuple[int, int, str, int], act
 
 
 def synaptic_tally(row: LayerCount, variant: str, steps: int, ann_sparse: bool, word: int,
-                    state_bits: int) -> Tally | None:
-    w = layer_weights(row, variant, ann_sparse)
+                    state_bits: int, w: tuple[int, int, str, int] | None = None) -> Tally | None:
+    """``w``: ``layer_weights(row, variant, ann_sparse)``, when the caller has it."""
+    w = layer_weights(row, variant, ann_sparse) if w is None else w
     wbits, alpha, _, wused = w
     if variant in ("ann", "bnn") and not in_ann(row):
         return {"mem": []}

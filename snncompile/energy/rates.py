@@ -19,11 +19,13 @@ ANY = "*"           # firing-rate key that applies to every layer not named othe
 class Rates:
     """Looks up firing rates given per synaptic layer or per neuron (IR name or module path)."""
 
-    def __init__(self, graph: IRGraph, rates: Mapping[str, float]) -> None:
+    def __init__(self, graph: IRGraph, rates: Mapping[str, float], names: Mapping[str, str] | None = None) -> None:
+        """``names``: :func:`~snncompile.ir.labels.labels` of ``graph``, when the caller has them."""
         self.graph = graph
         self.rates: dict[str, float] = {}
         alias: dict[str, str] = {}
-        names = labels(graph)   # the names the report prints (``6``: OR neurons, ``6.or_syn``)
+        if names is None:   # the names the report prints (``6``: OR neurons, ``6.or_syn``)
+            names = labels(graph)
         for name, node in graph.items():
             if isinstance(node, (Conv2d, Linear, Neuron)):
                 alias[name] = name

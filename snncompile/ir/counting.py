@@ -14,13 +14,19 @@ Conventions (shared with the energy report and the netlist):
 from __future__ import annotations
 
 import math
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
 
 from snncompile.ir.graph import IRGraph
-from snncompile.ir.memo import memo, memo_arrays
+from snncompile.ir.memo import memo, memo_arrays, remembered
 from snncompile.ir.nodes import (
     AdaptiveAvgPool2d,
     Add,
@@ -62,7 +68,13 @@ def binary_scales(weight: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
     """Per-output-row α if every stored nonzero weight of each row is exactly ±α_row, else
     None. The one definition of "binary" (the binarize pass and the energy report use it)."""
     rows = weight.shape[0]
-    first = np.abs(weight[0][mask[0]])
+    dense = all_stored(mask)
+    if dense and weight[0].size >= 2:   # two stored weights of row 0 of different nonzero size: real-valued
+        a, b = abs(float(weight.flat[0])), abs(float(weight.flat[1]))
+        if a > 0 and b > 0 and a != b:
+            return None
+    # a dense layer's mask selects every weight: the row itself, without a boolean gather
+    first = np.abs(weight[0] if dense else weight[0][mask[0]])
     first = first[first > 0]  # cheap early exit on real-valued layers, before touching all weights
     if first.size and first.max() != first.min():
         return None
@@ -86,7 +98,76 @@ def nonzero_weights(node: Conv2d | Linear) -> int:
     # remembered while both arrays live (a sweep re-estimates the same graph); counted as "not
     # equal to zero" through a boolean array: numpy's count_nonzero on float32 is ~8x slower
     # than on bool (ResNet-18: 20 ms against 3 ms); NaN counts as nonzero
-    return memo_arrays("nonzero_weights", (node.weight, node.mask), lambda: _nonzero(node.weight, node.mask))
+    def count() -> int:
+        job = _AHEAD.get(_arrays_key(node))
+        return job.result() if job is not None else _nonzero(node.weight, node.mask)
+    return memo_arrays("nonzero_weights", (node.weight, node.mask), count)
+
+
+# Counting ahead. Reading every weight (ResNet-18: 11.7 M, ~4.5 ms, bound by memory
+# bandwidth) is the largest single cost of an estimate on a new graph. numpy releases the GIL
+# in its loops, so a worker thread counts while the caller lowers the graph (Python, one
+# core). One job counts every array in turn: each hand-over of the GIL between the threads
+# costs the caller time, so the worker takes it as seldom as it can.
+_AHEAD: dict[tuple[int, int], Future] = {}
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _arrays_key(node: Conv2d | Linear) -> tuple[int, int]:
+    return id(node.weight), id(node.mask)
+
+
+def _worker() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snncompile-nonzero")
+        return _POOL
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's worker thread does not exist there (a job sent to its
+    pool would never run)."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+    _AHEAD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _count_all(jobs: list[tuple[Future, np.ndarray, np.ndarray]]) -> None:
+    for future, weight, mask in jobs:
+        if not future.set_running_or_notify_cancel():   # cancelled: the caller's block has ended
+            continue
+        try:
+            future.set_result(_nonzero(weight, mask))
+        except BaseException as exc:   # re-raised where the count is asked for
+            future.set_exception(exc)
+
+
+@contextmanager
+def nonzero_weights_ahead(nodes: Iterable[Conv2d | Linear]) -> Iterator[None]:
+    """Inside the block, :func:`nonzero_weights` of ``nodes`` is counted on a worker thread
+    (in the order given: give them in the order they will be asked for); a node asked for
+    before its count is done waits for it. The counts are the same as without the block."""
+    jobs: dict[tuple[int, int], tuple[Future, np.ndarray, np.ndarray]] = {}
+    for node in nodes:
+        key = _arrays_key(node)
+        if key not in jobs and not remembered("nonzero_weights", (node.weight, node.mask)):
+            jobs[key] = (Future(), node.weight, node.mask)
+    if jobs:
+        _worker().submit(_count_all, list(jobs.values()))
+        _AHEAD.update((key, job[0]) for key, job in jobs.items())
+    try:
+        yield
+    finally:
+        for key, (future, _, _) in jobs.items():
+            future.cancel()   # not started: not needed any more (the block ended early)
+            if _AHEAD.get(key) is future:
+                del _AHEAD[key]
 
 
 def _nonzero(weight: np.ndarray, mask: np.ndarray) -> int:
@@ -96,10 +177,32 @@ def _nonzero(weight: np.ndarray, mask: np.ndarray) -> int:
     return int(np.count_nonzero(mask) - np.count_nonzero(zeros & mask))
 
 
+# Pure functions of ints (shapes, strides): remembered across the tickets of one
+# architecture. Equal arguments of another type (1.0 for 1) give the same counts, so one
+# entry serves both. The arrays are shared by every caller: read-only.
+@lru_cache(maxsize=1024)
 def _valid_counts(n_in: int, n_out: int, k: int, s: int, p: int, d: int) -> np.ndarray:
     """For each kernel tap, the number of output positions where it lands inside the input."""
     o = np.arange(n_out)[None, :] * s - p + np.arange(k)[:, None] * d
-    return ((o >= 0) & (o < n_in)).sum(axis=1)
+    counts = ((o >= 0) & (o < n_in)).sum(axis=1)
+    counts.flags.writeable = False
+    return counts
+
+
+@lru_cache(maxsize=1024)
+def _per_tap(in_hw: tuple[int, int], out_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+             padding: tuple[int, int], dilation: tuple[int, int]) -> tuple[np.ndarray, np.int64]:
+    """Per kernel tap (kh × kw): the output positions where it lands inside the input; and
+    their sum over the taps."""
+    vy = _valid_counts(in_hw[0], out_hw[0], kernel[0], stride[0], padding[0], dilation[0])
+    vx = _valid_counts(in_hw[1], out_hw[1], kernel[1], stride[1], padding[1], dilation[1])
+    per_tap = np.outer(vy, vx)
+    per_tap.flags.writeable = False
+    return per_tap, per_tap.sum()
+
+
+def _pair(v) -> tuple:
+    return (v[0], v[1])   # a tuple whatever the field holds (a list read from a file): a cache key
 
 
 def conv_counts(node: Conv2d, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -107,20 +210,20 @@ def conv_counts(node: Conv2d, in_shape: tuple[int, ...]) -> tuple[int, int, int]
     _, h, w = in_shape
     cout, cin_g, kh, kw = node.weight.shape
     _, ho, wo = node.shape
-    vy = _valid_counts(h, ho, kh, node.stride[0], node.padding[0], node.dilation[0])
-    vx = _valid_counts(w, wo, kw, node.stride[1], node.padding[1], node.dilation[1])
-    per_tap = np.outer(vy, vx)
-    taps = np.full((kh, kw), cout * cin_g) if all_stored(node.mask) else node.mask.sum(axis=(0, 1))
-    return int((taps * per_tap).sum()), int(cout * cin_g * per_tap.sum()), int(cout * ho * wo * cin_g * kh * kw)
+    per_tap, positions = _per_tap((h, w), (ho, wo), (kh, kw), _pair(node.stride), _pair(node.padding),
+                                  _pair(node.dilation))
+    dense = int(cout * cin_g * positions)
+    # every tap stored cout·cin_g times (a dense layer): the stored count is the dense one
+    stored = dense if all_stored(node.mask) else int((node.mask.sum(axis=(0, 1)) * per_tap).sum())
+    return stored, dense, int(cout * ho * wo * cin_g * kh * kw)
 
 
 def pool_counts(node: Pool2d, in_shape: tuple[int, ...]) -> int:
     """(input, output) pairs of a pooling window that lie inside the input, over every output."""
     c, h, w = in_shape
     _, ho, wo = node.shape
-    vy = _valid_counts(h, ho, node.kernel[0], node.stride[0], node.padding[0], 1)
-    vx = _valid_counts(w, wo, node.kernel[1], node.stride[1], node.padding[1], 1)
-    return int(c * np.outer(vy, vx).sum())
+    _, positions = _per_tap((h, w), (ho, wo), _pair(node.kernel), _pair(node.stride), _pair(node.padding), (1, 1))
+    return int(c * positions)
 
 
 def linear_counts(node: Linear) -> tuple[int, int, int]:

@@ -14,6 +14,7 @@ produces 0/1 spikes. ``snncompile.sim.reference`` is the executable definition.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -40,7 +41,7 @@ class Node:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
+        return int(math.prod(self.shape)) if self.shape else 1   # math.prod: np.prod costs ~5 µs a call
 
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -10,6 +10,7 @@ plus one entry per registry.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -89,7 +90,7 @@ class Population:
 
     @property
     def logical_size(self) -> int:
-        return int(np.prod(self.shape))
+        return int(math.prod(self.shape))   # np.prod costs ~5 µs a call
 
     def expand(self, values: np.ndarray) -> np.ndarray:
         """[..., size] of kept units → [..., logical_size] with zeros for removed ones."""

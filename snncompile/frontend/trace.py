@@ -366,7 +366,6 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
               input_shape: tuple[int, ...], arch: tuple | None = None) -> fx.GraphModule:
     """``model`` traced on input ``shape`` (values on ``meta``'s tensors); for ``arch`` (see
     :mod:`trace_cache`), a copy of the trace of a model of the same architecture, if any."""
-    reset_states(meta)
     params = list(inspect.signature(model.forward).parameters.values())[1:]
     extra = [p.name for p in params if p.default is inspect.Parameter.empty
              and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
@@ -379,6 +378,7 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
     remembered = trace_cache.lookup(arch, how, model)
     if remembered is not None:   # a ticket of an architecture traced before: its weights are read below
         return _GraphModule(model, remembered)
+    reset_states(meta)   # (a remembered trace leaves the meta copy as its trace left it: reset)
     tracer = ShapeTracer(meta, is_leaf, [torch.empty(shape, dtype=_dtype_of(model), device="meta")])
     tracer.elementwise = is_neuron
     tracer.passthrough = stock_neuron

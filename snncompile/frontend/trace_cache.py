@@ -172,13 +172,22 @@ def _names(code: types.CodeType) -> list[str]:
 
 
 def _module_key(path: str, m: nn.Module) -> tuple:
-    hooks = {k: v for k, v in m.__dict__.items() if "hook" in k and isinstance(v, dict) and v}
-    attrs = tuple((k, _value_key(_ranked(v, hooks), 0) if k in hooks else _value_key(v, 0))
-                  for k, v in m.__dict__.items() if k not in _OWN)
+    attrs, hooks = [], {}
+    for k, v in m.__dict__.items():
+        t = type(v)
+        if t in _EXACT_ATOMS:   # most attributes (a sweep keys every module of every ticket)
+            attrs.append((k, t, v))
+        elif t in _CONTAINERS and not v:   # torch's hook dicts, almost always empty
+            attrs.append((k, t))
+        elif "hook" in k and isinstance(v, dict):
+            hooks[k] = v
+        elif k not in _OWN:
+            attrs.append((k, _value_key(v, 0)))
+    attrs += [(k, _value_key(_ranked(v, hooks), 0)) for k, v in hooks.items()]
     params = tuple((k, _value_key(v, 0)) for k, v in m._parameters.items())
     buffers = tuple((k, _value_key(v, 0)) for k, v in m._buffers.items())
     # the class's forward too: a class patched between two traces is a different program
-    return path, type(m), getattr(type(m), "forward", None), attrs, params, buffers
+    return path, type(m), getattr(type(m), "forward", None), tuple(attrs), params, buffers
 
 
 def _ranked(hooks: dict, every: dict[str, dict]) -> list:

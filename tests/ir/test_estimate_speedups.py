@@ -61,3 +61,19 @@ def test_order_is_networkx_lexicographical_order_and_cycles_are_told():
             g.nx.add_edges_from([(a, b), (b, a)])
             assert g._acyclic_order(index) is None
             assert g.recurrent()   # the kept order is for other edges
+
+
+def test_large_layers_counted_in_chunks_count_as_whole_arrays():
+    """Over _CHUNK weights (VGG-16's classifier), with a partial last chunk, -0.0, NaN and
+    a mask; and a non-contiguous view, which is counted whole."""
+    from snncompile.ir.counting import _CHUNK
+
+    rng = np.random.default_rng(3)
+    w = _odd_weights(rng, (3, _CHUNK + 1001))
+    mask = rng.random(w.shape) < 0.5
+    dense = np.broadcast_to(np.True_, w.shape)
+    assert _nonzero(w, dense) == int(np.count_nonzero(w != 0))
+    assert _nonzero(w, mask) == int(np.count_nonzero((w != 0) & mask))
+    view = w.T
+    assert _nonzero(view, np.broadcast_to(np.True_, view.shape)) == int(np.count_nonzero(w != 0))
+    assert _nonzero(view, mask.T) == int(np.count_nonzero((w != 0) & mask))

@@ -202,19 +202,37 @@ def slices(t: np.ndarray, binning: Binning) -> np.ndarray:
         count = min(binning.count, n)
         starts = np.arange(int(np.floor((n - count) / binning.count) + 1)) * binning.count
         return np.stack([starts, starts + count], -1)
+    rel = _since_first(t)   # window bounds from t[0] computed in t's own type would wrap or round
     if binning.window is not None:
         duration = _span(t)
         n = max(int(np.floor((duration - binning.window) / binning.window) + 1), 1)
-        starts_t = np.arange(n) * binning.window + t[0]
+        starts_t = np.arange(n) * binning.window
     else:
         window = _span(t) // binning.frames
-        starts_t = np.arange(binning.frames) * window + t[0]
+        starts_t = np.arange(binning.frames) * window
         n, binning = binning.frames, Binning(window=window)
-    return np.stack([np.searchsorted(t, starts_t), np.searchsorted(t, starts_t + binning.window)], -1)[:n]
+    return np.stack([np.searchsorted(rel, starts_t), np.searchsorted(rel, starts_t + binning.window)], -1)[:n]
+
+
+def _since_first(t: np.ndarray) -> np.ndarray:
+    """``t − t[0]`` of sorted timestamps, exactly: int64 for integers (stamps near the top of
+    int64 or uint64 — a clock counted from an arbitrary epoch — would wrap when a window is
+    added, or round to float64 when mixed with int64 window starts), float64 for floats."""
+    if t.dtype.kind == "f":
+        return t.astype(np.float64) - float(t[0])
+    if t.dtype.kind == "u" and t.dtype.itemsize == 8:   # no int64 holds every uint64; the differences fit
+        return (t - t[0]).astype(np.int64)
+    return t.astype(np.int64) - np.int64(t[0])
+
+
+_MAX_SPAN = 1 << 62   # window starts + one window still fit in int64 (frame_count refuses more)
 
 
 def frame_count(where: str, t: np.ndarray, binning: Binning) -> int:
     """How many frames ``binning`` makes of timestamps ``t`` (checked before anything is allocated)."""
+    if _span(t) > _MAX_SPAN:
+        raise SnnCompileError(f"{where}: timestamps span {_span(t):,} µs (over 140,000 years): not microseconds",
+                              "store t in microseconds (from any start)", EXIT_USAGE)
     if binning.frames is not None:
         if _span(t) < binning.frames:
             raise SnnCompileError(f"{where} spans {_span(t)} µs, less than one µs per frame for "

@@ -181,7 +181,30 @@ def test_boundary_refusals(recs, monkeypatch):
     assert "more than 100,000 time steps" in _bad([ev], binning=Binning(window=1e-300))   # not a 300-digit count
     wide_t = ev.copy()
     wide_t["t"][0], wide_t["t"][-1] = -(1 << 62), 1 << 62   # the span overflows int64
-    assert "more than 100,000 time steps" in _bad([wide_t], binning=Binning(window=10.0))
+    assert "(over 140,000 years): not microseconds" in _bad([wide_t], binning=Binning(window=10.0))
+    assert "(over 140,000 years): not microseconds" in _bad([wide_t], binning=Binning(frames=4))
+
+
+@pytest.mark.parametrize("binning", [Binning(window=5000.0), Binning(window=3999), Binning(frames=4),
+                                     Binning(count=100)], ids=str)
+def test_timestamps_from_any_epoch_bin_alike(recs, binning):
+    """A clock counted from an arbitrary epoch: stamps near the top of int64, above 2^63 in
+    uint64 (float64 cannot hold them), or spanning more than int32 holds, in that type. Window
+    bounds added to t[0] in those types wrapped around or rounded: different frames, silently."""
+    ev = recs[1][:400]
+    want = load_inputs_array(ev, binning)
+    top = ev.copy()
+    top["t"] += np.iinfo(np.int64).max - int(ev["t"][-1]) - 10
+    above = ev.astype([("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("t", "<u8")])
+    above["t"] += np.uint64(1 << 63)
+    narrow = ev.astype([("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("t", "<i4")])
+    narrow["t"] = (ev["t"] - ev["t"][0]) * 100_000 - (1 << 31)          # 1 µs = 100 000 ticks of int32
+    for shifted in (top, above):
+        assert np.array_equal(load_inputs_array(shifted, binning), want)
+    if binning.window is None:
+        scaled = tonic_frames(narrow, (32, 32, 2), **{"n_time_bins": binning.frames} if binning.frames
+                              else {"event_count": binning.count})
+        assert np.array_equal(load_inputs_array(narrow, binning), scaled)
 
 
 def test_aedat4_refusals(files, tmp_path, recs, monkeypatch):

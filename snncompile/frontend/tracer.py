@@ -249,13 +249,21 @@ class ShapeTracer(fx.Tracer):
             return shaped
         if self.passthrough(mod) and len(a) == 1 and not k and isinstance(a[0], torch.Tensor) \
                 and a[0].is_floating_point():
-            return torch.empty_like(a[0])
+            return _like(a[0])
         try:
             return mod(*a, **k)
         except Exception:
             if self.elementwise(mod) and a and isinstance(a[0], torch.Tensor):
-                return torch.empty_like(a[0])   # a neuron: one output per input element
+                return _like(a[0])   # a neuron: one output per input element
             raise
+
+
+def _like(x: torch.Tensor) -> torch.Tensor:
+    """``torch.empty_like(x)`` (meta): for a contiguous ``x`` made directly, without its
+    Python decomposition (~25 µs against 2 µs, some 50 times per ResNet-18 trace)."""
+    if x.is_contiguous():
+        return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    return torch.empty_like(x)
 
 
 # x + y on two contiguous float tensors of one shape and dtype: the result is shaped and typed as
@@ -271,7 +279,7 @@ def _same_operands(target: Any, args: tuple, kwargs: dict) -> torch.Tensor | Non
         return None
     if x.shape != y.shape or x.dtype != y.dtype or not (x.is_contiguous() and y.is_contiguous()):
         return None
-    return torch.empty_like(x)
+    return _like(x)
 
 
 # batch norm's meta kernel is a Python decomposition (a few ms per call on a paper-size
@@ -298,7 +306,7 @@ def _same_shape(mod: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor | Non
     if isinstance(mod, nn.modules.conv._ConvNd) and not isinstance(mod, nn.modules.conv._ConvTransposeNd):
         return _conv_shape(mod, x, lead)
     if isinstance(mod, nn.Linear) and x.dim() >= 2 and x.shape[-1] == mod.in_features:
-        return x.new_empty((*x.shape[:-1], mod.out_features))
+        return torch.empty((*x.shape[:-1], mod.out_features), dtype=x.dtype, device=x.device)
     return None
 
 
@@ -312,7 +320,7 @@ def _batch_norm_shape(mod: nn.Module, x: torch.Tensor, lead: int) -> torch.Tenso
         return None
     if mod.running_mean is not None and mod.running_mean.dtype != x.dtype:
         return None
-    return torch.empty_like(x)
+    return _like(x)
 
 
 def _conv_shape(mod: nn.Module, x: torch.Tensor, lead: int) -> torch.Tensor | None:
@@ -324,7 +332,7 @@ def _conv_shape(mod: nn.Module, x: torch.Tensor, lead: int) -> torch.Tensor | No
            zip(x.shape[lead + 1:], mod.kernel_size, mod.stride, mod.padding, mod.dilation)]
     if min(out) < 1:
         return None
-    return x.new_empty((*x.shape[:lead], mod.out_channels, *out))
+    return torch.empty((*x.shape[:lead], mod.out_channels, *out), dtype=x.dtype, device=x.device)
 
 
 def flat_values(x: Any) -> list[Any]:

@@ -55,11 +55,29 @@ _SEEN: OrderedDict[tuple, _Architecture] = OrderedDict()
 def architecture(model: nn.Module) -> tuple | None:
     """The key of ``model``'s architecture, or None when it cannot be remembered."""
     try:
-        modules = tuple(_module_key(path, m) for path, m in model.named_modules())
-        code = tuple(_class_code(cls) for cls in dict.fromkeys(type(m) for m in model.modules()))
-        return modules, code
+        named = list(model.named_modules())
+        modules = tuple(_module_key(path, m) for path, m in named)
+        code = tuple(_class_code(cls) for cls in dict.fromkeys(type(m) for _, m in named))
+        return modules, code, _aliases(named)
     except (_Unkeyed, RecursionError):
         return None
+
+
+def _aliases(named: list[tuple[str, nn.Module]]) -> tuple:
+    """Which module every child slot holds and which tensors are one tensor: a module or a
+    parameter shared by two places is traced under its first path only (fx names modules and
+    parameters by ``named_modules``/``named_parameters``, which skip repeats), so
+    ``[a, b, a]`` and ``[a, b, b]`` (or tied and untied weights) are different programs."""
+    rank = {id(m): i for i, (_, m) in enumerate(named)}
+    tree = tuple(tuple(None if c is None else rank[id(c)] for c in m._modules.values()) for _, m in named)
+    first: dict[int, tuple[int, str]] = {}
+    tied = []
+    for i, (_, m) in enumerate(named):
+        for tensors in (m._parameters, m._buffers):
+            for k, t in tensors.items():
+                if t is not None and first.setdefault(id(t), (i, k)) != (i, k):
+                    tied.append((i, k, first[id(t)]))
+    return tree, tuple(tied)
 
 
 def meta_model(arch: tuple | None) -> nn.Module | None:

@@ -210,3 +210,54 @@ def test_a_trace_holding_a_tensor_made_in_forward_is_not_remembered():
     plain.output(plain.placeholder("x"))
     trace_cache.store(arch, ("how",), plain)
     assert trace_cache.lookup(arch, ("how",), _Gain()) is not None
+
+
+class _Stack(nn.Module):
+    """Linear layers applied in the order of a ModuleList that may hold one layer twice."""
+
+    def __init__(self, order: list[int]) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        layers = [nn.Linear(16, 16), nn.Linear(16, 16)]
+        self.layers = nn.ModuleList(layers[i] for i in order)
+        self.sn = neuron.IFNode()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for fc in self.layers:
+            x = fc(x)
+        return self.sn(x)
+
+
+def test_which_module_is_shared_is_part_of_the_architecture():
+    # [a, b, a] and [a, b, b]: the same paths, classes and shapes once repeats are skipped
+    trace_model(_Stack([0, 1, 0]), (16,))
+    got = trace_model(_Stack([0, 1, 1]), (16,)).graph
+    assert_same_ir(got, _from_scratch(_Stack([0, 1, 1]), (16,)))
+
+
+class _Matmul(nn.Module):
+    def __init__(self, w: nn.Parameter) -> None:
+        super().__init__()
+        self.w = w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.w)
+
+
+class _Tied(nn.Module):
+    def __init__(self, tied: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        w = nn.Parameter(torch.randn(16, 16))
+        self.a, self.b = _Matmul(w), _Matmul(w if tied else nn.Parameter(torch.randn(16, 16)))
+        self.sn = neuron.IFNode()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sn(self.b(self.a(x)))
+
+
+def test_tied_weights_are_part_of_the_architecture():
+    # fx reads a tied weight under its first name (a.w): an untied ticket must read b.w
+    trace_model(_Tied(tied=True), (16,))
+    got = trace_model(_Tied(tied=False), (16,)).graph
+    assert_same_ir(got, _from_scratch(_Tied(tied=False), (16,)))

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import copy
 import enum
+import functools
+import sys
 import types
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -151,16 +153,41 @@ _LIBRARIES = ("torch", "spikingjelly", "snntorch", "norse", "sinabs", "torchvisi
 def _class_code(cls: type) -> tuple:
     """The code a user's class runs: every method of its own classes (a notebook cell run
     again defines them anew) and the module-level functions and values they read (a helper
-    redefined between two compilations is another program)."""
+    redefined between two compilations is another program); and the values it holds for
+    its instances (``scale = 2.0`` read as ``self.scale``, changed on the class)."""
     out = []
     for klass in cls.__mro__:
-        if klass is object or klass.__module__.split(".")[0] in _LIBRARIES:
+        if not _user_class(klass):
             continue
         for name, attr in klass.__dict__.items():
             fn = attr.__func__ if isinstance(attr, (staticmethod, classmethod)) else attr
             if isinstance(fn, types.FunctionType):
                 out.append((name, fn.__code__, _globals_read(fn, 0)))
-    return cls, tuple(out)
+    return cls, tuple(out), _class_values(cls, 0)
+
+
+def _class_values(cls: type, depth: int) -> tuple:
+    """The class attributes of ``cls`` and its user bases other than methods (a module's
+    ``scale = 2.0``; a config class used as a namespace, ``cfg.use_residual``)."""
+    return tuple((name, _value_key(v, depth + 1)) for klass in cls.__mro__ if _user_class(klass)
+                 for name, v in klass.__dict__.items()
+                 if not (name.startswith("__") and name.endswith("__")) and name != "_abc_impl"
+                 and not isinstance(v, (types.FunctionType, staticmethod, classmethod)))
+
+
+@functools.cache
+def _library(module: str | None) -> bool:
+    """Code the user does not edit while a session runs: the libraries above, Python's own
+    modules and anything installed as a package."""
+    top = (module or "").split(".")[0]
+    if top in _LIBRARIES or top in sys.stdlib_module_names or top == "builtins":
+        return True
+    path = getattr(sys.modules.get(top), "__file__", None) or ""
+    return "site-packages" in path or "dist-packages" in path
+
+
+def _user_class(klass: type) -> bool:
+    return klass is not object and not _library(klass.__module__)
 
 
 def _globals_read(fn: types.FunctionType, depth: int) -> tuple:
@@ -171,8 +198,10 @@ def _globals_read(fn: types.FunctionType, depth: int) -> tuple:
             continue   # a builtin, an attribute name, or not defined yet
         v = fn.__globals__[name]
         if isinstance(v, types.FunctionType):
-            user = v.__module__ is None or v.__module__.split(".")[0] not in _LIBRARIES
+            user = not _library(v.__module__)
             out.append((name, v.__code__, _globals_read(v, depth + 1) if user and depth < 2 else ()))
+        elif isinstance(v, type) and _user_class(v) and not issubclass(v, enum.Enum):
+            out.append((name, "class", v, _class_values(v, depth)))   # a config class: its fields
         elif isinstance(v, (types.ModuleType, type, types.BuiltinFunctionType)):
             out.append((name, "ref", v))
         else:
@@ -228,6 +257,8 @@ def _value_key(v: Any, depth: int) -> Any:
         return t, v
     if isinstance(v, torch.Tensor):   # its values are read from the model; its shape shapes the trace
         return "tensor", tuple(v.shape), v.dtype, v.device.type, v.requires_grad, isinstance(v, nn.Parameter)
+    if isinstance(v, type) and _user_class(v) and not issubclass(v, enum.Enum):
+        return "class", v, _class_values(v, depth)   # a config class held as a namespace
     if isinstance(v, (enum.Enum, type)):
         return "const", v
     if isinstance(v, np.ndarray):
@@ -254,6 +285,8 @@ def _callable_key(v: Any, depth: int) -> Any:
             raise _Unkeyed from None
         return ("function", v.__code__, cells, _value_key(v.__defaults__, depth + 1),
                 _value_key(v.__kwdefaults__, depth + 1))
+    if isinstance(v, property):
+        return "property", _value_key(v.fget, depth + 1), _value_key(v.fset, depth + 1)
     if isinstance(v, types.MethodType):
         owner = v.__self__
         return "method", v.__func__, ("module", type(owner)) if isinstance(owner, nn.Module) \

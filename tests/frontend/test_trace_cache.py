@@ -261,3 +261,41 @@ def test_tied_weights_are_part_of_the_architecture():
     trace_model(_Tied(tied=True), (16,))
     got = trace_model(_Tied(tied=False), (16,)).graph
     assert_same_ir(got, _from_scratch(_Tied(tied=False), (16,)))
+
+
+class _Scaled(_Gain):
+    scale = 2.0   # a class attribute: read as self.scale, changed on the class
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sn(self.fc(x * self.scale))
+
+
+def test_a_class_attribute_changed_between_traces_is_traced_again(traces, monkeypatch):
+    torch.manual_seed(0)
+    trace_model(_Scaled(), (16,))
+    monkeypatch.setattr(_Scaled, "scale", 3.0)
+    torch.manual_seed(0)
+    model = _Scaled()
+    assert_same_ir(trace_model(model, (16,)).graph, _from_scratch(model, (16,)))
+
+
+class _Options:   # argparse-style options: a class used as a namespace
+    residual = True
+
+
+class _Configured(nn.Module):
+    def __init__(self, cfg: type) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.cfg, self.fc, self.sn = cfg, nn.Linear(16, 16), neuron.IFNode()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return self.sn(y + x if self.cfg.residual else y)
+
+
+def test_a_config_class_changed_between_traces_is_traced_again(monkeypatch):
+    trace_model(_Configured(_Options), (16,))
+    monkeypatch.setattr(_Options, "residual", False)
+    got = trace_model(_Configured(_Options), (16,)).graph
+    assert_same_ir(got, _from_scratch(_Configured(_Options), (16,)))

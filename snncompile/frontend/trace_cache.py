@@ -198,15 +198,30 @@ def _globals_read(fn: types.FunctionType, depth: int) -> tuple:
             continue   # a builtin, an attribute name, or not defined yet
         v = fn.__globals__[name]
         if isinstance(v, types.FunctionType):
-            user = not _library(v.__module__)
-            out.append((name, v.__code__, _globals_read(v, depth + 1) if user and depth < 2 else ()))
+            out.append((name, _function_key(v, depth)))
         elif isinstance(v, type) and _user_class(v) and not issubclass(v, enum.Enum):
             out.append((name, "class", v, _class_values(v, depth)))   # a config class: its fields
         elif isinstance(v, (types.ModuleType, type, types.BuiltinFunctionType)):
             out.append((name, "ref", v))
         else:
-            out.append((name, _value_key(v, 0)))
+            out.append((name, _value_key(v, depth)))
     return tuple(out)
+
+
+_HOPS = 3   # module-level functions followed from a method: its helpers, theirs, and theirs
+
+
+def _function_key(v: types.FunctionType, depth: int) -> tuple:
+    """A Python function: its code, the values it closes over and its defaults (a helper made
+    by a factory, ``gain = make_gain(2.0)``, or redefined with another default), and for user
+    code the module-level names it reads (a lambda attribute reading a global flag)."""
+    try:
+        cells = tuple(_value_key(c.cell_contents, depth + 1) for c in v.__closure__ or ())
+    except ValueError:   # an empty cell
+        raise _Unkeyed from None
+    read = _globals_read(v, depth + 1) if depth < _HOPS and not _library(v.__module__) else ()
+    return ("function", v.__code__, cells, _value_key(v.__defaults__, depth + 1),
+            _value_key(v.__kwdefaults__, depth + 1), read)
 
 
 def _names(code: types.CodeType) -> list[str]:
@@ -279,12 +294,7 @@ def _callable_key(v: Any, depth: int) -> Any:
     if isinstance(v, (types.BuiltinFunctionType, types.BuiltinMethodType)):
         return "builtin", v
     if isinstance(v, types.FunctionType):   # snnTorch's surrogates are closures over their slope
-        try:
-            cells = tuple(_value_key(c.cell_contents, depth + 1) for c in v.__closure__ or ())
-        except ValueError:   # an empty cell
-            raise _Unkeyed from None
-        return ("function", v.__code__, cells, _value_key(v.__defaults__, depth + 1),
-                _value_key(v.__kwdefaults__, depth + 1))
+        return _function_key(v, depth)
     if isinstance(v, property):
         return "property", _value_key(v.fget, depth + 1), _value_key(v.fset, depth + 1)
     if isinstance(v, types.MethodType):

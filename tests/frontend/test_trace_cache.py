@@ -299,3 +299,59 @@ def test_a_config_class_changed_between_traces_is_traced_again(monkeypatch):
     monkeypatch.setattr(_Options, "residual", False)
     got = trace_model(_Configured(_Options), (16,)).graph
     assert_same_ir(got, _from_scratch(_Configured(_Options), (16,)))
+
+
+def _make_gain(k: float):
+    def gain(x: torch.Tensor) -> torch.Tensor:
+        return x * k
+    return gain
+
+
+_gain_made = _make_gain(2.0)
+
+
+def _gain_default(x: torch.Tensor, k: float = 2.0) -> torch.Tensor:
+    return x * k
+
+
+_SCALE = 2.0
+
+
+def _scaler():
+    return lambda x: x * _SCALE   # reads the module-level value when called
+
+
+class _Closured(_Gain):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sn(self.fc(_gain_made(x) + _gain_default(x)))
+
+
+class _Prescaled(_Gain):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sn(self.fc(self.pre(x)))
+
+
+def _prescaled() -> nn.Module:
+    torch.manual_seed(0)
+    model = _Prescaled()
+    model.pre = _scaler()
+    return model
+
+
+@pytest.mark.parametrize("change", ["closure", "default", "global"])
+def test_what_a_function_reads_is_part_of_its_key(change, monkeypatch):
+    """A helper made again by its factory or redefined with another default (a notebook cell
+    run again), a function attribute whose module-level value changed: another program."""
+    import sys
+
+    here = sys.modules[__name__]
+    make = _prescaled if change == "global" else lambda: (torch.manual_seed(0), _Closured())[1]
+    trace_model(make(), (16,))
+    if change == "closure":
+        monkeypatch.setattr(here, "_gain_made", _make_gain(3.0))
+    elif change == "default":
+        monkeypatch.setattr(_gain_default, "__defaults__", (3.0,))
+    else:
+        monkeypatch.setattr(here, "_SCALE", 3.0)
+    got = trace_model(make(), (16,)).graph
+    assert_same_ir(got, _from_scratch(make(), (16,)))

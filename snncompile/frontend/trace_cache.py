@@ -192,15 +192,23 @@ def _user_class(klass: type) -> bool:
 
 def _globals_read(fn: types.FunctionType, depth: int) -> tuple:
     """The module-level names ``fn``'s code reads, with what they hold now."""
+    names = _names(fn.__code__)
+    return _namespace_read(fn.__globals__, names, depth)
+
+
+def _namespace_read(namespace: dict[str, Any], names: list[str], depth: int) -> tuple:
     out = []
-    for name in _names(fn.__code__):
-        if name not in fn.__globals__:
+    for name in names:
+        if name not in namespace:
             continue   # a builtin, an attribute name, or not defined yet
-        v = fn.__globals__[name]
+        v = namespace[name]
         if isinstance(v, types.FunctionType):
             out.append((name, _function_key(v, depth)))
         elif isinstance(v, type) and _user_class(v) and not issubclass(v, enum.Enum):
             out.append((name, "class", v, _class_values(v, depth)))   # a config class: its fields
+        elif isinstance(v, types.ModuleType) and depth < _HOPS and not _library(v.__name__):
+            # the user's own module read as a namespace (``config.USE_RESIDUAL``): the names read in it
+            out.append((name, "module", v, _namespace_read(vars(v), list(dict.fromkeys(names)), depth + 1)))
         elif isinstance(v, (types.ModuleType, type, types.BuiltinFunctionType)):
             out.append((name, "ref", v))
         else:

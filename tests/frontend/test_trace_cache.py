@@ -355,3 +355,26 @@ def test_what_a_function_reads_is_part_of_its_key(change, monkeypatch):
         monkeypatch.setattr(here, "_SCALE", 3.0)
     got = trace_model(make(), (16,)).graph
     assert_same_ir(got, _from_scratch(make(), (16,)))
+
+
+_config = __import__("types").ModuleType("_user_config")   # the user's config.py: import config
+_config.RESIDUAL = True
+
+
+class _ModuleConfigured(_Gain):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return self.sn(y + x if _config.RESIDUAL else y)
+
+
+def test_a_value_of_the_users_config_module_is_part_of_the_key(monkeypatch):
+    torch.manual_seed(0)
+    trace_model(_ModuleConfigured(), (16,))
+    monkeypatch.setattr(_config, "RESIDUAL", False)
+    torch.manual_seed(0)
+    model = _ModuleConfigured()
+    assert_same_ir(trace_model(model, (16,)).graph, _from_scratch(model, (16,)))

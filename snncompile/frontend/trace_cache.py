@@ -14,7 +14,8 @@ nothing in it depends on more than its key:
   and values those read (a notebook cell run again redefines a helper, not the class);
 * a trace that captured a tensor computed in ``forward()`` from non-parameter values (fx's
   ``_tensor_constant`` attributes: a value of the traced model, not of its architecture) is
-  not remembered.
+  not remembered; nor is one that read a tensor's value into Python while tracing
+  (``int(self.steps)`` of a buffer: fx proxies parameters only, so the value is baked in).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import functools
 import sys
 import types
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,15 +108,52 @@ def lookup(arch: tuple | None, how: tuple, model: nn.Module) -> fx.Graph | None:
     return copy.deepcopy(graph)
 
 
-def store(arch: tuple | None, how: tuple, graph: fx.Graph) -> None:
-    """Remember a copy of ``graph`` (fresh from the tracer, before any rewrite)."""
-    if arch is None or any(_made_by_tracer(str(n.target)) for n in graph.nodes if n.op == "get_attr"):
+def store(arch: tuple | None, how: tuple, graph: fx.Graph, values_read: bool = False) -> None:
+    """Remember a copy of ``graph`` (fresh from the tracer, before any rewrite); not when
+    tracing read a tensor's value into Python (``values_read``, see :func:`watch_values`)."""
+    if arch is None or values_read or any(_made_by_tracer(str(n.target)) for n in graph.nodes
+                                          if n.op == "get_attr"):
         return
     _entry(arch, create=True).traces[how] = copy.deepcopy(graph)
 
 
 def clear() -> None:
     _SEEN.clear()
+
+
+# the ways a tensor's value becomes a Python value (format(), np.asarray() and iteration go through them)
+_READERS = ("item", "tolist", "numpy", "__int__", "__float__", "__complex__", "__bool__", "__index__")
+
+
+@contextmanager
+def watch_values() -> Iterator[list[str]]:
+    """While tracing: whether forward() read a concrete tensor's value into Python
+    (``int(self.steps)``, ``self.mask.sum().item()``, ``if self.flag:`` on a buffer or a plain
+    tensor attribute; fx proxies parameters, not those). The value is baked into the trace
+    and the key holds only the tensor's shape, so such a trace is not remembered. Yields the
+    readers called on non-meta tensors (empty: none)."""
+    read: list[str] = []
+
+    def watched(name: str) -> Any:
+        real = getattr(torch.Tensor, name)
+
+        def reader(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            if not self.is_meta:
+                read.append(name)
+            return real(self, *args, **kwargs)
+        return reader
+
+    own = {name: torch.Tensor.__dict__[name] for name in _READERS if name in torch.Tensor.__dict__}
+    for name in _READERS:
+        setattr(torch.Tensor, name, watched(name))
+    try:
+        yield read
+    finally:
+        for name in _READERS:
+            if name in own:
+                setattr(torch.Tensor, name, own[name])
+            else:
+                delattr(torch.Tensor, name)
 
 
 def _entry(arch: tuple | None, create: bool = False) -> _Architecture | None:

@@ -378,3 +378,28 @@ def test_a_value_of_the_users_config_module_is_part_of_the_key(monkeypatch):
     torch.manual_seed(0)
     model = _ModuleConfigured()
     assert_same_ir(trace_model(model, (16,)).graph, _from_scratch(model, (16,)))
+
+
+class _Looped(nn.Module):
+    """forward() reads a buffer as a Python value: its value is baked into the trace."""
+
+    def __init__(self, repeats: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc, self.sn = nn.Linear(16, 16), neuron.IFNode()
+        self.register_buffer("repeats", torch.tensor(repeats))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(int(self.repeats)):
+            x = self.fc(x)
+        return self.sn(x * self.repeats.item())
+
+
+def test_a_trace_that_read_a_buffers_value_is_not_remembered(traces):
+    trace_model(_Looped(1), (16,))
+    made = len(traces)
+    got = trace_model(_Looped(2), (16,)).graph   # the same shapes: only the value differs
+    assert len(traces) > made
+    assert_same_ir(got, _from_scratch(_Looped(2), (16,)))
+    assert "item" not in torch.Tensor.__dict__   # the readers are torch's own again
+    assert torch.tensor(2.0).item() == 2.0 and int(torch.tensor(3)) == 3 and bool(torch.tensor(True))

@@ -384,7 +384,8 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
     tracer.passthrough = stock_neuron
     saved = _module_state(model)
     try:
-        graph = tracer.trace(model, concrete_args=concrete or None)
+        with trace_cache.watch_values() as read:
+            graph = tracer.trace(model, concrete_args=concrete or None)
     except DataDependent as exc:
         raise _staged(SnnCompileError(f"cannot trace the model: {exc}",
                                       "forward() must not branch on tensor values; move such logic out "
@@ -396,7 +397,7 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
     finally:
         _restore_state(model, saved)
         reset_states(meta)
-    trace_cache.store(arch, how, graph)
+    trace_cache.store(arch, how, graph, values_read=bool(read))
     return _GraphModule(tracer.root, graph)
 
 

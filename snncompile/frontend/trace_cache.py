@@ -14,15 +14,20 @@ nothing in it depends on more than its key:
   and values those read (a notebook cell run again redefines a helper, not the class);
 * a trace that captured a tensor computed in ``forward()`` from non-parameter values (fx's
   ``_tensor_constant`` attributes: a value of the traced model, not of its architecture) is
-  not remembered.
+  not remembered; nor is one that read a tensor's value into Python while tracing
+  (``int(self.steps)`` of a buffer: fx proxies parameters only, so the value is baked in).
 """
 
 from __future__ import annotations
 
 import copy
 import enum
+import functools
+import sys
 import types
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,11 +60,29 @@ _SEEN: OrderedDict[tuple, _Architecture] = OrderedDict()
 def architecture(model: nn.Module) -> tuple | None:
     """The key of ``model``'s architecture, or None when it cannot be remembered."""
     try:
-        modules = tuple(_module_key(path, m) for path, m in model.named_modules())
-        code = tuple(_class_code(cls) for cls in dict.fromkeys(type(m) for m in model.modules()))
-        return modules, code
+        named = list(model.named_modules())
+        modules = tuple(_module_key(path, m) for path, m in named)
+        code = tuple(_class_code(cls) for cls in dict.fromkeys(type(m) for _, m in named))
+        return modules, code, _aliases(named)
     except (_Unkeyed, RecursionError):
         return None
+
+
+def _aliases(named: list[tuple[str, nn.Module]]) -> tuple:
+    """Which module every child slot holds and which tensors are one tensor: a module or a
+    parameter shared by two places is traced under its first path only (fx names modules and
+    parameters by ``named_modules``/``named_parameters``, which skip repeats), so
+    ``[a, b, a]`` and ``[a, b, b]`` (or tied and untied weights) are different programs."""
+    rank = {id(m): i for i, (_, m) in enumerate(named)}
+    tree = tuple(tuple(None if c is None else rank[id(c)] for c in m._modules.values()) for _, m in named)
+    first: dict[int, tuple[int, str]] = {}
+    tied = []
+    for i, (_, m) in enumerate(named):
+        for tensors in (m._parameters, m._buffers):
+            for k, t in tensors.items():
+                if t is not None and first.setdefault(id(t), (i, k)) != (i, k):
+                    tied.append((i, k, first[id(t)]))
+    return tree, tuple(tied)
 
 
 def meta_model(arch: tuple | None) -> nn.Module | None:
@@ -85,15 +108,52 @@ def lookup(arch: tuple | None, how: tuple, model: nn.Module) -> fx.Graph | None:
     return copy.deepcopy(graph)
 
 
-def store(arch: tuple | None, how: tuple, graph: fx.Graph) -> None:
-    """Remember a copy of ``graph`` (fresh from the tracer, before any rewrite)."""
-    if arch is None or any(_made_by_tracer(str(n.target)) for n in graph.nodes if n.op == "get_attr"):
+def store(arch: tuple | None, how: tuple, graph: fx.Graph, values_read: bool = False) -> None:
+    """Remember a copy of ``graph`` (fresh from the tracer, before any rewrite); not when
+    tracing read a tensor's value into Python (``values_read``, see :func:`watch_values`)."""
+    if arch is None or values_read or any(_made_by_tracer(str(n.target)) for n in graph.nodes
+                                          if n.op == "get_attr"):
         return
     _entry(arch, create=True).traces[how] = copy.deepcopy(graph)
 
 
 def clear() -> None:
     _SEEN.clear()
+
+
+# the ways a tensor's value becomes a Python value (format(), np.asarray() and iteration go through them)
+_READERS = ("item", "tolist", "numpy", "__int__", "__float__", "__complex__", "__bool__", "__index__")
+
+
+@contextmanager
+def watch_values() -> Iterator[list[str]]:
+    """While tracing: whether forward() read a concrete tensor's value into Python
+    (``int(self.steps)``, ``self.mask.sum().item()``, ``if self.flag:`` on a buffer or a plain
+    tensor attribute; fx proxies parameters, not those). The value is baked into the trace
+    and the key holds only the tensor's shape, so such a trace is not remembered. Yields the
+    readers called on non-meta tensors (empty: none)."""
+    read: list[str] = []
+
+    def watched(name: str) -> Any:
+        real = getattr(torch.Tensor, name)
+
+        def reader(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            if not self.is_meta:
+                read.append(name)
+            return real(self, *args, **kwargs)
+        return reader
+
+    own = {name: torch.Tensor.__dict__[name] for name in _READERS if name in torch.Tensor.__dict__}
+    for name in _READERS:
+        setattr(torch.Tensor, name, watched(name))
+    try:
+        yield read
+    finally:
+        for name in _READERS:
+            if name in own:
+                setattr(torch.Tensor, name, own[name])
+            else:
+                delattr(torch.Tensor, name)
 
 
 def _entry(arch: tuple | None, create: bool = False) -> _Architecture | None:
@@ -133,33 +193,83 @@ _LIBRARIES = ("torch", "spikingjelly", "snntorch", "norse", "sinabs", "torchvisi
 def _class_code(cls: type) -> tuple:
     """The code a user's class runs: every method of its own classes (a notebook cell run
     again defines them anew) and the module-level functions and values they read (a helper
-    redefined between two compilations is another program)."""
+    redefined between two compilations is another program); and the values it holds for
+    its instances (``scale = 2.0`` read as ``self.scale``, changed on the class)."""
     out = []
     for klass in cls.__mro__:
-        if klass is object or klass.__module__.split(".")[0] in _LIBRARIES:
+        if not _user_class(klass):
             continue
         for name, attr in klass.__dict__.items():
             fn = attr.__func__ if isinstance(attr, (staticmethod, classmethod)) else attr
             if isinstance(fn, types.FunctionType):
                 out.append((name, fn.__code__, _globals_read(fn, 0)))
-    return cls, tuple(out)
+    return cls, tuple(out), _class_values(cls, 0)
+
+
+def _class_values(cls: type, depth: int) -> tuple:
+    """The class attributes of ``cls`` and its user bases other than methods (a module's
+    ``scale = 2.0``; a config class used as a namespace, ``cfg.use_residual``)."""
+    return tuple((name, _value_key(v, depth + 1)) for klass in cls.__mro__ if _user_class(klass)
+                 for name, v in klass.__dict__.items()
+                 if not (name.startswith("__") and name.endswith("__")) and name != "_abc_impl"
+                 and not isinstance(v, (types.FunctionType, staticmethod, classmethod)))
+
+
+@functools.cache
+def _library(module: str | None) -> bool:
+    """Code the user does not edit while a session runs: the libraries above, Python's own
+    modules and anything installed as a package."""
+    top = (module or "").split(".")[0]
+    if top in _LIBRARIES or top in sys.stdlib_module_names or top == "builtins":
+        return True
+    path = getattr(sys.modules.get(top), "__file__", None) or ""
+    return "site-packages" in path or "dist-packages" in path
+
+
+def _user_class(klass: type) -> bool:
+    return klass is not object and not _library(klass.__module__)
 
 
 def _globals_read(fn: types.FunctionType, depth: int) -> tuple:
     """The module-level names ``fn``'s code reads, with what they hold now."""
+    names = _names(fn.__code__)
+    return _namespace_read(fn.__globals__, names, depth)
+
+
+def _namespace_read(namespace: dict[str, Any], names: list[str], depth: int) -> tuple:
     out = []
-    for name in _names(fn.__code__):
-        if name not in fn.__globals__:
+    for name in names:
+        if name not in namespace:
             continue   # a builtin, an attribute name, or not defined yet
-        v = fn.__globals__[name]
+        v = namespace[name]
         if isinstance(v, types.FunctionType):
-            user = v.__module__ is None or v.__module__.split(".")[0] not in _LIBRARIES
-            out.append((name, v.__code__, _globals_read(v, depth + 1) if user and depth < 2 else ()))
+            out.append((name, _function_key(v, depth)))
+        elif isinstance(v, type) and _user_class(v) and not issubclass(v, enum.Enum):
+            out.append((name, "class", v, _class_values(v, depth)))   # a config class: its fields
+        elif isinstance(v, types.ModuleType) and depth < _HOPS and not _library(v.__name__):
+            # the user's own module read as a namespace (``config.USE_RESIDUAL``): the names read in it
+            out.append((name, "module", v, _namespace_read(vars(v), list(dict.fromkeys(names)), depth + 1)))
         elif isinstance(v, (types.ModuleType, type, types.BuiltinFunctionType)):
             out.append((name, "ref", v))
         else:
-            out.append((name, _value_key(v, 0)))
+            out.append((name, _value_key(v, depth)))
     return tuple(out)
+
+
+_HOPS = 3   # module-level functions followed from a method: its helpers, theirs, and theirs
+
+
+def _function_key(v: types.FunctionType, depth: int) -> tuple:
+    """A Python function: its code, the values it closes over and its defaults (a helper made
+    by a factory, ``gain = make_gain(2.0)``, or redefined with another default), and for user
+    code the module-level names it reads (a lambda attribute reading a global flag)."""
+    try:
+        cells = tuple(_value_key(c.cell_contents, depth + 1) for c in v.__closure__ or ())
+    except ValueError:   # an empty cell
+        raise _Unkeyed from None
+    read = _globals_read(v, depth + 1) if depth < _HOPS and not _library(v.__module__) else ()
+    return ("function", v.__code__, cells, _value_key(v.__defaults__, depth + 1),
+            _value_key(v.__kwdefaults__, depth + 1), read)
 
 
 def _names(code: types.CodeType) -> list[str]:
@@ -210,6 +320,8 @@ def _value_key(v: Any, depth: int) -> Any:
         return t, v
     if isinstance(v, torch.Tensor):   # its values are read from the model; its shape shapes the trace
         return "tensor", tuple(v.shape), v.dtype, v.device.type, v.requires_grad, isinstance(v, nn.Parameter)
+    if isinstance(v, type) and _user_class(v) and not issubclass(v, enum.Enum):
+        return "class", v, _class_values(v, depth)   # a config class held as a namespace
     if isinstance(v, (enum.Enum, type)):
         return "const", v
     if isinstance(v, np.ndarray):
@@ -230,12 +342,9 @@ def _callable_key(v: Any, depth: int) -> Any:
     if isinstance(v, (types.BuiltinFunctionType, types.BuiltinMethodType)):
         return "builtin", v
     if isinstance(v, types.FunctionType):   # snnTorch's surrogates are closures over their slope
-        try:
-            cells = tuple(_value_key(c.cell_contents, depth + 1) for c in v.__closure__ or ())
-        except ValueError:   # an empty cell
-            raise _Unkeyed from None
-        return ("function", v.__code__, cells, _value_key(v.__defaults__, depth + 1),
-                _value_key(v.__kwdefaults__, depth + 1))
+        return _function_key(v, depth)
+    if isinstance(v, property):
+        return "property", _value_key(v.fget, depth + 1), _value_key(v.fset, depth + 1)
     if isinstance(v, types.MethodType):
         owner = v.__self__
         return "method", v.__func__, ("module", type(owner)) if isinstance(owner, nn.Module) \

@@ -210,3 +210,196 @@ def test_a_trace_holding_a_tensor_made_in_forward_is_not_remembered():
     plain.output(plain.placeholder("x"))
     trace_cache.store(arch, ("how",), plain)
     assert trace_cache.lookup(arch, ("how",), _Gain()) is not None
+
+
+class _Stack(nn.Module):
+    """Linear layers applied in the order of a ModuleList that may hold one layer twice."""
+
+    def __init__(self, order: list[int]) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        layers = [nn.Linear(16, 16), nn.Linear(16, 16)]
+        self.layers = nn.ModuleList(layers[i] for i in order)
+        self.sn = neuron.IFNode()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for fc in self.layers:
+            x = fc(x)
+        return self.sn(x)
+
+
+def test_which_module_is_shared_is_part_of_the_architecture():
+    # [a, b, a] and [a, b, b]: the same paths, classes and shapes once repeats are skipped
+    trace_model(_Stack([0, 1, 0]), (16,))
+    got = trace_model(_Stack([0, 1, 1]), (16,)).graph
+    assert_same_ir(got, _from_scratch(_Stack([0, 1, 1]), (16,)))
+
+
+class _Matmul(nn.Module):
+    def __init__(self, w: nn.Parameter) -> None:
+        super().__init__()
+        self.w = w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.w)
+
+
+class _Tied(nn.Module):
+    def __init__(self, tied: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        w = nn.Parameter(torch.randn(16, 16))
+        self.a, self.b = _Matmul(w), _Matmul(w if tied else nn.Parameter(torch.randn(16, 16)))
+        self.sn = neuron.IFNode()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sn(self.b(self.a(x)))
+
+
+def test_tied_weights_are_part_of_the_architecture():
+    # fx reads a tied weight under its first name (a.w): an untied ticket must read b.w
+    trace_model(_Tied(tied=True), (16,))
+    got = trace_model(_Tied(tied=False), (16,)).graph
+    assert_same_ir(got, _from_scratch(_Tied(tied=False), (16,)))
+
+
+class _Scaled(_Gain):
+    scale = 2.0   # a class attribute: read as self.scale, changed on the class
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sn(self.fc(x * self.scale))
+
+
+def test_a_class_attribute_changed_between_traces_is_traced_again(traces, monkeypatch):
+    torch.manual_seed(0)
+    trace_model(_Scaled(), (16,))
+    monkeypatch.setattr(_Scaled, "scale", 3.0)
+    torch.manual_seed(0)
+    model = _Scaled()
+    assert_same_ir(trace_model(model, (16,)).graph, _from_scratch(model, (16,)))
+
+
+class _Options:   # argparse-style options: a class used as a namespace
+    residual = True
+
+
+class _Configured(nn.Module):
+    def __init__(self, cfg: type) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.cfg, self.fc, self.sn = cfg, nn.Linear(16, 16), neuron.IFNode()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return self.sn(y + x if self.cfg.residual else y)
+
+
+def test_a_config_class_changed_between_traces_is_traced_again(monkeypatch):
+    trace_model(_Configured(_Options), (16,))
+    monkeypatch.setattr(_Options, "residual", False)
+    got = trace_model(_Configured(_Options), (16,)).graph
+    assert_same_ir(got, _from_scratch(_Configured(_Options), (16,)))
+
+
+def _make_gain(k: float):
+    def gain(x: torch.Tensor) -> torch.Tensor:
+        return x * k
+    return gain
+
+
+_gain_made = _make_gain(2.0)
+
+
+def _gain_default(x: torch.Tensor, k: float = 2.0) -> torch.Tensor:
+    return x * k
+
+
+_SCALE = 2.0
+
+
+def _scaler():
+    return lambda x: x * _SCALE   # reads the module-level value when called
+
+
+class _Closured(_Gain):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sn(self.fc(_gain_made(x) + _gain_default(x)))
+
+
+class _Prescaled(_Gain):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sn(self.fc(self.pre(x)))
+
+
+def _prescaled() -> nn.Module:
+    torch.manual_seed(0)
+    model = _Prescaled()
+    model.pre = _scaler()
+    return model
+
+
+@pytest.mark.parametrize("change", ["closure", "default", "global"])
+def test_what_a_function_reads_is_part_of_its_key(change, monkeypatch):
+    """A helper made again by its factory or redefined with another default (a notebook cell
+    run again), a function attribute whose module-level value changed: another program."""
+    import sys
+
+    here = sys.modules[__name__]
+    make = _prescaled if change == "global" else lambda: (torch.manual_seed(0), _Closured())[1]
+    trace_model(make(), (16,))
+    if change == "closure":
+        monkeypatch.setattr(here, "_gain_made", _make_gain(3.0))
+    elif change == "default":
+        monkeypatch.setattr(_gain_default, "__defaults__", (3.0,))
+    else:
+        monkeypatch.setattr(here, "_SCALE", 3.0)
+    got = trace_model(make(), (16,)).graph
+    assert_same_ir(got, _from_scratch(make(), (16,)))
+
+
+_config = __import__("types").ModuleType("_user_config")   # the user's config.py: import config
+_config.RESIDUAL = True
+
+
+class _ModuleConfigured(_Gain):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return self.sn(y + x if _config.RESIDUAL else y)
+
+
+def test_a_value_of_the_users_config_module_is_part_of_the_key(monkeypatch):
+    torch.manual_seed(0)
+    trace_model(_ModuleConfigured(), (16,))
+    monkeypatch.setattr(_config, "RESIDUAL", False)
+    torch.manual_seed(0)
+    model = _ModuleConfigured()
+    assert_same_ir(trace_model(model, (16,)).graph, _from_scratch(model, (16,)))
+
+
+class _Looped(nn.Module):
+    """forward() reads a buffer as a Python value: its value is baked into the trace."""
+
+    def __init__(self, repeats: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc, self.sn = nn.Linear(16, 16), neuron.IFNode()
+        self.register_buffer("repeats", torch.tensor(repeats))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(int(self.repeats)):
+            x = self.fc(x)
+        return self.sn(x * self.repeats.item())
+
+
+def test_a_trace_that_read_a_buffers_value_is_not_remembered(traces):
+    trace_model(_Looped(1), (16,))
+    made = len(traces)
+    got = trace_model(_Looped(2), (16,)).graph   # the same shapes: only the value differs
+    assert len(traces) > made
+    assert_same_ir(got, _from_scratch(_Looped(2), (16,)))
+    assert "item" not in torch.Tensor.__dict__   # the readers are torch's own again
+    assert torch.tensor(2.0).item() == 2.0 and int(torch.tensor(3)) == 3 and bool(torch.tensor(True))

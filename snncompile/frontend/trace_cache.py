@@ -24,6 +24,7 @@ import copy
 import enum
 import functools
 import sys
+import threading
 import types
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -131,29 +132,52 @@ def watch_values() -> Iterator[list[str]]:
     (``int(self.steps)``, ``self.mask.sum().item()``, ``if self.flag:`` on a buffer or a plain
     tensor attribute; fx proxies parameters, not those). The value is baked into the trace
     and the key holds only the tensor's shape, so such a trace is not remembered. Yields the
-    readers called on non-meta tensors (empty: none)."""
+    readers called on non-meta tensors (empty: none). Traces on several threads share one
+    patch of ``torch.Tensor`` (installed by the first, removed by the last) and each sees
+    every read (a read on another thread only costs a trace its reuse)."""
     read: list[str] = []
+    with _WATCH_LOCK:
+        if not _WATCHERS:
+            _install_readers()
+        _WATCHERS.append(read)
+    try:
+        yield read
+    finally:
+        with _WATCH_LOCK:
+            del _WATCHERS[next(i for i, w in enumerate(_WATCHERS) if w is read)]
+            if not _WATCHERS:
+                _remove_readers()
 
+
+_WATCH_LOCK = threading.Lock()
+_WATCHERS: list[list[str]] = []   # the read lists of the traces being made
+_OWN_READERS: dict[str, Any] = {}  # torch.Tensor's own definitions, while patched
+
+
+def _install_readers() -> None:
     def watched(name: str) -> Any:
         real = getattr(torch.Tensor, name)
 
         def reader(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
             if not self.is_meta:
-                read.append(name)
+                for read in _WATCHERS:
+                    read.append(name)
             return real(self, *args, **kwargs)
         return reader
 
-    own = {name: torch.Tensor.__dict__[name] for name in _READERS if name in torch.Tensor.__dict__}
+    _OWN_READERS.clear()
+    _OWN_READERS.update({n: torch.Tensor.__dict__[n] for n in _READERS if n in torch.Tensor.__dict__})
     for name in _READERS:
         setattr(torch.Tensor, name, watched(name))
-    try:
-        yield read
-    finally:
-        for name in _READERS:
-            if name in own:
-                setattr(torch.Tensor, name, own[name])
-            else:
-                delattr(torch.Tensor, name)
+
+
+def _remove_readers() -> None:
+    for name in _READERS:
+        if name in _OWN_READERS:
+            setattr(torch.Tensor, name, _OWN_READERS[name])
+        else:
+            delattr(torch.Tensor, name)
+    _OWN_READERS.clear()
 
 
 def _entry(arch: tuple | None, create: bool = False) -> _Architecture | None:

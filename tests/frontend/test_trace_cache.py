@@ -403,3 +403,19 @@ def test_a_trace_that_read_a_buffers_value_is_not_remembered(traces):
     assert_same_ir(got, _from_scratch(_Looped(2), (16,)))
     assert "item" not in torch.Tensor.__dict__   # the readers are torch's own again
     assert torch.tensor(2.0).item() == 2.0 and int(torch.tensor(3)) == 3 and bool(torch.tensor(True))
+
+
+def test_value_watches_of_overlapping_traces_leave_torch_as_it_was():
+    """Two traces on two threads end in either order: torch.Tensor gets its own methods back
+    (a watch that restored what it found would leave the other's patch in place for good)."""
+    own = {name: torch.Tensor.__dict__.get(name) for name in trace_cache._READERS}
+    first, second = trace_cache.watch_values(), trace_cache.watch_values()
+    a = first.__enter__()
+    b = second.__enter__()
+    int(torch.tensor(3))                  # a concrete value read: both traces saw it
+    first.__exit__(None, None, None)      # the first trace ends before the second
+    torch.ones(2).tolist()
+    second.__exit__(None, None, None)
+    assert a == ["__int__"] and b == ["__int__", "tolist"]
+    assert {name: torch.Tensor.__dict__.get(name) for name in trace_cache._READERS} == own
+    assert torch.tensor(2.5).item() == 2.5 and not trace_cache._WATCHERS

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import enum
 import functools
+import os
 import sys
 import threading
 import types
@@ -59,7 +60,10 @@ _SEEN: OrderedDict[tuple, _Architecture] = OrderedDict()
 
 
 def architecture(model: nn.Module) -> tuple | None:
-    """The key of ``model``'s architecture, or None when it cannot be remembered."""
+    """The key of ``model``'s architecture, or None when it cannot be remembered (or
+    ``SNNCOMPILE_TRACE_CACHE=0`` asks for a trace from scratch every time)."""
+    if os.environ.get("SNNCOMPILE_TRACE_CACHE", "1").strip() == "0":
+        return None
     try:
         named = list(model.named_modules())
         modules = tuple(_module_key(path, m) for path, m in named)

@@ -419,3 +419,11 @@ def test_value_watches_of_overlapping_traces_leave_torch_as_it_was():
     assert a == ["__int__"] and b == ["__int__", "tolist"]
     assert {name: torch.Tensor.__dict__.get(name) for name in trace_cache._READERS} == own
     assert torch.tensor(2.5).item() == 2.5 and not trace_cache._WATCHERS
+
+
+def test_the_cache_can_be_turned_off(traces, monkeypatch):
+    monkeypatch.setenv("SNNCOMPILE_TRACE_CACHE", "0")
+    trace_model(cifar_ticket(seed=0), (3, 32, 32))
+    made = len(traces)
+    trace_model(cifar_ticket(seed=1), (3, 32, 32))
+    assert len(traces) > made

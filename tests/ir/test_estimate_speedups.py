@@ -65,7 +65,7 @@ def test_order_is_networkx_lexicographical_order_and_cycles_are_told():
 
 def test_large_layers_counted_in_chunks_count_as_whole_arrays():
     """Over _CHUNK weights (VGG-16's classifier), with a partial last chunk, -0.0, NaN and
-    a mask; and a non-contiguous view, which is counted whole."""
+    a mask; and a non-contiguous view (read through a flat copy)."""
     from snncompile.ir.counting import _CHUNK
 
     rng = np.random.default_rng(3)

@@ -374,12 +374,13 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
                                   "forward"), 1)
     concrete = {p.name: p.default for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     # the tracer's own choices are part of what a trace depends on
-    how = (tuple(shape), _dtype_of(model), is_leaf, is_neuron, stock_neuron)
+    dtype = _dtype_of(model)
+    how = (tuple(shape), dtype, is_leaf, is_neuron, stock_neuron)
     remembered = trace_cache.lookup(arch, how, model)
     if remembered is not None:   # a ticket of an architecture traced before: its weights are read below
         return _GraphModule(model, remembered)
     reset_states(meta)   # (a remembered trace leaves the meta copy as its trace left it: reset)
-    tracer = ShapeTracer(meta, is_leaf, [torch.empty(shape, dtype=_dtype_of(model), device="meta")])
+    tracer = ShapeTracer(meta, is_leaf, [torch.empty(shape, dtype=dtype, device="meta")])
     tracer.elementwise = is_neuron
     tracer.passthrough = stock_neuron
     saved = _module_state(model)

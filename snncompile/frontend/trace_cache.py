@@ -8,10 +8,12 @@ model as always (and checks every traced layer against it). A trace is reused on
 nothing in it depends on more than its key:
 
 * every attribute of every module is part of the key (plain values, tensor shapes, functions
-  with the values they close over); a module holding anything else (an arbitrary object, a
+  with the values they close over), and so is which slots hold one shared module and which
+  parameters are one tied tensor; a module holding anything else (an arbitrary object, a
   C-level callable) is not remembered;
-* so is the code of the user's own classes: their methods and the module-level functions
-  and values those read (a notebook cell run again redefines a helper, not the class);
+* so is the code of the user's own classes: their methods, class attributes, and the
+  module-level functions, values and config modules those read (a notebook cell run again
+  redefines a helper, not the class);
 * a trace that captured a tensor computed in ``forward()`` from non-parameter values (fx's
   ``_tensor_constant`` attributes: a value of the traced model, not of its architecture) is
   not remembered; nor is one that read a tensor's value into Python while tracing

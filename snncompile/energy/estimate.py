@@ -71,7 +71,6 @@ from snncompile.energy.report import (
 from snncompile.energy.structure import Layers, layers_of
 from snncompile.errors import EXIT_USAGE, SnnCompileError
 from snncompile.ir import Conv2d, IRGraph, Linear, Neuron
-from snncompile.ir.counting import nonzero_weights_ahead
 from snncompile.ir.labels import labels
 from snncompile.netlist import Netlist
 from snncompile.threads import one_thread
@@ -225,10 +224,8 @@ def estimate_energy(graph: IRGraph, *, steps: int, values: Mapping[str, np.ndarr
     steps = _check_arguments(steps, values, firing_rates)
     cost = cost_model if isinstance(cost_model, CostModel) else load_cost_model(cost_model)
     order = graph.topo()
-    # the weights are read (nonzero counts) on a worker thread while the graph is lowered
-    with nonzero_weights_ahead(graph.node(n) for n in order if isinstance(graph.node(n), (Conv2d, Linear))):
-        layers = layers_of(graph, net)
-        rows = static_counts(graph, layers=layers, order=order)
+    layers = layers_of(graph, net)
+    rows = static_counts(graph, layers=layers, order=order)
     neurons = neuron_counts(graph, order)
     names = labels(graph)
     mode, notes = _fill_spikes(graph, rows, neurons, layers, steps, values, firing_rates, cost, names)

@@ -14,11 +14,6 @@ Conventions (shared with the energy report and the netlist):
 from __future__ import annotations
 
 import math
-import os
-import threading
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -26,7 +21,7 @@ import numpy as np
 import torch
 
 from snncompile.ir.graph import IRGraph
-from snncompile.ir.memo import memo, memo_arrays, remembered
+from snncompile.ir.memo import memo, memo_arrays
 from snncompile.ir.nodes import (
     AdaptiveAvgPool2d,
     Add,
@@ -95,79 +90,10 @@ def all_stored(mask: np.ndarray) -> bool:
 def nonzero_weights(node: Conv2d | Linear) -> int:
     """Stored weights with a nonzero value: 1 − this / ``weight.size`` is the weight sparsity
     (a different figure from the synapse sparsity, which counts over output positions)."""
-    # remembered while both arrays live (a sweep re-estimates the same graph); counted as "not
-    # equal to zero" through a boolean array: numpy's count_nonzero on float32 is ~8x slower
-    # than on bool (ResNet-18: 20 ms against 3 ms); NaN counts as nonzero
-    def count() -> int:
-        job = _AHEAD.get(_arrays_key(node))
-        return job.result() if job is not None else _nonzero(node.weight, node.mask)
-    return memo_arrays("nonzero_weights", (node.weight, node.mask), count)
-
-
-# Counting ahead. Reading every weight (ResNet-18: 11.7 M, ~4.5 ms, bound by memory
-# bandwidth) is the largest single cost of an estimate on a new graph. numpy releases the GIL
-# in its loops, so a worker thread counts while the caller lowers the graph (Python, one
-# core). One job counts every array in turn: each hand-over of the GIL between the threads
-# costs the caller time, so the worker takes it as seldom as it can.
-_AHEAD: dict[tuple[int, int], Future] = {}
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _arrays_key(node: Conv2d | Linear) -> tuple[int, int]:
-    return id(node.weight), id(node.mask)
-
-
-def _worker() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snncompile-nonzero")
-        return _POOL
-
-
-def _forget_pool() -> None:
-    """In a forked child: the parent's worker thread does not exist there (a job sent to its
-    pool would never run)."""
-    global _POOL, _POOL_LOCK
-    _POOL, _POOL_LOCK = None, threading.Lock()
-    _AHEAD.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _count_all(jobs: list[tuple[Future, np.ndarray, np.ndarray]]) -> None:
-    for future, weight, mask in jobs:
-        if not future.set_running_or_notify_cancel():   # cancelled: the caller's block has ended
-            continue
-        try:
-            future.set_result(_nonzero(weight, mask))
-        except BaseException as exc:   # re-raised where the count is asked for
-            future.set_exception(exc)
-
-
-@contextmanager
-def nonzero_weights_ahead(nodes: Iterable[Conv2d | Linear]) -> Iterator[None]:
-    """Inside the block, :func:`nonzero_weights` of ``nodes`` is counted on a worker thread
-    (in the order given: give them in the order they will be asked for); a node asked for
-    before its count is done waits for it. The counts are the same as without the block."""
-    jobs: dict[tuple[int, int], tuple[Future, np.ndarray, np.ndarray]] = {}
-    for node in nodes:
-        key = _arrays_key(node)
-        if key not in jobs and not remembered("nonzero_weights", (node.weight, node.mask)):
-            jobs[key] = (Future(), node.weight, node.mask)
-    if jobs:
-        _worker().submit(_count_all, list(jobs.values()))
-        _AHEAD.update((key, job[0]) for key, job in jobs.items())
-    try:
-        yield
-    finally:
-        for key, (future, _, _) in jobs.items():
-            future.cancel()   # not started: not needed any more (the block ended early)
-            if _AHEAD.get(key) is future:
-                del _AHEAD[key]
+    # remembered while both arrays live (a sweep re-estimates the same graph). Reading every
+    # weight (ResNet-18: 11.7 M, ~3 ms, bound by memory bandwidth) is counted in place: on a
+    # worker thread beside the lowering it took longer (each hand-over of the GIL waits)
+    return memo_arrays("nonzero_weights", (node.weight, node.mask), lambda: _nonzero(node.weight, node.mask))
 
 
 def _nonzero(weight: np.ndarray, mask: np.ndarray) -> int:

@@ -147,7 +147,13 @@ class IRGraph:
 
     def recurrent(self) -> bool:
         """True if the graph has a loop (closed by a Delay)."""
-        return self._dag_order_now() is None and not nx.is_directed_acyclic_graph(self.nx)
+        if self._dag_order_now() is not None:
+            return False
+        order = self._acyclic_order({n: i for i, n in enumerate(self.nx.nodes)})
+        if order is None:
+            return True
+        self._dag_order = (self._order_key(), order)   # what topo() asks for next (a lowering does)
+        return False
 
     def topo(self) -> list[str]:
         """Evaluation order (:meth:`schedule` flattened): every node after its inputs, except

@@ -106,8 +106,3 @@ def memo_arrays(key: str, arrays: tuple[np.ndarray, ...], compute: Callable[[], 
     _BY_ARRAYS[k] = (refs, value)
     return value
 
-
-def remembered(key: str, arrays: tuple[np.ndarray, ...]) -> bool:
-    """True if :func:`memo_arrays` holds a result for ``key`` on these array objects."""
-    got = _BY_ARRAYS.get((key, *map(id, arrays)))
-    return got is not None and all(r() is a for r, a in zip(got[0], arrays))

@@ -175,9 +175,18 @@ class BatchNorm(Node):
     def scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel (scale, shift) with y = x*scale + shift, in float64 whatever the
         stored dtype (the source model is verified in float64)."""
-        f64 = {k: np.asarray(getattr(self, k), dtype=np.float64) for k in ("weight", "var", "bias", "mean")}
-        scale = f64["weight"] / np.sqrt(f64["var"] + self.eps)
-        return scale, f64["bias"] - f64["mean"] * scale
+        # kept with the arrays it was computed from (a lowering and its counts ask for it
+        # several times); IR arrays are replaced, never written in place, so identity suffices
+        stats = (self.weight, self.var, self.bias, self.mean)
+        kept = self.__dict__.get("_scale_shift")
+        if kept is not None and kept[1] == self.eps and all(a is b for a, b in zip(kept[0], stats)):
+            return kept[2]
+        f64 = [np.asarray(a, dtype=np.float64) for a in stats]
+        scale = f64[0] / np.sqrt(f64[1] + self.eps)
+        shift = f64[2] - f64[3] * scale
+        scale.flags.writeable = shift.flags.writeable = False   # shared by every caller
+        self.__dict__["_scale_shift"] = (stats, self.eps, (scale, shift))
+        return scale, shift
 
 
 @dataclass(eq=False)

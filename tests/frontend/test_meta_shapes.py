@@ -67,3 +67,72 @@ def test_no_shape_rule_where_the_module_decides_itself():
 
     assert _same_shape(Sub(3, 4).to("meta"), (torch.empty(2, 3, device="meta"),), {}) is None
     assert _same_shape(nn.Linear(3, 4).to("meta"), (torch.empty(2, 3, device="meta"),), {"x": 1}) is None
+
+
+def _pools():
+    """Every 2-d pooling the shape rule covers, over kernels, strides, paddings, dilations,
+    ceil_mode and odd sizes (each case with its input shape)."""
+    cases = []
+    for n in (7, 8, 32, 33):
+        for k, s, p, d in [(2, 2, 0, 1), (3, 2, 1, 1), (3, 1, 1, 1), (2, 1, 0, 1), (3, 2, 1, 2), (3, 3, 0, 1),
+                           ((3, 2), (2, 1), (1, 0), (1, 2)), (4, None, 2, 1), (5, 3, 2, 1)]:
+            for ceil in (False, True):
+                cases.append((lambda k=k, s=s, p=p, d=d, c=ceil: nn.MaxPool2d(k, s, p, d, ceil_mode=c), (2, 16, n, n)))
+                if d == 1:
+                    cases.append((lambda k=k, s=s, p=p, c=ceil: nn.AvgPool2d(k, s, p, ceil_mode=c), (2, 16, n, n + 1)))
+    cases.append((lambda: layer.MaxPool2d(2, 2, step_mode="m"), (4, 2, 128, 32, 32)))
+    cases.append((lambda: layer.AvgPool2d(3, 2, 1, step_mode="m"), (4, 2, 128, 33, 31)))
+    cases.append((lambda: layer.MaxPool2d(3, 2, 1), (2, 128, 32, 32)))
+    return cases
+
+
+@pytest.mark.parametrize("make,shape", _pools())
+def test_pooling_shape_rule_gives_the_module_s_meta_output(make, shape):
+    mod = make().eval().to("meta")
+    x = torch.empty(shape, device="meta")
+    try:
+        want = mod(x)
+    except RuntimeError:   # torch refuses the case (a window past the padding): so must the rule
+        assert _same_shape(mod, (x,), {}) is None
+        return
+    got = _same_shape(mod, (x,), {})
+    assert got is not None and got.shape == want.shape and got.dtype == want.dtype
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: nn.MaxPool2d(3, 2, padding=2), (2, 3, 32, 32)),          # padding over half the kernel
+    (lambda: nn.MaxPool2d(5), (2, 3, 3, 3)),                          # input smaller than the window
+    (lambda: nn.AvgPool2d(3, padding=2), (2, 3, 32, 32)),
+    (lambda: nn.MaxPool2d(2, stride=0), (2, 3, 32, 32)),
+])
+def test_no_pooling_shape_rule_for_what_torch_refuses(make, shape):
+    mod = make().eval().to("meta")
+    x = torch.empty(shape, device="meta")
+    assert _same_shape(mod, (x,), {}) is None
+    with pytest.raises((ValueError, RuntimeError)):
+        mod(x)
+
+
+def test_no_pooling_shape_rule_where_the_module_decides_itself():
+    x = torch.empty(2, 3, 32, 32, device="meta")
+    assert _same_shape(nn.MaxPool2d(2, return_indices=True), (x,), {}) is None   # two outputs
+    assert _same_shape(nn.MaxPool2d(2), (torch.empty(3, 32, 32, device="meta"),), {}) is None   # unbatched
+    assert _same_shape(nn.MaxPool2d(2), (x.to(memory_format=torch.channels_last),), {}) is None
+
+
+def test_a_first_trace_in_a_new_process_does_not_import_sympy():
+    """A CNN with max and average pooling traced in a fresh process: torch's meta kernel of
+    2-d pooling would import its symbolic-shape machinery and sympy (0.3-1.3 s a command)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\nfrom torch import nn\nfrom spikingjelly.activation_based import neuron\n"
+            "from snncompile.frontend import trace_model\n"
+            "m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), neuron.IFNode(), nn.MaxPool2d(2),\n"
+            "                  nn.Conv2d(8, 8, 3, padding=1), neuron.IFNode(), nn.AvgPool2d(2), nn.Flatten(),\n"
+            "                  nn.Linear(8 * 8 * 8, 10), neuron.IFNode()).eval()\n"
+            "trace_model(m, (3, 32, 32))\n"
+            "print('sympy' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"

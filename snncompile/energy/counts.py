@@ -55,7 +55,7 @@ from snncompile.ir.counting import SYNAPSES, all_stored, binary_scales, nonzero_
 from snncompile.ir.host import MaxPool
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP
-from snncompile.ir.structure import binary_spikes, spike_valued, time_invariant
+from snncompile.ir.structure import adjoint, binary_spikes, spike_valued, time_invariant
 from snncompile.netlist import Netlist
 
 DEFAULT_BITS = 32   # width of weights, biases, activations and membranes unless a node says otherwise
@@ -179,7 +179,7 @@ def fan_out(graph: IRGraph, name: str, reaching: np.ndarray) -> np.ndarray:
     x = torch.zeros((1, *graph.node(src).shape), dtype=torch.float64, requires_grad=True)
     with torch.enable_grad():
         y = STEP(node)(node, [x], 1, "pattern")
-        (g,) = torch.autograd.grad(y, x, torch.as_tensor(reaching[None].astype(np.float64)))
+        (g,) = adjoint(y, [x], torch.as_tensor(reaching[None].astype(np.float64)))
     return g[0].numpy()
 
 

@@ -28,7 +28,7 @@ from snncompile.errors import SnnCompileError
 from snncompile.ir import Conv2d, IRGraph, Linear, Neuron, Slice
 from snncompile.ir.counting import live_synapses
 from snncompile.ir.semantics import STEP
-from snncompile.ir.structure import PATHS, Liveness, liveness
+from snncompile.ir.structure import PATHS, Liveness, adjoint, liveness
 from snncompile.lower import lower
 from snncompile.netlist import (
     OUTPUT,
@@ -93,7 +93,7 @@ def _adjoint(nodes: list, shape: tuple[int, ...], g: np.ndarray) -> np.ndarray:
     x = torch.zeros((1, *shape), dtype=torch.float64, requires_grad=True)
     with torch.enable_grad():
         y = Chain(nodes, shape).apply(x, "pattern")
-        (grad,) = torch.autograd.grad(y, x, _indicator(g).reshape(y.shape))
+        (grad,) = adjoint(y, [x], _indicator(g))
     return grad[0].numpy() > 0
 
 

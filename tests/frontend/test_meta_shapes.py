@@ -4,12 +4,14 @@ raises) on anything else."""
 
 from __future__ import annotations
 
+import operator
+
 import pytest
 import torch
 from spikingjelly.activation_based import layer
 from torch import nn
 
-from snncompile.frontend.tracer import _same_shape
+from snncompile.frontend.tracer import _like, _matmul_shape, _reduced, _same_operands, _same_shape
 
 
 @pytest.mark.parametrize("make,shape", [
@@ -120,19 +122,151 @@ def test_no_pooling_shape_rule_where_the_module_decides_itself():
     assert _same_shape(nn.MaxPool2d(2), (x.to(memory_format=torch.channels_last),), {}) is None
 
 
-def test_a_first_trace_in_a_new_process_does_not_import_sympy():
-    """A CNN with max and average pooling traced in a fresh process: torch's meta kernel of
-    2-d pooling would import its symbolic-shape machinery and sympy (0.3-1.3 s a command)."""
+def _layouts(shape):
+    """Meta tensors of ``shape`` in several layouts: contiguous, transposed views, channels-last,
+    a permuted copy, and an overlapping (expanded) view."""
+    x = torch.empty(shape, device="meta")
+    out = [x]
+    if len(shape) >= 2:
+        out.append(torch.empty(shape[:-2] + shape[-2:][::-1], device="meta").transpose(-1, -2))
+    if len(shape) == 4:
+        out.append(x.to(memory_format=torch.channels_last))
+        out.append(torch.empty((shape[0], shape[2], shape[3], shape[1]), device="meta").permute(0, 3, 1, 2))
+        out.append(torch.empty((shape[1], shape[0], shape[2], shape[3]), device="meta").transpose(0, 1))
+    out.append(torch.empty(shape[-1:], device="meta").expand(shape))   # overlapping: left to torch
+    return out
+
+
+SHAPES = [(3, 5, 64, 384), (2, 1, 4, 4), (2, 8, 1, 1), (1, 8, 4, 4), (4, 2, 16), (7, 1), (6,)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_elementwise_rules_give_torch_s_meta_strides(shape):
+    """Same-shape tensor ⊙ tensor in every pair of layouts, tensor ⊙ Python number, and the
+    in-place operators: the rule's output (when it gives one) has the meta kernel's shape,
+    strides and dtype; ``empty_like`` likewise."""
+    for x in _layouts(shape):
+        want = torch.empty_like(x)
+        got = _like(x)
+        assert (got.shape, got.stride(), got.dtype) == (want.shape, want.stride(), want.dtype)
+        for y in _layouts(shape):
+            for op in (operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.mul):
+                want = op(x, y)
+                got = _same_operands(op, (x, y), {})
+                if got is not None:
+                    assert (got.shape, got.stride(), got.dtype) == (want.shape, want.stride(), want.dtype)
+                elif x.is_contiguous() or x.stride() != (0,) * len(shape):
+                    assert 0 in x.stride() or 0 in y.stride(), (x.stride(), y.stride())   # only overlap is left
+            got = _same_operands(operator.iadd, (x, y), {})
+            assert got is x or 0 in x.stride() + y.stride() or got is None
+        for v in (2, 0.125, -3.0):
+            for a, b in ((x, v), (v, x)):
+                want = operator.mul(a, b)
+                got = _same_operands(operator.mul, (a, b), {})
+                assert got is not None and (got.shape, got.stride(), got.dtype) == (want.shape, want.stride(), want.dtype)
+
+
+def test_elementwise_rules_leave_the_rest_to_torch():
+    x = torch.empty(2, 3, device="meta")
+    assert _same_operands(operator.add, (x, torch.empty(3, device="meta")), {}) is None      # broadcast
+    assert _same_operands(operator.add, (x, x.double()), {}) is None                         # promotion
+    assert _same_operands(operator.add, (x.int(), 2), {}) is None                            # integer tensor
+    assert _same_operands(operator.add, (x, True), {}) is None                               # a bool
+    assert _same_operands(operator.iadd, (x, 2.0), {}) is None
+    assert _same_operands(operator.add, (x, x), {"alpha": 2}) is None
+
+
+@pytest.mark.parametrize("a,b", [((3, 5, 8, 64, 48), (3, 5, 8, 48, 64)), ((3, 5, 8, 64, 48), (48, 10)),
+                                 ((2, 16, 32), (32, 8)), ((16, 32), (32, 8)), ((4, 1, 6, 5), (3, 5, 2)),
+                                 ((1, 7, 5), (4, 5, 3))])
+def test_matmul_rule_gives_torch_s_meta_output(a, b):
+    for x in _layouts(a)[:2]:
+        for y in _layouts(b)[:2]:
+            want = x @ y
+            got = _matmul_shape(x, y)
+            assert got is not None and (got.shape, got.stride(), got.dtype) == (want.shape, want.stride(), want.dtype)
+
+
+def test_no_matmul_rule_for_what_torch_refuses_or_lays_out_otherwise():
+    m = torch.empty
+    assert _matmul_shape(m(2, 3, 4, device="meta"), m(5, 6, device="meta")) is None            # k mismatch
+    assert _matmul_shape(m(2, 3, 4, device="meta"), m(3, 4, 5, device="meta")) is None         # batch mismatch
+    assert _matmul_shape(m(4, 5, device="meta"), m(2, 5, 3, device="meta")) is None            # rank a < rank b
+    assert _matmul_shape(m(4, device="meta"), m(4, 3, device="meta")) is None                  # a vector
+
+
+@pytest.mark.parametrize("method", ["mean", "sum"])
+@pytest.mark.parametrize("shape", [(3, 5, 64, 384), (4, 2, 10), (4, 2, 128, 8, 8)])
+def test_reduction_rule_gives_torch_s_meta_output(method, shape):
+    for x in _layouts(shape)[:2]:
+        for args, kwargs in [((0,), {}), ((-1,), {}), ((2,), {"keepdim": True}), (((2, 3),), {}),
+                             ((), {"dim": 1}), ((0, True), {}), (((-2, -1),), {"keepdim": False})]:
+            got = _reduced(method, (x, *args), kwargs)
+            try:
+                want = getattr(x, method)(*args, **kwargs)
+            except IndexError:   # no such axis: torch raises, so the rule gives nothing
+                assert got is None
+                continue
+            assert got is not None and (got.shape, got.dtype) == (want.shape, want.dtype)
+            assert got.is_contiguous() and want.is_contiguous()
+
+
+def test_no_reduction_rule_for_what_torch_refuses_or_types_otherwise():
+    x = torch.empty(3, 4, device="meta")
+    assert _reduced("mean", (x, 2), {}) is None               # no such axis
+    assert _reduced("mean", (x, (0, 0)), {}) is None          # an axis twice
+    assert _reduced("mean", (x,), {}) is None                 # over everything: left to torch
+    assert _reduced("sum", (x.int(), 0), {}) is None          # integer sums promote
+    assert _reduced("mean", (x, 0), {"dtype": torch.float64}) is None
+    assert _reduced("max", (x, 0), {}) is None
+
+
+def test_adaptive_pool_rule_gives_torch_s_meta_output():
+    for size in [(7, 7), 1, (1, 1), (None, 3), 5]:
+        for shape in [(2, 16, 32, 32), (2, 16, 3, 3), (2, 16, 14, 9)]:
+            mod = nn.AdaptiveAvgPool2d(size)
+            x = torch.empty(shape, device="meta")
+            want, got = mod(x), _same_shape(mod, (x,), {})
+            assert got is not None and got.shape == want.shape and got.dtype == want.dtype
+    mod = layer.AdaptiveAvgPool2d((7, 7), step_mode="m")
+    x = torch.empty(4, 2, 16, 32, 32, device="meta")
+    assert _same_shape(mod, (x,), {}).shape == mod(x).shape
+    assert _same_shape(nn.AdaptiveAvgPool2d(7), (torch.empty(16, 32, 32, device="meta"),), {}) is None
+
+
+def test_a_first_trace_and_estimate_in_a_new_process_do_not_import_sympy():
+    """A CNN (max and average pooling, residual ``+=``) and a small Spikformer (q @ kᵀ, a scale,
+    a transposed residual sum, mean over time) traced and estimated in a fresh process:
+    torch's meta kernels of these and autograd's check of a given gradient would import its
+    symbolic-shape machinery and sympy (0.3–1.3 s a command)."""
     import subprocess
     import sys
 
-    code = ("import sys, torch\nfrom torch import nn\nfrom spikingjelly.activation_based import neuron\n"
-            "from snncompile.frontend import trace_model\n"
-            "m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), neuron.IFNode(), nn.MaxPool2d(2),\n"
-            "                  nn.Conv2d(8, 8, 3, padding=1), neuron.IFNode(), nn.AvgPool2d(2), nn.Flatten(),\n"
-            "                  nn.Linear(8 * 8 * 8, 10), neuron.IFNode()).eval()\n"
-            "trace_model(m, (3, 32, 32))\n"
-            "print('sympy' in sys.modules)\n")
+    code = """
+import sys, torch
+from torch import nn
+from spikingjelly.activation_based import neuron
+from snncompile.energy import estimate_energy
+from snncompile.frontend import trace_model
+sys.path.insert(0, "tests")
+from energy.spikformer import Spikformer
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.sn = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), neuron.IFNode()
+    def forward(self, x):
+        out = self.bn(self.conv(x))
+        out += x
+        return self.sn(out)
+
+cnn = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), neuron.IFNode(), nn.MaxPool2d(2), Block(),
+                    nn.AvgPool2d(2), nn.AdaptiveAvgPool2d((2, 2)), nn.Flatten(), nn.Linear(32, 10), neuron.IFNode())
+for model, shape in ((cnn.eval(), (3, 32, 32)), (Spikformer(1, 64, 10, imagenet=False, heads=4).eval(), (3, 32, 32))):
+    graph = trace_model(model, shape).graph
+    estimate_energy(graph, steps=4, firing_rates={"*": 0.1})
+print("sympy" in sys.modules)
+"""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"

@@ -101,6 +101,24 @@ def test_unsafe_pickle_is_refused_with_the_global_named(tmp_path):
     assert type(loaded.module).__name__ == "Custom"
 
 
+def test_allowlist_holds_classes_of_the_safe_packages_only():
+    from snncompile.frontend.load import allowed_globals
+
+    lif = f"{neuron.LIFNode.__module__}.LIFNode"   # the name a checkpoint holds: its defining module's
+    names = [lif, "torch.nn.modules.conv.Conv2d",
+             "torch.nn.utils.prune.L1Unstructured", "collections.OrderedDict", "torch.nn.parameter.Parameter",
+             "torch.nn.modules.conv.F",                      # a module, not a class
+             "torch.nn.modules.linear.Tensor",               # a class imported from elsewhere
+             "torch.nn.modules.no_such_module.X",            # no such module
+             "torch.nn.modules.conv.NoSuchClass",
+             "torch.nn.modules_evil.Conv2d",                 # a package that only starts alike
+             "builtins.exec", "test_load.Custom", "os.system"]
+    allowed = allowed_globals(names)
+    assert sorted(allowed) == sorted(names[:5])
+    assert allowed[lif] is neuron.LIFNode
+    assert allowed["torch.nn.modules.conv.Conv2d"] is nn.Conv2d
+
+
 class _Evil:
     def __reduce__(self):
         return (exec, ("print('pwned')",))   # (not print: Ray, once started in the process, replaces it)

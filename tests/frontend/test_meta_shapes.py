@@ -235,15 +235,18 @@ def test_adaptive_pool_rule_gives_torch_s_meta_output():
 
 
 def test_a_first_trace_and_estimate_in_a_new_process_do_not_import_sympy():
-    """A CNN (max and average pooling, residual ``+=``) and a small Spikformer (q @ kᵀ, a scale,
-    a transposed residual sum, mean over time) traced and estimated in a fresh process:
-    torch's meta kernels of these and autograd's check of a given gradient would import its
+    """A CNN (max and average pooling, residual ``+=``) pickled whole and compiled by the CLI
+    (``--target energy``), and a small Spikformer (q @ kᵀ, a scale, a transposed residual sum,
+    mean over time) traced and estimated, in a fresh process: the checkpoint's allowlist, torch's
+    meta kernels of these and autograd's check of a given gradient would import torch's
     symbolic-shape machinery and sympy (0.3–1.3 s a command)."""
     import subprocess
     import sys
 
     code = """
-import sys, torch
+import sys, tempfile, torch
+from pathlib import Path
+from snncompile.cli import main
 from torch import nn
 from spikingjelly.activation_based import neuron
 from snncompile.energy import estimate_energy
@@ -262,8 +265,14 @@ class Block(nn.Module):
 
 cnn = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), neuron.IFNode(), nn.MaxPool2d(2), Block(),
                     nn.AvgPool2d(2), nn.AdaptiveAvgPool2d((2, 2)), nn.Flatten(), nn.Linear(32, 10), neuron.IFNode())
-for model, shape in ((cnn.eval(), (3, 32, 32)), (Spikformer(1, 64, 10, imagenet=False, heads=4).eval(), (3, 32, 32))):
-    graph = trace_model(model, shape).graph
+stock = nn.Sequential(*[m for m in cnn if not isinstance(m, Block)]).eval()   # whole-pickled: stock classes
+with tempfile.TemporaryDirectory() as d:
+    torch.save(stock, Path(d) / "cnn.pt")
+    code = main([str(Path(d) / "cnn.pt"), "--target", "energy", "--input-shape", "3,32,32", "--steps", "4",
+                 "-o", str(Path(d) / "out")])
+assert code == 0, code
+for model in (cnn.eval(), Spikformer(1, 64, 10, imagenet=False, heads=4).eval()):
+    graph = trace_model(model, (3, 32, 32)).graph
     estimate_energy(graph, steps=4, firing_rates={"*": 0.1})
 print("sympy" in sys.modules)
 """

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
-from snncompile.ir import Conv2d, Node, Reshape
+from snncompile.ir import Conv2d, Linear, Node, Reshape
 from snncompile.ir.counting import synaptic_memory_bits
 from snncompile.ir.dynamics import DynamicsRegistry, refused
 from snncompile.ir.semantics import STEP
@@ -69,6 +69,12 @@ class Chain:
         layers = 0
         for node in self.nodes:
             if not isinstance(node, Reshape):
+                product = pattern_product(node, shape, m) if mode == "pattern" else None
+                if product is not None:
+                    m = product
+                    layers += 1
+                    shape = tuple(node.shape)
+                    continue
                 u = UNROLL(node)(node, shape, mode)
                 m = (u @ m).tocsr()
                 if mode == "linear":
@@ -87,6 +93,26 @@ class Chain:
     def unique_paths(self) -> bool:
         """Each (input, output) pair joined by at most one path (see ir.structure)."""
         return unique_paths(self.nodes)
+
+
+_DENSE_PRODUCT = 1 << 25   # entries of a (layer outputs × chain inputs) product held dense
+_ROWS = 256
+
+
+def pattern_product(node: Node, shape: tuple[int, ...], m: sp.csr_matrix) -> sp.csr_matrix | None:
+    """M·m for a Linear ``node`` on a flat input, M its 0/1 mask, without unrolling M: a few
+    hundred rows of the mask at a time times ``m`` (a narrow chain so far: a pooling that
+    repeats each input, as VGG's 7×7 adaptive pooling of a 1×1 map). Path counts are
+    integers, exact in any order of summation (in float32 below 2^24). None: unroll as usual."""
+    if not isinstance(node, Linear) or len(shape) != 1 or node.weight.shape[0] * m.shape[1] > _DENSE_PRODUCT \
+            or node.weight.shape[1] * max(m.max(), 1) >= 1 << 24:
+        return None   # (path counts below 2^24: exact in float32)
+    mt = m.T.tocsr().astype(np.float32)
+    out = np.empty((node.weight.shape[0], m.shape[1]), dtype=np.float32)
+    for r in range(0, out.shape[0], _ROWS):
+        rows = np.array(node.mask[r:r + _ROWS].T, dtype=np.float32, order="C")
+        out[r:r + _ROWS] = (mt @ rows).T
+    return sp.csr_matrix(out, dtype=np.float64)
 
 
 @dataclass

@@ -311,7 +311,8 @@ def _same_operands(target: Any, args: tuple, kwargs: dict) -> torch.Tensor | Non
     if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.is_floating_point()):
         return None
     if in_place:
-        return x if x.shape == y.shape and x.dtype == y.dtype and x.device == y.device else None
+        # (an overlapping target, e.g. an expanded view, is refused by torch: let it)
+        return x if x.shape == y.shape and x.dtype == y.dtype and x.device == y.device and _dense(x) else None
     if x.shape != y.shape or x.dtype != y.dtype or x.device != y.device:
         return None
     if not (_dense(x) and _dense(y)):

@@ -191,16 +191,16 @@ def test_meta_shortcuts_give_what_the_operation_gives():
     """The tracer makes (not computes) the meta output of a stock neuron and of x ± y, x · y, x / y
     on equal float shapes (in any dense layouts: torch's output layout); anything else
     (broadcasting, other dtypes, keyword arguments) is run. Layouts in full: test_meta_shapes."""
-    from snncompile.frontend.tracer import _same_operands
+    from snncompile.frontend.shape_rules import same_operands
 
     x, y = torch.empty(2, 3, 4, device="meta"), torch.empty(2, 3, 4, device="meta")
     strided = y.transpose(0, 1).contiguous().transpose(0, 1)
     for op in (torch.add, torch.mul, torch.sub, torch.div):
         for a, b in ((x, y), (x, strided), (strided, x)):
-            out = _same_operands(op, (a, b), {})
+            out = same_operands(op, (a, b), {})
             ref = op(a, b)
             assert (out.shape, out.dtype, out.stride()) == (ref.shape, ref.dtype, ref.stride())
-    assert _same_operands(torch.add, (x, torch.empty(3, 4, device="meta")), {}) is None
-    assert _same_operands(torch.add, (x, y.double()), {}) is None
-    assert _same_operands(torch.add, (x.long(), y.long()), {}) is None
-    assert _same_operands(torch.add, (x, y), {"alpha": 2}) is None
+    assert same_operands(torch.add, (x, torch.empty(3, 4, device="meta")), {}) is None
+    assert same_operands(torch.add, (x, y.double()), {}) is None
+    assert same_operands(torch.add, (x.long(), y.long()), {}) is None
+    assert same_operands(torch.add, (x, y), {"alpha": 2}) is None

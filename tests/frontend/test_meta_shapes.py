@@ -1,4 +1,4 @@
-"""The tracer's shape rules for convolutions and linear layers (``tracer._same_shape``): the
+"""The tracer's shape rules for convolutions and linear layers (``shape_rules.module_output``): the
 module's own meta output on every valid input, and no rule (the module runs, raising what it
 raises) on anything else."""
 
@@ -11,7 +11,7 @@ import torch
 from spikingjelly.activation_based import layer
 from torch import nn
 
-from snncompile.frontend.tracer import _like, _matmul_shape, _reduced, _same_operands, _same_shape
+from snncompile.frontend.shape_rules import _matmul_shape, like, module_output, reduced, same_operands
 
 
 @pytest.mark.parametrize("make,shape", [
@@ -32,7 +32,7 @@ from snncompile.frontend.tracer import _like, _matmul_shape, _reduced, _same_ope
 def test_shape_rule_gives_the_module_s_meta_output(make, shape):
     mod = make().eval().to("meta")
     x = torch.empty(shape, device="meta")
-    got = _same_shape(mod, (x,), {})
+    got = module_output(mod, (x,), {})
     want = mod(x)
     assert got is not None and got.shape == want.shape and got.dtype == want.dtype and got.device == want.device
 
@@ -47,7 +47,7 @@ def test_shape_rule_gives_the_module_s_meta_output(make, shape):
 def test_no_shape_rule_for_an_input_the_module_refuses(make, shape):
     mod = make().eval().to("meta")
     x = torch.empty(shape, device="meta")
-    assert _same_shape(mod, (x,), {}) is None
+    assert module_output(mod, (x,), {}) is None
     with pytest.raises((ValueError, RuntimeError)):
         mod(x)
 
@@ -55,20 +55,20 @@ def test_no_shape_rule_for_an_input_the_module_refuses(make, shape):
 def test_no_shape_rule_where_the_module_decides_itself():
     x = torch.empty(2, 3, 32, 32, device="meta")
     same = nn.Conv2d(3, 8, 3, padding="same").to("meta")             # padding by name
-    assert _same_shape(same, (x,), {}) is None
+    assert module_output(same, (x,), {}) is None
     unbatched = nn.Conv2d(3, 8, 3).to("meta")
-    assert _same_shape(unbatched, (torch.empty(3, 32, 32, device="meta"),), {}) is None
+    assert module_output(unbatched, (torch.empty(3, 32, 32, device="meta"),), {}) is None
     ws = layer.WSConv2d(3, 8, 3).to("meta")                          # standardises its weight in forward
-    assert _same_shape(ws, (x,), {}) is None
+    assert module_output(ws, (x,), {}) is None
     double = nn.Conv2d(3, 8, 3).double().to("meta")                  # dtype mismatch: the module raises
-    assert _same_shape(double, (x,), {}) is None
+    assert module_output(double, (x,), {}) is None
 
     class Sub(nn.Linear):                                            # a user's subclass may compute anything
         def forward(self, x):
             return super().forward(x).sum(-1)
 
-    assert _same_shape(Sub(3, 4).to("meta"), (torch.empty(2, 3, device="meta"),), {}) is None
-    assert _same_shape(nn.Linear(3, 4).to("meta"), (torch.empty(2, 3, device="meta"),), {"x": 1}) is None
+    assert module_output(Sub(3, 4).to("meta"), (torch.empty(2, 3, device="meta"),), {}) is None
+    assert module_output(nn.Linear(3, 4).to("meta"), (torch.empty(2, 3, device="meta"),), {"x": 1}) is None
 
 
 def _pools():
@@ -95,9 +95,9 @@ def test_pooling_shape_rule_gives_the_module_s_meta_output(make, shape):
     try:
         want = mod(x)
     except RuntimeError:   # torch refuses the case (a window past the padding): so must the rule
-        assert _same_shape(mod, (x,), {}) is None
+        assert module_output(mod, (x,), {}) is None
         return
-    got = _same_shape(mod, (x,), {})
+    got = module_output(mod, (x,), {})
     assert got is not None and got.shape == want.shape and got.dtype == want.dtype
 
 
@@ -110,16 +110,16 @@ def test_pooling_shape_rule_gives_the_module_s_meta_output(make, shape):
 def test_no_pooling_shape_rule_for_what_torch_refuses(make, shape):
     mod = make().eval().to("meta")
     x = torch.empty(shape, device="meta")
-    assert _same_shape(mod, (x,), {}) is None
+    assert module_output(mod, (x,), {}) is None
     with pytest.raises((ValueError, RuntimeError)):
         mod(x)
 
 
 def test_no_pooling_shape_rule_where_the_module_decides_itself():
     x = torch.empty(2, 3, 32, 32, device="meta")
-    assert _same_shape(nn.MaxPool2d(2, return_indices=True), (x,), {}) is None   # two outputs
-    assert _same_shape(nn.MaxPool2d(2), (torch.empty(3, 32, 32, device="meta"),), {}) is None   # unbatched
-    assert _same_shape(nn.MaxPool2d(2), (x.to(memory_format=torch.channels_last),), {}) is None
+    assert module_output(nn.MaxPool2d(2, return_indices=True), (x,), {}) is None   # two outputs
+    assert module_output(nn.MaxPool2d(2), (torch.empty(3, 32, 32, device="meta"),), {}) is None   # unbatched
+    assert module_output(nn.MaxPool2d(2), (x.to(memory_format=torch.channels_last),), {}) is None
 
 
 def _layouts(shape):
@@ -147,34 +147,34 @@ def test_elementwise_rules_give_torch_s_meta_strides(shape):
     strides and dtype; ``empty_like`` likewise."""
     for x in _layouts(shape):
         want = torch.empty_like(x)
-        got = _like(x)
+        got = like(x)
         assert (got.shape, got.stride(), got.dtype) == (want.shape, want.stride(), want.dtype)
         for y in _layouts(shape):
             for op in (operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.mul):
                 want = op(x, y)
-                got = _same_operands(op, (x, y), {})
+                got = same_operands(op, (x, y), {})
                 if got is not None:
                     assert (got.shape, got.stride(), got.dtype) == (want.shape, want.stride(), want.dtype)
                 elif x.is_contiguous() or x.stride() != (0,) * len(shape):
                     assert 0 in x.stride() or 0 in y.stride(), (x.stride(), y.stride())   # only overlap is left
-            got = _same_operands(operator.iadd, (x, y), {})
+            got = same_operands(operator.iadd, (x, y), {})
             # x itself, as torch's in-place operator returns (an expanded target is left to torch)
             assert got is (None if 0 in x.stride() else x)
         for v in (2, 0.125, -3.0):
             for a, b in ((x, v), (v, x)):
                 want = operator.mul(a, b)
-                got = _same_operands(operator.mul, (a, b), {})
+                got = same_operands(operator.mul, (a, b), {})
                 assert got is not None and (got.shape, got.stride(), got.dtype) == (want.shape, want.stride(), want.dtype)
 
 
 def test_elementwise_rules_leave_the_rest_to_torch():
     x = torch.empty(2, 3, device="meta")
-    assert _same_operands(operator.add, (x, torch.empty(3, device="meta")), {}) is None      # broadcast
-    assert _same_operands(operator.add, (x, x.double()), {}) is None                         # promotion
-    assert _same_operands(operator.add, (x.int(), 2), {}) is None                            # integer tensor
-    assert _same_operands(operator.add, (x, True), {}) is None                               # a bool
-    assert _same_operands(operator.iadd, (x, 2.0), {}) is None
-    assert _same_operands(operator.add, (x, x), {"alpha": 2}) is None
+    assert same_operands(operator.add, (x, torch.empty(3, device="meta")), {}) is None      # broadcast
+    assert same_operands(operator.add, (x, x.double()), {}) is None                         # promotion
+    assert same_operands(operator.add, (x.int(), 2), {}) is None                            # integer tensor
+    assert same_operands(operator.add, (x, True), {}) is None                               # a bool
+    assert same_operands(operator.iadd, (x, 2.0), {}) is None
+    assert same_operands(operator.add, (x, x), {"alpha": 2}) is None
 
 
 @pytest.mark.parametrize("a,b", [((3, 5, 8, 64, 48), (3, 5, 8, 48, 64)), ((3, 5, 8, 64, 48), (48, 10)),
@@ -202,7 +202,7 @@ def test_reduction_rule_gives_torch_s_meta_output(method, shape):
     for x in _layouts(shape)[:2]:
         for args, kwargs in [((0,), {}), ((-1,), {}), ((2,), {"keepdim": True}), (((2, 3),), {}),
                              ((), {"dim": 1}), ((0, True), {}), (((-2, -1),), {"keepdim": False})]:
-            got = _reduced(method, (x, *args), kwargs)
+            got = reduced(method, (x, *args), kwargs)
             try:
                 want = getattr(x, method)(*args, **kwargs)
             except IndexError:   # no such axis: torch raises, so the rule gives nothing
@@ -214,12 +214,12 @@ def test_reduction_rule_gives_torch_s_meta_output(method, shape):
 
 def test_no_reduction_rule_for_what_torch_refuses_or_types_otherwise():
     x = torch.empty(3, 4, device="meta")
-    assert _reduced("mean", (x, 2), {}) is None               # no such axis
-    assert _reduced("mean", (x, (0, 0)), {}) is None          # an axis twice
-    assert _reduced("mean", (x,), {}) is None                 # over everything: left to torch
-    assert _reduced("sum", (x.int(), 0), {}) is None          # integer sums promote
-    assert _reduced("mean", (x, 0), {"dtype": torch.float64}) is None
-    assert _reduced("max", (x, 0), {}) is None
+    assert reduced("mean", (x, 2), {}) is None               # no such axis
+    assert reduced("mean", (x, (0, 0)), {}) is None          # an axis twice
+    assert reduced("mean", (x,), {}) is None                 # over everything: left to torch
+    assert reduced("sum", (x.int(), 0), {}) is None          # integer sums promote
+    assert reduced("mean", (x, 0), {"dtype": torch.float64}) is None
+    assert reduced("max", (x, 0), {}) is None
 
 
 def test_adaptive_pool_rule_gives_torch_s_meta_output():
@@ -227,12 +227,12 @@ def test_adaptive_pool_rule_gives_torch_s_meta_output():
         for shape in [(2, 16, 32, 32), (2, 16, 3, 3), (2, 16, 14, 9)]:
             mod = nn.AdaptiveAvgPool2d(size)
             x = torch.empty(shape, device="meta")
-            want, got = mod(x), _same_shape(mod, (x,), {})
+            want, got = mod(x), module_output(mod, (x,), {})
             assert got is not None and got.shape == want.shape and got.dtype == want.dtype
     mod = layer.AdaptiveAvgPool2d((7, 7), step_mode="m")
     x = torch.empty(4, 2, 16, 32, 32, device="meta")
-    assert _same_shape(mod, (x,), {}).shape == mod(x).shape
-    assert _same_shape(nn.AdaptiveAvgPool2d(7), (torch.empty(16, 32, 32, device="meta"),), {}) is None
+    assert module_output(mod, (x,), {}).shape == mod(x).shape
+    assert module_output(nn.AdaptiveAvgPool2d(7), (torch.empty(16, 32, 32, device="meta"),), {}) is None
 
 
 def test_a_first_trace_and_estimate_in_a_new_process_do_not_import_sympy():
@@ -280,3 +280,24 @@ print("sympy" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: layer.SeqToANNContainer(nn.Conv2d(3, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128)),
+     (4, 2, 3, 32, 32)),
+    (lambda: layer.SeqToANNContainer(nn.MaxPool2d(3, 2, 1)), (4, 2, 128, 32, 32)),
+    (lambda: layer.SeqToANNContainer(nn.Linear(384, 1536), nn.BatchNorm1d(1536)), (4, 2, 384)),
+    (lambda: layer.SeqToANNContainer(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d((7, 7))), (2, 5, 3, 16, 16)),
+])
+def test_seq_to_ann_container_rule_gives_its_meta_output(make, shape):
+    mod = make().eval().to("meta")
+    x = torch.empty(shape, device="meta")
+    got, want = module_output(mod, (x,), {}), mod(x)
+    assert got is not None and (got.shape, got.stride(), got.dtype) == (want.shape, want.stride(), want.dtype)
+
+
+def test_no_seq_to_ann_container_rule_unless_every_layer_has_one():
+    x = torch.empty(4, 2, 3, 32, 32, device="meta")
+    assert module_output(layer.SeqToANNContainer(nn.Conv2d(3, 8, 3), nn.ReLU()).to("meta"), (x,), {}) is None
+    assert module_output(layer.SeqToANNContainer(nn.Conv2d(4, 8, 3)).to("meta"), (x,), {}) is None   # wrong C
+    assert module_output(layer.SeqToANNContainer(nn.Conv2d(3, 8, 3)).to("meta"), (x[0],), {}) is None   # no T axis

@@ -9,7 +9,7 @@ from torch import nn
 
 from snncompile.energy.structure import Layers, SweepStructure
 from snncompile.frontend import trace_model
-from snncompile.frontend.tracer import _same_shape
+from snncompile.frontend.shape_rules import module_output
 from snncompile.ir import Conv2d, Linear
 from snncompile.lower import lower
 from snncompile.netlist import BiasMap, bias_map
@@ -81,7 +81,7 @@ def test_spikformer_layers_are_counted_from_the_netlist_as_the_sweep_counts_them
 def test_batch_norm_meta_shortcut_gives_the_module_s_meta_output(make, shape):
     bn = make().eval().to("meta")
     x = torch.empty(shape, device="meta")
-    got = _same_shape(bn, (x,), {})
+    got = module_output(bn, (x,), {})
     want = bn(x)
     assert got is not None and got.shape == want.shape and got.dtype == want.dtype
 
@@ -94,7 +94,7 @@ def test_batch_norm_meta_shortcut_gives_the_module_s_meta_output(make, shape):
 ])
 def test_batch_norm_meta_shortcut_leaves_other_calls_to_the_module(make, shape, train):
     bn = make().train(train).to("meta")
-    assert _same_shape(bn, (torch.empty(shape, device="meta"),), {}) is None
+    assert module_output(bn, (torch.empty(shape, device="meta"),), {}) is None
     if not train:   # the module itself refuses these inputs
         with pytest.raises((ValueError, RuntimeError)):
             bn(torch.empty(shape, device="meta"))

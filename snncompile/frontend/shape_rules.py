@@ -65,9 +65,9 @@ def same_operands(target: Any, args: tuple, kwargs: dict) -> torch.Tensor | None
     if kwargs or len(args) != 2 or not (in_place or any(target is f for f in _ELEMENTWISE)):
         return None
     x, y = args
-    if not in_place and type(x) in (int, float) and isinstance(y, torch.Tensor):
+    if not in_place and _number(x) and isinstance(y, torch.Tensor):
         x, y = y, x   # 2.0 * t: the same result shape and dtype as t * 2.0
-    if isinstance(x, torch.Tensor) and x.is_floating_point() and type(y) in (int, float) and not in_place:
+    if isinstance(x, torch.Tensor) and x.is_floating_point() and _number(y) and not in_place:
         return like(x)   # a Python number keeps a float tensor's dtype (torch's type promotion)
     if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.is_floating_point()):
         return None
@@ -80,6 +80,11 @@ def same_operands(target: Any, args: tuple, kwargs: dict) -> torch.Tensor | None
         return None
     strides = _elementwise_strides(tuple(x.shape), [x.stride(), y.stride()])
     return torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device)
+
+
+def _number(v: Any) -> bool:
+    """A Python float, or an int torch takes as a scalar (outside [−2⁶³, 2⁶⁴) it raises)."""
+    return type(v) is float or (type(v) is int and -(1 << 63) <= v < 1 << 64)
 
 
 def _elementwise_strides(shape: tuple[int, ...], strides: list[tuple[int, ...]]) -> tuple[int, ...]:
@@ -151,11 +156,11 @@ def reduced(method: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
     """``x.mean(dim)`` / ``x.sum(dim)`` (keepdim as given) of a float tensor over int axes: a
     contiguous tensor of the reduced shape, as torch's meta reduction makes it (whose Python
     reference imports torch's symbolic shapes and sympy on a first trace)."""
-    if method not in ("mean", "sum") or len(args) > 3 or set(kwargs) - {"dim", "keepdim"}:
+    if method not in ("mean", "sum") or not 1 <= len(args) <= 3 or set(kwargs) - {"dim", "keepdim"}:
         return None
-    x, dim, keepdim = (*args, *[None] * (3 - len(args)))
+    x, dim, keepdim = (*args, *[None, False][len(args) - 1:])   # (keepdim omitted: False; None is refused)
     dim, keepdim = kwargs.get("dim", dim), kwargs.get("keepdim", keepdim)
-    if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() > 0) or type(keepdim) not in (bool, type(None)):
+    if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() > 0) or type(keepdim) is not bool:
         return None
     dims = (dim,) if type(dim) is int else tuple(dim) if isinstance(dim, (tuple, list)) and dim else None
     if dims is None or not all(type(d) is int and -x.dim() <= d < x.dim() for d in dims):
@@ -201,8 +206,8 @@ def module_output(mod: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor | N
     if not (cls.__module__.startswith("torch.nn.modules") or (cls.__module__.startswith(_SJ_LAYER)
                                                               and cls.__name__ in _SJ_STOCK)):
         return None   # a subclass (spikingjelly's WSConv2d) may compute something else: run it
-    weight = getattr(mod, "weight", None)
-    if isinstance(weight, torch.Tensor) and weight.dtype != x.dtype:
+    weight, bias = getattr(mod, "weight", None), getattr(mod, "bias", None)
+    if any(isinstance(t, torch.Tensor) and t.dtype != x.dtype for t in (weight, bias)):
         return None   # a dtype mismatch raises in the module: let it
     lead = 2 if getattr(mod, "step_mode", "s") == "m" else 1
     if isinstance(mod, nn.modules.batchnorm._BatchNorm):
@@ -245,8 +250,8 @@ def _batch_norm_shape(mod: nn.Module, x: torch.Tensor, lead: int) -> torch.Tenso
     ranks = next((r for cls, r in _BN_RANKS.items() if isinstance(mod, cls)), None)
     if ranks is None or mod.training or x.dim() - lead + 1 not in ranks or x.shape[lead] != mod.num_features:
         return None
-    if mod.running_mean is not None and mod.running_mean.dtype != x.dtype:
-        return None
+    if mod.running_mean is None or mod.running_mean.dtype != x.dtype:
+        return None   # (no running statistics: batch statistics even in eval, with their own checks)
     return like(x)
 
 
@@ -259,6 +264,8 @@ def _conv_shape(mod: nn.Module, x: torch.Tensor, lead: int) -> torch.Tensor | No
            zip(x.shape[lead + 1:], mod.kernel_size, mod.stride, mod.padding, mod.dilation)]
     if min(out) < 1:
         return None
+    if mod.padding_mode != "zeros" and any(p >= n for n, p in zip(x.shape[lead + 1:], mod.padding)):
+        return None   # reflect/circular padding wider than the input: torch decides (and refuses)
     return torch.empty((*x.shape[:lead], mod.out_channels, *out), dtype=x.dtype, device=x.device)
 
 
@@ -267,7 +274,8 @@ def _pool_shape(mod: nn.MaxPool2d | nn.AvgPool2d, x: torch.Tensor, lead: int) ->
     where ceil_mode starts the last window in the right padding (torch's pooling_output_shape);
     batched contiguous input and the parameters torch accepts only. (The meta kernel of 2-d
     pooling imports torch's symbolic-shape machinery and sympy: ~0.3–1.3 s on a first trace.)"""
-    if getattr(mod, "return_indices", False) or x.dim() != lead + 3 or not x.is_contiguous() or 0 in x.shape:
+    if getattr(mod, "return_indices", False) or getattr(mod, "divisor_override", None) is not None \
+            or x.dim() != lead + 3 or not x.is_contiguous() or 0 in x.shape:
         return None
     def two(v: Any) -> tuple[int, int] | None:
         v = (v, v) if isinstance(v, int) else tuple(v)
@@ -279,7 +287,7 @@ def _pool_shape(mod: nn.MaxPool2d | nn.AvgPool2d, x: torch.Tensor, lead: int) ->
         return None
     out = []
     for n, kk, ss, pp, dd in zip(x.shape[lead + 1:], k, s, p, d):
-        if kk < 1 or ss < 1 or dd < 1 or not 0 <= pp <= ((kk - 1) * dd + 1) // 2:
+        if kk < 1 or ss < 1 or dd < 1 or not 0 <= pp <= kk // 2:   # (torch's limit, dilated or not)
             return None
         o = (n + 2 * pp - dd * (kk - 1) - 1 + (ss - 1 if mod.ceil_mode else 0)) // ss + 1
         if mod.ceil_mode and (o - 1) * ss >= n + pp:

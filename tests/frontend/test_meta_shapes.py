@@ -301,3 +301,45 @@ def test_no_seq_to_ann_container_rule_unless_every_layer_has_one():
     assert module_output(layer.SeqToANNContainer(nn.Conv2d(3, 8, 3), nn.ReLU()).to("meta"), (x,), {}) is None
     assert module_output(layer.SeqToANNContainer(nn.Conv2d(4, 8, 3)).to("meta"), (x,), {}) is None   # wrong C
     assert module_output(layer.SeqToANNContainer(nn.Conv2d(3, 8, 3)).to("meta"), (x[0],), {}) is None   # no T axis
+
+
+def test_no_rule_for_inputs_torch_refuses_found_in_review():
+    """Each a case a rule once accepted while torch's own kernel raises (the model must fail
+    to trace as it fails to run, not compile as something else)."""
+    x = torch.empty(2, 3, 16, 16, device="meta")
+    cases = [
+        (nn.AvgPool2d(2, divisor_override=0), x),                    # "divisor must be not zero"
+        (nn.MaxPool2d(3, padding=2, dilation=2), x),                 # pad over half the kernel, dilated
+        (nn.Conv2d(3, 4, 3, padding=16, padding_mode="reflect"), x),  # reflect padding wider than the input
+        (nn.BatchNorm1d(3, track_running_stats=False).eval(), torch.empty(1, 3, device="meta")),   # 1 value
+    ]
+    conv = nn.Conv2d(3, 4, 3)
+    conv.bias = nn.Parameter(conv.bias.detach().double())            # bias of another dtype
+    cases.append((conv, x))
+    for mod, inp in cases:
+        mod = mod.to("meta")
+        assert module_output(mod, (inp,), {}) is None, mod
+        with pytest.raises((RuntimeError, ValueError)):
+            mod(inp)
+    y = torch.empty(3, 4, device="meta")
+    assert reduced("mean", (y, 1, None), {}) is None                 # keepdim must be a bool
+    assert reduced("sum", (y,), {"dim": 1, "keepdim": None}) is None
+    with pytest.raises(TypeError):
+        y.mean(1, None)
+    assert same_operands(operator.mul, (y, 2 ** 70), {}) is None      # "int too big to convert"
+    assert same_operands(operator.mul, (-(2 ** 63) - 1, y), {}) is None
+    assert same_operands(operator.mul, (y, 2 ** 64 - 1), {}) is not None
+    with pytest.raises(OverflowError):
+        y * 2 ** 70
+
+
+def test_avg_pool_with_a_zero_divisor_is_refused_as_it_fails():
+    from spikingjelly.activation_based import neuron
+
+    from snncompile.errors import SnnCompileError
+    from snncompile.frontend import trace_model
+
+    m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), neuron.IFNode(), nn.AvgPool2d(2, divisor_override=0),
+                      nn.Flatten(), nn.Linear(64, 10), neuron.IFNode()).eval()
+    with pytest.raises(SnnCompileError, match="divisor"):
+        trace_model(m, (3, 8, 8))

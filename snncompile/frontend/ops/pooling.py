@@ -41,7 +41,7 @@ def max_pool2d(cx: Converter, m: nn.MaxPool2d, path: str, src: str, out_shape: t
 @layer(nn.AvgPool2d)
 def avg_pool2d(cx: Converter, m: nn.AvgPool2d, path: str, src: str, out_shape: tuple[int, ...]) -> str:
     _check_ceil(m, cx.g.node(src).shape, out_shape, path)
-    if m.divisor_override:
+    if m.divisor_override is not None:   # (0 too: torch refuses it, it must not pass as a plain average)
         raise unsupported("AvgPool2d with divisor_override", path)
     node = Pool2d(out_shape, path, mode="avg", kernel=pair(m.kernel_size),
                   stride=pair(m.stride or m.kernel_size), padding=pair(m.padding),
@@ -89,7 +89,7 @@ def pool_function(cx: Converter, n: fx.Node) -> str:
         return cx.add(name, node, [src])
     k = pair(p["kernel_size"])
     stride = pair(p.get("stride") or k)
-    if p.get("ceil_mode") or p.get("dilation", 1) not in (1, (1, 1)) or p.get("divisor_override"):
+    if p.get("ceil_mode") or p.get("dilation", 1) not in (1, (1, 1)) or p.get("divisor_override") is not None:
         raise unsupported(f"{name} with ceil_mode, dilation or divisor_override", where)
     node = Pool2d(out, where, mode="max" if "max" in name else "avg", kernel=k, stride=stride,
                   padding=pair(p.get("padding", 0)),

@@ -46,8 +46,8 @@ def _dense(x: torch.Tensor) -> bool:
     return True
 
 
-# x + y on two contiguous float tensors of one shape and dtype, or on a float tensor and a Python
-# number: the result is shaped and typed as the tensor (the meta kernels of elementwise ops are
+# x + y on two dense float tensors of one shape and dtype (laid out as torch lays out the result),
+# or on a float tensor and a Python number: the result is shaped and typed as the tensor (the meta kernels of elementwise ops are
 # Python decompositions, ~0.2 ms a call, and the first imports torch._dynamo and sympy)
 _ELEMENTWISE = (operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul,
                 torch.div)

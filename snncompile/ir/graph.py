@@ -91,14 +91,10 @@ class IRGraph:
         inside a component, nodes come in the order that ignores the edges into its Delays
         (a Delay's output at t is its input at t − steps). Ties follow insertion order.
         Raises ValueError for a cycle that passes through no Delay (an algebraic loop)."""
-        order = self._dag_order_now()
+        order = self._acyclic_now()
         if order is not None:
             return [[n] for n in order]
         index = {n: i for i, n in enumerate(self.nx.nodes)}
-        order = self._acyclic_order(index)
-        if order is not None:
-            self._dag_order = (self._order_key(), order)
-            return [[n] for n in order]
         cond = nx.condensation(self.nx)
         members = {c: cond.nodes[c]["members"] for c in cond}
         groups = []
@@ -145,15 +141,18 @@ class IRGraph:
         cached = self.__dict__.get("_dag_order")
         return cached[1] if cached is not None and cached[0] == self._order_key() else None
 
+    def _acyclic_now(self) -> list[str] | None:
+        """The order of the graph as it is now (kept for the next caller), None if it has a loop."""
+        order = self._dag_order_now()
+        if order is None:
+            order = self._acyclic_order({n: i for i, n in enumerate(self.nx.nodes)})
+            if order is not None:
+                self._dag_order = (self._order_key(), order)
+        return order
+
     def recurrent(self) -> bool:
         """True if the graph has a loop (closed by a Delay)."""
-        if self._dag_order_now() is not None:
-            return False
-        order = self._acyclic_order({n: i for i, n in enumerate(self.nx.nodes)})
-        if order is None:
-            return True
-        self._dag_order = (self._order_key(), order)   # what topo() asks for next (a lowering does)
-        return False
+        return self._acyclic_now() is None
 
     def topo(self) -> list[str]:
         """Evaluation order (:meth:`schedule` flattened): every node after its inputs, except

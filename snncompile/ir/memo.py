@@ -105,4 +105,3 @@ def memo_arrays(key: str, arrays: tuple[np.ndarray, ...], compute: Callable[[], 
         return value
     _BY_ARRAYS[k] = (refs, value)
     return value
-

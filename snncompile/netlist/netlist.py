@@ -70,15 +70,12 @@ class Chain:
         for node in self.nodes:
             if not isinstance(node, Reshape):
                 product = pattern_product(node, shape, m) if mode == "pattern" else None
-                if product is not None:
-                    m = product
-                    layers += 1
-                    shape = tuple(node.shape)
-                    continue
-                u = UNROLL(node)(node, shape, mode)
-                m = (u @ m).tocsr()
-                if mode == "linear":
-                    mass = (abs(u) @ mass).tocsr()
+                if product is None:
+                    u = UNROLL(node)(node, shape, mode)
+                    product = (u @ m).tocsr()
+                    if mode == "linear":
+                        mass = (abs(u) @ mass).tocsr()
+                m = product
                 layers += 1
             shape = tuple(node.shape)
         if mode == "linear" and layers > 1 and m.nnz:

@@ -148,18 +148,25 @@ class _Gain(nn.Module):
         return self.sn(self.fc(x))
 
 
-def test_a_class_patched_between_traces_is_traced_again(traces, monkeypatch):
+def _assert_traced_again(traces, make, change) -> None:
+    """After ``change()``, a model from ``make`` is traced afresh: its IR is a trace from
+    scratch, not the one remembered from before the change."""
     torch.manual_seed(0)
-    before = trace_model(_Gain(), (16,)).graph
+    before = trace_model(make(), (16,)).graph
     made = len(traces)
-    monkeypatch.setattr(_Gain, "forward", lambda self, x: self.sn(self.fc(x * 2.0)))
+    change()
     torch.manual_seed(0)
-    model = _Gain()
+    model = make()
     got = trace_model(model, (16,)).graph
     assert len(traces) > made
     assert_same_ir(got, _from_scratch(model, (16,)))
     with pytest.raises(AssertionError):
         assert_same_ir(got, before)
+
+
+def test_a_class_patched_between_traces_is_traced_again(traces, monkeypatch):
+    _assert_traced_again(traces, _Gain,
+                         lambda: monkeypatch.setattr(_Gain, "forward", lambda self, x: self.sn(self.fc(x * 2.0))))
 
 
 def _gain(x: torch.Tensor) -> torch.Tensor:
@@ -175,17 +182,8 @@ def test_a_helper_redefined_between_traces_is_traced_again(traces, monkeypatch):
     """A notebook cell run again: the class is the same object, the function it calls is new."""
     import sys
 
-    torch.manual_seed(0)
-    before = trace_model(_Helped(), (16,)).graph
-    made = len(traces)
-    monkeypatch.setattr(sys.modules[__name__], "_gain", lambda x: x * 3.0)
-    torch.manual_seed(0)
-    model = _Helped()
-    got = trace_model(model, (16,)).graph
-    assert len(traces) > made
-    assert_same_ir(got, _from_scratch(model, (16,)))
-    with pytest.raises(AssertionError):
-        assert_same_ir(got, before)
+    _assert_traced_again(traces, _Helped,
+                         lambda: monkeypatch.setattr(sys.modules[__name__], "_gain", lambda x: x * 3.0))
 
 
 def test_an_attribute_the_key_cannot_hold_is_never_remembered(traces):

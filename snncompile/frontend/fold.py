@@ -90,12 +90,12 @@ class Folder:
         return v.detach().to(torch.float64).cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, float)
 
 
-def refresh_hooked_weights(model: nn.Module) -> None:
+def refresh_hooked_weights(model: nn.Module, named: list[tuple[str, nn.Module]] | None = None) -> None:
     """``torch.nn.utils.weight_norm`` recomputes ``weight`` from ``weight_g``/``weight_v`` in a
     forward pre-hook: the stored ``weight`` is that of the last call (stale after loading a
-    state dict). Recompute it as the next forward would."""
-    for m in model.modules():
-        for hook in list(m._forward_pre_hooks.values()):
+    state dict). Recompute it as the next forward would. ``named``: ``list(model.named_modules())``."""
+    for _, m in named or model.named_modules():
+        for hook in list(m._forward_pre_hooks.values()) if m._forward_pre_hooks else ():
             if type(hook).__name__ == "WeightNorm" and type(hook).__module__.startswith("torch.nn.utils"):
                 with torch.no_grad():
                     hook(m, None)

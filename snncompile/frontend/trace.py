@@ -109,8 +109,9 @@ def _no_neurons(model: nn.Module, gm: fx.GraphModule) -> SnnCompileError:
 _ACTIVATIONS = {"relu", "relu_", "sigmoid", "tanh", "gelu", "silu", "leaky_relu", "softmax", "hardtanh"}
 
 
-def step_mode_of(model: nn.Module) -> str:
-    modes = {getattr(m, "step_mode", None) for m in model.modules()
+def step_mode_of(model: nn.Module, named: list[tuple[str, nn.Module]] | None = None) -> str:
+    """``named``: ``list(model.named_modules())``, when the caller has it."""
+    modes = {getattr(m, "step_mode", None) for _, m in (named or model.named_modules())
              if isinstance(m, NEURON_TYPES) or type(m).__module__.startswith(SJ_PREFIX)}
     modes.discard(None)
     if len(modes) > 1:
@@ -300,11 +301,12 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...], name: str = "mod
     is reported. ``no_host``: refuse every host operation (real-valued or data-dependent: it
     would need the chip's embedded CPU or the host) by name, with its module path.
     """
-    mode = step_mode_of(model)
-    check_neurons(model)
-    detach_pruned(model)
-    refresh_hooked_weights(model)
-    arch = trace_cache.architecture(model)   # a ticket of a network traced before reuses its trace
+    named = list(model.named_modules())   # walked once for the checks and the key below
+    mode = step_mode_of(model, named)
+    check_neurons(model, named)
+    detach_pruned(model, named)
+    refresh_hooked_weights(model, named)
+    arch = trace_cache.architecture(model, named)   # a ticket of a network traced before reuses its trace
     meta = trace_cache.meta_model(arch)
     if meta is None:
         meta = _meta_copy(model)
@@ -363,7 +365,7 @@ def _staged(exc: SnnCompileError, stage: int, progress: int = 0) -> SnnCompileEr
 
 
 def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
-              input_shape: tuple[int, ...], arch: tuple | None = None) -> fx.GraphModule:
+              input_shape: tuple[int, ...], arch: trace_cache.Key | None = None) -> fx.GraphModule:
     """``model`` traced on input ``shape`` (values on ``meta``'s tensors); for ``arch`` (see
     :mod:`trace_cache`), a copy of the trace of a model of the same architecture, if any."""
     params = list(inspect.signature(model.forward).parameters.values())[1:]
@@ -376,9 +378,9 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
     # the tracer's own choices are part of what a trace depends on
     dtype = _dtype_of(model)
     how = (tuple(shape), dtype, is_leaf, is_neuron, stock_neuron)
-    remembered = trace_cache.lookup(arch, how, model)
+    remembered = trace_cache.lookup(arch, how)
     if remembered is not None:   # a ticket of an architecture traced before: its weights are read below
-        return _GraphModule(model, remembered)
+        return _bound(model, remembered)
     reset_states(meta)   # (a remembered trace leaves the meta copy as its trace left it: reset)
     tracer = ShapeTracer(meta, is_leaf, [torch.empty(shape, dtype=dtype, device="meta")])
     tracer.elementwise = is_neuron
@@ -399,13 +401,38 @@ def _fx_trace(model: nn.Module, meta: nn.Module, shape: tuple[int, ...],
         _restore_state(model, saved)
         reset_states(meta)
     trace_cache.store(arch, how, graph, values_read=bool(read))
-    return _GraphModule(tracer.root, graph)
+    return _bound(tracer.root, graph)
 
 
 try:   # generates forward()'s Python only when it is called: the compiler reads the graph
     from torch.fx._lazy_graph_module import _LazyGraphModule as _GraphModule
 except ImportError:  # pragma: no cover  (a torch without it: the eager GraphModule, ~2 ms more)
     _GraphModule = fx.GraphModule
+
+
+def _bound(root: nn.Module, graph: fx.Graph) -> fx.GraphModule:
+    """A GraphModule of ``graph`` over ``root``'s own children and tensors. fx's constructor
+    copies every module and tensor the graph reads into a new tree of stub modules (ResNet-18:
+    ~0.5 ms of a ~15 ms ticket); this one holds root's children themselves, so every target
+    resolves to the same object. The rewrites add modules and buffers at its top level only,
+    never inside root's modules. Tensors fx found outside any module's registered ones
+    (``_tensor_constant0``, set on root by the tracer) are copied as fx copies them."""
+    gm = _GraphModule(nn.Module(), fx.Graph())
+    gm.training = root.training
+    gm._modules.update(root._modules)
+    gm._parameters.update(root._parameters)
+    gm._buffers.update(root._buffers)
+    for n in graph.nodes:
+        head = str(n.target).split(".")[0] if n.op in ("get_attr", "call_module") else None
+        if head is not None and head not in gm._modules and head not in gm._parameters \
+                and head not in gm._buffers:
+            value = getattr(root, head)
+            if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+                gm.register_buffer(head, value)
+            else:
+                setattr(gm, head, value)
+    gm.graph = graph
+    return gm
 
 
 def _progress(tracer: fx.Tracer) -> int:
@@ -453,9 +480,20 @@ def _trace_failure(exc: Exception, first_error: Exception | None, shape: tuple[i
 
 def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: tuple[int, ...],
               name: str, masks: dict[str, np.ndarray] | None, batch: int = PROBE_B,
-              no_host: bool = False, arch: tuple | None = None) -> TraceResult:
+              no_host: bool = False, arch: trace_cache.Key | None = None) -> TraceResult:
     lead = {"m": (PROBE_T, batch), "loop-in": (PROBE_T, batch), "m-bf": (batch, PROBE_T)}.get(convention, (batch,))
     gm = _fx_trace(model, meta, (*lead, *input_shape), input_shape, arch)
+    traced = gm.graph
+    try:
+        return _convert(gm, model, meta, convention, input_shape, name, masks, lead, batch, no_host, arch)
+    finally:   # a remembered trace may be lent to the next ticket: see trace_cache.lookup
+        trace_cache.give_back(traced)
+
+
+def _convert(gm: fx.GraphModule, model: nn.Module, meta: nn.Module, convention: str, input_shape: tuple[int, ...],
+             name: str, masks: dict[str, np.ndarray] | None, lead: tuple[int, ...], batch: int,
+             no_host: bool, arch: trace_cache.Key | None) -> TraceResult:
+    """The IR of ``model`` traced as ``gm`` (see :func:`_trace_as`)."""
     _read_input_steps(gm, convention)
     inline_neurons.rewrite(gm)   # membrane recurrences written in forward() → neuron calls
     host_select.rewrite_batch_index_select(gm)   # x.reshape(R·N, C)[idx + offsets] → x[rows, idx]
@@ -488,7 +526,7 @@ def _trace_as(model: nn.Module, meta: nn.Module, convention: str, input_shape: t
         rec = _recorded(values, (layout.keep or ops) & ops)
         if rec is None:
             rec, _ = _record_shapes(model, gm.graph, lead, input_shape)
-        conv = _Converter(gm, rec, convention, name, dict(meta.named_modules()), layout, batch)
+        conv = _Converter(gm, rec, convention, name, dict(meta.named_modules()), layout, batch, modules)
         conv.masks = dict(masks or {})
         conv.no_host = no_host
         graph = conv.run()
@@ -517,14 +555,16 @@ def _kept_for_output(graph: fx.Graph, calls: dict[str, list[fx.Node]]) -> set[st
     out = timefold.output_value(graph)
     if not isinstance(out, fx.Node):
         return set()
+    ret = next(n for n in graph.nodes if n.op == "output").args[0]
+    others = [v for v in flat_values(ret) if isinstance(v, fx.Node) and v is not out]
+    if not others:   # forward() returns the output alone
+        return set()
     needed = timefold.ancestors(out)
     for call in (c for per_module in calls.values() for c in per_module):
         needed |= timefold.ancestors(call)
-    ret = next(n for n in graph.nodes if n.op == "output").args[0]
     extra: set[str] = set()
-    for v in flat_values(ret):
-        if isinstance(v, fx.Node) and v is not out:
-            extra |= timefold.ancestors(v)
+    for v in others:
+        extra |= timefold.ancestors(v)
     return {n.name for n in graph.nodes} - (extra - needed)
 
 
@@ -552,10 +592,11 @@ def _fetch_attr(root: nn.Module, target: str):
     return obj
 
 
-def detach_pruned(model: nn.Module) -> None:
+def detach_pruned(model: nn.Module, named: list[tuple[str, nn.Module]] | None = None) -> None:
     """torch.nn.utils.prune recomputes ``weight`` (= weight_orig·mask) with a grad_fn, which
-    deepcopy refuses; a detached copy of the same values is all inference needs."""
-    for m in model.modules():
+    deepcopy refuses; a detached copy of the same values is all inference needs.
+    ``named``: ``list(model.named_modules())``, when the caller has it."""
+    for _, m in named or model.named_modules():
         w = m.__dict__.get("weight")
         if isinstance(w, torch.Tensor) and w.grad_fn is not None and hasattr(m, "weight_orig"):
             m.weight = w.detach()

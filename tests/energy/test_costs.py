@@ -90,3 +90,17 @@ def test_unknown_name_or_path(tmp_path):
         load_cost_model(str(tmp_path / "missing.toml"))
     with pytest.raises(SnnCompileError, match="is a directory"):
         load_cost_model(str(tmp_path))
+
+
+def test_a_breakdown_adds_every_category():
+    """Breakdown.add spells out its categories (a sweep adds ~150 per ticket): every one of
+    CATEGORIES, and only those, is a field that add() sums."""
+    from dataclasses import fields
+
+    from snncompile.energy.report import CATEGORIES, Breakdown
+
+    assert tuple(f.name for f in fields(Breakdown)) == CATEGORIES
+    a = Breakdown(*(float(i + 1) for i in range(len(CATEGORIES))))
+    b = Breakdown(*(10.0 ** (i + 1) for i in range(len(CATEGORIES))))
+    a.add(b)
+    assert a.to_dict() == {k: (i + 1) + 10.0 ** (i + 1) for i, k in enumerate(CATEGORIES)}

@@ -29,7 +29,7 @@ class Converter:
 
     def __init__(self, gm: fx.GraphModule, rec: Any, mode: str, name: str,
                  probe_modules: dict[str, nn.Module], layout: timefold.TimeLayout | None = None,
-                 batch: int = PROBE_B) -> None:
+                 batch: int = PROBE_B, modules: dict[str, nn.Module] | None = None) -> None:
         self.gm, self.rec = gm, rec
         self.layout = layout or timefold.TimeLayout(mode, steps=PROBE_T if mode in ("m", "m-bf") else None)
         # per-sample layout: "s"/"loop" tensors are [B, ...]; "m"/"static-m" [T, B, ...] or [T·B, ...]
@@ -39,7 +39,8 @@ class Converter:
         self.pieces: dict[str, tuple[str, int, list[tuple[int, int]], bool]] = {}   # chunk/split results
         self.host_pieces: dict[str, tuple[str, Any]] = {}   # topk/sort/max results: (IR input, HostFn)
         self.no_host = False                                # --no-host: refuse host operations
-        self.modules = dict(gm.named_modules())   # the model's own modules: weights are read here
+        # the model's own modules (``dict(gm.named_modules())``, if the caller has it): weights are read here
+        self.modules = modules if modules is not None else dict(gm.named_modules())
         self.probe_modules = probe_modules         # the same modules on the probe's device
         self.g = IRGraph(name)
         self.env: dict[str, str] = {}           # fx node name → IR node name

@@ -69,10 +69,11 @@ def _redefined(cls: type) -> list[str]:
     return out
 
 
-def check_neurons(model: nn.Module) -> None:
+def check_neurons(model: nn.Module, named: list[tuple[str, nn.Module]] | None = None) -> None:
     """Neurons are compiled by their class's known equations: a subclass that redefines
-    them, or parameters that are not finite, would compile to the wrong network."""
-    for path, m in model.named_modules():
+    them, or parameters that are not finite, would compile to the wrong network.
+    ``named``: ``list(model.named_modules())``, when the caller has it."""
+    for path, m in named or model.named_modules():
         if not isinstance(m, NEURON_TYPES):
             continue
         known = next(c for c in type(m).__mro__ if c in NEURON_TYPES)

@@ -286,7 +286,7 @@ def layers_of(graph: IRGraph, net: Netlist | None = None) -> Layers:
     lowering refuses is read with the IR sweep (an estimate of the model as written)."""
     if net is None:
         try:
-            net = lower(graph)
+            net = lower(graph, lazy_bias=True)   # counts read no bias (the netlist lives as long as the estimate)
         except SnnCompileError:
             net = None
     return Layers(graph, net)

@@ -12,6 +12,7 @@ path at most; any other projection is unrolled alone to count it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,24 +72,49 @@ OR_PARAMS = OrPool()
 LOWER = Registry("lowering")
 
 
+class _Bias:
+    """A value's bias map [1, *shape], computed now or (``lazy``) on its first read, for a
+    lowering whose biases nothing reads (an energy estimate's: ~1 ms of a ResNet-18 ticket).
+    ``zero``: known to be all zeros without computing it (a population's output; a view or a
+    bias-free synaptic layer of zeros), None: not known."""
+
+    __slots__ = ("_make", "_map", "zero")
+
+    def __init__(self, make: Callable[[], torch.Tensor], lazy: bool, zero: bool | None = None) -> None:
+        self._make: Callable[[], torch.Tensor] | None = None if not lazy else make
+        self._map: torch.Tensor | None = make() if not lazy else None   # (in the lowering's own context)
+        self.zero = zero
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        if self._make is not None:
+            with one_thread(), torch.no_grad():   # as in the lowering itself
+                self._map = self._make()
+            self._make = None   # (drops what it read: the bias maps before it)
+        return self._map
+
+    def is_zero(self) -> bool:
+        return bool(self.zero) or _is_zero(self.tensor)
+
+
 @dataclass
 class _Value:
     """A node's value as Σ_terms chain(population output) + bias."""
 
     terms: list[tuple[str, list]]     # (source population, chain nodes)
-    bias: torch.Tensor                # [1, *shape]
+    bias: _Bias                       # [1, *shape]
     layers: list[str]
 
     def identity_of(self) -> str | None:
         """The population whose output this value is exactly (through reshapes)."""
         if len(self.terms) == 1 and all(isinstance(n, Reshape) for n in self.terms[0][1]) \
-                and _is_zero(self.bias):
+                and self.bias.is_zero():
             return self.terms[0][0]
         return None
 
 
 class _Lowering:
-    def __init__(self, graph: IRGraph, dense: bool, host: bool = True) -> None:
+    def __init__(self, graph: IRGraph, dense: bool, host: bool = True, lazy_bias: bool = False) -> None:
         self.graph, self.dense = graph, dense
         self.pops: dict[str, Population] = {}
         self.projs: list[Projection] = []
@@ -96,14 +122,28 @@ class _Lowering:
         self.relays: dict[str, str | None] = {}   # delay → the population its drive is exactly
         self.netlist: Netlist | None = None
         self.host = host   # real-valued max-pools become host partitions (else refused)
+        self.lazy = lazy_bias
+
+    def zeros(self, shape) -> _Bias:
+        return _Bias(lambda: _zeros(shape), self.lazy, zero=True)
+
+    def sum(self, a: _Bias, b: _Bias) -> _Bias:
+        return _Bias(lambda: _sum(a.tensor, b.tensor), self.lazy, zero=True if a.zero and b.zero else None)
+
+    def bias_map(self, bias: _Bias, shape) -> BiasMap:
+        """A population's bias from its bias map, kept compact."""
+        if not self.lazy:
+            return BiasMap(_compact_map(bias.tensor, shape), tuple(shape))
+        return BiasMap(lambda: _compact_map(bias.tensor, shape), tuple(shape))
 
     def source(self, name: str, shape) -> _Value:
-        return _Value([(name, [])], _zeros(shape), [])
+        return _Value([(name, [])], self.zeros(shape), [])
 
     def linear(self, name: str, node, value: _Value, layer: bool = False) -> _Value:
-        bias = _zero_in_bias(node, value.bias)   # (under lower's no_grad)
-        if bias is None:
-            bias = _step_bias(node, value.bias)
+        before = value.bias
+        zero = True if before.zero and (isinstance(node, (Reshape, Transpose, Slice)) or (
+            isinstance(node, (Conv2d, Linear)) and node.bias is None)) else None
+        bias = _Bias(lambda: _affine(node, before.tensor), self.lazy, zero)
         return _Value([(s, chain + [node]) for s, chain in value.terms], bias,
                       value.layers + ([name] if layer else []))
 
@@ -127,7 +167,7 @@ class _Lowering:
     def feed_delay(self, name: str, value: _Value) -> None:
         """Connect delay population ``name`` to its drive (once the drive is lowered)."""
         pop = self.pops[name]
-        pop.bias = _bias_map(value.bias, pop.shape)
+        pop.bias = self.bias_map(value.bias, pop.shape)
         self.relays[name] = value.identity_of()   # decided once every delay is fed (resolve_relays)
         self.connect(name, value)
         for proj in self.projs:   # sent from the start of every step: depth 0, like the input
@@ -146,7 +186,7 @@ class _Lowering:
                     self.pops[name].relay, changed = relay, True
 
     def population(self, name: str, value: _Value, pop: Population) -> _Value:
-        pop.bias = _bias_map(value.bias, pop.shape)
+        pop.bias = self.bias_map(value.bias, pop.shape)
         pop.depth = self.connect(name, value)
         self.pops[name] = pop
         return self.source(name, pop.shape)
@@ -184,25 +224,25 @@ def _pool(lw, name, node: Pool2d, ins):
                               "neuromorphic core can max-pool only spikes (as OR neurons)",
                               "move the MaxPool2d after the spiking neuron (pool the spikes) or use AvgPool2d; "
                               "`--target energy` estimates the model as written", EXIT_UNSUPPORTED)
-    value = _Value([(src, [node])], _zeros(node.shape), [])
+    value = _Value([(src, [node])], lw.zeros(node.shape), [])
     return lw.population(name, value, OrPopulation(name, node.size, tuple(node.shape), params=OR_PARAMS))
 
 
 @LOWER.register(Add)
 def _add(lw, name, node, ins):
     a, b = ins
-    return _Value(a.terms + b.terms, _sum(a.bias, b.bias), a.layers + b.layers)
+    return _Value(a.terms + b.terms, lw.sum(a.bias, b.bias), a.layers + b.layers)
 
 
 @LOWER.register(Concat)
 def _concat(lw, name, node: Concat, ins):
     """Each input lands in its slot: a one-input Concat per term, summed like an Add."""
     sizes = tuple(lw.graph.node(s).shape[node.axis] for s in lw.graph.inputs(name))
-    terms, bias, layers = [], _zeros(node.shape), []
+    terms, bias, layers = [], lw.zeros(node.shape), []
     for k, value in enumerate(ins):
         slot = Concat(node.shape, node.source, axis=node.axis, slot=k, sizes=sizes)
         v = lw.linear(name, slot, value)
-        terms, bias, layers = terms + v.terms, _sum(bias, v.bias), layers + v.layers
+        terms, bias, layers = terms + v.terms, lw.sum(bias, v.bias), layers + v.layers
     return _Value(terms, bias, layers)
 
 
@@ -264,7 +304,7 @@ def _host_population(lw: _Lowering, name: str, node: Host, ins: list[_Value]) ->
     common = dict(fn=node.fn, source=node.source or name)
     if len(ins) == 1:
         pop = HostPopulation(name, node.size, tuple(node.shape), in_shape=in_shapes[0], driven=True, **common)
-        pop.bias = _bias_map(ins[0].bias, in_shapes[0])   # the drive has the input's shape
+        pop.bias = lw.bias_map(ins[0].bias, in_shapes[0])   # the drive has the input's shape
         pop.depth = lw.connect(name, ins[0])
         lw.pops[name] = pop
         return lw.source(name, node.shape)
@@ -287,7 +327,7 @@ def _host_population(lw: _Lowering, name: str, node: Host, ins: list[_Value]) ->
 
 def _gathered(lw: _Lowering, value: _Value, shape: tuple[int, ...]) -> Operand | None:
     """``value`` as a gather of one population's outputs (reshaped, transposed, sliced, scaled), or None."""
-    if len(value.terms) != 1 or not _is_zero(value.bias):
+    if len(value.terms) != 1 or not value.bias.is_zero():
         return None
     src, chain = value.terms[0]
     if not all(isinstance(n, (Reshape, Transpose, Scale, Slice)) for n in chain) or \
@@ -313,7 +353,8 @@ def _output(lw, name, node: Output, ins):
                              output_depth=pop.depth)
     else:
         depth = lw.connect(OUTPUT, value)
-        lw.netlist = Netlist(lw.pops, lw.projs, OutputKind.VALUES, output_bias=value.bias.reshape(-1).numpy().copy(),
+        lw.netlist = Netlist(lw.pops, lw.projs, OutputKind.VALUES,
+                             output_bias=value.bias.tensor.reshape(-1).numpy().copy(),
                              output_shape=tuple(node.shape), output_depth=depth)
     return value
 
@@ -364,10 +405,15 @@ def _per_element(node: BatchNorm | Scale, b: np.ndarray) -> np.ndarray:
         return b * scale.reshape(per_channel) + shift.reshape(per_channel)
 
 
-def _bias_map(bias: torch.Tensor, shape) -> BiasMap:
-    """A population's bias from its bias map, kept compact."""
+def _compact_map(bias: torch.Tensor, shape) -> np.ndarray:
     compact = _compact(bias)[0] if tuple(bias.shape[1:]) == tuple(shape) else bias.reshape(tuple(shape))
-    return BiasMap(compact.numpy().copy(), tuple(shape))
+    return compact.numpy().copy()
+
+
+def _affine(node, bias_in: torch.Tensor) -> torch.Tensor:
+    """The bias map after ``node`` (a linear node) of the bias map ``bias_in`` before it."""
+    bias = _zero_in_bias(node, bias_in)
+    return _step_bias(node, bias_in) if bias is None else bias
 
 
 def _zero_in_bias(node, bias_in: torch.Tensor) -> torch.Tensor | None:
@@ -386,7 +432,7 @@ def _zero_in_bias(node, bias_in: torch.Tensor) -> torch.Tensor | None:
 
 def _operand(lw: _Lowering, value: _Value, shape: tuple[int, ...], where: str) -> Operand:
     """A product's factor must be a population's output, possibly transposed, reshaped or scaled."""
-    if len(value.terms) == 1 and _is_zero(value.bias):
+    if len(value.terms) == 1 and value.bias.is_zero():
         src, chain = value.terms[0]
         if all(isinstance(n, (Reshape, Transpose, Scale, Slice)) for n in chain) and \
                 not isinstance(lw.pops[src], InputPopulation):
@@ -408,13 +454,15 @@ def _bits(graph: IRGraph, layers: list[str]) -> int:
 
 @one_thread()   # hundreds of batch-1 steps on bias maps and 0/1 patterns
 @torch.no_grad()
-def lower(graph: IRGraph, dense: bool | None = None, host: bool = True) -> Netlist:
+def lower(graph: IRGraph, dense: bool | None = None, host: bool = True, lazy_bias: bool = False) -> Netlist:
     """Lower ``graph``. ``dense``: emit every projection with its zero-valued synapses, as
     an exporter unaware of pruning does; default: dense unless the graph's synapses are
-    pruned (the ``synapses_pruned`` fact of the prune_synapses pass)."""
+    pruned (the ``synapses_pruned`` fact of the prune_synapses pass). ``lazy_bias``: compute
+    each population's bias on its first read (the same values), for a netlist read for its
+    structure only; it reads the IR nodes then, so they must not have changed since."""
     if dense is None:
         dense = "synapses_pruned" not in graph.facts
-    lw = _Lowering(graph, dense, host)
+    lw = _Lowering(graph, dense, host, lazy_bias)
     back = graph.delayed_reads()   # a loop's Delay comes before its source
     waiting: dict[str, list[str]] = {}
     for src, delay in back:

@@ -11,6 +11,7 @@ plus one entry per registry.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -47,11 +48,19 @@ class BiasMap:
     population's logical ``shape`` (one value per channel where the bias is a folded layer
     bias), ``index`` the kept neurons (None: all). Expanded to one float64 per neuron on the
     first read of :attr:`Population.bias`: a paper-size network keeps tens of millions of
-    neurons whose bias nothing reads unless it is simulated or emitted."""
+    neurons whose bias nothing reads unless it is simulated or emitted. ``source`` is the
+    compact map, or a function computing it on its first read (an energy estimate's lowering
+    reads no bias: see ``lower(lazy_bias=True)``)."""
 
-    compact: np.ndarray
+    source: np.ndarray | Callable[[], np.ndarray]
     shape: tuple[int, ...]
     index: np.ndarray | None = None
+
+    @property
+    def compact(self) -> np.ndarray:
+        if callable(self.source):
+            object.__setattr__(self, "source", self.source())
+        return self.source
 
     def full(self) -> np.ndarray:
         flat = np.empty(int(np.prod(self.shape)), dtype=np.float64)   # always a fresh array
@@ -59,7 +68,8 @@ class BiasMap:
         return flat if self.index is None else flat[self.index]
 
     def kept(self, index: np.ndarray) -> BiasMap:
-        return BiasMap(self.compact, self.shape, index if self.index is None else self.index[index])
+        source = (lambda: self.compact) if callable(self.source) else self.source
+        return BiasMap(source, self.shape, index if self.index is None else self.index[index])
 
 
 @dataclass

@@ -270,7 +270,8 @@ def _entry(arch: Key | None, create: bool = False) -> _Architecture | None:
         while len(_SEEN) > _SIZE:
             _SEEN.popitem(last=False)
     if entry is not None:
-        _SEEN.move_to_end(arch)
+        if last is None or last[1] is not entry:   # (already the most recent: a sweep over one network)
+            _SEEN.move_to_end(arch)
         _LAST[0] = (arch, entry)
     return entry
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -60,6 +61,13 @@ class Input(Node):
     op: ClassVar[str] = "input"
 
 
+@lru_cache(maxsize=256)
+def all_true(shape: tuple[int, ...]) -> np.ndarray:
+    """The mask of a dense layer of weights ``shape``: a read-only all-true view (no memory),
+    one per shape (numpy's broadcast_to costs ~8 µs; a sweep makes dozens per ticket)."""
+    return np.broadcast_to(np.True_, shape)
+
+
 class _Synaptic:
     """Shared by Conv2d and Linear: the explicit mask and the weights it keeps."""
 
@@ -69,8 +77,9 @@ class _Synaptic:
     def __post_init__(self) -> None:
         if self.mask is None:  # as stored: every synapse exists, zero-valued or not
             # a read-only all-true view: a dense layer's mask costs no memory
-            self.mask = np.broadcast_to(np.True_, self.weight.shape)
-        self.mask = np.asarray(self.mask, dtype=bool)
+            self.mask = all_true(tuple(self.weight.shape))
+        elif type(self.mask) is not np.ndarray or self.mask.dtype != bool:
+            self.mask = np.asarray(self.mask, dtype=bool)
 
     gain: np.ndarray | None
 

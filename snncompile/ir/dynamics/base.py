@@ -9,6 +9,7 @@ Parameters may be per-neuron numpy arrays (or torch tensors inside the simulator
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
@@ -25,11 +26,14 @@ def check_finite(model: str, name: str, value: Any, *, allow_none: bool = False,
         if allow_none:
             return
         raise ValueError(f"{model}: {name} is required")
-    if not _numeric(value):
+    if type(value) is float or type(value) is int:   # most parameters: without numpy's ~3 µs a call
+        bad = math.isnan(value) if allow_inf else not math.isfinite(value)
+    elif not _numeric(value):
         return
-    a = np.asarray(value, dtype=np.float64)
-    bad = np.isnan(a) if allow_inf else ~np.isfinite(a)
-    if bad.any():
+    else:
+        a = np.asarray(value, dtype=np.float64)
+        bad = bool((np.isnan(a) if allow_inf else ~np.isfinite(a)).any())
+    if bad:
         raise ValueError(f"{model}: {name} must be a finite number, got {value!r}")
 
 

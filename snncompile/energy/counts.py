@@ -51,7 +51,7 @@ from snncompile.ir import (
     Slice,
     Transpose,
 )
-from snncompile.ir.counting import SYNAPSES, all_stored, binary_scales, nonzero_weights
+from snncompile.ir.counting import SYNAPSES, all_stored, binary_scales, nonzero_weights_of
 from snncompile.ir.host import MaxPool
 from snncompile.ir.registry import Registry
 from snncompile.ir.semantics import STEP
@@ -336,8 +336,8 @@ def count_nonzero(graph: IRGraph, rows: list) -> None:
     figure is only reported, never priced, so an estimate counts last: reading every weight
     (ResNet-18: 47 MB) evicts the caches the rest of its work runs in (~1 ms a ticket when
     each layer's count came between the others' rows)."""
-    for row in rows:
-        row.weights_nonzero = nonzero_weights(graph.node(row.ir_name or row.name))
+    for row, n in zip(rows, nonzero_weights_of([graph.node(row.ir_name or row.name) for row in rows])):
+        row.weights_nonzero = n
 
 
 def neuron_counts(graph: IRGraph, order: list[str] | None = None) -> list[NeuronCount]:

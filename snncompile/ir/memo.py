@@ -94,14 +94,30 @@ def memo_arrays(key: str, arrays: tuple[np.ndarray, ...], compute: Callable[[], 
     array objects while they all live (by identity, as :func:`memo` compares arrays: IR
     arrays are never written in place). Entries go when one of their arrays does; an array
     type without weak references is not remembered."""
-    k = (key, *map(id, arrays))
-    got = _BY_ARRAYS.get(k)
+    got = recalled(key, arrays)
+    if got is not MISSING:
+        return got
+    value = compute()
+    keep(key, arrays, value)
+    return value
+
+
+MISSING = object()
+
+
+def recalled(key: str, arrays: tuple[np.ndarray, ...]) -> Any:
+    """What :func:`memo_arrays` (or :func:`keep`) remembered for ``key`` on these array objects, else MISSING."""
+    got = _BY_ARRAYS.get((key, *map(id, arrays)))
     if got is not None and all(r() is a for r, a in zip(got[0], arrays)):
         return got[1]
-    value = compute()
+    return MISSING
+
+
+def keep(key: str, arrays: tuple[np.ndarray, ...], value: Any) -> None:
+    """Remember ``value`` for ``key`` on these array objects while they all live."""
+    k = (key, *map(id, arrays))
     try:
         refs = tuple(weakref.ref(a, lambda _, k=k: _BY_ARRAYS.pop(k, None)) for a in arrays)
     except TypeError:
-        return value
+        return
     _BY_ARRAYS[k] = (refs, value)
-    return value

@@ -6,7 +6,7 @@ import networkx as nx
 import numpy as np
 
 from snncompile.ir import Conv2d, IRGraph, Linear
-from snncompile.ir.counting import _nonzero, nonzero_weights
+from snncompile.ir.counting import nonzero_weights
 
 
 def _odd_weights(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -50,6 +50,10 @@ def test_order_is_networkx_lexicographical_order_and_cycles_are_told():
             assert g.recurrent()   # the kept order is for other edges
 
 
+def _counted(w: np.ndarray, mask: np.ndarray | None = None) -> int:
+    return nonzero_weights(Linear((w.shape[0],), weight=w, mask=mask))
+
+
 def test_large_layers_counted_in_chunks_count_as_whole_arrays():
     """Over _CHUNK weights (VGG-16's classifier), with a partial last chunk, -0.0, NaN and
     a mask; and a non-contiguous view (read through a flat copy)."""
@@ -58,12 +62,48 @@ def test_large_layers_counted_in_chunks_count_as_whole_arrays():
     rng = np.random.default_rng(3)
     w = _odd_weights(rng, (3, _CHUNK + 1001))
     mask = rng.random(w.shape) < 0.5
-    dense = np.broadcast_to(np.True_, w.shape)
-    assert _nonzero(w, dense) == int(np.count_nonzero(w != 0))
-    assert _nonzero(w, mask) == int(np.count_nonzero((w != 0) & mask))
-    view = w.T
-    assert _nonzero(view, np.broadcast_to(np.True_, view.shape)) == int(np.count_nonzero(w != 0))
-    assert _nonzero(view, mask.T) == int(np.count_nonzero((w != 0) & mask))
+    assert _counted(w) == int(np.count_nonzero(w != 0))
+    assert _counted(w, mask) == int(np.count_nonzero((w != 0) & mask))
+    assert _counted(w.T) == int(np.count_nonzero(w != 0))
+    assert _counted(w.T, mask.T) == int(np.count_nonzero((w != 0) & mask))
+
+
+def test_many_weights_are_counted_on_two_threads_as_on_one(monkeypatch):
+    """Over _TWO_THREADS weights the chunks are shared out between two threads: the same
+    counts per layer (masked and not, a partial last chunk), and an error raised on the
+    helper thread is raised to the caller."""
+    from snncompile.ir import counting
+
+    rng = np.random.default_rng(4)
+    nodes = [Linear((n,), weight=_odd_weights(rng, (n, 40_001))) for n in (9, 60, 3)]
+    masked = _odd_weights(rng, (50, 40_001))
+    nodes.append(Linear((50,), weight=masked, mask=rng.random(masked.shape) < 0.3))
+    assert sum(n.weight.size for n in nodes) > counting._TWO_THREADS
+    want = [int(np.count_nonzero((n.weight != 0) & n.mask)) for n in nodes]
+    started = []
+    real = counting.threading.Thread
+    monkeypatch.setattr(counting, "_cores", lambda: 2)
+    monkeypatch.setattr(counting.threading, "Thread", lambda *a, **k: started.append(1) or real(*a, **k))
+    assert counting.nonzero_weights_of(nodes) == want and started == [1]
+    assert counting.nonzero_weights_of(nodes) == want and started == [1]   # remembered: not read again
+    monkeypatch.setattr(counting, "_cores", lambda: 1)   # one core: counted on this thread alone
+    fresh = [Linear(n.shape, weight=n.weight.copy(), mask=n.mask) for n in nodes]
+    assert counting.nonzero_weights_of(fresh) == want and started == [1]
+    monkeypatch.setattr(counting, "_cores", lambda: 2)
+    broken = [Linear(n.shape, weight=n.weight.copy(), mask=n.mask) for n in nodes]
+    real_count = counting._count
+
+    def failing_on_the_helper(parts, n):
+        if counting.threading.current_thread() is counting.threading.main_thread():
+            return real_count(parts, n)
+        raise MemoryError("helper")
+    monkeypatch.setattr(counting, "_count", failing_on_the_helper)
+    try:
+        counting.nonzero_weights_of(broken)
+    except MemoryError as exc:
+        assert str(exc) == "helper"
+    else:
+        raise AssertionError("the helper thread's error was swallowed")
 
 
 def test_batch_norm_and_scale_on_a_bias_map_match_the_reference_step_bit_for_bit():

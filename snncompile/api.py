@@ -180,7 +180,7 @@ def layer_rows(graph: IRGraph) -> list[LayerRow]:
     """One row per IR node, named by the user's module path; synaptic rows count live
     synapses (closed form) and the nonzero weights of their tensor."""
     from snncompile.ir import Conv2d, IRGraph, Linear, Neuron
-    from snncompile.ir.counting import layer_synapses, nonzero_weights
+    from snncompile.ir.counting import layer_synapses, nonzero_weights_of
     from snncompile.ir.labels import labels
     from snncompile.report import LayerRow, row_detail
 
@@ -188,13 +188,16 @@ def layer_rows(graph: IRGraph) -> list[LayerRow]:
         raise apicheck.bad("layer_rows", "graph", graph, "an IRGraph", "trace('model.pt').graph")
     counts, names = layer_synapses(graph), labels(graph)
     or_synapses = {graph.inputs(n)[0] for n in graph.of_type(Neuron) if graph.node(n).role == "or"}
+    weighted = [name for name, node in graph.items()   # OR synapses: no user weights
+                if isinstance(node, (Conv2d, Linear)) and name not in or_synapses]
+    nonzero = dict(zip(weighted, nonzero_weights_of([graph.node(n) for n in weighted])))
     rows = []
     for name, node in graph.items():
         row = LayerRow(names[name], node.op, tuple(node.shape), detail=row_detail(node), ir_name=name)
         if isinstance(node, Neuron):
             row.neurons = node.kept
-        if isinstance(node, (Conv2d, Linear)) and name not in or_synapses:   # OR synapses: no user weights
-            row.weights, row.weights_nonzero = int(node.weight.size), nonzero_weights(node)
+        if name in nonzero:
+            row.weights, row.weights_nonzero = int(node.weight.size), nonzero[name]
         if name in counts:
             row.synapses, row.synapses_dense = counts[name].synapses, counts[name].synapses_dense
         rows.append(row)

@@ -284,3 +284,19 @@ def test_neuron_families_are_a_registry():
     assert registry.family_of(nn.Linear(2, 2)) is None and registry.family_of(nn.ReLU()) is None
     with pytest.raises(ValueError, match="two neuron families named snntorch"):
         registry.neuron_family("snntorch", lambda m: False)(lambda cx, m, path, src, shape: src)
+
+
+def test_a_family_decided_by_class_is_remembered_by_class_and_one_decided_by_module_is_not():
+    """family_of remembers what the class alone decides (a library's layers and neurons:
+    asked ~3 times per module by a trace); a user's stateful class is asked every time, as
+    its modules may differ (weights make it a layer, not a neuron)."""
+    from spikingjelly.activation_based import neuron
+
+    for m in (nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), neuron.IFNode(), neuron.LIFNode(), nn.ReLU()):
+        want = next((f for f in registry.families() if f.claims(m)), None)
+        assert registry.family_of(m) is want and registry.family_of(m) is want   # the second from memory
+        assert type(m) in registry._BY_CLASS
+    plain, weighted = HandLIF(), HandLIF()
+    weighted.w = nn.Parameter(torch.ones(3, 3))   # a 2-D parameter: a layer with state, not a neuron
+    assert registry.family_of(plain).name == "hand-written" and registry.family_of(weighted) is None
+    assert HandLIF not in registry._BY_CLASS

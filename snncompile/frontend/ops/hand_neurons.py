@@ -90,7 +90,12 @@ def reset(m: nn.Module) -> None:
             m.__dict__[attr] = rest
 
 
-@neuron_family("hand-written", claims, reset=reset)
+def claims_by_class(cls: type) -> bool | None:
+    """A library's class is never a hand-written neuron; a user's depends on the module (its parameters)."""
+    return False if cls.__module__.startswith(_LIBRARIES) else None
+
+
+@neuron_family("hand-written", claims, reset=reset, by_class=claims_by_class)
 def hand_neuron(cx: Converter, m: nn.Module, path: str, src: str, shape: tuple[int, ...]) -> str:
     """A hand-written stateful neuron module, by the dynamics its spikes match."""
     return cx.add(path, Neuron(shape, path, dynamics=identify(m, path, shape)), [src])

@@ -54,7 +54,8 @@ class InlineNeuron(nn.Module):
         return x * 0
 
 
-@neuron_family("inline", lambda m: isinstance(m, InlineNeuron), recorded=False)
+@neuron_family("inline", lambda m: isinstance(m, InlineNeuron), recorded=False,
+               by_class=lambda cls: issubclass(cls, InlineNeuron))
 def inline_neuron(cx: Converter, m: InlineNeuron, path: str, src: str, shape: tuple[int, ...]) -> str:
     name = cx.add(path, Neuron(shape, str(m.source), dynamics=m.dynamics), [src])
     cx.neuron_sources[name] = m.source

@@ -37,7 +37,7 @@ def neuron_call(cx: Converter, m: nn.Module, path: str, src: str, out_shape: tup
     return name
 
 
-@neuron_family("spikingjelly", lambda m: isinstance(m, NEURON_TYPES))
+@neuron_family("spikingjelly", lambda m: isinstance(m, NEURON_TYPES), by_class=lambda cls: issubclass(cls, NEURON_TYPES))
 def spikingjelly_neuron(cx: Converter, m: nn.Module, path: str, src: str, shape: tuple[int, ...]) -> str:
     """spikingjelly's IFNode, LIFNode and ParametricLIFNode (equations in their dynamics types)."""
     v_reset = None if m.v_reset is None else float(m.v_reset)

@@ -8,6 +8,7 @@ spikingjelly's ``layer.Conv2d`` finds ``nn.Conv2d``'s handler.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -68,32 +69,58 @@ class NeuronFamily:
     ``claims(m)`` says whether a module is one of its neurons (a leaf of the trace);
     ``build(cx, m, path, src, shape)`` adds its IR neuron fed by ``src`` (the family's
     equations, or a refusal by name); ``reset(m)`` puts the module's state back to rest;
-    ``recorded``: the module is one of the source model's, so its spikes can be recorded there."""
+    ``recorded``: the module is one of the source model's, so its spikes can be recorded there;
+    ``by_class(cls)``: what ``claims`` answers for every module of class ``cls``, where the
+    class alone decides it (None: it depends on the module)."""
 
     name: str
     claims: Callable[[nn.Module], bool]
     build: ModuleHandler
     reset: Callable[[nn.Module], None] | None = None
     recorded: bool = True
+    by_class: Callable[[type], bool | None] | None = None
 
 
 _FAMILIES: dict[str, NeuronFamily] = {}
+# the family of each class the families decide by class alone (a trace asks ~3 times per module)
+_BY_CLASS: weakref.WeakKeyDictionary[type, NeuronFamily | None] = weakref.WeakKeyDictionary()
 
 
 def neuron_family(name: str, claims: Callable[[nn.Module], bool], reset: Callable[[nn.Module], None] | None = None,
-                  recorded: bool = True) -> Callable[[ModuleHandler], ModuleHandler]:
+                  recorded: bool = True, by_class: Callable[[type], bool | None] | None = None,
+                  ) -> Callable[[ModuleHandler], ModuleHandler]:
     """Register the decorated function as the builder of neuron family ``name``."""
     def register(fn: ModuleHandler) -> ModuleHandler:
         if name in _FAMILIES:
             raise ValueError(f"two neuron families named {name}")
-        _FAMILIES[name] = NeuronFamily(name, claims, fn, reset, recorded)
+        _FAMILIES[name] = NeuronFamily(name, claims, fn, reset, recorded, by_class)
+        _BY_CLASS.clear()
         return fn
     return register
 
 
 def family_of(m: nn.Module) -> NeuronFamily | None:
     """The neuron family claiming ``m`` (None: not a neuron), in registration order."""
-    return next((f for f in _FAMILIES.values() if f.claims(m)), None)
+    cls = type(m)
+    found = _BY_CLASS.get(cls, _UNDECIDED)
+    if found is not _UNDECIDED:
+        return found
+    decided = True
+    for family in _FAMILIES.values():
+        said = None if family.by_class is None else family.by_class(cls)
+        if said is None:
+            decided, said = False, family.claims(m)
+        if said:
+            found = family
+            break
+    else:
+        found = None
+    if decided:
+        _BY_CLASS[cls] = found
+    return found
+
+
+_UNDECIDED = object()
 
 
 def families() -> list[NeuronFamily]:

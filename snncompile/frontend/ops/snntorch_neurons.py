@@ -25,7 +25,8 @@ def _reset_snntorch(m: nn.Module) -> None:
         m.reset_mem()   # snnTorch's hidden state (init_hidden=True) would carry over to the next batch
 
 
-@neuron_family("snntorch", lambda m: isinstance(m, SNNTORCH_NEURON), reset=_reset_snntorch)
+@neuron_family("snntorch", lambda m: isinstance(m, SNNTORCH_NEURON), reset=_reset_snntorch,
+               by_class=lambda cls: issubclass(cls, SNNTORCH_NEURON))
 def snntorch_neuron(cx: Converter, m: nn.Module, path: str, src: str, shape: tuple[int, ...]) -> str:
     if isinstance(m, SNNTORCH_RECURRENT):
         return recurrent_neuron(cx, m, path, src, shape)

@@ -416,8 +416,13 @@ def _bound(root: nn.Module, graph: fx.Graph) -> fx.GraphModule:
     ~0.5 ms of a ~15 ms ticket); this one holds root's children themselves, so every target
     resolves to the same object. The rewrites add modules and buffers at its top level only,
     never inside root's modules. Tensors fx found outside any module's registered ones
-    (``_tensor_constant0``, set on root by the tracer) are copied as fx copies them."""
+    (``_tensor_constant0``, set on root by the tracer) are copied as fx copies them. A root
+    whose own names are a GraphModule's (a child or buffer called ``graph``, ``code``,
+    ``meta``) gets fx's copy, which names only what the graph reads."""
     gm = _GraphModule(nn.Module(), fx.Graph())
+    if any(name in gm.__dict__ or hasattr(type(gm), name) for name in (*root._modules, *root._parameters,
+                                                                       *root._buffers)):
+        return _GraphModule(root, graph)
     gm.training = root.training
     gm._modules.update(root._modules)
     gm._parameters.update(root._parameters)

@@ -123,3 +123,24 @@ def test_a_trace_every_ticket_rewrites_is_copied_for_each(lent):
     # then "loop-in" (rewritten to read one step: a copy for each ticket)
     handed = [g for g in lent if g is not None]
     assert len(handed) == 4 and handed[0] is handed[2] and handed[1] is not handed[3]
+
+
+class _NamedLikeAGraphModule(nn.Module):
+    """Top-level names a GraphModule has itself: an unused buffer `graph`, an unused child `code`."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.fc = nn.Linear(16, 8)
+        self.sn = neuron.IFNode()
+        self.register_buffer("graph", torch.zeros(1))
+        self.code = nn.Identity()
+
+    def forward(self, x):
+        return self.sn(self.fc(x))
+
+
+def test_a_model_with_a_graphmodules_own_names_traces_and_its_tickets_too():
+    for seed in (0, 1, 2):
+        ticket = _NamedLikeAGraphModule(seed)
+        assert_same_ir(trace_model(ticket, (16,)).graph, _uncached(_NamedLikeAGraphModule(seed), (16,)))

@@ -531,7 +531,7 @@ def _convert(gm: fx.GraphModule, model: nn.Module, meta: nn.Module, convention: 
         rec = _recorded(values, (layout.keep or ops) & ops)
         if rec is None:
             rec, _ = _record_shapes(model, gm.graph, lead, input_shape)
-        conv = _Converter(gm, rec, convention, name, dict(meta.named_modules()), layout, batch, modules)
+        conv = _Converter(gm, rec, convention, name, meta, layout, batch, modules)
         conv.masks = dict(masks or {})
         conv.no_host = no_host
         graph = conv.run()

@@ -28,7 +28,7 @@ class Converter:
     (the IR graph, the fx → IR name map and the facts later nodes need)."""
 
     def __init__(self, gm: fx.GraphModule, rec: Any, mode: str, name: str,
-                 probe_modules: dict[str, nn.Module], layout: timefold.TimeLayout | None = None,
+                 probe_root: nn.Module, layout: timefold.TimeLayout | None = None,
                  batch: int = PROBE_B, modules: dict[str, nn.Module] | None = None) -> None:
         self.gm, self.rec = gm, rec
         self.layout = layout or timefold.TimeLayout(mode, steps=PROBE_T if mode in ("m", "m-bf") else None)
@@ -41,7 +41,8 @@ class Converter:
         self.no_host = False                                # --no-host: refuse host operations
         # the model's own modules (``dict(gm.named_modules())``, if the caller has it): weights are read here
         self.modules = modules if modules is not None else dict(gm.named_modules())
-        self.probe_modules = probe_modules         # the same modules on the probe's device
+        self.probe_root = probe_root               # the same model on the probe's device
+        self._probe_modules: dict[str, nn.Module] | None = None
         self.g = IRGraph(name)
         self.env: dict[str, str] = {}           # fx node name → IR node name
         self.time_reduced: set[str] = set()
@@ -54,6 +55,13 @@ class Converter:
         self.consts_used: set[str] = set()          # buffer names applied as keep-masks
         self.folder = Folder(gm, constant_nodes(gm.graph))  # what forward() computes from parameters only
         self.sites: list[Site] = []                 # every synaptic IR node and its source, for the guard
+
+    @property
+    def probe_modules(self) -> dict[str, nn.Module]:
+        """The probe model's modules by path (made when first asked: most models never do)."""
+        if self._probe_modules is None:
+            self._probe_modules = dict(self.probe_root.named_modules())
+        return self._probe_modules
 
     # per-sample shape of a recorded fx value
     def sample_shape(self, n: fx.Node) -> tuple[int, ...]:

@@ -16,9 +16,13 @@ Two comparisons, both printed:
   pass against our first trace + estimate, each with the one-time set-up it causes (torch's
   kernel set-up, lazily imported modules). Separate processes, so that neither pays the
   other's set-up whatever the order;
-* **per ticket in a sweep** (warm): a new model instance (new weights) traced and estimated
-  once, best of ``--repeat``, against spikingjelly's best of ``--repeat`` further forward passes.
-  This is the figure a sweep over hundreds of tickets lives on.
+* **per ticket in a sweep** (warm): a new model instance (new weights, built just before, as
+  a sweep loads a ticket) traced and estimated once, best of ``--repeat``, against
+  spikingjelly's best of ``--repeat`` further forward passes. The two are interleaved (a
+  forward pass, then a ticket, ``--repeat`` times): this machine's speed drifts by 10–20 %
+  over seconds, and timed one after the other, each tool's best fell in a stretch of its
+  own (the same model gave 35× and 62× in two runs). This is the figure a sweep over
+  hundreds of tickets lives on.
   The new instance reuses the symbolic trace of its architecture (``frontend.trace_cache``);
   its weights, masks and every figure are its own (no array of the last graph is reused).
 """
@@ -142,10 +146,10 @@ def main(argv: list[str] | None = None) -> None:
         os.unlink(f.name)
     trace_first, estimate_first = ours["trace"], ours["estimate"]
     trace_model(model, (3, 224, 224), name=args.model)   # the architecture is traced: tickets below reuse it
-    sj_warm = min(spikingjelly_run(model, x)[0] for _ in range(args.repeat))
-    trace_warm = ticket_warm = float("inf")
-    for _ in range(args.repeat):   # a new ticket: new weights; only its architecture's trace is reused
-        fresh = MODELS[args.model]().eval()
+    sj_warm = trace_warm = ticket_warm = float("inf")
+    for _ in range(args.repeat):   # interleaved: both tools sample the same stretches of the machine's time
+        sj_warm = min(sj_warm, spikingjelly_run(model, x)[0])
+        fresh = MODELS[args.model]().eval()   # a new ticket: new weights; only its architecture's trace is reused
         t0 = time.perf_counter()
         graph = trace_model(fresh, (3, 224, 224), name=args.model).graph
         t1 = time.perf_counter()

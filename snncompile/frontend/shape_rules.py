@@ -13,6 +13,7 @@ operation on the meta copy. Two reasons: several meta kernels are Python decompo
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any
 
@@ -172,6 +173,41 @@ def reduced(method: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
     return torch.empty(shape, dtype=x.dtype, device=x.device)
 
 
+def method_output(method: str, args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The meta output of a tensor method a rule below knows (None: run torch's)."""
+    if method in ("mean", "sum"):
+        return reduced(method, args, kwargs)
+    if method == "repeat":
+        return repeated(args, kwargs)
+    return None
+
+
+def repeated(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """``x.repeat(*sizes)`` / ``x.repeat(sizes)`` with sizes of Python ints, at least one per
+    axis of x and none negative (Spikformer's ``x.unsqueeze(0).repeat(T, 1, 1, 1, 1)``): a
+    contiguous tensor of x's shape, padded with leading 1s, times the sizes (torch's meta
+    kernel checks its arguments through torch's symbolic shapes, which import sympy). Sizes
+    of the wrong rank or negative raise what that kernel raises (a trace tries several
+    input layouts, and the wrong ones end here)."""
+    if kwargs or len(args) < 2 or not isinstance(args[0], torch.Tensor):
+        return None
+    x, sizes = args[0], args[1:]
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, torch.Size)):
+        sizes = tuple(sizes[0])
+    if not sizes or not all(type(s) is int and -2 ** 31 < s < 2 ** 31 for s in sizes):
+        return None
+    if len(sizes) < x.dim():
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
+    for i, s in enumerate(sizes):
+        if s < 0:
+            raise RuntimeError(f"Repeats cannot be negative, found {s} at index {i}")
+    padded = (1,) * (len(sizes) - x.dim()) + tuple(x.shape)
+    shape = [n * s for n, s in zip(padded, sizes)]
+    if math.prod(shape) >= 2 ** 62:
+        return None
+    return torch.empty(shape, dtype=x.dtype, device=x.device)
+
+
 def _matmul_shape(a: Any, b: Any) -> torch.Tensor | None:
     """a @ b for float tensors of one dtype, a of rank ≥ b's ≥ 2 (attention's q @ kᵀ, attn @ v):
     [..., n, k] @ [..., k, p] → [broadcast(...), n, p], contiguous (torch folds or batches it;
@@ -203,6 +239,8 @@ def module_output(mod: nn.Module, args: tuple, kwargs: dict) -> torch.Tensor | N
     x, cls = args[0], type(mod)
     if cls.__module__ == _SJ_CONTAINER and cls.__name__ == "SeqToANNContainer":
         return _seq_to_ann_shape(mod, x)
+    if cls.__module__.startswith(_SJ_LAYER) and cls.__name__ == "VotingLayer":
+        return _voting_shape(mod, x)
     if not (cls.__module__.startswith("torch.nn.modules") or (cls.__module__.startswith(_SJ_LAYER)
                                                               and cls.__name__ in _SJ_STOCK)):
         return None   # a subclass (spikingjelly's WSConv2d) may compute something else: run it
@@ -296,6 +334,17 @@ def _pool_shape(mod: nn.MaxPool2d | nn.AvgPool2d, x: torch.Tensor, lead: int) ->
             return None
         out.append(o)
     return torch.empty((*x.shape[:lead + 1], *out), dtype=x.dtype, device=x.device)
+
+
+def _voting_shape(mod: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """spikingjelly's VotingLayer: the mean of each run of ``voting_size`` features of the last
+    axis (``avg_pool1d`` of [B, 1, N]), [B, N] → [B, ⌊N / v⌋] per step; contiguous input of one
+    sample axis only, N ≥ v. (avg_pool1d's meta kernel imports sympy on a first trace.)"""
+    v, lead = getattr(mod, "voting_size", None), 2 if getattr(mod, "step_mode", "s") == "m" else 1
+    if type(v) is not int or v < 1 or x.dim() != lead + 1 or not x.is_contiguous() or not x.shape[-1] >= v \
+            or 0 in x.shape:
+        return None
+    return torch.empty((*x.shape[:-1], x.shape[-1] // v), dtype=x.dtype, device=x.device)
 
 
 def _adaptive_shape(mod: nn.AdaptiveAvgPool2d, x: torch.Tensor, lead: int) -> torch.Tensor | None:

@@ -26,7 +26,7 @@ import torch
 from torch import fx, nn
 
 from snncompile.errors import EXIT_UNSUPPORTED, SnnCompileError
-from snncompile.frontend.shape_rules import like, module_output, reduced, same_operands
+from snncompile.frontend.shape_rules import like, method_output, module_output, same_operands
 
 MISSING = object()   # the value of an operation whose meta evaluation failed
 
@@ -227,7 +227,7 @@ class ShapeTracer(fx.Tracer):
                     same = same_operands(target, a, k)
                     return target(*a, **k) if same is None else same
                 if kind == "call_method":
-                    same = reduced(target, a, k)
+                    same = method_output(target, a, k)
                     return getattr(a[0], target)(*a[1:], **k) if same is None else same
                 if kind == "call_module":
                     return self._run_module(target, a, k)

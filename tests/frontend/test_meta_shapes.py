@@ -11,7 +11,14 @@ import torch
 from spikingjelly.activation_based import layer
 from torch import nn
 
-from snncompile.frontend.shape_rules import _matmul_shape, like, module_output, reduced, same_operands
+from snncompile.frontend.shape_rules import (
+    _matmul_shape,
+    like,
+    module_output,
+    reduced,
+    repeated,
+    same_operands,
+)
 
 
 @pytest.mark.parametrize("make,shape", [
@@ -230,7 +237,9 @@ def test_a_first_trace_and_estimate_in_a_new_process_do_not_import_sympy():
     (``--target energy``), and a small Spikformer (q @ kᵀ, a scale, a transposed residual sum,
     mean over time) traced and estimated, in a fresh process: the checkpoint's allowlist, torch's
     meta kernels of these and autograd's check of a given gradient would import torch's
-    symbolic-shape machinery and sympy (0.3–1.3 s a command)."""
+    symbolic-shape machinery and sympy (0.3–1.3 s a command). Also four published-style
+    models of the corpus (Spikformer's ``x.repeat(T, …)``, legacy ``clock_driven`` neurons,
+    a VotingLayer, SeqToANNContainer probes), which took 0.4–1.3 s to trace first."""
     import subprocess
     import sys
 
@@ -265,6 +274,9 @@ assert code == 0, code
 for model in (cnn.eval(), Spikformer(1, 64, 10, imagenet=False, heads=4).eval()):
     graph = trace_model(model, (3, 32, 32)).graph
     estimate_energy(graph, steps=4, firing_rates={"*": 0.1})
+from corpus.families import RAW, build   # x.repeat(T, ...), legacy clock_driven neurons, VotingLayer, containers
+for name in ("spikformer", "sj-spikformer", "sj-plif-cifar10", "kim-resnet"):
+    estimate_energy(trace_model(build(name), RAW[name].shape).graph, steps=4, firing_rates={"*": 0.1})
 print("sympy" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -333,3 +345,59 @@ def test_avg_pool_with_a_zero_divisor_is_refused_as_it_fails():
                       nn.Flatten(), nn.Linear(64, 10), neuron.IFNode()).eval()
     with pytest.raises(SnnCompileError, match="divisor"):
         trace_model(m, (3, 8, 8))
+
+
+@pytest.mark.parametrize("shape,sizes", [
+    ((2, 3, 32, 32), (4, 1, 1, 1, 1)), ((5, 64), (1, 3)), ((5, 64), (2, 1, 1)), ((3,), (0,)),
+    ((2, 3), ((4, 1, 2),)), ((2, 3), (torch.Size([1, 2]),)),
+])
+def test_repeat_rule_gives_torch_s_meta_output(shape, sizes):
+    for x in _layouts(shape)[:2] if len(shape) > 1 else [torch.empty(shape, device="meta")]:
+        got, want = repeated((x, *sizes), {}), x.repeat(*sizes)
+        assert got is not None and (got.shape, got.stride(), got.dtype) == (want.shape, want.stride(), want.dtype)
+
+
+def test_repeat_rule_raises_what_torch_raises_and_leaves_the_rest_to_it():
+    x = torch.empty(2, 3, device="meta")
+    for sizes in [(2,), (1, -1), (-2, 1, 1)]:   # too few sizes, negative: the meta kernel's own errors
+        with pytest.raises(RuntimeError) as want:
+            x.repeat(*sizes)
+        with pytest.raises(RuntimeError) as got:
+            repeated((x, *sizes), {})
+        assert str(got.value) == str(want.value)
+    assert repeated((x,), {}) is None                       # no sizes
+    assert repeated((x, 2.0, 1), {}) is None                # not ints
+    assert repeated((x, True, 1), {}) is None
+    assert repeated((x, 2, 1), {"out": None}) is None
+
+
+@pytest.mark.parametrize("step_mode,shape,v", [("s", (5, 100), 10), ("m", (4, 5, 100), 10), ("s", (5, 37), 5),
+                                               ("m", (3, 2, 12), 12)])
+def test_voting_layer_rule_gives_its_meta_output(step_mode, shape, v):
+    mod = layer.VotingLayer(v, step_mode=step_mode)
+    x = torch.empty(shape, device="meta")
+    got, want = module_output(mod, (x,), {}), mod(x)
+    assert got is not None and (got.shape, got.stride(), got.dtype) == (want.shape, want.stride(), want.dtype)
+
+
+def test_no_voting_layer_rule_where_it_would_fail_or_a_subclass_decides():
+    assert module_output(layer.VotingLayer(10), (torch.empty(5, 4, device="meta"),), {}) is None   # N < v
+
+    class Mine(layer.VotingLayer):
+        pass
+    assert module_output(Mine(10), (torch.empty(5, 100, device="meta"),), {}) is None
+
+
+def test_legacy_neurons_are_stock_and_a_subclass_with_methods_is_not():
+    from spikingjelly.activation_based import neuron
+
+    from snncompile.frontend import legacy
+    from snncompile.frontend.ops.neurons import stock_neuron
+
+    multi_step_lif = legacy._classes()["MultiStepLIFNode"]   # (the class itself: sys.modules left alone)
+    assert stock_neuron(neuron.LIFNode()) and stock_neuron(multi_step_lif(tau=2.0))
+
+    class Louder(neuron.LIFNode):
+        def single_step_forward(self, x):
+            return super().single_step_forward(x) * 2
+    assert not stock_neuron(Louder())

@@ -9,6 +9,7 @@ from torch import nn
 from snncompile.frontend.ops.common import PASS_THROUGH, SEQ_CONTAINERS, SJ_PREFIX, is_neuron
 from snncompile.frontend.ops.context import Converter
 from snncompile.frontend.ops.registry import layer
+from snncompile.frontend.shape_rules import module_output
 
 
 @layer(nn.Sequential, *SEQ_CONTAINERS)
@@ -43,7 +44,13 @@ def child_shape(cx: Converter, child: nn.Module, path: str, src: str) -> tuple[i
             saved = fn.step_mode
             fn.step_mode = "s"
             try:
-                return tuple(fn(probe).shape[1:])
+                return _probed(fn, probe)
             finally:
                 fn.step_mode = saved
-        return tuple(fn(probe).shape[1:])
+        return _probed(fn, probe)
+
+
+def _probed(fn: nn.Module, probe: torch.Tensor) -> tuple[int, ...]:
+    # the shape rules first: a meta conv or pool run by torch imports sympy on a first trace
+    out = module_output(fn, (probe,), {})
+    return tuple((fn(probe) if out is None else out).shape[1:])

@@ -53,9 +53,19 @@ def spikingjelly_neuron(cx: Converter, m: nn.Module, path: str, src: str, shape:
 
 
 def stock_neuron(m: nn.Module) -> bool:
-    """spikingjelly's own IFNode, LIFNode or ParametricLIFNode (not a subclass): its output is
-    one spike per input element, of the input's dtype, in either step mode."""
-    return type(m) in NEURON_TYPES
+    """spikingjelly's own IFNode, LIFNode or ParametricLIFNode, or a subclass that only has
+    a constructor of its own (the legacy ``clock_driven`` names): its output is one spike per
+    input element, of the input's dtype, in either step mode."""
+    for cls in type(m).__mro__:
+        if cls in NEURON_TYPES:
+            return True
+        if set(vars(cls)) - _CONSTRUCTOR_ONLY:
+            return False
+    return False
+
+
+_CONSTRUCTOR_ONLY = frozenset({"__init__", "__module__", "__doc__", "__qualname__", "__firstlineno__",
+                               "__static_attributes__"})
 
 
 _EQUATIONS = ("neuronal_charge", "neuronal_fire", "neuronal_reset")   # replaced: other dynamics

@@ -125,14 +125,12 @@ def test_a_trace_every_ticket_rewrites_is_copied_for_each(lent):
     assert len(handed) == 4 and handed[0] is handed[2] and handed[1] is not handed[3]
 
 
-class _NamedLikeAGraphModule(nn.Module):
-    """Top-level names a GraphModule has itself: an unused buffer `graph`, an unused child `code`."""
+class _NamedLikeAGraphModule(_StepLoop):
+    """Top-level names a GraphModule has itself: an unused buffer `graph`, an unused child
+    `code`; forward() reads one step."""
 
     def __init__(self, seed: int) -> None:
-        super().__init__()
-        torch.manual_seed(seed)
-        self.fc = nn.Linear(16, 8)
-        self.sn = neuron.IFNode()
+        super().__init__(seed)
         self.register_buffer("graph", torch.zeros(1))
         self.code = nn.Identity()
 

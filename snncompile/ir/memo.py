@@ -87,26 +87,12 @@ def remember(graph: IRGraph, key: str, value: object, ignore: frozenset[str] = f
 
 
 _BY_ARRAYS: dict[tuple, tuple[tuple[weakref.ref, ...], Any]] = {}
-
-
-def memo_arrays(key: str, arrays: tuple[np.ndarray, ...], compute: Callable[[], T]) -> T:
-    """``compute()``, or its result from an earlier call with the same ``key`` on the same
-    array objects while they all live (by identity, as :func:`memo` compares arrays: IR
-    arrays are never written in place). Entries go when one of their arrays does; an array
-    type without weak references is not remembered."""
-    got = recalled(key, arrays)
-    if got is not MISSING:
-        return got
-    value = compute()
-    keep(key, arrays, value)
-    return value
-
-
 MISSING = object()
 
 
 def recalled(key: str, arrays: tuple[np.ndarray, ...]) -> Any:
-    """What :func:`memo_arrays` (or :func:`keep`) remembered for ``key`` on these array objects, else MISSING."""
+    """What :func:`keep` remembered for ``key`` on these array objects, else MISSING: by
+    identity, as :func:`memo` compares arrays (IR arrays are never written in place)."""
     got = _BY_ARRAYS.get((key, *map(id, arrays)))
     if got is not None and all(r() is a for r, a in zip(got[0], arrays)):
         return got[1]
@@ -114,7 +100,8 @@ def recalled(key: str, arrays: tuple[np.ndarray, ...]) -> Any:
 
 
 def keep(key: str, arrays: tuple[np.ndarray, ...], value: Any) -> None:
-    """Remember ``value`` for ``key`` on these array objects while they all live."""
+    """Remember ``value`` for ``key`` on these array objects while they all live (entries go
+    when one of their arrays does; an array type without weak references is not remembered)."""
     k = (key, *map(id, arrays))
     try:
         refs = tuple(weakref.ref(a, lambda _, k=k: _BY_ARRAYS.pop(k, None)) for a in arrays)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from snncompile.ir import Conv2d, Input, IRGraph, Linear, Neuron, Output
 from snncompile.ir.counting import layer_synapses, live_synapses
 from snncompile.ir.dynamics import IF
-from snncompile.ir.memo import _BY_ARRAYS, memo, memo_arrays, remember
+from snncompile.ir.memo import _BY_ARRAYS, MISSING, keep, memo, recalled, remember
 from snncompile.ir.semantics import STEP
 from snncompile.ir.structure import liveness
 
@@ -123,13 +123,14 @@ def test_memo_forgets_on_any_change_and_remember_records():
     assert memo(g, "k", lambda: 99) == 99
 
 
-def test_memo_arrays_holds_while_the_same_arrays_live():
+def test_kept_values_hold_while_the_same_arrays_live():
     from snncompile.ir.counting import nonzero_weights
 
     w, m = np.arange(6.0).reshape(2, 3), np.ones((2, 3), bool)
-    assert memo_arrays("k", (w, m), lambda: 1) == 1
-    assert memo_arrays("k", (w, m), lambda: 2) == 1           # the same objects: remembered
-    assert memo_arrays("k", (w.copy(), m), lambda: 3) == 3    # an equal but other array: computed
+    assert recalled("k", (w, m)) is MISSING
+    keep("k", (w, m), 1)
+    assert recalled("k", (w, m)) == 1                         # the same objects: remembered
+    assert recalled("k", (w.copy(), m)) is MISSING            # an equal but other array: not
     key = ("k", id(w), id(m))
     assert key in _BY_ARRAYS
     del w
